@@ -1,0 +1,207 @@
+//! The command line: parsing with pico-args into a [`Command`], and the help texts.
+//!
+//! Usage errors (unknown command, unknown flag, missing value) are [`UsageError`]s, which `main`
+//! turns into exit code 2 with the relevant help.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `mt5bot run [--config FILE]`
+    Run { config: Option<PathBuf> },
+    /// `mt5bot config check [--config FILE]`
+    ConfigCheck { config: Option<PathBuf> },
+    /// `mt5bot --version`
+    Version,
+    /// `mt5bot help [COMMAND]` or `--help`: the text to print.
+    Help(&'static str),
+}
+
+/// A command line that could not be understood; carries the help text to show with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    pub message: String,
+    pub help: &'static str,
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub const MAIN_HELP: &str = "\
+mt5bot: a trading daemon for MetaTrader 5, built to run unattended
+
+Usage: mt5bot <COMMAND> [OPTIONS]
+
+Commands:
+  run            Run the daemon (with no --config: paper venue, synthetic feed,
+                 /metrics on 127.0.0.1:9898)
+  config check   Validate a config file and print the effective configuration
+  help [COMMAND] Show help for a command
+
+Options:
+  -h, --help     Show this help
+  -V, --version  Show version, git commit, rustc and target
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+";
+
+pub const RUN_HELP: &str = "\
+mt5bot run: run the trading daemon
+
+Usage: mt5bot run [--config FILE]
+
+Options:
+  -c, --config FILE  Configuration file (see config.example.yaml). Without it the
+                     embedded default runs: paper venue, synthetic feed, /metrics,
+                     /healthz and /readyz on 127.0.0.1:9898.
+  -h, --help         Show this help
+
+Logs go to logging.file (JSON lines, default logs/mt5bot.log) and to stderr.
+SIGTERM or SIGINT stops it gracefully: no new signals, orders in flight settle for
+up to engine.shutdown_grace, the final state is logged, exit 0. Under systemd
+(Type=notify) it reports READY=1, WATCHDOG=1 and STOPPING=1.
+";
+
+pub const CONFIG_HELP: &str = "\
+mt5bot config check: validate a configuration file
+
+Usage: mt5bot config check [--config FILE]
+
+Reads FILE (or the embedded default), checks every key and value, and prints the
+effective configuration as YAML. On an error it prints the file, line, key and what
+is accepted, and exits 2. Suitable as systemd ExecStartPre.
+
+Options:
+  -c, --config FILE  Configuration file to check
+  -h, --help         Show this help
+";
+
+fn usage(message: impl Into<String>, help: &'static str) -> UsageError {
+    UsageError { message: message.into(), help }
+}
+
+fn finish(args: pico_args::Arguments, help: &'static str) -> Result<(), UsageError> {
+    let rest = args.finish();
+    match rest.first() {
+        None => Ok(()),
+        Some(extra) => Err(usage(format!("unexpected argument {:?}", extra.to_string_lossy()), help)),
+    }
+}
+
+fn config_flag(args: &mut pico_args::Arguments, help: &'static str) -> Result<Option<PathBuf>, UsageError> {
+    let path: Option<String> =
+        args.opt_value_from_str(["-c", "--config"]).map_err(|e| usage(format!("--config: {e}"), help))?;
+    match path {
+        Some(p) if p.is_empty() => Err(usage("--config: the file name is empty", help)),
+        p => Ok(p.map(PathBuf::from)),
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
+    let mut args = pico_args::Arguments::from_vec(argv);
+    let sub = args.subcommand().map_err(|e| usage(e.to_string(), MAIN_HELP))?;
+    match sub.as_deref() {
+        None => {
+            if args.contains(["-V", "--version"]) {
+                finish(args, MAIN_HELP)?;
+                return Ok(Command::Version);
+            }
+            if args.contains(["-h", "--help"]) {
+                finish(args, MAIN_HELP)?;
+                return Ok(Command::Help(MAIN_HELP));
+            }
+            let rest = args.finish();
+            match rest.first() {
+                Some(flag) => Err(usage(format!("unknown option {:?}", flag.to_string_lossy()), MAIN_HELP)),
+                None => Err(usage("no command given", MAIN_HELP)),
+            }
+        }
+        Some("help") => {
+            let topic = args.subcommand().map_err(|e| usage(e.to_string(), MAIN_HELP))?;
+            finish(args, MAIN_HELP)?;
+            match topic.as_deref() {
+                None => Ok(Command::Help(MAIN_HELP)),
+                Some("run") => Ok(Command::Help(RUN_HELP)),
+                Some("config") => Ok(Command::Help(CONFIG_HELP)),
+                Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
+            }
+        }
+        Some("run") => {
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(RUN_HELP));
+            }
+            let config = config_flag(&mut args, RUN_HELP)?;
+            finish(args, RUN_HELP)?;
+            Ok(Command::Run { config })
+        }
+        Some("config") => {
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(CONFIG_HELP));
+            }
+            let action = args.subcommand().map_err(|e| usage(e.to_string(), CONFIG_HELP))?;
+            match action.as_deref() {
+                Some("check") => {
+                    let config = config_flag(&mut args, CONFIG_HELP)?;
+                    finish(args, CONFIG_HELP)?;
+                    Ok(Command::ConfigCheck { config })
+                }
+                Some(other) => Err(usage(format!("unknown config action {other:?}; accepted: check"), CONFIG_HELP)),
+                None => Err(usage("missing config action; accepted: check", CONFIG_HELP)),
+            }
+        }
+        Some(other) => Err(usage(format!("unknown command {other:?}; accepted: run, config, help"), MAIN_HELP)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(p(&["run"]), Ok(Command::Run { config: None }));
+        assert_eq!(p(&["run", "--config", "a.yaml"]), Ok(Command::Run { config: Some("a.yaml".into()) }));
+        assert_eq!(p(&["run", "-c", "a.yaml"]), Ok(Command::Run { config: Some("a.yaml".into()) }));
+        assert_eq!(
+            p(&["config", "check", "--config=b.yaml"]),
+            Ok(Command::ConfigCheck { config: Some("b.yaml".into()) })
+        );
+        assert_eq!(p(&["--version"]), Ok(Command::Version));
+        assert_eq!(p(&["-V"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn help_everywhere() {
+        assert_eq!(p(&["--help"]), Ok(Command::Help(MAIN_HELP)));
+        assert_eq!(p(&["help"]), Ok(Command::Help(MAIN_HELP)));
+        assert_eq!(p(&["help", "run"]), Ok(Command::Help(RUN_HELP)));
+        assert_eq!(p(&["help", "config"]), Ok(Command::Help(CONFIG_HELP)));
+        assert_eq!(p(&["run", "--help"]), Ok(Command::Help(RUN_HELP)));
+        assert_eq!(p(&["config", "--help"]), Ok(Command::Help(CONFIG_HELP)));
+        assert_eq!(p(&["config", "check", "-h"]), Ok(Command::Help(CONFIG_HELP)));
+    }
+
+    #[test]
+    fn usage_errors_say_what() {
+        assert!(p(&[]).expect_err("none").message.contains("no command"));
+        assert!(p(&["fly"]).expect_err("fly").message.contains("unknown command \"fly\""));
+        assert!(p(&["run", "--verbose"]).expect_err("flag").message.contains("--verbose"));
+        assert!(p(&["run", "--config"]).expect_err("value").message.contains("--config"));
+        assert!(p(&["config"]).expect_err("action").message.contains("check"));
+        assert!(p(&["config", "lint"]).expect_err("action").message.contains("lint"));
+        assert!(p(&["--frobnicate"]).expect_err("opt").message.contains("--frobnicate"));
+        assert_eq!(p(&["run", "--verbose"]).expect_err("flag").help, RUN_HELP);
+    }
+}

@@ -1,0 +1,1131 @@
+//! Configuration: `config.yaml` in two stages.
+//!
+//! Stage one deserializes the YAML into `Raw*` structs with `deny_unknown_fields`, so a misspelt key
+//! is an error rather than a silently ignored line. Stage two, [`validate`], turns the raw values into
+//! the typed [`Config`] the program uses, checking ranges and relations. Every error names the file,
+//! the line, the key and what would have been accepted. `mt5bot config check` runs exactly this code.
+//!
+//! The defaults live once, in the `Default` impls of the raw structs; with no `--config` the daemon
+//! runs on them (the embedded default: paper venue, synthetic feed, `/metrics` on 127.0.0.1:9898).
+//! `config.example.yaml` spells out every key with its default, and a test keeps the two equal.
+//!
+//! Secrets never live here: they come from the environment (see `ARCHITECTURE.md`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Name shown in errors for the built-in configuration.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
+/// Largest signal queue the config accepts (2^20 slots).
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// Largest number of distinct symbols; symbol ids are `u16` and the engine preallocates per symbol.
+pub const MAX_SYMBOLS: usize = 256;
+
+/// A configuration error: what was wrong, where, and what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the config came from, or [`EMBEDDED_NAME`].
+    pub file: String,
+    /// 1-based line of the offending key, when it could be found.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `queue.capacity`; empty when the error is about the whole document.
+    pub key: String,
+    /// What was wrong and what is accepted.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------------------------
+// Stage one: the raw document.
+// ---------------------------------------------------------------------------------------------
+
+/// The document as written. Unknown keys are refused; missing sections and keys take defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub venue: RawVenue,
+    pub feed: RawFeed,
+    pub model: RawModel,
+    pub drift: RawDrift,
+    pub queue: RawQueue,
+    pub risk: RawRisk,
+    pub ingress: RawIngress,
+    pub metrics: RawMetrics,
+    pub logging: RawLogging,
+    pub engine: RawEngine,
+}
+
+/// Which venue orders go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VenueKind {
+    /// The simulated venue inside the engine.
+    Paper,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawVenue {
+    pub kind: VenueKind,
+    pub paper: RawPaper,
+}
+
+impl Default for RawVenue {
+    fn default() -> Self {
+        Self { kind: VenueKind::Paper, paper: RawPaper::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPaper {
+    pub latency: String,
+    pub slippage_bps: f64,
+    pub depth: f64,
+}
+
+impl Default for RawPaper {
+    fn default() -> Self {
+        Self { latency: "2ms".into(), slippage_bps: 0.5, depth: 2.0 }
+    }
+}
+
+/// Where ticks come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    /// A seeded random walk.
+    Synthetic,
+    /// A `timestamp,symbol,bid,ask` file replayed at its own pace.
+    Csv,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSymbol {
+    pub name: String,
+    pub price: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFeed {
+    pub kind: FeedKind,
+    pub symbols: Vec<RawSymbol>,
+    pub seed: u64,
+    pub tick_rate: f64,
+    pub volatility: f64,
+    pub spread_bps: f64,
+    pub csv: RawCsv,
+}
+
+impl Default for RawFeed {
+    fn default() -> Self {
+        Self {
+            kind: FeedKind::Synthetic,
+            symbols: vec![
+                RawSymbol { name: "EURUSD".into(), price: 1.085 },
+                RawSymbol { name: "GBPUSD".into(), price: 1.265 },
+            ],
+            seed: 42,
+            tick_rate: 1000.0,
+            volatility: 0.0001,
+            spread_bps: 1.0,
+            csv: RawCsv::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCsv {
+    pub path: String,
+    pub speed: f64,
+}
+
+impl Default for RawCsv {
+    fn default() -> Self {
+        Self { path: "data/ticks.csv".into(), speed: 1.0 }
+    }
+}
+
+/// Order type the model sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderKind {
+    Market,
+    Limit,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawModel {
+    pub fast_period: u32,
+    pub slow_period: u32,
+    pub threshold_bps: f64,
+    pub order_qty: f64,
+    pub order_type: OrderKind,
+    pub limit_offset_bps: f64,
+}
+
+impl Default for RawModel {
+    fn default() -> Self {
+        Self {
+            fast_period: 20,
+            slow_period: 100,
+            threshold_bps: 0.2,
+            order_qty: 1.0,
+            order_type: OrderKind::Market,
+            limit_offset_bps: 0.5,
+        }
+    }
+}
+
+/// What a drift alarm does besides counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    /// Count and log only.
+    Log,
+    /// Count, log, and refuse new signals for `drift.pause_for`.
+    Pause,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDrift {
+    pub enabled: bool,
+    pub delta: f64,
+    pub threshold: f64,
+    pub min_samples: u64,
+    pub action: DriftAction,
+    pub pause_for: String,
+}
+
+impl Default for RawDrift {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            delta: 0.05,
+            threshold: 100.0,
+            min_samples: 500,
+            action: DriftAction::Log,
+            pause_for: "5m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQueue {
+    pub capacity: usize,
+}
+
+impl Default for RawQueue {
+    fn default() -> Self {
+        Self { capacity: 1024 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRisk {
+    pub max_position: f64,
+    pub max_orders_per_second: u32,
+    pub max_notional: f64,
+    pub max_open_orders: usize,
+}
+
+impl Default for RawRisk {
+    fn default() -> Self {
+        Self { max_position: 5.0, max_orders_per_second: 100, max_notional: 1_000_000.0, max_open_orders: 256 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIngress {
+    pub enabled: bool,
+    pub listen: String,
+    pub max_connections: usize,
+    pub max_line_bytes: usize,
+}
+
+impl Default for RawIngress {
+    fn default() -> Self {
+        Self { enabled: false, listen: "127.0.0.1:9897".into(), max_connections: 32, max_line_bytes: 4096 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    pub listen: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9898".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogging {
+    pub level: String,
+    pub file: String,
+    pub stderr: bool,
+    pub channel_capacity: usize,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        Self { level: "info".into(), file: "logs/mt5bot.log".into(), stderr: true, channel_capacity: 4096 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawEngine {
+    pub ready_deadline: String,
+    pub shutdown_grace: String,
+    pub status_interval: String,
+}
+
+impl Default for RawEngine {
+    fn default() -> Self {
+        Self { ready_deadline: "2s".into(), shutdown_grace: "2s".into(), status_interval: "60s".into() }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage two: the typed config.
+// ---------------------------------------------------------------------------------------------
+
+/// The validated configuration the program runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where it came from (a path, or [`EMBEDDED_NAME`]).
+    pub source: String,
+    pub venue: VenueConfig,
+    pub feed: FeedConfig,
+    pub model: ModelConfig,
+    pub drift: DriftConfig,
+    pub queue_capacity: usize,
+    pub risk: RiskConfig,
+    pub ingress: Option<IngressConfig>,
+    pub metrics_listen: SocketAddr,
+    pub logging: LoggingConfig,
+    pub engine: EngineConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VenueConfig {
+    Paper(PaperConfig),
+}
+
+impl VenueConfig {
+    /// The short name used in logs and metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            VenueConfig::Paper(_) => "paper",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaperConfig {
+    pub latency: Duration,
+    pub slippage_bps: f64,
+    pub depth: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolConfig {
+    pub name: String,
+    pub price: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedSource {
+    Synthetic { seed: u64, tick_rate: f64, volatility: f64, spread_bps: f64 },
+    Csv { path: PathBuf, speed: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedConfig {
+    pub symbols: Vec<SymbolConfig>,
+    pub source: FeedSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub fast_period: u32,
+    pub slow_period: u32,
+    pub threshold_bps: f64,
+    pub order_qty: f64,
+    pub order_type: OrderKind,
+    pub limit_offset_bps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftConfig {
+    pub enabled: bool,
+    pub delta: f64,
+    pub threshold: f64,
+    pub min_samples: u64,
+    pub action: DriftAction,
+    pub pause_for: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskConfig {
+    pub max_position: f64,
+    pub max_orders_per_second: u32,
+    pub max_notional: f64,
+    pub max_open_orders: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngressConfig {
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggingConfig {
+    pub level: log::LevelFilter,
+    pub file: PathBuf,
+    pub stderr: bool,
+    pub channel_capacity: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub ready_deadline: Duration,
+    pub shutdown_grace: Duration,
+    pub status_interval: Duration,
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded() -> Config {
+        // The defaults are checked by tests; failing here would be a build defect, not bad input.
+        match validate(RawConfig::default(), EMBEDDED_NAME, "") {
+            Ok(config) => config,
+            Err(e) => panic!("the embedded default configuration is invalid: {e}"),
+        }
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(&text, &name)
+    }
+
+    /// Parses and validates YAML text; `name` is used in error messages.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        // An empty document (or only comments) means "all defaults".
+        let raw: RawConfig = if text.lines().all(|l| {
+            let t = l.trim();
+            t.is_empty() || t.starts_with('#') || t == "---"
+        }) {
+            RawConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| yaml_error(&e, text, name))?
+        };
+        validate(raw, name, text)
+    }
+
+    /// The effective configuration as YAML, for `config check` (no secrets are ever in it).
+    pub fn to_yaml(&self) -> String {
+        let raw = self.to_raw();
+        serde_yaml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    fn to_raw(&self) -> RawConfig {
+        let VenueConfig::Paper(p) = &self.venue;
+        let (kind, seed, tick_rate, volatility, spread_bps, csv) = match &self.feed.source {
+            FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => {
+                (FeedKind::Synthetic, *seed, *tick_rate, *volatility, *spread_bps, RawCsv::default())
+            }
+            FeedSource::Csv { path, speed } => {
+                let d = RawFeed::default();
+                let csv = RawCsv { path: path.display().to_string(), speed: *speed };
+                (FeedKind::Csv, d.seed, d.tick_rate, d.volatility, d.spread_bps, csv)
+            }
+        };
+        RawConfig {
+            venue: RawVenue {
+                kind: VenueKind::Paper,
+                paper: RawPaper { latency: format_duration(p.latency), slippage_bps: p.slippage_bps, depth: p.depth },
+            },
+            feed: RawFeed {
+                kind,
+                symbols: self.feed.symbols.iter().map(|s| RawSymbol { name: s.name.clone(), price: s.price }).collect(),
+                seed,
+                tick_rate,
+                volatility,
+                spread_bps,
+                csv,
+            },
+            model: RawModel {
+                fast_period: self.model.fast_period,
+                slow_period: self.model.slow_period,
+                threshold_bps: self.model.threshold_bps,
+                order_qty: self.model.order_qty,
+                order_type: self.model.order_type,
+                limit_offset_bps: self.model.limit_offset_bps,
+            },
+            drift: RawDrift {
+                enabled: self.drift.enabled,
+                delta: self.drift.delta,
+                threshold: self.drift.threshold,
+                min_samples: self.drift.min_samples,
+                action: self.drift.action,
+                pause_for: format_duration(self.drift.pause_for),
+            },
+            queue: RawQueue { capacity: self.queue_capacity },
+            risk: RawRisk {
+                max_position: self.risk.max_position,
+                max_orders_per_second: self.risk.max_orders_per_second,
+                max_notional: self.risk.max_notional,
+                max_open_orders: self.risk.max_open_orders,
+            },
+            ingress: match &self.ingress {
+                Some(i) => RawIngress {
+                    enabled: true,
+                    listen: i.listen.to_string(),
+                    max_connections: i.max_connections,
+                    max_line_bytes: i.max_line_bytes,
+                },
+                None => RawIngress::default(),
+            },
+            metrics: RawMetrics { listen: self.metrics_listen.to_string() },
+            logging: RawLogging {
+                level: self.logging.level.to_string().to_lowercase(),
+                file: self.logging.file.display().to_string(),
+                stderr: self.logging.stderr,
+                channel_capacity: self.logging.channel_capacity,
+            },
+            engine: RawEngine {
+                ready_deadline: format_duration(self.engine.ready_deadline),
+                shutdown_grace: format_duration(self.engine.shutdown_grace),
+                status_interval: format_duration(self.engine.status_interval),
+            },
+        }
+    }
+}
+
+/// Turns a serde_yaml error into a [`ConfigError`] with the line and key it names.
+fn yaml_error(e: &serde_yaml::Error, text: &str, name: &str) -> ConfigError {
+    let line = e.location().map(|l| l.line());
+    let full = e.to_string();
+    // serde_yaml renders "path.to.key: message at line L column C"; split the parts apart.
+    let without_loc = match full.rfind(" at line ") {
+        Some(i) => &full[..i],
+        None => full.as_str(),
+    };
+    let (key, message) = match without_loc.split_once(": ") {
+        Some((k, m)) if !k.contains(' ') => (k.to_owned(), m.to_owned()),
+        _ => (String::new(), without_loc.to_owned()),
+    };
+    // serde names the struct's key for an unknown field; point at the offending key itself.
+    let key = match (message.strip_prefix("unknown field `"), key.is_empty()) {
+        (Some(rest), _) => {
+            let field = rest.split('`').next().unwrap_or_default();
+            if key.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{key}.{field}")
+            }
+        }
+        _ => key,
+    };
+    let line = line.or_else(|| locate(text, &key));
+    ConfigError { file: name.to_owned(), line, key, message }
+}
+
+/// Finds the 1-based line of a dotted key in block-style YAML, for errors raised after parsing.
+///
+/// Sequence items are addressed as `key[N]`. Returns `None` where the document uses another style.
+pub fn locate(text: &str, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None;
+    }
+    // Each line as (line index, column where its content starts after any "- " markers, content).
+    let lines: Vec<(usize, usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(no, line)| {
+            let trimmed = line.trim_start();
+            (!trimmed.is_empty() && !trimmed.starts_with('#')).then(|| (no, line.len() - trimmed.len(), trimmed))
+        })
+        .collect();
+    let mut cursor = 0usize; // index into `lines`
+    let mut min_col = 0usize;
+    let mut found = None;
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (part, None),
+        };
+        let mut hit = None;
+        for (i, &(no, col, content)) in lines.iter().enumerate().skip(cursor) {
+            let (col, content) = strip_dashes(col, content);
+            if col < min_col {
+                break; // left the parent's block
+            }
+            if content.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with(':')) {
+                hit = Some((i, no, col));
+                break;
+            }
+        }
+        let (i, no, col) = hit?;
+        found = Some(no + 1);
+        cursor = i + 1;
+        min_col = col + 1;
+        if let Some(want) = index {
+            let mut seen = 0usize;
+            let mut item = None;
+            for (j, &(no, col, content)) in lines.iter().enumerate().skip(cursor) {
+                if col < min_col.saturating_sub(1) {
+                    break;
+                }
+                if content.starts_with("- ") || content == "-" {
+                    if seen == want {
+                        item = Some((j, no, col));
+                        break;
+                    }
+                    seen += 1;
+                }
+            }
+            let (j, no, col) = item?;
+            found = Some(no + 1);
+            // The item's first key shares the dash's line; search from it, inside the item.
+            cursor = j;
+            min_col = col + 1;
+        }
+    }
+    found
+}
+
+/// Skips "- " sequence markers, returning the column and text of the content after them.
+fn strip_dashes(mut col: usize, mut content: &str) -> (usize, &str) {
+    while let Some(rest) = content.strip_prefix("- ") {
+        let trimmed = rest.trim_start();
+        col += content.len() - trimmed.len();
+        content = trimmed;
+    }
+    (col, content)
+}
+
+struct Validator<'a> {
+    name: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn fail(&mut self, key: &str, message: String) {
+        self.errors.push(ConfigError {
+            file: self.name.to_owned(),
+            line: locate(self.text, key),
+            key: key.to_owned(),
+            message,
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: &str, min: Duration, max: Duration) -> Duration {
+        match parse_duration(value) {
+            Ok(d) if d >= min && d <= max => d,
+            Ok(_) => {
+                self.fail(
+                    key,
+                    format!(
+                        "{value:?} is out of range; accepted: {} to {}",
+                        format_duration(min),
+                        format_duration(max)
+                    ),
+                );
+                min
+            }
+            Err(e) => {
+                self.fail(key, e);
+                min
+            }
+        }
+    }
+
+    fn range_f64(&mut self, key: &str, value: f64, min: f64, max: f64, what: &str) -> f64 {
+        if !(value.is_finite() && value >= min && value <= max) {
+            self.fail(key, format!("{value} is out of range; accepted: {what}"));
+        }
+        value
+    }
+
+    fn range_usize(&mut self, key: &str, value: usize, min: usize, max: usize) -> usize {
+        if value < min || value > max {
+            self.fail(key, format!("{value} is out of range; accepted: {min} to {max}"));
+        }
+        value
+    }
+
+    fn addr(&mut self, key: &str, value: &str) -> SocketAddr {
+        match value.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                self.fail(
+                    key,
+                    format!(
+                        "{value:?} is not a socket address; accepted: IP:PORT such as 127.0.0.1:9898 or [::1]:9898"
+                    ),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            }
+        }
+    }
+}
+
+/// Stage two: checks the raw document and builds the typed [`Config`]. Reports the first error.
+pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, ConfigError> {
+    let mut v = Validator { name, text, errors: Vec::new() };
+
+    let venue = match raw.venue.kind {
+        VenueKind::Paper => VenueConfig::Paper(PaperConfig {
+            latency: v.duration(
+                "venue.paper.latency",
+                &raw.venue.paper.latency,
+                Duration::ZERO,
+                Duration::from_secs(10),
+            ),
+            slippage_bps: v.range_f64(
+                "venue.paper.slippage_bps",
+                raw.venue.paper.slippage_bps,
+                0.0,
+                1000.0,
+                "0 to 1000 basis points",
+            ),
+            depth: v.range_f64(
+                "venue.paper.depth",
+                raw.venue.paper.depth,
+                f64::MIN_POSITIVE,
+                1e12,
+                "a quantity greater than 0",
+            ),
+        }),
+    };
+
+    let f = &raw.feed;
+    if f.symbols.is_empty() {
+        v.fail("feed.symbols", "is empty; accepted: a list of {name, price} entries".into());
+    }
+    if f.symbols.len() > MAX_SYMBOLS {
+        v.fail("feed.symbols", format!("has {} entries; accepted: at most {MAX_SYMBOLS}", f.symbols.len()));
+    }
+    let mut symbols = Vec::with_capacity(f.symbols.len());
+    for (i, s) in f.symbols.iter().enumerate() {
+        let key = format!("feed.symbols[{i}].name");
+        if !valid_symbol(&s.name) {
+            v.fail(&key, format!("{:?} is not a symbol; accepted: 1 to 32 characters of A-Z a-z 0-9 . _ - #", s.name));
+        } else if symbols.iter().any(|x: &SymbolConfig| x.name == s.name) {
+            v.fail(&key, format!("{:?} is listed twice; accepted: each symbol once", s.name));
+        }
+        let price = v.range_f64(
+            &format!("feed.symbols[{i}].price"),
+            s.price,
+            f64::MIN_POSITIVE,
+            1e12,
+            "a price greater than 0",
+        );
+        symbols.push(SymbolConfig { name: s.name.clone(), price });
+    }
+    let source = match f.kind {
+        FeedKind::Synthetic => FeedSource::Synthetic {
+            seed: f.seed,
+            tick_rate: v.range_f64("feed.tick_rate", f.tick_rate, 0.1, 1_000_000.0, "0.1 to 1000000 ticks per second"),
+            volatility: v.range_f64(
+                "feed.volatility",
+                f.volatility,
+                0.0,
+                0.1,
+                "0 to 0.1 (per-tick standard deviation of log returns)",
+            ),
+            spread_bps: v.range_f64("feed.spread_bps", f.spread_bps, 0.0, 10_000.0, "0 to 10000 basis points"),
+        },
+        FeedKind::Csv => {
+            if f.csv.path.trim().is_empty() {
+                v.fail("feed.csv.path", "is empty; accepted: the path of a timestamp,symbol,bid,ask file".into());
+            }
+            FeedSource::Csv {
+                path: PathBuf::from(&f.csv.path),
+                speed: v.range_f64(
+                    "feed.csv.speed",
+                    f.csv.speed,
+                    0.0,
+                    1e6,
+                    "0 (as fast as possible) or a positive replay speed factor",
+                ),
+            }
+        }
+    };
+
+    let m = &raw.model;
+    if m.fast_period < 1 {
+        v.fail("model.fast_period", format!("{} is out of range; accepted: at least 1", m.fast_period));
+    }
+    if m.slow_period <= m.fast_period {
+        v.fail(
+            "model.slow_period",
+            format!("{} must be greater than model.fast_period ({})", m.slow_period, m.fast_period),
+        );
+    }
+    let model = ModelConfig {
+        fast_period: m.fast_period,
+        slow_period: m.slow_period,
+        threshold_bps: v.range_f64("model.threshold_bps", m.threshold_bps, 0.0, 10_000.0, "0 to 10000 basis points"),
+        order_qty: v.range_f64("model.order_qty", m.order_qty, f64::MIN_POSITIVE, 1e12, "a quantity greater than 0"),
+        order_type: m.order_type,
+        limit_offset_bps: v.range_f64(
+            "model.limit_offset_bps",
+            m.limit_offset_bps,
+            0.0,
+            10_000.0,
+            "0 to 10000 basis points",
+        ),
+    };
+
+    let d = &raw.drift;
+    let drift = DriftConfig {
+        enabled: d.enabled,
+        delta: v.range_f64("drift.delta", d.delta, 0.0, 1e9, "a number at least 0"),
+        threshold: v.range_f64("drift.threshold", d.threshold, f64::MIN_POSITIVE, 1e12, "a number greater than 0"),
+        min_samples: d.min_samples,
+        action: d.action,
+        pause_for: v.duration("drift.pause_for", &d.pause_for, Duration::from_secs(1), Duration::from_secs(7 * 86400)),
+    };
+
+    let cap = raw.queue.capacity;
+    if cap == 0 || !cap.is_power_of_two() || cap > MAX_QUEUE_CAPACITY {
+        v.fail(
+            "queue.capacity",
+            format!("{cap} is not accepted; accepted: a power of two from 1 to {MAX_QUEUE_CAPACITY} (e.g. 1024)"),
+        );
+    }
+
+    let r = &raw.risk;
+    let risk = RiskConfig {
+        max_position: v.range_f64(
+            "risk.max_position",
+            r.max_position,
+            f64::MIN_POSITIVE,
+            1e12,
+            "a quantity greater than 0",
+        ),
+        max_orders_per_second: r.max_orders_per_second,
+        max_notional: v.range_f64(
+            "risk.max_notional",
+            r.max_notional,
+            f64::MIN_POSITIVE,
+            1e15,
+            "an amount greater than 0",
+        ),
+        max_open_orders: v.range_usize("risk.max_open_orders", r.max_open_orders, 1, 65_536),
+    };
+    if r.max_orders_per_second == 0 {
+        v.fail("risk.max_orders_per_second", "0 is out of range; accepted: 1 to 4294967295".into());
+    }
+
+    let ingress = if raw.ingress.enabled {
+        Some(IngressConfig {
+            listen: v.addr("ingress.listen", &raw.ingress.listen),
+            max_connections: v.range_usize("ingress.max_connections", raw.ingress.max_connections, 1, 4096),
+            max_line_bytes: v.range_usize("ingress.max_line_bytes", raw.ingress.max_line_bytes, 256, 1 << 20),
+        })
+    } else {
+        None
+    };
+
+    let metrics_listen = v.addr("metrics.listen", &raw.metrics.listen);
+
+    let level = match raw.logging.level.to_ascii_lowercase().as_str() {
+        "off" => log::LevelFilter::Off,
+        "error" => log::LevelFilter::Error,
+        "warn" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        "debug" => log::LevelFilter::Debug,
+        "trace" => log::LevelFilter::Trace,
+        other => {
+            v.fail(
+                "logging.level",
+                format!("{other:?} is not a level; accepted: off, error, warn, info, debug, trace"),
+            );
+            log::LevelFilter::Info
+        }
+    };
+    if raw.logging.file.trim().is_empty() {
+        v.fail("logging.file", "is empty; accepted: a file path such as logs/mt5bot.log".into());
+    }
+    let logging = LoggingConfig {
+        level,
+        file: PathBuf::from(&raw.logging.file),
+        stderr: raw.logging.stderr,
+        channel_capacity: v.range_usize("logging.channel_capacity", raw.logging.channel_capacity, 16, 1 << 20),
+    };
+
+    let e = &raw.engine;
+    let engine = EngineConfig {
+        ready_deadline: v.duration(
+            "engine.ready_deadline",
+            &e.ready_deadline,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ),
+        shutdown_grace: v.duration(
+            "engine.shutdown_grace",
+            &e.shutdown_grace,
+            Duration::ZERO,
+            Duration::from_secs(600),
+        ),
+        status_interval: v.duration(
+            "engine.status_interval",
+            &e.status_interval,
+            Duration::from_secs(1),
+            Duration::from_secs(86400),
+        ),
+    };
+
+    if let Some(first) = v.errors.into_iter().next() {
+        return Err(first);
+    }
+    Ok(Config {
+        source: name.to_owned(),
+        venue,
+        feed: FeedConfig { symbols, source },
+        model,
+        drift,
+        queue_capacity: cap,
+        risk,
+        ingress,
+        metrics_listen,
+        logging,
+        engine,
+    })
+}
+
+/// Symbols are short and plain, so they fit the engine's fixed-size ids and every wire format.
+pub fn valid_symbol(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'#'))
+}
+
+/// Parses `250us`, `2ms`, `1.5s`, `5m`, `1h`, `1d` into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => f64::NAN,
+    };
+    match num.parse::<f64>() {
+        Ok(n) if scale.is_finite() && n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n * scale)),
+        _ => Err(format!(
+            "{s:?} is not a duration; accepted: a number with a unit ns, us, ms, s, m, h or d (e.g. 250us, 2ms, 5m)"
+        )),
+    }
+}
+
+/// Renders a duration in the shortest unit that keeps it exact.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    for (unit, size) in [
+        ("d", 86_400_000_000_000u128),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
+        if ns >= size && ns % size == 0 {
+            return format!("{}{unit}", ns / size);
+        }
+    }
+    if ns == 0 {
+        "0s".into()
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        match Config::parse(text, "test.yaml") {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn empty_document_is_the_embedded_default() {
+        let c = Config::parse("# nothing\n", "x.yaml").expect("valid");
+        assert_eq!(Config { source: EMBEDDED_NAME.into(), ..c }, Config::embedded());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key_and_accepted_keys() {
+        let e = err("queue:\n  capacity: 64\n  capacitty: 12\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert_eq!(e.key, "queue.capacitty", "{e}");
+        assert!(e.message.contains("capacity"), "lists accepted keys: {e}");
+        assert!(e.to_string().starts_with("test.yaml:3: queue.capacitty: "), "{e}");
+    }
+
+    #[test]
+    fn unknown_top_level_section() {
+        let e = err("metrics:\n  listen: 127.0.0.1:1\nmetric:\n  x: 1\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert_eq!(e.key, "metric");
+        assert!(e.message.contains("ingress"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let e = err("risk:\n  max_position: 1.0\n  max_open_orders: lots\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert_eq!(e.key, "risk.max_open_orders", "{e}");
+        assert!(e.message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn unknown_enum_value_lists_accepted_values() {
+        let e = err("feed:\n  kind: websocket\n");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert_eq!(e.key, "feed.kind", "{e}");
+        assert!(e.message.contains("synthetic") && e.message.contains("csv"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_found_after_parsing() {
+        let e = err("# queue\nengine:\n  ready_deadline: 2s\nqueue:\n  capacity: 1000\n");
+        assert_eq!(e.line, Some(5), "{e}");
+        assert_eq!(e.key, "queue.capacity");
+        assert!(e.message.contains("power of two"), "{e}");
+    }
+
+    #[test]
+    fn bad_symbol_in_a_list_names_its_line() {
+        let e =
+            err("feed:\n  symbols:\n    - name: EURUSD\n      price: 1.1\n    - name: 'bad symbol'\n      price: 2\n");
+        assert_eq!(e.key, "feed.symbols[1].name", "{e}");
+        assert_eq!(e.line, Some(5), "{e}");
+    }
+
+    #[test]
+    fn relations_are_checked() {
+        let e = err("model:\n  fast_period: 50\n  slow_period: 20\n");
+        assert_eq!(e.key, "model.slow_period");
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn bad_duration_and_address_and_level() {
+        assert_eq!(err("venue:\n  paper:\n    latency: fast\n").key, "venue.paper.latency");
+        assert_eq!(err("metrics:\n  listen: localhost\n").key, "metrics.listen");
+        let e = err("logging:\n  level: loud\n");
+        assert!(e.message.contains("trace"), "{e}");
+    }
+
+    #[test]
+    fn not_a_mapping() {
+        let e = err("- just\n- a list\n");
+        assert!(e.message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        for s in ["250us", "2ms", "1s", "5m", "1h", "1d", "1500ms"] {
+            assert_eq!(format_duration(parse_duration(s).expect(s)), s);
+        }
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1 fortnight").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn effective_config_reparses_to_itself() {
+        let c = Config::embedded();
+        let again = Config::parse(&c.to_yaml(), EMBEDDED_NAME).expect("rendered config is valid");
+        assert_eq!(c, again);
+    }
+
+    #[test]
+    fn example_file_documents_every_key_with_its_default() {
+        let text = include_str!("../config.example.yaml");
+        let from_example = Config::parse(text, "config.example.yaml").expect("example is valid");
+        assert_eq!(Config { source: EMBEDDED_NAME.into(), ..from_example }, Config::embedded());
+        // Every key of the default document appears, uncommented, in the example.
+        let defaults = serde_yaml::to_value(RawConfig::default()).expect("serializable");
+        let example: serde_yaml::Value = serde_yaml::from_str(text).expect("yaml");
+        fn walk(d: &serde_yaml::Value, e: &serde_yaml::Value, path: &str) {
+            if let serde_yaml::Value::Mapping(dm) = d {
+                for (k, dv) in dm {
+                    let k = k.as_str().unwrap_or_default();
+                    let ev = e.get(k).unwrap_or_else(|| panic!("config.example.yaml lacks {path}{k}"));
+                    walk(dv, ev, &format!("{path}{k}."));
+                }
+            }
+        }
+        walk(&defaults, &example, "");
+        // ... and each key line carries a comment, above it or beside it.
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            // Leaf keys only: section headers (`venue:`) and list items are explained above them.
+            if t.is_empty() || t.starts_with('#') || t.starts_with("- ") || !t.contains(':') || t.ends_with(':') {
+                continue;
+            }
+            let commented = l.contains(" # ") || (i > 0 && lines[i - 1].trim_start().starts_with('#'));
+            let in_list = i > 0 && lines[i - 1].trim_start().starts_with("- ");
+            assert!(commented || in_list, "config.example.yaml line {} has no comment: {l}", i + 1);
+        }
+    }
+}

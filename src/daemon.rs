@@ -1,0 +1,141 @@
+//! `mt5bot run`: start-up, the engine on the main thread, and an orderly stop.
+//!
+//! Start-up order matters: logging first (so every later failure is recorded), then the metrics
+//! listener (a port conflict is reported before anything trades), the feed, the venue and the
+//! reactor; `READY=1` goes to systemd only once `/metrics` is served and the venue is up.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, VenueConfig};
+use crate::engine::core::{Clock, MonotonicClock, TradingCore};
+use crate::engine::reactor::{Reactor, StopReason};
+use crate::sd_notify::Notifier;
+use crate::telemetry::http::{Health, Helper};
+use crate::telemetry::logging::LogWriter;
+use crate::telemetry::metrics::Metrics;
+use crate::venue::feed::Feed;
+use crate::venue::paper::PaperVenue;
+use crate::venue::Venue;
+use crate::{build_info, timefmt};
+
+/// Why the daemon could not run; each maps to an exit code.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// The configuration is invalid (exit 2).
+    Config(ConfigError),
+    /// An input the configuration names is invalid, e.g. the replay file (exit 2).
+    Input(String),
+    /// Something failed at start-up or while running (exit 1).
+    Runtime(String),
+}
+
+impl DaemonError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_) | DaemonError::Input(_) => 2,
+            DaemonError::Runtime(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Config(e) => write!(f, "configuration error: {e}"),
+            DaemonError::Input(m) | DaemonError::Runtime(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// Runs the daemon until it is stopped; returns why it stopped.
+pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
+    let cfg = match config_path {
+        Some(p) => Config::load(p).map_err(DaemonError::Config)?,
+        None => Config::embedded(),
+    };
+    let metrics = Metrics::new();
+    let l = &cfg.logging;
+    let logger = LogWriter::start(&l.file, l.level, l.stderr, l.channel_capacity, metrics.log_records_dropped.clone())
+        .map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    log::info!(
+        "mt5bot {} (commit {}) starting: config {}, venue {}, {} symbols",
+        build_info::VERSION,
+        build_info::GIT_COMMIT,
+        cfg.source,
+        cfg.venue.name(),
+        cfg.feed.symbols.len()
+    );
+    let result = run_logged(&cfg, metrics);
+    if let Err(e) = &result {
+        log::error!("{e}");
+    }
+    logger.finish();
+    result
+}
+
+fn run_logged(cfg: &Config, metrics: Metrics) -> Result<StopReason, DaemonError> {
+    let health = Arc::new(Health::new(cfg.engine.ready_deadline));
+    let server = tiny_http::Server::http(cfg.metrics_listen).map_err(|e| {
+        DaemonError::Runtime(format!(
+            "cannot listen on metrics.listen {}: {e}; choose another address in the config or stop what uses it",
+            cfg.metrics_listen
+        ))
+    })?;
+
+    let clock = MonotonicClock::new();
+    let feed = Feed::new(&cfg.feed, clock.now()).map_err(|e| DaemonError::Input(e.to_string()))?;
+    let symbols: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+    let VenueConfig::Paper(paper) = &cfg.venue;
+    let venue = PaperVenue::new(paper, symbols.len(), cfg.risk.max_open_orders);
+    let engine_metrics = metrics.engine(venue.name(), &symbols);
+    metrics.queue_capacity.set(cfg.queue_capacity as i64);
+    // Model signal ids start with the start time, so they never repeat across restarts.
+    let run_id = format!("M{}", timefmt::unix_nanos() / 1_000_000_000);
+    let core = TradingCore::new(cfg, venue, clock, engine_metrics.clone(), &run_id);
+    let mut reactor = Reactor::new(cfg, core, feed, engine_metrics).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    let helper = Helper::spawn(server, metrics.clone(), Arc::clone(&health), reactor.command_sender())
+        .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
+
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        log::warn!("NOTIFY_SOCKET is set but unusable ({e}); running without systemd notifications");
+        Notifier::disabled()
+    });
+    health.turned(reactor.core().venue().is_up());
+    match reactor.ingress_addr() {
+        Some(a) => log::info!("signal ingress listening on {a}"),
+        None => log::info!("signal ingress off (ingress.enabled: false)"),
+    }
+    log::info!("ready: metrics on http://{}/metrics, venue {} up", cfg.metrics_listen, reactor.core().venue().name());
+    if let Err(e) = notifier.notify("READY=1") {
+        log::warn!("cannot notify systemd of readiness: {e}");
+    }
+
+    let result = reactor.run(&health, &notifier);
+    health.set_stopping();
+    let summary = reactor.core().summary();
+    let outcome = match result {
+        Ok(reason) => {
+            if summary.open_orders > 0 {
+                log::warn!(
+                    "{} orders were still in flight after engine.shutdown_grace; the paper venue abandons them",
+                    summary.open_orders
+                );
+            }
+            let why = match &reason {
+                StopReason::Signal(s) => s.to_string(),
+                StopReason::Command(r) => r.clone(),
+            };
+            log::info!("stopped ({why}); final state: {summary}");
+            Ok(reason)
+        }
+        Err(e) => {
+            log::error!("final state after an engine failure: {summary}");
+            Err(DaemonError::Runtime(format!("the engine loop failed: {e}")))
+        }
+    };
+    helper.stop();
+    outcome
+}

@@ -1,0 +1,514 @@
+//! The trading core: what happens between a tick (or an external signal) and an order handed to
+//! the venue, and between a venue event and the books.
+//!
+//! The reactor owns one [`TradingCore`] and calls it with inputs; the core owns the model, drift
+//! detectors, signal queue, executor and venue, and updates the engine's metrics. It does no IO of
+//! its own besides what the venue does, takes time from a [`Clock`], and allocates nothing after
+//! [`TradingCore::new`] on the tick-to-order path (a test proves it with a counting allocator).
+
+use std::time::Instant;
+
+use crate::config::{Config, DriftAction, DriftConfig};
+use crate::telemetry::metrics::EngineMetrics;
+use crate::venue::Venue;
+
+use super::drift::PageHinkley;
+use super::executor::{Applied, Executor, Position};
+use super::model::Model;
+use super::queue::SignalQueue;
+use super::types::{DropReason, Nanos, Signal, SignalId, SignalSource, SymbolId, Tick, VenueEvent};
+
+/// Where the engine's time comes from.
+pub trait Clock {
+    /// Nanoseconds since an arbitrary, fixed start; never goes back.
+    fn now(&self) -> Nanos;
+}
+
+/// The real clock: monotonic time since the engine started.
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    start: Instant,
+}
+
+impl MonotonicClock {
+    pub fn new() -> Self {
+        MonotonicClock { start: Instant::now() }
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now(&self) -> Nanos {
+        self.start.elapsed().as_nanos() as Nanos
+    }
+}
+
+/// A clock the caller moves by hand, for deterministic tests and benches.
+#[derive(Debug, Default)]
+pub struct ManualClock(pub std::cell::Cell<Nanos>);
+
+impl ManualClock {
+    pub fn set(&self, t: Nanos) {
+        self.0.set(t);
+    }
+
+    pub fn advance(&self, by: Nanos) {
+        self.0.set(self.0.get() + by);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Nanos {
+        self.0.get()
+    }
+}
+
+/// A snapshot of the books, for status lines and the final log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub trades: u64,
+    pub open_orders: usize,
+    pub queued: usize,
+    pub positions: Vec<(String, Position)>,
+    pub drift_alarms: u64,
+    pub paused: bool,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "trades={} open_orders={} queued={} drift_alarms={} paused={} positions:",
+            self.trades, self.open_orders, self.queued, self.drift_alarms, self.paused
+        )?;
+        for (name, p) in &self.positions {
+            write!(f, " {name}={:.4}@{:.5}(pnl {:.5})", p.qty, p.avg_price, p.realized_pnl)?;
+        }
+        Ok(())
+    }
+}
+
+/// The engine's trading state and logic.
+#[derive(Debug)]
+pub struct TradingCore<V, C> {
+    clock: C,
+    symbols: Vec<String>,
+    queue: SignalQueue<Signal>,
+    model: Model,
+    drift: Vec<PageHinkley>,
+    drift_cfg: DriftConfig,
+    executor: Executor,
+    venue: V,
+    events: Vec<VenueEvent>,
+    metrics: EngineMetrics,
+    id_prefix: SignalId,
+    next_model_seq: u64,
+    paused_until: Option<Nanos>,
+    accepting: bool,
+    drift_alarms: u64,
+}
+
+impl<V: Venue, C: Clock> TradingCore<V, C> {
+    /// `run_id` prefixes the model's signal ids (`<run_id>-<n>`) so they are unique across restarts.
+    pub fn new(cfg: &Config, venue: V, clock: C, metrics: EngineMetrics, run_id: &str) -> Self {
+        let n = cfg.feed.symbols.len();
+        let d = &cfg.drift;
+        let prefix = SignalId::parse(&format!("{run_id}-")).unwrap_or_default();
+        metrics.broker_connected.set(i64::from(venue.is_up()));
+        TradingCore {
+            clock,
+            symbols: cfg.feed.symbols.iter().map(|s| s.name.clone()).collect(),
+            queue: SignalQueue::with_capacity(cfg.queue_capacity),
+            model: Model::new(&cfg.model, n),
+            drift: vec![PageHinkley::new(d.delta, d.threshold, d.min_samples); n],
+            drift_cfg: d.clone(),
+            executor: Executor::new(&cfg.risk, n),
+            venue,
+            // Every event a poll can produce fits: one accept and one fill or reject per order.
+            events: Vec::with_capacity(2 * cfg.risk.max_open_orders + 16),
+            metrics,
+            id_prefix: prefix,
+            next_model_seq: 1,
+            paused_until: None,
+            accepting: true,
+            drift_alarms: 0,
+        }
+    }
+
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    pub fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+
+    /// The id of a symbol name, for external signals.
+    pub fn symbol_id(&self, name: &str) -> Option<SymbolId> {
+        self.symbols.iter().position(|s| s == name).map(|i| i as SymbolId)
+    }
+
+    pub fn venue(&self) -> &V {
+        &self.venue
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    /// A tick: the venue and executor see the quote, the model may signal, the queue is worked.
+    #[inline]
+    pub fn on_tick(&mut self, tick: &Tick) {
+        let now = self.clock.now();
+        self.metrics.ticks.inc();
+        self.executor.set_quote(tick.symbol, tick.bid, tick.ask);
+        self.venue.on_tick(tick, now, &mut self.events);
+        self.apply_events(now);
+        if !self.accepting {
+            return;
+        }
+        let out = self.model.on_tick(tick);
+        if let (true, Some(err)) = (self.drift_cfg.enabled, out.abs_error_bps) {
+            if let Some(ph) = self.drift.get_mut(tick.symbol as usize) {
+                if ph.update(err) {
+                    self.on_drift(tick.symbol, now);
+                }
+            }
+        }
+        if let Some(d) = out.decision {
+            let id = SignalId::with_counter(&self.id_prefix, self.next_model_seq);
+            self.next_model_seq += 1;
+            let signal = Signal {
+                id,
+                symbol: tick.symbol,
+                side: d.side,
+                qty: d.qty,
+                kind: d.kind,
+                price: d.price,
+                source: SignalSource::Model,
+                origin_ns: tick.recv_ns,
+            };
+            // A refusal is counted inside `offer`; the model simply tries again on its next crossing.
+            let _ = self.offer(signal);
+        }
+        self.drain();
+    }
+
+    /// Offers a signal to the queue. Refusals are counted in `signals_dropped_total` and returned.
+    #[inline]
+    pub fn offer(&mut self, signal: Signal) -> Result<(), DropReason> {
+        self.metrics.received(signal.source);
+        let result = if !self.accepting {
+            Err(DropReason::Stopping)
+        } else if self.paused_until.is_some() {
+            Err(DropReason::Paused)
+        } else {
+            self.queue.push(signal).map_err(|_| DropReason::QueueFull)
+        };
+        match result {
+            Ok(()) => self.metrics.queue_depth.set(self.queue.len() as i64),
+            Err(reason) => self.metrics.dropped(reason),
+        }
+        result
+    }
+
+    /// Turns every queued signal into an order (or a counted refusal) and hands it to the venue.
+    #[inline]
+    pub fn drain(&mut self) {
+        let mut sent = false;
+        while let Some(sig) = self.queue.pop() {
+            let now = self.clock.now();
+            let order = match self.executor.create(&sig, now) {
+                Ok(order) => order,
+                Err(reason) => {
+                    self.metrics.dropped(reason);
+                    continue;
+                }
+            };
+            match self.venue.submit(&order, now) {
+                Ok(()) => {
+                    self.executor.mark_sent(order.key, now);
+                    self.metrics.orders_sent.inc();
+                    let done = self.clock.now();
+                    self.metrics.tick_to_order.observe(done.saturating_sub(sig.origin_ns) as f64 * 1e-9);
+                    sent = true;
+                }
+                Err(_) => {
+                    self.metrics.orders_rejected.inc();
+                    self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: "refused on submit" }, now);
+                }
+            }
+        }
+        self.metrics.queue_depth.set(0);
+        if sent {
+            self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+        }
+    }
+
+    /// Lets the venue make progress on what is due (acks, fills after latency).
+    pub fn poll_venue(&mut self) {
+        let now = self.clock.now();
+        self.venue.poll(now, &mut self.events);
+        self.apply_events(now);
+        if let Some(until) = self.paused_until {
+            if now >= until {
+                self.paused_until = None;
+                self.metrics.trading_paused.set(0);
+                log::info!("drift pause over: taking new signals again");
+            }
+        }
+    }
+
+    fn apply_events(&mut self, now: Nanos) {
+        if self.events.is_empty() {
+            return;
+        }
+        for i in 0..self.events.len() {
+            let event = self.events[i];
+            match self.executor.apply(&event, now) {
+                Applied::Acknowledged { roundtrip_ns } => {
+                    self.metrics.order_roundtrip.observe(roundtrip_ns as f64 * 1e-9);
+                }
+                Applied::Filled { symbol, .. } => {
+                    self.metrics.trade_count.inc();
+                    let p = self.executor.position(symbol);
+                    if let Some(g) = self.metrics.position.get(symbol as usize) {
+                        g.set(p.qty);
+                    }
+                    if let Some(g) = self.metrics.realized_pnl.get(symbol as usize) {
+                        g.set(p.realized_pnl);
+                    }
+                }
+                Applied::Rejected { .. } => self.metrics.orders_rejected.inc(),
+                Applied::Cancelled { .. } | Applied::Ignored => {}
+            }
+        }
+        self.events.clear();
+        self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+    }
+
+    fn on_drift(&mut self, symbol: SymbolId, now: Nanos) {
+        self.drift_alarms += 1;
+        self.metrics.drift_events.inc();
+        let name = self.symbols.get(symbol as usize).map(String::as_str).unwrap_or("?");
+        match self.drift_cfg.action {
+            DriftAction::Log => log::warn!("model drift detected on {name} (Page-Hinkley alarm {})", self.drift_alarms),
+            DriftAction::Pause => {
+                let pause = self.drift_cfg.pause_for;
+                self.paused_until = Some(now.saturating_add(pause.as_nanos() as Nanos));
+                self.metrics.trading_paused.set(1);
+                log::warn!(
+                    "model drift detected on {name} (Page-Hinkley alarm {}): refusing new signals for {}",
+                    self.drift_alarms,
+                    crate::config::format_duration(pause)
+                );
+            }
+        }
+    }
+
+    /// The earliest time the core needs `poll_venue` again.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        match (self.venue.next_deadline(), self.paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stops taking new signals (shutdown); ticks still mark the books and settle orders in flight.
+    pub fn stop_accepting(&mut self) {
+        self.accepting = false;
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting
+    }
+
+    /// True when no order is in flight anywhere.
+    pub fn is_idle(&self) -> bool {
+        self.executor.open_order_count() == 0 && self.venue.open_orders() == 0
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            trades: self.executor.trades(),
+            open_orders: self.executor.open_order_count(),
+            queued: self.queue.len(),
+            positions: self.symbols.iter().cloned().zip(self.executor.positions().iter().copied()).collect(),
+            drift_alarms: self.drift_alarms,
+            paused: self.paused_until.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, OrderKind};
+    use crate::engine::types::Side;
+    use crate::telemetry::metrics::Metrics;
+    use crate::venue::feed::Feed;
+    use crate::venue::paper::PaperVenue;
+
+    type Core = TradingCore<PaperVenue, ManualClock>;
+
+    fn core(cfg: &Config) -> (Core, Metrics) {
+        let metrics = Metrics::new();
+        let crate::config::VenueConfig::Paper(p) = &cfg.venue;
+        let venue = PaperVenue::new(p, cfg.feed.symbols.len(), cfg.risk.max_open_orders);
+        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let em = metrics.engine("paper", &names);
+        (TradingCore::new(cfg, venue, ManualClock::default(), em, "T"), metrics)
+    }
+
+    /// Runs the synthetic feed for `ms` milliseconds of fake time; returns the model's orders.
+    fn run(cfg: &Config, ms: u64) -> (Core, Metrics) {
+        let (mut c, m) = core(cfg);
+        let mut feed = Feed::new(&cfg.feed, 0).expect("feed");
+        for t in 0..ms {
+            c.clock().set(t * 1_000_000);
+            feed.begin_turn();
+            while let Some(tick) = feed.poll(t * 1_000_000) {
+                c.on_tick(&tick);
+            }
+            c.poll_venue();
+        }
+        (c, m)
+    }
+
+    #[test]
+    fn trades_on_the_embedded_default() {
+        let cfg = Config::embedded();
+        let (c, m) = run(&cfg, 20_000);
+        assert!(m.trade_count.get() > 10, "trades: {}", m.trade_count.get());
+        assert_eq!(m.trade_count.get(), c.executor().trades());
+        assert_eq!(m.ticks.get(), 20_000);
+        assert!(m.tick_to_order.get_sample_count() > 10);
+        assert_eq!(
+            m.orders_sent.get(),
+            m.signals_received.with_label_values(&["model"]).get()
+                - DropReason::ALL.iter().map(|r| m.signals_dropped.with_label_values(&[r.as_str()]).get()).sum::<u64>()
+        );
+        for p in c.executor().positions() {
+            assert!(p.qty.abs() <= cfg.risk.max_position);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_trades() {
+        let cfg = Config::embedded();
+        let (a, _) = run(&cfg, 5_000);
+        let (b, _) = run(&cfg, 5_000);
+        assert_eq!(a.summary(), b.summary());
+        let mut other = cfg.clone();
+        if let crate::config::FeedSource::Synthetic { seed, .. } = &mut other.feed.source {
+            *seed = 7;
+        }
+        let (c, _) = run(&other, 5_000);
+        assert_ne!(a.summary(), c.summary());
+    }
+
+    fn ext(id: &str, side: Side, qty: f64) -> Signal {
+        Signal {
+            id: SignalId::parse(id).expect("id"),
+            symbol: 0,
+            side,
+            qty,
+            kind: OrderKind::Market,
+            price: 0.0,
+            source: SignalSource::Ingress,
+            origin_ns: 0,
+        }
+    }
+
+    #[test]
+    fn full_queue_refuses_and_counts() {
+        let mut cfg = Config::embedded();
+        cfg.queue_capacity = 2;
+        let (mut c, m) = core(&cfg);
+        assert!(c.offer(ext("a", Side::Buy, 1.0)).is_ok());
+        assert!(c.offer(ext("b", Side::Buy, 1.0)).is_ok());
+        assert_eq!(c.offer(ext("c", Side::Buy, 1.0)), Err(DropReason::QueueFull));
+        assert_eq!(m.signals_dropped.with_label_values(&["queue_full"]).get(), 1);
+        assert_eq!(m.queue_depth.get(), 2);
+        c.drain();
+        assert_eq!(m.queue_depth.get(), 0);
+        // No quote yet: both refused by the executor.
+        assert_eq!(m.signals_dropped.with_label_values(&["no_quote"]).get(), 2);
+    }
+
+    #[test]
+    fn external_signal_becomes_a_fill_after_latency() {
+        let cfg = Config::embedded();
+        let (mut c, m) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(ext("x1", Side::Buy, 2.0)).expect("queued");
+        c.drain();
+        assert_eq!(m.orders_sent.get(), 1);
+        assert!(!c.is_idle());
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(m.trade_count.get(), 1);
+        assert_eq!(c.executor().position(0).qty, 2.0);
+        assert_eq!(m.position.with_label_values(&["EURUSD"]).get(), 2.0);
+        assert!(c.is_idle());
+        assert_eq!(c.offer(ext("x1", Side::Buy, 1.0)), Ok(()));
+        c.drain();
+        assert_eq!(m.signals_dropped.with_label_values(&["duplicate"]).get(), 1);
+    }
+
+    #[test]
+    fn drift_pause_refuses_signals_until_it_ends() {
+        let mut cfg = Config::embedded();
+        cfg.drift.action = DriftAction::Pause;
+        cfg.drift.min_samples = 10;
+        cfg.drift.threshold = 5.0;
+        cfg.drift.pause_for = std::time::Duration::from_secs(1);
+        let (mut c, m) = core(&cfg);
+        // Quiet prices, then violent ones: the prediction error jumps.
+        let mut mid = 1.0;
+        for i in 0..400u64 {
+            mid *= if i < 200 {
+                1.0
+            } else if i % 2 == 0 {
+                1.01
+            } else {
+                1.0 / 1.01
+            };
+            c.on_tick(&Tick { symbol: 0, bid: mid, ask: mid, recv_ns: 0 });
+        }
+        assert!(m.drift_events.get() >= 1);
+        assert_eq!(m.trading_paused.get(), 1);
+        assert_eq!(c.offer(ext("p", Side::Buy, 1.0)), Err(DropReason::Paused));
+        assert_eq!(c.next_deadline(), Some(1_000_000_000));
+        c.clock().set(1_000_000_000);
+        c.poll_venue();
+        assert_eq!(m.trading_paused.get(), 0);
+        assert!(c.offer(ext("p", Side::Buy, 1.0)).is_ok());
+    }
+
+    #[test]
+    fn stopping_refuses_new_signals_but_settles_orders() {
+        let cfg = Config::embedded();
+        let (mut c, m) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0, recv_ns: 0 });
+        c.offer(ext("s1", Side::Sell, 1.0)).expect("queued");
+        c.drain();
+        c.stop_accepting();
+        assert_eq!(c.offer(ext("s2", Side::Sell, 1.0)), Err(DropReason::Stopping));
+        c.clock().set(10_000_000);
+        c.poll_venue();
+        assert!(c.is_idle());
+        assert_eq!(m.trade_count.get(), 1);
+        assert_eq!(c.summary().positions[0].1.qty, -1.0);
+    }
+}

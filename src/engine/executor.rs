@@ -1,0 +1,522 @@
+//! The executor: turns signals into orders under risk limits, follows each order through its
+//! lifecycle, and keeps positions and realized PnL per symbol.
+//!
+//! Lifecycle: `New` (created) -> `Sent` (handed to the venue) -> `Acknowledged` ->
+//! `PartiallyFilled`* -> `Filled`, or -> `Rejected` / `Cancelled` from any open state. Venue events
+//! are applied idempotently: a fill whose `exec_id` was already applied, or an event for an order
+//! that is no longer open, changes nothing and is reported as such.
+//!
+//! Sans-IO: the caller passes `now` and venue events; nothing here allocates after
+//! [`Executor::new`], which sizes every table from the config.
+
+use std::collections::HashSet;
+
+use crate::config::RiskConfig;
+
+use super::types::{
+    DropReason, Nanos, OrderKey, OrderKind, OrderRequest, Side, Signal, SignalId, SymbolId, VenueEvent,
+};
+
+/// How many recent signal ids are remembered to refuse duplicates.
+pub const RECENT_IDS: usize = 65_536;
+
+/// Quantities closer to zero than this are zero (fills are floats).
+const QTY_EPSILON: f64 = 1e-9;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderState {
+    New,
+    Sent,
+    Acknowledged,
+    PartiallyFilled,
+    Filled,
+    Rejected,
+    Cancelled,
+}
+
+impl OrderState {
+    pub fn is_open(self) -> bool {
+        matches!(self, OrderState::New | OrderState::Sent | OrderState::Acknowledged | OrderState::PartiallyFilled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::New => "new",
+            OrderState::Sent => "sent",
+            OrderState::Acknowledged => "acknowledged",
+            OrderState::PartiallyFilled => "partially_filled",
+            OrderState::Filled => "filled",
+            OrderState::Rejected => "rejected",
+            OrderState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// An order the executor is following.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Order {
+    pub request: OrderRequest,
+    pub state: OrderState,
+    pub filled: f64,
+    pub sent_ns: Nanos,
+    pub last_exec_id: u64,
+}
+
+impl Order {
+    pub fn remaining(&self) -> f64 {
+        (self.request.qty - self.filled).max(0.0)
+    }
+}
+
+/// Position and realized PnL in one symbol.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Position {
+    /// Signed quantity: positive long, negative short.
+    pub qty: f64,
+    /// Average entry price of the open quantity (0 when flat).
+    pub avg_price: f64,
+    /// PnL realized by closing trades, in price units x quantity.
+    pub realized_pnl: f64,
+    /// Fills applied in this symbol.
+    pub fills: u64,
+}
+
+impl Position {
+    /// Applies a fill of `signed_qty` at `price`; returns the PnL it realized.
+    pub fn apply(&mut self, signed_qty: f64, price: f64) -> f64 {
+        self.fills += 1;
+        let same_direction = self.qty.abs() < QTY_EPSILON || (self.qty > 0.0) == (signed_qty > 0.0);
+        if same_direction {
+            let total = self.qty.abs() + signed_qty.abs();
+            self.avg_price = (self.avg_price * self.qty.abs() + price * signed_qty.abs()) / total;
+            self.qty += signed_qty;
+            return 0.0;
+        }
+        let closing = signed_qty.abs().min(self.qty.abs());
+        let pnl = closing * (price - self.avg_price) * self.qty.signum();
+        self.realized_pnl += pnl;
+        self.qty += signed_qty;
+        if self.qty.abs() < QTY_EPSILON {
+            self.qty = 0.0;
+            self.avg_price = 0.0;
+        } else if signed_qty.abs() > closing {
+            // The fill flipped the position: what is left was opened at this price.
+            self.avg_price = price;
+        }
+        pnl
+    }
+}
+
+/// What applying a venue event did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Applied {
+    /// Acknowledged; carries the time from send to acknowledgement.
+    Acknowledged { roundtrip_ns: Nanos },
+    /// A fill was booked.
+    Filled { symbol: SymbolId, qty: f64, price: f64, realized_pnl: f64, order_done: bool },
+    /// The order was refused by the venue.
+    Rejected { symbol: SymbolId },
+    /// The order was cancelled.
+    Cancelled { symbol: SymbolId },
+    /// Nothing changed: a repeated event, or one for an order no longer open.
+    Ignored,
+}
+
+/// Token bucket for `risk.max_orders_per_second`: a burst of up to one second's worth.
+#[derive(Debug, Clone)]
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    last: Nanos,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second);
+        RateLimit { rate, tokens: rate, last: 0 }
+    }
+
+    fn refill(&mut self, now: Nanos) {
+        let elapsed = now.saturating_sub(self.last) as f64 * 1e-9;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.last = self.last.max(now);
+    }
+
+    fn has_token(&mut self, now: Nanos) -> bool {
+        self.refill(now);
+        self.tokens >= 1.0
+    }
+
+    fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+}
+
+/// The executor. One per engine; only the engine thread touches it.
+#[derive(Debug)]
+pub struct Executor {
+    risk: RiskConfig,
+    quotes: Vec<Option<(f64, f64)>>,
+    positions: Vec<Position>,
+    /// Signed quantity of open orders per symbol, counted against `max_position`.
+    exposure: Vec<f64>,
+    orders: Vec<Option<Order>>,
+    free: Vec<u32>,
+    next_seq: u64,
+    rate: RateLimit,
+    recent: HashSet<SignalId>,
+    recent_ring: Box<[Option<SignalId>]>,
+    recent_next: usize,
+    trades: u64,
+}
+
+impl Executor {
+    pub fn new(risk: &RiskConfig, symbols: usize) -> Self {
+        let slots = risk.max_open_orders;
+        Executor {
+            risk: risk.clone(),
+            quotes: vec![None; symbols],
+            positions: vec![Position::default(); symbols],
+            exposure: vec![0.0; symbols],
+            orders: vec![None; slots],
+            // Reversed so slot 0 is used first.
+            free: (0..slots as u32).rev().collect(),
+            next_seq: 1,
+            rate: RateLimit::new(risk.max_orders_per_second),
+            // Twice the ids kept, so removals never force the table to grow (no allocation).
+            recent: HashSet::with_capacity(2 * RECENT_IDS),
+            recent_ring: vec![None; RECENT_IDS].into_boxed_slice(),
+            recent_next: 0,
+            trades: 0,
+        }
+    }
+
+    /// Records the latest quote of a symbol, used to price market orders for risk checks.
+    #[inline]
+    pub fn set_quote(&mut self, symbol: SymbolId, bid: f64, ask: f64) {
+        if let Some(q) = self.quotes.get_mut(symbol as usize) {
+            *q = Some((bid, ask));
+        }
+    }
+
+    /// Checks a signal against the risk limits and, if it passes, creates a `New` order.
+    pub fn create(&mut self, sig: &Signal, now: Nanos) -> Result<OrderRequest, DropReason> {
+        let sym = sig.symbol as usize;
+        if self.recent.contains(&sig.id) {
+            return Err(DropReason::Duplicate);
+        }
+        let Some(Some((bid, ask))) = self.quotes.get(sym).copied() else {
+            return Err(DropReason::NoQuote);
+        };
+        let reference = match (sig.kind, sig.side) {
+            (OrderKind::Limit, _) => sig.price,
+            (OrderKind::Market, Side::Buy) => ask,
+            (OrderKind::Market, Side::Sell) => bid,
+        };
+        if sig.qty * reference > self.risk.max_notional {
+            return Err(DropReason::MaxNotional);
+        }
+        let projected = self.positions[sym].qty + self.exposure[sym] + sig.side.sign() * sig.qty;
+        if projected.abs() > self.risk.max_position + QTY_EPSILON {
+            return Err(DropReason::MaxPosition);
+        }
+        if self.free.is_empty() {
+            return Err(DropReason::MaxOpenOrders);
+        }
+        if !self.rate.has_token(now) {
+            return Err(DropReason::MaxOrdersPerSecond);
+        }
+        let Some(slot) = self.free.pop() else { return Err(DropReason::MaxOpenOrders) };
+        self.rate.take();
+        self.remember(sig.id);
+        let key = OrderKey::new(self.next_seq, slot);
+        self.next_seq += 1;
+        let request = OrderRequest {
+            key,
+            client_id: sig.id,
+            symbol: sig.symbol,
+            side: sig.side,
+            qty: sig.qty,
+            kind: sig.kind,
+            price: if sig.kind == OrderKind::Limit { sig.price } else { 0.0 },
+        };
+        self.exposure[sym] += sig.side.sign() * sig.qty;
+        self.orders[slot as usize] =
+            Some(Order { request, state: OrderState::New, filled: 0.0, sent_ns: now, last_exec_id: 0 });
+        Ok(request)
+    }
+
+    /// Marks a `New` order as handed to the venue.
+    pub fn mark_sent(&mut self, key: OrderKey, now: Nanos) {
+        if let Some(o) = self.order_mut(key) {
+            if o.state == OrderState::New {
+                o.state = OrderState::Sent;
+                o.sent_ns = now;
+            }
+        }
+    }
+
+    /// Applies one venue event.
+    pub fn apply(&mut self, event: &VenueEvent, now: Nanos) -> Applied {
+        match *event {
+            VenueEvent::Accepted { key } => {
+                let Some(o) = self.order_mut(key) else { return Applied::Ignored };
+                if matches!(o.state, OrderState::New | OrderState::Sent) {
+                    o.state = OrderState::Acknowledged;
+                    return Applied::Acknowledged { roundtrip_ns: now.saturating_sub(o.sent_ns) };
+                }
+                Applied::Ignored
+            }
+            VenueEvent::Fill { key, exec_id, qty, price } => {
+                let Some(o) = self.order_mut(key) else { return Applied::Ignored };
+                if exec_id <= o.last_exec_id || !(qty > 0.0 && price.is_finite() && price > 0.0) {
+                    return Applied::Ignored;
+                }
+                // Never book more than was ordered, whatever the venue says.
+                let qty = qty.min(o.remaining());
+                if qty <= 0.0 {
+                    return Applied::Ignored;
+                }
+                o.last_exec_id = exec_id;
+                o.filled += qty;
+                let done = o.remaining() < QTY_EPSILON;
+                o.state = if done { OrderState::Filled } else { OrderState::PartiallyFilled };
+                let (symbol, side) = (o.request.symbol, o.request.side);
+                let signed = side.sign() * qty;
+                let sym = symbol as usize;
+                self.exposure[sym] -= signed;
+                let realized_pnl = self.positions[sym].apply(signed, price);
+                self.trades += 1;
+                if done {
+                    self.release(key);
+                }
+                Applied::Filled { symbol, qty, price, realized_pnl, order_done: done }
+            }
+            VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
+                Some(symbol) => Applied::Rejected { symbol },
+                None => Applied::Ignored,
+            },
+            VenueEvent::Cancelled { key } => match self.close(key, OrderState::Cancelled) {
+                Some(symbol) => Applied::Cancelled { symbol },
+                None => Applied::Ignored,
+            },
+        }
+    }
+
+    fn close(&mut self, key: OrderKey, state: OrderState) -> Option<SymbolId> {
+        let o = self.order_mut(key)?;
+        o.state = state;
+        let (symbol, signed_rest) = (o.request.symbol, o.request.side.sign() * o.remaining());
+        self.exposure[symbol as usize] -= signed_rest;
+        self.release(key);
+        Some(symbol)
+    }
+
+    fn order_mut(&mut self, key: OrderKey) -> Option<&mut Order> {
+        self.orders.get_mut(key.slot())?.as_mut().filter(|o| o.request.key == key && o.state.is_open())
+    }
+
+    fn release(&mut self, key: OrderKey) {
+        if let Some(slot) = self.orders.get_mut(key.slot()) {
+            *slot = None;
+            self.free.push(key.slot() as u32);
+        }
+    }
+
+    fn remember(&mut self, id: SignalId) {
+        if let Some(old) = self.recent_ring[self.recent_next].replace(id) {
+            self.recent.remove(&old);
+        }
+        self.recent.insert(id);
+        self.recent_next = (self.recent_next + 1) % self.recent_ring.len();
+    }
+
+    pub fn order(&self, key: OrderKey) -> Option<&Order> {
+        self.orders.get(key.slot())?.as_ref().filter(|o| o.request.key == key)
+    }
+
+    /// Orders not yet finished.
+    pub fn open_orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.iter().flatten()
+    }
+
+    pub fn open_order_count(&self) -> usize {
+        self.orders.len() - self.free.len()
+    }
+
+    pub fn position(&self, symbol: SymbolId) -> Position {
+        self.positions.get(symbol as usize).copied().unwrap_or_default()
+    }
+
+    pub fn positions(&self) -> &[Position] {
+        &self.positions
+    }
+
+    /// Fills booked since start.
+    pub fn trades(&self) -> u64 {
+        self.trades
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::types::SignalSource;
+
+    fn risk() -> RiskConfig {
+        RiskConfig { max_position: 3.0, max_orders_per_second: 5, max_notional: 1000.0, max_open_orders: 4 }
+    }
+
+    fn sig(id: &str, side: Side, qty: f64) -> Signal {
+        Signal {
+            id: SignalId::parse(id).expect("id"),
+            symbol: 0,
+            side,
+            qty,
+            kind: OrderKind::Market,
+            price: 0.0,
+            source: SignalSource::Ingress,
+            origin_ns: 0,
+        }
+    }
+
+    fn exec() -> Executor {
+        let mut e = Executor::new(&risk(), 2);
+        e.set_quote(0, 99.0, 101.0);
+        e
+    }
+
+    #[test]
+    fn lifecycle_new_sent_acknowledged_partial_filled() {
+        let mut e = exec();
+        let req = e.create(&sig("a", Side::Buy, 2.0), 10).expect("accepted");
+        assert_eq!(e.order(req.key).map(|o| o.state), Some(OrderState::New));
+        e.mark_sent(req.key, 20);
+        assert_eq!(e.order(req.key).map(|o| o.state), Some(OrderState::Sent));
+        assert_eq!(e.apply(&VenueEvent::Accepted { key: req.key }, 50), Applied::Acknowledged { roundtrip_ns: 30 });
+        assert_eq!(e.apply(&VenueEvent::Accepted { key: req.key }, 60), Applied::Ignored);
+        let fill = |id, qty| VenueEvent::Fill { key: req.key, exec_id: id, qty, price: 100.0 };
+        assert!(matches!(e.apply(&fill(1, 0.5), 70), Applied::Filled { order_done: false, .. }));
+        assert_eq!(e.order(req.key).map(|o| o.state), Some(OrderState::PartiallyFilled));
+        assert_eq!(e.apply(&fill(1, 0.5), 71), Applied::Ignored, "same exec id twice");
+        assert!(matches!(e.apply(&fill(2, 1.5), 80), Applied::Filled { order_done: true, .. }));
+        assert_eq!(e.order(req.key), None, "finished orders leave the table");
+        assert_eq!(e.apply(&fill(3, 1.0), 90), Applied::Ignored, "fill after done");
+        assert_eq!(e.position(0).qty, 2.0);
+        assert_eq!(e.trades(), 2);
+        assert_eq!(e.open_order_count(), 0);
+    }
+
+    #[test]
+    fn rejection_and_cancel_release_exposure() {
+        let mut e = exec();
+        let a = e.create(&sig("a", Side::Buy, 3.0), 0).expect("ok");
+        assert_eq!(e.create(&sig("b", Side::Buy, 1.0), 0), Err(DropReason::MaxPosition));
+        assert_eq!(e.apply(&VenueEvent::Rejected { key: a.key, reason: "x" }, 1), Applied::Rejected { symbol: 0 });
+        assert_eq!(e.apply(&VenueEvent::Rejected { key: a.key, reason: "x" }, 1), Applied::Ignored);
+        let b = e.create(&sig("b", Side::Buy, 3.0), 0).expect("room again");
+        e.apply(&VenueEvent::Fill { key: b.key, exec_id: 1, qty: 1.0, price: 100.0 }, 2);
+        assert_eq!(e.apply(&VenueEvent::Cancelled { key: b.key }, 3), Applied::Cancelled { symbol: 0 });
+        assert_eq!(e.position(0).qty, 1.0);
+        // Cancelled rest no longer counts: two more fit.
+        assert!(e.create(&sig("c", Side::Buy, 2.0), 0).is_ok());
+    }
+
+    #[test]
+    fn risk_limits_refuse_with_reasons() {
+        let mut e = exec();
+        assert_eq!(e.create(&sig("big", Side::Buy, 10.0), 0), Err(DropReason::MaxNotional));
+        assert_eq!(e.create(&sig("pos", Side::Sell, 3.5), 0), Err(DropReason::MaxPosition));
+        let mut other = sig("nq", Side::Buy, 1.0);
+        other.symbol = 1;
+        assert_eq!(e.create(&other, 0), Err(DropReason::NoQuote));
+        let mut limit = sig("lim", Side::Buy, 1.0);
+        limit.kind = OrderKind::Limit;
+        limit.price = 2000.0;
+        assert_eq!(e.create(&limit, 0), Err(DropReason::MaxNotional), "limit priced at its limit");
+        assert!(e.create(&sig("ok", Side::Buy, 1.0), 0).is_ok());
+        assert_eq!(e.create(&sig("ok", Side::Sell, 1.0), 0), Err(DropReason::Duplicate));
+    }
+
+    #[test]
+    fn open_order_limit() {
+        let mut e = exec();
+        for i in 0..4 {
+            let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+            e.create(&sig(&format!("o{i}"), side, 0.5), 0).expect("fits");
+        }
+        assert_eq!(e.create(&sig("o4", Side::Buy, 0.5), 0), Err(DropReason::MaxOpenOrders));
+    }
+
+    #[test]
+    fn order_rate_is_a_token_bucket() {
+        let mut e = exec();
+        let mut accepted = 0;
+        for i in 0..20 {
+            let s = sig(&format!("r{i}"), if i % 2 == 0 { Side::Buy } else { Side::Sell }, 0.1);
+            match e.create(&s, 1_000) {
+                Ok(req) => {
+                    accepted += 1;
+                    e.apply(&VenueEvent::Fill { key: req.key, exec_id: 1, qty: 0.1, price: 100.0 }, 1_000);
+                }
+                Err(r) => assert_eq!(r, DropReason::MaxOrdersPerSecond),
+            }
+        }
+        assert_eq!(accepted, 5, "burst of one second's worth");
+        let s = sig("later", Side::Buy, 0.1);
+        assert_eq!(e.create(&s, 1_000 + 100_000_000), Err(DropReason::MaxOrdersPerSecond));
+        assert!(e.create(&s, 1_000 + 200_000_001).is_ok(), "one token back after 1/5 s");
+    }
+
+    #[test]
+    fn realized_pnl_long_short_and_flip() {
+        let mut p = Position::default();
+        assert_eq!(p.apply(2.0, 100.0), 0.0);
+        assert_eq!(p.apply(1.0, 103.0), 0.0);
+        assert!((p.avg_price - 101.0).abs() < 1e-12);
+        assert!((p.apply(-1.5, 105.0) - 6.0).abs() < 1e-12);
+        assert_eq!(p.qty, 1.5);
+        // Sell 3.5: closes 1.5 at +4 each, then opens 2 short at 105.
+        assert!((p.apply(-3.5, 105.0) - 6.0).abs() < 1e-12);
+        assert_eq!((p.qty, p.avg_price), (-2.0, 105.0));
+        assert!((p.apply(2.0, 100.0) - 10.0).abs() < 1e-12, "short gains when price falls");
+        assert_eq!((p.qty, p.avg_price), (0.0, 0.0));
+        assert!((p.realized_pnl - 22.0).abs() < 1e-12);
+        assert_eq!(p.fills, 5);
+    }
+
+    #[test]
+    fn stale_keys_do_not_touch_reused_slots() {
+        let mut e = exec();
+        let a = e.create(&sig("a", Side::Buy, 1.0), 0).expect("ok");
+        e.apply(&VenueEvent::Fill { key: a.key, exec_id: 1, qty: 1.0, price: 100.0 }, 1);
+        let b = e.create(&sig("b", Side::Buy, 1.0), 0).expect("ok");
+        assert_eq!(a.key.slot(), b.key.slot(), "slot reused");
+        assert_eq!(e.apply(&VenueEvent::Cancelled { key: a.key }, 2), Applied::Ignored);
+        assert_eq!(e.order(b.key).map(|o| o.state), Some(OrderState::New));
+    }
+
+    #[test]
+    fn overfill_is_clamped() {
+        let mut e = exec();
+        let a = e.create(&sig("a", Side::Buy, 1.0), 0).expect("ok");
+        e.apply(&VenueEvent::Fill { key: a.key, exec_id: 1, qty: 5.0, price: 100.0 }, 1);
+        assert_eq!(e.position(0).qty, 1.0);
+    }
+
+    #[test]
+    fn remembers_a_bounded_number_of_ids() {
+        let mut e = Executor::new(
+            &RiskConfig { max_position: 1e12, max_orders_per_second: u32::MAX, max_notional: 1e15, max_open_orders: 1 },
+            1,
+        );
+        e.set_quote(0, 1.0, 1.0);
+        for i in 0..(RECENT_IDS + 10) {
+            let r = e.create(&sig(&format!("id{i}"), Side::Buy, 1.0), i as u64).expect("ok");
+            e.apply(&VenueEvent::Fill { key: r.key, exec_id: 1, qty: 1.0, price: 1.0 }, 0);
+        }
+        assert_eq!(e.recent.len(), RECENT_IDS);
+        assert!(e.create(&sig("id0", Side::Buy, 1.0), u64::MAX / 2).is_ok(), "forgotten after RECENT_IDS");
+    }
+}

@@ -1,0 +1,21 @@
+//! The engine: everything that touches trading state, all on one thread.
+//!
+//! - [`types`]: ticks, signals, orders and venue events (fixed-size, `Copy`).
+//! - [`queue`]: the bounded signal ring.
+//! - [`model`] and [`drift`]: the EWMA-crossover model and its Page-Hinkley drift detector.
+//! - [`executor`]: risk limits, order lifecycle, positions and PnL.
+//! - [`core`]: the sans-IO glue that turns a tick into orders and venue events into books.
+//! - [`ingress`]: JSON-lines signals from external strategies over TCP.
+//! - [`reactor`]: the mio event loop that drives all of the above.
+//!
+//! Invariants: nothing here blocks, locks, or allocates on the tick-to-order path after start-up;
+//! nothing here is touched by another thread (other threads send [`reactor::Command`]s).
+
+pub mod core;
+pub mod drift;
+pub mod executor;
+pub mod ingress;
+pub mod model;
+pub mod queue;
+pub mod reactor;
+pub mod types;

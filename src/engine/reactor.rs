@@ -1,0 +1,319 @@
+//! The reactor: the engine thread's event loop, in one place.
+//!
+//! One `mio::Poll` watches the stop signals (self-pipes written by signal-hook), the waker that
+//! carries commands from the helper thread, the ingress listener and its connections. Timers are a
+//! min-heap of deadlines; together with the feed's next tick and the venue's next deadline they set
+//! the poll timeout, so the loop sleeps exactly until something is due. Each turn: ticks that are
+//! due, venue progress, due timers, a heartbeat for `/readyz`, then the readiness events.
+//!
+//! A stop (SIGTERM, SIGINT, or a command) stops the taking of new signals, closes the ingress, tells
+//! systemd `STOPPING=1`, and lets orders in flight settle for up to `engine.shutdown_grace`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::UnixStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::Config;
+use crate::sd_notify::Notifier;
+use crate::telemetry::http::Health;
+use crate::telemetry::metrics::EngineMetrics;
+use crate::venue::feed::Feed;
+use crate::venue::Venue;
+
+use super::core::{Clock, TradingCore};
+use super::ingress::Ingress;
+use super::types::Nanos;
+
+const SIGTERM_TOKEN: Token = Token(0);
+const SIGINT_TOKEN: Token = Token(1);
+const WAKER: Token = Token(2);
+const INGRESS_LISTENER: Token = Token(3);
+/// Ingress connections take tokens from here up.
+const FIRST_CONNECTION: usize = 16;
+
+/// The loop turns at least this often, so `/readyz` and timers stay fresh when nothing happens.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// How many commands may wait for the engine.
+pub const COMMAND_CAPACITY: usize = 64;
+
+/// A request from another thread to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Stop as on SIGTERM, but exit with a failure status: something the daemon relies on broke.
+    Shutdown { reason: String },
+}
+
+/// Sends [`Command`]s to the engine and wakes it. Never blocks: a full queue is an error.
+#[derive(Debug, Clone)]
+pub struct CommandSender {
+    tx: SyncSender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl CommandSender {
+    pub fn send(&self, cmd: Command) -> Result<(), Command> {
+        match self.tx.try_send(cmd) {
+            Ok(()) => {
+                let _ = self.waker.wake();
+                Ok(())
+            }
+            Err(TrySendError::Full(c) | TrySendError::Disconnected(c)) => Err(c),
+        }
+    }
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    Signal(&'static str),
+    Command(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Watchdog,
+    Status,
+}
+
+/// The engine's event loop and everything it drives.
+#[derive(Debug)]
+pub struct Reactor<V, C> {
+    poll: Poll,
+    timers: BinaryHeap<Reverse<(Nanos, Timer)>>,
+    sigterm: UnixStream,
+    sigint: UnixStream,
+    commands: Receiver<Command>,
+    sender: CommandSender,
+    ingress: Option<Ingress>,
+    feed: Feed,
+    core: TradingCore<V, C>,
+    metrics: EngineMetrics,
+    status_interval: Nanos,
+    shutdown_grace: Nanos,
+}
+
+fn signal_pipe(signal: i32) -> io::Result<UnixStream> {
+    let (read, write) = StdUnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    signal_hook::low_level::pipe::register(signal, write)?;
+    Ok(UnixStream::from_std(read))
+}
+
+impl<V: Venue, C: Clock> Reactor<V, C> {
+    /// Sets up the poll, stop signals, waker and (when configured) the ingress listener.
+    pub fn new(cfg: &Config, core: TradingCore<V, C>, feed: Feed, metrics: EngineMetrics) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut sigterm = signal_pipe(signal_hook::consts::SIGTERM)?;
+        let mut sigint = signal_pipe(signal_hook::consts::SIGINT)?;
+        poll.registry().register(&mut sigterm, SIGTERM_TOKEN, Interest::READABLE)?;
+        poll.registry().register(&mut sigint, SIGINT_TOKEN, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, commands) = std::sync::mpsc::sync_channel(COMMAND_CAPACITY);
+        let ingress = match &cfg.ingress {
+            Some(i) => {
+                Some(Ingress::bind(i, poll.registry(), INGRESS_LISTENER, FIRST_CONNECTION).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on ingress.listen {}: {e}", i.listen))
+                })?)
+            }
+            None => None,
+        };
+        Ok(Reactor {
+            poll,
+            timers: BinaryHeap::with_capacity(8),
+            sigterm,
+            sigint,
+            commands,
+            sender: CommandSender { tx, waker },
+            ingress,
+            feed,
+            core,
+            metrics,
+            status_interval: cfg.engine.status_interval.as_nanos() as Nanos,
+            shutdown_grace: cfg.engine.shutdown_grace.as_nanos() as Nanos,
+        })
+    }
+
+    /// A handle other threads use to send commands.
+    pub fn command_sender(&self) -> CommandSender {
+        self.sender.clone()
+    }
+
+    /// The ingress listener's address, when it is on.
+    pub fn ingress_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ingress.as_ref().and_then(|i| i.local_addr().ok())
+    }
+
+    pub fn core(&self) -> &TradingCore<V, C> {
+        &self.core
+    }
+
+    /// Runs until a stop signal or command, then until orders in flight settle or the grace ends.
+    pub fn run(&mut self, health: &Health, notifier: &Notifier) -> io::Result<StopReason> {
+        let mut events = Events::with_capacity(256);
+        let start = self.core.clock().now();
+        if notifier.watchdog_interval().is_some() {
+            self.timers.push(Reverse((start, Timer::Watchdog)));
+        }
+        self.timers.push(Reverse((start + self.status_interval, Timer::Status)));
+        let mut stopping: Option<(StopReason, Nanos)> = None;
+        loop {
+            let now = self.core.clock().now();
+            self.feed.begin_turn();
+            while let Some(mut tick) = self.feed.poll(now) {
+                tick.recv_ns = self.core.clock().now();
+                self.core.on_tick(&tick);
+            }
+            self.core.poll_venue();
+            while let Some(&Reverse((at, timer))) = self.timers.peek() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                self.on_timer(timer, now, notifier);
+            }
+            health.turned(self.core.venue().is_up());
+            self.metrics.broker_connected.set(i64::from(self.core.venue().is_up()));
+
+            if let Some((reason, deadline)) = &stopping {
+                if self.core.is_idle() || now >= *deadline {
+                    return Ok(reason.clone());
+                }
+            }
+
+            let timeout = self.timeout(now, stopping.as_ref().map(|s| s.1));
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                let reason = match event.token() {
+                    SIGTERM_TOKEN => drain_pipe(&mut self.sigterm).then_some(StopReason::Signal("SIGTERM")),
+                    SIGINT_TOKEN => drain_pipe(&mut self.sigint).then_some(StopReason::Signal("SIGINT")),
+                    WAKER => self.take_commands(),
+                    INGRESS_LISTENER => {
+                        if let Some(ing) = self.ingress.as_mut() {
+                            ing.accept(self.poll.registry(), &self.metrics);
+                        }
+                        None
+                    }
+                    token => {
+                        if let Some(ing) = self.ingress.as_mut().filter(|i| i.owns(token)) {
+                            ing.on_event(
+                                token,
+                                event.is_readable() || event.is_read_closed(),
+                                event.is_writable(),
+                                self.poll.registry(),
+                                &mut self.core,
+                                &self.metrics,
+                            );
+                        }
+                        None
+                    }
+                };
+                if let Some(reason) = reason {
+                    match stopping {
+                        None => {
+                            let deadline = self.core.clock().now() + self.shutdown_grace;
+                            self.begin_stop(&reason, health, notifier);
+                            stopping = Some((reason, deadline));
+                        }
+                        Some(_) => {
+                            log::warn!(
+                                "second stop request ({reason:?}): stopping now without waiting for orders in flight"
+                            );
+                            return Ok(reason);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn timeout(&self, now: Nanos, stop_deadline: Option<Nanos>) -> Duration {
+        let next = [
+            self.timers.peek().map(|Reverse((at, _))| *at),
+            self.feed.next_due(),
+            self.core.next_deadline(),
+            stop_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(at) => Duration::from_nanos(at.saturating_sub(now)).min(MAX_SLEEP),
+            None => MAX_SLEEP,
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, now: Nanos, notifier: &Notifier) {
+        match timer {
+            Timer::Watchdog => {
+                if let Err(e) = notifier.notify("WATCHDOG=1") {
+                    log::warn!("cannot notify the systemd watchdog: {e}");
+                }
+                if let Some(iv) = notifier.watchdog_interval() {
+                    self.timers.push(Reverse((now + iv.as_nanos() as Nanos, Timer::Watchdog)));
+                }
+            }
+            Timer::Status => {
+                log::info!("status: {}", self.core.summary());
+                self.timers.push(Reverse((now + self.status_interval, Timer::Status)));
+            }
+        }
+    }
+
+    fn take_commands(&mut self) -> Option<StopReason> {
+        let mut stop = None;
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Shutdown { reason } => stop = Some(StopReason::Command(reason)),
+            }
+        }
+        stop
+    }
+
+    fn begin_stop(&mut self, reason: &StopReason, health: &Health, notifier: &Notifier) {
+        self.core.stop_accepting();
+        health.set_stopping();
+        if let Err(e) = notifier.notify("STOPPING=1") {
+            log::warn!("cannot notify systemd of the stop: {e}");
+        }
+        if let Some(ing) = self.ingress.as_mut() {
+            ing.close_all(self.poll.registry(), &self.metrics);
+        }
+        let why = match reason {
+            StopReason::Signal(s) => format!("received {s}"),
+            StopReason::Command(r) => r.clone(),
+        };
+        log::info!(
+            "{why}: stopping; no new signals; waiting up to {} for {} orders in flight",
+            crate::config::format_duration(Duration::from_nanos(self.shutdown_grace)),
+            self.core.executor().open_order_count()
+        );
+    }
+}
+
+/// Reads every byte a signal handler wrote; true when there was at least one.
+fn drain_pipe(pipe: &mut UnixStream) -> bool {
+    let mut buf = [0u8; 64];
+    let mut got = false;
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(_) => got = true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return got,
+        }
+    }
+}

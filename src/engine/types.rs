@@ -1,0 +1,302 @@
+//! The plain-data types that flow through the engine: ticks, signals, orders and venue events.
+//!
+//! All of them are `Copy` and fixed-size so the tick-to-order path moves them without allocating.
+
+use std::fmt;
+
+pub use crate::config::OrderKind;
+
+/// Index of a symbol in the engine's symbol table (the order of `feed.symbols`).
+pub type SymbolId = u16;
+
+/// Nanoseconds on the engine's monotonic clock (since the engine started).
+pub type Nanos = u64;
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    /// +1 for a buy, -1 for a sell.
+    pub fn sign(self) -> f64 {
+        match self {
+            Side::Buy => 1.0,
+            Side::Sell => -1.0,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+/// One quote update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tick {
+    pub symbol: SymbolId,
+    pub bid: f64,
+    pub ask: f64,
+    /// When the tick was read, on the engine clock: the start of tick-to-order latency.
+    pub recv_ns: Nanos,
+}
+
+impl Tick {
+    pub fn mid(&self) -> f64 {
+        (self.bid + self.ask) * 0.5
+    }
+}
+
+/// Longest signal id, in bytes.
+pub const SIGNAL_ID_MAX: usize = 32;
+
+/// A signal's id: 1 to 32 bytes of `A-Z a-z 0-9 . _ - :`, stored inline.
+///
+/// The venue's client order id is derived from it, so a resent signal is a duplicate the venue
+/// refuses, never a second order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignalId {
+    len: u8,
+    bytes: [u8; SIGNAL_ID_MAX],
+}
+
+impl SignalId {
+    /// Parses an id from outside; `None` when it is empty, too long or has other characters.
+    pub fn parse(s: &str) -> Option<SignalId> {
+        let b = s.as_bytes();
+        if b.is_empty()
+            || b.len() > SIGNAL_ID_MAX
+            || !b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':'))
+        {
+            return None;
+        }
+        let mut bytes = [0u8; SIGNAL_ID_MAX];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(SignalId { len: b.len() as u8, bytes })
+    }
+
+    /// `prefix` followed by the decimal digits of `n`, built without allocating.
+    /// The prefix is cut so the whole id fits.
+    pub fn with_counter(prefix: &SignalId, n: u64) -> SignalId {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut v = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let digits = &digits[i..];
+        let keep = (prefix.len as usize).min(SIGNAL_ID_MAX - digits.len());
+        let mut id = SignalId { len: (keep + digits.len()) as u8, bytes: [0u8; SIGNAL_ID_MAX] };
+        id.bytes[..keep].copy_from_slice(&prefix.bytes[..keep]);
+        id.bytes[keep..keep + digits.len()].copy_from_slice(digits);
+        id
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored, so this cannot fail; fall back to "" rather than panic.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl Default for SignalId {
+    fn default() -> Self {
+        SignalId { len: 1, bytes: [b'0'; SIGNAL_ID_MAX] }
+    }
+}
+
+impl fmt::Debug for SignalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for SignalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a signal came from; a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignalSource {
+    Model,
+    Ingress,
+}
+
+impl SignalSource {
+    pub const ALL: [SignalSource; 2] = [SignalSource::Model, SignalSource::Ingress];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalSource::Model => "model",
+            SignalSource::Ingress => "ingress",
+        }
+    }
+}
+
+/// A request to trade, from the model or an external strategy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Signal {
+    pub id: SignalId,
+    pub symbol: SymbolId,
+    pub side: Side,
+    pub qty: f64,
+    pub kind: OrderKind,
+    /// Limit price; ignored for market orders.
+    pub price: f64,
+    pub source: SignalSource,
+    /// When the input that caused this signal was read: tick-to-order latency starts here.
+    pub origin_ns: Nanos,
+}
+
+impl Default for Signal {
+    fn default() -> Self {
+        Signal {
+            id: SignalId::default(),
+            symbol: 0,
+            side: Side::Buy,
+            qty: 0.0,
+            kind: OrderKind::Market,
+            price: 0.0,
+            source: SignalSource::Model,
+            origin_ns: 0,
+        }
+    }
+}
+
+/// Why a signal did not become an order. Each is a `reason` label of `signals_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    QueueFull,
+    Paused,
+    Stopping,
+    Duplicate,
+    NoQuote,
+    MaxPosition,
+    MaxOrdersPerSecond,
+    MaxNotional,
+    MaxOpenOrders,
+    VenueRejected,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::QueueFull,
+        DropReason::Paused,
+        DropReason::Stopping,
+        DropReason::Duplicate,
+        DropReason::NoQuote,
+        DropReason::MaxPosition,
+        DropReason::MaxOrdersPerSecond,
+        DropReason::MaxNotional,
+        DropReason::MaxOpenOrders,
+        DropReason::VenueRejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Paused => "paused",
+            DropReason::Stopping => "stopping",
+            DropReason::Duplicate => "duplicate",
+            DropReason::NoQuote => "no_quote",
+            DropReason::MaxPosition => "max_position",
+            DropReason::MaxOrdersPerSecond => "max_orders_per_second",
+            DropReason::MaxNotional => "max_notional",
+            DropReason::MaxOpenOrders => "max_open_orders",
+            DropReason::VenueRejected => "venue_rejected",
+        }
+    }
+
+    /// Index into per-reason counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The engine's handle for an order: a slot in the executor's table plus a sequence number, so a
+/// stale event for a reused slot is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrderKey(pub u64);
+
+impl OrderKey {
+    pub fn new(seq: u64, slot: u32) -> OrderKey {
+        OrderKey((seq << 20) | u64::from(slot))
+    }
+
+    pub fn slot(self) -> usize {
+        (self.0 & ((1 << 20) - 1)) as usize
+    }
+
+    pub fn seq(self) -> u64 {
+        self.0 >> 20
+    }
+}
+
+/// An order handed to a venue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderRequest {
+    pub key: OrderKey,
+    /// Client order id, derived from the signal id.
+    pub client_id: SignalId,
+    pub symbol: SymbolId,
+    pub side: Side,
+    pub qty: f64,
+    pub kind: OrderKind,
+    pub price: f64,
+}
+
+/// What a venue says about an order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VenueEvent {
+    /// The venue has the order.
+    Accepted { key: OrderKey },
+    /// A (partial) execution. `exec_id` is unique per venue and increases.
+    Fill { key: OrderKey, exec_id: u64, qty: f64, price: f64 },
+    /// The venue refused the order.
+    Rejected { key: OrderKey, reason: &'static str },
+    /// The order is gone without (further) fills.
+    Cancelled { key: OrderKey },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_ids_are_checked() {
+        assert_eq!(SignalId::parse("abc-1.2_x:9").map(|i| i.to_string()), Some("abc-1.2_x:9".into()));
+        assert!(SignalId::parse("").is_none());
+        assert!(SignalId::parse("has space").is_none());
+        assert!(SignalId::parse("é").is_none());
+        assert!(SignalId::parse(&"x".repeat(33)).is_none());
+        assert!(SignalId::parse(&"x".repeat(32)).is_some());
+    }
+
+    #[test]
+    fn counter_ids_fit() {
+        let p = SignalId::parse("M1732-").expect("valid");
+        assert_eq!(SignalId::with_counter(&p, 0).as_str(), "M1732-0");
+        assert_eq!(SignalId::with_counter(&p, 12345).as_str(), "M1732-12345");
+        let long = SignalId::parse(&"p".repeat(32)).expect("valid");
+        let id = SignalId::with_counter(&long, u64::MAX);
+        assert_eq!(id.as_str().len(), 32);
+        assert!(id.as_str().ends_with(&u64::MAX.to_string()));
+    }
+
+    #[test]
+    fn order_keys_split() {
+        let k = OrderKey::new(77, 5);
+        assert_eq!((k.seq(), k.slot()), (77, 5));
+    }
+}

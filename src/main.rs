@@ -1,0 +1,55 @@
+//! The `mt5bot` binary: parse the command line, dispatch, map errors to exit codes
+//! (0 success, 1 runtime failure, 2 usage or configuration error).
+
+use std::process::ExitCode;
+
+use mt5bot::cli::{self, Command};
+use mt5bot::config::Config;
+use mt5bot::daemon;
+use mt5bot::engine::reactor::StopReason;
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args_os().skip(1).collect()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mt5bot: {e}\n\n{}", e.help);
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Version => {
+            print!("{}", mt5bot::build_info::version_text());
+            ExitCode::SUCCESS
+        }
+        Command::Help(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Command::ConfigCheck { config } => {
+            let loaded = match &config {
+                Some(path) => Config::load(path),
+                None => Ok(Config::embedded()),
+            };
+            match loaded {
+                Ok(cfg) => {
+                    println!("# effective configuration of {} (valid)", cfg.source);
+                    println!("# secrets are never read from the config file; none appear here");
+                    print!("{}", cfg.to_yaml());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mt5bot: configuration error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Run { config } => match daemon::run(config.as_deref()) {
+            Ok(StopReason::Signal(_)) => ExitCode::SUCCESS,
+            Ok(StopReason::Command(_)) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("mt5bot: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+    }
+}

@@ -1,0 +1,224 @@
+//! Logging that never makes the engine wait.
+//!
+//! [`ChannelLogger`] is the process's `log` backend: it formats a record and `try_send`s it into a
+//! bounded channel; when the channel is full the record is dropped and counted in
+//! `log_records_dropped_total`, so a slow disk or a stuck terminal can never stall trading. The
+//! [`LogWriter`] thread drains the channel and writes each record twice: a JSON line to
+//! `logging.file` (always; it is the record of truth) and, when `logging.stderr` is set, a
+//! human-readable line to stderr through simplelog.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use prometheus::IntCounter;
+use serde::Serialize;
+use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
+
+use crate::timefmt::{rfc3339_micros, unix_nanos};
+
+/// A record on its way to the writer.
+#[derive(Debug)]
+pub struct OwnedRecord {
+    pub unix_ns: i128,
+    pub level: Level,
+    pub target: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+enum Msg {
+    Record(OwnedRecord),
+    /// Write out everything before this, then acknowledge.
+    Flush(SyncSender<()>),
+    /// Like `Flush`, then stop the writer.
+    Stop(SyncSender<()>),
+}
+
+/// The JSON shape of one line of `logs/mt5bot.log`.
+#[derive(Debug, Serialize)]
+pub struct JsonLine<'a> {
+    pub ts: &'a str,
+    pub level: &'a str,
+    pub target: &'a str,
+    pub msg: &'a str,
+}
+
+/// The `log` backend. Cloned into the global logger; never blocks in `log`.
+#[derive(Debug)]
+pub struct ChannelLogger {
+    tx: SyncSender<Msg>,
+    level: LevelFilter,
+    dropped: IntCounter,
+}
+
+impl Log for ChannelLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let rec = OwnedRecord {
+            unix_ns: unix_nanos(),
+            level: record.level(),
+            target: record.target().to_owned(),
+            message: record.args().to_string(),
+        };
+        match self.tx.try_send(Msg::Record(rec)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.dropped.inc(),
+            // The writer is gone (shutdown): nothing left to write to.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Waits (up to 2 s) until everything logged so far is written. Only for shutdown.
+    fn flush(&self) {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(ack_tx)).is_ok() {
+            let _ = ack_rx.recv_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Why logging could not start.
+#[derive(Debug)]
+pub struct LogSetupError(pub String);
+
+impl std::fmt::Display for LogSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LogSetupError {}
+
+/// The writer thread's handle.
+#[derive(Debug)]
+pub struct LogWriter {
+    tx: SyncSender<Msg>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl LogWriter {
+    /// Opens the log file, starts the writer thread and installs the global logger.
+    pub fn start(
+        file: &Path,
+        level: LevelFilter,
+        stderr: bool,
+        capacity: usize,
+        dropped: IntCounter,
+    ) -> Result<LogWriter, LogSetupError> {
+        let out = open_log_file(file)?;
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        let term = stderr.then(|| {
+            let config = ConfigBuilder::new()
+                .set_time_format_rfc3339()
+                .set_target_level(LevelFilter::Off)
+                .set_thread_level(LevelFilter::Off)
+                .build();
+            // termcolor's `Auto` only looks at TERM; under systemd or a pipe, colour codes are noise.
+            let color = if std::io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
+            TermLogger::new(level, config, TerminalMode::Stderr, color)
+        });
+        let path = file.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("mt5bot-log".into())
+            .spawn(move || write_loop(rx, BufWriter::new(out), path, term))
+            .map_err(|e| LogSetupError(format!("cannot start the log writer thread: {e}")))?;
+        log::set_boxed_logger(Box::new(ChannelLogger { tx: tx.clone(), level, dropped }))
+            .map_err(|e| LogSetupError(format!("a logger is already installed: {e}")))?;
+        log::set_max_level(level);
+        Ok(LogWriter { tx, handle: Some(handle) })
+    }
+
+    /// Flushes what was logged and stops the writer. The global logger stays installed but
+    /// discards records from then on.
+    pub fn finish(mut self) {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Stop(ack_tx)).is_ok() && ack_rx.recv_timeout(Duration::from_secs(5)).is_ok() {
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn open_log_file(file: &Path) -> Result<File, LogSetupError> {
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            LogSetupError(format!("cannot create the log folder {} (logging.file): {e}", dir.display()))
+        })?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map_err(|e| LogSetupError(format!("cannot open the log file {} (logging.file): {e}", file.display())))
+}
+
+fn write_loop(rx: Receiver<Msg>, mut out: BufWriter<File>, path: PathBuf, term: Option<Box<TermLogger>>) {
+    let mut write_failed = false;
+    let mut stop = false;
+    while !stop {
+        let msg = match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut acks = Vec::new();
+        let mut next = Some(msg);
+        // Write everything already waiting, then flush once.
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Record(rec) => {
+                    let ts = rfc3339_micros(rec.unix_ns);
+                    let line = JsonLine { ts: &ts, level: rec.level.as_str(), target: &rec.target, msg: &rec.message };
+                    let res = serde_json::to_writer(&mut out, &line)
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| out.write_all(b"\n"));
+                    if let Err(e) = res {
+                        if !write_failed {
+                            eprintln!("mt5bot: cannot write the log file {}: {e}", path.display());
+                            write_failed = true;
+                        }
+                    }
+                    if let Some(t) = &term {
+                        t.log(
+                            &Record::builder()
+                                .args(format_args!("{}", rec.message))
+                                .level(rec.level)
+                                .target(&rec.target)
+                                .build(),
+                        );
+                    }
+                }
+                Msg::Flush(ack) => acks.push(ack),
+                Msg::Stop(ack) => {
+                    acks.push(ack);
+                    stop = true;
+                    break;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if out.flush().is_err() && !write_failed {
+            eprintln!("mt5bot: cannot flush the log file {}", path.display());
+            write_failed = true;
+        }
+        if let Some(t) = &term {
+            t.flush();
+        }
+        for a in acks {
+            let _ = a.send(());
+        }
+    }
+    let _ = out.flush();
+}

@@ -1,0 +1,285 @@
+//! Every metric mt5bot exports, defined once.
+//!
+//! The five names of the operations chapter (`cpu_usage_pct`, `rss_usage_mb`, `queue_depth`,
+//! `trade_count`, `drift_events`) are kept exactly, since dashboards and alerts use them; the rest
+//! follow the Prometheus conventions (base units, `_total` counters, `_seconds` histograms).
+//!
+//! Updating a metric is an atomic operation on a handle resolved at start-up: the engine thread
+//! holds [`EngineMetrics`], whose labelled children are looked up once, so the hot path never
+//! hashes a label or takes a lock.
+
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::build_info;
+use crate::engine::types::{DropReason, SignalSource};
+
+/// Metric names, for code, tests and docs alike.
+pub mod names {
+    pub const CPU_USAGE_PCT: &str = "cpu_usage_pct";
+    pub const RSS_USAGE_MB: &str = "rss_usage_mb";
+    pub const QUEUE_DEPTH: &str = "queue_depth";
+    pub const TRADE_COUNT: &str = "trade_count";
+    pub const DRIFT_EVENTS: &str = "drift_events";
+    pub const QUEUE_CAPACITY: &str = "queue_capacity";
+    pub const TICKS: &str = "ticks_total";
+    pub const SIGNALS_RECEIVED: &str = "signals_received_total";
+    pub const SIGNALS_DROPPED: &str = "signals_dropped_total";
+    pub const ORDERS_SENT: &str = "orders_sent_total";
+    pub const ORDERS_REJECTED: &str = "orders_rejected_total";
+    pub const OPEN_ORDERS: &str = "open_orders";
+    pub const POSITION: &str = "position";
+    pub const REALIZED_PNL: &str = "realized_pnl";
+    pub const TRADING_PAUSED: &str = "trading_paused";
+    pub const TICK_TO_ORDER: &str = "tick_to_order_seconds";
+    pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
+    pub const BROKER_CONNECTED: &str = "broker_connected";
+    pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
+    pub const INGRESS_ERRORS: &str = "ingress_errors_total";
+    pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
+    pub const HTTP_REQUESTS: &str = "http_requests_total";
+    pub const BUILD_INFO: &str = "mt5bot_build_info";
+    /// The five names kept from the operations chapter.
+    pub const OPERATIONS_CHAPTER: [&str; 5] = [CPU_USAGE_PCT, RSS_USAGE_MB, QUEUE_DEPTH, TRADE_COUNT, DRIFT_EVENTS];
+}
+
+/// Buckets of `tick_to_order_seconds`: from 250 ns up to 10 ms.
+pub const TICK_TO_ORDER_BUCKETS: [f64; 14] =
+    [250e-9, 500e-9, 1e-6, 2e-6, 5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 10e-3];
+
+/// Buckets of `order_roundtrip_seconds`: 10 us to 10 s.
+pub const ROUNDTRIP_BUCKETS: [f64; 13] =
+    [10e-6, 50e-6, 100e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 100e-3, 500e-3, 1.0, 10.0];
+
+/// Reasons of `ingress_errors_total`.
+pub const INGRESS_ERROR_REASONS: [&str; 5] = ["bad_json", "bad_field", "line_too_long", "too_many_connections", "io"];
+
+/// `handler` labels of `http_requests_total`.
+pub const HTTP_HANDLERS: [&str; 4] = ["metrics", "healthz", "readyz", "other"];
+
+/// All metric handles, registered in one registry.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub cpu_usage_pct: Gauge,
+    pub rss_usage_mb: Gauge,
+    pub queue_depth: IntGauge,
+    pub queue_capacity: IntGauge,
+    pub trade_count: IntCounter,
+    pub drift_events: IntCounter,
+    pub ticks: IntCounter,
+    pub signals_received: IntCounterVec,
+    pub signals_dropped: IntCounterVec,
+    pub orders_sent: IntCounter,
+    pub orders_rejected: IntCounter,
+    pub open_orders: IntGauge,
+    pub position: GaugeVec,
+    pub realized_pnl: GaugeVec,
+    pub trading_paused: IntGauge,
+    pub tick_to_order: Histogram,
+    pub order_roundtrip: Histogram,
+    pub broker_connected: IntGaugeVec,
+    pub ingress_connections: IntGauge,
+    pub ingress_errors: IntCounterVec,
+    pub log_records_dropped: IntCounter,
+    pub http_requests: IntCounterVec,
+    pub build_info: IntGaugeVec,
+}
+
+/// Registering a freshly created, uniquely named metric cannot fail; if it ever did, that is a
+/// defect in this file, caught by the tests, not an input error.
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
+    if let Err(e) = r.register(Box::new(m.clone())) {
+        panic!("metric registration failed (duplicate or invalid definition): {e}");
+    }
+    m
+}
+
+fn must<T>(m: prometheus::Result<T>) -> T {
+    match m {
+        Ok(m) => m,
+        Err(e) => panic!("invalid metric definition: {e}"),
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric, plus the standard `process_*` collector.
+    pub fn new() -> Metrics {
+        use names::*;
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        if let Err(e) = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())) {
+            panic!("process collector registration failed: {e}");
+        }
+        let m = Metrics {
+            cpu_usage_pct: reg(&r, must(Gauge::new(CPU_USAGE_PCT, "CPU used by the mt5bot process over the last sampling second, in percent of one core (may exceed 100 with several threads busy)."))),
+            rss_usage_mb: reg(&r, must(Gauge::new(RSS_USAGE_MB, "Resident memory of the mt5bot process, in MiB (2^20 bytes)."))),
+            queue_depth: reg(&r, must(IntGauge::new(QUEUE_DEPTH, "Signals waiting in the signal queue."))),
+            queue_capacity: reg(&r, must(IntGauge::new(QUEUE_CAPACITY, "Slots in the signal queue (queue.capacity)."))),
+            trade_count: reg(&r, must(IntCounter::new(TRADE_COUNT, "Trades executed: fills booked, partial fills counted each."))),
+            drift_events: reg(&r, must(IntCounter::new(DRIFT_EVENTS, "Model drift events raised by the Page-Hinkley detector."))),
+            ticks: reg(&r, must(IntCounter::new(TICKS, "Ticks received from the feed."))),
+            signals_received: reg(&r, must(IntCounterVec::new(Opts::new(SIGNALS_RECEIVED, "Signals received, by source."), &["source"]))),
+            signals_dropped: reg(&r, must(IntCounterVec::new(Opts::new(SIGNALS_DROPPED, "Signals that did not become an order, by reason."), &["reason"]))),
+            orders_sent: reg(&r, must(IntCounter::new(ORDERS_SENT, "Orders handed to the venue."))),
+            orders_rejected: reg(&r, must(IntCounter::new(ORDERS_REJECTED, "Orders refused by the venue."))),
+            open_orders: reg(&r, must(IntGauge::new(OPEN_ORDERS, "Orders sent and not yet filled, rejected or cancelled."))),
+            position: reg(&r, must(GaugeVec::new(Opts::new(POSITION, "Signed position per symbol, in units of the order quantity."), &["symbol"]))),
+            realized_pnl: reg(&r, must(GaugeVec::new(Opts::new(REALIZED_PNL, "Realized profit and loss per symbol, in quote currency x quantity."), &["symbol"]))),
+            trading_paused: reg(&r, must(IntGauge::new(TRADING_PAUSED, "1 while new signals are refused (drift pause), else 0."))),
+            tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
+            order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
+            broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
+            ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
+            ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
+            log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
+            http_requests: reg(&r, must(IntCounterVec::new(Opts::new(HTTP_REQUESTS, "HTTP requests served, by handler and status code."), &["handler", "code"]))),
+            build_info: reg(&r, must(IntGaugeVec::new(Opts::new(BUILD_INFO, "Always 1; labels say which build is running."), &["version", "commit", "rustc", "target"]))),
+            registry: r,
+        };
+        m.build_info
+            .with_label_values(&[
+                build_info::VERSION,
+                build_info::GIT_COMMIT,
+                build_info::RUSTC_VERSION,
+                build_info::TARGET,
+            ])
+            .set(1);
+        // Create every labelled series up front, so each is exported (as 0) from the first scrape.
+        for s in SignalSource::ALL {
+            m.signals_received.with_label_values(&[s.as_str()]);
+        }
+        for r in DropReason::ALL {
+            m.signals_dropped.with_label_values(&[r.as_str()]);
+        }
+        for r in INGRESS_ERROR_REASONS {
+            m.ingress_errors.with_label_values(&[r]);
+        }
+        m
+    }
+
+    /// Handles the engine thread uses, with labelled children resolved once.
+    pub fn engine(&self, venue: &str, symbols: &[String]) -> EngineMetrics {
+        EngineMetrics {
+            queue_depth: self.queue_depth.clone(),
+            trade_count: self.trade_count.clone(),
+            drift_events: self.drift_events.clone(),
+            ticks: self.ticks.clone(),
+            received: SignalSource::ALL.map(|s| self.signals_received.with_label_values(&[s.as_str()])),
+            dropped: DropReason::ALL.map(|r| self.signals_dropped.with_label_values(&[r.as_str()])),
+            orders_sent: self.orders_sent.clone(),
+            orders_rejected: self.orders_rejected.clone(),
+            open_orders: self.open_orders.clone(),
+            position: symbols.iter().map(|s| self.position.with_label_values(&[s])).collect(),
+            realized_pnl: symbols.iter().map(|s| self.realized_pnl.with_label_values(&[s])).collect(),
+            trading_paused: self.trading_paused.clone(),
+            tick_to_order: self.tick_to_order.clone(),
+            order_roundtrip: self.order_roundtrip.clone(),
+            broker_connected: self.broker_connected.with_label_values(&[venue]),
+            ingress_connections: self.ingress_connections.clone(),
+            ingress_errors: INGRESS_ERROR_REASONS.map(|r| self.ingress_errors.with_label_values(&[r])),
+        }
+    }
+
+    /// Renders the registry in the text exposition format 0.0.4.
+    pub fn encode(&self, buf: &mut Vec<u8>) -> prometheus::Result<()> {
+        use prometheus::Encoder;
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), buf)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// The engine thread's handles.
+#[derive(Debug, Clone)]
+pub struct EngineMetrics {
+    pub queue_depth: IntGauge,
+    pub trade_count: IntCounter,
+    pub drift_events: IntCounter,
+    pub ticks: IntCounter,
+    pub received: [IntCounter; SignalSource::ALL.len()],
+    pub dropped: [IntCounter; DropReason::ALL.len()],
+    pub orders_sent: IntCounter,
+    pub orders_rejected: IntCounter,
+    pub open_orders: IntGauge,
+    pub position: Vec<Gauge>,
+    pub realized_pnl: Vec<Gauge>,
+    pub trading_paused: IntGauge,
+    pub tick_to_order: Histogram,
+    pub order_roundtrip: Histogram,
+    pub broker_connected: IntGauge,
+    pub ingress_connections: IntGauge,
+    pub ingress_errors: [IntCounter; INGRESS_ERROR_REASONS.len()],
+}
+
+impl EngineMetrics {
+    #[inline]
+    pub fn dropped(&self, reason: DropReason) {
+        self.dropped[reason.index()].inc();
+    }
+
+    #[inline]
+    pub fn received(&self, source: SignalSource) {
+        self.received[source as usize].inc();
+    }
+
+    /// Counts bad ingress input; `reason` is one of [`INGRESS_ERROR_REASONS`].
+    pub fn ingress_error(&self, reason: &str) {
+        if let Some(i) = INGRESS_ERROR_REASONS.iter().position(|r| *r == reason) {
+            self.ingress_errors[i].inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_the_operations_chapter_names_with_help_and_type() {
+        let m = Metrics::new();
+        let mut buf = Vec::new();
+        m.encode(&mut buf).expect("encode");
+        let text = String::from_utf8(buf).expect("utf8");
+        for name in names::OPERATIONS_CHAPTER {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name} HELP");
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} TYPE");
+        }
+        assert!(text.contains("signals_dropped_total{reason=\"queue_full\"} 0"));
+        assert!(text.contains("mt5bot_build_info{"));
+        assert!(text.contains("tick_to_order_seconds_bucket{le=\"0.00000025\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn every_name_constant_is_registered() {
+        let m = Metrics::new();
+        m.engine("paper", &["EURUSD".into()]);
+        let families: Vec<String> = m.registry.gather().iter().map(|f| f.name().to_owned()).collect();
+        for n in [
+            names::QUEUE_CAPACITY,
+            names::TICKS,
+            names::SIGNALS_RECEIVED,
+            names::SIGNALS_DROPPED,
+            names::ORDERS_SENT,
+            names::ORDERS_REJECTED,
+            names::OPEN_ORDERS,
+            names::POSITION,
+            names::REALIZED_PNL,
+            names::TRADING_PAUSED,
+            names::TICK_TO_ORDER,
+            names::ORDER_ROUNDTRIP,
+            names::BROKER_CONNECTED,
+            names::INGRESS_CONNECTIONS,
+            names::INGRESS_ERRORS,
+            names::LOG_RECORDS_DROPPED,
+            names::BUILD_INFO,
+        ] {
+            assert!(families.iter().any(|f| f == n), "{n} missing from {families:?}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Telemetry: the metric registry (every metric named once, in [`metrics`]), the process sampler,
+//! the helper thread that serves `/metrics`, `/healthz` and `/readyz`, and logging that never
+//! blocks the engine.
+//!
+//! Nothing here touches trading state: the engine publishes through atomic metric handles and
+//! [`http::Health`], and logs through a bounded channel.
+
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod sampler;

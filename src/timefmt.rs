@@ -1,0 +1,144 @@
+//! UTC timestamps without a calendar crate: RFC 3339 formatting for log records and parsing for
+//! CSV replay files. Days from the civil date follow Howard Hinnant's public-domain algorithms.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn unix_nanos() -> i128 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+/// `2026-11-24T07:06:19.123456Z` (microseconds, UTC).
+pub fn rfc3339_micros(unix_ns: i128) -> String {
+    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
+    let micros = (unix_ns.rem_euclid(1_000_000_000) / 1_000) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+}
+
+/// Parses RFC 3339 (`2026-11-24T07:06:19.5Z`, `...+02:00`, a space allowed for `T`) or epoch
+/// seconds with an optional fraction (`1732431979.25`) into nanoseconds since the epoch.
+pub fn parse_timestamp(s: &str) -> Result<i128, String> {
+    let s = s.trim();
+    let err = || format!("{s:?} is not a timestamp; accepted: RFC 3339 (2026-11-24T07:06:19.5Z) or epoch seconds");
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        let secs: i128 = int.parse().map_err(|_| err())?;
+        return Ok(secs * 1_000_000_000 + parse_fraction(frac).ok_or_else(err)?);
+    }
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(err());
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = s.get(r)?;
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4).ok_or_else(err)?, num(5..7).ok_or_else(err)?, num(8..10).ok_or_else(err)?);
+    let (h, mi, se) = (num(11..13).ok_or_else(err)?, num(14..16).ok_or_else(err)?, num(17..19).ok_or_else(err)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return Err(err());
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0i128;
+    if let Some(r) = rest.strip_prefix('.') {
+        let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        nanos = parse_fraction(&r[..end]).ok_or_else(err)?;
+        rest = &r[end..];
+    }
+    let offset_s: i64 = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+            let oh: i64 = rest[1..3].parse().map_err(|_| err())?;
+            let om: i64 = rest[4..6].parse().map_err(|_| err())?;
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return Err(err()),
+    };
+    let days = days_from_civil(i64::from(y), mo, d);
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se) - offset_s;
+    Ok(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
+fn parse_fraction(frac: &str) -> Option<i128> {
+    if frac.len() > 9 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if frac.is_empty() {
+        return Some(0);
+    }
+    let v: i128 = frac.parse().ok()?;
+    Some(v * 10i128.pow(9 - frac.len() as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339_micros(1_732_431_979_123_456_789), "2024-11-24T07:06:19.123456Z");
+        assert_eq!(rfc3339_micros(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_offsets() {
+        for ns in [0i128, 1_732_431_979_123_456_000, 4_102_444_800_000_000_000] {
+            assert_eq!(parse_timestamp(&rfc3339_micros(ns)), Ok(ns));
+        }
+        assert_eq!(parse_timestamp("2024-11-24T09:06:19+02:00"), parse_timestamp("2024-11-24T07:06:19Z"));
+        assert_eq!(parse_timestamp("1732431979.25"), Ok(1_732_431_979_250_000_000));
+        assert_eq!(parse_timestamp("2024-11-24 07:06:19.5Z"), Ok(1_732_431_979_500_000_000));
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "2024-11-24T07:06:19",
+            "1.2.3",
+            "2024-11-24T07:06:19.1234567890Z",
+            "２０２４-11-24T07:06:19Z",
+        ] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Tick feeds for the paper venue: a seeded random walk, or a CSV replay.
+//!
+//! The engine asks [`Feed::next_due`] for the poll timeout and calls [`Feed::poll`] until it returns
+//! `None`. A feed hands out at most [`MAX_TICKS_PER_TURN`] ticks per loop turn so a high tick rate
+//! (100k ticks/s and more) cannot starve sockets and timers; ticks owed after a stall longer than a
+//! second are skipped rather than replayed in a burst, and counted.
+
+use std::path::Path;
+
+use rand::{rngs::Xoshiro256PlusPlus, Rng, SeedableRng};
+
+use crate::config::{FeedConfig, FeedSource};
+use crate::engine::types::{Nanos, SymbolId, Tick};
+use crate::timefmt::parse_timestamp;
+
+/// Upper bound of ticks produced in one loop turn.
+pub const MAX_TICKS_PER_TURN: usize = 4096;
+
+/// A stall longer than this is not caught up.
+const MAX_LAG: Nanos = 1_000_000_000;
+
+/// Why a CSV file cannot be replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedError(pub String);
+
+impl std::fmt::Display for FeedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FeedError {}
+
+/// One row of a replay file, with its time relative to the first row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CsvRow {
+    pub offset_ns: Nanos,
+    pub symbol: SymbolId,
+    pub bid: f64,
+    pub ask: f64,
+}
+
+#[derive(Debug)]
+enum Source {
+    Synthetic {
+        rng: Xoshiro256PlusPlus,
+        mids: Vec<f64>,
+        volatility: f64,
+        half_spread: f64,
+        interval: Nanos,
+        cursor: usize,
+        spare: Option<f64>,
+    },
+    Csv {
+        rows: Vec<CsvRow>,
+        at: usize,
+        speed: f64,
+        start: Nanos,
+    },
+}
+
+/// A source of ticks.
+#[derive(Debug)]
+pub struct Feed {
+    source: Source,
+    next_due: Option<Nanos>,
+    emitted_this_turn: usize,
+    skipped: u64,
+}
+
+impl Feed {
+    /// Builds the feed; a CSV source is read and checked in full here, before trading starts.
+    pub fn new(cfg: &FeedConfig, now: Nanos) -> Result<Feed, FeedError> {
+        let source = match &cfg.source {
+            FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => Source::Synthetic {
+                rng: Xoshiro256PlusPlus::seed_from_u64(*seed),
+                mids: cfg.symbols.iter().map(|s| s.price).collect(),
+                volatility: *volatility,
+                half_spread: spread_bps * 0.5e-4,
+                interval: ((1e9 / tick_rate) as Nanos).max(1),
+                cursor: 0,
+                spare: None,
+            },
+            FeedSource::Csv { path, speed } => {
+                let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
+                Source::Csv { rows: load_csv(path, &names)?, at: 0, speed: *speed, start: now }
+            }
+        };
+        Ok(Feed { source, next_due: Some(now), emitted_this_turn: 0, skipped: 0 })
+    }
+
+    /// When the next tick is due; `None` once a replay has ended.
+    pub fn next_due(&self) -> Option<Nanos> {
+        self.next_due
+    }
+
+    /// Ticks skipped after stalls.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Call at the start of each loop turn: resets the per-turn budget.
+    pub fn begin_turn(&mut self) {
+        self.emitted_this_turn = 0;
+    }
+
+    /// The next tick if one is due by `now` and the turn's budget allows.
+    pub fn poll(&mut self, now: Nanos) -> Option<Tick> {
+        let due = self.next_due?;
+        if due > now || self.emitted_this_turn >= MAX_TICKS_PER_TURN {
+            return None;
+        }
+        self.emitted_this_turn += 1;
+        match &mut self.source {
+            Source::Synthetic { rng, mids, volatility, half_spread, interval, cursor, spare } => {
+                let mut due = due;
+                if now - due > MAX_LAG {
+                    let missed = (now - due) / *interval;
+                    self.skipped += missed;
+                    due += missed * *interval;
+                }
+                let sym = *cursor;
+                *cursor = (*cursor + 1) % mids.len();
+                let z = match spare.take() {
+                    Some(z) => z,
+                    None => {
+                        let (a, b) = gaussian_pair(rng);
+                        *spare = Some(b);
+                        a
+                    }
+                };
+                mids[sym] *= (*volatility * z).exp();
+                let mid = mids[sym];
+                self.next_due = Some(due + *interval);
+                Some(Tick {
+                    symbol: sym as SymbolId,
+                    bid: mid * (1.0 - *half_spread),
+                    ask: mid * (1.0 + *half_spread),
+                    recv_ns: now,
+                })
+            }
+            Source::Csv { rows, at, speed, start } => {
+                let row = rows[*at];
+                *at += 1;
+                self.next_due = rows.get(*at).map(|next| {
+                    if *speed == 0.0 {
+                        now
+                    } else {
+                        *start + (next.offset_ns as f64 / *speed) as Nanos
+                    }
+                });
+                Some(Tick { symbol: row.symbol, bid: row.bid, ask: row.ask, recv_ns: now })
+            }
+        }
+    }
+}
+
+/// Two independent standard normal samples (Box-Muller).
+fn gaussian_pair(rng: &mut Xoshiro256PlusPlus) -> (f64, f64) {
+    let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64; // (0, 1]
+    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let r = (-2.0 * u1.ln()).sqrt();
+    let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+    (r * c, r * s)
+}
+
+/// Reads a `timestamp,symbol,bid,ask` file. A header line is allowed; rows must be in time order.
+/// Every problem names the file, the line and what would be accepted.
+pub fn load_csv(path: &Path, symbols: &[&str]) -> Result<Vec<CsvRow>, FeedError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| FeedError(format!("{}: cannot read the replay file (feed.csv.path): {e}", path.display())))?;
+    let mut rows = Vec::new();
+    let mut first_ts: Option<i128> = None;
+    let mut last_ts = i128::MIN;
+    for (i, line) in text.lines().enumerate() {
+        let no = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || (no == 1 && line.to_ascii_lowercase().starts_with("timestamp")) {
+            continue;
+        }
+        let fail = |what: String| FeedError(format!("{}:{no}: {what}", path.display()));
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [ts, sym, bid, ask] = fields[..] else {
+            return Err(fail(format!("expected 4 fields timestamp,symbol,bid,ask, found {}", fields.len())));
+        };
+        let ts = parse_timestamp(ts).map_err(fail)?;
+        let symbol = symbols
+            .iter()
+            .position(|s| *s == sym)
+            .ok_or_else(|| fail(format!("symbol {sym:?} is not in feed.symbols ({})", symbols.join(", "))))?;
+        let price = |v: &str, name: &str| -> Result<f64, FeedError> {
+            match v.parse::<f64>() {
+                Ok(p) if p.is_finite() && p > 0.0 => Ok(p),
+                _ => Err(fail(format!("{name} {v:?} is not a positive price"))),
+            }
+        };
+        let (bid, ask) = (price(bid, "bid")?, price(ask, "ask")?);
+        if bid > ask {
+            return Err(fail(format!("bid {bid} is above ask {ask}")));
+        }
+        if ts < last_ts {
+            return Err(fail("timestamp goes back in time; rows must be in time order".into()));
+        }
+        last_ts = ts;
+        let first = *first_ts.get_or_insert(ts);
+        rows.push(CsvRow { offset_ns: (ts - first) as Nanos, symbol: symbol as SymbolId, bid, ask });
+    }
+    if rows.is_empty() {
+        return Err(FeedError(format!("{}: the replay file has no rows", path.display())));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn synthetic(rate: f64) -> Feed {
+        let mut cfg = Config::embedded().feed;
+        if let FeedSource::Synthetic { tick_rate, .. } = &mut cfg.source {
+            *tick_rate = rate;
+        }
+        Feed::new(&cfg, 0).expect("feed")
+    }
+
+    #[test]
+    fn synthetic_is_deterministic_and_paced() {
+        let (mut a, mut b) = (synthetic(1000.0), synthetic(1000.0));
+        let mut ticks = Vec::new();
+        for t in 0..100u64 {
+            let now = t * 1_000_000;
+            a.begin_turn();
+            b.begin_turn();
+            while let Some(x) = a.poll(now) {
+                assert_eq!(Some(x), b.poll(now));
+                ticks.push(x);
+            }
+        }
+        assert_eq!(ticks.len(), 100, "one tick per millisecond");
+        assert!(ticks.iter().all(|t| t.bid < t.ask && t.bid > 0.5));
+        assert_eq!(ticks[0].symbol, 0);
+        assert_eq!(ticks[1].symbol, 1);
+    }
+
+    #[test]
+    fn high_rates_are_budgeted_per_turn_and_stalls_skipped() {
+        let mut f = synthetic(1_000_000.0);
+        f.begin_turn();
+        let n = std::iter::from_fn(|| f.poll(10_000_000)).count();
+        assert_eq!(n, MAX_TICKS_PER_TURN);
+        f.begin_turn();
+        assert!(f.poll(5_000_000_000).is_some());
+        assert!(f.skipped() > 3_000_000);
+    }
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("mt5bot-feed-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("t.csv");
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn csv_replay_follows_timestamps() {
+        let p = write(
+            "ok",
+            "timestamp,symbol,bid,ask\n2026-01-01T00:00:00Z,EURUSD,1.0,1.1\n2026-01-01T00:00:01Z,GBPUSD,2.0,2.1\n",
+        );
+        let rows = load_csv(&p, &["EURUSD", "GBPUSD"]).expect("valid");
+        assert_eq!(rows[1], CsvRow { offset_ns: 1_000_000_000, symbol: 1, bid: 2.0, ask: 2.1 });
+        let mut cfg = Config::embedded().feed;
+        cfg.source = FeedSource::Csv { path: p, speed: 2.0 };
+        let mut f = Feed::new(&cfg, 100).expect("feed");
+        assert!(f.poll(100).is_some());
+        assert_eq!(f.next_due(), Some(100 + 500_000_000));
+        assert!(f.poll(100 + 499_999_999).is_none());
+        assert_eq!(f.poll(100 + 500_000_000).map(|t| t.symbol), Some(1));
+        assert_eq!(f.next_due(), None, "replay over");
+    }
+
+    #[test]
+    fn csv_errors_name_the_line() {
+        let cases = [
+            ("fields", "2026-01-01T00:00:00Z,EURUSD,1.0\n", ":1: expected 4 fields"),
+            (
+                "sym",
+                "2026-01-01T00:00:00Z,EURUSD,1.0,1.1\n2026-01-01T00:00:00Z,XAUUSD,1.0,1.1\n",
+                ":2: symbol \"XAUUSD\"",
+            ),
+            ("price", "2026-01-01T00:00:00Z,EURUSD,abc,1.1\n", ":1: bid \"abc\""),
+            ("crossed", "2026-01-01T00:00:00Z,EURUSD,1.2,1.1\n", "above ask"),
+            (
+                "order",
+                "2026-01-01T00:00:01Z,EURUSD,1.0,1.1\n2026-01-01T00:00:00Z,EURUSD,1.0,1.1\n",
+                ":2: timestamp goes back",
+            ),
+            ("ts", "noon,EURUSD,1.0,1.1\n", ":1: \"noon\" is not a timestamp"),
+            ("empty", "timestamp,symbol,bid,ask\n", "no rows"),
+        ];
+        for (name, text, want) in cases {
+            let e = load_csv(&write(name, text), &["EURUSD"]).expect_err(name);
+            assert!(e.0.contains(want), "{name}: {e}");
+        }
+        assert!(load_csv(Path::new("/nonexistent/t.csv"), &["EURUSD"]).expect_err("missing").0.contains("cannot read"));
+    }
+}

@@ -1,0 +1,220 @@
+//! The paper venue: a simulated broker inside the engine.
+//!
+//! An order is acknowledged `venue.paper.latency` after it is submitted. A market order then fills
+//! in full at the touch (ask for a buy, bid for a sell) made worse by `slippage_bps`. A limit order
+//! fills when the market reaches its price, at its price or better, taking at most
+//! `venue.paper.depth` per tick, so large orders fill in parts; until then it rests.
+//!
+//! The table of orders is allocated once, sized by `risk.max_open_orders`.
+
+use crate::config::PaperConfig;
+use crate::engine::types::{Nanos, OrderKind, OrderRequest, Side, Tick, VenueEvent};
+
+use super::Venue;
+
+#[derive(Debug, Clone, Copy)]
+struct PaperOrder {
+    req: OrderRequest,
+    /// When the venue "receives" it.
+    due: Nanos,
+    accepted: bool,
+    remaining: f64,
+}
+
+/// The simulated venue.
+#[derive(Debug)]
+pub struct PaperVenue {
+    latency: Nanos,
+    slippage: f64,
+    depth: f64,
+    quotes: Vec<Option<(f64, f64)>>,
+    orders: Vec<PaperOrder>,
+    capacity: usize,
+    next_exec_id: u64,
+}
+
+impl PaperVenue {
+    pub fn new(cfg: &PaperConfig, symbols: usize, max_open_orders: usize) -> Self {
+        PaperVenue {
+            latency: cfg.latency.as_nanos().min(u128::from(u64::MAX)) as Nanos,
+            slippage: cfg.slippage_bps * 1e-4,
+            depth: cfg.depth,
+            quotes: vec![None; symbols],
+            orders: Vec::with_capacity(max_open_orders),
+            capacity: max_open_orders,
+            next_exec_id: 1,
+        }
+    }
+
+    /// Fills what it can of order `i`; returns true when nothing remains.
+    fn try_fill(&mut self, i: usize, events: &mut Vec<VenueEvent>) -> bool {
+        let o = self.orders[i];
+        let Some((bid, ask)) = self.quotes[o.req.symbol as usize] else { return false };
+        let (qty, price) = match (o.req.kind, o.req.side) {
+            (OrderKind::Market, Side::Buy) => (o.remaining, ask * (1.0 + self.slippage)),
+            (OrderKind::Market, Side::Sell) => (o.remaining, bid * (1.0 - self.slippage)),
+            (OrderKind::Limit, Side::Buy) if ask <= o.req.price => (o.remaining.min(self.depth), ask),
+            (OrderKind::Limit, Side::Sell) if bid >= o.req.price => (o.remaining.min(self.depth), bid),
+            (OrderKind::Limit, _) => return false,
+        };
+        let exec_id = self.next_exec_id;
+        self.next_exec_id += 1;
+        events.push(VenueEvent::Fill { key: o.req.key, exec_id, qty, price });
+        self.orders[i].remaining -= qty;
+        self.orders[i].remaining <= 1e-12
+    }
+}
+
+impl Venue for PaperVenue {
+    fn name(&self) -> &'static str {
+        "paper"
+    }
+
+    fn submit(&mut self, order: &OrderRequest, now: Nanos) -> Result<(), &'static str> {
+        if self.orders.len() >= self.capacity {
+            return Err("too many open orders");
+        }
+        if (order.symbol as usize) >= self.quotes.len() {
+            return Err("unknown symbol");
+        }
+        self.orders.push(PaperOrder {
+            req: *order,
+            due: now.saturating_add(self.latency),
+            accepted: false,
+            remaining: order.qty,
+        });
+        Ok(())
+    }
+
+    fn on_tick(&mut self, tick: &Tick, now: Nanos, events: &mut Vec<VenueEvent>) {
+        if let Some(q) = self.quotes.get_mut(tick.symbol as usize) {
+            *q = Some((tick.bid, tick.ask));
+        }
+        let mut i = 0;
+        while i < self.orders.len() {
+            let o = self.orders[i];
+            if o.accepted && o.req.symbol == tick.symbol && self.try_fill(i, events) {
+                self.orders.swap_remove(i);
+                continue;
+            }
+            i += 1;
+        }
+        self.poll(now, events);
+    }
+
+    fn poll(&mut self, now: Nanos, events: &mut Vec<VenueEvent>) {
+        let mut i = 0;
+        while i < self.orders.len() {
+            let o = self.orders[i];
+            if !o.accepted && o.due <= now {
+                events.push(VenueEvent::Accepted { key: o.req.key });
+                self.orders[i].accepted = true;
+                if self.quotes[o.req.symbol as usize].is_none() {
+                    events.push(VenueEvent::Rejected { key: o.req.key, reason: "no market" });
+                    self.orders.swap_remove(i);
+                    continue;
+                }
+                if self.try_fill(i, events) {
+                    self.orders.swap_remove(i);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Nanos> {
+        self.orders.iter().filter(|o| !o.accepted).map(|o| o.due).min()
+    }
+
+    fn is_up(&self) -> bool {
+        true
+    }
+
+    fn open_orders(&self) -> usize {
+        self.orders.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::types::{OrderKey, SignalId};
+    use std::time::Duration;
+
+    fn venue() -> PaperVenue {
+        PaperVenue::new(&PaperConfig { latency: Duration::from_nanos(100), slippage_bps: 10.0, depth: 2.0 }, 1, 4)
+    }
+
+    fn order(n: u64, side: Side, kind: OrderKind, qty: f64, price: f64) -> OrderRequest {
+        OrderRequest {
+            key: OrderKey::new(n, n as u32),
+            client_id: SignalId::default(),
+            symbol: 0,
+            side,
+            qty,
+            kind,
+            price,
+        }
+    }
+
+    fn tick(bid: f64, ask: f64) -> Tick {
+        Tick { symbol: 0, bid, ask, recv_ns: 0 }
+    }
+
+    #[test]
+    fn market_order_fills_after_latency_with_slippage() {
+        let mut v = venue();
+        let mut ev = Vec::new();
+        v.on_tick(&tick(99.0, 101.0), 0, &mut ev);
+        v.submit(&order(1, Side::Buy, OrderKind::Market, 5.0, 0.0), 0).expect("ok");
+        assert_eq!(v.next_deadline(), Some(100));
+        v.poll(99, &mut ev);
+        assert!(ev.is_empty());
+        v.poll(100, &mut ev);
+        assert_eq!(ev[0], VenueEvent::Accepted { key: OrderKey::new(1, 1) });
+        match ev[1] {
+            VenueEvent::Fill { qty, price, .. } => {
+                assert_eq!(qty, 5.0);
+                assert!((price - 101.0 * 1.001).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(v.open_orders(), 0);
+    }
+
+    #[test]
+    fn limit_order_rests_then_fills_in_parts() {
+        let mut v = venue();
+        let mut ev = Vec::new();
+        v.on_tick(&tick(99.0, 101.0), 0, &mut ev);
+        v.submit(&order(1, Side::Buy, OrderKind::Limit, 3.0, 100.0), 0).expect("ok");
+        v.poll(100, &mut ev);
+        assert_eq!(ev.len(), 1, "accepted, not filled: {ev:?}");
+        v.on_tick(&tick(99.0, 100.5), 150, &mut ev);
+        assert_eq!(ev.len(), 1, "still above the limit");
+        v.on_tick(&tick(99.0, 99.5), 200, &mut ev);
+        assert_eq!(ev[1], VenueEvent::Fill { key: OrderKey::new(1, 1), exec_id: 1, qty: 2.0, price: 99.5 });
+        v.on_tick(&tick(98.0, 99.0), 300, &mut ev);
+        assert_eq!(ev[2], VenueEvent::Fill { key: OrderKey::new(1, 1), exec_id: 2, qty: 1.0, price: 99.0 });
+        assert_eq!(v.open_orders(), 0);
+    }
+
+    #[test]
+    fn sell_limit_and_refusals() {
+        let mut v = venue();
+        let mut ev = Vec::new();
+        // No quote yet: accepted, then rejected.
+        v.submit(&order(1, Side::Sell, OrderKind::Limit, 1.0, 100.0), 0).expect("ok");
+        v.poll(100, &mut ev);
+        assert!(matches!(ev[1], VenueEvent::Rejected { .. }));
+        v.on_tick(&tick(100.5, 101.0), 100, &mut ev);
+        v.submit(&order(2, Side::Sell, OrderKind::Limit, 1.0, 100.0), 100).expect("ok");
+        v.poll(200, &mut ev);
+        assert_eq!(ev.last(), Some(&VenueEvent::Fill { key: OrderKey::new(2, 2), exec_id: 1, qty: 1.0, price: 100.5 }));
+        for n in 3..7 {
+            v.submit(&order(n, Side::Buy, OrderKind::Limit, 1.0, 1.0), 0).expect("room");
+        }
+        assert_eq!(v.submit(&order(9, Side::Buy, OrderKind::Limit, 1.0, 1.0), 0), Err("too many open orders"));
+    }
+}
