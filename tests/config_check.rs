@@ -1,0 +1,97 @@
+//! `mt5bot config check` and configuration errors at `mt5bot run`.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::*;
+
+fn check(dir: &TempDir, text: &str) -> Output {
+    let p = dir.write("config.yaml", text);
+    Command::new(BIN).args(["config", "check", "--config"]).arg(&p).output().expect("run")
+}
+
+#[test]
+fn unknown_key_exits_2_naming_file_line_and_key() {
+    let dir = TempDir::new("cfg-unknown");
+    let out = check(&dir, "# comment\nqueue:\n  capacity: 64\nrisk:\n  max_postion: 3\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.yaml:5: risk.max_postion: unknown field `max_postion`"), "{err}");
+    assert!(err.contains("max_position"), "lists the accepted keys: {err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn wrong_type_and_bad_value_name_their_lines() {
+    let dir = TempDir::new("cfg-type");
+    let out = check(&dir, "feed:\n  tick_rate: fast\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.yaml:2: feed.tick_rate: invalid type"));
+    let out = check(&dir, "feed:\n  tick_rate: 100\nqueue:\n  capacity: 100\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.yaml:4: queue.capacity: 100 is not accepted; accepted: a power of two"), "{err}");
+    let out = check(&dir, "venue:\n  kind: mt4\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":2: venue.kind: unknown variant `mt4`, expected `paper`"), "{err}");
+}
+
+#[test]
+fn broken_yaml_and_missing_file() {
+    let dir = TempDir::new("cfg-yaml");
+    let out = check(&dir, "queue:\n  capacity: [1,\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.yaml:"));
+    let out = Command::new(BIN).args(["config", "check", "--config", "/nonexistent/c.yaml"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.yaml: cannot read the config file"));
+}
+
+#[test]
+fn valid_file_prints_the_effective_config_which_checks_again() {
+    let dir = TempDir::new("cfg-ok");
+    let out = check(&dir, "queue:\n  capacity: 64\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let effective = String::from_utf8(out.stdout).expect("utf8");
+    assert!(effective.contains("capacity: 64"), "{effective}");
+    assert!(effective.contains("kind: paper"), "defaults filled in: {effective}");
+    let again = check(&dir, &effective);
+    assert!(again.status.success());
+    assert_lines_eq(&effective, &String::from_utf8(again.stdout).expect("utf8"));
+}
+
+#[test]
+fn the_shipped_example_and_the_embedded_default_agree() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
+    let a = Command::new(BIN).args(["config", "check", "--config", example]).output().expect("run");
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let b = Command::new(BIN).args(["config", "check"]).output().expect("run");
+    assert!(b.status.success());
+    let body = |o: &Output| String::from_utf8_lossy(&o.stdout).lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_lines_eq(&body(&b), &body(&a));
+}
+
+#[test]
+fn run_refuses_a_bad_config_with_exit_2() {
+    let dir = TempDir::new("cfg-run");
+    let p = dir.write("config.yaml", "metrics:\n  listen: nowhere\n");
+    let out = Command::new(BIN).arg("run").arg("--config").arg(&p).current_dir(dir.path()).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.yaml:2: metrics.listen: \"nowhere\" is not a socket address"), "{err}");
+}
+
+#[test]
+fn csv_replay_errors_are_input_errors() {
+    let dir = TempDir::new("cfg-csv");
+    dir.write("ticks.csv", "timestamp,symbol,bid,ask\n2026-01-01T00:00:00Z,EURUSD,1.1,1.0\n");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let p = dir.write(
+        "config.yaml",
+        &format!("metrics:\n  listen: {addr}\nfeed:\n  kind: csv\n  csv:\n    path: ticks.csv\n"),
+    );
+    let out = Command::new(BIN).arg("run").arg("--config").arg(&p).current_dir(dir.path()).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ticks.csv:2: bid 1.1 is above ask 1"));
+}

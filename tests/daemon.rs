@@ -1,0 +1,184 @@
+//! `mt5bot run` as a process: serving, trading, readiness, systemd notifications and stopping.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const KEPT_NAMES: [&str; 5] = ["cpu_usage_pct", "rss_usage_mb", "queue_depth", "trade_count", "drift_events"];
+
+#[test]
+fn serves_metrics_trades_and_stops_cleanly_on_sigterm() {
+    let dir = TempDir::new("sigterm");
+    let (cfg, addr) = config_with(&dir, "");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    let first = d.wait_metrics(Duration::from_secs(5));
+
+    for name in KEPT_NAMES {
+        assert!(first.contains(&format!("\n# HELP {name} ")), "{name} has no HELP line");
+        assert!(first.contains(&format!("\n# TYPE {name} ")), "{name} has no TYPE line");
+    }
+    assert!(first.contains("mt5bot_build_info{"), "build info exported");
+
+    let trades = wait_for("trade_count > 0", Duration::from_secs(10), || {
+        sample(&d.metrics(), "trade_count").filter(|t| *t > 0.0)
+    });
+    let more = wait_for("trade_count to keep rising", Duration::from_secs(10), || {
+        sample(&d.metrics(), "trade_count").filter(|t| *t > trades)
+    });
+    assert!(more > trades);
+    let m = d.metrics();
+    assert!(sample(&m, "rss_usage_mb").is_some_and(|v| v > 0.0), "rss sampled");
+    assert!(sample(&m, "process_resident_memory_bytes").is_some_and(|v| v > 0.0), "process collector");
+    assert!(sample(&m, "tick_to_order_seconds_count").is_some_and(|v| v > 0.0), "latency observed");
+    assert_eq!(sample(&m, "queue_capacity"), Some(1024.0));
+
+    d.signal("TERM");
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "exit status {status:?}; stderr:\n{}", d.stderr());
+
+    let log = d.log_file();
+    let last: serde_json::Value =
+        serde_json::from_str(log.lines().last().expect("log lines")).expect("log lines are JSON");
+    assert_eq!(last["level"], "INFO");
+    let msg = last["msg"].as_str().expect("msg");
+    assert!(msg.starts_with("stopped (SIGTERM); final state: trades="), "{msg}");
+    assert!(msg.contains("EURUSD=") && msg.contains("GBPUSD="), "{msg}");
+    assert!(d.stderr().contains("final state"), "human-readable line on stderr");
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+    }
+}
+
+#[test]
+fn sigint_stops_gracefully_too() {
+    let dir = TempDir::new("sigint");
+    let (cfg, addr) = config_with(&dir, "");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(5));
+    d.signal("INT");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(d.log_file().contains("stopped (SIGINT); final state"));
+}
+
+#[test]
+fn endpoints_answer_by_the_rules() {
+    let dir = TempDir::new("endpoints");
+    let (cfg, addr) = config_with(&dir, "");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(5));
+
+    let m = get(&addr, "/metrics").expect("metrics");
+    assert_eq!(m.header("Content-Type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    let h = get(&addr, "/healthz").expect("healthz");
+    assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
+    let r = get(&addr, "/readyz").expect("readyz");
+    assert_eq!((r.status, r.body.as_str()), (200, "ready\n"));
+    assert_eq!(get(&addr, "/metrics?x=1").expect("query string").status, 200);
+    assert_eq!(get(&addr, "/nowhere").expect("404").status, 404);
+    let post = http("POST", &addr, "/metrics", b"x=1").expect("post");
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("Allow"), Some("GET"));
+    assert_eq!(http("DELETE", &addr, "/readyz", b"").expect("delete").status, 405);
+    // A large body is refused without harm, and the daemon keeps serving.
+    let big = vec![b'a'; 4 << 20];
+    let _ = http("POST", &addr, "/metrics", &big);
+    let after = d.metrics();
+    assert!(after.contains("http_requests_total{code=\"405\",handler=\"metrics\"}"), "405s counted");
+    assert!(after.contains("http_requests_total{code=\"404\",handler=\"other\"} 1"));
+}
+
+#[test]
+fn notify_socket_receives_ready_watchdog_and_stopping() {
+    let dir = TempDir::new("notify");
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let (cfg, addr) = config_with(&dir, "");
+    let sock_str = sock_path.to_str().expect("utf8 path");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[("NOTIFY_SOCKET", sock_str), ("WATCHDOG_USEC", "200000")]);
+
+    let mut buf = [0u8; 256];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv();
+    assert_eq!(first, "READY=1", "READY=1 comes first");
+    // READY=1 is only sent once /metrics serves.
+    assert_eq!(get(&addr, "/metrics").expect("metrics").status, 200);
+    let watchdogs = (0..3).map(|_| recv()).filter(|m| m == "WATCHDOG=1").count();
+    assert_eq!(watchdogs, 3, "the engine loop pings the watchdog");
+
+    d.signal("TERM");
+    let stopping = (0..20).map(|_| recv()).find(|m| m == "STOPPING=1");
+    assert_eq!(stopping.as_deref(), Some("STOPPING=1"));
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn metrics_port_in_use_is_a_clear_runtime_error() {
+    let dir = TempDir::new("port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let cfg = dir.write("config.yaml", &format!("metrics:\n  listen: {addr}\n"));
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1));
+    assert!(d.stderr().contains(&format!("cannot listen on metrics.listen {addr}")), "{}", d.stderr());
+    assert!(d.log_file().contains("cannot listen on metrics.listen"), "the failure is in the log file too");
+}
+
+#[test]
+fn runs_on_the_embedded_default_without_a_config() {
+    // The embedded default listens on 127.0.0.1:9898; it must be free for this test.
+    if let Err(e) = std::net::TcpListener::bind("127.0.0.1:9898") {
+        panic!("port 9898 is in use ({e}); stop whatever runs there (a `make run`?) and rerun");
+    }
+    let dir = TempDir::new("default");
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .current_dir(dir.path())
+        .env_remove("NOTIFY_SOCKET")
+        .stderr(std::fs::File::create(dir.join("stderr.txt")).expect("file"))
+        .spawn()
+        .expect("start");
+    let start = Instant::now();
+    let body = wait_for("the default to serve 127.0.0.1:9898/metrics", Duration::from_secs(5), || {
+        get("127.0.0.1:9898", "/metrics").ok().filter(|r| r.status == 200).map(|r| r.body)
+    });
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(body.contains("broker_connected{venue=\"paper\"} 1"), "paper venue up");
+    assert!(dir.join("logs/mt5bot.log").is_file(), "logs/mt5bot.log relative to the working folder");
+    let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    assert!(ok.success());
+    let status = wait_for("exit", Duration::from_secs(10), || child.try_wait().ok().flatten());
+    assert_eq!(status.code(), Some(0), "signal: {:?}", status.signal());
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(BIN).arg("--version").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("mt5bot {}\n", env!("CARGO_PKG_VERSION"))), "{text}");
+    for key in ["commit: ", "rustc: rustc ", "target: ", "profile: "] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+    for args in [&["--help"][..], &["help"], &["help", "run"], &["run", "--help"], &["config", "check", "--help"]] {
+        let out = Command::new(BIN).args(args).output().expect("run");
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: mt5bot"), "{args:?}");
+    }
+    let bad = Command::new(BIN).arg("launch").output().expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("unknown command \"launch\"") && err.contains("Usage: mt5bot"), "{err}");
+    let bad = Command::new(BIN).args(["run", "--speed", "11"]).output().expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,0 +1,315 @@
+//! Shared helpers for the integration tests: a unique temp dir per test, free loopback ports, the
+//! real `mt5bot` binary started in that dir, a minimal HTTP client, and real peers (Prometheus).
+//!
+//! Every server binds 127.0.0.1; every wait is bounded and fails with what it was waiting for.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mt5bot");
+
+/// A temp folder removed when dropped (kept when the test panicked, for a look at its logs).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mt5bot-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            eprintln!("test files kept in {}", self.0.display());
+        }
+    }
+}
+
+/// A loopback port nobody in this test process was given before and that was free just now.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let set = given.get_or_insert_with(HashSet::new);
+    for _ in 0..100 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("addr").port();
+        if set.insert(port) {
+            return port;
+        }
+    }
+    panic!("no free loopback port found");
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` saying what it awaited.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A one-shot HTTP/1.1 request (`Connection: close`) with a 5 s timeout.
+pub fn http(method: &str, addr: &str, path: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().into(), v.trim().into())).collect();
+    Ok(HttpResponse { status, headers, body: body.to_owned() })
+}
+
+pub fn get(addr: &str, path: &str) -> std::io::Result<HttpResponse> {
+    http("GET", addr, path, b"")
+}
+
+/// The value of an unlabelled sample in Prometheus text output.
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// A config with the metrics endpoint on a free port; `extra` is appended (YAML).
+pub fn config_with(dir: &TempDir, extra: &str) -> (PathBuf, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let text = format!("metrics:\n  listen: {addr}\nlogging:\n  stderr: true\n{extra}");
+    (dir.write("config.yaml", &text), addr)
+}
+
+/// A running `mt5bot run`, killed if still running when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub metrics_addr: String,
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `mt5bot run --config CONFIG` in `dir`, with extra environment variables.
+    pub fn start(dir: &TempDir, config: &Path, metrics_addr: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(config)
+            .current_dir(dir.path())
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("stdout.txt")).expect("stdout file"))
+            .stderr(std::fs::File::create(dir.join("stderr.txt")).expect("stderr file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start mt5bot");
+        Daemon { child, metrics_addr: metrics_addr.to_owned(), dir: dir.path().to_path_buf() }
+    }
+
+    /// Waits until `/metrics` answers 200 and returns its body.
+    pub fn wait_metrics(&mut self, timeout: Duration) -> String {
+        let addr = self.metrics_addr.clone();
+        let pid = self.child.id();
+        let child = &mut self.child;
+        wait_for(&format!("mt5bot (pid {pid}) to serve http://{addr}/metrics"), timeout, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("mt5bot exited early with {status}");
+            }
+            get(&addr, "/metrics").ok().filter(|r| r.status == 200).map(|r| r.body)
+        })
+    }
+
+    pub fn metrics(&self) -> String {
+        let r = get(&self.metrics_addr, "/metrics").expect("GET /metrics");
+        assert_eq!(r.status, 200);
+        r.body
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let child = &mut self.child;
+        wait_for("mt5bot to exit", timeout, || child.try_wait().ok().flatten())
+    }
+
+    pub fn log_file(&self) -> String {
+        std::fs::read_to_string(self.dir.join("logs/mt5bot.log")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.txt")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Finds a program of the test dependencies, or fails saying how to install it.
+pub fn require(program: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/bin", "/usr/sbin"]) {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{program} is not installed: run `make test` (or scripts/install-test-deps.sh) first");
+}
+
+/// A real Prometheus server on a free loopback port, with its data in `dir`.
+pub struct Prometheus {
+    child: Child,
+    pub addr: String,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config` (YAML text) and waits until it is ready.
+    pub fn start(dir: &TempDir, config: &str) -> Prometheus {
+        let bin = require("prometheus");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let cfg = dir.write("prometheus.yml", config);
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let mut p = Prometheus { child, addr };
+        let addr = p.addr.clone();
+        let child = &mut p.child;
+        wait_for("prometheus to be ready", Duration::from_secs(30), || {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("prometheus exited with {s}; see its log in the test dir");
+            }
+            get(&addr, "/-/ready").ok().filter(|r| r.status == 200)
+        });
+        p
+    }
+
+    /// Runs an instant query; returns the `data.result` array.
+    pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let path = format!("/api/v1/query?query={}", urlencode(promql));
+        let r = get(&self.addr, &path).expect("query prometheus");
+        assert_eq!(r.status, 200, "query {promql}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("query JSON");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Percent-encodes a query string value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Compares two texts line by line and panics with a readable diff when they differ.
+pub fn assert_lines_eq(expected: &str, actual: &str) {
+    if expected == actual {
+        return;
+    }
+    let mut diff = String::new();
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    for i in 0..e.len().max(a.len()) {
+        match (e.get(i), a.get(i)) {
+            (Some(x), Some(y)) if x == y => diff.push_str(&format!("  {x}\n")),
+            (x, y) => {
+                if let Some(x) = x {
+                    diff.push_str(&format!("- {x}\n"));
+                }
+                if let Some(y) = y {
+                    diff.push_str(&format!("+ {y}\n"));
+                }
+            }
+        }
+    }
+    panic!("texts differ (- expected, + actual):\n{diff}");
+}
