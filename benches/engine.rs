@@ -1,1 +1,182 @@
-fn main() {}
+//! Engine benchmarks: the signal ring, signals through queue + executor, and tick-to-order.
+//!
+//! `cargo bench --bench engine` runs the criterion groups, then a percentile report: each
+//! tick-to-order is timed on its own (`Instant` before and after, clock overhead measured and
+//! subtracted) over many ticks, five runs, and p50/p99 printed as medians with min and max.
+//! `-- --quick` shortens everything (used by CI so the bench cannot rot).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use mt5bot::config::{Config, OrderKind, VenueConfig};
+use mt5bot::engine::core::{ManualClock, MonotonicClock, TradingCore};
+use mt5bot::engine::queue::SignalQueue;
+use mt5bot::engine::types::{Side, Signal, SignalId, SignalSource, Tick};
+use mt5bot::telemetry::metrics::Metrics;
+use mt5bot::venue::paper::PaperVenue;
+
+/// A config in which every tick of an alternating price path crosses the averages, so every tick
+/// produces exactly one market order (buy, sell, buy, ...), and nothing limits the rate.
+fn one_order_per_tick() -> Config {
+    let mut cfg = Config::embedded();
+    cfg.model.fast_period = 1;
+    cfg.model.slow_period = 2;
+    cfg.model.threshold_bps = 0.0;
+    cfg.model.order_type = OrderKind::Market;
+    cfg.risk.max_orders_per_second = u32::MAX;
+    cfg.risk.max_position = 10.0;
+    cfg.drift.enabled = true;
+    let VenueConfig::Paper(p) = &mut cfg.venue;
+    p.latency = Duration::ZERO;
+    cfg
+}
+
+fn core<C: mt5bot::engine::core::Clock>(cfg: &Config, clock: C) -> (TradingCore<PaperVenue, C>, Metrics) {
+    let metrics = Metrics::new();
+    let VenueConfig::Paper(p) = &cfg.venue;
+    let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+    let venue = PaperVenue::new(p, names.len(), cfg.risk.max_open_orders);
+    let em = metrics.engine("paper", &names);
+    (TradingCore::new(cfg, venue, clock, em, "B"), metrics)
+}
+
+/// Alternates the mid price so each tick crosses: up, down, up, ...
+fn tick(i: u64, now: u64) -> Tick {
+    let mid = if i % 2 == 0 { 1.1010 } else { 1.0990 };
+    Tick { symbol: 0, bid: mid - 0.00005, ask: mid + 0.00005, recv_ns: now }
+}
+
+fn bench_queue(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue");
+    g.throughput(Throughput::Elements(1));
+    let mut q = SignalQueue::<Signal>::with_capacity(1024);
+    let s = Signal::default();
+    g.bench_function("push_pop", |b| {
+        b.iter(|| {
+            let _ = q.push(black_box(s));
+            black_box(q.pop())
+        })
+    });
+    g.finish();
+}
+
+fn bench_signals(c: &mut Criterion) {
+    // External signals through offer -> queue -> executor -> paper venue, alternating sides so the
+    // position stays inside the limit; the venue is polled each 64 signals to settle fills.
+    let mut cfg = one_order_per_tick();
+    cfg.risk.max_open_orders = 1024;
+    let (mut core, _m) = core(&cfg, ManualClock::default());
+    core.on_tick(&tick(0, 0));
+    let prefix = SignalId::parse("S-").expect("id");
+    let mut n = 0u64;
+    let mut g = c.benchmark_group("signals");
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("queue_executor_venue_x64", |b| {
+        b.iter(|| {
+            for _ in 0..64 {
+                n += 1;
+                let sig = Signal {
+                    id: SignalId::with_counter(&prefix, n),
+                    symbol: 0,
+                    side: if n % 2 == 0 { Side::Buy } else { Side::Sell },
+                    qty: 1.0,
+                    kind: OrderKind::Market,
+                    price: 0.0,
+                    source: SignalSource::Ingress,
+                    origin_ns: 0,
+                };
+                let _ = core.offer(sig);
+                core.drain();
+            }
+            core.clock().advance(1_000);
+            core.poll_venue();
+        })
+    });
+    g.finish();
+}
+
+fn bench_tick_to_order(c: &mut Criterion) {
+    let cfg = one_order_per_tick();
+    let (mut core, m) = core(&cfg, MonotonicClock::new());
+    let mut i = 0u64;
+    for _ in 0..1_000 {
+        i += 1;
+        core.on_tick(&tick(i, 0));
+    }
+    let before = m.orders_sent.get();
+    let mut g = c.benchmark_group("tick_to_order");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("on_tick_one_order", |b| {
+        b.iter(|| {
+            i += 1;
+            core.on_tick(black_box(&tick(i, 0)));
+        })
+    });
+    g.finish();
+    assert!(m.orders_sent.get() > before, "the bench sent orders");
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Times each tick-to-order on its own; returns (p50, p99, p99.9) in ns after clock overhead.
+fn one_run(ticks: usize) -> (u64, u64, u64) {
+    let cfg = one_order_per_tick();
+    let (mut core, m) = core(&cfg, MonotonicClock::new());
+    let mut i = 0u64;
+    for _ in 0..10_000 {
+        i += 1;
+        core.on_tick(&tick(i, 0));
+    }
+    // The cost of the two clock reads around an empty body.
+    let mut empty: Vec<u64> = (0..10_000)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(());
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    empty.sort_unstable();
+    let overhead = percentile(&empty, 0.5);
+    let sent_before = m.orders_sent.get();
+    let mut samples = Vec::with_capacity(ticks);
+    for _ in 0..ticks {
+        i += 1;
+        let t = tick(i, 0);
+        let start = Instant::now();
+        core.on_tick(black_box(&t));
+        samples.push((start.elapsed().as_nanos() as u64).saturating_sub(overhead));
+    }
+    assert_eq!(m.orders_sent.get() - sent_before, ticks as u64, "one order per tick");
+    samples.sort_unstable();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99), percentile(&samples, 0.999))
+}
+
+fn median_min_max(mut v: Vec<u64>) -> String {
+    v.sort_unstable();
+    format!("{} ns (min {}, max {})", v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn percentile_report(quick: bool) {
+    let (runs, ticks) = if quick { (5, 20_000) } else { (5, 1_000_000) };
+    let results: Vec<(u64, u64, u64)> = (0..runs).map(|_| one_run(ticks)).collect();
+    println!("\ntick_to_order per operation, {runs} runs x {ticks} ticks, one market order per tick:");
+    println!("  p50   {}", median_min_max(results.iter().map(|r| r.0).collect()));
+    println!("  p99   {}", median_min_max(results.iter().map(|r| r.1).collect()));
+    println!("  p99.9 {}", median_min_max(results.iter().map(|r| r.2).collect()));
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let mut c = Criterion::default().configure_from_args();
+    if quick {
+        c = c.warm_up_time(Duration::from_millis(200)).measurement_time(Duration::from_millis(500)).sample_size(10);
+    }
+    bench_queue(&mut c);
+    bench_signals(&mut c);
+    bench_tick_to_order(&mut c);
+    c.final_summary();
+    percentile_report(quick);
+}

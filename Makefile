@@ -1,0 +1,44 @@
+# mt5bot: the two commands a newcomer needs are `make run` and `make test`.
+CARGO  ?= cargo
+PREFIX ?= /usr/local
+CONFIG ?=
+
+.PHONY: run build test test-deps bench bench-quick lint fmt install clean
+
+## run: build and run the daemon (embedded default: paper venue, synthetic feed, /metrics on 127.0.0.1:9898)
+run:
+	$(CARGO) run --release --locked -- run $(if $(CONFIG),--config $(CONFIG))
+
+build:
+	$(CARGO) build --release --locked
+
+## test: install the test dependencies (Debian packages), then run every test
+test: test-deps
+	$(CARGO) test --locked
+
+test-deps:
+	scripts/install-test-deps.sh
+
+## bench: criterion benches with full measurement (figures in the output)
+bench:
+	$(CARGO) bench --locked --bench engine
+
+## bench-quick: every bench for a few seconds, so they cannot rot
+bench-quick:
+	$(CARGO) bench --locked --bench engine -- --quick
+
+## lint: formatting, clippy with warnings as errors, docs with warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --locked
+
+fmt:
+	$(CARGO) fmt --all
+
+## install: install the binary into $(PREFIX)/bin
+install:
+	$(CARGO) install --locked --path . --root $(PREFIX)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
+# peers the tests start (Prometheus and promtool so far). Packages must not start their own
+# daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
+#
+# Usage: scripts/install-test-deps.sh        (as root, or with sudo available)
+set -euo pipefail
+
+# program -> Debian package that ships it
+declare -A NEED=(
+  [prometheus]=prometheus
+  [promtool]=prometheus
+)
+
+missing=()
+for prog in "${!NEED[@]}"; do
+  if ! command -v "$prog" >/dev/null 2>&1; then
+    missing+=("${NEED[$prog]}")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test dependencies: all present"
+  exit 0
+fi
+# Unique package names.
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+  else
+    echo "error: installing ${packages[*]} needs root; run as root or install sudo" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x /usr/sbin/policy-rc.d ]; then
+  echo "creating /usr/sbin/policy-rc.d so packages do not start their daemons"
+  printf '#!/bin/sh\n# installed by mt5bot scripts/install-test-deps.sh: no service starts on install\nexit 101\n' \
+    | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+fi
+
+echo "installing Debian packages: ${packages[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+for prog in "${!NEED[@]}"; do
+  command -v "$prog" >/dev/null 2>&1 || { echo "error: $prog still missing after install" >&2; exit 1; }
+done
+echo "test dependencies: installed"

@@ -1,0 +1,141 @@
+//! Proof that the tick-to-order path does not allocate after start-up: a counting global allocator
+//! watches the engine core while the synthetic feed drives it through orders, fills and refusals.
+#![allow(unsafe_code)] // a GlobalAlloc implementation is unsafe by definition; it only counts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use mt5bot::config::{Config, OrderKind, VenueConfig};
+use mt5bot::engine::core::{ManualClock, TradingCore};
+use mt5bot::telemetry::metrics::Metrics;
+use mt5bot::venue::feed::Feed;
+use mt5bot::venue::paper::PaperVenue;
+
+struct Counting;
+
+thread_local! {
+    // Per thread, so tests running in parallel (and the harness's own threads) do not mix counts.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+    }
+}
+
+fn start_counting() {
+    ALLOCATIONS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+}
+
+fn stop_counting() -> u64 {
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Drives `ticks` ticks through feed and core on a fake clock; returns allocations seen.
+fn allocations_while_trading(cfg: &Config, warm_up: u64, ticks: u64) -> (u64, Metrics) {
+    let metrics = Metrics::new();
+    let VenueConfig::Paper(paper) = &cfg.venue;
+    let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+    let venue = PaperVenue::new(paper, names.len(), cfg.risk.max_open_orders);
+    let mut core = TradingCore::new(cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "A");
+    let mut feed = Feed::new(&cfg.feed, 0).expect("feed");
+    let mut now = 0u64;
+    let mut step = |core: &mut TradingCore<PaperVenue, ManualClock>, feed: &mut Feed| {
+        now += 100_000; // 100 us per turn
+        core.clock().set(now);
+        feed.begin_turn();
+        while let Some(t) = feed.poll(now) {
+            core.on_tick(&t);
+        }
+        core.poll_venue();
+    };
+    for _ in 0..warm_up {
+        step(&mut core, &mut feed);
+    }
+    start_counting();
+    for _ in 0..ticks {
+        step(&mut core, &mut feed);
+    }
+    (stop_counting(), metrics)
+}
+
+fn busy_config(kind: OrderKind) -> Config {
+    let mut cfg = Config::embedded();
+    cfg.model.fast_period = 2;
+    cfg.model.slow_period = 5;
+    cfg.model.threshold_bps = 0.0;
+    cfg.model.order_type = kind;
+    cfg.risk.max_orders_per_second = 1_000_000;
+    cfg.risk.max_position = 2.0;
+    cfg.drift.enabled = true;
+    if let mt5bot::config::FeedSource::Synthetic { tick_rate, .. } = &mut cfg.feed.source {
+        *tick_rate = 10_000.0; // one tick per 100 us turn
+    }
+    cfg
+}
+
+#[test]
+fn market_orders_allocate_nothing_after_start_up() {
+    let (allocs, m) = allocations_while_trading(&busy_config(OrderKind::Market), 20_000, 200_000);
+    let sent = m.orders_sent.get();
+    assert!(sent > 10_000, "the path was exercised: {sent} orders");
+    assert!(m.trade_count.get() > 10_000);
+    assert_eq!(allocs, 0, "heap allocations on the tick-to-order path");
+}
+
+#[test]
+fn limit_orders_and_partial_fills_allocate_nothing_after_start_up() {
+    let mut cfg = busy_config(OrderKind::Limit);
+    cfg.model.order_qty = 3.0;
+    cfg.risk.max_position = 6.0;
+    let VenueConfig::Paper(p) = &mut cfg.venue;
+    p.depth = 1.0; // every order fills in three parts
+    let (allocs, m) = allocations_while_trading(&cfg, 20_000, 200_000);
+    assert!(m.trade_count.get() > 3 * 1_000, "partial fills exercised: {}", m.trade_count.get());
+    assert_eq!(allocs, 0, "heap allocations on the tick-to-order path");
+}
+
+#[test]
+fn refusals_allocate_nothing() {
+    let mut cfg = busy_config(OrderKind::Market);
+    cfg.model.order_qty = 1.0;
+    cfg.risk.max_position = 0.5; // every signal is refused by the risk check
+    let (allocs, m) = allocations_while_trading(&cfg, 1_000, 50_000);
+    assert!(m.signals_dropped.with_label_values(&["max_position"]).get() > 1_000);
+    assert_eq!(m.orders_sent.get(), 0);
+    assert_eq!(allocs, 0);
+}
+
+#[test]
+fn the_counter_does_count() {
+    start_counting();
+    let v: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
+    let n = stop_counting();
+    drop(v);
+    assert_eq!(n, 1);
+}
