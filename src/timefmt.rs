@@ -14,6 +14,15 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// The civil date of a day count since 1970-01-01.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -70,7 +79,7 @@ pub fn parse_timestamp(s: &str) -> Result<i128, String> {
     };
     let (y, mo, d) = (num(0..4).ok_or_else(err)?, num(5..7).ok_or_else(err)?, num(8..10).ok_or_else(err)?);
     let (h, mi, se) = (num(11..13).ok_or_else(err)?, num(14..16).ok_or_else(err)?, num(17..19).ok_or_else(err)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(i64::from(y), mo) || h > 23 || mi > 59 || se > 60 {
         return Err(err());
     }
     let mut rest = &s[19..];
@@ -122,6 +131,7 @@ mod tests {
         for ns in [0i128, 1_732_431_979_123_456_000, 4_102_444_800_000_000_000] {
             assert_eq!(parse_timestamp(&rfc3339_micros(ns)), Ok(ns));
         }
+        assert!(parse_timestamp("2024-02-29T00:00:00Z").is_ok());
         assert_eq!(parse_timestamp("2024-11-24T09:06:19+02:00"), parse_timestamp("2024-11-24T07:06:19Z"));
         assert_eq!(parse_timestamp("1732431979.25"), Ok(1_732_431_979_250_000_000));
         assert_eq!(parse_timestamp("2024-11-24 07:06:19.5Z"), Ok(1_732_431_979_500_000_000));
@@ -133,6 +143,8 @@ mod tests {
             "",
             "yesterday",
             "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
             "2024-11-24T07:06:19",
             "1.2.3",
             "2024-11-24T07:06:19.1234567890Z",

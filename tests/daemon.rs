@@ -88,6 +88,13 @@ fn endpoints_answer_by_the_rules() {
     // A large body is refused without harm, and the daemon keeps serving.
     let big = vec![b'a'; 4 << 20];
     let _ = http("POST", &addr, "/metrics", &big);
+    // A client that sends half a request and stalls does not hold up other scrapes.
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    std::io::Write::write_all(&mut slow, b"GET /metrics HTTP/1.1\r\nHost: x\r\n").expect("half a request");
+    for _ in 0..3 {
+        assert_eq!(get(&addr, "/readyz").expect("readyz beside a stalled client").status, 200);
+    }
+    drop(slow);
     let after = d.metrics();
     assert!(after.contains("http_requests_total{code=\"405\",handler=\"metrics\"}"), "405s counted");
     assert!(after.contains("http_requests_total{code=\"404\",handler=\"other\"} 1"));
