@@ -6,6 +6,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::deployment::{prometheus_endpoints, runtime_secrets, DEFAULT_RUNTIME_ENV};
+
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -13,6 +15,10 @@ pub enum Command {
     Run { config: Option<PathBuf> },
     /// `mt5bot config check [--config FILE]`
     ConfigCheck { config: Option<PathBuf> },
+    /// `mt5bot runtime-secrets ...`
+    RuntimeSecrets(runtime_secrets::Options),
+    /// `mt5bot prometheus-endpoints ...`
+    PrometheusEndpoints(prometheus_endpoints::Options),
     /// `mt5bot --version`
     Version,
     /// `mt5bot help [COMMAND]` or `--help`: the text to print.
@@ -40,10 +46,13 @@ mt5bot: a trading daemon for MetaTrader 5, built to run unattended
 Usage: mt5bot <COMMAND> [OPTIONS]
 
 Commands:
-  run            Run the daemon (with no --config: paper venue, synthetic feed,
-                 /metrics on 127.0.0.1:9898)
-  config check   Validate a config file and print the effective configuration
-  help [COMMAND] Show help for a command
+  run                   Run the daemon (with no --config: paper venue, synthetic
+                        feed, /metrics on 127.0.0.1:9898)
+  config check          Validate a config file and print the effective configuration
+  runtime-secrets       Generate or rotate API_KEY, CONTROLLER_SHARED_SECRET and
+                        CHECKPOINT_AES_KEY in deploy/secrets/runtime.env
+  prometheus-endpoints  Write PROM_PUSH_URL and PROM_QUERY_URL into runtime.env
+  help [COMMAND]        Show help for a command
 
 Options:
   -h, --help     Show this help
@@ -83,6 +92,49 @@ Options:
   -h, --help         Show this help
 ";
 
+pub const RUNTIME_SECRETS_HELP: &str = "\
+mt5bot runtime-secrets: provision the daemon's runtime secrets
+
+Usage: mt5bot runtime-secrets [--env-file FILE] [--rotate NAME]... [--force] [--print-exports]
+
+Generates the missing ones of API_KEY, CONTROLLER_SHARED_SECRET and CHECKPOINT_AES_KEY
+(base64 of 32 bytes from the OS random generator) and keeps existing values, so a
+rerun changes nothing. Other lines and comments of the file are kept. The file is
+written atomically with mode 0600.
+
+Options:
+  --env-file FILE   Env file to update [default: deploy/secrets/runtime.env]
+  --rotate NAME     Replace NAME only (repeatable). Rotating CHECKPOINT_AES_KEY keeps
+                    the old key as CHECKPOINT_AES_KEY_PREVIOUS
+  --force           Regenerate every secret
+  --print-exports   Print export KEY='value' lines on stdout, for eval
+  -h, --help        Show this help
+";
+
+pub const PROMETHEUS_ENDPOINTS_HELP: &str = "\
+mt5bot prometheus-endpoints: write the Prometheus URLs into runtime.env
+
+Usage: mt5bot prometheus-endpoints [--env-file FILE] [OPTIONS]
+
+Derives PROM_PUSH_URL (SCHEME://HOST:PORT/metrics/job/JOB/instance/INSTANCE, the
+Pushgateway grouping key; values that are not plain path segments use the
+LABEL@base64 form) and PROM_QUERY_URL (SCHEME://HOST:PORT/api/v1/query). Existing
+values are kept unless --force. A flag wins over its environment variable.
+
+Options:
+  --env-file FILE     Env file to update [default: deploy/secrets/runtime.env]
+  --push-host HOST    Pushgateway host   [env PROM_ENDPOINTS_PUSH_HOST, default localhost]
+  --push-port PORT    Pushgateway port   [env PROM_ENDPOINTS_PUSH_PORT, default 9091]
+  --query-host HOST   Prometheus host    [env PROM_ENDPOINTS_QUERY_HOST, default localhost]
+  --query-port PORT   Prometheus port    [env PROM_ENDPOINTS_QUERY_PORT, default 9090]
+  --scheme SCHEME     http or https      [env PROM_ENDPOINTS_SCHEME, default http]
+  --job JOB           job label          [env PROM_ENDPOINTS_JOB, default mt5bot]
+  --instance NAME     instance label     [env PROM_ENDPOINTS_INSTANCE, default the host name]
+  --force             Replace existing values
+  --print-exports     Print export KEY='value' lines on stdout, for eval
+  -h, --help          Show this help
+";
+
 fn usage(message: impl Into<String>, help: &'static str) -> UsageError {
     UsageError { message: message.into(), help }
 }
@@ -92,6 +144,15 @@ fn finish(args: pico_args::Arguments, help: &'static str) -> Result<(), UsageErr
     match rest.first() {
         None => Ok(()),
         Some(extra) => Err(usage(format!("unexpected argument {:?}", extra.to_string_lossy()), help)),
+    }
+}
+
+fn env_file_flag(args: &mut pico_args::Arguments, help: &'static str) -> Result<PathBuf, UsageError> {
+    let path: Option<String> =
+        args.opt_value_from_str("--env-file").map_err(|e| usage(format!("--env-file: {e}"), help))?;
+    match path {
+        Some(p) if p.is_empty() => Err(usage("--env-file: the file name is empty", help)),
+        p => Ok(PathBuf::from(p.unwrap_or_else(|| DEFAULT_RUNTIME_ENV.to_owned()))),
     }
 }
 
@@ -131,6 +192,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 None => Ok(Command::Help(MAIN_HELP)),
                 Some("run") => Ok(Command::Help(RUN_HELP)),
                 Some("config") => Ok(Command::Help(CONFIG_HELP)),
+                Some("runtime-secrets") => Ok(Command::Help(RUNTIME_SECRETS_HELP)),
+                Some("prometheus-endpoints") => Ok(Command::Help(PROMETHEUS_ENDPOINTS_HELP)),
                 Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
             }
         }
@@ -157,7 +220,38 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 None => Err(usage("missing config action; accepted: check", CONFIG_HELP)),
             }
         }
-        Some(other) => Err(usage(format!("unknown command {other:?}; accepted: run, config, help"), MAIN_HELP)),
+        Some("runtime-secrets") => {
+            let help = RUNTIME_SECRETS_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let force = args.contains("--force");
+            let print_exports = args.contains("--print-exports");
+            let env_file = env_file_flag(&mut args, help)?;
+            let rotate: Vec<String> =
+                args.values_from_str("--rotate").map_err(|e| usage(format!("--rotate: {e}"), help))?;
+            finish(args, help)?;
+            Ok(Command::RuntimeSecrets(runtime_secrets::Options { env_file, rotate, force, print_exports }))
+        }
+        Some("prometheus-endpoints") => {
+            let help = PROMETHEUS_ENDPOINTS_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let force = args.contains("--force");
+            let print_exports = args.contains("--print-exports");
+            let env_file = env_file_flag(&mut args, help)?;
+            let mut flags: [Option<String>; 7] = Default::default();
+            for (i, (flag, _, _)) in prometheus_endpoints::INPUTS.iter().enumerate() {
+                flags[i] = args.opt_value_from_str(*flag).map_err(|e| usage(format!("{flag}: {e}"), help))?;
+            }
+            finish(args, help)?;
+            Ok(Command::PrometheusEndpoints(prometheus_endpoints::Options { env_file, flags, force, print_exports }))
+        }
+        Some(other) => Err(usage(
+            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, help"),
+            MAIN_HELP,
+        )),
     }
 }
 
@@ -180,6 +274,23 @@ mod tests {
         );
         assert_eq!(p(&["--version"]), Ok(Command::Version));
         assert_eq!(p(&["-V"]), Ok(Command::Version));
+        assert_eq!(
+            p(&["runtime-secrets", "--rotate", "API_KEY", "--rotate=CHECKPOINT_AES_KEY", "--print-exports"]),
+            Ok(Command::RuntimeSecrets(runtime_secrets::Options {
+                env_file: DEFAULT_RUNTIME_ENV.into(),
+                rotate: vec!["API_KEY".into(), "CHECKPOINT_AES_KEY".into()],
+                force: false,
+                print_exports: true,
+            }))
+        );
+        let Ok(Command::PrometheusEndpoints(o)) =
+            p(&["prometheus-endpoints", "--env-file", "x.env", "--push-port", "1", "--instance", "i", "--force"])
+        else {
+            panic!("prometheus-endpoints parses")
+        };
+        assert_eq!((o.env_file, o.force), ("x.env".into(), true));
+        assert_eq!(o.flags[1].as_deref(), Some("1"));
+        assert_eq!(o.flags[6].as_deref(), Some("i"));
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! The binary (`src/main.rs`) is thin; this library holds the rooms described in
 //! `ARCHITECTURE.md`: [`engine`] (the single-threaded trading core and its event loop), [`venue`]
 //! (where orders go and ticks come from), [`telemetry`] (metrics, the helper thread, logging),
-//! [`config`], [`cli`] and [`daemon`] (start-up and shutdown of `mt5bot run`).
+//! [`config`], [`cli`], [`daemon`] (start-up and shutdown of `mt5bot run`) and [`deployment`] (the
+//! provisioning subcommands).
 
 pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod deployment;
 pub mod engine;
 pub mod sd_notify;
 pub mod telemetry;

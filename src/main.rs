@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use mt5bot::cli::{self, Command};
 use mt5bot::config::Config;
 use mt5bot::daemon;
+use mt5bot::deployment::{prometheus_endpoints, runtime_secrets, DeployError};
 use mt5bot::engine::reactor::StopReason;
 
 fn main() -> ExitCode {
@@ -43,6 +44,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::RuntimeSecrets(opts) => {
+            finish_helper(runtime_secrets::run(&opts, runtime_secrets::generate).map(|r| {
+                eprintln!("{}", r.summary(&opts.env_file));
+                (r.warning, r.exports)
+            }))
+        }
+        Command::PrometheusEndpoints(opts) => {
+            let env = |k: &str| std::env::var(k).ok();
+            finish_helper(prometheus_endpoints::run(&opts, &env).map(|r| {
+                for line in r.summary(&opts.env_file) {
+                    eprintln!("{line}");
+                }
+                (r.warning, r.exports)
+            }))
+        }
         Command::Run { config } => match daemon::run(config.as_deref()) {
             Ok(StopReason::Signal(_)) => ExitCode::SUCCESS,
             Ok(StopReason::Command(_)) => ExitCode::from(1),
@@ -51,5 +67,24 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
+    }
+}
+
+/// Prints a helper's warning (stderr) and exports (stdout), or its error; returns the exit code.
+fn finish_helper(result: Result<(Option<String>, Vec<String>), DeployError>) -> ExitCode {
+    match result {
+        Ok((warning, exports)) => {
+            if let Some(w) = warning {
+                eprintln!("mt5bot: warning: {w}");
+            }
+            for line in exports {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mt5bot: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
