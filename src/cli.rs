@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::deployment::{prometheus_endpoints, runtime_secrets, DEFAULT_RUNTIME_ENV};
+use crate::deployment::{influx_bootstrap, prometheus_endpoints, runtime_secrets, DEFAULT_RUNTIME_ENV};
 
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub enum Command {
     RuntimeSecrets(runtime_secrets::Options),
     /// `mt5bot prometheus-endpoints ...`
     PrometheusEndpoints(prometheus_endpoints::Options),
+    /// `mt5bot influx-bootstrap ...`
+    InfluxBootstrap(influx_bootstrap::Options),
     /// `mt5bot --version`
     Version,
     /// `mt5bot help [COMMAND]` or `--help`: the text to print.
@@ -52,6 +54,8 @@ Commands:
   runtime-secrets       Generate or rotate API_KEY, CONTROLLER_SHARED_SECRET and
                         CHECKPOINT_AES_KEY in deploy/secrets/runtime.env
   prometheus-endpoints  Write PROM_PUSH_URL and PROM_QUERY_URL into runtime.env
+  influx-bootstrap      Set up or ensure an InfluxDB v2 org, bucket and bucket-scoped
+                        token; write deploy/secrets/influx.env
   help [COMMAND]        Show help for a command
 
 Options:
@@ -135,6 +139,41 @@ Options:
   -h, --help          Show this help
 ";
 
+pub const INFLUX_BOOTSTRAP_HELP: &str = "\
+mt5bot influx-bootstrap: provision InfluxDB v2 for mt5bot's metrics
+
+Usage: mt5bot influx-bootstrap --url URL --org ORG --bucket BUCKET [OPTIONS]
+
+Asks the server whether it needs its first setup. If so, sets it up (admin user,
+org, bucket, retention) and saves the admin credentials to influx-admin.env beside
+the env file (mode 0600; the service never loads it). Otherwise, with the admin
+token, finds the org and finds or creates the bucket, bringing its retention to
+--retention. Then makes sure the env file holds a token that can read and write
+that one bucket: a token already there that still works is kept; one that no
+longer works is only replaced with --force. Writes INFLUXDB_URL, INFLUXDB_ORG,
+INFLUXDB_BUCKET and INFLUXDB_TOKEN; a rerun with nothing to do changes nothing.
+
+Options (a flag wins over its environment variable):
+  --url URL             InfluxDB URL, e.g. http://influxdb:8086  [env INFLUXDB_BOOTSTRAP_URL]
+  --org ORG             Organization                           [env INFLUXDB_BOOTSTRAP_ORG]
+  --bucket BUCKET       Bucket                                 [env INFLUXDB_BOOTSTRAP_BUCKET]
+  --env-file FILE       Env file to write [default: deploy/secrets/influx.env]
+  --username NAME       Admin user for the first setup [env INFLUXDB_BOOTSTRAP_USERNAME, default admin]
+  --password-file FILE  Admin password for the first setup (8 to 72 characters);
+                        without it a 32-character one is generated
+                                                   [env INFLUXDB_BOOTSTRAP_PASSWORD_FILE]
+  --retention PERIOD    0 or infinite, or at least 1h: 3600s, 72h, 90d
+                                       [env INFLUXDB_BOOTSTRAP_RETENTION, default infinite]
+  --admin-token TOKEN   Admin (operator) token: preset at the first setup, used after it
+                                                   [env INFLUXDB_BOOTSTRAP_ADMIN_TOKEN]
+  --timeout DURATION    Give up retrying unreachable or failing servers after this long
+                                       [env INFLUXDB_BOOTSTRAP_TIMEOUT, default 30s]
+  --force               Replace a token that no longer works, or admin credentials
+                        of an instance that was reset
+  --print-exports       Print export KEY='value' lines on stdout, for eval
+  -h, --help            Show this help
+";
+
 fn usage(message: impl Into<String>, help: &'static str) -> UsageError {
     UsageError { message: message.into(), help }
 }
@@ -194,6 +233,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 Some("config") => Ok(Command::Help(CONFIG_HELP)),
                 Some("runtime-secrets") => Ok(Command::Help(RUNTIME_SECRETS_HELP)),
                 Some("prometheus-endpoints") => Ok(Command::Help(PROMETHEUS_ENDPOINTS_HELP)),
+                Some("influx-bootstrap") => Ok(Command::Help(INFLUX_BOOTSTRAP_HELP)),
                 Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
             }
         }
@@ -248,8 +288,25 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             finish(args, help)?;
             Ok(Command::PrometheusEndpoints(prometheus_endpoints::Options { env_file, flags, force, print_exports }))
         }
+        Some("influx-bootstrap") => {
+            let help = INFLUX_BOOTSTRAP_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let force = args.contains("--force");
+            let print_exports = args.contains("--print-exports");
+            let env_file: Option<String> =
+                args.opt_value_from_str("--env-file").map_err(|e| usage(format!("--env-file: {e}"), help))?;
+            let mut flags: [Option<String>; 8] = Default::default();
+            for (i, (flag, _, _)) in influx_bootstrap::INPUTS.iter().enumerate() {
+                flags[i] = args.opt_value_from_str(*flag).map_err(|e| usage(format!("{flag}: {e}"), help))?;
+            }
+            finish(args, help)?;
+            let env_file = PathBuf::from(env_file.unwrap_or_else(|| influx_bootstrap::DEFAULT_ENV_FILE.to_owned()));
+            Ok(Command::InfluxBootstrap(influx_bootstrap::Options { env_file, flags, force, print_exports }))
+        }
         Some(other) => Err(usage(
-            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, help"),
+            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, help"),
             MAIN_HELP,
         )),
     }

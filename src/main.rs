@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use mt5bot::cli::{self, Command};
 use mt5bot::config::Config;
 use mt5bot::daemon;
-use mt5bot::deployment::{prometheus_endpoints, runtime_secrets, DeployError};
+use mt5bot::deployment::{influx_bootstrap, prometheus_endpoints, runtime_secrets, DeployError};
 use mt5bot::engine::reactor::StopReason;
 
 fn main() -> ExitCode {
@@ -57,6 +57,16 @@ fn main() -> ExitCode {
                     eprintln!("{line}");
                 }
                 (r.warning, r.exports)
+            }))
+        }
+        Command::InfluxBootstrap(opts) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let result = influx_bootstrap::resolve(&opts, &env).and_then(|r| influx_bootstrap::run(&opts, &r));
+            finish_helper(result.map(|r| {
+                for step in &r.steps {
+                    eprintln!("influx-bootstrap: {step}");
+                }
+                (r.warnings.into_iter().reduce(|a, b| format!("{a}; {b}")), r.exports)
             }))
         }
         Command::Run { config } => match daemon::run(config.as_deref()) {

@@ -3,11 +3,13 @@
 //! - [`envfile`]: reading, merging and atomically writing `KEY=value` files.
 //! - [`runtime_secrets`]: `mt5bot runtime-secrets` (API key, controller secret, checkpoint key).
 //! - [`prometheus_endpoints`]: `mt5bot prometheus-endpoints` (PROM_PUSH_URL, PROM_QUERY_URL).
+//! - [`influx_bootstrap`]: `mt5bot influx-bootstrap` (InfluxDB v2 org, bucket, scoped token).
 //!
 //! They share one rule: a secret never appears in a log line, a message or an error; only
 //! `--print-exports` prints values, on stdout, for `eval`. Status goes to stderr.
 
 pub mod envfile;
+pub mod influx_bootstrap;
 pub mod prometheus_endpoints;
 pub mod runtime_secrets;
 
