@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
-# peers the tests start (Prometheus and promtool so far). Packages must not start their own
+# peers and tools the tests start: Prometheus and promtool, systemd-analyze (unit checks). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
 # Usage: scripts/install-test-deps.sh        (as root, or with sudo available)
@@ -10,6 +10,7 @@ set -euo pipefail
 declare -A NEED=(
   [prometheus]=prometheus
   [promtool]=prometheus
+  [systemd-analyze]=systemd
 )
 
 missing=()

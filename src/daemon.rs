@@ -68,7 +68,10 @@ pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
         cfg.venue.name(),
         cfg.feed.symbols.len()
     );
-    let result = run_logged(&cfg, metrics);
+    let result = crate::secrets::Secrets::from_process().map_err(DaemonError::Runtime).and_then(|secrets| {
+        log::info!("secrets: {}", secrets.describe());
+        run_logged(&cfg, metrics)
+    });
     if let Err(e) = &result {
         log::error!("{e}");
     }

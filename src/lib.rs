@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod deployment;
 pub mod engine;
 pub mod sd_notify;
+pub mod secrets;
 pub mod telemetry;
 pub mod timefmt;
 pub mod venue;

@@ -189,3 +189,30 @@ fn version_and_help() {
     let bad = Command::new(BIN).args(["run", "--speed", "11"]).output().expect("run");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn secrets_come_from_credentials_before_the_environment_and_are_never_logged() {
+    let dir = TempDir::new("creds");
+    std::fs::create_dir_all(dir.join("creds")).expect("dir");
+    dir.write("creds/API_KEY", "credential-value-3f9a\n");
+    let (cfg, addr) = config_with(&dir, "");
+    let creds = dir.join("creds");
+    let mut d = Daemon::start(
+        &dir,
+        &cfg,
+        &addr,
+        &[
+            ("CREDENTIALS_DIRECTORY", creds.to_str().expect("utf8")),
+            ("API_KEY", "environment-value-77c1"),
+            ("INFLUXDB_TOKEN", "environment-token-0b2e"),
+        ],
+    );
+    d.wait_metrics(Duration::from_secs(5));
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let log = d.log_file();
+    assert!(log.contains("secrets: API_KEY (credential), INFLUXDB_TOKEN (environment); not set: "), "{log}");
+    for value in ["credential-value-3f9a", "environment-value-77c1", "environment-token-0b2e"] {
+        assert!(!log.contains(value) && !d.stderr().contains(value), "a secret value was logged");
+    }
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Installs mt5bot as a systemd service and provisions its secrets. Safe to rerun: files whose
+# content is unchanged are left alone, secrets are kept unless rotation is asked for.
+set -euo pipefail
+
+usage() {
+  cat <<'HELP'
+Usage: scripts/install_service.sh [--help]
+
+Installs the mt5bot binary, a system user, the systemd unit and a config, then runs the
+provisioning helpers. Every setting comes from the environment:
+
+  DESTDIR                  Install under this root instead of / (packaging, tests). With it,
+                           no user is created and systemctl is not called.
+  PREFIX                   Binary prefix [default /usr/local]: the binary goes to PREFIX/bin
+  CONFIG_DIR               Config folder [default /etc/mt5bot]; secrets go to CONFIG_DIR/secrets
+  UNIT_DIR                 systemd unit folder [default /etc/systemd/system]
+  MT5BOT_BINARY            The binary to install [default target/release/mt5bot, built with
+                           cargo build --release --locked when missing]
+  MT5BOT_USER              Service user and group [default mt5bot]
+
+  RUNTIME_SECRETS_SKIP=1   Do not run mt5bot runtime-secrets
+  RUNTIME_SECRETS_ROTATE   Space-separated names to rotate, e.g. "API_KEY CHECKPOINT_AES_KEY"
+                           (each passed as --rotate NAME)
+
+  PROM_ENDPOINTS_PUSH_HOST, PROM_ENDPOINTS_PUSH_PORT, PROM_ENDPOINTS_QUERY_HOST,
+  PROM_ENDPOINTS_QUERY_PORT, PROM_ENDPOINTS_SCHEME, PROM_ENDPOINTS_JOB, PROM_ENDPOINTS_INSTANCE
+                           Read by mt5bot prometheus-endpoints, which always runs; it writes
+                           PROM_PUSH_URL and PROM_QUERY_URL into CONFIG_DIR/secrets/runtime.env
+
+  INFLUXDB_BOOTSTRAP_URL, INFLUXDB_BOOTSTRAP_ORG, INFLUXDB_BOOTSTRAP_BUCKET
+                           When all three are set, mt5bot influx-bootstrap runs and writes
+                           CONFIG_DIR/secrets/influx.env. Optional, passed through:
+                           INFLUXDB_BOOTSTRAP_USERNAME, INFLUXDB_BOOTSTRAP_PASSWORD_FILE,
+                           INFLUXDB_BOOTSTRAP_RETENTION, INFLUXDB_BOOTSTRAP_ADMIN_TOKEN,
+                           INFLUXDB_BOOTSTRAP_TIMEOUT
+
+systemctl daemon-reload and enable run only when systemd is running and DESTDIR is empty.
+HELP
+}
+
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  "") ;;
+  *) echo "install_service.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+esac
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+DESTDIR=${DESTDIR:-}
+PREFIX=${PREFIX:-/usr/local}
+CONFIG_DIR=${CONFIG_DIR:-/etc/mt5bot}
+UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
+MT5BOT_USER=${MT5BOT_USER:-mt5bot}
+binary=${MT5BOT_BINARY:-$repo/target/release/mt5bot}
+
+say() { echo "install_service: $*" >&2; }
+
+# install_file SRC DEST MODE: copy only when the content or mode differs, so a rerun changes nothing.
+install_file() {
+  local src=$1 dest=$2 mode=$3
+  if [ -f "$dest" ] && cmp -s "$src" "$dest" && [ "$(stat -c %a "$dest")" = "${mode#0}" ]; then
+    return 0
+  fi
+  install -D -m "$mode" "$src" "$dest"
+  say "installed $dest"
+}
+
+if [ ! -x "$binary" ]; then
+  if [ -n "${MT5BOT_BINARY:-}" ]; then
+    say "error: MT5BOT_BINARY=$binary is not an executable file"; exit 1
+  fi
+  say "building the release binary (cargo build --release --locked)"
+  (cd "$repo" && cargo build --release --locked)
+fi
+
+# 1. The binary.
+install_file "$binary" "$DESTDIR$PREFIX/bin/mt5bot" 0755
+mt5bot="$DESTDIR$PREFIX/bin/mt5bot"
+
+# 2. The user.
+if [ -z "$DESTDIR" ]; then
+  if ! id -u "$MT5BOT_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /var/lib/mt5bot --shell /usr/sbin/nologin "$MT5BOT_USER"
+    say "created system user $MT5BOT_USER"
+  fi
+else
+  say "DESTDIR is set: not creating the user $MT5BOT_USER"
+fi
+
+# 3. The unit, with this install's paths.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+sed -e "s#/usr/local/bin/mt5bot#$PREFIX/bin/mt5bot#g" \
+    -e "s#/etc/mt5bot#$CONFIG_DIR#g" \
+    -e "s#^User=mt5bot#User=$MT5BOT_USER#" -e "s#^Group=mt5bot#Group=$MT5BOT_USER#" \
+    "$repo/deploy/mt5bot.service" > "$tmp/mt5bot.service"
+install_file "$tmp/mt5bot.service" "$DESTDIR$UNIT_DIR/mt5bot.service" 0644
+
+# 4. The config: installed once, never overwritten (it is the operator's).
+config="$DESTDIR$CONFIG_DIR/config.yaml"
+if [ ! -e "$config" ]; then
+  sed -e "s#^  file: logs/mt5bot.log#  file: /var/log/mt5bot/mt5bot.log#" "$repo/config.example.yaml" > "$tmp/config.yaml"
+  install -D -m 0644 "$tmp/config.yaml" "$config"
+  say "installed $config (edit it, then: mt5bot config check --config $CONFIG_DIR/config.yaml)"
+fi
+"$mt5bot" config check --config "$config" >/dev/null
+
+# 5. Secrets.
+secrets="$DESTDIR$CONFIG_DIR/secrets"
+install -d -m 0700 "$secrets"
+if [ "${RUNTIME_SECRETS_SKIP:-0}" = "1" ]; then
+  say "RUNTIME_SECRETS_SKIP=1: not running runtime-secrets"
+else
+  rotate=()
+  for name in ${RUNTIME_SECRETS_ROTATE:-}; do
+    rotate+=(--rotate "$name")
+  done
+  "$mt5bot" runtime-secrets --env-file "$secrets/runtime.env" "${rotate[@]}"
+fi
+"$mt5bot" prometheus-endpoints --env-file "$secrets/runtime.env"
+if [ -n "${INFLUXDB_BOOTSTRAP_URL:-}" ] && [ -n "${INFLUXDB_BOOTSTRAP_ORG:-}" ] && [ -n "${INFLUXDB_BOOTSTRAP_BUCKET:-}" ]; then
+  "$mt5bot" influx-bootstrap --env-file "$secrets/influx.env"
+else
+  say "INFLUXDB_BOOTSTRAP_URL, _ORG and _BUCKET not all set: skipping influx-bootstrap"
+fi
+
+# 6. systemd.
+if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl enable mt5bot.service
+  say "enabled mt5bot.service; start it with: systemctl start mt5bot"
+else
+  say "systemd is not running here (or DESTDIR is set): not calling systemctl." \
+      "On the target: systemctl daemon-reload && systemctl enable --now mt5bot"
+fi

@@ -1,0 +1,137 @@
+//! The secrets the daemon reads at start-up, and from where.
+//!
+//! Each is read from `$CREDENTIALS_DIRECTORY/<NAME>` first (systemd `LoadCredential=`: the secret
+//! never enters the environment, which other processes of the same user can read), else from the
+//! environment variable of the same name (systemd `EnvironmentFile=` with the files the provisioning
+//! helpers write). A [`Secret`] never prints its value: `Debug` shows `<redacted>` and there is no
+//! `Display`.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::deployment::influx_bootstrap::INFLUXDB_TOKEN;
+use crate::deployment::runtime_secrets::{
+    API_KEY, CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS, CONTROLLER_SHARED_SECRET,
+};
+
+/// Every secret name the daemon looks for.
+pub const NAMES: [&str; 5] =
+    [API_KEY, CONTROLLER_SHARED_SECRET, CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS, INFLUXDB_TOKEN];
+
+/// A secret value. Compare it, use its bytes; it is never formatted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where a secret came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Credential,
+    Environment,
+}
+
+/// The secrets found at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    found: Vec<(&'static str, Secret, Source)>,
+}
+
+impl Secrets {
+    /// Reads every known secret from `credentials_dir` (when given) and `env`.
+    pub fn load(credentials_dir: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, String> {
+        let mut found = Vec::new();
+        for name in NAMES {
+            if let Some(dir) = credentials_dir {
+                let path = dir.join(name);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => {
+                        let v = text.strip_suffix('\n').unwrap_or(&text);
+                        let v = v.strip_suffix('\r').unwrap_or(v);
+                        if !v.is_empty() {
+                            found.push((name, Secret(v.to_owned()), Source::Credential));
+                            continue;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("cannot read the credential {name} from {}: {e}", dir.display())),
+                }
+            }
+            if let Some(v) = env(name).filter(|v| !v.is_empty()) {
+                found.push((name, Secret(v), Source::Environment));
+            }
+        }
+        Ok(Secrets { found })
+    }
+
+    /// Reads from the process's `$CREDENTIALS_DIRECTORY` and environment.
+    pub fn from_process() -> Result<Secrets, String> {
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
+        Secrets::load(dir.as_deref(), &|k| std::env::var(k).ok())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.found.iter().find(|(n, _, _)| *n == name).map(|(_, s, _)| s)
+    }
+
+    pub fn source(&self, name: &str) -> Option<Source> {
+        self.found.iter().find(|(n, _, _)| *n == name).map(|(_, _, s)| *s)
+    }
+
+    /// Names and sources only, for the start-up log line.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .found
+            .iter()
+            .map(|(n, _, s)| format!("{n} ({})", if *s == Source::Credential { "credential" } else { "environment" }))
+            .collect();
+        let missing: Vec<&str> = NAMES.iter().copied().filter(|n| self.get(n).is_none()).collect();
+        if parts.is_empty() {
+            parts.push("none".into());
+        }
+        if missing.is_empty() {
+            parts.join(", ")
+        } else {
+            format!("{}; not set: {}", parts.join(", "), missing.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_win_over_the_environment_and_values_never_print() {
+        let dir = std::env::temp_dir().join(format!("mt5bot-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join(API_KEY), "from-file\n").expect("write");
+        let env = |k: &str| match k {
+            API_KEY => Some("from-env".to_owned()),
+            INFLUXDB_TOKEN => Some("tok".to_owned()),
+            _ => None,
+        };
+        let s = Secrets::load(Some(&dir), &env).expect("load");
+        assert_eq!(s.get(API_KEY).map(Secret::expose), Some("from-file"));
+        assert_eq!(s.source(API_KEY), Some(Source::Credential));
+        assert_eq!(s.source(INFLUXDB_TOKEN), Some(Source::Environment));
+        let text = format!("{s:?} {}", s.describe());
+        assert!(!text.contains("from-file") && !text.contains("tok\""), "{text}");
+        assert!(
+            s.describe().starts_with("API_KEY (credential), INFLUXDB_TOKEN (environment); not set: "),
+            "{}",
+            s.describe()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,232 @@
+//! `scripts/install_service.sh` into a temp root, twice, with the provisioning switches of the
+//! operations chapter; and the shipped unit checked by the real `systemd-analyze`.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::influx_v2::InfluxV2;
+use support::*;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install_service.sh");
+const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/mt5bot.service");
+
+fn install(root: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(SCRIPT).env("DESTDIR", root).env("MT5BOT_BINARY", BIN);
+    for k in [
+        "RUNTIME_SECRETS_SKIP",
+        "RUNTIME_SECRETS_ROTATE",
+        "INFLUXDB_BOOTSTRAP_URL",
+        "INFLUXDB_BOOTSTRAP_ORG",
+        "INFLUXDB_BOOTSTRAP_BUCKET",
+        "INFLUXDB_BOOTSTRAP_ADMIN_TOKEN",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (_, var, _) in mt5bot::deployment::prometheus_endpoints::INPUTS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run install_service.sh");
+    assert!(
+        out.status.success(),
+        "install failed ({:?}):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every file and folder under `root`: relative path, mode, content.
+fn tree(root: &Path) -> Vec<(PathBuf, u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, u32, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read_dir").filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).expect("stat");
+            let rel = p.strip_prefix(root).expect("under root").to_path_buf();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.is_dir() {
+                out.push((rel, mode, Vec::new()));
+                walk(root, &p, out);
+            } else {
+                out.push((rel, mode, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+}
+
+fn env_value(path: &Path, key: &str) -> Option<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(". '{}'; printf '%s' \"${key}\"", path.display()))
+        .output()
+        .expect("sh");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned()).filter(|v| !v.is_empty())
+}
+
+#[test]
+fn installs_into_a_root_with_the_right_modes_and_a_rerun_changes_nothing() {
+    let dir = TempDir::new("install");
+    let root = dir.join("root");
+    install(&root, &[("PROM_ENDPOINTS_INSTANCE", "eu-1")]);
+
+    let bin = root.join("usr/local/bin/mt5bot");
+    assert_eq!(mode(&bin), 0o755);
+    let unit = root.join("etc/systemd/system/mt5bot.service");
+    assert_eq!(mode(&unit), 0o644);
+    let unit_text = std::fs::read_to_string(&unit).expect("unit");
+    assert!(unit_text.contains("ExecStart=/usr/local/bin/mt5bot run --config /etc/mt5bot/config.yaml"));
+    let config = root.join("etc/mt5bot/config.yaml");
+    assert!(std::fs::read_to_string(&config).expect("config").contains("file: /var/log/mt5bot/mt5bot.log"));
+    assert_eq!(mode(&root.join("etc/mt5bot/secrets")), 0o700);
+    let runtime = root.join("etc/mt5bot/secrets/runtime.env");
+    assert_eq!(mode(&runtime), 0o600);
+    for key in ["API_KEY", "CONTROLLER_SHARED_SECRET", "CHECKPOINT_AES_KEY"] {
+        assert_eq!(env_value(&runtime, key).map(|v| v.len()), Some(44), "{key}");
+    }
+    assert_eq!(
+        env_value(&runtime, "PROM_PUSH_URL").as_deref(),
+        Some("http://localhost:9091/metrics/job/mt5bot/instance/eu-1")
+    );
+    assert!(!root.join("etc/mt5bot/secrets/influx.env").exists(), "no bootstrap without its variables");
+
+    let before = tree(&root);
+    let out = install(&root, &[("PROM_ENDPOINTS_INSTANCE", "eu-1")]);
+    assert_eq!(tree(&root), before, "a second run changes nothing");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("installed "), "nothing reinstalled:\n{err}");
+    assert!(err.contains("not calling systemctl"), "{err}");
+}
+
+#[test]
+fn runtime_secrets_skip_and_rotate() {
+    let dir = TempDir::new("install-switches");
+    let root = dir.join("root");
+    install(&root, &[("RUNTIME_SECRETS_SKIP", "1")]);
+    let runtime = root.join("etc/mt5bot/secrets/runtime.env");
+    assert_eq!(env_value(&runtime, "API_KEY"), None, "skipped");
+    assert!(env_value(&runtime, "PROM_QUERY_URL").is_some(), "endpoints still written");
+
+    install(&root, &[]);
+    let keys = ["API_KEY", "CONTROLLER_SHARED_SECRET", "CHECKPOINT_AES_KEY"];
+    let before: Vec<_> = keys.iter().map(|k| env_value(&runtime, k)).collect();
+    install(&root, &[("RUNTIME_SECRETS_ROTATE", "API_KEY")]);
+    let after: Vec<_> = keys.iter().map(|k| env_value(&runtime, k)).collect();
+    assert_ne!(after[0], before[0], "API_KEY rotated");
+    assert_eq!(after[1..], before[1..], "nothing else");
+}
+
+#[test]
+fn influx_bootstrap_runs_when_its_variables_are_set() {
+    let influx = InfluxV2::start(true);
+    let dir = TempDir::new("install-influx");
+    let root = dir.join("root");
+    let vars = [
+        ("INFLUXDB_BOOTSTRAP_URL", influx.url.as_str()),
+        ("INFLUXDB_BOOTSTRAP_ORG", "trading"),
+        ("INFLUXDB_BOOTSTRAP_BUCKET", "mt5_metrics"),
+        ("INFLUXDB_BOOTSTRAP_RETENTION", "90d"),
+    ];
+    install(&root, &vars);
+    let influx_env = root.join("etc/mt5bot/secrets/influx.env");
+    assert_eq!(mode(&influx_env), 0o600);
+    let token = env_value(&influx_env, "INFLUXDB_TOKEN").expect("token");
+    assert_eq!(influx.scoped_tokens("mt5_metrics"), vec![token]);
+    assert_eq!(mode(&root.join("etc/mt5bot/secrets/influx-admin.env")), 0o600);
+    let before = tree(&root);
+    install(&root, &vars);
+    assert_eq!(tree(&root), before, "a second run changes nothing");
+}
+
+#[test]
+fn help_documents_every_variable() {
+    let out = Command::new("bash").arg(SCRIPT).arg("--help").output().expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "DESTDIR",
+        "PREFIX",
+        "CONFIG_DIR",
+        "MT5BOT_BINARY",
+        "MT5BOT_USER",
+        "RUNTIME_SECRETS_SKIP",
+        "RUNTIME_SECRETS_ROTATE",
+        "PROM_ENDPOINTS_PUSH_HOST",
+        "PROM_ENDPOINTS_PUSH_PORT",
+        "PROM_ENDPOINTS_QUERY_HOST",
+        "PROM_ENDPOINTS_QUERY_PORT",
+        "PROM_ENDPOINTS_SCHEME",
+        "PROM_ENDPOINTS_JOB",
+        "PROM_ENDPOINTS_INSTANCE",
+        "INFLUXDB_BOOTSTRAP_URL",
+        "INFLUXDB_BOOTSTRAP_ORG",
+        "INFLUXDB_BOOTSTRAP_BUCKET",
+        "INFLUXDB_BOOTSTRAP_USERNAME",
+        "INFLUXDB_BOOTSTRAP_PASSWORD_FILE",
+        "INFLUXDB_BOOTSTRAP_RETENTION",
+        "INFLUXDB_BOOTSTRAP_ADMIN_TOKEN",
+    ] {
+        assert!(help.contains(var), "--help does not mention {var}");
+    }
+    let bad = Command::new("bash").arg(SCRIPT).arg("--frobnicate").output().expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn the_unit_verifies_and_is_well_hardened() {
+    let analyze = require("systemd-analyze");
+    let dir = TempDir::new("unit");
+    let root = dir.join("root");
+    install(&root, &[("RUNTIME_SECRETS_SKIP", "1")]);
+    // verify needs the executables to exist: point the installed unit at the installed root.
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/mt5bot.service")).expect("unit");
+    let r = root.to_str().expect("utf8");
+    let local = unit
+        .replace("/usr/local/bin/mt5bot", &format!("{r}/usr/local/bin/mt5bot"))
+        .replace("/etc/mt5bot", &format!("{r}/etc/mt5bot"));
+    let copy = dir.write("mt5bot.service", &local);
+    let out = Command::new(&analyze).arg("verify").arg(&copy).output().expect("systemd-analyze verify");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "systemd-analyze verify:\n{report}");
+
+    let out =
+        Command::new(&analyze).args(["security", "--offline=true", "--no-pager"]).arg(UNIT).output().expect("security");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure line:\n{text}"));
+    let level: f64 =
+        line.split(':').nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).expect("level");
+    assert!(level <= 2.0, "exposure {level} > 2.0:\n{text}");
+
+    // And the unit's own invariants.
+    let shipped = std::fs::read_to_string(UNIT).expect("unit");
+    for needle in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ExecStartPre=/usr/local/bin/mt5bot config check",
+        "EnvironmentFile=-/etc/mt5bot/secrets/influx.env",
+        "EnvironmentFile=-/etc/mt5bot/secrets/runtime.env",
+        "StateDirectory=mt5bot",
+        "LogsDirectory=mt5bot",
+        "User=mt5bot",
+    ] {
+        assert!(shipped.contains(needle), "the unit lacks {needle}");
+    }
+}
