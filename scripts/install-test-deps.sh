@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
-# peers and tools the tests start: Prometheus and promtool, systemd-analyze (unit checks). Packages must not start their own
+# peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool,
+# systemd-analyze (unit checks). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
 # Usage: scripts/install-test-deps.sh        (as root, or with sudo available)
@@ -10,6 +11,8 @@ set -euo pipefail
 declare -A NEED=(
   [prometheus]=prometheus
   [promtool]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
   [systemd-analyze]=systemd
 )
 

@@ -77,6 +77,10 @@ fi
 install_file "$binary" "$DESTDIR$PREFIX/bin/mt5bot" 0755
 mt5bot="$DESTDIR$PREFIX/bin/mt5bot"
 
+# The docs the unit's Documentation= and the alerts' runbook_url point at.
+install_file "$repo/README.md" "$DESTDIR$PREFIX/share/doc/mt5bot/README.md" 0644
+install_file "$repo/docs/runbook.md" "$DESTDIR$PREFIX/share/doc/mt5bot/runbook.md" 0644
+
 # 2. The user.
 if [ -z "$DESTDIR" ]; then
   if ! id -u "$MT5BOT_USER" >/dev/null 2>&1; then
@@ -90,7 +94,7 @@ fi
 # 3. The unit, with this install's paths.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-sed -e "s#/usr/local/bin/mt5bot#$PREFIX/bin/mt5bot#g" \
+sed -e "s#/usr/local/bin/mt5bot#$PREFIX/bin/mt5bot#g" -e "s#/usr/local/share/doc/mt5bot#$PREFIX/share/doc/mt5bot#g" \
     -e "s#/etc/mt5bot#$CONFIG_DIR#g" \
     -e "s#^User=mt5bot#User=$MT5BOT_USER#" -e "s#^Group=mt5bot#Group=$MT5BOT_USER#" \
     "$repo/deploy/mt5bot.service" > "$tmp/mt5bot.service"

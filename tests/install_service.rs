@@ -84,6 +84,7 @@ fn installs_into_a_root_with_the_right_modes_and_a_rerun_changes_nothing() {
     let root = dir.join("root");
     install(&root, &[("PROM_ENDPOINTS_INSTANCE", "eu-1")]);
 
+    assert!(root.join("usr/local/share/doc/mt5bot/runbook.md").is_file(), "the runbook the alerts link to");
     let bin = root.join("usr/local/bin/mt5bot");
     assert_eq!(mode(&bin), 0o755);
     let unit = root.join("etc/systemd/system/mt5bot.service");

@@ -35,6 +35,7 @@ pub mod names {
     pub const TICK_TO_ORDER: &str = "tick_to_order_seconds";
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
+    pub const BROKER_RECONNECTS: &str = "broker_reconnects_total";
     pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
     pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
@@ -80,6 +81,7 @@ pub struct Metrics {
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGaugeVec,
+    pub broker_reconnects: IntCounterVec,
     pub ingress_connections: IntGauge,
     pub ingress_errors: IntCounterVec,
     pub log_records_dropped: IntCounter,
@@ -131,6 +133,7 @@ impl Metrics {
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
+            broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Reconnection attempts to the venue (the paper venue never reconnects)."), &["venue"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
@@ -177,6 +180,7 @@ impl Metrics {
             tick_to_order: self.tick_to_order.clone(),
             order_roundtrip: self.order_roundtrip.clone(),
             broker_connected: self.broker_connected.with_label_values(&[venue]),
+            broker_reconnects: self.broker_reconnects.with_label_values(&[venue]),
             ingress_connections: self.ingress_connections.clone(),
             ingress_errors: INGRESS_ERROR_REASONS.map(|r| self.ingress_errors.with_label_values(&[r])),
         }
@@ -213,6 +217,7 @@ pub struct EngineMetrics {
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGauge,
+    pub broker_reconnects: IntCounter,
     pub ingress_connections: IntGauge,
     pub ingress_errors: [IntCounter; INGRESS_ERROR_REASONS.len()],
 }
@@ -274,6 +279,7 @@ mod tests {
             names::TICK_TO_ORDER,
             names::ORDER_ROUNDTRIP,
             names::BROKER_CONNECTED,
+            names::BROKER_RECONNECTS,
             names::INGRESS_CONNECTIONS,
             names::INGRESS_ERRORS,
             names::LOG_RECORDS_DROPPED,

@@ -316,3 +316,87 @@ pub fn assert_lines_eq(expected: &str, actual: &str) {
     }
     panic!("texts differ (- expected, + actual):\n{diff}");
 }
+
+/// A program from the test dependencies started on a free loopback port, stopped when dropped.
+pub struct Peer {
+    child: Child,
+    pub addr: String,
+    pub name: String,
+}
+
+impl Peer {
+    /// Starts `program` with `args` (where `{addr}` is replaced by the chosen address) and waits
+    /// until `GET ready_path` answers 200.
+    pub fn start(dir: &TempDir, program: &str, args: &[String], ready_path: &str) -> Peer {
+        let bin = require(program);
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.join(&format!("{program}.log"))).expect("log file");
+        let child = Command::new(bin)
+            .args(args.iter().map(|a| a.replace("{addr}", &addr)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        let mut p = Peer { child, addr, name: program.to_owned() };
+        let (addr, name) = (p.addr.clone(), p.name.clone());
+        let child = &mut p.child;
+        wait_for(&format!("{name} to be ready"), Duration::from_secs(30), || {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("{name} exited with {s}; see {name}.log in the test dir");
+            }
+            get(&addr, ready_path).ok().filter(|r| r.status == 200)
+        });
+        p
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An HTTP receiver that records every request body (a webhook, a log intake).
+pub struct Receiver {
+    pub addr: String,
+    pub bodies: std::sync::Arc<Mutex<Vec<(String, String)>>>,
+    server: std::sync::Arc<tiny_http::Server>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind receiver"));
+        let addr = server.server_addr().to_ip().expect("ip").to_string();
+        let bodies = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let (srv, store) = (std::sync::Arc::clone(&server), std::sync::Arc::clone(&bodies));
+        let handle = std::thread::spawn(move || {
+            for mut req in srv.incoming_requests() {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                store.lock().unwrap_or_else(|e| e.into_inner()).push((req.url().to_owned(), body));
+                let _ = req.respond(tiny_http::Response::empty(200));
+            }
+        });
+        Receiver { addr, bodies, server, handle: Some(handle) }
+    }
+
+    pub fn received(&self) -> Vec<(String, String)> {
+        self.bodies.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The monitoring stack shipped in deploy/: checked by promtool and amtool, every alert unit-tested
+//! by `promtool test rules`, and one alert driven end to end through real Prometheus and
+//! Alertmanager from a running mt5bot to a webhook.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run_ok(program: &str, args: &[&str]) -> String {
+    let out = Command::new(require(program)).args(args).current_dir(ROOT).output().expect(program);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
+    text
+}
+
+fn rules() -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(format!("{DEPLOY}/alert.rules.yml")).expect("rules");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    doc["groups"]
+        .as_sequence()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+        .filter(|r| r.get("alert").is_some())
+        .collect()
+}
+
+#[test]
+fn shipped_configs_pass_promtool_and_amtool() {
+    let out = run_ok("promtool", &["check", "config", "deploy/prometheus.yml"]);
+    assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
+    run_ok("promtool", &["check", "rules", "deploy/alert.rules.yml"]);
+    let out = run_ok("amtool", &["check-config", "deploy/alertmanager.yml"]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn every_alert_passes_its_promtool_unit_tests() {
+    let out = run_ok("promtool", &["test", "rules", "tests/alerts/alert.rules.test.yml"]);
+    assert!(out.contains("SUCCESS"), "{out}");
+    // Each alert is tested on both sides: one eval with no alert, one with it.
+    let tests = std::fs::read_to_string(format!("{ROOT}/tests/alerts/alert.rules.test.yml")).expect("tests");
+    for r in rules() {
+        let name = r["alert"].as_str().expect("name");
+        let evals = tests.matches(&format!("alertname: {name}\n")).count();
+        assert!(evals >= 2, "{name} has {evals} promtool evaluations; each alert needs one on each side");
+    }
+}
+
+#[test]
+fn every_alert_says_what_and_links_its_runbook_section() {
+    let runbook = std::fs::read_to_string(format!("{ROOT}/docs/runbook.md")).expect("runbook");
+    let rules = rules();
+    assert!(rules.len() >= 17, "{} alerts", rules.len());
+    for r in &rules {
+        let name = r["alert"].as_str().expect("name");
+        let sev = r["labels"]["severity"].as_str().unwrap_or_default();
+        assert!(["critical", "warning"].contains(&sev), "{name}: severity {sev:?}");
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(r["annotations"][key].as_str().is_some_and(|v| !v.is_empty()), "{name}: {key}");
+        }
+        assert!(
+            r["annotations"]["description"].as_str().unwrap_or_default().contains("{{"),
+            "{name}: description is templated"
+        );
+        let url = r["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        let anchor = url.split('#').nth(1).unwrap_or_default();
+        assert_eq!(anchor, name.to_lowercase(), "{name}: runbook anchor");
+        assert!(url.starts_with("file:///usr/local/share/doc/mt5bot/runbook.md#"), "{name}: {url}");
+        assert!(runbook.contains(&format!("\n## {name}\n")), "docs/runbook.md has no section for {name}");
+    }
+}
+
+#[test]
+fn a_real_alert_travels_from_mt5bot_through_prometheus_and_alertmanager_to_a_webhook() {
+    let dir = TempDir::new("alerting");
+    // A hair-trigger drift detector makes the running daemon raise drift_events for real.
+    let (cfg, mt5_addr) = config_with(&dir, "drift:\n  delta: 0.0\n  threshold: 0.5\n  min_samples: 10\n");
+    let mut bot = Daemon::start(&dir, &cfg, &mt5_addr, &[]);
+    bot.wait_metrics(Duration::from_secs(5));
+
+    let webhook = Receiver::start();
+    let am_cfg = std::fs::read_to_string(format!("{DEPLOY}/alertmanager.yml"))
+        .expect("alertmanager.yml")
+        .replace("http://127.0.0.1:5001/alerts", &format!("http://{}/alerts", webhook.addr))
+        .replace("group_wait: 1m", "group_wait: 1s")
+        .replace("group_wait: 30s", "group_wait: 1s")
+        .replace("group_wait: 10s", "group_wait: 1s");
+    let am_path = dir.write("alertmanager.yml", &am_cfg);
+    let am = Peer::start(
+        &dir,
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", am_path.display()),
+            format!("--storage.path={}", dir.join("am-data").display()),
+            "--web.listen-address={addr}".into(),
+            "--cluster.listen-address=".into(),
+        ],
+        "/-/ready",
+    );
+
+    // The shipped Prometheus config and rules, pointed at this test's ports, evaluating every second.
+    std::fs::create_dir_all(dir.join("prom")).expect("dir");
+    let prom_cfg = std::fs::read_to_string(format!("{DEPLOY}/prometheus.yml"))
+        .expect("prometheus.yml")
+        .replace("127.0.0.1:9898", &mt5_addr)
+        .replace("127.0.0.1:9093", &am.addr)
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("scrape_timeout: 5s", "scrape_timeout: 1s")
+        .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
+    std::fs::write(dir.join("prom/prometheus.yml"), prom_cfg).expect("write");
+    std::fs::copy(format!("{DEPLOY}/alert.rules.yml"), dir.join("prom/alert.rules.yml")).expect("copy rules");
+    let _prom = Peer::start(
+        &dir,
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.join("prom/prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+            "--web.listen-address={addr}".into(),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+        "/-/ready",
+    );
+
+    let drift = wait_for("drift_events to rise in the daemon", Duration::from_secs(20), || {
+        sample(&bot.metrics(), "drift_events").filter(|d| *d > 0.0)
+    });
+    assert!(drift > 0.0);
+    let (url, body) = wait_for("Mt5botDriftDetected at the webhook", Duration::from_secs(60), || {
+        webhook.received().into_iter().find(|(_, b)| b.contains("Mt5botDriftDetected"))
+    });
+    assert_eq!(url, "/alerts");
+    let msg: serde_json::Value = serde_json::from_str(&body).expect("webhook JSON");
+    let alert = msg["alerts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["labels"]["alertname"] == "Mt5botDriftDetected"))
+        .expect("alert");
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["labels"]["severity"], "warning");
+    assert_eq!(alert["labels"]["instance"], mt5_addr.as_str());
+    let description = alert["annotations"]["description"].as_str().expect("description");
+    assert!(description.contains(&format!("on {mt5_addr}: the model's prediction error has risen")), "{description}");
+    assert!(alert["annotations"]["runbook_url"].as_str().is_some_and(|u| u.ends_with("#mt5botdriftdetected")));
+}
