@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
-# peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool,
+# peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool, Pushgateway,
 # systemd-analyze (unit checks). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
@@ -13,6 +13,7 @@ declare -A NEED=(
   [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
   [amtool]=prometheus-alertmanager
+  [prometheus-pushgateway]=prometheus-pushgateway
   [systemd-analyze]=systemd
 )
 

@@ -119,6 +119,7 @@ fn run_logged(cfg: &Config, metrics: Metrics) -> Result<StopReason, DaemonError>
     let result = reactor.run(&health, &notifier);
     health.set_stopping();
     let summary = reactor.core().summary();
+    push_final_values(&metrics);
     let outcome = match result {
         Ok(reason) => {
             if summary.open_orders > 0 {
@@ -141,4 +142,19 @@ fn run_logged(cfg: &Config, metrics: Metrics) -> Result<StopReason, DaemonError>
     };
     helper.stop();
     outcome
+}
+
+/// Pushes the final metric values to `PROM_PUSH_URL`, when set, so they outlive the process.
+fn push_final_values(metrics: &Metrics) {
+    use crate::telemetry::pushgateway::{push, Mode, PROM_PUSH_URL};
+    let Some(url) = std::env::var(PROM_PUSH_URL).ok().filter(|u| !u.is_empty()) else { return };
+    let mut body = Vec::new();
+    if let Err(e) = metrics.encode(&mut body) {
+        log::warn!("cannot encode the final metrics for the Pushgateway: {e}");
+        return;
+    }
+    match push(&url, &body, Mode::Merge, std::time::Duration::from_secs(5)) {
+        Ok(()) => log::info!("final metric values pushed to {url}"),
+        Err(e) => log::warn!("{e}; the final values are only in the log"),
+    }
 }

@@ -148,3 +148,43 @@ fn a_real_alert_travels_from_mt5bot_through_prometheus_and_alertmanager_to_a_web
     assert!(description.contains(&format!("on {mt5_addr}: the model's prediction error has risen")), "{description}");
     assert!(alert["annotations"]["runbook_url"].as_str().is_some_and(|u| u.ends_with("#mt5botdriftdetected")));
 }
+
+#[test]
+fn final_values_are_pushed_to_a_real_pushgateway_on_shutdown() {
+    let dir = TempDir::new("pushgateway");
+    let pg = Peer::start(&dir, "prometheus-pushgateway", &["--web.listen-address={addr}".into()], "/-/ready");
+    let (cfg, addr) = config_with(&dir, "");
+    let url = format!("http://{}/metrics/job/mt5bot/instance/test-bot", pg.addr);
+    let mut bot = Daemon::start(&dir, &cfg, &addr, &[("PROM_PUSH_URL", &url)]);
+    bot.wait_metrics(Duration::from_secs(5));
+    wait_for("a trade", Duration::from_secs(10), || sample(&bot.metrics(), "trade_count").filter(|t| *t > 0.0));
+    bot.signal("TERM");
+    assert_eq!(bot.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    let log = bot.log_file();
+    assert!(log.contains(&format!("final metric values pushed to {url}")), "{log}");
+    let final_trades: f64 = log
+        .lines()
+        .find_map(|l| l.split("final state: trades=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("final trades in the log");
+
+    let body = get(&pg.addr, "/metrics").expect("pushgateway metrics").body;
+    let pushed = sample(&body, "trade_count{instance=\"test-bot\",job=\"mt5bot\"}").expect("trade_count pushed");
+    assert_eq!(pushed, final_trades, "the pushed value is the final one");
+    for name in ["cpu_usage_pct", "rss_usage_mb", "queue_depth", "drift_events"] {
+        assert!(body.contains(&format!("{name}{{instance=\"test-bot\",job=\"mt5bot\"}}")), "{name} pushed");
+    }
+}
+
+#[test]
+fn an_unreachable_pushgateway_does_not_change_the_exit() {
+    let dir = TempDir::new("pushgateway-down");
+    let (cfg, addr) = config_with(&dir, "");
+    let url = format!("http://127.0.0.1:{}/metrics/job/mt5bot/instance/x", free_port());
+    let mut bot = Daemon::start(&dir, &cfg, &addr, &[("PROM_PUSH_URL", &url)]);
+    bot.wait_metrics(Duration::from_secs(5));
+    bot.signal("TERM");
+    assert_eq!(bot.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    assert!(bot.log_file().contains(&format!("cannot push to {url}")), "{}", bot.log_file());
+}

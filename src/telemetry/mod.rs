@@ -1,6 +1,6 @@
 //! Telemetry: the metric registry (every metric named once, in [`metrics`]), the process sampler,
-//! the helper thread that serves `/metrics`, `/healthz` and `/readyz`, and logging that never
-//! blocks the engine.
+//! the helper thread that serves `/metrics`, `/healthz` and `/readyz`, logging that never blocks
+//! the engine, and the Pushgateway client.
 //!
 //! Nothing here touches trading state: the engine publishes through atomic metric handles and
 //! [`http::Health`], and logs through a bounded channel.
@@ -8,4 +8,5 @@
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod pushgateway;
 pub mod sampler;

@@ -163,6 +163,8 @@ impl Daemon {
             .current_dir(dir.path())
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
+            .env_remove("PROM_PUSH_URL")
+            .env_remove("CREDENTIALS_DIRECTORY")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("stdout.txt")).expect("stdout file"))
             .stderr(std::fs::File::create(dir.join("stderr.txt")).expect("stderr file"));

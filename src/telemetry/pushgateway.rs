@@ -1,0 +1,43 @@
+//! A Pushgateway client: pushes metrics in the text exposition format to a grouping-key URL such as
+//! `PROM_PUSH_URL` (`http://host:9091/metrics/job/mt5bot/instance/NAME`).
+//!
+//! The daemon pushes its final values when it stops, so the last figures of a stopped bot survive
+//! it; the nightly diagnostics push their results the same way. Both use `POST`, which replaces only
+//! the metric families they send and keeps the rest of the group, so neither wipes the other.
+
+use std::time::Duration;
+
+/// Environment variable naming the push URL (written by `mt5bot prometheus-endpoints`).
+pub const PROM_PUSH_URL: &str = "PROM_PUSH_URL";
+
+/// How a push treats the group's other metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `POST`: replace the families pushed, keep the others.
+    Merge,
+    /// `PUT`: replace the whole group.
+    Replace,
+}
+
+/// Sends `body` (text format 0.0.4) to `url`; the error says what failed, never with a secret.
+pub fn push(url: &str, body: &[u8], mode: Mode, timeout: Duration) -> Result<(), String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || !url.contains("/metrics/job") {
+        return Err(format!("{url:?} is not a Pushgateway URL (SCHEME://HOST:PORT/metrics/job/JOB/...)"));
+    }
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into();
+    let req = match mode {
+        Mode::Merge => agent.post(url),
+        Mode::Replace => agent.put(url),
+    };
+    let mut resp = req
+        .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        .send(body)
+        .map_err(|e| format!("cannot push to {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    Err(format!("the Pushgateway at {url} answered HTTP {status}: {}", text.trim()))
+}
