@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
 # peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool, Pushgateway,
+# VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion),
 # systemd-analyze (unit checks). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
@@ -14,6 +15,8 @@ declare -A NEED=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [amtool]=prometheus-alertmanager
   [prometheus-pushgateway]=prometheus-pushgateway
+  [victoria-metrics]=victoria-metrics
+  [influxd]=influxdb
   [systemd-analyze]=systemd
 )
 

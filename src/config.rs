@@ -73,6 +73,7 @@ pub struct RawConfig {
     pub ingress: RawIngress,
     pub metrics: RawMetrics,
     pub logging: RawLogging,
+    pub influx: RawInflux,
     pub engine: RawEngine,
 }
 
@@ -305,6 +306,48 @@ impl Default for RawLogging {
     }
 }
 
+/// Which InfluxDB write API to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxApi {
+    /// `POST /api/v2/write?org=&bucket=` with `Authorization: Token` (InfluxDB 2.x, VictoriaMetrics).
+    V2,
+    /// `POST /write?db=` (InfluxDB 1.x).
+    V1,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawInflux {
+    pub enabled: bool,
+    pub api: InfluxApi,
+    pub url: String,
+    pub org: String,
+    pub bucket: String,
+    pub database: String,
+    pub interval: String,
+    pub buffer_points: usize,
+    pub batch_points: usize,
+    pub timeout: String,
+}
+
+impl Default for RawInflux {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api: InfluxApi::V2,
+            url: String::new(),
+            org: String::new(),
+            bucket: String::new(),
+            database: "mt5bot".into(),
+            interval: "10s".into(),
+            buffer_points: 100_000,
+            batch_points: 5_000,
+            timeout: "5s".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawEngine {
@@ -337,6 +380,7 @@ pub struct Config {
     pub ingress: Option<IngressConfig>,
     pub metrics_listen: SocketAddr,
     pub logging: LoggingConfig,
+    pub influx: Option<InfluxConfig>,
     pub engine: EngineConfig,
 }
 
@@ -420,6 +464,21 @@ pub struct LoggingConfig {
     pub file: PathBuf,
     pub stderr: bool,
     pub channel_capacity: usize,
+}
+
+/// Metrics and trades to InfluxDB. Empty `url`, `org`, `bucket` come from `INFLUXDB_URL`,
+/// `INFLUXDB_ORG`, `INFLUXDB_BUCKET` (the env file `mt5bot influx-bootstrap` writes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InfluxConfig {
+    pub api: InfluxApi,
+    pub url: String,
+    pub org: String,
+    pub bucket: String,
+    pub database: String,
+    pub interval: Duration,
+    pub buffer_points: usize,
+    pub batch_points: usize,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -535,6 +594,21 @@ impl Config {
                 file: self.logging.file.display().to_string(),
                 stderr: self.logging.stderr,
                 channel_capacity: self.logging.channel_capacity,
+            },
+            influx: match &self.influx {
+                Some(i) => RawInflux {
+                    enabled: true,
+                    api: i.api,
+                    url: i.url.clone(),
+                    org: i.org.clone(),
+                    bucket: i.bucket.clone(),
+                    database: i.database.clone(),
+                    interval: format_duration(i.interval),
+                    buffer_points: i.buffer_points,
+                    batch_points: i.batch_points,
+                    timeout: format_duration(i.timeout),
+                },
+                None => RawInflux::default(),
             },
             engine: RawEngine {
                 ready_deadline: format_duration(self.engine.ready_deadline),
@@ -901,6 +975,38 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         channel_capacity: v.range_usize("logging.channel_capacity", raw.logging.channel_capacity, 16, 1 << 20),
     };
 
+    let i = &raw.influx;
+    let influx = if i.enabled {
+        let url_ok = i.url.is_empty() || i.url.starts_with("http://") || i.url.starts_with("https://");
+        if !url_ok {
+            v.fail(
+                "influx.url",
+                format!(
+                    "{:?} is not accepted; accepted: empty (use INFLUXDB_URL) or an http:// or https:// URL",
+                    i.url
+                ),
+            );
+        }
+        if i.api == InfluxApi::V1 && i.database.trim().is_empty() {
+            v.fail("influx.database", "is empty; accepted: the InfluxDB 1.x database to write to".into());
+        }
+        let buffer_points = v.range_usize("influx.buffer_points", i.buffer_points, 100, 10_000_000);
+        let batch_points = v.range_usize("influx.batch_points", i.batch_points, 1, 100_000);
+        Some(InfluxConfig {
+            api: i.api,
+            url: i.url.trim_end_matches('/').to_owned(),
+            org: i.org.clone(),
+            bucket: i.bucket.clone(),
+            database: i.database.clone(),
+            interval: v.duration("influx.interval", &i.interval, Duration::from_millis(100), Duration::from_secs(3600)),
+            buffer_points,
+            batch_points,
+            timeout: v.duration("influx.timeout", &i.timeout, Duration::from_millis(100), Duration::from_secs(60)),
+        })
+    } else {
+        None
+    };
+
     let e = &raw.engine;
     let engine = EngineConfig {
         ready_deadline: v.duration(
@@ -937,6 +1043,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         ingress,
         metrics_listen,
         logging,
+        influx,
         engine,
     })
 }

@@ -12,6 +12,7 @@ use crate::engine::core::{Clock, MonotonicClock, TradingCore};
 use crate::engine::reactor::{Reactor, StopReason};
 use crate::sd_notify::Notifier;
 use crate::telemetry::http::{Health, Helper};
+use crate::telemetry::influx;
 use crate::telemetry::logging::LogWriter;
 use crate::telemetry::metrics::Metrics;
 use crate::venue::feed::Feed;
@@ -70,7 +71,7 @@ pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
     );
     let result = crate::secrets::Secrets::from_process().map_err(DaemonError::Runtime).and_then(|secrets| {
         log::info!("secrets: {}", secrets.describe());
-        run_logged(&cfg, metrics)
+        run_logged(&cfg, metrics, &secrets)
     });
     if let Err(e) = &result {
         log::error!("{e}");
@@ -79,7 +80,14 @@ pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
     result
 }
 
-fn run_logged(cfg: &Config, metrics: Metrics) -> Result<StopReason, DaemonError> {
+/// Fills that may wait for the InfluxDB writer before the engine drops (and counts) them.
+const TRADE_CHANNEL: usize = 65_536;
+
+fn run_logged(cfg: &Config, metrics: Metrics, secrets: &crate::secrets::Secrets) -> Result<StopReason, DaemonError> {
+    let influx_target = match &cfg.influx {
+        Some(ic) => Some(influx::resolve(ic, secrets, &|k| std::env::var(k).ok()).map_err(DaemonError::Input)?),
+        None => None,
+    };
     let health = Arc::new(Health::new(cfg.engine.ready_deadline));
     let server = tiny_http::Server::http(cfg.metrics_listen).map_err(|e| {
         DaemonError::Runtime(format!(
@@ -97,7 +105,24 @@ fn run_logged(cfg: &Config, metrics: Metrics) -> Result<StopReason, DaemonError>
     metrics.queue_capacity.set(cfg.queue_capacity as i64);
     // Model signal ids start with the start time, so they never repeat across restarts.
     let run_id = format!("M{}", timefmt::unix_nanos() / 1_000_000_000);
-    let core = TradingCore::new(cfg, venue, clock, engine_metrics.clone(), &run_id);
+    let mut core = TradingCore::new(cfg, venue, clock, engine_metrics.clone(), &run_id);
+    let influx_writer = match influx_target {
+        Some(target) => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(TRADE_CHANNEL);
+            core.set_trade_sink(tx);
+            let url = target.write_url.clone();
+            let labels = influx::Labels {
+                host: crate::deployment::hostname(),
+                venue: cfg.venue.name(),
+                symbols: symbols.clone(),
+            };
+            let w = influx::InfluxWriter::spawn(target, metrics.clone(), rx, labels)
+                .map_err(|e| DaemonError::Runtime(format!("cannot start the InfluxDB writer thread: {e}")))?;
+            log::info!("writing metrics and trades to {}", url.split('?').next().unwrap_or(&url));
+            Some(w)
+        }
+        None => None,
+    };
     let mut reactor = Reactor::new(cfg, core, feed, engine_metrics).map_err(|e| DaemonError::Runtime(e.to_string()))?;
     let helper = Helper::spawn(server, metrics.clone(), Arc::clone(&health), reactor.command_sender())
         .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
@@ -119,6 +144,9 @@ fn run_logged(cfg: &Config, metrics: Metrics) -> Result<StopReason, DaemonError>
     let result = reactor.run(&health, &notifier);
     health.set_stopping();
     let summary = reactor.core().summary();
+    if let Some(w) = influx_writer {
+        w.stop();
+    }
     push_final_values(&metrics);
     let outcome = match result {
         Ok(reason) => {

@@ -16,7 +16,7 @@ use super::drift::PageHinkley;
 use super::executor::{Applied, Executor, Position};
 use super::model::Model;
 use super::queue::SignalQueue;
-use super::types::{DropReason, Nanos, Signal, SignalId, SignalSource, SymbolId, Tick, VenueEvent};
+use super::types::{DropReason, Nanos, Signal, SignalId, SignalSource, SymbolId, Tick, TradeRecord, VenueEvent};
 
 /// Where the engine's time comes from.
 pub trait Clock {
@@ -116,6 +116,7 @@ pub struct TradingCore<V, C> {
     paused_until: Option<Nanos>,
     accepting: bool,
     drift_alarms: u64,
+    trade_sink: Option<std::sync::mpsc::SyncSender<TradeRecord>>,
 }
 
 impl<V: Venue, C: Clock> TradingCore<V, C> {
@@ -142,7 +143,14 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             paused_until: None,
             accepting: true,
             drift_alarms: 0,
+            trade_sink: None,
         }
+    }
+
+    /// Sends every fill to `sink` too (the trade history writer). Never blocks: when the channel is
+    /// full the record is dropped and counted in `influx_points_dropped_total`.
+    pub fn set_trade_sink(&mut self, sink: std::sync::mpsc::SyncSender<TradeRecord>) {
+        self.trade_sink = Some(sink);
     }
 
     pub fn clock(&self) -> &C {
@@ -279,8 +287,23 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Applied::Acknowledged { roundtrip_ns } => {
                     self.metrics.order_roundtrip.observe(roundtrip_ns as f64 * 1e-9);
                 }
-                Applied::Filled { symbol, .. } => {
+                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, .. } => {
                     self.metrics.trade_count.inc();
+                    if let Some(sink) = &self.trade_sink {
+                        let record = TradeRecord {
+                            unix_ns: crate::timefmt::unix_nanos(),
+                            symbol,
+                            side,
+                            client_id,
+                            exec_id,
+                            qty,
+                            price,
+                            realized_pnl,
+                        };
+                        if sink.try_send(record).is_err() {
+                            self.metrics.influx_points_dropped.inc();
+                        }
+                    }
                     let p = self.executor.position(symbol);
                     if let Some(g) = self.metrics.position.get(symbol as usize) {
                         g.set(p.qty);

@@ -114,7 +114,16 @@ pub enum Applied {
     /// Acknowledged; carries the time from send to acknowledgement.
     Acknowledged { roundtrip_ns: Nanos },
     /// A fill was booked.
-    Filled { symbol: SymbolId, qty: f64, price: f64, realized_pnl: f64, order_done: bool },
+    Filled {
+        symbol: SymbolId,
+        side: Side,
+        client_id: SignalId,
+        exec_id: u64,
+        qty: f64,
+        price: f64,
+        realized_pnl: f64,
+        order_done: bool,
+    },
     /// The order was refused by the venue.
     Rejected { symbol: SymbolId },
     /// The order was cancelled.
@@ -282,7 +291,7 @@ impl Executor {
                 o.filled += qty;
                 let done = o.remaining() < QTY_EPSILON;
                 o.state = if done { OrderState::Filled } else { OrderState::PartiallyFilled };
-                let (symbol, side) = (o.request.symbol, o.request.side);
+                let (symbol, side, client_id) = (o.request.symbol, o.request.side, o.request.client_id);
                 let signed = side.sign() * qty;
                 let sym = symbol as usize;
                 self.exposure[sym] -= signed;
@@ -291,7 +300,7 @@ impl Executor {
                 if done {
                     self.release(key);
                 }
-                Applied::Filled { symbol, qty, price, realized_pnl, order_done: done }
+                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, order_done: done }
             }
             VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
                 Some(symbol) => Applied::Rejected { symbol },

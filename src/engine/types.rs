@@ -300,3 +300,17 @@ mod tests {
         assert_eq!((k.seq(), k.slot()), (77, 5));
     }
 }
+
+/// A fill, as it leaves the engine for the trade history (InfluxDB `mt5bot_trades`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TradeRecord {
+    /// Wall-clock time of the fill, nanoseconds since the Unix epoch.
+    pub unix_ns: i128,
+    pub symbol: SymbolId,
+    pub side: Side,
+    pub client_id: SignalId,
+    pub exec_id: u64,
+    pub qty: f64,
+    pub price: f64,
+    pub realized_pnl: f64,
+}

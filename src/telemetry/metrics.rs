@@ -40,6 +40,10 @@ pub mod names {
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
     pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
     pub const HTTP_REQUESTS: &str = "http_requests_total";
+    pub const INFLUX_POINTS_WRITTEN: &str = "influx_points_written_total";
+    pub const INFLUX_POINTS_DROPPED: &str = "influx_points_dropped_total";
+    pub const INFLUX_POINTS_BUFFERED: &str = "influx_points_buffered";
+    pub const INFLUX_WRITE_ERRORS: &str = "influx_write_errors_total";
     pub const BUILD_INFO: &str = "mt5bot_build_info";
     /// The five names kept from the operations chapter.
     pub const OPERATIONS_CHAPTER: [&str; 5] = [CPU_USAGE_PCT, RSS_USAGE_MB, QUEUE_DEPTH, TRADE_COUNT, DRIFT_EVENTS];
@@ -86,6 +90,10 @@ pub struct Metrics {
     pub ingress_errors: IntCounterVec,
     pub log_records_dropped: IntCounter,
     pub http_requests: IntCounterVec,
+    pub influx_points_written: IntCounter,
+    pub influx_points_dropped: IntCounter,
+    pub influx_points_buffered: IntGauge,
+    pub influx_write_errors: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -138,6 +146,10 @@ impl Metrics {
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
             http_requests: reg(&r, must(IntCounterVec::new(Opts::new(HTTP_REQUESTS, "HTTP requests served, by handler and status code."), &["handler", "code"]))),
+            influx_points_written: reg(&r, must(IntCounter::new(INFLUX_POINTS_WRITTEN, "Points accepted by InfluxDB."))),
+            influx_points_dropped: reg(&r, must(IntCounter::new(INFLUX_POINTS_DROPPED, "Points dropped: buffer full (influx.buffer_points), trade channel full, or refused by the server (4xx)."))),
+            influx_points_buffered: reg(&r, must(IntGauge::new(INFLUX_POINTS_BUFFERED, "Points waiting to be written to InfluxDB."))),
+            influx_write_errors: reg(&r, must(IntCounterVec::new(Opts::new(INFLUX_WRITE_ERRORS, "Failed InfluxDB write requests, by kind (connect, server, refused, throttled)."), &["kind"]))),
             build_info: reg(&r, must(IntGaugeVec::new(Opts::new(BUILD_INFO, "Always 1; labels say which build is running."), &["version", "commit", "rustc", "target"]))),
             registry: r,
         };
@@ -183,6 +195,7 @@ impl Metrics {
             broker_reconnects: self.broker_reconnects.with_label_values(&[venue]),
             ingress_connections: self.ingress_connections.clone(),
             ingress_errors: INGRESS_ERROR_REASONS.map(|r| self.ingress_errors.with_label_values(&[r])),
+            influx_points_dropped: self.influx_points_dropped.clone(),
         }
     }
 
@@ -220,6 +233,7 @@ pub struct EngineMetrics {
     pub broker_reconnects: IntCounter,
     pub ingress_connections: IntGauge,
     pub ingress_errors: [IntCounter; INGRESS_ERROR_REASONS.len()],
+    pub influx_points_dropped: IntCounter,
 }
 
 impl EngineMetrics {

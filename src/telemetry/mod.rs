@@ -6,6 +6,8 @@
 //! [`http::Health`], and logs through a bounded channel.
 
 pub mod http;
+pub mod influx;
+pub mod line_protocol;
 pub mod logging;
 pub mod metrics;
 pub mod pushgateway;

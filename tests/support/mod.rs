@@ -123,8 +123,25 @@ pub fn http(method: &str, addr: &str, path: &str, body: &[u8]) -> std::io::Resul
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().into(), v.trim().into())).collect();
-    Ok(HttpResponse { status, headers, body: body.to_owned() })
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().into(), v.trim().into())).collect();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("Transfer-Encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    Ok(HttpResponse { status, headers, body })
+}
+
+/// Decodes a chunked transfer-encoded body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].strip_prefix("\r\n").unwrap_or(&tail[n..]);
+    }
+    out
 }
 
 pub fn get(addr: &str, path: &str) -> std::io::Result<HttpResponse> {
@@ -330,9 +347,18 @@ impl Peer {
     /// Starts `program` with `args` (where `{addr}` is replaced by the chosen address) and waits
     /// until `GET ready_path` answers 200.
     pub fn start(dir: &TempDir, program: &str, args: &[String], ready_path: &str) -> Peer {
+        Peer::start_at(dir, program, args, ready_path, &format!("127.0.0.1:{}", free_port()))
+    }
+
+    /// Like [`Peer::start`], on a given address (to restart a peer where it was).
+    pub fn start_at(dir: &TempDir, program: &str, args: &[String], ready_path: &str, addr: &str) -> Peer {
         let bin = require(program);
-        let addr = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(dir.join(&format!("{program}.log"))).expect("log file");
+        let addr = addr.to_owned();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(&format!("{program}.log")))
+            .expect("log file");
         let child = Command::new(bin)
             .args(args.iter().map(|a| a.replace("{addr}", &addr)))
             .stdin(Stdio::null())
@@ -347,7 +373,7 @@ impl Peer {
             if let Ok(Some(s)) = child.try_wait() {
                 panic!("{name} exited with {s}; see {name}.log in the test dir");
             }
-            get(&addr, ready_path).ok().filter(|r| r.status == 200)
+            get(&addr, ready_path).ok().filter(|r| (200..300).contains(&r.status))
         });
         p
     }
@@ -372,8 +398,17 @@ pub struct Receiver {
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How a [`Receiver`] answers: status, headers, body.
+pub type Responder = Box<dyn Fn(&str, &str) -> (u16, Vec<(String, String)>, String) + Send>;
+
 impl Receiver {
+    /// Answers every request 200.
     pub fn start() -> Receiver {
+        Receiver::start_with(Box::new(|_, _| (200, vec![], String::new())))
+    }
+
+    /// Answers with `respond(url, body)`.
+    pub fn start_with(respond: Responder) -> Receiver {
         let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind receiver"));
         let addr = server.server_addr().to_ip().expect("ip").to_string();
         let bodies = std::sync::Arc::new(Mutex::new(Vec::new()));
@@ -382,8 +417,15 @@ impl Receiver {
             for mut req in srv.incoming_requests() {
                 let mut body = String::new();
                 let _ = req.as_reader().read_to_string(&mut body);
+                let (status, headers, answer) = respond(req.url(), &body);
                 store.lock().unwrap_or_else(|e| e.into_inner()).push((req.url().to_owned(), body));
-                let _ = req.respond(tiny_http::Response::empty(200));
+                let mut resp = tiny_http::Response::from_string(answer).with_status_code(status);
+                for (k, v) in headers {
+                    if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                        resp.add_header(h);
+                    }
+                }
+                let _ = req.respond(resp);
             }
         });
         Receiver { addr, bodies, server, handle: Some(handle) }

@@ -1,0 +1,396 @@
+//! InfluxDB ingestion: every `influx.interval` the metrics, and every fill, as line protocol to
+//! InfluxDB (`/api/v2/write`, also what VictoriaMetrics accepts) or InfluxDB 1.x (`/write?db=`).
+//!
+//! It runs on a thread of its own, so a slow or dead server delays neither the engine (which hands
+//! fills over a bounded channel with `try_send`) nor a `/metrics` scrape. Points wait in a bounded
+//! buffer (`influx.buffer_points`); when it is full the oldest go first and
+//! `influx_points_dropped_total` counts them. Connection errors, timeouts, 408 and 5xx are retried
+//! with capped exponential backoff and jitter; 429 and 503 honour `Retry-After`; any other 4xx is
+//! logged with the server's message and its batch dropped (counted), since resending it cannot help.
+//!
+//! Measurements: `mt5bot_metrics` (tags host, venue, and symbol for the per-symbol position and PnL)
+//! and `mt5bot_trades` (tags host, venue, symbol, side; fields qty, price, realized_pnl, exec_id,
+//! client_id).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::{InfluxApi, InfluxConfig};
+use crate::engine::types::TradeRecord;
+use crate::secrets::{Secret, Secrets};
+use crate::timefmt::unix_nanos;
+
+use super::line_protocol::{write_point, Field};
+use super::metrics::Metrics;
+
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Where and how to write, resolved from the config and the environment.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The full write URL, query included.
+    pub write_url: String,
+    pub token: Option<Secret>,
+    pub interval: Duration,
+    pub buffer_points: usize,
+    pub batch_points: usize,
+    pub timeout: Duration,
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Fills empty config values from `INFLUXDB_URL`, `INFLUXDB_ORG`, `INFLUXDB_BUCKET`; the token is
+/// the secret `INFLUXDB_TOKEN`. Errors say which value is missing and where it can come from.
+pub fn resolve(cfg: &InfluxConfig, secrets: &Secrets, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, String> {
+    let pick = |value: &str, var: &str, key: &str| -> Result<String, String> {
+        if !value.is_empty() {
+            return Ok(value.to_owned());
+        }
+        env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+            format!(
+                "influx.enabled is true but neither {key} nor {var} is set (run mt5bot influx-bootstrap, or set {key})"
+            )
+        })
+    };
+    let url = pick(&cfg.url, "INFLUXDB_URL", "influx.url")?.trim_end_matches('/').to_owned();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("INFLUXDB_URL {url:?} is not an http:// or https:// URL"));
+    }
+    let token = secrets.get("INFLUXDB_TOKEN").cloned();
+    let write_url = match cfg.api {
+        InfluxApi::V2 => {
+            let org = pick(&cfg.org, "INFLUXDB_ORG", "influx.org")?;
+            let bucket = pick(&cfg.bucket, "INFLUXDB_BUCKET", "influx.bucket")?;
+            if token.is_none() {
+                return Err("influx.api is v2 but INFLUXDB_TOKEN is not set (run mt5bot influx-bootstrap)".into());
+            }
+            format!("{url}/api/v2/write?org={}&bucket={}&precision=ns", enc(&org), enc(&bucket))
+        }
+        InfluxApi::V1 => format!("{url}/write?db={}&precision=n", enc(&cfg.database)),
+    };
+    Ok(Target {
+        write_url,
+        token,
+        interval: cfg.interval,
+        buffer_points: cfg.buffer_points,
+        batch_points: cfg.batch_points,
+        timeout: cfg.timeout,
+    })
+}
+
+/// The running writer thread.
+#[derive(Debug)]
+pub struct InfluxWriter {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// What the writer needs to describe points.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    pub host: String,
+    pub venue: &'static str,
+    pub symbols: Vec<String>,
+}
+
+impl InfluxWriter {
+    pub fn spawn(
+        target: Target,
+        metrics: Metrics,
+        trades: Receiver<TradeRecord>,
+        labels: Labels,
+    ) -> std::io::Result<InfluxWriter> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("mt5bot-influx".into())
+            .spawn(move || Writer::new(target, metrics, labels).run(&trades, &flag))?;
+        Ok(InfluxWriter { stop, handle: Some(handle) })
+    }
+
+    /// Writes a last snapshot and what is buffered (bounded by the request timeout), then stops.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+enum Outcome {
+    Written,
+    Retry(Duration),
+    Refused,
+}
+
+struct Writer {
+    target: Target,
+    metrics: Metrics,
+    labels: Labels,
+    agent: ureq::Agent,
+    buffer: VecDeque<String>,
+    backoff: Duration,
+    last_refusal_log: Option<Instant>,
+}
+
+impl Writer {
+    fn new(target: Target, metrics: Metrics, labels: Labels) -> Writer {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(target.timeout))
+            .user_agent(format!("mt5bot/{}", crate::build_info::VERSION))
+            .build()
+            .into();
+        Writer {
+            target,
+            metrics,
+            labels,
+            agent,
+            buffer: VecDeque::new(),
+            backoff: Duration::from_millis(500),
+            last_refusal_log: None,
+        }
+    }
+
+    fn push(&mut self, line: String) {
+        if self.buffer.len() >= self.target.buffer_points {
+            self.buffer.pop_front();
+            self.metrics.influx_points_dropped.inc();
+        }
+        self.buffer.push_back(line);
+    }
+
+    fn push_trade(&mut self, t: &TradeRecord) {
+        let mut line = String::with_capacity(160);
+        let symbol = self.labels.symbols.get(t.symbol as usize).map(String::as_str).unwrap_or("?");
+        let tags = [
+            ("host", self.labels.host.as_str()),
+            ("venue", self.labels.venue),
+            ("symbol", symbol),
+            ("side", t.side.as_str()),
+        ];
+        let fields = [
+            ("qty", Field::Float(t.qty)),
+            ("price", Field::Float(t.price)),
+            ("realized_pnl", Field::Float(t.realized_pnl)),
+            ("exec_id", Field::Int(t.exec_id as i64)),
+            ("client_id", Field::Str(t.client_id.as_str())),
+        ];
+        if write_point(&mut line, "mt5bot_trades", &tags, &fields, t.unix_ns) {
+            self.push(line);
+        }
+    }
+
+    fn push_snapshot(&mut self) {
+        let m = self.metrics.clone();
+        let now = unix_nanos();
+        let sum = |v: &prometheus::IntCounterVec| -> i64 {
+            use prometheus::core::Collector;
+            v.collect()
+                .iter()
+                .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value() as i64).collect::<Vec<_>>())
+                .sum()
+        };
+        let fields = [
+            ("cpu_usage_pct", Field::Float(m.cpu_usage_pct.get())),
+            ("rss_usage_mb", Field::Float(m.rss_usage_mb.get())),
+            ("queue_depth", Field::Int(m.queue_depth.get())),
+            ("trade_count", Field::Int(m.trade_count.get() as i64)),
+            ("drift_events", Field::Int(m.drift_events.get() as i64)),
+            ("ticks", Field::Int(m.ticks.get() as i64)),
+            ("signals_received", Field::Int(sum(&m.signals_received))),
+            ("signals_dropped", Field::Int(sum(&m.signals_dropped))),
+            ("orders_sent", Field::Int(m.orders_sent.get() as i64)),
+            ("orders_rejected", Field::Int(m.orders_rejected.get() as i64)),
+            ("open_orders", Field::Int(m.open_orders.get())),
+        ];
+        let mut line = String::with_capacity(400);
+        let tags = [("host", self.labels.host.as_str()), ("venue", self.labels.venue)];
+        if write_point(&mut line, "mt5bot_metrics", &tags, &fields, now) {
+            self.push(line);
+        }
+        for sym in self.labels.symbols.clone() {
+            let mut line = String::with_capacity(160);
+            let fields = [
+                ("position", Field::Float(m.position.with_label_values(&[&sym]).get())),
+                ("realized_pnl", Field::Float(m.realized_pnl.with_label_values(&[&sym]).get())),
+            ];
+            let tags = [("host", self.labels.host.as_str()), ("venue", self.labels.venue), ("symbol", sym.as_str())];
+            if write_point(&mut line, "mt5bot_metrics", &tags, &fields, now) {
+                self.push(line);
+            }
+        }
+    }
+
+    fn send(&mut self, n: usize) -> Outcome {
+        let body: String = self.buffer.iter().take(n).map(String::as_str).collect();
+        let mut req = self.agent.post(&self.target.write_url).header("Content-Type", "text/plain; charset=utf-8");
+        if let Some(t) = &self.target.token {
+            req = req.header("Authorization", format!("Token {}", t.expose()));
+        }
+        let mut resp = match req.send(body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.influx_write_errors.with_label_values(&["connect"]).inc();
+                log::debug!("influx write failed: {e}");
+                return Outcome::Retry(self.next_backoff());
+            }
+        };
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Outcome::Written,
+            429 | 503 => {
+                self.metrics.influx_write_errors.with_label_values(&["throttled"]).inc();
+                let after = resp
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                Outcome::Retry(after.unwrap_or_else(|| self.next_backoff()))
+            }
+            408 | 500..=599 => {
+                self.metrics.influx_write_errors.with_label_values(&["server"]).inc();
+                Outcome::Retry(self.next_backoff())
+            }
+            _ => {
+                self.metrics.influx_write_errors.with_label_values(&["refused"]).inc();
+                let text = resp.body_mut().read_to_string().unwrap_or_default();
+                let quiet = self.last_refusal_log.is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+                if !quiet {
+                    self.last_refusal_log = Some(Instant::now());
+                    let text: String = text.chars().take(300).collect();
+                    log::error!(
+                        "InfluxDB refused {n} points (HTTP {status}): {}; they are dropped, not retried",
+                        text.trim()
+                    );
+                }
+                Outcome::Refused
+            }
+        }
+    }
+
+    fn next_backoff(&mut self) -> Duration {
+        let jitter = 0.8 + 0.4 * rand::random::<f64>();
+        let wait = self.backoff.mul_f64(jitter);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        wait
+    }
+
+    /// Sends one batch; returns when to try again (None: now).
+    fn flush_once(&mut self) -> Option<Duration> {
+        let n = self.buffer.len().min(self.target.batch_points);
+        if n == 0 {
+            return None;
+        }
+        match self.send(n) {
+            Outcome::Written => {
+                self.buffer.drain(..n);
+                self.metrics.influx_points_written.inc_by(n as u64);
+                self.backoff = Duration::from_millis(500);
+                None
+            }
+            Outcome::Refused => {
+                self.buffer.drain(..n);
+                self.metrics.influx_points_dropped.inc_by(n as u64);
+                None
+            }
+            Outcome::Retry(wait) => Some(wait),
+        }
+    }
+
+    fn run(mut self, trades: &Receiver<TradeRecord>, stop: &AtomicBool) {
+        let mut next_snapshot = Instant::now() + self.target.interval;
+        let mut next_attempt = Instant::now();
+        let mut unreachable_since: Option<Instant> = None;
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            let now = Instant::now();
+            let mut due = next_snapshot;
+            if !self.buffer.is_empty() {
+                due = due.min(next_attempt);
+            }
+            let wait = due.saturating_duration_since(now).min(Duration::from_millis(100));
+            let mut engine_gone = false;
+            match trades.recv_timeout(wait) {
+                Ok(t) => {
+                    self.push_trade(&t);
+                    while let Ok(t) = trades.try_recv() {
+                        self.push_trade(&t);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => engine_gone = true,
+            }
+            let now = Instant::now();
+            if now >= next_snapshot || stopping {
+                self.push_snapshot();
+                next_snapshot = now + self.target.interval;
+            }
+            let full_batch = self.buffer.len() >= self.target.batch_points;
+            if !stopping
+                && (now >= next_attempt || full_batch && unreachable_since.is_none())
+                && !self.buffer.is_empty()
+            {
+                // Send batches until the buffer is empty or the server asks to wait; then wait an
+                // interval, so points travel in batches rather than one request each.
+                next_attempt = now + self.target.interval;
+                while !self.buffer.is_empty() {
+                    match self.flush_once() {
+                        None => {
+                            if unreachable_since.take().is_some() {
+                                log::info!("InfluxDB writes resumed; {} points still buffered", self.buffer.len());
+                            }
+                        }
+                        Some(wait) => {
+                            if unreachable_since.is_none() {
+                                unreachable_since = Some(now);
+                                log::warn!(
+                                    "cannot write to InfluxDB; buffering up to {} points and retrying",
+                                    self.target.buffer_points
+                                );
+                            }
+                            next_attempt = Instant::now() + wait;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.metrics.influx_points_buffered.set(self.buffer.len() as i64);
+            if stopping || engine_gone {
+                self.final_flush();
+                return;
+            }
+        }
+    }
+
+    fn final_flush(&mut self) {
+        let deadline = Instant::now() + self.target.timeout * 2;
+        while !self.buffer.is_empty() && Instant::now() < deadline {
+            if let Some(wait) = self.flush_once() {
+                if Instant::now() + wait > deadline {
+                    break;
+                }
+                std::thread::sleep(wait);
+            }
+        }
+        self.metrics.influx_points_buffered.set(self.buffer.len() as i64);
+        if !self.buffer.is_empty() {
+            log::warn!("stopping with {} points not written to InfluxDB", self.buffer.len());
+        }
+    }
+}
