@@ -188,3 +188,135 @@ fn an_unreachable_pushgateway_does_not_change_the_exit() {
     assert_eq!(bot.wait_exit(Duration::from_secs(15)).code(), Some(0));
     assert!(bot.log_file().contains(&format!("cannot push to {url}")), "{}", bot.log_file());
 }
+
+/// Operators and aggregations, which may stand before a `by (...)` clause rather than a `(`.
+const PROMQL_WORDS: [&str; 17] = [
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "group",
+];
+
+/// Metric names in a PromQL expression: identifiers that are not functions, keywords, label names
+/// (inside `{}` or a `by (...)` clause), durations or strings.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut cleaned = String::new();
+    let mut depth_brace = 0;
+    let mut depth_bracket = 0;
+    let mut in_string = false;
+    for c in expr.chars() {
+        match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '{' => depth_brace += 1,
+            '}' => depth_brace -= 1,
+            '[' => depth_bracket += 1,
+            ']' => depth_bracket -= 1,
+            _ if depth_brace > 0 || depth_bracket > 0 => {}
+            c => cleaned.push(c),
+        }
+    }
+    let mut names = Vec::new();
+    let chars: Vec<char> = cleaned.chars().collect();
+    let mut i = 0;
+    let mut skip_group = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace()).copied();
+            if ["by", "without", "on", "ignoring", "group_left", "group_right"].contains(&word.as_str()) {
+                skip_group = true;
+            } else if !PROMQL_WORDS.contains(&word.as_str()) && next != Some('(') {
+                names.push(word);
+            }
+            continue;
+        }
+        if c == '(' && skip_group {
+            while i < chars.len() && chars[i] != ')' {
+                i += 1;
+            }
+            skip_group = false;
+        }
+        i += 1;
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_found_in_promql() {
+    assert_eq!(
+        metric_names("histogram_quantile(0.99, sum by (le) (rate(tick_to_order_seconds_bucket{job=\"x\"}[5m])))"),
+        vec!["tick_to_order_seconds_bucket"]
+    );
+    assert_eq!(metric_names("a_total / on (instance) b > 0 and c"), vec!["a_total", "b", "c"]);
+}
+
+#[test]
+fn the_dashboard_queries_only_metrics_mt5bot_exports_and_all_of_them_run() {
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DEPLOY}/grafana/mt5bot.json")).expect("dashboard"))
+            .expect("JSON");
+    assert_eq!(dash["uid"], "mt5bot-overview");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() > 25, "{} queries", exprs.len());
+
+    let dir = TempDir::new("dashboard");
+    let (cfg, addr) = config_with(&dir, "");
+    let mut bot = Daemon::start(&dir, &cfg, &addr, &[]);
+    bot.wait_metrics(Duration::from_secs(5));
+    wait_for("a trade", Duration::from_secs(10), || sample(&bot.metrics(), "trade_count").filter(|t| *t > 0.0));
+    let exported = bot.metrics();
+    let families: Vec<&str> = exported
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let series_names: Vec<&str> =
+        exported.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    for name in ["cpu_usage_pct", "rss_usage_mb", "queue_depth", "trade_count", "drift_events"] {
+        assert!(exprs.iter().any(|e| metric_names(e).iter().any(|n| n == name)), "the dashboard shows {name}");
+    }
+    for e in &exprs {
+        for name in metric_names(e) {
+            assert!(
+                families.contains(&name.as_str()) || series_names.contains(&name.as_str()),
+                "{name} (in {e}) is not in mt5bot's /metrics"
+            );
+        }
+    }
+
+    // Every query is valid PromQL for a real Prometheus scraping the daemon.
+    let prom = Prometheus::start(&dir, &format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mt5bot\n    static_configs:\n      - targets: ['{addr}']\n"));
+    wait_for("a scrape", Duration::from_secs(30), || prom.query("up{job=\"mt5bot\"} == 1").into_iter().next());
+    for e in &exprs {
+        let q = e.replace("$job", "mt5bot").replace("$instance", ".*");
+        let r = get(&prom.addr, &format!("/api/v1/query?query={}", urlencode(&q))).expect("query");
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+    }
+    let trades = prom.query("sum(trade_count{job=\"mt5bot\", instance=~\".*\"})");
+    assert!(!trades.is_empty(), "the overview's trade panel has data");
+}

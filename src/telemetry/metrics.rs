@@ -60,6 +60,9 @@ pub const ROUNDTRIP_BUCKETS: [f64; 13] =
 /// Reasons of `ingress_errors_total`.
 pub const INGRESS_ERROR_REASONS: [&str; 5] = ["bad_json", "bad_field", "line_too_long", "too_many_connections", "io"];
 
+/// `kind` labels of `influx_write_errors_total`.
+pub const INFLUX_ERROR_KINDS: [&str; 4] = ["connect", "server", "refused", "throttled"];
+
 /// `handler` labels of `http_requests_total`.
 pub const HTTP_HANDLERS: [&str; 4] = ["metrics", "healthz", "readyz", "other"];
 
@@ -170,6 +173,9 @@ impl Metrics {
         }
         for r in INGRESS_ERROR_REASONS {
             m.ingress_errors.with_label_values(&[r]);
+        }
+        for k in INFLUX_ERROR_KINDS {
+            m.influx_write_errors.with_label_values(&[k]);
         }
         m
     }
