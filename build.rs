@@ -1,7 +1,30 @@
-//! Bakes the facts `mt5bot --version` and `mt5bot_build_info` report into the binary:
-//! git commit, rustc version, target triple and build profile.
+//! Bakes the facts `mt5bot --version`, `mt5bot_build_info` and `mt5bot diagnostics` report into
+//! the binary: git commit, rustc version, target triple, build profile, and the sha256 of
+//! `Cargo.lock` with the dependency list (name and version of every package) it pins.
 
 use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// `name version` per `[[package]]` of a Cargo.lock, sorted.
+fn lock_packages(lock: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut name: Option<&str> = None;
+    for line in lock.lines() {
+        let line = line.trim();
+        if line == "[[package]]" {
+            name = None;
+        } else if let Some(v) = line.strip_prefix("name = ") {
+            name = Some(v.trim_matches('"'));
+        } else if let Some(v) = line.strip_prefix("version = ") {
+            if let Some(n) = name.take() {
+                out.push(format!("{n} {}", v.trim_matches('"')));
+            }
+        }
+    }
+    out.sort();
+    out
+}
 
 fn run(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
@@ -43,5 +66,16 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
+    let lock = std::fs::read("Cargo.lock").unwrap_or_default();
+    let digest = Sha256::digest(&lock);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    println!("cargo:rustc-env=MT5BOT_CARGO_LOCK_SHA256={hex}");
+    let deps = lock_packages(&String::from_utf8_lossy(&lock)).join("\n");
+    let out =
+        std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("dependencies.txt");
+    if let Err(e) = std::fs::write(&out, deps) {
+        panic!("cannot write {}: {e}", out.display());
+    }
+    println!("cargo:rerun-if-changed=Cargo.lock");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -2,7 +2,7 @@
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
 # peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool, Pushgateway,
 # VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion),
-# systemd-analyze (unit checks). Packages must not start their own
+# systemd-analyze and crontab (unit and schedule checks). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
 # Usage: scripts/install-test-deps.sh        (as root, or with sudo available)
@@ -18,6 +18,7 @@ declare -A NEED=(
   [victoria-metrics]=victoria-metrics
   [influxd]=influxdb
   [systemd-analyze]=systemd
+  [crontab]=cron
 )
 
 missing=()

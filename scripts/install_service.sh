@@ -7,8 +7,11 @@ usage() {
   cat <<'HELP'
 Usage: scripts/install_service.sh [--help]
 
-Installs the mt5bot binary, a system user, the systemd unit and a config, then runs the
-provisioning helpers. Every setting comes from the environment:
+Installs the mt5bot binary, a system user, the systemd units (mt5bot.service, and the nightly
+mt5bot-diagnostics.service with its timer), the diagnostics script, a config, and the docs; then
+runs the provisioning helpers. The cron alternative to the timer is installed as an example in
+PREFIX/share/doc/mt5bot/mt5bot.cron (copy it to /etc/cron.d/mt5bot on hosts without systemd).
+Every setting comes from the environment:
 
   DESTDIR                  Install under this root instead of / (packaging, tests). With it,
                            no user is created and systemctl is not called.
@@ -80,6 +83,8 @@ mt5bot="$DESTDIR$PREFIX/bin/mt5bot"
 # The docs the unit's Documentation= and the alerts' runbook_url point at.
 install_file "$repo/README.md" "$DESTDIR$PREFIX/share/doc/mt5bot/README.md" 0644
 install_file "$repo/docs/runbook.md" "$DESTDIR$PREFIX/share/doc/mt5bot/runbook.md" 0644
+# The nightly diagnostics script the timer and the cron line run.
+install_file "$repo/scripts/diagnostics.sh" "$DESTDIR$PREFIX/lib/mt5bot/diagnostics.sh" 0755
 
 # 2. The user.
 if [ -z "$DESTDIR" ]; then
@@ -99,6 +104,15 @@ sed -e "s#/usr/local/bin/mt5bot#$PREFIX/bin/mt5bot#g" -e "s#/usr/local/share/doc
     -e "s#^User=mt5bot#User=$MT5BOT_USER#" -e "s#^Group=mt5bot#Group=$MT5BOT_USER#" \
     "$repo/deploy/mt5bot.service" > "$tmp/mt5bot.service"
 install_file "$tmp/mt5bot.service" "$DESTDIR$UNIT_DIR/mt5bot.service" 0644
+for f in mt5bot-diagnostics.service mt5bot-diagnostics.timer mt5bot.cron; do
+  sed -e "s#/usr/local/bin/mt5bot#$PREFIX/bin/mt5bot#g" -e "s#/usr/local/lib/mt5bot#$PREFIX/lib/mt5bot#g" \
+      -e "s#/usr/local/share/doc/mt5bot#$PREFIX/share/doc/mt5bot#g" -e "s#/etc/mt5bot#$CONFIG_DIR#g" \
+      -e "s#^User=mt5bot#User=$MT5BOT_USER#" -e "s#^Group=mt5bot#Group=$MT5BOT_USER#" \
+      "$repo/deploy/$f" > "$tmp/$f"
+done
+install_file "$tmp/mt5bot-diagnostics.service" "$DESTDIR$UNIT_DIR/mt5bot-diagnostics.service" 0644
+install_file "$tmp/mt5bot-diagnostics.timer" "$DESTDIR$UNIT_DIR/mt5bot-diagnostics.timer" 0644
+install_file "$tmp/mt5bot.cron" "$DESTDIR$PREFIX/share/doc/mt5bot/mt5bot.cron" 0644
 
 # 4. The config: installed once, never overwritten (it is the operator's).
 config="$DESTDIR$CONFIG_DIR/config.yaml"
@@ -132,8 +146,10 @@ fi
 if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable mt5bot.service
-  say "enabled mt5bot.service; start it with: systemctl start mt5bot"
+  systemctl enable --now mt5bot-diagnostics.timer
+  say "enabled mt5bot.service and mt5bot-diagnostics.timer; start the daemon with: systemctl start mt5bot"
 else
   say "systemd is not running here (or DESTDIR is set): not calling systemctl." \
-      "On the target: systemctl daemon-reload && systemctl enable --now mt5bot"
+      "On the target: systemctl daemon-reload && systemctl enable --now mt5bot mt5bot-diagnostics.timer" \
+      "(without systemd: cp $PREFIX/share/doc/mt5bot/mt5bot.cron /etc/cron.d/mt5bot)"
 fi

@@ -12,6 +12,11 @@ pub const TARGET: &str = env!("MT5BOT_TARGET");
 /// Cargo profile (`debug` or `release`).
 pub const PROFILE: &str = env!("MT5BOT_PROFILE");
 
+/// sha256 of the `Cargo.lock` the binary was built with.
+pub const CARGO_LOCK_SHA256: &str = env!("MT5BOT_CARGO_LOCK_SHA256");
+/// `name version` of every package in that `Cargo.lock`, one per line, sorted.
+pub const DEPENDENCIES: &str = include_str!(concat!(env!("OUT_DIR"), "/dependencies.txt"));
+
 /// The multi-line text `mt5bot --version` prints.
 pub fn version_text() -> String {
     format!("mt5bot {VERSION}\ncommit: {GIT_COMMIT}\nrustc: {RUSTC_VERSION}\ntarget: {TARGET}\nprofile: {PROFILE}\n")

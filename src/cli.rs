@@ -21,6 +21,10 @@ pub enum Command {
     PrometheusEndpoints(prometheus_endpoints::Options),
     /// `mt5bot influx-bootstrap ...`
     InfluxBootstrap(influx_bootstrap::Options),
+    /// `mt5bot diagnostics ...`
+    Diagnostics(crate::diagnostics::Options),
+    /// `mt5bot check-data-versions [--manifest FILE] [--write]`
+    CheckDataVersions { manifest: PathBuf, write: bool },
     /// `mt5bot --version`
     Version,
     /// `mt5bot help [COMMAND]` or `--help`: the text to print.
@@ -56,6 +60,8 @@ Commands:
   prometheus-endpoints  Write PROM_PUSH_URL and PROM_QUERY_URL into runtime.env
   influx-bootstrap      Set up or ensure an InfluxDB v2 org, bucket and bucket-scoped
                         token; write deploy/secrets/influx.env
+  diagnostics           Write the nightly report; push mismatches to the Pushgateway
+  check-data-versions   Compare datasets with data/manifest.yaml; --write records them
   help [COMMAND]        Show help for a command
 
 Options:
@@ -174,6 +180,52 @@ Options (a flag wins over its environment variable):
   -h, --help            Show this help
 ";
 
+pub const DIAGNOSTICS_HELP: &str = "\
+mt5bot diagnostics: the nightly report
+
+Usage: mt5bot diagnostics [--config FILE] [--out DIR] [--manifest FILE] [--secrets-dir DIR]
+                          [--push | --no-push]
+
+Writes DIR/<UTC date>T<time>Z.json and a readable .txt beside it: binary version,
+commit, rustc, target, profile, the Cargo.lock sha256 and dependency list baked in
+at build time, OS, kernel, CPU, memory, the config's hash, the env files present
+(names and modes only), free disk, the running daemon's build, every dataset of the
+manifest, and with PROM_QUERY_URL set a 24 h summary from Prometheus.
+
+Mismatches (each with the command that fixes it): the running daemon differs from
+this binary (binary); run from a checkout, Cargo.lock differs from the binary's
+(dependencies); a dataset is missing, changed or unlisted (data). They are pushed to
+PROM_PUSH_URL as diagnostics_mismatch{kind} with diagnostics_last_run_timestamp_seconds,
+and diagnostics_last_success_timestamp_seconds after a clean run.
+
+Exit codes: 0 clean, 1 mismatch, 2 could not run (the report is still written).
+
+Options:
+  -c, --config FILE    Configuration (for the daemon's address and the log folder)
+  --out DIR            Report folder [default: logs/diagnostics]
+  --manifest FILE      Data manifest [default: data/manifest.yaml]
+  --secrets-dir DIR    Folder of the env files to list [default: deploy/secrets]
+  --push               Push to PROM_PUSH_URL (an error when it is not set)
+  --no-push            Do not push [default: push when PROM_PUSH_URL is set]
+  -h, --help           Show this help
+";
+
+pub const CHECK_DATA_VERSIONS_HELP: &str = "\
+mt5bot check-data-versions: compare datasets with their manifest
+
+Usage: mt5bot check-data-versions [--manifest FILE] [--write]
+
+Hashes (sha256, streaming) every dataset listed in the manifest and every other file
+in its folder, prints a table, and exits 1 if any is changed, missing or unlisted.
+With --write, records the current files in the manifest (atomically) and exits 0.
+
+Options:
+  --manifest FILE   Manifest [default: data/manifest.yaml]; paths in it are relative
+                    to its folder
+  --write           Record the current sizes and hashes
+  -h, --help        Show this help
+";
+
 fn usage(message: impl Into<String>, help: &'static str) -> UsageError {
     UsageError { message: message.into(), help }
 }
@@ -234,6 +286,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 Some("runtime-secrets") => Ok(Command::Help(RUNTIME_SECRETS_HELP)),
                 Some("prometheus-endpoints") => Ok(Command::Help(PROMETHEUS_ENDPOINTS_HELP)),
                 Some("influx-bootstrap") => Ok(Command::Help(INFLUX_BOOTSTRAP_HELP)),
+                Some("diagnostics") => Ok(Command::Help(DIAGNOSTICS_HELP)),
+                Some("check-data-versions") => Ok(Command::Help(CHECK_DATA_VERSIONS_HELP)),
                 Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
             }
         }
@@ -305,8 +359,41 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             let env_file = PathBuf::from(env_file.unwrap_or_else(|| influx_bootstrap::DEFAULT_ENV_FILE.to_owned()));
             Ok(Command::InfluxBootstrap(influx_bootstrap::Options { env_file, flags, force, print_exports }))
         }
+        Some("diagnostics") => {
+            let help = DIAGNOSTICS_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let (push, no_push) = (args.contains("--push"), args.contains("--no-push"));
+            if push && no_push {
+                return Err(usage("--push and --no-push exclude each other", help));
+            }
+            let config = config_flag(&mut args, help)?;
+            let path = |args: &mut pico_args::Arguments, flag: &'static str, default: &str| -> Result<PathBuf, UsageError> {
+                let v: Option<String> = args.opt_value_from_str(flag).map_err(|e| usage(format!("{flag}: {e}"), help))?;
+                Ok(PathBuf::from(v.unwrap_or_else(|| default.to_owned())))
+            };
+            let out = path(&mut args, "--out", crate::diagnostics::DEFAULT_OUT)?;
+            let manifest = path(&mut args, "--manifest", crate::diagnostics::data_versions::DEFAULT_MANIFEST)?;
+            let secrets_dir = path(&mut args, "--secrets-dir", crate::diagnostics::DEFAULT_SECRETS_DIR)?;
+            finish(args, help)?;
+            let push = if push { Some(true) } else if no_push { Some(false) } else { None };
+            Ok(Command::Diagnostics(crate::diagnostics::Options { config, out, manifest, secrets_dir, push }))
+        }
+        Some("check-data-versions") => {
+            let help = CHECK_DATA_VERSIONS_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let write = args.contains("--write");
+            let manifest: Option<String> =
+                args.opt_value_from_str("--manifest").map_err(|e| usage(format!("--manifest: {e}"), help))?;
+            finish(args, help)?;
+            let manifest = PathBuf::from(manifest.unwrap_or_else(|| crate::diagnostics::data_versions::DEFAULT_MANIFEST.to_owned()));
+            Ok(Command::CheckDataVersions { manifest, write })
+        }
         Some(other) => Err(usage(
-            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, help"),
+            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, diagnostics, check-data-versions, help"),
             MAIN_HELP,
         )),
     }

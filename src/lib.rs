@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deployment;
+pub mod diagnostics;
 pub mod engine;
 pub mod sd_notify;
 pub mod secrets;

@@ -69,6 +69,28 @@ fn main() -> ExitCode {
                 (r.warnings.into_iter().reduce(|a, b| format!("{a}; {b}")), r.exports)
             }))
         }
+        Command::Diagnostics(opts) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let checkout_lock = std::fs::read_to_string("Cargo.lock").ok();
+            let inputs = mt5bot::diagnostics::Inputs { env: &env, checkout_lock };
+            match mt5bot::diagnostics::run(&opts, &inputs) {
+                Ok((report, path)) => {
+                    for m in &report.mismatches {
+                        eprintln!("mt5bot: diagnostics: {} mismatch: {}; fix: {}", m.kind, m.detail, m.instruction);
+                    }
+                    for e in &report.errors {
+                        eprintln!("mt5bot: diagnostics: error: {e}");
+                    }
+                    eprintln!("mt5bot: diagnostics: {} report written to {}", report.status, path.display());
+                    ExitCode::from(report.exit_code())
+                }
+                Err(e) => {
+                    eprintln!("mt5bot: diagnostics could not run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::CheckDataVersions { manifest, write } => check_data_versions(&manifest, write),
         Command::Run { config } => match daemon::run(config.as_deref()) {
             Ok(StopReason::Signal(_)) => ExitCode::SUCCESS,
             Ok(StopReason::Command(_)) => ExitCode::from(1),
@@ -97,4 +119,46 @@ fn finish_helper(result: Result<(Option<String>, Vec<String>), DeployError>) -> 
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+fn check_data_versions(path: &std::path::Path, write: bool) -> ExitCode {
+    use mt5bot::diagnostics::data_versions::{self as dv, Status};
+    let manifest = match dv::load(path) {
+        Ok(Some(m)) => m,
+        Ok(None) if write => dv::Manifest::default(),
+        Ok(None) => {
+            eprintln!("mt5bot: no manifest at {}; record the datasets beside it with --write", path.display());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("mt5bot: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rows = match dv::check(path, &manifest, true) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mt5bot: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", dv::table(&rows));
+    if write {
+        let m = dv::recorded(&rows);
+        if let Err(e) = dv::save(path, &m) {
+            eprintln!("mt5bot: {e}");
+            return ExitCode::from(1);
+        }
+        eprintln!("mt5bot: {} written: {} datasets", path.display(), m.datasets.len());
+        return ExitCode::SUCCESS;
+    }
+    let bad = rows.iter().filter(|r| r.status != Status::Ok).count();
+    if bad > 0 {
+        eprintln!(
+            "mt5bot: {bad} datasets differ from {}: sync them from their source, or record them with --write",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }

@@ -290,13 +290,19 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> EnvFil
 
 /// Atomically replaces the file at `path` (through symlinks) with `data`, mode 0600.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<Option<String>, EnvFileError> {
+    write_atomic_mode(path, data, MODE)
+}
+
+/// [`write_atomic`] with another mode, for files that hold no secret (reports, manifests). The
+/// "readable by others" warning only applies to the 0600 mode.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<Option<String>, EnvFileError> {
     let target = resolve_target(path)?;
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let warning = match std::fs::metadata(&target) {
-        Ok(m) if m.permissions().mode() & 0o077 != 0 => Some(format!(
+        Ok(m) if mode == MODE && m.permissions().mode() & 0o077 != 0 => Some(format!(
             "{} was readable by others (mode {:o}); it is now {MODE:o}",
             target.display(),
             m.permissions().mode() & 0o777
@@ -307,7 +313,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<Option<String>, EnvFileE
     let mut tmp = None;
     for attempt in 0..16u32 {
         let candidate = dir.join(format!(".{name}.tmp-{}-{}-{attempt}", std::process::id(), rand::random::<u32>()));
-        match OpenOptions::new().write(true).create_new(true).mode(MODE).open(&candidate) {
+        match OpenOptions::new().write(true).create_new(true).mode(mode).open(&candidate) {
             Ok(f) => {
                 tmp = Some((candidate, f));
                 break;
@@ -325,7 +331,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<Option<String>, EnvFileE
     };
     let result = (|| {
         // The mode given at creation is masked by the umask; set it exactly.
-        file.set_permissions(std::fs::Permissions::from_mode(MODE)).map_err(io_err(&tmp_path, "set the mode of"))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io_err(&tmp_path, "set the mode of"))?;
         file.write_all(data).map_err(io_err(&tmp_path, "write"))?;
         file.sync_all().map_err(io_err(&tmp_path, "sync"))?;
         drop(file);
