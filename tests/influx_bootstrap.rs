@@ -309,3 +309,26 @@ fn password_length_is_checked_before_calling() {
     assert!(influx.exchanges().iter().all(|x| x.method == "GET"), "no setup attempted");
     assert!(!env.exists());
 }
+
+#[test]
+fn a_tls_failure_says_so_at_once_and_writes_nothing() {
+    // https:// against a plain-HTTP server, which answers the TLS hello with an HTTP error.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let dir = TempDir::new("influx-tls");
+    let env = dir.join("influx.env");
+    let start = std::time::Instant::now();
+    let out = bootstrap(&env, &[&std_args(&url)[..], &["--timeout", "20s"]].concat(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("TLS failure talking to {url}")), "{}", stderr(&out));
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "not retried");
+    assert!(!env.exists());
+}

@@ -191,16 +191,22 @@ fn describe_transport(e: &ureq::Error, url: &str) -> String {
         ureq::Error::HostNotFound => format!("cannot reach InfluxDB at {url}: host not found (check --url)"),
         ureq::Error::ConnectionFailed => format!("cannot reach InfluxDB at {url}: connection failed (is it running? is the URL right?)"),
         ureq::Error::Timeout(t) => format!("cannot reach InfluxDB at {url}: timed out ({t})"),
+        // rustls reports a failed handshake as invalid data on the socket.
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData && url.starts_with("https://") => format!(
+            "TLS failure talking to {url}: {io} (does the server speak https on that port, with a certificate this machine trusts?)"
+        ),
         ureq::Error::Io(io) => format!("cannot reach InfluxDB at {url}: {io} (is it running? is the URL right?)"),
         other => format!("request to InfluxDB at {url} failed: {other}"),
     }
 }
 
 fn retryable(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) | ureq::Error::HostNotFound
-    )
+    match e {
+        // Invalid data is a protocol (TLS) failure: retrying cannot help.
+        ureq::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) | ureq::Error::HostNotFound => true,
+        _ => false,
+    }
 }
 
 impl Api {
