@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
 # peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool, Pushgateway,
-# VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion),
+# VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion), rsyslog (log forwarding),
 # systemd-analyze and crontab (unit and schedule checks). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
@@ -19,6 +19,7 @@ declare -A NEED=(
   [influxd]=influxdb
   [systemd-analyze]=systemd
   [crontab]=cron
+  [rsyslogd]=rsyslog
 )
 
 missing=()

@@ -74,6 +74,7 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     pub logging: RawLogging,
     pub influx: RawInflux,
+    pub log_forward: RawLogForward,
     pub engine: RawEngine,
 }
 
@@ -306,6 +307,56 @@ impl Default for RawLogging {
     }
 }
 
+/// How records are shaped for an HTTP log sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Newline-delimited JSON, one record per line.
+    Json,
+    /// The Elasticsearch `_bulk` API body.
+    Elasticsearch,
+    /// A JSON array for the Datadog logs intake.
+    Datadog,
+    /// Grafana Loki's `/loki/api/v1/push` streams.
+    Loki,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogForward {
+    pub url: String,
+    pub format: LogFormat,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub header_env: std::collections::BTreeMap<String, String>,
+    pub buffer_records: usize,
+    pub batch_records: usize,
+    pub spool_dir: String,
+    pub spool_max_bytes: u64,
+    pub timeout: String,
+    pub facility: String,
+    pub app_name: String,
+    pub elasticsearch_index: String,
+}
+
+impl Default for RawLogForward {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            format: LogFormat::Json,
+            headers: Default::default(),
+            header_env: Default::default(),
+            buffer_records: 10_000,
+            batch_records: 500,
+            spool_dir: "state/log-spool".into(),
+            spool_max_bytes: 64 << 20,
+            timeout: "5s".into(),
+            facility: "user".into(),
+            app_name: "mt5bot".into(),
+            elasticsearch_index: "mt5bot-logs".into(),
+        }
+    }
+}
+
 /// Which InfluxDB write API to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -381,6 +432,7 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     pub logging: LoggingConfig,
     pub influx: Option<InfluxConfig>,
+    pub log_forward: Option<LogForwardConfig>,
     pub engine: EngineConfig,
 }
 
@@ -480,6 +532,58 @@ pub struct InfluxConfig {
     pub batch_points: usize,
     pub timeout: Duration,
 }
+
+/// Where forwarded logs go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogSink {
+    Http { url: String },
+    SyslogTcp { addr: String },
+    SyslogUdp { addr: String },
+}
+
+/// Log forwarding, when `log_forward.url` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogForwardConfig {
+    pub url: String,
+    pub sink: LogSink,
+    pub format: LogFormat,
+    pub headers: Vec<(String, String)>,
+    /// Header name and the environment variable holding its (secret) value.
+    pub header_env: Vec<(String, String)>,
+    pub buffer_records: usize,
+    pub batch_records: usize,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    pub timeout: Duration,
+    /// syslog facility code (0 to 23).
+    pub facility: u8,
+    pub app_name: String,
+    pub elasticsearch_index: String,
+}
+
+/// syslog facility names (RFC 5424 section 6.2.1) and their codes.
+pub const FACILITIES: [(&str, u8); 20] = [
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -609,6 +713,23 @@ impl Config {
                     timeout: format_duration(i.timeout),
                 },
                 None => RawInflux::default(),
+            },
+            log_forward: match &self.log_forward {
+                Some(l) => RawLogForward {
+                    url: l.url.clone(),
+                    format: l.format,
+                    headers: l.headers.iter().cloned().collect(),
+                    header_env: l.header_env.iter().cloned().collect(),
+                    buffer_records: l.buffer_records,
+                    batch_records: l.batch_records,
+                    spool_dir: l.spool_dir.display().to_string(),
+                    spool_max_bytes: l.spool_max_bytes,
+                    timeout: format_duration(l.timeout),
+                    facility: FACILITIES.iter().find(|(_, c)| *c == l.facility).map_or("user", |(n, _)| n).to_owned(),
+                    app_name: l.app_name.clone(),
+                    elasticsearch_index: l.elasticsearch_index.clone(),
+                },
+                None => RawLogForward::default(),
             },
             engine: RawEngine {
                 ready_deadline: format_duration(self.engine.ready_deadline),
@@ -1007,6 +1128,82 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         None
     };
 
+    let lf = &raw.log_forward;
+    let log_forward = if lf.url.trim().is_empty() {
+        None
+    } else {
+        let url = lf.url.trim().to_owned();
+        let host_port = |rest: &str| -> Option<String> {
+            let hp = rest.trim_end_matches('/');
+            let (host, port) = hp.rsplit_once(':')?;
+            (!host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) && !hp.contains('/')).then(|| hp.to_owned())
+        };
+        let sink = if url.starts_with("http://") || url.starts_with("https://") {
+            Some(LogSink::Http { url: url.clone() })
+        } else if let Some(rest) = url.strip_prefix("syslog+udp://") {
+            host_port(rest).map(|addr| LogSink::SyslogUdp { addr })
+        } else if let Some(rest) = url.strip_prefix("syslog+tcp://").or_else(|| url.strip_prefix("syslog://")) {
+            host_port(rest).map(|addr| LogSink::SyslogTcp { addr })
+        } else {
+            None
+        };
+        let sink = sink.unwrap_or_else(|| {
+            v.fail(
+                "log_forward.url",
+                format!("{url:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+udp://HOST:PORT"),
+            );
+            LogSink::Http { url: url.clone() }
+        });
+        let facility = FACILITIES.iter().find(|(n, _)| *n == lf.facility).map(|(_, c)| *c).unwrap_or_else(|| {
+            let names: Vec<&str> = FACILITIES.iter().map(|(n, _)| *n).collect();
+            v.fail(
+                "log_forward.facility",
+                format!("{:?} is not a syslog facility; accepted: {}", lf.facility, names.join(", ")),
+            );
+            1
+        });
+        for (name, var) in &lf.header_env {
+            if var.trim().is_empty() || name.trim().is_empty() {
+                v.fail(
+                    "log_forward.header_env",
+                    "maps a header name to the environment variable holding its value; neither may be empty".into(),
+                );
+            }
+        }
+        Some(LogForwardConfig {
+            url,
+            sink,
+            format: lf.format,
+            headers: lf.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            header_env: lf.header_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            buffer_records: v.range_usize("log_forward.buffer_records", lf.buffer_records, 10, 10_000_000),
+            batch_records: v.range_usize("log_forward.batch_records", lf.batch_records, 1, 1000),
+            spool_dir: PathBuf::from(&lf.spool_dir),
+            spool_max_bytes: lf.spool_max_bytes,
+            timeout: v.duration(
+                "log_forward.timeout",
+                &lf.timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(60),
+            ),
+            facility,
+            app_name: lf.app_name.clone(),
+            elasticsearch_index: lf.elasticsearch_index.clone(),
+        })
+    };
+    if lf.spool_max_bytes < 1 << 16 {
+        v.fail("log_forward.spool_max_bytes", format!("{} is too small; accepted: at least 65536", lf.spool_max_bytes));
+    }
+    if lf.app_name.is_empty() || lf.app_name.len() > 48 || !lf.app_name.bytes().all(|b| b.is_ascii_graphic()) {
+        v.fail(
+            "log_forward.app_name",
+            format!(
+                "{:?} is not accepted; accepted: 1 to 48 printable ASCII characters (RFC 5424 APP-NAME)",
+                lf.app_name
+            ),
+        );
+    }
+
     let e = &raw.engine;
     let engine = EngineConfig {
         ready_deadline: v.duration(
@@ -1044,6 +1241,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         metrics_listen,
         logging,
         influx,
+        log_forward,
         engine,
     })
 }

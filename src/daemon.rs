@@ -58,9 +58,28 @@ pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
         None => Config::embedded(),
     };
     let metrics = Metrics::new();
+    let forwarder = match &cfg.log_forward {
+        Some(lf) => Some(
+            crate::telemetry::log_forward::Forwarder::spawn(lf, &metrics, crate::deployment::hostname(), &|k| {
+                std::env::var(k).ok()
+            })
+            .map_err(DaemonError::Input)?,
+        ),
+        None => None,
+    };
     let l = &cfg.logging;
-    let logger = LogWriter::start(&l.file, l.level, l.stderr, l.channel_capacity, metrics.log_records_dropped.clone())
-        .map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    let logger = LogWriter::start(
+        &l.file,
+        l.level,
+        l.stderr,
+        l.channel_capacity,
+        metrics.log_records_dropped.clone(),
+        forwarder.as_ref().map(|f| f.handle()),
+    )
+    .map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    if let Some(f) = &forwarder {
+        f.begin();
+    }
     log::info!(
         "mt5bot {} (commit {}) starting: config {}, venue {}, {} symbols",
         build_info::VERSION,
@@ -77,6 +96,9 @@ pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
         log::error!("{e}");
     }
     logger.finish();
+    if let Some(f) = forwarder {
+        f.stop();
+    }
     result
 }
 

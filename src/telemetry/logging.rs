@@ -115,6 +115,7 @@ impl LogWriter {
         stderr: bool,
         capacity: usize,
         dropped: IntCounter,
+        forward: Option<super::log_forward::ForwardHandle>,
     ) -> Result<LogWriter, LogSetupError> {
         let out = open_log_file(file)?;
         let (tx, rx) = mpsc::sync_channel(capacity);
@@ -131,7 +132,7 @@ impl LogWriter {
         let path = file.to_path_buf();
         let handle = std::thread::Builder::new()
             .name("mt5bot-log".into())
-            .spawn(move || write_loop(rx, BufWriter::new(out), path, term))
+            .spawn(move || write_loop(rx, BufWriter::new(out), path, term, forward))
             .map_err(|e| LogSetupError(format!("cannot start the log writer thread: {e}")))?;
         log::set_boxed_logger(Box::new(ChannelLogger { tx: tx.clone(), level, dropped }))
             .map_err(|e| LogSetupError(format!("a logger is already installed: {e}")))?;
@@ -164,7 +165,13 @@ fn open_log_file(file: &Path) -> Result<File, LogSetupError> {
         .map_err(|e| LogSetupError(format!("cannot open the log file {} (logging.file): {e}", file.display())))
 }
 
-fn write_loop(rx: Receiver<Msg>, mut out: BufWriter<File>, path: PathBuf, term: Option<Box<TermLogger>>) {
+fn write_loop(
+    rx: Receiver<Msg>,
+    mut out: BufWriter<File>,
+    path: PathBuf,
+    term: Option<Box<TermLogger>>,
+    forward: Option<super::log_forward::ForwardHandle>,
+) {
     let mut write_failed = false;
     let mut stop = false;
     while !stop {
@@ -198,6 +205,14 @@ fn write_loop(rx: Receiver<Msg>, mut out: BufWriter<File>, path: PathBuf, term: 
                                 .target(&rec.target)
                                 .build(),
                         );
+                    }
+                    if let Some(f) = &forward {
+                        f.offer(super::log_forward::ForwardRecord::new(
+                            rec.unix_ns,
+                            rec.level,
+                            &rec.target,
+                            &rec.message,
+                        ));
                     }
                 }
                 Msg::Flush(ack) => acks.push(ack),

@@ -40,6 +40,12 @@ pub mod names {
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
     pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
     pub const HTTP_REQUESTS: &str = "http_requests_total";
+    pub const LOG_FORWARD_SENT: &str = "log_forward_sent_total";
+    pub const LOG_FORWARD_DROPPED: &str = "log_forward_dropped_total";
+    pub const LOG_FORWARD_RETRIES: &str = "log_forward_retries_total";
+    pub const LOG_FORWARD_BUFFERED: &str = "log_forward_buffered";
+    pub const LOG_FORWARD_SPOOL_BYTES: &str = "log_forward_spool_bytes";
+    pub const LOG_FORWARD_CONNECTED: &str = "log_forward_connected";
     pub const INFLUX_POINTS_WRITTEN: &str = "influx_points_written_total";
     pub const INFLUX_POINTS_DROPPED: &str = "influx_points_dropped_total";
     pub const INFLUX_POINTS_BUFFERED: &str = "influx_points_buffered";
@@ -93,6 +99,12 @@ pub struct Metrics {
     pub ingress_errors: IntCounterVec,
     pub log_records_dropped: IntCounter,
     pub http_requests: IntCounterVec,
+    pub log_forward_sent: IntCounter,
+    pub log_forward_dropped: IntCounter,
+    pub log_forward_retries: IntCounter,
+    pub log_forward_buffered: IntGauge,
+    pub log_forward_spool_bytes: IntGauge,
+    pub log_forward_connected: IntGauge,
     pub influx_points_written: IntCounter,
     pub influx_points_dropped: IntCounter,
     pub influx_points_buffered: IntGauge,
@@ -149,6 +161,12 @@ impl Metrics {
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
             http_requests: reg(&r, must(IntCounterVec::new(Opts::new(HTTP_REQUESTS, "HTTP requests served, by handler and status code."), &["handler", "code"]))),
+            log_forward_sent: reg(&r, must(IntCounter::new(LOG_FORWARD_SENT, "Log records delivered to the sink at log_forward.url."))),
+            log_forward_dropped: reg(&r, must(IntCounter::new(LOG_FORWARD_DROPPED, "Log records never forwarded: the buffers or the spool were full, or the sink refused them (they are in the local file)."))),
+            log_forward_retries: reg(&r, must(IntCounter::new(LOG_FORWARD_RETRIES, "Failed or partial deliveries to the log sink that were retried."))),
+            log_forward_buffered: reg(&r, must(IntGauge::new(LOG_FORWARD_BUFFERED, "Log records waiting for the sink, in memory and in the spool."))),
+            log_forward_spool_bytes: reg(&r, must(IntGauge::new(LOG_FORWARD_SPOOL_BYTES, "Bytes in the on-disk log spool (log_forward.spool_dir)."))),
+            log_forward_connected: reg(&r, must(IntGauge::new(LOG_FORWARD_CONNECTED, "1 while the log sink answers, else 0 (records then go to the spool)."))),
             influx_points_written: reg(&r, must(IntCounter::new(INFLUX_POINTS_WRITTEN, "Points accepted by InfluxDB."))),
             influx_points_dropped: reg(&r, must(IntCounter::new(INFLUX_POINTS_DROPPED, "Points dropped: buffer full (influx.buffer_points), trade channel full, or refused by the server (4xx)."))),
             influx_points_buffered: reg(&r, must(IntGauge::new(INFLUX_POINTS_BUFFERED, "Points waiting to be written to InfluxDB."))),

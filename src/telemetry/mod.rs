@@ -8,6 +8,7 @@
 pub mod http;
 pub mod influx;
 pub mod line_protocol;
+pub mod log_forward;
 pub mod logging;
 pub mod metrics;
 pub mod pushgateway;
