@@ -22,10 +22,12 @@ test-deps:
 ## bench: criterion benches with full measurement (figures in the output)
 bench:
 	$(CARGO) bench --locked --bench engine
+	$(CARGO) bench --locked --bench logging
 
 ## bench-quick: every bench for a few seconds, so they cannot rot
 bench-quick:
 	$(CARGO) bench --locked --bench engine -- --quick
+	$(CARGO) bench --locked --bench logging -- --quick
 
 ## lint: formatting, clippy with warnings as errors, docs with warnings as errors
 lint:

@@ -100,6 +100,7 @@ fn forward_config(url: &str, sink: LogSink, format: LogFormat, spool: &Path) -> 
         spool_dir: spool.to_path_buf(),
         spool_max_bytes: 64 << 20,
         timeout: Duration::from_secs(2),
+        gzip: false,
         facility: 1,
         app_name: "mt5bot".into(),
         elasticsearch_index: "mt5bot-logs".into(),
@@ -565,4 +566,31 @@ fn a_sink_that_never_reads_holds_no_more_than_the_configured_bounds() {
     assert!(accounted <= 200_000 + 10_000, "{accounted}");
     assert!(metrics.log_forward_dropped.get() > 0, "the overflow is counted");
     fwd.stop();
+}
+
+#[test]
+fn gzip_bodies_decompress_to_the_same_records() {
+    use std::io::Read;
+    let rx = Receiver::start();
+    let dir = TempDir::new("fwd-gzip");
+    let metrics = Metrics::new();
+    let url = format!("http://{}/intake", rx.addr);
+    let mut cfg = forward_config(&url, LogSink::Http { url: url.clone() }, LogFormat::Json, &dir.join("spool"));
+    cfg.gzip = true;
+    let fwd = Forwarder::spawn(&cfg, &metrics, "h".into(), &env_none).expect("forwarder");
+    fwd.begin();
+    for i in 0..300 {
+        fwd.handle().offer(record(i));
+    }
+    wait_for("300 records sent", Duration::from_secs(20), || (metrics.log_forward_sent.get() == 300).then_some(()));
+    fwd.stop();
+    let mut msgs = Vec::new();
+    for (headers, bytes) in rx.raw.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        assert!(headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("Content-Encoding") && v == "gzip"), "{headers:?}");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).expect("a gzip body");
+        check_format(LogFormat::Json, "/intake", &text).expect("NDJSON inside");
+        msgs.extend(messages(LogFormat::Json, &text));
+    }
+    assert_eq!(msgs, (0..300).map(|i| format!("record {i}")).collect::<Vec<_>>());
 }

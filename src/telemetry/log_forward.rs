@@ -321,9 +321,32 @@ struct Context {
 }
 
 enum Sink {
-    Tcp { addr: String, stream: Option<TcpStream>, recent: VecDeque<(Instant, Vec<ForwardRecord>)>, timeout: Duration },
-    Udp { addr: String, socket: Option<UdpSocket> },
-    Http { url: String, format: LogFormat, agent: ureq::Agent, headers: Vec<(String, String)>, index: String },
+    Tcp {
+        addr: String,
+        stream: Option<TcpStream>,
+        recent: VecDeque<(Instant, Vec<ForwardRecord>)>,
+        timeout: Duration,
+    },
+    Udp {
+        addr: String,
+        socket: Option<UdpSocket>,
+    },
+    Http {
+        url: String,
+        format: LogFormat,
+        agent: ureq::Agent,
+        headers: Vec<(String, String)>,
+        index: String,
+        gzip: bool,
+    },
+}
+
+fn gzip(body: &str) -> Vec<u8> {
+    use flate2::{write::GzEncoder, Compression};
+    let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(body.as_bytes());
+    enc.finish().unwrap_or_default()
 }
 
 fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
@@ -370,6 +393,9 @@ impl Sink {
             match TcpStream::connect_timeout(&a, timeout) {
                 Ok(s) => {
                     if let Sink::Tcp { stream, .. } = self {
+                        // A sink that stops reading must not block this thread for good.
+                        let _ = s.set_write_timeout(Some(timeout));
+                        let _ = s.set_nodelay(true);
                         *stream = Some(s);
                     }
                     return Ok(());
@@ -477,13 +503,18 @@ impl Sink {
                     }
                 }
             }
-            Sink::Http { url, format, agent, headers, index } => {
+            Sink::Http { url, format, agent, headers, index, gzip: compress } => {
                 let (body, content_type, count) = http_body(*format, batch, ctx, index);
                 let mut req = agent.post(url.as_str()).header("Content-Type", content_type);
                 for (k, v) in headers.iter() {
                     req = req.header(k.as_str(), v.as_str());
                 }
-                let mut resp = match req.send(body) {
+                let sent = if *compress {
+                    req.header("Content-Encoding", "gzip").send(&gzip(&body)[..])
+                } else {
+                    req.send(body)
+                };
+                let mut resp = match sent {
                     Ok(r) => r,
                     Err(_) => return Sent::Retry(None),
                 };
@@ -690,7 +721,14 @@ impl Forwarder {
                     .user_agent(format!("mt5bot/{}", crate::build_info::VERSION))
                     .build()
                     .into();
-                Sink::Http { url, format: cfg.format, agent, headers, index: cfg.elasticsearch_index.clone() }
+                Sink::Http {
+                    url,
+                    format: cfg.format,
+                    agent,
+                    headers,
+                    index: cfg.elasticsearch_index.clone(),
+                    gzip: cfg.gzip,
+                }
             }
         };
         let (tx, rx) = mpsc::sync_channel(cfg.buffer_records);
@@ -729,10 +767,9 @@ impl Forwarder {
     /// Sends what it can within the timeout, spools the rest, and stops.
     pub fn stop(mut self) {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-        if self.tx.send(Msg::Stop(ack_tx)).is_ok() {
-            let _ = ack_rx.recv_timeout(Duration::from_secs(30));
-        }
-        if let Some(h) = self.handle.take() {
+        let acked = self.tx.send(Msg::Stop(ack_tx)).is_ok() && ack_rx.recv_timeout(Duration::from_secs(30)).is_ok();
+        // Join only a thread that answered: a shutdown must never hang on a stuck sink.
+        if let (true, Some(h)) = (acked, self.handle.take()) {
             let _ = h.join();
         }
     }

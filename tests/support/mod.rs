@@ -378,7 +378,19 @@ impl Peer {
         p
     }
 
+    /// Stops the peer as an operator would (SIGTERM, so it flushes what it accepted), killing it
+    /// only if it has not exited within 10 s.
     pub fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -394,9 +406,14 @@ impl Drop for Peer {
 pub struct Receiver {
     pub addr: String,
     pub bodies: std::sync::Arc<Mutex<Vec<(String, String)>>>,
+    /// Each request's headers and raw body bytes, in order.
+    pub raw: std::sync::Arc<Mutex<Vec<RawRequest>>>,
     server: std::sync::Arc<tiny_http::Server>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
+
+/// A request as received: headers and body bytes.
+pub type RawRequest = (Vec<(String, String)>, Vec<u8>);
 
 /// How a [`Receiver`] answers: status, headers, body.
 pub type Responder = Box<dyn Fn(&str, &str) -> (u16, Vec<(String, String)>, String) + Send>;
@@ -412,11 +429,17 @@ impl Receiver {
         let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind receiver"));
         let addr = server.server_addr().to_ip().expect("ip").to_string();
         let bodies = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let (srv, store) = (std::sync::Arc::clone(&server), std::sync::Arc::clone(&bodies));
+        let raw = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let (srv, store, raw_store) =
+            (std::sync::Arc::clone(&server), std::sync::Arc::clone(&bodies), std::sync::Arc::clone(&raw));
         let handle = std::thread::spawn(move || {
             for mut req in srv.incoming_requests() {
-                let mut body = String::new();
-                let _ = req.as_reader().read_to_string(&mut body);
+                let mut bytes = Vec::new();
+                let _ = req.as_reader().read_to_end(&mut bytes);
+                let body = String::from_utf8_lossy(&bytes).into_owned();
+                let headers: Vec<(String, String)> =
+                    req.headers().iter().map(|h| (h.field.as_str().to_string(), h.value.as_str().to_owned())).collect();
+                raw_store.lock().unwrap_or_else(|e| e.into_inner()).push((headers, bytes));
                 let (status, headers, answer) = respond(req.url(), &body);
                 store.lock().unwrap_or_else(|e| e.into_inner()).push((req.url().to_owned(), body));
                 let mut resp = tiny_http::Response::from_string(answer).with_status_code(status);
@@ -428,7 +451,7 @@ impl Receiver {
                 let _ = req.respond(resp);
             }
         });
-        Receiver { addr, bodies, server, handle: Some(handle) }
+        Receiver { addr, bodies, raw, server, handle: Some(handle) }
     }
 
     pub fn received(&self) -> Vec<(String, String)> {
