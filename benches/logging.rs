@@ -64,8 +64,7 @@ fn counting_sink() -> (String, Arc<AtomicU64>) {
                     }
                     pending.extend_from_slice(&buf[..n]);
                     let mut i = 0;
-                    loop {
-                        let Some(sp) = pending[i..].iter().position(|&b| b == b' ') else { break };
+                    while let Some(sp) = pending[i..].iter().position(|&b| b == b' ') {
                         let len: usize =
                             std::str::from_utf8(&pending[i..i + sp]).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
                         if pending.len() < i + sp + 1 + len {
