@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::envfile::{export_line, EnvFile};
-use super::{ensure_parent, DeployError};
+use super::{ensure_parent, percent_encode, DeployError};
 
 pub const INFLUXDB_URL: &str = "INFLUXDB_URL";
 pub const INFLUXDB_ORG: &str = "INFLUXDB_ORG";
@@ -274,15 +274,6 @@ impl Api {
     }
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A 32-character password from the OS CSPRNG (letters and digits).
 pub fn generate_password() -> Result<String, DeployError> {
     use rand::TryRng;
@@ -425,7 +416,7 @@ pub fn run(opts: &Options, r: &Resolved) -> Result<Report, DeployError> {
             }
         };
         report.steps.push(format!("{} is already set up", r.url));
-        let a = api.call("GET", &format!("/api/v2/orgs?org={}", enc(&r.org)), Some(&token), None)?;
+        let a = api.call("GET", &format!("/api/v2/orgs?org={}", percent_encode(&r.org)), Some(&token), None)?;
         let org_id = match a.status {
             200 => a.body["orgs"]
                 .as_array()
@@ -444,7 +435,7 @@ pub fn run(opts: &Options, r: &Resolved) -> Result<Report, DeployError> {
         };
         let a = api.call(
             "GET",
-            &format!("/api/v2/buckets?orgID={}&name={}", enc(&org_id), enc(&r.bucket)),
+            &format!("/api/v2/buckets?orgID={}&name={}", percent_encode(&org_id), percent_encode(&r.bucket)),
             Some(&token),
             None,
         )?;
@@ -468,7 +459,12 @@ pub fn run(opts: &Options, r: &Resolved) -> Result<Report, DeployError> {
                     ));
                 } else {
                     let body = json!({ "retentionRules": retention_rules(r.retention_seconds) });
-                    let a = api.call("PATCH", &format!("/api/v2/buckets/{}", enc(&id)), Some(&token), Some(&body))?;
+                    let a = api.call(
+                        "PATCH",
+                        &format!("/api/v2/buckets/{}", percent_encode(&id)),
+                        Some(&token),
+                        Some(&body),
+                    )?;
                     if a.status != 200 {
                         return Err(unexpected(&a, "updating the bucket's retention"));
                     }
@@ -505,13 +501,17 @@ pub fn run(opts: &Options, r: &Resolved) -> Result<Report, DeployError> {
 
     // 3. The bot's token.
     let works = |t: &str| -> Result<bool, DeployError> {
-        let read = api.call("GET", &format!("/api/v2/buckets/{}", enc(&bucket_id)), Some(t), None)?;
+        let read = api.call("GET", &format!("/api/v2/buckets/{}", percent_encode(&bucket_id)), Some(t), None)?;
         if read.status != 200 {
             return Ok(false);
         }
         let write = api.call(
             "POST",
-            &format!("/api/v2/write?orgID={}&bucket={}&precision=s", enc(&org_id), enc(&bucket_id)),
+            &format!(
+                "/api/v2/write?orgID={}&bucket={}&precision=s",
+                percent_encode(&org_id),
+                percent_encode(&bucket_id)
+            ),
             Some(t),
             None,
         )?;

@@ -128,6 +128,18 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Percent-encodes a URL query value (RFC 3986 unreserved characters stay as they are).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// The machine's host name (from the kernel), or `localhost`.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -140,6 +152,12 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoding() {
+        assert_eq!(percent_encode("mt5_metrics-1.b~"), "mt5_metrics-1.b~");
+        assert_eq!(percent_encode("a b/c&é"), "a%20b%2Fc%26%C3%A9");
+    }
 
     #[test]
     fn base64_vectors_of_rfc_4648() {

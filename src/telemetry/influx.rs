@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{InfluxApi, InfluxConfig};
+use crate::deployment::percent_encode;
 use crate::engine::types::TradeRecord;
 use crate::secrets::{Secret, Secrets};
 use crate::timefmt::unix_nanos;
@@ -42,15 +43,6 @@ pub struct Target {
     pub buffer_points: usize,
     pub batch_points: usize,
     pub timeout: Duration,
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Fills empty config values from `INFLUXDB_URL`, `INFLUXDB_ORG`, `INFLUXDB_BUCKET`; the token is
@@ -78,9 +70,9 @@ pub fn resolve(cfg: &InfluxConfig, secrets: &Secrets, env: &dyn Fn(&str) -> Opti
             if token.is_none() {
                 return Err("influx.api is v2 but INFLUXDB_TOKEN is not set (run mt5bot influx-bootstrap)".into());
             }
-            format!("{url}/api/v2/write?org={}&bucket={}&precision=ns", enc(&org), enc(&bucket))
+            format!("{url}/api/v2/write?org={}&bucket={}&precision=ns", percent_encode(&org), percent_encode(&bucket))
         }
-        InfluxApi::V1 => format!("{url}/write?db={}&precision=n", enc(&cfg.database)),
+        InfluxApi::V1 => format!("{url}/write?db={}&precision=n", percent_encode(&cfg.database)),
     };
     Ok(Target {
         write_url,
