@@ -4,6 +4,7 @@
 //! - [`queue`]: the bounded signal ring.
 //! - [`model`] and [`drift`]: the EWMA-crossover model and its Page-Hinkley drift detector.
 //! - [`executor`]: risk limits, order lifecycle, positions and PnL.
+//! - [`checkpoint`]: the encrypted checkpoint file format (not yet written by the engine).
 //! - [`core`]: the sans-IO glue that turns a tick into orders and venue events into books.
 //! - [`ingress`]: JSON-lines signals from external strategies over TCP.
 //! - [`reactor`]: the mio event loop that drives all of the above.
@@ -11,6 +12,7 @@
 //! Invariants: nothing here blocks, locks, or allocates on the tick-to-order path after start-up;
 //! nothing here is touched by another thread (other threads send [`reactor::Command`]s).
 
+pub mod checkpoint;
 pub mod core;
 pub mod drift;
 pub mod executor;

@@ -1,0 +1,386 @@
+//! Encrypted checkpoints of the engine's state: the file format, its keys, and its checks.
+//!
+//! Format: `magic (8) | format version (2, big endian) | key id (8) | nonce (12) | ciphertext + tag`.
+//! The 30-byte header is the AES-256-GCM associated data, so any change to it (a swapped header, a
+//! different key id) fails authentication like a change to the body. The nonce is 96 random bits
+//! from the OS generator, new for every write. The key id is the first 8 bytes of
+//! sha256("mt5bot checkpoint key" || key): it names the key without revealing it, so a checkpoint
+//! written before `runtime-secrets --rotate CHECKPOINT_AES_KEY` is opened with
+//! `CHECKPOINT_AES_KEY_PREVIOUS`, and the next write uses the new key.
+//!
+//! Every refusal says which problem it is and what to do; none is ever a silent fresh start.
+//! Files are written atomically with mode 0600. (This module is the format; the engine's periodic
+//! writes and restore on start come with the checkpoint work that uses it.)
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const MAGIC: &[u8; 8] = b"MT5BCKPT";
+pub const VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 8 + 2 + 8 + 12;
+const TAG_LEN: usize = 16;
+
+/// A position as checkpointed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionState {
+    pub symbol: String,
+    pub qty: f64,
+    pub avg_price: f64,
+    pub realized_pnl: f64,
+    pub fills: u64,
+}
+
+/// An order still open (or in flight) when the checkpoint was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderState {
+    pub client_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub kind: String,
+    pub qty: f64,
+    pub filled: f64,
+    pub price: f64,
+    pub state: String,
+}
+
+/// The engine's state in a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// RFC 3339 time of writing.
+    pub written_at: String,
+    pub trades: u64,
+    pub next_model_seq: u64,
+    pub positions: Vec<PositionState>,
+    pub open_orders: Vec<OrderState>,
+    /// The venue's session state (e.g. FIX sequence numbers), opaque here.
+    #[serde(default)]
+    pub venue: serde_json::Value,
+}
+
+/// Why a checkpoint cannot be used; each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointError {
+    Truncated { len: usize },
+    NotACheckpoint,
+    UnknownVersion(u16),
+    UnknownKey { key_id: String },
+    Tampered,
+    BadKey { name: &'static str, why: String },
+    Corrupt(String),
+    Io(String),
+}
+
+const FIX: &str = "restore a backup of the state folder, or start clean with `mt5bot run --discard-checkpoint` (it moves the file aside, never deletes it)";
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointError::Truncated { len } => write!(f, "the checkpoint is truncated ({len} bytes, at least {} expected); {FIX}", HEADER_LEN + TAG_LEN),
+            CheckpointError::NotACheckpoint => write!(f, "the file is not an mt5bot checkpoint (wrong magic); {FIX}"),
+            CheckpointError::UnknownVersion(v) => write!(f, "the checkpoint has format version {v}, this mt5bot reads version {VERSION}; run the mt5bot that wrote it, or {FIX}"),
+            CheckpointError::UnknownKey { key_id } => write!(
+                f,
+                "the checkpoint was written with key id {key_id}, which is neither CHECKPOINT_AES_KEY nor CHECKPOINT_AES_KEY_PREVIOUS; restore the key it was written with, or {FIX}"
+            ),
+            CheckpointError::Tampered => write!(f, "the checkpoint failed authentication: it was changed or damaged after it was written; {FIX}"),
+            CheckpointError::BadKey { name, why } => write!(f, "{name} is not usable: {why}; it must be the base64 of 32 bytes (mt5bot runtime-secrets writes one)"),
+            CheckpointError::Corrupt(why) => write!(f, "the checkpoint decrypted but its content is not readable ({why}); {FIX}"),
+            CheckpointError::Io(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {}
+
+/// One AES-256 key and its id.
+#[derive(Clone)]
+struct Key {
+    bytes: [u8; 32],
+    id: [u8; 8],
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key {{ id: {} }}", hex(&self.id))
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Key {
+    fn from_base64(name: &'static str, text: &str) -> Result<Key, CheckpointError> {
+        let raw = crate::deployment::base64_decode(text.trim())
+            .ok_or_else(|| CheckpointError::BadKey { name, why: "not base64".into() })?;
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|v: Vec<u8>| CheckpointError::BadKey { name, why: format!("{} bytes, not 32", v.len()) })?;
+        let mut h = Sha256::new();
+        h.update(b"mt5bot checkpoint key");
+        h.update(bytes);
+        let digest = h.finalize();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        Ok(Key { bytes, id })
+    }
+}
+
+/// The current key and, after a rotation, the previous one.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    current: Key,
+    previous: Option<Key>,
+}
+
+/// Which key opened a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUsed {
+    Current,
+    Previous,
+}
+
+impl Keys {
+    /// Keys from `CHECKPOINT_AES_KEY` and, when set, `CHECKPOINT_AES_KEY_PREVIOUS` (base64 text).
+    pub fn new(current: &str, previous: Option<&str>) -> Result<Keys, CheckpointError> {
+        Ok(Keys {
+            current: Key::from_base64("CHECKPOINT_AES_KEY", current)?,
+            previous: previous
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| Key::from_base64("CHECKPOINT_AES_KEY_PREVIOUS", p))
+                .transpose()?,
+        })
+    }
+
+    /// The id of the key new checkpoints are written with, in hex.
+    pub fn current_id(&self) -> String {
+        hex(&self.current.id)
+    }
+}
+
+/// The readable part of a checkpoint file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub version: u16,
+    pub key_id: String,
+}
+
+/// Reads the header without decrypting (for `checkpoint inspect` and error messages).
+pub fn header(bytes: &[u8]) -> Result<Header, CheckpointError> {
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return if bytes.len() < 8 && MAGIC.starts_with(bytes) {
+            Err(CheckpointError::Truncated { len: bytes.len() })
+        } else {
+            Err(CheckpointError::NotACheckpoint)
+        };
+    }
+    if bytes.len() < HEADER_LEN + TAG_LEN {
+        return Err(CheckpointError::Truncated { len: bytes.len() });
+    }
+    let version = u16::from_be_bytes([bytes[8], bytes[9]]);
+    Ok(Header { version, key_id: hex(&bytes[10..18]) })
+}
+
+/// Serializes and encrypts `state` with the current key and a fresh random nonce.
+pub fn seal(state: &State, keys: &Keys) -> Result<Vec<u8>, CheckpointError> {
+    use rand::TryRng;
+    let plain = serde_json::to_vec(state).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+    let mut nonce = [0u8; 12];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| CheckpointError::Io(format!("the OS random generator failed: {e}")))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_be_bytes());
+    out.extend_from_slice(&keys.current.id);
+    out.extend_from_slice(&nonce);
+    let cipher = Aes256Gcm::new_from_slice(&keys.current.bytes)
+        .map_err(|_| CheckpointError::BadKey { name: "CHECKPOINT_AES_KEY", why: "wrong length".into() })?;
+    let sealed = cipher
+        .encrypt(&Nonce::from(nonce), Payload { msg: &plain, aad: &out[..HEADER_LEN] })
+        .map_err(|_| CheckpointError::Io("encryption failed".into()))?;
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Checks and decrypts a checkpoint.
+pub fn open(bytes: &[u8], keys: &Keys) -> Result<(State, KeyUsed), CheckpointError> {
+    let h = header(bytes)?;
+    if h.version != VERSION {
+        return Err(CheckpointError::UnknownVersion(h.version));
+    }
+    let id = &bytes[10..18];
+    let (key, used) = if id == keys.current.id {
+        (&keys.current, KeyUsed::Current)
+    } else if let Some(p) = keys.previous.as_ref().filter(|p| p.id == id) {
+        (p, KeyUsed::Previous)
+    } else {
+        return Err(CheckpointError::UnknownKey { key_id: h.key_id });
+    };
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&bytes[18..HEADER_LEN]);
+    let cipher = Aes256Gcm::new_from_slice(&key.bytes).map_err(|_| CheckpointError::Tampered)?;
+    let plain = cipher
+        .decrypt(&Nonce::from(nonce), Payload { msg: &bytes[HEADER_LEN..], aad: &bytes[..HEADER_LEN] })
+        .map_err(|_| CheckpointError::Tampered)?;
+    let state = serde_json::from_slice(&plain).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+    Ok((state, used))
+}
+
+/// Writes a sealed checkpoint atomically (temp file 0600, fsync, rename, fsync folder).
+pub fn write(path: &Path, sealed: &[u8]) -> Result<(), CheckpointError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CheckpointError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    crate::deployment::envfile::write_atomic(path, sealed).map(|_| ()).map_err(|e| CheckpointError::Io(e.to_string()))
+}
+
+/// Moves a checkpoint that cannot be used aside (`<file>.bad-<UTC time>`); returns the new path.
+pub fn discard(path: &Path) -> Result<PathBuf, CheckpointError> {
+    let stamp = crate::diagnostics::report_stem(&crate::timefmt::rfc3339_micros(crate::timefmt::unix_nanos()));
+    let aside = PathBuf::from(format!("{}.bad-{stamp}", path.display()));
+    std::fs::rename(path, &aside)
+        .map_err(|e| CheckpointError::Io(format!("cannot move {} aside: {e}", path.display())))?;
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> String {
+        crate::deployment::base64(&[b; 32])
+    }
+
+    fn state() -> State {
+        State {
+            written_at: "2026-11-24T08:00:00.000000Z".into(),
+            trades: 42,
+            next_model_seq: 7,
+            positions: vec![PositionState {
+                symbol: "EURUSD".into(),
+                qty: 2.0,
+                avg_price: 1.085,
+                realized_pnl: -0.5,
+                fills: 9,
+            }],
+            open_orders: vec![OrderState {
+                client_id: "s-1".into(),
+                symbol: "EURUSD".into(),
+                side: "buy".into(),
+                kind: "limit".into(),
+                qty: 1.0,
+                filled: 0.25,
+                price: 1.08,
+                state: "partially_filled".into(),
+            }],
+            venue: serde_json::json!({ "fix": { "next_sender_seq": 101, "next_target_seq": 88 } }),
+        }
+    }
+
+    #[test]
+    fn round_trip_with_a_fresh_nonce_each_time() {
+        let keys = Keys::new(&key(1), None).expect("keys");
+        let a = seal(&state(), &keys).expect("seal");
+        let b = seal(&state(), &keys).expect("seal");
+        assert_ne!(a, b, "a new nonce every write");
+        assert_eq!(open(&a, &keys).expect("open"), (state(), KeyUsed::Current));
+        assert_eq!(header(&a).expect("header").key_id, keys.current_id());
+        assert!(!a.windows(6).any(|w| w == b"EURUSD"), "the body is encrypted");
+    }
+
+    #[test]
+    fn every_flipped_bit_is_refused() {
+        let keys = Keys::new(&key(1), None).expect("keys");
+        let sealed = seal(&state(), &keys).expect("seal");
+        for i in 0..sealed.len() {
+            for bit in [0u8, 3, 7] {
+                let mut bad = sealed.clone();
+                bad[i] ^= 1 << bit;
+                let e = open(&bad, &keys).expect_err("tampering must be refused");
+                let want = match i {
+                    0..=7 => matches!(e, CheckpointError::NotACheckpoint),
+                    8..=9 => matches!(e, CheckpointError::UnknownVersion(_)),
+                    10..=17 => matches!(e, CheckpointError::UnknownKey { .. }),
+                    _ => e == CheckpointError::Tampered,
+                };
+                assert!(want, "byte {i} bit {bit}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_wrong_key_swapped_header_and_garbage() {
+        let keys = Keys::new(&key(1), None).expect("keys");
+        let sealed = seal(&state(), &keys).expect("seal");
+        for len in [0, 3, 8, 29, 30, 45] {
+            assert!(matches!(open(&sealed[..len], &keys), Err(CheckpointError::Truncated { .. })), "{len}");
+        }
+        assert_eq!(open(&sealed[..sealed.len() - 1], &keys), Err(CheckpointError::Tampered));
+        let other = Keys::new(&key(2), None).expect("keys");
+        let e = open(&sealed, &other).expect_err("wrong key");
+        assert!(
+            matches!(e, CheckpointError::UnknownKey { .. }) && e.to_string().contains("CHECKPOINT_AES_KEY_PREVIOUS"),
+            "{e}"
+        );
+        let mut second = seal(&State { trades: 1, ..state() }, &keys).expect("seal");
+        second[..HEADER_LEN].copy_from_slice(&sealed[..HEADER_LEN]);
+        assert_eq!(open(&second, &keys), Err(CheckpointError::Tampered), "a header from another checkpoint");
+        assert_eq!(open(b"not a checkpoint at all, just text..........", &keys), Err(CheckpointError::NotACheckpoint));
+        let msgs: Vec<String> = [
+            CheckpointError::Tampered,
+            CheckpointError::Truncated { len: 3 },
+            CheckpointError::NotACheckpoint,
+            CheckpointError::UnknownVersion(9),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert!(msgs.iter().all(|m| m.contains("--discard-checkpoint")), "each says what to do");
+        assert_eq!(msgs.iter().collect::<std::collections::HashSet<_>>().len(), 4, "each its own message");
+    }
+
+    #[test]
+    fn after_a_rotation_the_previous_key_still_opens_and_new_writes_use_the_new_key() {
+        let old = Keys::new(&key(1), None).expect("keys");
+        let written_before = seal(&state(), &old).expect("seal");
+        let rotated = Keys::new(&key(2), Some(&key(1))).expect("keys");
+        assert_eq!(open(&written_before, &rotated).expect("open").1, KeyUsed::Previous);
+        let written_after = seal(&state(), &rotated).expect("seal");
+        assert_eq!(header(&written_after).expect("header").key_id, rotated.current_id());
+        assert_eq!(open(&written_after, &rotated).expect("open").1, KeyUsed::Current);
+        assert!(open(&written_after, &old).is_err(), "the old key alone cannot read new checkpoints");
+    }
+
+    #[test]
+    fn bad_keys_are_named_never_shown() {
+        let e = Keys::new("c2hvcnQ=", None).expect_err("short");
+        assert!(e.to_string().starts_with("CHECKPOINT_AES_KEY is not usable: 5 bytes, not 32"), "{e}");
+        let e = Keys::new(&key(1), Some("!!!")).expect_err("not base64");
+        assert!(e.to_string().starts_with("CHECKPOINT_AES_KEY_PREVIOUS is not usable: not base64"), "{e}");
+        assert!(!format!("{:?}", Keys::new(&key(1), None).expect("keys")).contains(&key(1)));
+    }
+
+    #[test]
+    fn files_are_0600_and_discard_moves_aside() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("mt5bot-ckpt-{}", std::process::id()));
+        let path = dir.join("state/checkpoint.bin");
+        let keys = Keys::new(&key(1), None).expect("keys");
+        write(&path, &seal(&state(), &keys).expect("seal")).expect("write");
+        assert_eq!(std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777, 0o600);
+        let aside = discard(&path).expect("discard");
+        assert!(!path.exists() && aside.exists() && aside.to_string_lossy().contains("checkpoint.bin.bad-"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
