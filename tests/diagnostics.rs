@@ -98,7 +98,12 @@ fn a_clean_run_writes_both_reports_with_every_field() {
 #[test]
 fn data_mismatches_are_reported_pushed_and_alerted_then_cleared() {
     let (dir, cfg) = setup("diag-data");
-    let pg = Peer::start(&dir, "prometheus-pushgateway", &["--web.listen-address={addr}".into()], "/-/ready");
+    let pg = Peer::start(
+        &dir,
+        "prometheus-pushgateway",
+        &["--web.listen-address={addr}".into(), "--persistence.file=".into()],
+        "/-/ready",
+    );
     let push_url = format!("http://{}/metrics/job/mt5bot/instance/diag-test", pg.addr);
     let cfg_s = cfg.to_str().expect("utf8");
 
@@ -140,7 +145,7 @@ fn data_mismatches_are_reported_pushed_and_alerted_then_cleared() {
     );
     assert_eq!(sample(&body, "diagnostics_mismatch{instance=\"diag-test\",job=\"mt5bot\",kind=\"binary\"}"), Some(0.0));
     assert!(sample(&body, "diagnostics_last_run_timestamp_seconds{instance=\"diag-test\",job=\"mt5bot\"}").is_some());
-    assert!(!body.contains("diagnostics_last_success_timestamp_seconds{"), "no success after a mismatch");
+    assert!(!body.contains("diagnostics_last_success_timestamp_seconds{"), "no success after a mismatch: {body}");
 
     // The shipped rules in a real Prometheus scraping that Pushgateway raise the alert, fix included.
     std::fs::create_dir_all(dir.join("prom")).expect("dir");

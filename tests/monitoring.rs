@@ -152,7 +152,12 @@ fn a_real_alert_travels_from_mt5bot_through_prometheus_and_alertmanager_to_a_web
 #[test]
 fn final_values_are_pushed_to_a_real_pushgateway_on_shutdown() {
     let dir = TempDir::new("pushgateway");
-    let pg = Peer::start(&dir, "prometheus-pushgateway", &["--web.listen-address={addr}".into()], "/-/ready");
+    let pg = Peer::start(
+        &dir,
+        "prometheus-pushgateway",
+        &["--web.listen-address={addr}".into(), "--persistence.file=".into()],
+        "/-/ready",
+    );
     let (cfg, addr) = config_with(&dir, "");
     let url = format!("http://{}/metrics/job/mt5bot/instance/test-bot", pg.addr);
     let mut bot = Daemon::start(&dir, &cfg, &addr, &[("PROM_PUSH_URL", &url)]);
