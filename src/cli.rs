@@ -11,8 +11,10 @@ use crate::deployment::{influx_bootstrap, prometheus_endpoints, runtime_secrets,
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `mt5bot run [--config FILE]`
-    Run { config: Option<PathBuf> },
+    /// `mt5bot run [--config FILE] [--discard-checkpoint]`
+    Run { config: Option<PathBuf>, discard_checkpoint: bool },
+    /// `mt5bot checkpoint inspect FILE`
+    CheckpointInspect { file: PathBuf },
     /// `mt5bot config check [--config FILE]`
     ConfigCheck { config: Option<PathBuf> },
     /// `mt5bot runtime-secrets ...`
@@ -60,6 +62,7 @@ Commands:
   prometheus-endpoints  Write PROM_PUSH_URL and PROM_QUERY_URL into runtime.env
   influx-bootstrap      Set up or ensure an InfluxDB v2 org, bucket and bucket-scoped
                         token; write deploy/secrets/influx.env
+  checkpoint inspect    Decrypt and summarise a checkpoint (no secret printed)
   diagnostics           Write the nightly report; push mismatches to the Pushgateway
   check-data-versions   Compare datasets with data/manifest.yaml; --write records them
   help [COMMAND]        Show help for a command
@@ -74,13 +77,19 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 pub const RUN_HELP: &str = "\
 mt5bot run: run the trading daemon
 
-Usage: mt5bot run [--config FILE]
+Usage: mt5bot run [--config FILE] [--discard-checkpoint]
 
 Options:
-  -c, --config FILE  Configuration file (see config.example.yaml). Without it the
-                     embedded default runs: paper venue, synthetic feed, /metrics,
-                     /healthz and /readyz on 127.0.0.1:9898.
-  -h, --help         Show this help
+  -c, --config FILE     Configuration file (see config.example.yaml). Without it the
+                        embedded default runs: paper venue, synthetic feed, /metrics,
+                        /healthz and /readyz on 127.0.0.1:9898.
+  --discard-checkpoint  When the checkpoint cannot be used (damaged, unknown key),
+                        move it aside and start clean instead of refusing to start
+  -h, --help            Show this help
+
+With CHECKPOINT_AES_KEY set, the state is checkpointed every checkpoint.interval and
+at shutdown, and restored at start; a checkpoint that fails its checks stops the start
+with the reason (exit 2), never a silent fresh start.
 
 Logs go to logging.file (JSON lines, default logs/mt5bot.log) and to stderr.
 SIGTERM or SIGINT stops it gracefully: no new signals, orders in flight settle for
@@ -226,6 +235,20 @@ Options:
   -h, --help        Show this help
 ";
 
+pub const CHECKPOINT_HELP: &str = "\
+mt5bot checkpoint inspect: summarise a checkpoint
+
+Usage: mt5bot checkpoint inspect FILE
+
+Decrypts FILE with CHECKPOINT_AES_KEY (or CHECKPOINT_AES_KEY_PREVIOUS), from the
+environment or $CREDENTIALS_DIRECTORY, and prints when it was written, the key id, the
+positions and the orders open then. Never prints a key. Exit 1 when the file fails a
+check, with the reason.
+
+Options:
+  -h, --help   Show this help
+";
+
 fn usage(message: impl Into<String>, help: &'static str) -> UsageError {
     UsageError { message: message.into(), help }
 }
@@ -287,6 +310,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 Some("prometheus-endpoints") => Ok(Command::Help(PROMETHEUS_ENDPOINTS_HELP)),
                 Some("influx-bootstrap") => Ok(Command::Help(INFLUX_BOOTSTRAP_HELP)),
                 Some("diagnostics") => Ok(Command::Help(DIAGNOSTICS_HELP)),
+                Some("checkpoint") => Ok(Command::Help(CHECKPOINT_HELP)),
                 Some("check-data-versions") => Ok(Command::Help(CHECK_DATA_VERSIONS_HELP)),
                 Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
             }
@@ -295,9 +319,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             if args.contains(["-h", "--help"]) {
                 return Ok(Command::Help(RUN_HELP));
             }
+            let discard_checkpoint = args.contains("--discard-checkpoint");
             let config = config_flag(&mut args, RUN_HELP)?;
             finish(args, RUN_HELP)?;
-            Ok(Command::Run { config })
+            Ok(Command::Run { config, discard_checkpoint })
         }
         Some("config") => {
             if args.contains(["-h", "--help"]) {
@@ -359,6 +384,22 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             let env_file = PathBuf::from(env_file.unwrap_or_else(|| influx_bootstrap::DEFAULT_ENV_FILE.to_owned()));
             Ok(Command::InfluxBootstrap(influx_bootstrap::Options { env_file, flags, force, print_exports }))
         }
+        Some("checkpoint") => {
+            let help = CHECKPOINT_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            match args.subcommand().map_err(|e| usage(e.to_string(), help))?.as_deref() {
+                Some("inspect") => {
+                    let file: Option<String> = args.opt_free_from_str().map_err(|e| usage(e.to_string(), help))?;
+                    let file = file.ok_or_else(|| usage("checkpoint inspect needs a FILE", help))?;
+                    finish(args, help)?;
+                    Ok(Command::CheckpointInspect { file: PathBuf::from(file) })
+                }
+                Some(other) => Err(usage(format!("unknown checkpoint action {other:?}; accepted: inspect"), help)),
+                None => Err(usage("missing checkpoint action; accepted: inspect", help)),
+            }
+        }
         Some("diagnostics") => {
             let help = DIAGNOSTICS_HELP;
             if args.contains(["-h", "--help"]) {
@@ -393,7 +434,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             Ok(Command::CheckDataVersions { manifest, write })
         }
         Some(other) => Err(usage(
-            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, diagnostics, check-data-versions, help"),
+            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, diagnostics, check-data-versions, help"),
             MAIN_HELP,
         )),
     }
@@ -409,9 +450,20 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(p(&["run"]), Ok(Command::Run { config: None }));
-        assert_eq!(p(&["run", "--config", "a.yaml"]), Ok(Command::Run { config: Some("a.yaml".into()) }));
-        assert_eq!(p(&["run", "-c", "a.yaml"]), Ok(Command::Run { config: Some("a.yaml".into()) }));
+        assert_eq!(p(&["run"]), Ok(Command::Run { config: None, discard_checkpoint: false }));
+        assert_eq!(
+            p(&["run", "--config", "a.yaml"]),
+            Ok(Command::Run { config: Some("a.yaml".into()), discard_checkpoint: false })
+        );
+        assert_eq!(
+            p(&["run", "-c", "a.yaml", "--discard-checkpoint"]),
+            Ok(Command::Run { config: Some("a.yaml".into()), discard_checkpoint: true })
+        );
+        assert_eq!(
+            p(&["checkpoint", "inspect", "state/c.bin"]),
+            Ok(Command::CheckpointInspect { file: "state/c.bin".into() })
+        );
+        assert!(p(&["checkpoint", "inspect"]).is_err());
         assert_eq!(
             p(&["config", "check", "--config=b.yaml"]),
             Ok(Command::ConfigCheck { config: Some("b.yaml".into()) })

@@ -75,6 +75,7 @@ pub struct RawConfig {
     pub logging: RawLogging,
     pub influx: RawInflux,
     pub log_forward: RawLogForward,
+    pub checkpoint: RawCheckpoint,
     pub engine: RawEngine,
 }
 
@@ -307,6 +308,26 @@ impl Default for RawLogging {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCheckpoint {
+    pub path: String,
+    pub interval: String,
+}
+
+impl Default for RawCheckpoint {
+    fn default() -> Self {
+        Self { path: "state/checkpoint.bin".into(), interval: "10s".into() }
+    }
+}
+
+/// Checkpoints: written when `CHECKPOINT_AES_KEY` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointConfig {
+    pub path: PathBuf,
+    pub interval: Duration,
+}
+
 /// How records are shaped for an HTTP log sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -435,6 +456,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub influx: Option<InfluxConfig>,
     pub log_forward: Option<LogForwardConfig>,
+    pub checkpoint: CheckpointConfig,
     pub engine: EngineConfig,
 }
 
@@ -735,6 +757,10 @@ impl Config {
                     elasticsearch_index: l.elasticsearch_index.clone(),
                 },
                 None => RawLogForward::default(),
+            },
+            checkpoint: RawCheckpoint {
+                path: self.checkpoint.path.display().to_string(),
+                interval: format_duration(self.checkpoint.interval),
             },
             engine: RawEngine {
                 ready_deadline: format_duration(self.engine.ready_deadline),
@@ -1210,6 +1236,19 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         );
     }
 
+    if raw.checkpoint.path.trim().is_empty() {
+        v.fail("checkpoint.path", "is empty; accepted: a file path such as state/checkpoint.bin".into());
+    }
+    let checkpoint = CheckpointConfig {
+        path: PathBuf::from(&raw.checkpoint.path),
+        interval: v.duration(
+            "checkpoint.interval",
+            &raw.checkpoint.interval,
+            Duration::from_millis(100),
+            Duration::from_secs(86400),
+        ),
+    };
+
     let e = &raw.engine;
     let engine = EngineConfig {
         ready_deadline: v.duration(
@@ -1248,6 +1287,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         logging,
         influx,
         log_forward,
+        checkpoint,
         engine,
     })
 }

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, VenueConfig};
+use crate::engine::checkpoint;
 use crate::engine::core::{Clock, MonotonicClock, TradingCore};
-use crate::engine::reactor::{Reactor, StopReason};
+use crate::engine::reactor::{Checkpointer, Reactor, StopReason};
 use crate::sd_notify::Notifier;
 use crate::telemetry::http::{Health, Helper};
 use crate::telemetry::influx;
@@ -51,8 +52,9 @@ impl std::fmt::Display for DaemonError {
 
 impl std::error::Error for DaemonError {}
 
-/// Runs the daemon until it is stopped; returns why it stopped.
-pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
+/// Runs the daemon until it is stopped; returns why it stopped. `discard_checkpoint` moves a
+/// checkpoint that cannot be used aside instead of refusing to start.
+pub fn run(config_path: Option<&Path>, discard_checkpoint: bool) -> Result<StopReason, DaemonError> {
     let cfg = match config_path {
         Some(p) => Config::load(p).map_err(DaemonError::Config)?,
         None => Config::embedded(),
@@ -90,7 +92,7 @@ pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
     );
     let result = crate::secrets::Secrets::from_process().map_err(DaemonError::Runtime).and_then(|secrets| {
         log::info!("secrets: {}", secrets.describe());
-        run_logged(&cfg, metrics, &secrets)
+        run_logged(&cfg, metrics, &secrets, discard_checkpoint)
     });
     if let Err(e) = &result {
         log::error!("{e}");
@@ -105,7 +107,76 @@ pub fn run(config_path: Option<&Path>) -> Result<StopReason, DaemonError> {
 /// Fills that may wait for the InfluxDB writer before the engine drops (and counts) them.
 const TRADE_CHANNEL: usize = 65_536;
 
-fn run_logged(cfg: &Config, metrics: Metrics, secrets: &crate::secrets::Secrets) -> Result<StopReason, DaemonError> {
+/// Restores the checkpoint into `core` when there is one; returns the keys to write new ones with.
+fn restore_checkpoint<V: Venue, C: Clock>(
+    cfg: &Config,
+    secrets: &crate::secrets::Secrets,
+    core: &mut TradingCore<V, C>,
+    discard: bool,
+) -> Result<Option<checkpoint::Keys>, DaemonError> {
+    use crate::deployment::runtime_secrets::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
+    let keys = match secrets.get(CHECKPOINT_AES_KEY) {
+        Some(k) => Some(
+            checkpoint::Keys::new(k.expose(), secrets.get(CHECKPOINT_AES_KEY_PREVIOUS).map(|p| p.expose()))
+                .map_err(|e| DaemonError::Input(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let path = &cfg.checkpoint.path;
+    if !path.exists() {
+        return Ok(keys);
+    }
+    let opened = match &keys {
+        None => Err(checkpoint::CheckpointError::Io(
+            "a checkpoint exists but CHECKPOINT_AES_KEY is not set, so it cannot be read; set the key it was written with (runtime.env), or start clean with --discard-checkpoint".into(),
+        )),
+        Some(k) => std::fs::read(path)
+            .map_err(|e| checkpoint::CheckpointError::Io(format!("cannot read it: {e}")))
+            .and_then(|bytes| checkpoint::open(&bytes, k)),
+    };
+    match opened {
+        Ok((state, used)) => {
+            let in_flight = core.restore(&state).map_err(|e| DaemonError::Input(format!("{}: {e}", path.display())))?;
+            let positions: Vec<String> =
+                state.positions.iter().filter(|p| p.qty != 0.0).map(|p| format!("{}={}", p.symbol, p.qty)).collect();
+            log::info!(
+                "restored checkpoint {} written {}: trades {}, positions [{}]{}{}",
+                path.display(),
+                state.written_at,
+                state.trades,
+                positions.join(" "),
+                if used == checkpoint::KeyUsed::Previous {
+                    "; opened with CHECKPOINT_AES_KEY_PREVIOUS, the next one is written with the new key"
+                } else {
+                    ""
+                },
+                if in_flight > 0 {
+                    format!("; {in_flight} paper orders in flight then were lost with the old process")
+                } else {
+                    String::new()
+                }
+            );
+            Ok(keys)
+        }
+        Err(e) if discard => {
+            let aside = checkpoint::discard(path).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+            log::warn!(
+                "checkpoint {} refused ({e}); moved aside to {} as asked (--discard-checkpoint); starting clean",
+                path.display(),
+                aside.display()
+            );
+            Ok(keys)
+        }
+        Err(e) => Err(DaemonError::Input(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn run_logged(
+    cfg: &Config,
+    metrics: Metrics,
+    secrets: &crate::secrets::Secrets,
+    discard_checkpoint: bool,
+) -> Result<StopReason, DaemonError> {
     let influx_target = match &cfg.influx {
         Some(ic) => Some(influx::resolve(ic, secrets, &|k| std::env::var(k).ok()).map_err(DaemonError::Input)?),
         None => None,
@@ -145,7 +216,18 @@ fn run_logged(cfg: &Config, metrics: Metrics, secrets: &crate::secrets::Secrets)
         }
         None => None,
     };
+    let keys = restore_checkpoint(cfg, secrets, &mut core, discard_checkpoint)?;
     let mut reactor = Reactor::new(cfg, core, feed, engine_metrics).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    match keys {
+        Some(k) => {
+            let c = Checkpointer::start(k, cfg.checkpoint.path.clone(), cfg.checkpoint.interval, metrics.clone())
+                .map_err(|e| DaemonError::Runtime(format!("cannot start the checkpoint writer: {e}")))?;
+            reactor.set_checkpointer(c);
+        }
+        None => log::warn!(
+            "checkpoints off: CHECKPOINT_AES_KEY is not set (run mt5bot runtime-secrets); a restart would forget positions"
+        ),
+    }
     let helper = Helper::spawn(server, metrics.clone(), Arc::clone(&health), reactor.command_sender())
         .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
 
@@ -165,6 +247,9 @@ fn run_logged(cfg: &Config, metrics: Metrics, secrets: &crate::secrets::Secrets)
 
     let result = reactor.run(&health, &notifier);
     health.set_stopping();
+    if let Some(c) = reactor.take_checkpointer() {
+        c.finish(reactor.core(), &cfg.checkpoint.path);
+    }
     let summary = reactor.core().summary();
     if let Some(w) = influx_writer {
         w.stop();

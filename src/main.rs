@@ -91,7 +91,8 @@ fn main() -> ExitCode {
             }
         }
         Command::CheckDataVersions { manifest, write } => check_data_versions(&manifest, write),
-        Command::Run { config } => match daemon::run(config.as_deref()) {
+        Command::CheckpointInspect { file } => inspect_checkpoint(&file),
+        Command::Run { config, discard_checkpoint } => match daemon::run(config.as_deref(), discard_checkpoint) {
             Ok(StopReason::Signal(_)) => ExitCode::SUCCESS,
             Ok(StopReason::Command(_)) => ExitCode::from(1),
             Err(e) => {
@@ -159,6 +160,66 @@ fn check_data_versions(path: &std::path::Path, write: bool) -> ExitCode {
             path.display()
         );
         return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn inspect_checkpoint(path: &std::path::Path) -> ExitCode {
+    use mt5bot::deployment::runtime_secrets::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
+    use mt5bot::engine::checkpoint;
+    let secrets = match mt5bot::secrets::Secrets::from_process() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mt5bot: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(current) = secrets.get(CHECKPOINT_AES_KEY) else {
+        eprintln!("mt5bot: CHECKPOINT_AES_KEY is not set (environment or $CREDENTIALS_DIRECTORY); it is needed to read a checkpoint");
+        return ExitCode::from(2);
+    };
+    let keys =
+        match checkpoint::Keys::new(current.expose(), secrets.get(CHECKPOINT_AES_KEY_PREVIOUS).map(|p| p.expose())) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("mt5bot: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mt5bot: cannot read {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let (state, used) = match checkpoint::open(&bytes, &keys) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("mt5bot: {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let key_id = checkpoint::header(&bytes).map(|h| h.key_id).unwrap_or_default();
+    let key_name = if used == checkpoint::KeyUsed::Current { CHECKPOINT_AES_KEY } else { CHECKPOINT_AES_KEY_PREVIOUS };
+    println!("checkpoint: {}", path.display());
+    println!("written at: {}", state.written_at);
+    println!("key id: {key_id} ({key_name})");
+    println!("size: {} bytes", bytes.len());
+    println!("trades: {}", state.trades);
+    println!("positions:");
+    for p in &state.positions {
+        println!(
+            "  {:<10} qty {:>12.4}  avg {:>12.5}  realized pnl {:>12.5}  fills {}",
+            p.symbol, p.qty, p.avg_price, p.realized_pnl, p.fills
+        );
+    }
+    println!("open orders: {}", state.open_orders.len());
+    for o in &state.open_orders {
+        println!(
+            "  {:<32} {:<10} {:<4} {:<6} qty {} filled {} price {} {}",
+            o.client_id, o.symbol, o.side, o.kind, o.qty, o.filled, o.price, o.state
+        );
     }
     ExitCode::SUCCESS
 }

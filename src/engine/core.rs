@@ -361,6 +361,82 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.executor.open_order_count() == 0 && self.venue.open_orders() == 0
     }
 
+    /// The state a checkpoint keeps.
+    pub fn snapshot(&self) -> super::checkpoint::State {
+        use super::checkpoint::{OrderState, PositionState, State};
+        let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
+        State {
+            written_at: crate::timefmt::rfc3339_micros(crate::timefmt::unix_nanos()),
+            trades: self.executor.trades(),
+            next_model_seq: self.next_model_seq,
+            positions: self
+                .executor
+                .positions()
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PositionState {
+                    symbol: name(i as SymbolId),
+                    qty: p.qty,
+                    avg_price: p.avg_price,
+                    realized_pnl: p.realized_pnl,
+                    fills: p.fills,
+                })
+                .collect(),
+            open_orders: self
+                .executor
+                .open_orders()
+                .map(|o| OrderState {
+                    client_id: o.request.client_id.as_str().to_owned(),
+                    symbol: name(o.request.symbol),
+                    side: o.request.side.as_str().to_owned(),
+                    kind: match o.request.kind {
+                        crate::config::OrderKind::Market => "market".into(),
+                        crate::config::OrderKind::Limit => "limit".into(),
+                    },
+                    qty: o.request.qty,
+                    filled: o.filled,
+                    price: o.request.price,
+                    state: o.state.as_str().to_owned(),
+                })
+                .collect(),
+            venue: serde_json::Value::Null,
+        }
+    }
+
+    /// Restores a checkpoint before trading starts. A position in a symbol the config no longer
+    /// lists is refused: it would be forgotten. Returns the orders that were in flight, which the
+    /// paper venue lost with the old process.
+    pub fn restore(&mut self, state: &super::checkpoint::State) -> Result<usize, String> {
+        use super::executor::Position;
+        let mut positions = Vec::new();
+        for p in &state.positions {
+            let Some(sym) = self.symbol_id(&p.symbol) else {
+                if p.qty != 0.0 {
+                    return Err(format!(
+                        "the checkpoint holds a position of {} in {}, which feed.symbols no longer lists; add the symbol back (or close the position elsewhere and start with --discard-checkpoint)",
+                        p.qty, p.symbol
+                    ));
+                }
+                continue;
+            };
+            positions.push((
+                sym,
+                Position { qty: p.qty, avg_price: p.avg_price, realized_pnl: p.realized_pnl, fills: p.fills },
+            ));
+        }
+        self.executor.restore(&positions, state.trades);
+        self.next_model_seq = self.next_model_seq.max(state.next_model_seq);
+        for (sym, p) in &positions {
+            if let Some(g) = self.metrics.position.get(*sym as usize) {
+                g.set(p.qty);
+            }
+            if let Some(g) = self.metrics.realized_pnl.get(*sym as usize) {
+                g.set(p.realized_pnl);
+            }
+        }
+        Ok(state.open_orders.len())
+    }
+
     pub fn summary(&self) -> Summary {
         Summary {
             trades: self.executor.trades(),

@@ -362,9 +362,19 @@ impl Executor {
         &self.positions
     }
 
-    /// Fills booked since start.
+    /// Fills booked, including those restored from a checkpoint.
     pub fn trades(&self) -> u64 {
         self.trades
+    }
+
+    /// Sets positions and the trade count from a checkpoint (before trading starts).
+    pub fn restore(&mut self, positions: &[(SymbolId, Position)], trades: u64) {
+        for (sym, p) in positions {
+            if let Some(slot) = self.positions.get_mut(*sym as usize) {
+                *slot = *p;
+            }
+        }
+        self.trades = trades;
     }
 }
 

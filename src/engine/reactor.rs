@@ -81,6 +81,85 @@ pub enum StopReason {
 enum Timer {
     Watchdog,
     Status,
+    Checkpoint,
+}
+
+/// Seals checkpoints on the engine thread (CPU only, timed) and hands the bytes to a writer thread
+/// that does the blocking part (write, fsync, rename).
+#[derive(Debug)]
+pub struct Checkpointer {
+    pub keys: super::checkpoint::Keys,
+    pub interval: Nanos,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    metrics: crate::telemetry::metrics::Metrics,
+}
+
+impl Checkpointer {
+    /// Starts the writer thread for `path`.
+    pub fn start(
+        keys: super::checkpoint::Keys,
+        path: std::path::PathBuf,
+        interval: Duration,
+        metrics: crate::telemetry::metrics::Metrics,
+    ) -> io::Result<Checkpointer> {
+        // One checkpoint may wait while one is written; a newer one replaces nothing but is skipped
+        // if the disk is that slow (the next one carries the newer state anyway).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let m = metrics.clone();
+        let handle = std::thread::Builder::new().name("mt5bot-checkpoint".into()).spawn(move || {
+            for bytes in rx {
+                write_checkpoint(&path, &bytes, &m);
+            }
+        })?;
+        Ok(Checkpointer { keys, interval: interval.as_nanos() as Nanos, tx, handle: Some(handle), metrics })
+    }
+
+    fn offer<V: Venue, C: Clock>(&self, core: &TradingCore<V, C>) {
+        let started = std::time::Instant::now();
+        let sealed = super::checkpoint::seal(&core.snapshot(), &self.keys);
+        self.metrics.checkpoint_seal.observe(started.elapsed().as_secs_f64());
+        match sealed {
+            Ok(bytes) => {
+                if self.tx.try_send(bytes).is_err() {
+                    log::debug!("checkpoint writer still busy; skipping this checkpoint");
+                }
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                log::error!("cannot seal a checkpoint: {e}");
+            }
+        }
+    }
+
+    /// The last checkpoint, written before returning (shutdown).
+    pub fn finish<V: Venue, C: Clock>(mut self, core: &TradingCore<V, C>, path: &std::path::Path) {
+        let (tx, _) = std::sync::mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        match super::checkpoint::seal(&core.snapshot(), &self.keys) {
+            Ok(bytes) => write_checkpoint(path, &bytes, &self.metrics),
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                log::error!("cannot seal the final checkpoint: {e}");
+            }
+        }
+    }
+}
+
+fn write_checkpoint(path: &std::path::Path, bytes: &[u8], m: &crate::telemetry::metrics::Metrics) {
+    match super::checkpoint::write(path, bytes) {
+        Ok(()) => {
+            m.checkpoint_bytes.set(bytes.len() as i64);
+            m.checkpoint_last_success.set(crate::timefmt::unix_nanos() as f64 / 1e9);
+        }
+        Err(e) => {
+            m.checkpoint_failures.inc();
+            log::error!("cannot write the checkpoint {}: {e}", path.display());
+        }
+    }
 }
 
 /// The engine's event loop and everything it drives.
@@ -98,6 +177,7 @@ pub struct Reactor<V, C> {
     metrics: EngineMetrics,
     status_interval: Nanos,
     shutdown_grace: Nanos,
+    checkpointer: Option<Checkpointer>,
 }
 
 fn signal_pipe(signal: i32) -> io::Result<UnixStream> {
@@ -139,7 +219,18 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             metrics,
             status_interval: cfg.engine.status_interval.as_nanos() as Nanos,
             shutdown_grace: cfg.engine.shutdown_grace.as_nanos() as Nanos,
+            checkpointer: None,
         })
+    }
+
+    /// Writes checkpoints every interval from now on.
+    pub fn set_checkpointer(&mut self, c: Checkpointer) {
+        self.checkpointer = Some(c);
+    }
+
+    /// Takes the checkpointer back (for the final checkpoint after the loop).
+    pub fn take_checkpointer(&mut self) -> Option<Checkpointer> {
+        self.checkpointer.take()
     }
 
     /// A handle other threads use to send commands.
@@ -164,6 +255,9 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             self.timers.push(Reverse((start, Timer::Watchdog)));
         }
         self.timers.push(Reverse((start + self.status_interval, Timer::Status)));
+        if let Some(c) = &self.checkpointer {
+            self.timers.push(Reverse((start + c.interval, Timer::Checkpoint)));
+        }
         let mut stopping: Option<(StopReason, Nanos)> = None;
         loop {
             let now = self.core.clock().now();
@@ -269,6 +363,12 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             Timer::Status => {
                 log::info!("status: {}", self.core.summary());
                 self.timers.push(Reverse((now + self.status_interval, Timer::Status)));
+            }
+            Timer::Checkpoint => {
+                if let Some(c) = &self.checkpointer {
+                    c.offer(&self.core);
+                    self.timers.push(Reverse((now + c.interval, Timer::Checkpoint)));
+                }
             }
         }
     }

@@ -46,6 +46,10 @@ pub mod names {
     pub const LOG_FORWARD_BUFFERED: &str = "log_forward_buffered";
     pub const LOG_FORWARD_SPOOL_BYTES: &str = "log_forward_spool_bytes";
     pub const LOG_FORWARD_CONNECTED: &str = "log_forward_connected";
+    pub const CHECKPOINT_LAST_SUCCESS: &str = "checkpoint_last_success_timestamp_seconds";
+    pub const CHECKPOINT_FAILURES: &str = "checkpoint_failures_total";
+    pub const CHECKPOINT_BYTES: &str = "checkpoint_bytes";
+    pub const CHECKPOINT_SEAL: &str = "checkpoint_seal_seconds";
     pub const INFLUX_POINTS_WRITTEN: &str = "influx_points_written_total";
     pub const INFLUX_POINTS_DROPPED: &str = "influx_points_dropped_total";
     pub const INFLUX_POINTS_BUFFERED: &str = "influx_points_buffered";
@@ -105,6 +109,10 @@ pub struct Metrics {
     pub log_forward_buffered: IntGauge,
     pub log_forward_spool_bytes: IntGauge,
     pub log_forward_connected: IntGauge,
+    pub checkpoint_last_success: Gauge,
+    pub checkpoint_failures: IntCounter,
+    pub checkpoint_bytes: IntGauge,
+    pub checkpoint_seal: Histogram,
     pub influx_points_written: IntCounter,
     pub influx_points_dropped: IntCounter,
     pub influx_points_buffered: IntGauge,
@@ -167,6 +175,10 @@ impl Metrics {
             log_forward_buffered: reg(&r, must(IntGauge::new(LOG_FORWARD_BUFFERED, "Log records waiting for the sink, in memory and in the spool."))),
             log_forward_spool_bytes: reg(&r, must(IntGauge::new(LOG_FORWARD_SPOOL_BYTES, "Bytes in the on-disk log spool (log_forward.spool_dir)."))),
             log_forward_connected: reg(&r, must(IntGauge::new(LOG_FORWARD_CONNECTED, "1 while the log sink answers, else 0 (records then go to the spool)."))),
+            checkpoint_last_success: reg(&r, must(Gauge::new(CHECKPOINT_LAST_SUCCESS, "Unix time of the last checkpoint written and synced to disk."))),
+            checkpoint_failures: reg(&r, must(IntCounter::new(CHECKPOINT_FAILURES, "Checkpoints that could not be sealed or written."))),
+            checkpoint_bytes: reg(&r, must(IntGauge::new(CHECKPOINT_BYTES, "Size of the last checkpoint written, in bytes."))),
+            checkpoint_seal: reg(&r, must(Histogram::with_opts(HistogramOpts::new(CHECKPOINT_SEAL, "Time the engine thread spends serializing and encrypting a checkpoint, in seconds.").buckets(vec![10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 10e-3])))),
             influx_points_written: reg(&r, must(IntCounter::new(INFLUX_POINTS_WRITTEN, "Points accepted by InfluxDB."))),
             influx_points_dropped: reg(&r, must(IntCounter::new(INFLUX_POINTS_DROPPED, "Points dropped: buffer full (influx.buffer_points), trade channel full, or refused by the server (4xx)."))),
             influx_points_buffered: reg(&r, must(IntGauge::new(INFLUX_POINTS_BUFFERED, "Points waiting to be written to InfluxDB."))),
