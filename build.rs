@@ -6,25 +6,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-/// `name version` per `[[package]]` of a Cargo.lock, sorted.
-fn lock_packages(lock: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut name: Option<&str> = None;
-    for line in lock.lines() {
-        let line = line.trim();
-        if line == "[[package]]" {
-            name = None;
-        } else if let Some(v) = line.strip_prefix("name = ") {
-            name = Some(v.trim_matches('"'));
-        } else if let Some(v) = line.strip_prefix("version = ") {
-            if let Some(n) = name.take() {
-                out.push(format!("{n} {}", v.trim_matches('"')));
-            }
-        }
-    }
-    out.sort();
-    out
-}
+include!("src/lockfile.rs");
 
 fn run(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
@@ -77,5 +59,6 @@ fn main() {
         panic!("cannot write {}: {e}", out.display());
     }
     println!("cargo:rerun-if-changed=Cargo.lock");
+    println!("cargo:rerun-if-changed=src/lockfile.rs");
     println!("cargo:rerun-if-changed=build.rs");
 }

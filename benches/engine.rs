@@ -8,6 +8,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::one_order_per_tick;
 use criterion::{Criterion, Throughput};
 use mt5bot::config::{Config, OrderKind, VenueConfig};
 use mt5bot::engine::core::{ManualClock, MonotonicClock, TradingCore};
@@ -15,22 +18,6 @@ use mt5bot::engine::queue::SignalQueue;
 use mt5bot::engine::types::{Side, Signal, SignalId, SignalSource, Tick};
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::venue::paper::PaperVenue;
-
-/// A config in which every tick of an alternating price path crosses the averages, so every tick
-/// produces exactly one market order (buy, sell, buy, ...), and nothing limits the rate.
-fn one_order_per_tick() -> Config {
-    let mut cfg = Config::embedded();
-    cfg.model.fast_period = 1;
-    cfg.model.slow_period = 2;
-    cfg.model.threshold_bps = 0.0;
-    cfg.model.order_type = OrderKind::Market;
-    cfg.risk.max_orders_per_second = u32::MAX;
-    cfg.risk.max_position = 10.0;
-    cfg.drift.enabled = true;
-    let VenueConfig::Paper(p) = &mut cfg.venue;
-    p.latency = Duration::ZERO;
-    cfg
-}
 
 fn core<C: mt5bot::engine::core::Clock>(cfg: &Config, clock: C) -> (TradingCore<PaperVenue, C>, Metrics) {
     let metrics = Metrics::new();

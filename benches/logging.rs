@@ -11,8 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::one_order_per_tick;
 use criterion::{Criterion, Throughput};
-use mt5bot::config::{Config, LogFormat, LogForwardConfig, LogSink, OrderKind, VenueConfig};
+use mt5bot::config::{LogFormat, LogForwardConfig, LogSink, VenueConfig};
 use mt5bot::engine::core::{MonotonicClock, TradingCore};
 use mt5bot::engine::types::Tick;
 use mt5bot::telemetry::log_forward::{ForwardRecord, Forwarder};
@@ -118,19 +121,6 @@ fn forwarding_run(n: u64) -> f64 {
     fwd.stop();
     let _ = std::fs::remove_dir_all(&dir);
     n as f64 / secs
-}
-
-fn one_order_per_tick() -> Config {
-    let mut cfg = Config::embedded();
-    cfg.model.fast_period = 1;
-    cfg.model.slow_period = 2;
-    cfg.model.threshold_bps = 0.0;
-    cfg.model.order_type = OrderKind::Market;
-    cfg.risk.max_orders_per_second = u32::MAX;
-    cfg.risk.max_position = 10.0;
-    let VenueConfig::Paper(p) = &mut cfg.venue;
-    p.latency = Duration::ZERO;
-    cfg
 }
 
 /// p99 tick-to-order in ns over `ticks`, one order per tick.

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod deployment;
 pub mod diagnostics;
 pub mod engine;
+pub mod lockfile;
 pub mod sd_notify;
 pub mod secrets;
 pub mod telemetry;

@@ -179,24 +179,8 @@ fn dependencies(lock_list: &str) -> Vec<Dependency> {
         .collect()
 }
 
-/// `name version` lines of a Cargo.lock text, sorted (as `build.rs` records them).
-pub fn lock_packages(lock: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut name: Option<&str> = None;
-    for line in lock.lines().map(str::trim) {
-        if line == "[[package]]" {
-            name = None;
-        } else if let Some(v) = line.strip_prefix("name = ") {
-            name = Some(v.trim_matches('"'));
-        } else if let Some(v) = line.strip_prefix("version = ") {
-            if let Some(n) = name.take() {
-                out.push(format!("{n} {}", v.trim_matches('"')));
-            }
-        }
-    }
-    out.sort();
-    out
-}
+/// `name version` lines of a Cargo.lock text, sorted: the same reader `build.rs` uses.
+pub use crate::lockfile::lock_packages;
 
 fn free_mb(path: &Path) -> Option<u64> {
     // The folder may not exist yet: measure the file system it will be on.

@@ -1,0 +1,20 @@
+//! What the benches share.
+
+use std::time::Duration;
+
+use mt5bot::config::{Config, OrderKind, VenueConfig};
+
+/// A config in which every tick of an alternating price path crosses the averages, so every tick
+/// produces exactly one market order (buy, sell, buy, ...), and nothing limits the rate.
+pub fn one_order_per_tick() -> Config {
+    let mut cfg = Config::embedded();
+    cfg.model.fast_period = 1;
+    cfg.model.slow_period = 2;
+    cfg.model.threshold_bps = 0.0;
+    cfg.model.order_type = OrderKind::Market;
+    cfg.risk.max_orders_per_second = u32::MAX;
+    cfg.risk.max_position = 10.0;
+    let VenueConfig::Paper(p) = &mut cfg.venue;
+    p.latency = Duration::ZERO;
+    cfg
+}
