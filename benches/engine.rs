@@ -12,7 +12,7 @@ mod common;
 
 use common::one_order_per_tick;
 use criterion::{Criterion, Throughput};
-use mt5bot::config::{Config, OrderKind, VenueConfig};
+use mt5bot::config::{Config, OrderKind};
 use mt5bot::engine::core::{ManualClock, MonotonicClock, TradingCore};
 use mt5bot::engine::queue::SignalQueue;
 use mt5bot::engine::types::{Side, Signal, SignalId, SignalSource, Tick};
@@ -21,7 +21,7 @@ use mt5bot::venue::paper::PaperVenue;
 
 fn core<C: mt5bot::engine::core::Clock>(cfg: &Config, clock: C) -> (TradingCore<PaperVenue, C>, Metrics) {
     let metrics = Metrics::new();
-    let VenueConfig::Paper(p) = &cfg.venue;
+    let p = &cfg.venue.paper;
     let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
     let venue = PaperVenue::new(p, names.len(), cfg.risk.max_open_orders);
     let em = metrics.engine("paper", &names);

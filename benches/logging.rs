@@ -15,7 +15,7 @@ mod common;
 
 use common::one_order_per_tick;
 use criterion::{Criterion, Throughput};
-use mt5bot::config::{LogFormat, LogForwardConfig, LogSink, VenueConfig};
+use mt5bot::config::{LogFormat, LogForwardConfig, LogSink};
 use mt5bot::engine::core::{MonotonicClock, TradingCore};
 use mt5bot::engine::types::Tick;
 use mt5bot::telemetry::log_forward::{ForwardRecord, Forwarder};
@@ -127,7 +127,7 @@ fn forwarding_run(n: u64) -> f64 {
 fn tick_to_order_p99(ticks: usize) -> f64 {
     let cfg = one_order_per_tick();
     let metrics = Metrics::new();
-    let VenueConfig::Paper(p) = &cfg.venue;
+    let p = &cfg.venue.paper;
     let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
     let venue = PaperVenue::new(p, names.len(), cfg.risk.max_open_orders);
     let mut core = TradingCore::new(&cfg, venue, MonotonicClock::new(), metrics.engine("paper", &names), "B");

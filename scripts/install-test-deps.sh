@@ -2,7 +2,8 @@
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
 # peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool, Pushgateway,
 # VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion), rsyslog (log forwarding),
-# systemd-analyze and crontab (unit and schedule checks). Packages must not start their own
+# systemd-analyze and crontab (unit and schedule checks), and the QuickFIX executor example (the FIX 4.4
+# acceptor the FIX venue is tested against; Debian ships it prebuilt in libquickfix-doc). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
 # Usage: scripts/install-test-deps.sh        (as root, or with sudo available)
@@ -22,11 +23,18 @@ declare -A NEED=(
   [rsyslogd]=rsyslog
 )
 
+# packages that ship no program on PATH (the executor example and the library it links)
+NEED_PACKAGES=(libquickfix-doc libquickfix17)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
 missing=()
 for prog in "${!NEED[@]}"; do
   if ! command -v "$prog" >/dev/null 2>&1; then
     missing+=("${NEED[$prog]}")
   fi
+done
+for pkg in "${NEED_PACKAGES[@]}"; do
+  installed "$pkg" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test dependencies: all present"
@@ -58,5 +66,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 for prog in "${!NEED[@]}"; do
   command -v "$prog" >/dev/null 2>&1 || { echo "error: $prog still missing after install" >&2; exit 1; }
+done
+for pkg in "${NEED_PACKAGES[@]}"; do
+  installed "$pkg" || { echo "error: package $pkg still missing after install" >&2; exit 1; }
 done
 echo "test dependencies: installed"

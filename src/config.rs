@@ -85,6 +85,8 @@ pub struct RawConfig {
 pub enum VenueKind {
     /// The simulated venue inside the engine.
     Paper,
+    /// A FIX 4.4 initiator session to a broker's gateway.
+    Fix44,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -92,11 +94,68 @@ pub enum VenueKind {
 pub struct RawVenue {
     pub kind: VenueKind,
     pub paper: RawPaper,
+    pub fix44: RawFix44,
 }
 
 impl Default for RawVenue {
     fn default() -> Self {
-        Self { kind: VenueKind::Paper, paper: RawPaper::default() }
+        Self { kind: VenueKind::Paper, paper: RawPaper::default(), fix44: RawFix44::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFix44 {
+    pub connect: String,
+    pub sender_comp_id: String,
+    pub target_comp_id: String,
+    pub heartbeat_interval: String,
+    pub reset_on_logon: bool,
+    pub logon_timeout: String,
+    pub reconnect_min: String,
+    pub reconnect_max: String,
+    pub time_in_force: TimeInForce,
+    pub account: String,
+    pub state_dir: String,
+}
+
+impl Default for RawFix44 {
+    fn default() -> Self {
+        Self {
+            connect: "127.0.0.1:9880".into(),
+            sender_comp_id: "MT5BOT".into(),
+            target_comp_id: "BROKER".into(),
+            heartbeat_interval: "30s".into(),
+            reset_on_logon: false,
+            logon_timeout: "10s".into(),
+            reconnect_min: "1s".into(),
+            reconnect_max: "30s".into(),
+            time_in_force: TimeInForce::Day,
+            account: String::new(),
+            state_dir: "state".into(),
+        }
+    }
+}
+
+/// How long an order stays working at the venue (FIX TimeInForce).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeInForce {
+    Day,
+    Gtc,
+    Ioc,
+    Fok,
+}
+
+impl TimeInForce {
+    /// The FIX value of tag 59.
+    pub fn fix_value(self) -> &'static [u8] {
+        match self {
+            TimeInForce::Day => b"0",
+            TimeInForce::Gtc => b"1",
+            TimeInForce::Ioc => b"3",
+            TimeInForce::Fok => b"4",
+        }
     }
 }
 
@@ -243,11 +302,12 @@ impl Default for RawDrift {
 #[serde(deny_unknown_fields, default)]
 pub struct RawQueue {
     pub capacity: usize,
+    pub max_wait: String,
 }
 
 impl Default for RawQueue {
     fn default() -> Self {
-        Self { capacity: 1024 }
+        Self { capacity: 1024, max_wait: "5s".into() }
     }
 }
 
@@ -450,6 +510,8 @@ pub struct Config {
     pub model: ModelConfig,
     pub drift: DriftConfig,
     pub queue_capacity: usize,
+    /// How long a signal may wait in the queue for the venue's session before it is refused.
+    pub queue_max_wait: Duration,
     pub risk: RiskConfig,
     pub ingress: Option<IngressConfig>,
     pub metrics_listen: SocketAddr,
@@ -460,18 +522,40 @@ pub struct Config {
     pub engine: EngineConfig,
 }
 
+/// The venue orders go to (`kind`), with the settings of every venue (only `kind`'s are used).
 #[derive(Debug, Clone, PartialEq)]
-pub enum VenueConfig {
-    Paper(PaperConfig),
+pub struct VenueConfig {
+    pub kind: VenueKind,
+    pub paper: PaperConfig,
+    pub fix44: Fix44Config,
 }
 
 impl VenueConfig {
     /// The short name used in logs and metric labels.
     pub fn name(&self) -> &'static str {
-        match self {
-            VenueConfig::Paper(_) => "paper",
+        match self.kind {
+            VenueKind::Paper => "paper",
+            VenueKind::Fix44 => "fix44",
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fix44Config {
+    /// `host:port` of the broker's FIX gateway; resolved at start-up.
+    pub connect: String,
+    pub sender_comp_id: String,
+    pub target_comp_id: String,
+    pub heartbeat_interval: Duration,
+    pub reset_on_logon: bool,
+    pub logon_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub time_in_force: TimeInForce,
+    /// Account (tag 1) on every order, when not empty.
+    pub account: String,
+    /// Folder of the sequence-number file.
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -661,7 +745,8 @@ impl Config {
     }
 
     fn to_raw(&self) -> RawConfig {
-        let VenueConfig::Paper(p) = &self.venue;
+        let p = &self.venue.paper;
+        let f = &self.venue.fix44;
         let (kind, seed, tick_rate, volatility, spread_bps, csv) = match &self.feed.source {
             FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => {
                 (FeedKind::Synthetic, *seed, *tick_rate, *volatility, *spread_bps, RawCsv::default())
@@ -674,8 +759,21 @@ impl Config {
         };
         RawConfig {
             venue: RawVenue {
-                kind: VenueKind::Paper,
+                kind: self.venue.kind,
                 paper: RawPaper { latency: format_duration(p.latency), slippage_bps: p.slippage_bps, depth: p.depth },
+                fix44: RawFix44 {
+                    connect: f.connect.clone(),
+                    sender_comp_id: f.sender_comp_id.clone(),
+                    target_comp_id: f.target_comp_id.clone(),
+                    heartbeat_interval: format_duration(f.heartbeat_interval),
+                    reset_on_logon: f.reset_on_logon,
+                    logon_timeout: format_duration(f.logon_timeout),
+                    reconnect_min: format_duration(f.reconnect_min),
+                    reconnect_max: format_duration(f.reconnect_max),
+                    time_in_force: f.time_in_force,
+                    account: f.account.clone(),
+                    state_dir: f.state_dir.display().to_string(),
+                },
             },
             feed: RawFeed {
                 kind,
@@ -702,7 +800,7 @@ impl Config {
                 action: self.drift.action,
                 pause_for: format_duration(self.drift.pause_for),
             },
-            queue: RawQueue { capacity: self.queue_capacity },
+            queue: RawQueue { capacity: self.queue_capacity, max_wait: format_duration(self.queue_max_wait) },
             risk: RawRisk {
                 max_position: self.risk.max_position,
                 max_orders_per_second: self.risk.max_orders_per_second,
@@ -945,30 +1043,93 @@ impl Validator<'_> {
 pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, ConfigError> {
     let mut v = Validator { name, text, errors: Vec::new() };
 
-    let venue = match raw.venue.kind {
-        VenueKind::Paper => VenueConfig::Paper(PaperConfig {
-            latency: v.duration(
-                "venue.paper.latency",
-                &raw.venue.paper.latency,
-                Duration::ZERO,
-                Duration::from_secs(10),
-            ),
-            slippage_bps: v.range_f64(
-                "venue.paper.slippage_bps",
-                raw.venue.paper.slippage_bps,
-                0.0,
-                1000.0,
-                "0 to 1000 basis points",
-            ),
-            depth: v.range_f64(
-                "venue.paper.depth",
-                raw.venue.paper.depth,
-                f64::MIN_POSITIVE,
-                1e12,
-                "a quantity greater than 0",
-            ),
-        }),
+    let paper = PaperConfig {
+        latency: v.duration("venue.paper.latency", &raw.venue.paper.latency, Duration::ZERO, Duration::from_secs(10)),
+        slippage_bps: v.range_f64(
+            "venue.paper.slippage_bps",
+            raw.venue.paper.slippage_bps,
+            0.0,
+            1000.0,
+            "0 to 1000 basis points",
+        ),
+        depth: v.range_f64(
+            "venue.paper.depth",
+            raw.venue.paper.depth,
+            f64::MIN_POSITIVE,
+            1e12,
+            "a quantity greater than 0",
+        ),
     };
+    let fx = &raw.venue.fix44;
+    let comp_id = |v: &mut Validator<'_>, key: &str, value: &str| {
+        if !(1..=64).contains(&value.len())
+            || !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            v.fail(key, format!("{value:?} is not accepted; accepted: 1 to 64 of A-Z a-z 0-9 . _ -"));
+        }
+        value.to_owned()
+    };
+    let fix44 = Fix44Config {
+        connect: {
+            let c = fx.connect.trim();
+            let ok = c.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                v.fail(
+                    "venue.fix44.connect",
+                    format!("{c:?} is not accepted; accepted: HOST:PORT of the broker's FIX gateway, e.g. fix.example.com:9880"),
+                );
+            }
+            c.to_owned()
+        },
+        sender_comp_id: comp_id(&mut v, "venue.fix44.sender_comp_id", &fx.sender_comp_id),
+        target_comp_id: comp_id(&mut v, "venue.fix44.target_comp_id", &fx.target_comp_id),
+        heartbeat_interval: {
+            let d = v.duration(
+                "venue.fix44.heartbeat_interval",
+                &fx.heartbeat_interval,
+                Duration::from_secs(1),
+                Duration::from_secs(300),
+            );
+            if d.subsec_nanos() != 0 {
+                v.fail("venue.fix44.heartbeat_interval", "must be whole seconds (FIX HeartBtInt), e.g. 30s".into());
+            }
+            d
+        },
+        reset_on_logon: fx.reset_on_logon,
+        logon_timeout: v.duration(
+            "venue.fix44.logon_timeout",
+            &fx.logon_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        ),
+        reconnect_min: v.duration(
+            "venue.fix44.reconnect_min",
+            &fx.reconnect_min,
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        ),
+        reconnect_max: v.duration(
+            "venue.fix44.reconnect_max",
+            &fx.reconnect_max,
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        ),
+        time_in_force: fx.time_in_force,
+        account: {
+            if fx.account.len() > 64 || fx.account.bytes().any(|b| !b.is_ascii_graphic()) {
+                v.fail("venue.fix44.account", "is not accepted; accepted: up to 64 printable ASCII characters".into());
+            }
+            fx.account.clone()
+        },
+        state_dir: PathBuf::from(&fx.state_dir),
+    };
+    if fix44.reconnect_max < fix44.reconnect_min {
+        v.fail("venue.fix44.reconnect_max", "is less than venue.fix44.reconnect_min".into());
+    }
+    if fx.state_dir.trim().is_empty() {
+        v.fail("venue.fix44.state_dir", "is empty; accepted: a folder path, e.g. state".into());
+    }
+    let venue = VenueConfig { kind: raw.venue.kind, paper, fix44 };
 
     let f = &raw.feed;
     if f.symbols.is_empty() {
@@ -1066,6 +1227,9 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             format!("{cap} is not accepted; accepted: a power of two from 1 to {MAX_QUEUE_CAPACITY} (e.g. 1024)"),
         );
     }
+
+    let queue_max_wait =
+        v.duration("queue.max_wait", &raw.queue.max_wait, Duration::from_millis(1), Duration::from_secs(3600));
 
     let r = &raw.risk;
     let risk = RiskConfig {
@@ -1281,6 +1445,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         model,
         drift,
         queue_capacity: cap,
+        queue_max_wait,
         risk,
         ingress,
         metrics_listen,

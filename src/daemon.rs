@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError, VenueConfig};
+use crate::config::{Config, ConfigError, VenueKind};
 use crate::engine::checkpoint;
 use crate::engine::core::{Clock, MonotonicClock, TradingCore};
 use crate::engine::reactor::{Checkpointer, Reactor, StopReason};
@@ -17,6 +17,7 @@ use crate::telemetry::influx;
 use crate::telemetry::logging::LogWriter;
 use crate::telemetry::metrics::Metrics;
 use crate::venue::feed::Feed;
+use crate::venue::fix44::FixVenue;
 use crate::venue::paper::PaperVenue;
 use crate::venue::Venue;
 use crate::{build_info, timefmt};
@@ -192,8 +193,74 @@ fn run_logged(
     let clock = MonotonicClock::new();
     let feed = Feed::new(&cfg.feed, clock.now()).map_err(|e| DaemonError::Input(e.to_string()))?;
     let symbols: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
-    let VenueConfig::Paper(paper) = &cfg.venue;
-    let venue = PaperVenue::new(paper, symbols.len(), cfg.risk.max_open_orders);
+    let parts = Parts { metrics, influx_target, health, server, clock, feed, symbols };
+    match cfg.venue.kind {
+        VenueKind::Paper => {
+            let venue = PaperVenue::new(&cfg.venue.paper, parts.symbols.len(), cfg.risk.max_open_orders);
+            run_venue(cfg, secrets, discard_checkpoint, venue, parts)
+        }
+        VenueKind::Fix44 => {
+            let venue = fix_venue(cfg, secrets, &parts)?;
+            run_venue(cfg, secrets, discard_checkpoint, venue, parts)
+        }
+    }
+}
+
+/// What start-up prepared before the venue was chosen.
+struct Parts {
+    metrics: Metrics,
+    influx_target: Option<influx::Target>,
+    health: Arc<Health>,
+    server: tiny_http::Server,
+    clock: MonotonicClock,
+    feed: Feed,
+    symbols: Vec<String>,
+}
+
+/// Builds the FIX venue: resolves the gateway's address (once, at start-up: the engine never waits
+/// for DNS) and takes the credentials from the environment or `$CREDENTIALS_DIRECTORY`.
+fn fix_venue(cfg: &Config, secrets: &crate::secrets::Secrets, parts: &Parts) -> Result<FixVenue, DaemonError> {
+    use std::net::ToSocketAddrs;
+    let f = &cfg.venue.fix44;
+    let addrs: Vec<std::net::SocketAddr> = f
+        .connect
+        .to_socket_addrs()
+        .map_err(|e| DaemonError::Input(format!("venue.fix44.connect {}: cannot resolve: {e}", f.connect)))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(DaemonError::Input(format!("venue.fix44.connect {}: resolves to no address", f.connect)));
+    }
+    let username = std::env::var(crate::venue::fix44::FIX_USERNAME).ok().filter(|u| !u.is_empty());
+    let password = secrets.get(crate::venue::fix44::FIX_PASSWORD).cloned();
+    log::info!(
+        "FIX venue: {} ({}) as {} to {}, username {}, password {}",
+        f.connect,
+        addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        f.sender_comp_id,
+        f.target_comp_id,
+        if username.is_some() { "set" } else { "not set" },
+        if password.is_some() { "set" } else { "not set" }
+    );
+    FixVenue::new(
+        f,
+        addrs,
+        &parts.symbols,
+        cfg.risk.max_open_orders,
+        cfg.queue_max_wait,
+        (username, password),
+        parts.metrics.fix(),
+    )
+    .map_err(DaemonError::Input)
+}
+
+fn run_venue<V: Venue>(
+    cfg: &Config,
+    secrets: &crate::secrets::Secrets,
+    discard_checkpoint: bool,
+    venue: V,
+    parts: Parts,
+) -> Result<StopReason, DaemonError> {
+    let Parts { metrics, influx_target, health, server, clock, feed, symbols } = parts;
     let engine_metrics = metrics.engine(venue.name(), &symbols);
     metrics.queue_capacity.set(cfg.queue_capacity as i64);
     // Model signal ids start with the start time, so they never repeat across restarts.
@@ -247,6 +314,8 @@ fn run_logged(
 
     let result = reactor.run(&health, &notifier);
     health.set_stopping();
+    let now = reactor.core().clock().now();
+    reactor.core_mut().venue_mut().close(now);
     if let Some(c) = reactor.take_checkpointer() {
         c.finish(reactor.core(), &cfg.checkpoint.path);
     }
@@ -259,8 +328,13 @@ fn run_logged(
         Ok(reason) => {
             if summary.open_orders > 0 {
                 log::warn!(
-                    "{} orders were still in flight after engine.shutdown_grace; the paper venue abandons them",
-                    summary.open_orders
+                    "{} orders were still in flight after engine.shutdown_grace; {}",
+                    summary.open_orders,
+                    if cfg.venue.kind == VenueKind::Paper {
+                        "the paper venue abandons them"
+                    } else {
+                        "the venue still holds them; their outcome arrives after the next start"
+                    }
                 );
             }
             let why = match &reason {

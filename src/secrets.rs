@@ -15,8 +15,14 @@ use crate::deployment::runtime_secrets::{
 };
 
 /// Every secret name the daemon looks for.
-pub const NAMES: [&str; 5] =
-    [API_KEY, CONTROLLER_SHARED_SECRET, CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS, INFLUXDB_TOKEN];
+pub const NAMES: [&str; 6] = [
+    API_KEY,
+    CONTROLLER_SHARED_SECRET,
+    CHECKPOINT_AES_KEY,
+    CHECKPOINT_AES_KEY_PREVIOUS,
+    INFLUXDB_TOKEN,
+    crate::venue::fix44::FIX_PASSWORD,
+];
 
 /// A secret value. Compare it, use its bytes; it is never formatted.
 #[derive(Clone, PartialEq, Eq)]

@@ -53,6 +53,35 @@ pub fn rfc3339_micros(unix_ns: i128) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
+/// Length of a FIX UTCTimestamp with milliseconds: `20261124-07:06:19.123`.
+pub const FIX_TIMESTAMP_LEN: usize = 21;
+
+/// Writes a FIX UTCTimestamp with milliseconds (`YYYYMMDD-HH:MM:SS.sss`) without allocating.
+pub fn fix_timestamp(unix_ns: i128, out: &mut [u8; FIX_TIMESTAMP_LEN]) {
+    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
+    let millis = (unix_ns.rem_euclid(1_000_000_000) / 1_000_000) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u32;
+    let y = y.clamp(0, 9999) as u32;
+    let digits = |out: &mut [u8], mut v: u32| {
+        for b in out.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(&mut out[0..4], y);
+    digits(&mut out[4..6], mo);
+    digits(&mut out[6..8], d);
+    out[8] = b'-';
+    digits(&mut out[9..11], sod / 3600);
+    out[11] = b':';
+    digits(&mut out[12..14], (sod / 60) % 60);
+    out[14] = b':';
+    digits(&mut out[15..17], sod % 60);
+    out[17] = b'.';
+    digits(&mut out[18..21], millis);
+}
+
 /// Parses RFC 3339 (`2026-11-24T07:06:19.5Z`, `...+02:00`, a space allowed for `T`) or epoch
 /// seconds with an optional fraction (`1732431979.25`) into nanoseconds since the epoch.
 pub fn parse_timestamp(s: &str) -> Result<i128, String> {
@@ -118,6 +147,15 @@ fn parse_fraction(frac: &str) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_fix_timestamps() {
+        let mut b = [0u8; FIX_TIMESTAMP_LEN];
+        fix_timestamp(1_732_431_979_123_456_789, &mut b);
+        assert_eq!(&b, b"20241124-07:06:19.123");
+        fix_timestamp(0, &mut b);
+        assert_eq!(&b, b"19700101-00:00:00.000");
+    }
 
     #[test]
     fn formats_known_instants() {

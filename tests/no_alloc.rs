@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use mt5bot::config::{Config, OrderKind, VenueConfig};
+use mt5bot::config::{Config, OrderKind};
 use mt5bot::engine::core::{ManualClock, TradingCore};
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::venue::feed::Feed;
@@ -59,7 +59,7 @@ static GLOBAL: Counting = Counting;
 /// Drives `ticks` ticks through feed and core on a fake clock; returns allocations seen.
 fn allocations_while_trading(cfg: &Config, warm_up: u64, ticks: u64) -> (u64, Metrics) {
     let metrics = Metrics::new();
-    let VenueConfig::Paper(paper) = &cfg.venue;
+    let paper = &cfg.venue.paper;
     let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
     let venue = PaperVenue::new(paper, names.len(), cfg.risk.max_open_orders);
     let mut core = TradingCore::new(cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "A");
@@ -113,7 +113,7 @@ fn limit_orders_and_partial_fills_allocate_nothing_after_start_up() {
     let mut cfg = busy_config(OrderKind::Limit);
     cfg.model.order_qty = 3.0;
     cfg.risk.max_position = 6.0;
-    let VenueConfig::Paper(p) = &mut cfg.venue;
+    let p = &mut cfg.venue.paper;
     p.depth = 1.0; // every order fills in three parts
     let (allocs, m) = allocations_while_trading(&cfg, 20_000, 200_000);
     assert!(m.trade_count.get() > 3 * 1_000, "partial fills exercised: {}", m.trade_count.get());

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mt5bot::config::{Config, OrderKind, VenueConfig};
+use mt5bot::config::{Config, OrderKind};
 
 /// A config in which every tick of an alternating price path crosses the averages, so every tick
 /// produces exactly one market order (buy, sell, buy, ...), and nothing limits the rate.
@@ -14,7 +14,7 @@ pub fn one_order_per_tick() -> Config {
     cfg.model.order_type = OrderKind::Market;
     cfg.risk.max_orders_per_second = u32::MAX;
     cfg.risk.max_position = 10.0;
-    let VenueConfig::Paper(p) = &mut cfg.venue;
+    let p = &mut cfg.venue.paper;
     p.latency = Duration::ZERO;
     cfg
 }

@@ -115,6 +115,7 @@ pub struct TradingCore<V, C> {
     next_model_seq: u64,
     paused_until: Option<Nanos>,
     accepting: bool,
+    max_wait: Nanos,
     drift_alarms: u64,
     trade_sink: Option<std::sync::mpsc::SyncSender<TradeRecord>>,
 }
@@ -142,6 +143,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             next_model_seq: 1,
             paused_until: None,
             accepting: true,
+            max_wait: cfg.queue_max_wait.as_nanos() as Nanos,
             drift_alarms: 0,
             trade_sink: None,
         }
@@ -168,6 +170,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
 
     pub fn venue(&self) -> &V {
         &self.venue
+    }
+
+    pub fn venue_mut(&mut self) -> &mut V {
+        &mut self.venue
     }
 
     pub fn executor(&self) -> &Executor {
@@ -231,11 +237,22 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     }
 
     /// Turns every queued signal into an order (or a counted refusal) and hands it to the venue.
+    /// While the venue cannot take orders (its session is down), signals wait, and those older than
+    /// `queue.max_wait` are refused.
     #[inline]
     pub fn drain(&mut self) {
         let mut sent = false;
-        while let Some(sig) = self.queue.pop() {
+        while let Some(front) = self.queue.front() {
             let now = self.clock.now();
+            if !self.venue.ready_for_orders() {
+                if now.saturating_sub(front.origin_ns) <= self.max_wait {
+                    break;
+                }
+                let _ = self.queue.pop();
+                self.metrics.dropped(DropReason::VenueUnavailable);
+                continue;
+            }
+            let Some(sig) = self.queue.pop() else { break };
             let order = match self.executor.create(&sig, now) {
                 Ok(order) => order,
                 Err(reason) => {
@@ -257,7 +274,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 }
             }
         }
-        self.metrics.queue_depth.set(0);
+        self.metrics.queue_depth.set(self.queue.len() as i64);
         if sent {
             self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         }
@@ -268,6 +285,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let now = self.clock.now();
         self.venue.poll(now, &mut self.events);
         self.apply_events(now);
+        if !self.queue.is_empty() {
+            self.drain();
+        }
         if let Some(until) = self.paused_until {
             if now >= until {
                 self.paused_until = None;
@@ -462,7 +482,7 @@ mod tests {
 
     fn core(cfg: &Config) -> (Core, Metrics) {
         let metrics = Metrics::new();
-        let crate::config::VenueConfig::Paper(p) = &cfg.venue;
+        let p = &cfg.venue.paper;
         let venue = PaperVenue::new(p, cfg.feed.symbols.len(), cfg.risk.max_open_orders);
         let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
         let em = metrics.engine("paper", &names);

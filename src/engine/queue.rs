@@ -47,6 +47,15 @@ impl<T: Copy + Default> SignalQueue<T> {
         Some(item)
     }
 
+    /// The oldest item, left in place.
+    #[inline]
+    pub fn front(&self) -> Option<&T> {
+        if self.head == self.tail {
+            return None;
+        }
+        Some(&self.slots[self.tail & self.mask])
+    }
+
     #[inline]
     pub fn len(&self) -> usize {
         self.head.wrapping_sub(self.tail)

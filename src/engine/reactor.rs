@@ -35,6 +35,7 @@ const SIGTERM_TOKEN: Token = Token(0);
 const SIGINT_TOKEN: Token = Token(1);
 const WAKER: Token = Token(2);
 const INGRESS_LISTENER: Token = Token(3);
+const VENUE: Token = Token(4);
 /// Ingress connections take tokens from here up.
 const FIRST_CONNECTION: usize = 16;
 
@@ -190,8 +191,9 @@ fn signal_pipe(signal: i32) -> io::Result<UnixStream> {
 
 impl<V: Venue, C: Clock> Reactor<V, C> {
     /// Sets up the poll, stop signals, waker and (when configured) the ingress listener.
-    pub fn new(cfg: &Config, core: TradingCore<V, C>, feed: Feed, metrics: EngineMetrics) -> io::Result<Self> {
+    pub fn new(cfg: &Config, mut core: TradingCore<V, C>, feed: Feed, metrics: EngineMetrics) -> io::Result<Self> {
         let poll = Poll::new()?;
+        core.venue_mut().attach(poll.registry(), VENUE)?;
         let mut sigterm = signal_pipe(signal_hook::consts::SIGTERM)?;
         let mut sigint = signal_pipe(signal_hook::consts::SIGINT)?;
         poll.registry().register(&mut sigterm, SIGTERM_TOKEN, Interest::READABLE)?;
@@ -247,6 +249,10 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         &self.core
     }
 
+    pub fn core_mut(&mut self) -> &mut TradingCore<V, C> {
+        &mut self.core
+    }
+
     /// Runs until a stop signal or command, then until orders in flight settle or the grace ends.
     pub fn run(&mut self, health: &Health, notifier: &Notifier) -> io::Result<StopReason> {
         let mut events = Events::with_capacity(256);
@@ -295,6 +301,13 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                     SIGTERM_TOKEN => drain_pipe(&mut self.sigterm).then_some(StopReason::Signal("SIGTERM")),
                     SIGINT_TOKEN => drain_pipe(&mut self.sigint).then_some(StopReason::Signal("SIGINT")),
                     WAKER => self.take_commands(),
+                    VENUE => {
+                        self.core.venue_mut().on_ready(
+                            event.is_readable() || event.is_read_closed() || event.is_error(),
+                            event.is_writable() || event.is_write_closed(),
+                        );
+                        None
+                    }
                     INGRESS_LISTENER => {
                         if let Some(ing) = self.ingress.as_mut() {
                             ing.accept(self.poll.registry(), &self.metrics);

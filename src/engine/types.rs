@@ -187,10 +187,12 @@ pub enum DropReason {
     MaxNotional,
     MaxOpenOrders,
     VenueRejected,
+    /// Waited longer than `queue.max_wait` for the venue's session.
+    VenueUnavailable,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::QueueFull,
         DropReason::Paused,
         DropReason::Stopping,
@@ -201,6 +203,7 @@ impl DropReason {
         DropReason::MaxNotional,
         DropReason::MaxOpenOrders,
         DropReason::VenueRejected,
+        DropReason::VenueUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -215,6 +218,7 @@ impl DropReason {
             DropReason::MaxNotional => "max_notional",
             DropReason::MaxOpenOrders => "max_open_orders",
             DropReason::VenueRejected => "venue_rejected",
+            DropReason::VenueUnavailable => "venue_unavailable",
         }
     }
 

@@ -36,6 +36,7 @@ pub mod names {
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
     pub const BROKER_RECONNECTS: &str = "broker_reconnects_total";
+    pub const VENUE_PROTOCOL_ERRORS: &str = "venue_protocol_errors_total";
     pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
     pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
@@ -99,6 +100,7 @@ pub struct Metrics {
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGaugeVec,
     pub broker_reconnects: IntCounterVec,
+    pub venue_protocol_errors: IntCounterVec,
     pub ingress_connections: IntGauge,
     pub ingress_errors: IntCounterVec,
     pub log_records_dropped: IntCounter,
@@ -165,6 +167,7 @@ impl Metrics {
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
             broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Reconnection attempts to the venue (the paper venue never reconnects)."), &["venue"]))),
+            venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble on the venue session: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours)."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
@@ -211,6 +214,17 @@ impl Metrics {
     }
 
     /// Handles the engine thread uses, with labelled children resolved once.
+    /// The counters of the FIX venue.
+    pub fn fix(&self) -> crate::venue::fix44::FixMetrics {
+        let e = |kind: &str| self.venue_protocol_errors.with_label_values(&["fix44", kind]);
+        crate::venue::fix44::FixMetrics {
+            reconnects: self.broker_reconnects.with_label_values(&["fix44"]),
+            garbled: e("garbled"),
+            rejects_sent: e("rejected"),
+            rejects_received: e("refused"),
+        }
+    }
+
     pub fn engine(&self, venue: &str, symbols: &[String]) -> EngineMetrics {
         EngineMetrics {
             queue_depth: self.queue_depth.clone(),

@@ -6,6 +6,7 @@
 //! the embedded default; `feed` produces the ticks it trades on.
 
 pub mod feed;
+pub mod fix44;
 pub mod paper;
 
 use crate::engine::types::{Nanos, OrderRequest, Tick, VenueEvent};
@@ -32,4 +33,22 @@ pub trait Venue {
 
     /// Orders the venue still holds.
     fn open_orders(&self) -> usize;
+
+    /// Registers the venue's sockets with the engine's poll under `token`, before the loop starts.
+    /// Venues without sockets keep the default.
+    fn attach(&mut self, _registry: &mio::Registry, _token: mio::Token) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// The poll saw readiness on the venue's token; the next [`Venue::poll`] does the IO.
+    fn on_ready(&mut self, _readable: bool, _writable: bool) {}
+
+    /// Whether an order handed over now would go out at once. While false, signals wait in the
+    /// queue (up to `queue.max_wait`) instead of being sent on a dead session.
+    fn ready_for_orders(&self) -> bool {
+        true
+    }
+
+    /// The engine is stopping: say goodbye to the counterparty (FIX Logout). Must not block.
+    fn close(&mut self, _now: Nanos) {}
 }

@@ -1,0 +1,757 @@
+//! The FIX 4.4 venue: an initiator session to a broker's FIX gateway, driven by the reactor.
+//!
+//! Three layers: [`codec`] (framing and fields), [`session`] (the sans-IO session state machine)
+//! and, here, the connection and the orders in flight. The reactor registers the socket once
+//! through [`Venue::attach`], reports readiness through [`Venue::on_ready`], and calls
+//! [`Venue::poll`] every loop turn; all IO is non-blocking.
+//!
+//! Reliability rules this module keeps:
+//! - Sequence numbers are written to `<state_dir>/fix44-<sender>-<target>.seqnums` before the bytes
+//!   that use them are handed to the socket, so a restart continues the session.
+//! - The ClOrdID is the signal id, so an order the venue has seen is a duplicate it refuses.
+//! - An order is never sent twice: a counterparty's ResendRequest is gap-filled. An order it
+//!   proves it never received (its ResendRequest covers the order's sequence number and no
+//!   execution report came) is sent again as a new message once the session is back in sync, if
+//!   it is younger than `queue.max_wait`; otherwise it is refused. An order whose fate is unknown
+//!   after a reconnect gets an OrderStatusRequest and stays in flight until a report settles it.
+//! - Executions are applied by cumulative quantity (CumQty), so a report seen twice (PossDup
+//!   resends, status answers) never books a fill twice, whatever the venue's ExecID scheme.
+
+pub mod codec;
+pub mod session;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use prometheus::IntCounter;
+
+use crate::config::{Fix44Config, OrderKind, TimeInForce};
+use crate::engine::types::{Nanos, OrderRequest, Side, Tick, VenueEvent};
+use crate::secrets::Secret;
+
+use self::codec::{tag, Message};
+use self::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
+use super::Venue;
+
+/// Where the FIX username and password come from (environment or `$CREDENTIALS_DIRECTORY`).
+pub const FIX_USERNAME: &str = "FIX_USERNAME";
+pub const FIX_PASSWORD: &str = "FIX_PASSWORD";
+
+const QTY_EPSILON: f64 = 1e-9;
+/// Reads per poll before other work gets a turn; the readable flag stays set if bytes remain.
+const MAX_READS_PER_POLL: usize = 64;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Counters the venue keeps beside the session's.
+#[derive(Debug, Clone)]
+pub struct FixMetrics {
+    pub reconnects: IntCounter,
+    /// Bytes dropped as garbled (bad checksum, length, framing).
+    pub garbled: IntCounter,
+    /// Session Rejects we sent for bad messages from the venue.
+    pub rejects_sent: IntCounter,
+    /// Session Rejects the venue sent for our messages.
+    pub rejects_received: IntCounter,
+}
+
+/// The persisted sequence numbers: one small file rewritten in place.
+#[derive(Debug)]
+struct SeqStore {
+    file: File,
+    path: PathBuf,
+    saved: SeqNums,
+    failed: bool,
+}
+
+impl SeqStore {
+    fn open(dir: &Path, sender: &str, target: &str) -> Result<(SeqStore, SeqNums), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create venue.fix44.state_dir {}: {e}", dir.display()))?;
+        let path = dir.join(format!("fix44-{sender}-{target}.seqnums"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let mut text = String::new();
+        (&file).read_to_string(&mut text).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let seqs = if text.trim().is_empty() {
+            SeqNums::default()
+        } else {
+            let mut it = text.split_whitespace().map(str::parse::<u64>);
+            match (it.next(), it.next(), it.next()) {
+                (Some(Ok(o)), Some(Ok(i)), None) if o >= 1 && i >= 1 => SeqNums { next_out: o, next_in: i },
+                _ => {
+                    return Err(format!(
+                        "{} is not a sequence-number file (expected two numbers: next to send, next expected); \
+                         restore it, or agree a sequence reset with the broker and delete it",
+                        path.display()
+                    ))
+                }
+            }
+        };
+        Ok((SeqStore { file, path, saved: seqs, failed: false }, seqs))
+    }
+
+    /// Writes `s` when it changed. Fixed width, so the file never needs truncating.
+    fn save(&mut self, s: SeqNums) {
+        if s == self.saved {
+            return;
+        }
+        let mut line = [b' '; 41];
+        let mut put = |at: usize, mut v: u64| {
+            for i in (at..at + 20).rev() {
+                line[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, s.next_out);
+        put(20, s.next_in);
+        let mut buf = [0u8; 42];
+        buf[..20].copy_from_slice(&line[..20]);
+        buf[20] = b' ';
+        buf[21..41].copy_from_slice(&line[20..40]);
+        buf[41] = b'\n';
+        match self.file.write_all_at(&buf, 0) {
+            Ok(()) => {
+                self.saved = s;
+                self.failed = false;
+            }
+            Err(e) => {
+                if !self.failed {
+                    log::error!(
+                        "cannot write FIX sequence numbers to {}: {e}; a restart now would reuse sequence numbers",
+                        self.path.display()
+                    );
+                }
+                self.failed = true;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Sent on the session of this connection number.
+    Sent { conn: u64 },
+    /// Asked about with an OrderStatusRequest.
+    StatusAsked,
+    /// The counterparty said it never received it.
+    Undelivered,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FixOrder {
+    req: OrderRequest,
+    /// MsgSeqNum of the NewOrderSingle that carried it last.
+    seq: u64,
+    created: Nanos,
+    cum: f64,
+    /// Sum of qty * price booked so far, to price fills known only by AvgPx.
+    notional: f64,
+    acked: bool,
+    delivery: Delivery,
+}
+
+/// The orders in flight and what the session tells about them.
+#[derive(Debug)]
+struct Book {
+    orders: Vec<FixOrder>,
+    capacity: usize,
+    next_exec_id: u64,
+    events: Vec<VenueEvent>,
+    symbols: Vec<String>,
+    reconcile_due: bool,
+    status_unsupported: bool,
+}
+
+impl Book {
+    fn find(&self, client_id: &[u8]) -> Option<usize> {
+        self.orders.iter().position(|o| o.req.client_id.as_str().as_bytes() == client_id)
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.orders.swap_remove(i);
+    }
+
+    fn on_execution_report(&mut self, m: &Message<'_>) -> Result<(), RejectReason> {
+        const REQUIRED: [u32; 9] = [
+            tag::ORDER_ID,
+            tag::EXEC_ID,
+            tag::EXEC_TYPE,
+            tag::ORD_STATUS,
+            tag::SYMBOL,
+            tag::SIDE,
+            tag::LEAVES_QTY,
+            tag::CUM_QTY,
+            tag::AVG_PX,
+        ];
+        if let Some(&missing) = REQUIRED.iter().find(|&&t| !m.has(t)) {
+            return Err(RejectReason { code: 1, tag: Some(missing), text: "required tag missing" });
+        }
+        let (Some(cum), Some(exec_type), Some(status)) =
+            (m.get_f64(tag::CUM_QTY), m.get_char(tag::EXEC_TYPE), m.get_char(tag::ORD_STATUS))
+        else {
+            return Err(RejectReason { code: 6, tag: Some(tag::CUM_QTY), text: "incorrect data format for value" });
+        };
+        let Some(i) = m.get(tag::CL_ORD_ID).and_then(|id| self.find(id)) else {
+            log::warn!(
+                "FIX: execution report for an order not in flight here (ClOrdID {}, ExecID {}); ignored",
+                m.get_str(tag::CL_ORD_ID).unwrap_or("?"),
+                m.get_str(tag::EXEC_ID).unwrap_or("?")
+            );
+            return Ok(());
+        };
+        let key = self.orders[i].req.key;
+        if !self.orders[i].acked && exec_type != b'8' {
+            self.orders[i].acked = true;
+            self.events.push(VenueEvent::Accepted { key });
+        }
+        let o = &mut self.orders[i];
+        if cum > o.cum + QTY_EPSILON {
+            let qty = cum - o.cum;
+            let price = match (exec_type, m.get_f64(tag::LAST_PX), m.get_f64(tag::AVG_PX)) {
+                (b'F', Some(px), _) if px > 0.0 => px,
+                (_, _, Some(avg)) if avg > 0.0 => ((avg * cum - o.notional) / qty).max(f64::MIN_POSITIVE),
+                _ => o.req.price,
+            };
+            o.cum = cum;
+            o.notional += qty * price;
+            self.next_exec_id += 1;
+            self.events.push(VenueEvent::Fill { key, exec_id: self.next_exec_id, qty, price });
+        }
+        let done = o.cum + QTY_EPSILON >= o.req.qty;
+        match status {
+            b'2' => self.remove(i),
+            b'4' | b'C' | b'3' if !done => {
+                self.events.push(VenueEvent::Cancelled { key });
+                self.remove(i);
+            }
+            b'8' => {
+                log::warn!(
+                    "FIX: order {} rejected by the venue: {}",
+                    self.orders[i].req.client_id,
+                    m.get_str(tag::TEXT).unwrap_or("(no reason given)")
+                );
+                self.events.push(VenueEvent::Rejected { key, reason: "rejected by the venue" });
+                self.remove(i);
+            }
+            _ if done => self.remove(i),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn reject_order(&mut self, i: usize, reason: &'static str) {
+        let key = self.orders[i].req.key;
+        self.events.push(VenueEvent::Rejected { key, reason });
+        self.remove(i);
+    }
+}
+
+impl Application for Book {
+    fn on_logon(&mut self, _now: Nanos) {}
+
+    fn on_message(&mut self, m: &Message<'_>, _now: Nanos) -> Result<(), RejectReason> {
+        match m.msg_type() {
+            b"8" => self.on_execution_report(m),
+            b"9" => {
+                const REQUIRED: [u32; 5] =
+                    [tag::ORDER_ID, tag::CL_ORD_ID, tag::ORIG_CL_ORD_ID, tag::ORD_STATUS, tag::CXL_REJ_RESPONSE_TO];
+                if let Some(&missing) = REQUIRED.iter().find(|&&t| !m.has(t)) {
+                    return Err(RejectReason { code: 1, tag: Some(missing), text: "required tag missing" });
+                }
+                log::warn!(
+                    "FIX: cancel of order {} refused by the venue: {}",
+                    m.get_str(tag::ORIG_CL_ORD_ID).unwrap_or("?"),
+                    m.get_str(tag::TEXT).unwrap_or("(no reason given)")
+                );
+                Ok(())
+            }
+            b"j" => {
+                if let Some(&missing) = [tag::REF_MSG_TYPE, tag::BUSINESS_REJECT_REASON].iter().find(|&&t| !m.has(t)) {
+                    return Err(RejectReason { code: 1, tag: Some(missing), text: "required tag missing" });
+                }
+                let ref_type = m.get(tag::REF_MSG_TYPE).unwrap_or_default();
+                let text = m.get_str(tag::TEXT).unwrap_or("(no reason given)");
+                if ref_type == b"H" {
+                    if !self.status_unsupported {
+                        log::warn!(
+                            "FIX: the venue does not answer OrderStatusRequest ({text}); orders of unknown outcome stay in flight until an execution report arrives"
+                        );
+                    }
+                    self.status_unsupported = true;
+                } else if let Some(i) = m.get(tag::BUSINESS_REJECT_REF_ID).and_then(|id| self.find(id)) {
+                    log::warn!("FIX: order {} refused by the venue: {text}", self.orders[i].req.client_id);
+                    self.reject_order(i, "refused by the venue");
+                } else {
+                    log::warn!("FIX: business reject from the venue: {text}");
+                }
+                Ok(())
+            }
+            _ => Err(RejectReason { code: 11, tag: Some(tag::MSG_TYPE), text: "unsupported MsgType" }),
+        }
+    }
+
+    fn on_session_reject(&mut self, ref_seq: u64, _text: &str, _now: Nanos) {
+        if let Some(i) = self.orders.iter().position(|o| o.seq == ref_seq && !o.acked) {
+            self.reject_order(i, "refused by the venue's session layer");
+        }
+    }
+
+    fn on_peer_missed(&mut self, begin: u64, end: u64, _now: Nanos) {
+        for o in &mut self.orders {
+            if (begin..end).contains(&o.seq) && !o.acked && o.cum == 0.0 {
+                o.delivery = Delivery::Undelivered;
+            }
+        }
+        self.reconcile_due = true;
+    }
+
+    fn on_in_sync(&mut self, _now: Nanos) {
+        self.reconcile_due = true;
+    }
+}
+
+#[derive(Debug)]
+enum Conn {
+    Down { retry_at: Nanos },
+    Connecting { stream: TcpStream, since: Nanos },
+    Up { stream: TcpStream },
+}
+
+/// Capped exponential backoff with jitter (between half and all of the step).
+#[derive(Debug)]
+struct Backoff {
+    min: Nanos,
+    max: Nanos,
+    attempt: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Nanos {
+        let step = self.min.saturating_mul(1u64 << self.attempt.min(30)).min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        // xorshift64: jitter only, not a secret.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        step / 2 + self.rng % (step / 2 + 1)
+    }
+}
+
+/// The FIX 4.4 venue.
+#[derive(Debug)]
+pub struct FixVenue {
+    addrs: Vec<SocketAddr>,
+    next_addr: usize,
+    registry: Option<Registry>,
+    token: Token,
+    conn: Conn,
+    conn_number: u64,
+    logon_timeout: Nanos,
+    session: Session,
+    store: SeqStore,
+    book: Book,
+    rbuf: Vec<u8>,
+    chunk: Box<[u8]>,
+    wbuf: Vec<u8>,
+    readable: bool,
+    writable: bool,
+    backoff: Backoff,
+    tif: TimeInForce,
+    account: Vec<u8>,
+    max_wait: Nanos,
+    metrics: FixMetrics,
+    reported: session::Counters,
+}
+
+impl FixVenue {
+    /// Opens the sequence-number file; the connection starts at the first `poll`.
+    pub fn new(
+        cfg: &Fix44Config,
+        addrs: Vec<SocketAddr>,
+        symbols: &[String],
+        max_open_orders: usize,
+        max_wait: std::time::Duration,
+        credentials: (Option<String>, Option<Secret>),
+        metrics: FixMetrics,
+    ) -> Result<FixVenue, String> {
+        let (store, seqs) = SeqStore::open(&cfg.state_dir, &cfg.sender_comp_id, &cfg.target_comp_id)?;
+        let session = Session::new(
+            SessionConfig {
+                sender: cfg.sender_comp_id.clone(),
+                target: cfg.target_comp_id.clone(),
+                heartbeat_secs: cfg.heartbeat_interval.as_secs(),
+                reset_on_logon: cfg.reset_on_logon,
+                logon_timeout: cfg.logon_timeout.as_nanos() as Nanos,
+                username: credentials.0,
+                password: credentials.1,
+            },
+            seqs,
+        );
+        let seed = (crate::timefmt::unix_nanos() as u64) | 1;
+        Ok(FixVenue {
+            addrs,
+            next_addr: 0,
+            registry: None,
+            token: Token(0),
+            conn: Conn::Down { retry_at: 0 },
+            conn_number: 0,
+            logon_timeout: cfg.logon_timeout.as_nanos() as Nanos,
+            session,
+            store,
+            book: Book {
+                orders: Vec::with_capacity(max_open_orders),
+                capacity: max_open_orders,
+                next_exec_id: 0,
+                events: Vec::with_capacity(2 * max_open_orders + 16),
+                symbols: symbols.to_vec(),
+                reconcile_due: false,
+                status_unsupported: false,
+            },
+            rbuf: Vec::with_capacity(READ_CHUNK * 2),
+            chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            wbuf: Vec::with_capacity(READ_CHUNK),
+            readable: false,
+            writable: false,
+            backoff: Backoff {
+                min: cfg.reconnect_min.as_nanos() as Nanos,
+                max: cfg.reconnect_max.as_nanos() as Nanos,
+                attempt: 0,
+                rng: seed,
+            },
+            tif: cfg.time_in_force,
+            account: cfg.account.as_bytes().to_vec(),
+            max_wait: max_wait.as_nanos() as Nanos,
+            metrics,
+            reported: session::Counters::default(),
+        })
+    }
+
+    /// The sequence numbers now (for tests and the status line).
+    pub fn seqs(&self) -> SeqNums {
+        self.session.seqs()
+    }
+
+    fn connect(&mut self, now: Nanos) {
+        let Some(registry) = &self.registry else { return };
+        let addr = self.addrs[self.next_addr % self.addrs.len()];
+        self.next_addr = self.next_addr.wrapping_add(1);
+        if self.conn_number > 0 {
+            self.metrics.reconnects.inc();
+        }
+        self.conn_number += 1;
+        match TcpStream::connect(addr) {
+            Ok(mut stream) => {
+                match registry.register(&mut stream, self.token, Interest::READABLE | Interest::WRITABLE) {
+                    Ok(()) => {
+                        self.readable = false;
+                        self.writable = false;
+                        self.conn = Conn::Connecting { stream, since: now };
+                    }
+                    Err(e) => self.retry_later(now, &format!("cannot watch the connection to {addr}: {e}")),
+                }
+            }
+            Err(e) => self.retry_later(now, &format!("cannot connect to {addr}: {e}")),
+        }
+    }
+
+    fn retry_later(&mut self, now: Nanos, why: &str) {
+        let wait = self.backoff.next();
+        log::warn!("FIX: {why}; reconnecting in {} ms", wait / 1_000_000);
+        self.conn = Conn::Down { retry_at: now + wait };
+    }
+
+    fn drop_connection(&mut self, now: Nanos, why: &str) {
+        // Whatever the session still had to say (a Logout) goes out first, if it can.
+        self.flush();
+        let old = std::mem::replace(&mut self.conn, Conn::Down { retry_at: now });
+        if let (Conn::Up { mut stream } | Conn::Connecting { mut stream, .. }, Some(r)) = (old, &self.registry) {
+            let _ = r.deregister(&mut stream);
+        }
+        self.session.disconnected();
+        self.rbuf.clear();
+        self.wbuf.clear();
+        self.store.save(self.session.seqs());
+        let in_flight = self.book.orders.len();
+        self.retry_later(now, &format!("session to {} lost ({why}); {in_flight} orders in flight", self.addrs[0]));
+    }
+
+    /// Persists sequence numbers, then writes what is pending. Errors close the connection later
+    /// (the next read sees them); a full socket leaves the rest for the next writable event.
+    fn flush(&mut self) {
+        if self.wbuf.is_empty() {
+            return;
+        }
+        self.store.save(self.session.seqs());
+        let Conn::Up { stream } = &mut self.conn else { return };
+        let mut written = 0;
+        while written < self.wbuf.len() {
+            match stream.write(&self.wbuf[written..]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // The read side reports the failure and reconnects; keep the bytes until then.
+                    self.readable = true;
+                    break;
+                }
+            }
+        }
+        self.wbuf.drain(..written);
+    }
+
+    fn read(&mut self, now: Nanos) -> Result<(), String> {
+        let Conn::Up { stream } = &mut self.conn else { return Ok(()) };
+        let mut reads = 0;
+        loop {
+            if reads == MAX_READS_PER_POLL {
+                break;
+            }
+            reads += 1;
+            match stream.read(&mut self.chunk) {
+                Ok(0) => return Err("the venue closed the connection".into()),
+                Ok(n) => self.rbuf.extend_from_slice(&self.chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("read failed: {e}")),
+            }
+            if let Err(d) = self.session.on_bytes(&mut self.rbuf, now, &mut self.wbuf, &mut self.book) {
+                return Err(d.0);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a reconnect, once in sync: orders the venue never received go out again (if still
+    /// fresh), orders of unknown fate are asked about.
+    fn reconcile(&mut self, now: Nanos) {
+        self.book.reconcile_due = false;
+        let mut i = 0;
+        while i < self.book.orders.len() {
+            let o = self.book.orders[i];
+            match o.delivery {
+                Delivery::Undelivered if now.saturating_sub(o.created) > self.max_wait => {
+                    log::warn!(
+                        "FIX: order {} never reached the venue and is older than queue.max_wait; refused, not sent late",
+                        o.req.client_id
+                    );
+                    self.book.reject_order(i, "never reached the venue; too old to send now");
+                    continue;
+                }
+                Delivery::Undelivered => {
+                    log::info!("FIX: order {} never reached the venue; sending it now", o.req.client_id);
+                    if let Some(seq) = self.send_order(&o.req, now) {
+                        self.book.orders[i].seq = seq;
+                        self.book.orders[i].delivery = Delivery::Sent { conn: self.conn_number };
+                    }
+                }
+                Delivery::Sent { conn } if conn != self.conn_number && !o.acked => {
+                    let sym = self.book.symbols.get(o.req.symbol as usize).cloned().unwrap_or_default();
+                    let side = side_value(o.req.side);
+                    let id = o.req.client_id;
+                    self.session.send_app(b"H", now, &mut self.wbuf, |b| {
+                        b.field(tag::CL_ORD_ID, id.as_str().as_bytes())
+                            .field(tag::SYMBOL, sym.as_bytes())
+                            .field(tag::SIDE, side);
+                    });
+                    self.book.orders[i].delivery = Delivery::StatusAsked;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+
+    fn send_order(&mut self, req: &OrderRequest, now: Nanos) -> Option<u64> {
+        let sym = self.book.symbols.get(req.symbol as usize)?;
+        let time = self.session.timestamp(now);
+        let (tif, account) = (self.tif, &self.account);
+        self.session.send_app(b"D", now, &mut self.wbuf, |b| {
+            b.field(tag::CL_ORD_ID, req.client_id.as_str().as_bytes());
+            if !account.is_empty() {
+                b.field(tag::ACCOUNT, account);
+            }
+            b.field(tag::SYMBOL, sym.as_bytes())
+                .field(tag::SIDE, side_value(req.side))
+                .field(tag::TRANSACT_TIME, &time)
+                .field_f64(tag::ORDER_QTY, req.qty);
+            match req.kind {
+                OrderKind::Market => {
+                    b.field(tag::ORD_TYPE, b"1");
+                }
+                OrderKind::Limit => {
+                    b.field(tag::ORD_TYPE, b"2").field_f64(tag::PRICE, req.price);
+                }
+            }
+            b.field(tag::TIME_IN_FORCE, tif.fix_value());
+        })
+    }
+
+    fn report_counters(&mut self) {
+        let c = self.session.counters;
+        let r = &mut self.reported;
+        self.metrics.garbled.inc_by(c.garbled - r.garbled);
+        self.metrics.rejects_sent.inc_by(c.rejects_sent - r.rejects_sent);
+        self.metrics.rejects_received.inc_by(c.rejects_received - r.rejects_received);
+        *r = c;
+    }
+}
+
+fn side_value(side: Side) -> &'static [u8] {
+    match side {
+        Side::Buy => b"1",
+        Side::Sell => b"2",
+    }
+}
+
+impl Venue for FixVenue {
+    fn name(&self) -> &'static str {
+        "fix44"
+    }
+
+    fn attach(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        self.registry = Some(registry.try_clone()?);
+        self.token = token;
+        Ok(())
+    }
+
+    fn on_ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    fn ready_for_orders(&self) -> bool {
+        self.session.is_in_sync() && self.book.orders.len() < self.book.capacity
+    }
+
+    fn submit(&mut self, order: &OrderRequest, now: Nanos) -> Result<(), &'static str> {
+        if !self.session.is_in_sync() {
+            return Err("the FIX session is not logged on");
+        }
+        if self.book.orders.len() >= self.book.capacity {
+            return Err("too many orders in flight at the venue");
+        }
+        let Some(seq) = self.send_order(order, now) else { return Err("the symbol is unknown to the venue") };
+        self.book.orders.push(FixOrder {
+            req: *order,
+            seq,
+            created: now,
+            cum: 0.0,
+            notional: 0.0,
+            acked: false,
+            delivery: Delivery::Sent { conn: self.conn_number },
+        });
+        self.flush();
+        Ok(())
+    }
+
+    fn on_tick(&mut self, _tick: &Tick, _now: Nanos, _events: &mut Vec<VenueEvent>) {}
+
+    fn poll(&mut self, now: Nanos, events: &mut Vec<VenueEvent>) {
+        match &mut self.conn {
+            Conn::Down { retry_at } => {
+                if now >= *retry_at {
+                    self.connect(now);
+                }
+            }
+            Conn::Connecting { stream, since } => {
+                let since = *since;
+                if self.writable || self.readable {
+                    match (stream.take_error(), stream.peer_addr()) {
+                        (Ok(None), Ok(peer)) => {
+                            let Conn::Connecting { stream, .. } =
+                                std::mem::replace(&mut self.conn, Conn::Down { retry_at: now })
+                            else {
+                                return;
+                            };
+                            self.conn = Conn::Up { stream };
+                            log::info!("FIX: connected to {peer}; logging on");
+                            self.session.connected(now, crate::timefmt::unix_nanos(), &mut self.wbuf);
+                            self.readable = true;
+                            self.flush();
+                        }
+                        (Ok(Some(e)) | Err(e), _) if e.kind() != io::ErrorKind::NotConnected => {
+                            self.drop_connection(now, &format!("connect failed: {e}"));
+                        }
+                        _ => {}
+                    }
+                } else if now >= since + self.logon_timeout {
+                    self.drop_connection(now, "connect timed out");
+                }
+            }
+            Conn::Up { .. } => {
+                if self.writable && !self.wbuf.is_empty() {
+                    self.flush();
+                }
+                let mut failure = None;
+                if self.readable {
+                    if let Err(e) = self.read(now) {
+                        failure = Some(e);
+                    }
+                }
+                if failure.is_none() {
+                    if let Err(d) = self.session.on_timer(now, &mut self.wbuf) {
+                        failure = Some(d.0);
+                    }
+                }
+                if failure.is_none() && self.book.reconcile_due && self.session.is_in_sync() {
+                    self.reconcile(now);
+                }
+                if self.session.is_active() {
+                    self.backoff.attempt = 0;
+                }
+                match failure {
+                    Some(why) => self.drop_connection(now, &why),
+                    None => {
+                        self.flush();
+                        self.store.save(self.session.seqs());
+                    }
+                }
+            }
+        }
+        self.report_counters();
+        events.append(&mut self.book.events);
+    }
+
+    fn next_deadline(&self) -> Option<Nanos> {
+        match &self.conn {
+            Conn::Down { retry_at } => Some(*retry_at),
+            Conn::Connecting { since, .. } => Some(since + self.logon_timeout),
+            Conn::Up { .. } => self.session.next_deadline(),
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        self.session.is_active()
+    }
+
+    fn open_orders(&self) -> usize {
+        self.book.orders.len()
+    }
+
+    fn close(&mut self, now: Nanos) {
+        if self.session.is_active() {
+            self.session.logout("mt5bot stopping", now, &mut self.wbuf);
+            self.flush();
+        }
+        self.store.save(self.session.seqs());
+    }
+}
