@@ -112,6 +112,12 @@ pub struct Session {
     test_counter: u64,
     /// A ResendRequest we sent is outstanding until we have received up to this sequence number.
     resend_until: Option<u64>,
+    /// Sequence number of this connection's Logon: messages before it belong to earlier connections.
+    logon_seq: u64,
+    /// The TestRequest sent right after Logon, unanswered: (id, when). Its answer comes after the
+    /// counterparty has dealt with any gap in what it received from us, so no order goes out
+    /// before it (an order sent earlier could be taken for one the counterparty missed).
+    sync_pending: Option<(u64, Nanos)>,
     builder: Builder,
     fields: Fields,
     pub counters: Counters,
@@ -133,6 +139,8 @@ impl Session {
             test_pending: None,
             test_counter: 0,
             resend_until: None,
+            logon_seq: 0,
+            sync_pending: None,
             builder: Builder::new(),
             fields: Fields::new(),
             counters: Counters::default(),
@@ -151,9 +159,9 @@ impl Session {
         self.state == State::Active
     }
 
-    /// Logged on with no gap outstanding: orders may go out.
+    /// Logged on with no gap outstanding either way: orders may go out.
     pub fn is_in_sync(&self) -> bool {
-        self.state == State::Active && self.resend_until.is_none()
+        self.state == State::Active && self.resend_until.is_none() && self.sync_pending.is_none()
     }
 
     /// The TCP connection is up: sends Logon. `unix_ns` is the wall clock now.
@@ -161,6 +169,7 @@ impl Session {
         self.unix_offset = unix_ns - now as i128;
         self.test_pending = None;
         self.resend_until = None;
+        self.sync_pending = None;
         self.last_recv = now;
         if self.cfg.reset_on_logon {
             self.seqs = SeqNums::default();
@@ -181,6 +190,7 @@ impl Session {
                 b.field(tag::PASSWORD, p.expose().as_bytes());
             }
         });
+        self.logon_seq = self.seqs.next_out - 1;
         self.state = State::LogonSent { at: now };
     }
 
@@ -189,6 +199,7 @@ impl Session {
         self.state = State::Disconnected;
         self.test_pending = None;
         self.resend_until = None;
+        self.sync_pending = None;
     }
 
     /// Sends Logout; the session ends when the answer comes or after a short wait.
@@ -256,7 +267,8 @@ impl Session {
                     Some((_, at)) => at + self.heartbeat,
                     None => self.last_recv + self.heartbeat + self.heartbeat / 5,
                 };
-                Some(hb.min(test))
+                let sync = self.sync_pending.map_or(Nanos::MAX, |(_, at)| at + self.cfg.logon_timeout);
+                Some(hb.min(test).min(sync))
             }
         }
     }
@@ -270,6 +282,14 @@ impl Session {
             }
             State::LogoutSent { at } if now >= at + LOGOUT_TIMEOUT => Err(Disconnect("Logout not answered".into())),
             State::Active => {
+                if let Some((_, at)) = self.sync_pending {
+                    if now >= at + self.cfg.logon_timeout {
+                        return Err(Disconnect(format!(
+                            "the TestRequest after Logon went unanswered for {} ms",
+                            self.cfg.logon_timeout / 1_000_000
+                        )));
+                    }
+                }
                 match self.test_pending {
                     Some((_, at)) if now >= at + self.heartbeat => {
                         return Err(Disconnect(format!(
@@ -483,9 +503,17 @@ impl Session {
         self.seqs.next_in = seq + 1;
         let result = match t {
             b"0" => {
-                if let (Some((id, _)), Some(got)) = (self.test_pending, m.get(tag::TEST_REQ_ID)) {
-                    if got.strip_prefix(b"TEST").is_some_and(|d| d == id.to_string().as_bytes()) {
-                        self.test_pending = None;
+                if let Some(got) = m.get(tag::TEST_REQ_ID) {
+                    if let Some((id, _)) = self.test_pending {
+                        if got.strip_prefix(b"TEST").is_some_and(|d| d == id.to_string().as_bytes()) {
+                            self.test_pending = None;
+                        }
+                    }
+                    if let Some((id, _)) = self.sync_pending {
+                        if got.strip_prefix(b"SYNC").is_some_and(|d| d == id.to_string().as_bytes()) {
+                            self.sync_pending = None;
+                            self.maybe_in_sync(now, app);
+                        }
                     }
                 }
                 Ok(())
@@ -592,8 +620,14 @@ impl Session {
             self.request_resend(seq, now, out);
         } else {
             self.seqs.next_in = seq + 1;
-            app.on_in_sync(now);
         }
+        let id = self.logon_seq;
+        let mut req_id = b"SYNC".to_vec();
+        super::codec::push_u64(&mut req_id, id);
+        self.send(b"1", now, out, |b| {
+            b.field(tag::TEST_REQ_ID, &req_id);
+        });
+        self.sync_pending = Some((id, now));
         Ok(())
     }
 
@@ -626,9 +660,15 @@ impl Session {
         if let Some(until) = self.resend_until {
             if self.seqs.next_in > until {
                 self.resend_until = None;
-                log::info!("FIX: gap from {} filled; in sync at {}", self.cfg.target, self.seqs.next_in);
-                app.on_in_sync(now);
+                log::info!("FIX: gap from {} filled at {}", self.cfg.target, self.seqs.next_in);
+                self.maybe_in_sync(now, app);
             }
+        }
+    }
+
+    fn maybe_in_sync(&mut self, now: Nanos, app: &mut dyn Application) {
+        if self.is_in_sync() {
+            app.on_in_sync(now);
         }
     }
 
@@ -669,6 +709,11 @@ impl Session {
         self.builder.finish(out);
         self.last_sent = now;
         self.counters.gap_fills_sent += 1;
-        app.on_peer_missed(begin, end + 1, now);
+        // Over TCP nothing is lost within a connection: what the counterparty missed was sent on
+        // an earlier one, before this connection's Logon.
+        let missed_end = (end + 1).min(self.logon_seq);
+        if begin < missed_end {
+            app.on_peer_missed(begin, missed_end, now);
+        }
     }
 }

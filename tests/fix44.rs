@@ -1,0 +1,387 @@
+//! The FIX 4.4 venue against a real peer: the QuickFIX executor example from Debian's
+//! libquickfix-doc, run as a FIX 4.4 acceptor that validates every message with the FIX 4.4 data
+//! dictionary (`tests/contracts/fix44/FIX44.xml`) and fills every limit order. A Reject (35=3)
+//! from it fails the test. Every order is counted in the executor's own message log, across its
+//! restarts, so a duplicate or a lost order shows.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const EXECUTOR_GZ: &str = "/usr/share/doc/libquickfix-doc/examples/executor/C++/.libs/executor.gz";
+
+/// The QuickFIX executor on a free loopback port, with its message store in `dir` so its
+/// sequence numbers survive a restart, as a broker's would.
+struct Executor {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+    runs: usize,
+}
+
+impl Executor {
+    fn start(dir: &TempDir) -> Executor {
+        let gz = std::fs::read(EXECUTOR_GZ).unwrap_or_else(|e| {
+            panic!("{EXECUTOR_GZ}: {e}; run `make test` (or scripts/install-test-deps.sh) to install libquickfix-doc")
+        });
+        let mut bin = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut bin).expect("unpack the executor");
+        let path = dir.join("executor");
+        std::fs::write(&path, bin).expect("write the executor");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let dictionary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/fix44/FIX44.xml");
+        let port = free_port();
+        // QuickFIX 1.15 has no setting for the listen address; the port is a fresh one and the
+        // process lives only for the test.
+        dir.write(
+            "executor.cfg",
+            &format!(
+                "[DEFAULT]\nConnectionType=acceptor\nSocketAcceptPort={port}\nSocketReuseAddress=Y\n\
+                 StartTime=00:00:00\nEndTime=00:00:00\nFileStorePath={}\nUseDataDictionary=Y\n\
+                 DataDictionary={}\nValidateFieldsOutOfOrder=Y\nValidateUserDefinedFields=Y\n\
+                 ScreenLogShowIncoming=Y\nScreenLogShowOutgoing=Y\nScreenLogShowEvents=Y\n\n\
+                 [SESSION]\nBeginString=FIX.4.4\nSenderCompID=EXECUTOR\nTargetCompID=MT5BOT\nHeartBtInt=30\n",
+                dir.join("executor-store").display(),
+                dictionary.display()
+            ),
+        );
+        let mut e = Executor { child: None, dir: dir.path().to_path_buf(), port, runs: 0 };
+        e.spawn();
+        e
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let log = std::fs::File::create(self.dir.join(format!("executor-{}.log", self.runs))).expect("log");
+        let child = Command::new(self.dir.join("executor"))
+            .arg(self.dir.join("executor.cfg"))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the QuickFIX executor");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("the QuickFIX executor to listen", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Every message in the executor's logs (all runs), as (direction, fields).
+    fn messages(&self) -> Vec<(String, HashMap<u32, String>)> {
+        let mut out = Vec::new();
+        for run in 1..=self.runs {
+            let text = std::fs::read_to_string(self.dir.join(format!("executor-{run}.log"))).unwrap_or_default();
+            let mut direction = String::new();
+            for line in text.lines() {
+                if line.starts_with('<') {
+                    direction = line.rsplit(", ").next().unwrap_or("").trim_end_matches('>').to_owned();
+                } else if let Some(msg) = line.trim().strip_prefix("(8=FIX.4.4\u{1}") {
+                    let fields = msg
+                        .trim_end_matches(')')
+                        .split('\u{1}')
+                        .filter_map(|f| f.split_once('='))
+                        .filter_map(|(t, v)| Some((t.parse().ok()?, v.to_owned())))
+                        .collect();
+                    out.push((direction.clone(), fields));
+                }
+            }
+        }
+        out
+    }
+
+    fn events(&self) -> String {
+        (1..=self.runs)
+            .map(|run| std::fs::read_to_string(self.dir.join(format!("executor-{run}.log"))).unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What the executor's log says: orders received per ClOrdID, fills sent per ClOrdID, and every
+/// Reject it sent us.
+struct Ledger {
+    orders: HashMap<String, usize>,
+    fills: HashMap<String, usize>,
+    rejects: Vec<HashMap<u32, String>>,
+}
+
+fn ledger(e: &Executor) -> Ledger {
+    let mut l = Ledger { orders: HashMap::new(), fills: HashMap::new(), rejects: Vec::new() };
+    for (dir, f) in e.messages() {
+        let t = f.get(&35).map(String::as_str).unwrap_or("");
+        match (dir.as_str(), t) {
+            ("incoming", "D") => *l.orders.entry(f[&11].clone()).or_default() += 1,
+            // A resent execution report (PossDupFlag=Y) is the same fill, not a new one.
+            ("outgoing", "8") if f.get(&43).map(String::as_str) != Some("Y") => {
+                *l.fills.entry(f[&11].clone()).or_default() += 1
+            }
+            ("outgoing", "3") => l.rejects.push(f),
+            _ => {}
+        }
+    }
+    l
+}
+
+impl Ledger {
+    fn assert_clean(&self) {
+        assert!(self.rejects.is_empty(), "the executor rejected our messages: {:?}", self.rejects);
+        let dup: Vec<_> = self.orders.iter().filter(|(_, &n)| n > 1).collect();
+        assert!(dup.is_empty(), "orders sent twice: {dup:?}");
+        let dup: Vec<_> = self.fills.iter().filter(|(_, &n)| n > 1).collect();
+        assert!(dup.is_empty(), "orders filled twice: {dup:?}");
+    }
+}
+
+fn bot_config(dir: &TempDir, e: &Executor, ingress: &str) -> (PathBuf, String) {
+    config_with(
+        dir,
+        &format!(
+            "venue:\n  kind: fix44\n  fix44:\n    connect: 127.0.0.1:{}\n    sender_comp_id: MT5BOT\n    \
+             target_comp_id: EXECUTOR\n    heartbeat_interval: 5s\n    reconnect_min: 100ms\n    reconnect_max: 1s\n    \
+             logon_timeout: 2s\n    state_dir: {}\n\
+             model:\n  threshold_bps: 10000\n\
+             queue:\n  capacity: 4096\n  max_wait: 20s\n\
+             risk:\n  max_orders_per_second: 100000\n  max_open_orders: 4096\n  max_position: 10\n\
+             ingress:\n  enabled: true\n  listen: {ingress}\n  max_connections: 4\n\
+             checkpoint:\n  path: {}\n",
+            e.port,
+            dir.join("state").display(),
+            dir.join("state/checkpoint.bin").display()
+        ),
+    )
+}
+
+fn key() -> String {
+    mt5bot::deployment::base64(&[7u8; 32])
+}
+
+/// The n-th test order: EURUSD alternates buy and sell; GBPUSD starts with a buy of 3, then
+/// alternates sell and buy of 1.
+fn order_line(prefix: &str, n: usize) -> String {
+    let (symbol, side, qty, price) = if n % 2 == 0 {
+        ("EURUSD", if (n / 2) % 2 == 0 { "buy" } else { "sell" }, 1.0, 1.085)
+    } else if n == 1 {
+        ("GBPUSD", "buy", 3.0, 1.265)
+    } else {
+        ("GBPUSD", if (n / 2) % 2 == 0 { "buy" } else { "sell" }, 1.0, 1.265)
+    };
+    format!(
+        "{{\"id\":\"{prefix}-{n}\",\"symbol\":\"{symbol}\",\"side\":\"{side}\",\"qty\":{qty},\"type\":\"limit\",\"price\":{price}}}\n"
+    )
+}
+
+/// Expected positions after orders `0..n`.
+fn expected_positions(n: usize) -> (f64, f64) {
+    positions_of(0..n)
+}
+
+/// Positions after the orders numbered `orders`.
+fn positions_of(orders: impl IntoIterator<Item = usize>) -> (f64, f64) {
+    let (mut eur, mut gbp) = (0.0, 0.0);
+    for i in orders {
+        let line = order_line("x", i);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        let signed = v["qty"].as_f64().expect("qty") * if v["side"] == "buy" { 1.0 } else { -1.0 };
+        if v["symbol"] == "EURUSD" {
+            eur += signed;
+        } else {
+            gbp += signed;
+        }
+    }
+    (eur, gbp)
+}
+
+/// Sends orders `range` on the ingress, `pause` apart; returns how many were queued. Stops at the
+/// first connection error (the daemon stopping) and returns the next order number too.
+fn send_orders(ingress: &str, prefix: &str, range: std::ops::Range<usize>, pause: Duration) -> (usize, usize) {
+    let Ok(mut w) = TcpStream::connect(ingress) else { return (0, range.start) };
+    w.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut r = BufReader::new(w.try_clone().expect("clone"));
+    let mut queued = 0;
+    for n in range.clone() {
+        if w.write_all(order_line(prefix, n).as_bytes()).is_err() {
+            return (queued, n);
+        }
+        let mut answer = String::new();
+        match r.read_line(&mut answer) {
+            Ok(0) | Err(_) => return (queued, n),
+            Ok(_) => {}
+        }
+        let a: serde_json::Value = serde_json::from_str(&answer).expect("answer is JSON");
+        assert_eq!(a["status"], "queued", "order {n} not queued: {a}");
+        queued += 1;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+    (queued, range.end)
+}
+
+fn metric(d: &Daemon, name: &str) -> f64 {
+    sample(&d.metrics(), name).unwrap_or(0.0)
+}
+
+fn wait_metric(d: &Daemon, name: &str, want: f64, timeout: Duration) {
+    let mut last = 0.0;
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        last = metric(d, name);
+        if last == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{name} is {last}, expected {want}\n{}", d.log_file());
+}
+
+#[test]
+fn logon_then_a_thousand_limit_orders_all_filled_once() {
+    let dir = TempDir::new("fix-thousand");
+    let exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = bot_config(&dir, &exec, &ingress);
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(10));
+    wait_metric(&d, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+
+    let (queued, _) = send_orders(&ingress, "t", 0..1000, Duration::ZERO);
+    assert_eq!(queued, 1000);
+    wait_metric(&d, "trade_count", 1000.0, Duration::from_secs(60));
+    let (eur, gbp) = expected_positions(1000);
+    assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), eur);
+    assert_eq!(metric(&d, "position{symbol=\"GBPUSD\"}"), gbp);
+    assert_eq!(gbp, 2.0, "the order pattern leaves a position to check");
+    assert_eq!(metric(&d, "open_orders"), 0.0);
+    assert_eq!(metric(&d, "orders_sent_total"), 1000.0);
+    assert_eq!(metric(&d, "venue_protocol_errors_total{venue=\"fix44\",kind=\"refused\"}"), 0.0);
+
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success(), "{}", d.stderr());
+    let l = ledger(&exec);
+    l.assert_clean();
+    assert_eq!(l.orders.len(), 1000, "orders the executor received");
+    assert_eq!(l.fills.len(), 1000, "orders the executor filled");
+    assert!(exec.events().contains("Received logout request"), "mt5bot logs out when it stops");
+    // The sequence numbers were kept for the next start.
+    let seqs = std::fs::read_to_string(dir.join("state/fix44-MT5BOT-EXECUTOR.seqnums")).expect("seqnums file");
+    let nums: Vec<u64> = seqs.split_whitespace().map(|n| n.parse().expect("number")).collect();
+    assert!(nums[0] > 1000 && nums[1] > 1000, "{nums:?}");
+}
+
+#[test]
+fn executor_killed_and_restarted_mid_run_loses_and_duplicates_nothing() {
+    let dir = TempDir::new("fix-kill");
+    let mut exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = bot_config(&dir, &exec, &ingress);
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(10));
+    wait_metric(&d, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+
+    let total = 1500;
+    let sender = {
+        let ingress = ingress.clone();
+        std::thread::spawn(move || send_orders(&ingress, "k", 0..total, Duration::from_micros(1500)))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    exec.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    exec.spawn();
+    let (queued, _) = sender.join().expect("sender");
+    assert_eq!(queued, total);
+
+    wait_metric(&d, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(15));
+    assert!(metric(&d, "broker_reconnects_total{venue=\"fix44\"}") >= 1.0);
+    wait_metric(&d, "open_orders", 0.0, Duration::from_secs(30));
+    wait_metric(&d, "trade_count", total as f64, Duration::from_secs(30));
+    let (eur, gbp) = expected_positions(total);
+    assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), eur);
+    assert_eq!(metric(&d, "position{symbol=\"GBPUSD\"}"), gbp);
+    assert_eq!(metric(&d, "signals_dropped_total{reason=\"venue_unavailable\"}"), 0.0);
+
+    let l = ledger(&exec);
+    l.assert_clean();
+    assert_eq!(l.orders.len(), total, "every order reached the executor once");
+    assert_eq!(l.fills.len(), total);
+    let log = d.log_file();
+    assert!(log.contains("session to"), "the disconnect is logged: {log}");
+    assert!(!exec.events().contains("MsgSeqNum too low"), "sequence numbers resumed:\n{}", exec.events());
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn mt5bot_restarted_mid_run_resumes_the_session_and_its_books() {
+    let dir = TempDir::new("fix-restart");
+    let exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = bot_config(&dir, &exec, &ingress);
+    let env = [("CHECKPOINT_AES_KEY", key())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let mut first = Daemon::start(&dir, &cfg, &addr, &env);
+    first.wait_metrics(Duration::from_secs(10));
+    wait_metric(&first, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let total = 1200;
+    let sender = {
+        let ingress = ingress.clone();
+        std::thread::spawn(move || send_orders(&ingress, "r", 0..total, Duration::from_micros(1000)))
+    };
+    std::thread::sleep(Duration::from_millis(600));
+    first.signal("TERM");
+    assert!(first.wait_exit(Duration::from_secs(10)).success(), "{}", first.stderr());
+    let (_, stopped_at) = sender.join().expect("sender");
+    let first_log = first.log_file();
+    drop(first);
+    assert!(stopped_at < total, "the stop came mid-run");
+    // The order in transit when the connection closed may or may not have been taken; it is not
+    // sent again (its fate is read from the executor's log below).
+    let next = stopped_at + 1;
+
+    let mut second = Daemon::start(&dir, &cfg, &addr, &env);
+    second.wait_metrics(Duration::from_secs(10));
+    wait_metric(&second, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let (queued_second, end) = send_orders(&ingress, "r", next..total, Duration::ZERO);
+    assert_eq!((queued_second, end), (total - next, total));
+    wait_metric(&second, "open_orders", 0.0, Duration::from_secs(30));
+
+    let l = ledger(&exec);
+    l.assert_clean();
+    let taken: Vec<usize> =
+        l.orders.keys().map(|id| id.strip_prefix("r-").and_then(|n| n.parse().ok()).expect("an order id")).collect();
+    let expected_taken = (0..total).filter(|&n| n < stopped_at || n >= next || taken.contains(&n)).count();
+    assert_eq!(taken.len(), expected_taken, "every queued order reached the executor once");
+    assert_eq!(l.fills.len(), taken.len());
+    // The books survived the restart: positions are those of every order filled.
+    let (eur, gbp) = positions_of(taken.iter().copied());
+    assert_eq!(metric(&second, "position{symbol=\"EURUSD\"}"), eur, "{}", second.log_file());
+    assert_eq!(metric(&second, "position{symbol=\"GBPUSD\"}"), gbp);
+    assert!(first_log.contains("logged on"), "{first_log}");
+    let log = second.log_file();
+    assert!(log.contains("restored checkpoint"), "{log}");
+    assert!(!log.contains("sequence numbers: next to send 1,"), "the second start continued the sequence: {log}");
+    assert!(!exec.events().contains("MsgSeqNum too low"), "{}", exec.events());
+    second.signal("TERM");
+    assert!(second.wait_exit(Duration::from_secs(10)).success());
+}
