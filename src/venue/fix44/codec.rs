@@ -107,17 +107,13 @@ impl Garbled {
     }
 }
 
-/// Where the next message could start after position 0: the next `8=FIX` that follows a SOH.
+/// Where the next message could start after position 0: the next `8=FIX.4.4<SOH>9=`.
 fn resync(buf: &[u8]) -> usize {
-    let mut i = 1;
-    while i + 5 <= buf.len() {
-        if &buf[i..i + 5] == b"8=FIX" && buf[i - 1] == SOH {
-            return i;
-        }
-        i += 1;
+    match buf.get(1..).and_then(|rest| rest.windows(PREFIX.len()).position(|w| w == PREFIX)) {
+        Some(i) => i + 1,
+        // Keep a tail that may be the start of a message cut by the read.
+        None => buf.len().saturating_sub(PREFIX.len() - 1).max(1).min(buf.len()),
     }
-    // Keep a tail that may be the start of `8=FIX` cut by the read.
-    buf.len().saturating_sub(4).max(1).min(buf.len())
 }
 
 /// Finds the first message in `buf` and checks its BodyLength and CheckSum.

@@ -644,7 +644,9 @@ impl Session {
     }
 
     fn request_resend(&mut self, seen: u64, now: Nanos, out: &mut Vec<u8>) {
-        if self.resend_until.is_some_and(|u| u >= seen) {
+        if let Some(until) = &mut self.resend_until {
+            // The request outstanding runs to infinity (EndSeqNo=0): it covers this message too.
+            *until = (*until).max(seen);
             return;
         }
         let begin = self.seqs.next_in;
@@ -715,5 +717,313 @@ impl Session {
         if begin < missed_end {
             app.on_peer_missed(begin, missed_end, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::venue::fix44::codec::{Builder, Fields, Header};
+
+    const SEC: Nanos = 1_000_000_000;
+
+    /// Records what the session tells the application.
+    #[derive(Default)]
+    struct Recorder {
+        logons: usize,
+        messages: Vec<(Vec<u8>, u64)>,
+        rejects: Vec<u64>,
+        missed: Vec<(u64, u64)>,
+        in_sync: usize,
+        refuse_with: Option<RejectReason>,
+    }
+
+    impl Application for Recorder {
+        fn on_logon(&mut self, _now: Nanos) {
+            self.logons += 1;
+        }
+        fn on_message(&mut self, m: &Message<'_>, _now: Nanos) -> Result<(), RejectReason> {
+            self.messages.push((m.msg_type().to_vec(), m.get_u64(tag::MSG_SEQ_NUM).unwrap_or(0)));
+            self.refuse_with.map_or(Ok(()), Err)
+        }
+        fn on_session_reject(&mut self, ref_seq: u64, _text: &str, _now: Nanos) {
+            self.rejects.push(ref_seq);
+        }
+        fn on_peer_missed(&mut self, begin: u64, end: u64, _now: Nanos) {
+            self.missed.push((begin, end));
+        }
+        fn on_in_sync(&mut self, _now: Nanos) {
+            self.in_sync += 1;
+        }
+    }
+
+    fn cfg() -> SessionConfig {
+        SessionConfig {
+            sender: "BOT".into(),
+            target: "VENUE".into(),
+            heartbeat_secs: 10,
+            reset_on_logon: false,
+            logon_timeout: 5 * SEC,
+            username: Some("trader".into()),
+            password: Some(crate::secrets::Secret::for_tests("hunter2")),
+        }
+    }
+
+    /// A message from the venue.
+    fn peer(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])], poss_dup: bool) -> Vec<u8> {
+        let mut b = Builder::new();
+        let h = Header {
+            msg_type,
+            sender: b"VENUE",
+            target: b"BOT",
+            seq,
+            sending_time: b"20261124-07:06:19.123",
+            poss_dup: poss_dup.then_some(b"20261124-07:06:18.000".as_slice()),
+        };
+        b.start(&h);
+        for (t, v) in fields {
+            b.field(*t, v);
+        }
+        let mut out = Vec::new();
+        b.finish(&mut out);
+        out
+    }
+
+    /// Every message in `out`, as (MsgType, fields), and clears it.
+    fn sent(out: &mut Vec<u8>) -> Vec<(String, Vec<(u32, String)>)> {
+        let mut all = Vec::new();
+        let mut pos = 0;
+        let mut f = Fields::new();
+        while let Frame::Message(len) = frame(&out[pos..]) {
+            let m = f.parse(&out[pos..pos + len]).expect("our own message parses");
+            all.push((
+                String::from_utf8_lossy(m.msg_type()).into_owned(),
+                m.fields().map(|(t, v)| (t, String::from_utf8_lossy(v).into_owned())).collect(),
+            ));
+            pos += len;
+        }
+        assert_eq!(pos, out.len(), "only whole, valid messages are sent");
+        out.clear();
+        all
+    }
+
+    fn field(msg: &(String, Vec<(u32, String)>), tag: u32) -> Option<&str> {
+        msg.1.iter().find(|(t, _)| *t == tag).map(|(_, v)| v.as_str())
+    }
+
+    fn feed(
+        s: &mut Session,
+        bytes: &[u8],
+        now: Nanos,
+        out: &mut Vec<u8>,
+        app: &mut Recorder,
+    ) -> Result<(), Disconnect> {
+        let mut input = bytes.to_vec();
+        let r = s.on_bytes(&mut input, now, out, app);
+        assert!(input.is_empty() || r.is_err(), "whole messages are consumed");
+        r
+    }
+
+    /// A session logged on and in sync, with the venue's next sequence number `peer_next`.
+    fn logged_on(seqs: SeqNums) -> (Session, Recorder, Vec<u8>) {
+        let mut s = Session::new(cfg(), seqs);
+        let mut app = Recorder::default();
+        let mut out = Vec::new();
+        s.connected(0, 1_764_000_000 * 1_000_000_000, &mut out);
+        let logon = sent(&mut out);
+        assert_eq!(logon[0].0, "A");
+        let seq = seqs.next_in;
+        feed(&mut s, &peer(b"A", seq, &[(98, b"0"), (108, b"10")], false), 0, &mut out, &mut app).expect("logon");
+        let sync = sent(&mut out);
+        assert_eq!(sync.len(), 1);
+        assert_eq!(sync[0].0, "1");
+        let id = field(&sync[0], tag::TEST_REQ_ID).expect("id").to_owned();
+        assert!(!s.is_in_sync(), "no order before the sync answer");
+        feed(&mut s, &peer(b"0", seq + 1, &[(112, id.as_bytes())], false), 0, &mut out, &mut app).expect("hb");
+        assert!(s.is_in_sync());
+        assert_eq!(app.in_sync, 1);
+        (s, app, out)
+    }
+
+    #[test]
+    fn logon_carries_credentials_and_the_heartbeat_interval() {
+        let mut s = Session::new(cfg(), SeqNums { next_out: 7, next_in: 3 });
+        let mut out = Vec::new();
+        s.connected(0, 0, &mut out);
+        let m = sent(&mut out);
+        assert_eq!(m.len(), 1);
+        assert_eq!(field(&m[0], tag::MSG_SEQ_NUM), Some("7"));
+        assert_eq!(field(&m[0], tag::HEART_BT_INT), Some("10"));
+        assert_eq!(field(&m[0], tag::USERNAME), Some("trader"));
+        assert_eq!(field(&m[0], tag::PASSWORD), Some("hunter2"));
+        assert_eq!(field(&m[0], tag::RESET_SEQ_NUM_FLAG), None);
+        assert_eq!(s.seqs(), SeqNums { next_out: 8, next_in: 3 });
+        let mut reset = cfg();
+        reset.reset_on_logon = true;
+        let mut s = Session::new(reset, SeqNums { next_out: 7, next_in: 3 });
+        s.connected(0, 0, &mut out);
+        let m = sent(&mut out);
+        assert_eq!(field(&m[0], tag::MSG_SEQ_NUM), Some("1"));
+        assert_eq!(field(&m[0], tag::RESET_SEQ_NUM_FLAG), Some("Y"));
+    }
+
+    #[test]
+    fn a_gap_is_asked_for_once_and_closed_by_the_resend() {
+        let (mut s, mut app, mut out) = logged_on(SeqNums::default());
+        // Expecting 3; 5 and 6 arrive.
+        feed(&mut s, &peer(b"8", 5, &[], false), SEC, &mut out, &mut app).expect("gap");
+        feed(&mut s, &peer(b"8", 6, &[], false), SEC, &mut out, &mut app).expect("gap");
+        let m = sent(&mut out);
+        assert_eq!(m.len(), 1, "one ResendRequest for the gap: {m:?}");
+        assert_eq!(m[0].0, "2");
+        assert_eq!(field(&m[0], tag::BEGIN_SEQ_NO), Some("3"));
+        assert_eq!(field(&m[0], tag::END_SEQ_NO), Some("0"));
+        assert!(app.messages.is_empty(), "nothing out of order reaches the application");
+        assert!(!s.is_in_sync());
+        // The resend: 3 gap-filled to 5, then 5 and 6 again as PossDup.
+        let gap_fill = peer(b"4", 3, &[(tag::GAP_FILL_FLAG, b"Y"), (tag::NEW_SEQ_NO, b"5")], true);
+        feed(&mut s, &gap_fill, SEC, &mut out, &mut app).expect("gap fill");
+        feed(&mut s, &peer(b"8", 5, &[], true), SEC, &mut out, &mut app).expect("5");
+        assert!(!s.is_in_sync(), "6 still missing");
+        feed(&mut s, &peer(b"8", 6, &[], true), SEC, &mut out, &mut app).expect("6");
+        assert_eq!(app.messages, vec![(b"8".to_vec(), 5), (b"8".to_vec(), 6)]);
+        assert!(s.is_in_sync());
+        assert_eq!(app.in_sync, 2);
+        assert_eq!(s.seqs().next_in, 7);
+        // A duplicate with PossDup is ignored; without it, the session ends.
+        feed(&mut s, &peer(b"8", 6, &[], true), SEC, &mut out, &mut app).expect("dup ignored");
+        assert_eq!(app.messages.len(), 2);
+        let err = feed(&mut s, &peer(b"8", 4, &[], false), SEC, &mut out, &mut app).expect_err("too low");
+        assert!(err.0.contains("MsgSeqNum too low, expecting 7 but received 4"), "{err:?}");
+        let m = sent(&mut out);
+        assert_eq!(m.last().map(|m| m.0.as_str()), Some("5"), "a Logout says why");
+    }
+
+    #[test]
+    fn resend_requests_are_gap_filled_and_only_earlier_connections_count_as_missed() {
+        let (mut s, mut app, mut out) = logged_on(SeqNums { next_out: 10, next_in: 1 });
+        // Logon was 10, the sync TestRequest 11; an order on this connection is 12.
+        s.send_app(b"D", SEC, &mut out, |b| {
+            b.field(tag::CL_ORD_ID, b"o1");
+        });
+        sent(&mut out);
+        let rr = peer(b"2", 3, &[(tag::BEGIN_SEQ_NO, b"4"), (tag::END_SEQ_NO, b"0")], false);
+        feed(&mut s, &rr, SEC, &mut out, &mut app).expect("resend request");
+        let m = sent(&mut out);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].0, "4");
+        assert_eq!(field(&m[0], tag::MSG_SEQ_NUM), Some("4"));
+        assert_eq!(field(&m[0], tag::GAP_FILL_FLAG), Some("Y"));
+        assert_eq!(field(&m[0], tag::NEW_SEQ_NO), Some("13"));
+        assert_eq!(field(&m[0], tag::POSS_DUP_FLAG), Some("Y"));
+        assert!(field(&m[0], tag::ORIG_SENDING_TIME).is_some());
+        assert_eq!(app.missed, vec![(4, 10)], "only messages before this connection's Logon were missed");
+        assert_eq!(s.seqs().next_out, 13, "a gap fill uses the requested number, not a new one");
+    }
+
+    #[test]
+    fn silence_brings_a_heartbeat_then_a_test_request_then_a_disconnect() {
+        let (mut s, mut app, mut out) = logged_on(SeqNums::default());
+        assert_eq!(s.next_deadline(), Some(10 * SEC));
+        s.on_timer(9 * SEC, &mut out).expect("nothing due");
+        assert!(sent(&mut out).is_empty());
+        s.on_timer(10 * SEC, &mut out).expect("heartbeat");
+        let m = sent(&mut out);
+        assert_eq!(m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["0"]);
+        // 12 s of silence from the venue (heartbeat + 20%): a TestRequest.
+        s.on_timer(12 * SEC, &mut out).expect("test request");
+        let m = sent(&mut out);
+        assert_eq!(m[0].0, "1");
+        let id = field(&m[0], tag::TEST_REQ_ID).expect("id").to_owned();
+        // Answered: all is well.
+        feed(&mut s, &peer(b"0", 3, &[(112, id.as_bytes())], false), 13 * SEC, &mut out, &mut app).expect("hb");
+        // Our last message was the TestRequest at 12 s: the next heartbeat is due at 22 s.
+        s.on_timer(21 * SEC, &mut out).expect("nothing due");
+        assert!(sent(&mut out).is_empty());
+        s.on_timer(22 * SEC, &mut out).expect("heartbeat again");
+        assert_eq!(sent(&mut out).iter().map(|m| m.0.clone()).collect::<Vec<_>>(), ["0"]);
+        // Silence again: TestRequest at 25 s, unanswered by 35 s: disconnect.
+        s.on_timer(25 * SEC, &mut out).expect("test request");
+        assert!(sent(&mut out).iter().any(|m| m.0 == "1"));
+        let err = s.on_timer(35 * SEC, &mut out).expect_err("missed heartbeat");
+        assert!(err.0.contains("heartbeat missed"), "{err:?}");
+    }
+
+    #[test]
+    fn test_requests_from_the_venue_are_answered_with_their_id() {
+        let (mut s, mut app, mut out) = logged_on(SeqNums::default());
+        feed(&mut s, &peer(b"1", 3, &[(112, b"ping-7")], false), SEC, &mut out, &mut app).expect("test request");
+        let m = sent(&mut out);
+        assert_eq!(m[0].0, "0");
+        assert_eq!(field(&m[0], tag::TEST_REQ_ID), Some("ping-7"));
+    }
+
+    #[test]
+    fn bad_messages_are_counted_rejected_and_survived() {
+        let (mut s, mut app, mut out) = logged_on(SeqNums::default());
+        // Garbled: a wrong checksum. Ignored, no sequence number used.
+        let mut bad = peer(b"8", 3, &[], false);
+        let n = bad.len();
+        bad[n - 3] = if bad[n - 3] == b'0' { b'1' } else { b'0' };
+        feed(&mut s, &bad, SEC, &mut out, &mut app).expect("survives");
+        assert_eq!(s.counters.garbled, 1);
+        assert_eq!(s.seqs().next_in, 3);
+        assert!(sent(&mut out).is_empty(), "a garbled message gets no Reject");
+        // Garbage bytes, then a good message: the good one is taken.
+        let mut buf = b"\x01\x02garbage 8=FIX".to_vec();
+        buf.extend_from_slice(&peer(b"8", 3, &[], false));
+        feed(&mut s, &buf, SEC, &mut out, &mut app).expect("survives");
+        assert_eq!(app.messages.len(), 1);
+        assert!(s.counters.garbled >= 2);
+        // Unknown MsgType: Reject 373=11, sequence number consumed.
+        feed(&mut s, &peer(b"ZZZ", 4, &[], false), SEC, &mut out, &mut app).expect("survives");
+        let m = sent(&mut out);
+        assert_eq!(m[0].0, "3");
+        assert_eq!(field(&m[0], tag::REF_SEQ_NUM), Some("4"));
+        assert_eq!(field(&m[0], tag::SESSION_REJECT_REASON), Some("11"));
+        // The application refuses a message (a required tag missing): Reject 373=1 with the tag.
+        app.refuse_with = Some(RejectReason { code: 1, tag: Some(tag::CUM_QTY), text: "required tag missing" });
+        feed(&mut s, &peer(b"8", 5, &[], false), SEC, &mut out, &mut app).expect("survives");
+        let m = sent(&mut out);
+        assert_eq!(field(&m[0], tag::SESSION_REJECT_REASON), Some("1"));
+        assert_eq!(field(&m[0], tag::REF_TAG_ID), Some("14"));
+        assert_eq!(s.counters.rejects_sent, 2);
+        assert_eq!(s.seqs().next_in, 6);
+        assert!(s.is_in_sync(), "the session is still up");
+        // A Reject from the venue reaches the application with the refused sequence number.
+        feed(&mut s, &peer(b"3", 6, &[(tag::REF_SEQ_NUM, b"42")], false), SEC, &mut out, &mut app).expect("ok");
+        assert_eq!(app.rejects, vec![42]);
+    }
+
+    #[test]
+    fn a_logon_answer_must_come_in_time_and_first() {
+        let mut s = Session::new(cfg(), SeqNums::default());
+        let (mut app, mut out) = (Recorder::default(), Vec::new());
+        s.connected(0, 0, &mut out);
+        assert_eq!(s.next_deadline(), Some(5 * SEC));
+        assert!(s.on_timer(5 * SEC, &mut out).is_err());
+        let mut s = Session::new(cfg(), SeqNums::default());
+        s.connected(0, 0, &mut out);
+        let err = feed(&mut s, &peer(b"8", 1, &[], false), SEC, &mut out, &mut app).expect_err("not a logon");
+        assert!(err.0.contains("not Logon"), "{err:?}");
+        // A Logon whose sequence number is lower than expected ends the session with a Logout.
+        let mut s = Session::new(cfg(), SeqNums { next_out: 1, next_in: 50 });
+        s.connected(0, 0, &mut out);
+        out.clear();
+        let err = feed(&mut s, &peer(b"A", 3, &[(98, b"0"), (108, b"10")], false), SEC, &mut out, &mut app)
+            .expect_err("too low");
+        assert!(err.0.contains("reset_on_logon"), "{err:?}");
+        assert_eq!(sent(&mut out)[0].0, "5");
+    }
+
+    #[test]
+    fn wrong_comp_ids_end_the_session() {
+        let (mut s, mut app, mut out) = logged_on(SeqNums::default());
+        let mut b = Builder::new();
+        let h = Header { msg_type: b"0", sender: b"OTHER", target: b"BOT", seq: 3, sending_time: b"x", poss_dup: None };
+        b.start(&h);
+        let mut msg = Vec::new();
+        b.finish(&mut msg);
+        assert!(feed(&mut s, &msg, SEC, &mut out, &mut app).is_err());
     }
 }
