@@ -23,11 +23,13 @@ test-deps:
 bench:
 	$(CARGO) bench --locked --bench engine
 	$(CARGO) bench --locked --bench logging
+	$(CARGO) bench --locked --bench fix
 
 ## bench-quick: every bench for a few seconds, so they cannot rot
 bench-quick:
 	$(CARGO) bench --locked --bench engine -- --quick
 	$(CARGO) bench --locked --bench logging -- --quick
+	$(CARGO) bench --locked --bench fix -- --quick
 
 ## lint: formatting, clippy with warnings as errors, docs with warnings as errors
 lint:

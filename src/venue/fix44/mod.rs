@@ -46,6 +46,8 @@ const QTY_EPSILON: f64 = 1e-9;
 /// Reads per poll before other work gets a turn; the readable flag stays set if bytes remain.
 const MAX_READS_PER_POLL: usize = 64;
 const READ_CHUNK: usize = 64 * 1024;
+/// How often the next expected sequence number is written when nothing is sent.
+const SEQ_SAVE_INTERVAL: Nanos = 100_000_000;
 
 /// Counters the venue keeps beside the session's.
 #[derive(Debug, Clone)]
@@ -66,6 +68,8 @@ struct SeqStore {
     path: PathBuf,
     saved: SeqNums,
     failed: bool,
+    /// Engine time of the last lazy save of the expected number.
+    saved_at: Nanos,
 }
 
 impl SeqStore {
@@ -98,7 +102,7 @@ impl SeqStore {
                 }
             }
         };
-        Ok((SeqStore { file, path, saved: seqs, failed: false }, seqs))
+        Ok((SeqStore { file, path, saved: seqs, failed: false, saved_at: 0 }, seqs))
     }
 
     /// Writes `s` when it changed. Fixed width, so the file never needs truncating.
@@ -487,13 +491,16 @@ impl FixVenue {
         self.retry_later(now, &format!("session to {} lost ({why}); {in_flight} orders in flight", self.addrs[0]));
     }
 
-    /// Persists sequence numbers, then writes what is pending. Errors close the connection later
+    /// Persists sequence numbers (when a number to send was used), then writes what is pending. Errors close the connection later
     /// (the next read sees them); a full socket leaves the rest for the next writable event.
     fn flush(&mut self) {
         if self.wbuf.is_empty() {
             return;
         }
-        self.store.save(self.session.seqs());
+        let seqs = self.session.seqs();
+        if seqs.next_out != self.store.saved.next_out {
+            self.store.save(seqs);
+        }
         let Conn::Up { stream } = &mut self.conn else { return };
         let mut written = 0;
         while written < self.wbuf.len() {
@@ -582,27 +589,7 @@ impl FixVenue {
 
     fn send_order(&mut self, req: &OrderRequest, now: Nanos) -> Option<u64> {
         let sym = self.book.symbols.get(req.symbol as usize)?;
-        let time = self.session.timestamp(now);
-        let (tif, account) = (self.tif, &self.account);
-        self.session.send_app(b"D", now, &mut self.wbuf, |b| {
-            b.field(tag::CL_ORD_ID, req.client_id.as_str().as_bytes());
-            if !account.is_empty() {
-                b.field(tag::ACCOUNT, account);
-            }
-            b.field(tag::SYMBOL, sym.as_bytes())
-                .field(tag::SIDE, side_value(req.side))
-                .field(tag::TRANSACT_TIME, &time)
-                .field_f64(tag::ORDER_QTY, req.qty);
-            match req.kind {
-                OrderKind::Market => {
-                    b.field(tag::ORD_TYPE, b"1");
-                }
-                OrderKind::Limit => {
-                    b.field(tag::ORD_TYPE, b"2").field_f64(tag::PRICE, req.price);
-                }
-            }
-            b.field(tag::TIME_IN_FORCE, tif.fix_value());
-        })
+        new_order_single(&mut self.session, &mut self.wbuf, req, sym, self.tif, &self.account, now)
     }
 
     fn report_counters(&mut self) {
@@ -613,6 +600,39 @@ impl FixVenue {
         self.metrics.rejects_received.inc_by(c.rejects_received - r.rejects_received);
         *r = c;
     }
+}
+
+/// Appends a NewOrderSingle (35=D) for `req` to `out` when the session is up; returns its
+/// sequence number. The ClOrdID is the signal id.
+pub fn new_order_single(
+    session: &mut Session,
+    out: &mut Vec<u8>,
+    req: &OrderRequest,
+    symbol: &str,
+    tif: TimeInForce,
+    account: &[u8],
+    now: Nanos,
+) -> Option<u64> {
+    let time = session.timestamp(now);
+    session.send_app(b"D", now, out, |b| {
+        b.field(tag::CL_ORD_ID, req.client_id.as_str().as_bytes());
+        if !account.is_empty() {
+            b.field(tag::ACCOUNT, account);
+        }
+        b.field(tag::SYMBOL, symbol.as_bytes())
+            .field(tag::SIDE, side_value(req.side))
+            .field(tag::TRANSACT_TIME, &time)
+            .field_f64(tag::ORDER_QTY, req.qty);
+        match req.kind {
+            OrderKind::Market => {
+                b.field(tag::ORD_TYPE, b"1");
+            }
+            OrderKind::Limit => {
+                b.field(tag::ORD_TYPE, b"2").field_f64(tag::PRICE, req.price);
+            }
+        }
+        b.field(tag::TIME_IN_FORCE, tif.fix_value());
+    })
 }
 
 fn side_value(side: Side) -> &'static [u8] {
@@ -722,7 +742,12 @@ impl Venue for FixVenue {
                     Some(why) => self.drop_connection(now, &why),
                     None => {
                         self.flush();
-                        self.store.save(self.session.seqs());
+                        // The next expected number is kept lazily: losing it costs only a resend
+                        // of reports the CumQty rule ignores, and saves a write per report.
+                        if now >= self.store.saved_at + SEQ_SAVE_INTERVAL {
+                            self.store.save(self.session.seqs());
+                            self.store.saved_at = now;
+                        }
                     }
                 }
             }

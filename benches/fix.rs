@@ -1,0 +1,395 @@
+//! FIX 4.4 benchmarks: the codec, and NewOrderSingle -> ExecutionReport against the QuickFIX
+//! executor over loopback, beside the bare TCP round trip of the same run.
+//!
+//! `cargo bench --bench fix` runs the criterion groups (encode a NewOrderSingle with its header and
+//! timestamps; frame, parse and read an ExecutionReport; the same through the session layer),
+//! then the round trip: the Debian QuickFIX executor example is started on a free port, the FIX
+//! venue logs on and sends limit orders one at a time, waiting for each fill. Per order it records
+//! the round trip (submit -> fill event) and mt5bot's own share: the time inside `submit` (encode,
+//! sequence-number write, socket write) plus the time inside the `poll` that turned the bytes
+//! into the fill (socket read, parse, book). Beside it, a TCP echo of a message of the same size
+//! on a fresh loopback connection gives the floor. Five runs; medians with min and max.
+//! `-- --quick` shortens everything (CI).
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use mio::{Events, Poll, Token};
+use mt5bot::config::{Config, OrderKind, TimeInForce};
+use mt5bot::engine::types::{OrderKey, OrderRequest, Side, SignalId, VenueEvent};
+use mt5bot::telemetry::metrics::Metrics;
+use mt5bot::venue::fix44::codec::{frame, tag, Builder, Fields, Frame, Header, Message};
+use mt5bot::venue::fix44::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
+use mt5bot::venue::fix44::{new_order_single, FixVenue};
+use mt5bot::venue::Venue;
+
+const EXECUTOR_GZ: &str = "/usr/share/doc/libquickfix-doc/examples/executor/C++/.libs/executor.gz";
+
+struct Quiet;
+
+impl Application for Quiet {
+    fn on_logon(&mut self, _now: u64) {}
+    fn on_message(&mut self, m: &Message<'_>, _now: u64) -> Result<(), RejectReason> {
+        black_box((m.get(tag::CL_ORD_ID), m.get_f64(tag::CUM_QTY), m.get_char(tag::EXEC_TYPE)));
+        Ok(())
+    }
+    fn on_session_reject(&mut self, _ref_seq: u64, _text: &str, _now: u64) {}
+    fn on_peer_missed(&mut self, _begin: u64, _end: u64, _now: u64) {}
+    fn on_in_sync(&mut self, _now: u64) {}
+}
+
+fn peer_message(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])]) -> Vec<u8> {
+    let mut b = Builder::new();
+    let h = Header {
+        msg_type,
+        sender: b"EXECUTOR",
+        target: b"MT5BOT",
+        seq,
+        sending_time: b"20261124-07:06:19.123",
+        poss_dup: None,
+    };
+    b.start(&h);
+    for (t, v) in fields {
+        b.field(*t, v);
+    }
+    let mut out = Vec::new();
+    b.finish(&mut out);
+    out
+}
+
+/// A session logged on and in sync with a simulated counterparty.
+fn active_session() -> Session {
+    let cfg = SessionConfig {
+        sender: "MT5BOT".into(),
+        target: "EXECUTOR".into(),
+        heartbeat_secs: 30,
+        reset_on_logon: false,
+        logon_timeout: 10_000_000_000,
+        username: None,
+        password: None,
+    };
+    let mut s = Session::new(cfg, SeqNums::default());
+    let mut out = Vec::new();
+    s.connected(0, 1_764_000_000_000_000_000, &mut out);
+    let mut input = peer_message(b"A", 1, &[(98, b"0"), (108, b"30")]);
+    out.clear();
+    s.on_bytes(&mut input, 0, &mut out, &mut Quiet).expect("logon");
+    let mut f = Fields::new();
+    let Frame::Message(len) = frame(&out) else { panic!("no sync TestRequest") };
+    let id = f.parse(&out[..len]).expect("parse").get(tag::TEST_REQ_ID).expect("id").to_vec();
+    let mut input = peer_message(b"0", 2, &[(tag::TEST_REQ_ID, &id)]);
+    s.on_bytes(&mut input, 0, &mut out, &mut Quiet).expect("heartbeat");
+    assert!(s.is_in_sync());
+    s
+}
+
+fn order(n: u64) -> OrderRequest {
+    let prefix = SignalId::parse("B-").expect("id");
+    OrderRequest {
+        key: OrderKey::new(n, 0),
+        client_id: SignalId::with_counter(&prefix, n),
+        symbol: 0,
+        side: if n % 2 == 0 { Side::Buy } else { Side::Sell },
+        qty: 1.0,
+        kind: OrderKind::Limit,
+        price: 1.08512,
+    }
+}
+
+fn execution_report(seq: u64) -> Vec<u8> {
+    peer_message(
+        b"8",
+        seq,
+        &[
+            (tag::ORDER_ID, b"1234"),
+            (tag::EXEC_ID, b"5678"),
+            (tag::EXEC_TYPE, b"F"),
+            (tag::ORD_STATUS, b"2"),
+            (tag::CL_ORD_ID, b"B-123456"),
+            (tag::SYMBOL, b"EURUSD"),
+            (tag::SIDE, b"1"),
+            (tag::ORDER_QTY, b"1"),
+            (tag::LAST_QTY, b"1"),
+            (tag::LAST_PX, b"1.08512"),
+            (tag::LEAVES_QTY, b"0"),
+            (tag::CUM_QTY, b"1"),
+            (tag::AVG_PX, b"1.08512"),
+        ],
+    )
+}
+
+fn bench_codec(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fix");
+    g.throughput(Throughput::Elements(1));
+    let mut s = active_session();
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut n = 0u64;
+    g.bench_function("encode_new_order_single", |b| {
+        b.iter(|| {
+            n += 1;
+            if out.len() > (1 << 20) - 512 {
+                out.clear();
+            }
+            black_box(new_order_single(&mut s, &mut out, &order(n), "EURUSD", TimeInForce::Day, b"", n))
+        })
+    });
+    let er = execution_report(3);
+    let mut fields = Fields::new();
+    g.bench_function("decode_execution_report", |b| {
+        b.iter(|| {
+            let Frame::Message(len) = frame(black_box(&er)) else { panic!("not a message") };
+            let m = fields.parse(&er[..len]).expect("parses");
+            black_box((m.get(tag::CL_ORD_ID).map(<[u8]>::len), m.get_f64(tag::CUM_QTY), m.get_f64(tag::LAST_PX)));
+            black_box(m.get_char(tag::EXEC_TYPE))
+        })
+    });
+    // Through the session: sequence check, dispatch, application; a fresh report each time
+    // (built outside the timed part).
+    let mut s = active_session();
+    let mut seq = 3u64;
+    let mut out = Vec::with_capacity(4096);
+    g.bench_function("session_execution_report", |b| {
+        b.iter_batched(
+            || {
+                seq += 1;
+                execution_report(seq - 1)
+            },
+            |mut input| {
+                s.on_bytes(&mut input, 0, &mut out, &mut Quiet).expect("in sequence");
+                out.clear();
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+/// The QuickFIX executor on a free port, its logs off (they would dominate the round trip).
+struct Executor {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl Executor {
+    fn start() -> Executor {
+        let gz = std::fs::read(EXECUTOR_GZ)
+            .unwrap_or_else(|e| panic!("{EXECUTOR_GZ}: {e}; run scripts/install-test-deps.sh (libquickfix-doc)"));
+        let mut bin = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut bin).expect("unpack");
+        let dir = std::env::temp_dir().join(format!("mt5bot-bench-fix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let exe = dir.join("executor");
+        std::fs::write(&exe, bin).expect("write");
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let port = free_port();
+        let dictionary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/fix44/FIX44.xml");
+        std::fs::write(
+            dir.join("executor.cfg"),
+            format!(
+                "[DEFAULT]\nConnectionType=acceptor\nSocketAcceptPort={port}\nSocketReuseAddress=Y\nSocketNodelay=Y\n\
+                 StartTime=00:00:00\nEndTime=00:00:00\nFileStorePath={}\nUseDataDictionary=Y\nDataDictionary={}\n\
+                 ValidateFieldsOutOfOrder=Y\nValidateUserDefinedFields=Y\nScreenLogShowIncoming=N\n\
+                 ScreenLogShowOutgoing=N\nScreenLogShowEvents=N\n\n[SESSION]\nBeginString=FIX.4.4\n\
+                 SenderCompID=EXECUTOR\nTargetCompID=MT5BOT\nHeartBtInt=30\n",
+                dir.join("store").display(),
+                dictionary.display()
+            ),
+        )
+        .expect("cfg");
+        let child = Command::new(&exe)
+            .arg(dir.join("executor.cfg"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the executor");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the executor did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Executor { child, port, _dir: TempDir(dir) }
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct RoundTrip {
+    total: Vec<u64>,
+    own: Vec<u64>,
+    submit: Vec<u64>,
+    process: Vec<u64>,
+}
+
+/// Sends `orders` limit orders one at a time through the FIX venue and times each.
+fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
+    let mut cfg = Config::embedded().venue.fix44;
+    cfg.sender_comp_id = "MT5BOT".into();
+    cfg.target_comp_id = "EXECUTOR".into();
+    cfg.reset_on_logon = true;
+    cfg.state_dir = std::env::temp_dir().join(format!("mt5bot-bench-fix-state-{}-{run}", std::process::id()));
+    let metrics = Metrics::new();
+    let symbols = vec!["EURUSD".to_owned()];
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut venue = FixVenue::new(&cfg, vec![addr], &symbols, 64, Duration::from_secs(5), (None, None), metrics.fix())
+        .expect("venue");
+    let mut poll = Poll::new().expect("poll");
+    venue.attach(poll.registry(), Token(1)).expect("attach");
+    let mut events = Events::with_capacity(16);
+    let mut out = Vec::with_capacity(64);
+    let clock = Instant::now();
+    let now = || clock.elapsed().as_nanos() as u64;
+    let mut turn = |venue: &mut FixVenue, out: &mut Vec<VenueEvent>| -> u64 {
+        poll.poll(&mut events, Some(Duration::from_millis(10))).expect("poll");
+        for e in events.iter() {
+            venue.on_ready(e.is_readable() || e.is_read_closed(), e.is_writable());
+        }
+        let t = Instant::now();
+        venue.poll(now(), out);
+        t.elapsed().as_nanos() as u64
+    };
+    let start = Instant::now();
+    while !venue.ready_for_orders() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no logon to the executor");
+        turn(&mut venue, &mut out);
+    }
+    let prefix = SignalId::parse(&format!("R{run}-")).expect("id");
+    let n = orders as usize;
+    let mut rt = RoundTrip {
+        total: Vec::with_capacity(n),
+        own: Vec::with_capacity(n),
+        submit: Vec::with_capacity(n),
+        process: Vec::with_capacity(n),
+    };
+    for n in 1..=orders {
+        let mut req = order(n);
+        req.client_id = SignalId::with_counter(&prefix, n);
+        let t0 = Instant::now();
+        venue.submit(&req, now()).expect("submit");
+        let submit_ns = t0.elapsed().as_nanos() as u64;
+        let mut processing = 0;
+        loop {
+            out.clear();
+            let spent = turn(&mut venue, &mut out);
+            if !out.is_empty() {
+                processing = spent;
+            }
+            if out.iter().any(|e| matches!(e, VenueEvent::Fill { .. })) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "order {n} not filled");
+        }
+        rt.total.push(t0.elapsed().as_nanos() as u64);
+        rt.own.push(submit_ns + processing);
+        rt.submit.push(submit_ns);
+        rt.process.push(processing);
+    }
+    let _ = std::fs::remove_dir_all(&cfg.state_dir);
+    rt
+}
+
+/// Round trips of `size`-byte messages over one loopback connection to an echo thread.
+fn tcp_round_trips(count: u64, size: usize) -> Vec<u64> {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_nodelay(true).expect("nodelay");
+        let mut buf = vec![0u8; size];
+        while s.read_exact(&mut buf).is_ok() {
+            if s.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_nodelay(true).expect("nodelay");
+    let msg = vec![b'x'; size];
+    let mut back = vec![0u8; size];
+    let mut samples = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let t = Instant::now();
+        c.write_all(&msg).expect("write");
+        c.read_exact(&mut back).expect("read");
+        samples.push(t.elapsed().as_nanos() as u64);
+    }
+    drop(c);
+    let _ = echo.join();
+    samples
+}
+
+fn pct(v: &mut [u64], p: f64) -> u64 {
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn median_min_max(mut v: Vec<u64>) -> String {
+    v.sort_unstable();
+    let us = |n: u64| format!("{:.1} us", n as f64 / 1000.0);
+    format!("{} (min {}, max {})", us(v[v.len() / 2]), us(v[0]), us(v[v.len() - 1]))
+}
+
+fn round_trip_report(quick: bool) {
+    let (runs, orders) = if quick { (5, 2_000) } else { (5, 10_000) };
+    let exec = Executor::start();
+    let mut rows: Vec<[u64; 8]> = Vec::new();
+    for run in 0..runs {
+        let mut rt = fix_round_trips(exec.port, orders, run);
+        let mut tcp = tcp_round_trips(orders, 160);
+        rows.push([
+            pct(&mut rt.total, 0.5),
+            pct(&mut rt.total, 0.99),
+            pct(&mut tcp, 0.5),
+            pct(&mut tcp, 0.99),
+            pct(&mut rt.own, 0.5),
+            pct(&mut rt.own, 0.99),
+            pct(&mut rt.submit, 0.5),
+            pct(&mut rt.process, 0.5),
+        ]);
+    }
+    let col = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
+    println!("\nNewOrderSingle -> ExecutionReport against the QuickFIX executor, {runs} runs x {orders} orders:");
+    println!("  round trip p50      {}", median_min_max(col(0)));
+    println!("  round trip p99      {}", median_min_max(col(1)));
+    println!("  bare TCP echo p50   {}", median_min_max(col(2)));
+    println!("  bare TCP echo p99   {}", median_min_max(col(3)));
+    println!("  mt5bot's share p50  {}  (encode + seqnum write + send + read + parse + book)", median_min_max(col(4)));
+    println!("  mt5bot's share p99  {}", median_min_max(col(5)));
+    println!("    of which submit p50   {}  (encode + seqnum write + socket write)", median_min_max(col(6)));
+    println!("    of which receive p50  {}  (socket read + parse + book)", median_min_max(col(7)));
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let mut c = Criterion::default().configure_from_args();
+    if quick {
+        c = c.warm_up_time(Duration::from_millis(200)).measurement_time(Duration::from_millis(500)).sample_size(10);
+    }
+    bench_codec(&mut c);
+    c.final_summary();
+    round_trip_report(quick);
+}
