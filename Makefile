@@ -3,7 +3,7 @@ CARGO  ?= cargo
 PREFIX ?= /usr/local
 CONFIG ?=
 
-.PHONY: run build test test-deps bench bench-quick lint fmt install clean
+.PHONY: run build test test-deps bench bench-quick fuzz-quick lint fmt install clean
 
 ## run: build and run the daemon (embedded default: paper venue, synthetic feed, /metrics on 127.0.0.1:9898)
 run:
@@ -30,6 +30,12 @@ bench-quick:
 	$(CARGO) bench --locked --bench engine -- --quick
 	$(CARGO) bench --locked --bench logging -- --quick
 	$(CARGO) bench --locked --bench fix -- --quick
+
+## fuzz-quick: the FIX codec and session fuzz target for FUZZ_SECONDS (cargo-fuzz installed if missing)
+FUZZ_SECONDS ?= 30
+fuzz-quick:
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run fix_codec corpus/fix_codec seeds/fix_codec -- -max_total_time=$(FUZZ_SECONDS)
 
 ## lint: formatting, clippy with warnings as errors, docs with warnings as errors
 lint:
