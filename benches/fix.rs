@@ -258,7 +258,7 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
     let mut venue = FixVenue::new(&cfg, vec![addr], &symbols, 64, Duration::from_secs(5), (None, None), metrics.fix())
         .expect("venue");
     let mut poll = Poll::new().expect("poll");
-    venue.attach(poll.registry(), Token(1)).expect("attach");
+    venue.attach(poll.registry(), Token(1), 1).expect("attach");
     let mut events = Events::with_capacity(16);
     let mut out = Vec::with_capacity(64);
     let clock = Instant::now();
@@ -266,7 +266,7 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
     let mut turn = |venue: &mut FixVenue, out: &mut Vec<VenueEvent>| -> u64 {
         poll.poll(&mut events, Some(Duration::from_millis(10))).expect("poll");
         for e in events.iter() {
-            venue.on_ready(e.is_readable() || e.is_read_closed(), e.is_writable());
+            venue.on_ready(e.token(), e.is_readable() || e.is_read_closed(), e.is_writable());
         }
         let t = Instant::now();
         venue.poll(now(), out);

@@ -83,6 +83,9 @@ mt5bot="$DESTDIR$PREFIX/bin/mt5bot"
 # The docs the unit's Documentation= and the alerts' runbook_url point at.
 install_file "$repo/README.md" "$DESTDIR$PREFIX/share/doc/mt5bot/README.md" 0644
 install_file "$repo/docs/runbook.md" "$DESTDIR$PREFIX/share/doc/mt5bot/runbook.md" 0644
+# The MT5 bridge: its protocol and the Expert Advisor to compile in the terminal.
+install_file "$repo/docs/mt5-bridge.md" "$DESTDIR$PREFIX/share/doc/mt5bot/mt5-bridge.md" 0644
+install_file "$repo/deploy/mt5/Mt5Bridge.mq5" "$DESTDIR$PREFIX/share/doc/mt5bot/Mt5Bridge.mq5" 0644
 # The nightly diagnostics script the timer and the cron line run.
 install_file "$repo/scripts/diagnostics.sh" "$DESTDIR$PREFIX/lib/mt5bot/diagnostics.sh" 0755
 

@@ -87,6 +87,8 @@ pub enum VenueKind {
     Paper,
     /// A FIX 4.4 initiator session to a broker's gateway.
     Fix44,
+    /// A bridge to an MT5 terminal whose Expert Advisor connects to mt5bot.
+    Mt5,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -95,11 +97,57 @@ pub struct RawVenue {
     pub kind: VenueKind,
     pub paper: RawPaper,
     pub fix44: RawFix44,
+    pub mt5: RawMt5,
 }
 
 impl Default for RawVenue {
     fn default() -> Self {
-        Self { kind: VenueKind::Paper, paper: RawPaper::default(), fix44: RawFix44::default() }
+        Self { kind: VenueKind::Paper, paper: RawPaper::default(), fix44: RawFix44::default(), mt5: RawMt5::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMt5 {
+    pub listen: String,
+    pub magic: u64,
+    pub deviation: u32,
+    pub type_filling: Filling,
+    pub handshake_timeout: String,
+    pub heartbeat_interval: String,
+    pub max_line_bytes: usize,
+}
+
+impl Default for RawMt5 {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7788".into(),
+            magic: 5_550_001,
+            deviation: 10,
+            type_filling: Filling::Ioc,
+            handshake_timeout: "5s".into(),
+            heartbeat_interval: "10s".into(),
+            max_line_bytes: 65_536,
+        }
+    }
+}
+
+/// MT5's order filling policy (ENUM_ORDER_TYPE_FILLING).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Filling {
+    Fok,
+    Ioc,
+    Return,
+}
+
+impl Filling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Filling::Fok => "fok",
+            Filling::Ioc => "ioc",
+            Filling::Return => "return",
+        }
     }
 }
 
@@ -181,6 +229,8 @@ pub enum FeedKind {
     Synthetic,
     /// A `timestamp,symbol,bid,ask` file replayed at its own pace.
     Csv,
+    /// Ticks come from the venue (the MT5 terminal streams them).
+    Venue,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -528,6 +578,22 @@ pub struct VenueConfig {
     pub kind: VenueKind,
     pub paper: PaperConfig,
     pub fix44: Fix44Config,
+    pub mt5: Mt5Config,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mt5Config {
+    /// Where the Expert Advisor connects (loopback by default: MQL5 sockets are client-only).
+    pub listen: SocketAddr,
+    /// The `magic` number on every order, so the EA's snapshots show which deals are mt5bot's.
+    pub magic: u64,
+    /// Largest price deviation accepted for market orders, in points.
+    pub deviation: u32,
+    pub type_filling: Filling,
+    pub handshake_timeout: Duration,
+    /// A ping goes out when the EA was silent this long; twice as long closes the connection.
+    pub heartbeat_interval: Duration,
+    pub max_line_bytes: usize,
 }
 
 impl VenueConfig {
@@ -536,6 +602,7 @@ impl VenueConfig {
         match self.kind {
             VenueKind::Paper => "paper",
             VenueKind::Fix44 => "fix44",
+            VenueKind::Mt5 => "mt5",
         }
     }
 }
@@ -573,8 +640,18 @@ pub struct SymbolConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedSource {
-    Synthetic { seed: u64, tick_rate: f64, volatility: f64, spread_bps: f64 },
-    Csv { path: PathBuf, speed: f64 },
+    Synthetic {
+        seed: u64,
+        tick_rate: f64,
+        volatility: f64,
+        spread_bps: f64,
+    },
+    Csv {
+        path: PathBuf,
+        speed: f64,
+    },
+    /// Ticks come from the venue.
+    Venue,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -747,6 +824,7 @@ impl Config {
     fn to_raw(&self) -> RawConfig {
         let p = &self.venue.paper;
         let f = &self.venue.fix44;
+        let m5 = &self.venue.mt5;
         let (kind, seed, tick_rate, volatility, spread_bps, csv) = match &self.feed.source {
             FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => {
                 (FeedKind::Synthetic, *seed, *tick_rate, *volatility, *spread_bps, RawCsv::default())
@@ -755,6 +833,10 @@ impl Config {
                 let d = RawFeed::default();
                 let csv = RawCsv { path: path.display().to_string(), speed: *speed };
                 (FeedKind::Csv, d.seed, d.tick_rate, d.volatility, d.spread_bps, csv)
+            }
+            FeedSource::Venue => {
+                let d = RawFeed::default();
+                (FeedKind::Venue, d.seed, d.tick_rate, d.volatility, d.spread_bps, RawCsv::default())
             }
         };
         RawConfig {
@@ -773,6 +855,15 @@ impl Config {
                     time_in_force: f.time_in_force,
                     account: f.account.clone(),
                     state_dir: f.state_dir.display().to_string(),
+                },
+                mt5: RawMt5 {
+                    listen: m5.listen.to_string(),
+                    magic: m5.magic,
+                    deviation: m5.deviation,
+                    type_filling: m5.type_filling,
+                    handshake_timeout: format_duration(m5.handshake_timeout),
+                    heartbeat_interval: format_duration(m5.heartbeat_interval),
+                    max_line_bytes: m5.max_line_bytes,
                 },
             },
             feed: RawFeed {
@@ -1129,7 +1220,44 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     if fx.state_dir.trim().is_empty() {
         v.fail("venue.fix44.state_dir", "is empty; accepted: a folder path, e.g. state".into());
     }
-    let venue = VenueConfig { kind: raw.venue.kind, paper, fix44 };
+    let rm = &raw.venue.mt5;
+    let mt5 = Mt5Config {
+        listen: v.addr("venue.mt5.listen", &rm.listen),
+        magic: rm.magic,
+        deviation: rm.deviation,
+        type_filling: rm.type_filling,
+        handshake_timeout: v.duration(
+            "venue.mt5.handshake_timeout",
+            &rm.handshake_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        ),
+        heartbeat_interval: v.duration(
+            "venue.mt5.heartbeat_interval",
+            &rm.heartbeat_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        ),
+        max_line_bytes: v.range_usize("venue.mt5.max_line_bytes", rm.max_line_bytes, 1024, 16 << 20),
+    };
+    if rm.magic == 0 || rm.magic > i64::MAX as u64 {
+        v.fail("venue.mt5.magic", format!("{} is out of range; accepted: 1 to {}", rm.magic, i64::MAX));
+    }
+    if rm.deviation > 100_000 {
+        v.fail("venue.mt5.deviation", format!("{} is out of range; accepted: 0 to 100000 points", rm.deviation));
+    }
+    match (raw.venue.kind, raw.feed.kind) {
+        (VenueKind::Mt5, FeedKind::Venue) => {}
+        (VenueKind::Mt5, _) => v.fail(
+            "feed.kind",
+            "must be venue with venue.kind: mt5 (the terminal streams the ticks); accepted: venue".into(),
+        ),
+        (_, FeedKind::Venue) => {
+            v.fail("feed.kind", "venue is only for venue.kind: mt5; accepted: synthetic, csv".into())
+        }
+        _ => {}
+    }
+    let venue = VenueConfig { kind: raw.venue.kind, paper, fix44, mt5 };
 
     let f = &raw.feed;
     if f.symbols.is_empty() {
@@ -1168,6 +1296,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             ),
             spread_bps: v.range_f64("feed.spread_bps", f.spread_bps, 0.0, 10_000.0, "0 to 10000 basis points"),
         },
+        FeedKind::Venue => FeedSource::Venue,
         FeedKind::Csv => {
             if f.csv.path.trim().is_empty() {
                 v.fail("feed.csv.path", "is empty; accepted: the path of a timestamp,symbol,bid,ask file".into());

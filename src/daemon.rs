@@ -18,6 +18,7 @@ use crate::telemetry::logging::LogWriter;
 use crate::telemetry::metrics::Metrics;
 use crate::venue::feed::Feed;
 use crate::venue::fix44::FixVenue;
+use crate::venue::mt5::Mt5Venue;
 use crate::venue::paper::PaperVenue;
 use crate::venue::Venue;
 use crate::{build_info, timefmt};
@@ -201,6 +202,31 @@ fn run_logged(
         }
         VenueKind::Fix44 => {
             let venue = fix_venue(cfg, secrets, &parts)?;
+            run_venue(cfg, secrets, discard_checkpoint, venue, parts)
+        }
+        VenueKind::Mt5 => {
+            use crate::deployment::runtime_secrets::CONTROLLER_SHARED_SECRET;
+            let secret = secrets.get(CONTROLLER_SHARED_SECRET).cloned().ok_or_else(|| {
+                DaemonError::Input(format!(
+                    "venue.kind mt5 needs {CONTROLLER_SHARED_SECRET} (the Expert Advisor proves it knows it); run mt5bot runtime-secrets"
+                ))
+            })?;
+            let m = &cfg.venue.mt5;
+            let venue = Mt5Venue::bind(
+                m,
+                secret,
+                &parts.symbols,
+                cfg.risk.max_open_orders,
+                cfg.queue_max_wait,
+                parts.metrics.mt5(),
+            )
+            .map_err(|e| {
+                DaemonError::Runtime(format!(
+                    "cannot listen on venue.mt5.listen {}: {e}; choose another address or stop what uses it",
+                    m.listen
+                ))
+            })?;
+            log::info!("MT5 bridge: waiting for the Expert Advisor on {}", m.listen);
             run_venue(cfg, secrets, discard_checkpoint, venue, parts)
         }
     }

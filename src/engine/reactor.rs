@@ -35,7 +35,8 @@ const SIGTERM_TOKEN: Token = Token(0);
 const SIGINT_TOKEN: Token = Token(1);
 const WAKER: Token = Token(2);
 const INGRESS_LISTENER: Token = Token(3);
-const VENUE: Token = Token(4);
+/// The venue's sockets take tokens from here up to (not including) the first ingress connection.
+const VENUE_FIRST: usize = 4;
 /// Ingress connections take tokens from here up.
 const FIRST_CONNECTION: usize = 16;
 
@@ -193,7 +194,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
     /// Sets up the poll, stop signals, waker and (when configured) the ingress listener.
     pub fn new(cfg: &Config, mut core: TradingCore<V, C>, feed: Feed, metrics: EngineMetrics) -> io::Result<Self> {
         let poll = Poll::new()?;
-        core.venue_mut().attach(poll.registry(), VENUE)?;
+        core.venue_mut().attach(poll.registry(), Token(VENUE_FIRST), FIRST_CONNECTION - VENUE_FIRST)?;
         let mut sigterm = signal_pipe(signal_hook::consts::SIGTERM)?;
         let mut sigint = signal_pipe(signal_hook::consts::SIGINT)?;
         poll.registry().register(&mut sigterm, SIGTERM_TOKEN, Interest::READABLE)?;
@@ -273,6 +274,10 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 self.core.on_tick(&tick);
             }
             self.core.poll_venue();
+            // Ticks the venue read (MT5); their recv_ns is when the read returned.
+            while let Some(tick) = self.core.venue_mut().next_tick() {
+                self.core.on_tick(&tick);
+            }
             while let Some(&Reverse((at, timer))) = self.timers.peek() {
                 if at > now {
                     break;
@@ -301,8 +306,9 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                     SIGTERM_TOKEN => drain_pipe(&mut self.sigterm).then_some(StopReason::Signal("SIGTERM")),
                     SIGINT_TOKEN => drain_pipe(&mut self.sigint).then_some(StopReason::Signal("SIGINT")),
                     WAKER => self.take_commands(),
-                    VENUE => {
+                    Token(t) if (VENUE_FIRST..FIRST_CONNECTION).contains(&t) => {
                         self.core.venue_mut().on_ready(
+                            event.token(),
                             event.is_readable() || event.is_read_closed() || event.is_error(),
                             event.is_writable() || event.is_write_closed(),
                         );

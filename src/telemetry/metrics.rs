@@ -167,7 +167,7 @@ impl Metrics {
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
             broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Reconnection attempts to the venue (the paper venue never reconnects)."), &["venue"]))),
-            venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble on the venue session: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours)."), &["venue", "kind"]))),
+            venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, bad_line, line_too_long."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
@@ -222,6 +222,18 @@ impl Metrics {
             garbled: e("garbled"),
             rejects_sent: e("rejected"),
             rejects_received: e("refused"),
+        }
+    }
+
+    /// The counters of the MT5 bridge.
+    pub fn mt5(&self) -> crate::venue::mt5::Mt5Metrics {
+        let e = |kind: &str| self.venue_protocol_errors.with_label_values(&["mt5", kind]);
+        crate::venue::mt5::Mt5Metrics {
+            reconnects: self.broker_reconnects.with_label_values(&["mt5"]),
+            auth_failed: e("auth_failed"),
+            handshake_timeout: e("handshake_timeout"),
+            bad_line: e("bad_line"),
+            line_too_long: e("line_too_long"),
         }
     }
 

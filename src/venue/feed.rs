@@ -57,6 +57,8 @@ enum Source {
         speed: f64,
         start: Nanos,
     },
+    /// The venue delivers ticks; the feed has none of its own.
+    Venue,
 }
 
 /// A source of ticks.
@@ -84,6 +86,9 @@ impl Feed {
             FeedSource::Csv { path, speed } => {
                 let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
                 Source::Csv { rows: load_csv(path, &names)?, at: 0, speed: *speed, start: now }
+            }
+            FeedSource::Venue => {
+                return Ok(Feed { source: Source::Venue, next_due: None, emitted_this_turn: 0, skipped: 0 })
             }
         };
         Ok(Feed { source, next_due: Some(now), emitted_this_turn: 0, skipped: 0 })
@@ -151,6 +156,7 @@ impl Feed {
                 });
                 Some(Tick { symbol: row.symbol, bid: row.bid, ask: row.ask, recv_ns: now })
             }
+            Source::Venue => None,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod feed;
 pub mod fix44;
+pub mod mt5;
 pub mod paper;
 
 use crate::engine::types::{Nanos, OrderRequest, Tick, VenueEvent};
@@ -34,14 +35,20 @@ pub trait Venue {
     /// Orders the venue still holds.
     fn open_orders(&self) -> usize;
 
-    /// Registers the venue's sockets with the engine's poll under `token`, before the loop starts.
-    /// Venues without sockets keep the default.
-    fn attach(&mut self, _registry: &mio::Registry, _token: mio::Token) -> std::io::Result<()> {
+    /// Registers the venue's sockets with the engine's poll, before the loop starts. The venue may
+    /// use the `tokens` tokens from `first` on. Venues without sockets keep the default.
+    fn attach(&mut self, _registry: &mio::Registry, _first: mio::Token, _tokens: usize) -> std::io::Result<()> {
         Ok(())
     }
 
-    /// The poll saw readiness on the venue's token; the next [`Venue::poll`] does the IO.
-    fn on_ready(&mut self, _readable: bool, _writable: bool) {}
+    /// The poll saw readiness on one of the venue's tokens; the next [`Venue::poll`] does the IO.
+    fn on_ready(&mut self, _token: mio::Token, _readable: bool, _writable: bool) {}
+
+    /// Ticks the venue received (the MT5 terminal streams them), oldest first; `None` when there
+    /// are no more this turn.
+    fn next_tick(&mut self) -> Option<Tick> {
+        None
+    }
 
     /// Whether an order handed over now would go out at once. While false, signals wait in the
     /// queue (up to `queue.max_wait`) instead of being sent on a dead session.

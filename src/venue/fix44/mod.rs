@@ -647,13 +647,13 @@ impl Venue for FixVenue {
         "fix44"
     }
 
-    fn attach(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+    fn attach(&mut self, registry: &Registry, first: Token, _tokens: usize) -> io::Result<()> {
         self.registry = Some(registry.try_clone()?);
-        self.token = token;
+        self.token = first;
         Ok(())
     }
 
-    fn on_ready(&mut self, readable: bool, writable: bool) {
+    fn on_ready(&mut self, _token: Token, readable: bool, writable: bool) {
         self.readable |= readable;
         self.writable |= writable;
     }

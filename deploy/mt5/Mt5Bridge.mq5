@@ -1,0 +1,261 @@
+//+------------------------------------------------------------------+
+//| Mt5Bridge.mq5: the terminal side of the mt5bot MT5 bridge.       |
+//| Protocol: docs/mt5-bridge.md (JSON lines over TCP). Install:     |
+//| copy to MQL5/Experts, compile, allow the address under           |
+//| Tools > Options > Expert Advisors, attach to one chart.          |
+//+------------------------------------------------------------------+
+#property copyright "mt5bot"
+#property version   "1.00"
+#property strict
+
+#include <Trade\Trade.mqh>
+
+input string Host    = "127.0.0.1";  // mt5bot's venue.mt5.listen address
+input uint   Port    = 7788;         // mt5bot's venue.mt5.listen port
+input string Secret  = "";           // CONTROLLER_SHARED_SECRET
+input long   Magic   = 5550001;      // must equal venue.mt5.magic
+input string Symbols = "";           // comma-separated; empty: the symbols mt5bot names in welcome
+
+CTrade  trade;
+int     sock = INVALID_HANDLE;
+bool    authed = false;
+string  inbuf = "";
+string  streamed[];
+long    last_msc[];
+string  executed[];                   // ids executed since start: never execute one twice
+uint    backoff_ms = 500;
+ulong   next_try = 0;
+
+//--- plumbing -------------------------------------------------------
+bool Send(const string line)
+  {
+   uchar buf[];
+   int n = StringToCharArray(line + "\n", buf, 0, WHOLE_ARRAY, CP_UTF8) - 1;
+   return sock != INVALID_HANDLE && SocketSend(sock, buf, n) == n;
+  }
+
+string Hex(const uchar &b[])
+  {
+   string s = "";
+   for(int i = 0; i < ArraySize(b); i++) s += StringFormat("%02x", b[i]);
+   return s;
+  }
+
+void Sha256(const uchar &data[], uchar &out[])
+  {
+   uchar nokey[];
+   CryptEncode(CRYPT_HASH_SHA256, data, nokey, out);
+  }
+
+string HmacSha256Hex(const string key, const string msg)
+  {
+   uchar k[], m[], block[64], inner[], outer[], ih[], oh[];
+   int kl = StringToCharArray(key, k, 0, WHOLE_ARRAY, CP_UTF8) - 1;
+   ArrayResize(k, kl);
+   if(kl > 64) { uchar d[]; Sha256(k, d); ArrayCopy(k, d); ArrayResize(k, 32); kl = 32; }
+   ArrayInitialize(block, 0);
+   for(int i = 0; i < kl; i++) block[i] = k[i];
+   int ml = StringToCharArray(msg, m, 0, WHOLE_ARRAY, CP_UTF8) - 1;
+   ArrayResize(inner, 64 + ml);
+   for(int i = 0; i < 64; i++) inner[i] = (uchar)(block[i] ^ 0x36);
+   for(int i = 0; i < ml; i++) inner[64 + i] = m[i];
+   Sha256(inner, ih);
+   ArrayResize(outer, 64 + 32);
+   for(int i = 0; i < 64; i++) outer[i] = (uchar)(block[i] ^ 0x5c);
+   for(int i = 0; i < 32; i++) outer[64 + i] = ih[i];
+   Sha256(outer, oh);
+   return Hex(oh);
+  }
+
+// The value of "key" in a flat JSON object: a string without escapes, or a number.
+string Field(const string json, const string key)
+  {
+   int p = StringFind(json, "\"" + key + "\":");
+   if(p < 0) return "";
+   p += StringLen(key) + 3;
+   if(StringGetCharacter(json, p) == '"')
+     {
+      int e = StringFind(json, "\"", p + 1);
+      return e < 0 ? "" : StringSubstr(json, p + 1, e - p - 1);
+     }
+   int e = p;
+   while(e < StringLen(json) && StringFind(",}]", ShortToString(StringGetCharacter(json, e))) < 0) e++;
+   return StringSubstr(json, p, e - p);
+  }
+
+string Num(const double v) { return DoubleToString(v, 8); }
+
+//--- connection -----------------------------------------------------
+void Disconnect(const string why)
+  {
+   if(sock != INVALID_HANDLE) SocketClose(sock);
+   sock = INVALID_HANDLE;
+   authed = false;
+   inbuf = "";
+   next_try = GetTickCount64() + backoff_ms;
+   PrintFormat("mt5bot bridge: disconnected (%s); retrying in %u ms", why, backoff_ms);
+   backoff_ms = MathMin(backoff_ms * 2, 30000);
+  }
+
+void TryConnect()
+  {
+   if(GetTickCount64() < next_try) return;
+   sock = SocketCreate();
+   if(sock == INVALID_HANDLE || !SocketConnect(sock, Host, Port, 2000))
+     { Disconnect("cannot connect, error " + IntegerToString(GetLastError())); return; }
+   Print("mt5bot bridge: connected to ", Host, ":", Port);
+  }
+
+void SendSnapshot()
+  {
+   string deals = "", orders = "", positions = "";
+   HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 60);
+   for(int i = 0; i < HistoryDealsTotal(); i++)
+     {
+      ulong t = HistoryDealGetTicket(i);
+      if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic) continue;
+      ulong o = HistoryDealGetInteger(t, DEAL_ORDER);
+      string id = HistoryOrderSelect(o) ? HistoryOrderGetString(o, ORDER_COMMENT) : HistoryDealGetString(t, DEAL_COMMENT);
+      deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\"}",
+               t, id, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL));
+     }
+   for(int i = 0; i < OrdersTotal(); i++)
+     {
+      ulong t = OrderGetTicket(i);
+      if(OrderGetInteger(ORDER_MAGIC) != Magic) continue;
+      orders += (orders == "" ? "" : ",") + StringFormat("{\"order\":%I64u,\"comment\":\"%s\",\"symbol\":\"%s\"}",
+                t, OrderGetString(ORDER_COMMENT), OrderGetString(ORDER_SYMBOL));
+     }
+   for(int i = 0; i < PositionsTotal(); i++)
+     {
+      ulong t = PositionGetTicket(i);
+      if(PositionGetInteger(POSITION_MAGIC) != Magic) continue;
+      positions += (positions == "" ? "" : ",") + StringFormat("{\"ticket\":%I64u,\"symbol\":\"%s\",\"volume\":%s,\"type\":\"%s\"}",
+                   t, PositionGetString(POSITION_SYMBOL), Num(PositionGetDouble(POSITION_VOLUME)),
+                   PositionGetInteger(POSITION_TYPE) == POSITION_TYPE_BUY ? "buy" : "sell");
+     }
+   Send("{\"type\":\"snapshot\",\"deals\":[" + deals + "],\"orders\":[" + orders + "],\"positions\":[" + positions + "]}");
+  }
+
+//--- orders ---------------------------------------------------------
+// If the terminal already has an order with this id, answers with its outcome and returns true.
+bool ReportExisting(const string id)
+  {
+   for(int i = 0; i < OrdersTotal(); i++)
+      if(OrderGetTicket(i) > 0 && OrderGetString(ORDER_COMMENT) == id)
+        { Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10008}", id)); return true; }
+   HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 60);
+   for(int i = 0; i < HistoryDealsTotal(); i++)
+     {
+      ulong t = HistoryDealGetTicket(i);
+      ulong o = HistoryDealGetInteger(t, DEAL_ORDER);
+      if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic || !HistoryOrderSelect(o) || HistoryOrderGetString(o, ORDER_COMMENT) != id) continue;
+      Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10009,\"deal\":%I64u,\"volume\":%s,\"price\":%s}",
+           id, t, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE))));
+      return true;
+     }
+   for(int i = 0; i < ArraySize(executed); i++)
+      if(executed[i] == id)
+        { Send(StringFormat("{\"type\":\"error\",\"error\":\"order %s was already sent to the trade server\"}", id)); return true; }
+   return false;
+  }
+
+void Execute(const string msg)
+  {
+   string id = Field(msg, "id"), sym = Field(msg, "symbol"), type = Field(msg, "type_order");
+   double vol = StringToDouble(Field(msg, "volume")), price = StringToDouble(Field(msg, "price"));
+   if(ReportExisting(id)) return;   // never twice
+   int n = ArraySize(executed); ArrayResize(executed, n + 1); executed[n] = id;
+   trade.SetDeviationInPoints((ulong)StringToInteger(Field(msg, "deviation")));
+   string f = Field(msg, "type_filling");
+   trade.SetTypeFilling(f == "fok" ? ORDER_FILLING_FOK : f == "return" ? ORDER_FILLING_RETURN : ORDER_FILLING_IOC);
+   bool ok = false;
+   if(type == "buy")             ok = trade.Buy(vol, sym, 0, 0, 0, id);
+   else if(type == "sell")       ok = trade.Sell(vol, sym, 0, 0, 0, id);
+   else if(type == "buy_limit")  ok = trade.BuyLimit(vol, price, sym, 0, 0, ORDER_TIME_GTC, 0, id);
+   else if(type == "sell_limit") ok = trade.SellLimit(vol, price, sym, 0, 0, ORDER_TIME_GTC, 0, id);
+   Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"comment\":\"%s\"}",
+        id, trade.ResultRetcode(), trade.ResultDeal(), trade.ResultOrder(), Num(trade.ResultVolume()), Num(trade.ResultPrice()),
+        trade.ResultComment()));
+  }
+
+void Handle(const string msg)
+  {
+   string type = Field(msg, "type");
+   if(type == "hello")
+      Send("{\"type\":\"auth\",\"hmac\":\"" + HmacSha256Hex(Secret, Field(msg, "challenge")) + "\",\"login\":" +
+           IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + ",\"terminal\":\"" + TerminalInfoString(TERMINAL_COMPANY) + "\"}");
+   else if(type == "welcome")
+     {
+      authed = true;
+      backoff_ms = 500;
+      string list = Symbols;
+      if(list == "") { list = StringSubstr(msg, StringFind(msg, "[") + 1); list = StringSubstr(list, 0, StringFind(list, "]")); StringReplace(list, "\"", ""); }
+      StringSplit(list, ',', streamed);
+      ArrayResize(last_msc, ArraySize(streamed)); ArrayInitialize(last_msc, 0);
+      for(int i = 0; i < ArraySize(streamed); i++) SymbolSelect(streamed[i], true);
+      SendSnapshot();
+     }
+   else if(type == "order" && authed) Execute(msg);
+   else if(type == "ping") Send("{\"type\":\"pong\"}");
+   else if(type == "error") Print("mt5bot bridge: mt5bot reports: ", Field(msg, "error"));
+  }
+
+void StreamTicks()
+  {
+   for(int i = 0; i < ArraySize(streamed); i++)
+     {
+      MqlTick t;
+      if(!SymbolInfoTick(streamed[i], t) || t.time_msc == last_msc[i]) continue;
+      last_msc[i] = t.time_msc;
+      Send(StringFormat("{\"type\":\"tick\",\"symbol\":\"%s\",\"bid\":%s,\"ask\":%s,\"time_msc\":%I64d}",
+           streamed[i], Num(t.bid), Num(t.ask), t.time_msc));
+     }
+  }
+
+//--- events ---------------------------------------------------------
+int OnInit()
+  {
+   if(Secret == "") { Print("mt5bot bridge: set the Secret input (CONTROLLER_SHARED_SECRET)"); return INIT_PARAMETERS_INCORRECT; }
+   trade.SetExpertMagicNumber(Magic);
+   EventSetMillisecondTimer(50);
+   return INIT_SUCCEEDED;
+  }
+
+void OnDeinit(const int reason) { EventKillTimer(); if(sock != INVALID_HANDLE) SocketClose(sock); }
+
+void OnTick() { if(authed) StreamTicks(); }
+
+void OnTimer()
+  {
+   if(sock == INVALID_HANDLE) { TryConnect(); return; }
+   if(!SocketIsConnected(sock)) { Disconnect("connection lost"); return; }
+   uint n = SocketIsReadable(sock);
+   if(n > 0)
+     {
+      uchar buf[];
+      int got = SocketRead(sock, buf, n, 100);
+      if(got < 0) { Disconnect("read failed"); return; }
+      inbuf += CharArrayToString(buf, 0, got, CP_UTF8);
+      int nl;
+      while((nl = StringFind(inbuf, "\n")) >= 0)
+        {
+         Handle(StringSubstr(inbuf, 0, nl));
+         inbuf = StringSubstr(inbuf, nl + 1);
+        }
+     }
+   if(authed) StreamTicks();
+  }
+
+void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &req, const MqlTradeResult &res)
+  {
+   if(!authed || tx.type != TRADE_TRANSACTION_DEAL_ADD || !HistoryDealSelect(tx.deal)) return;
+   if(HistoryDealGetInteger(tx.deal, DEAL_MAGIC) != Magic) return;
+   // Market orders are reported by their result; this reports fills of resting (limit) orders.
+   ulong o = HistoryDealGetInteger(tx.deal, DEAL_ORDER);
+   if(!HistoryOrderSelect(o) || HistoryOrderGetInteger(o, ORDER_TYPE) <= ORDER_TYPE_SELL) return;
+   Send(StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s}",
+        HistoryOrderGetString(o, ORDER_COMMENT), tx.deal, Num(HistoryDealGetDouble(tx.deal, DEAL_VOLUME)),
+        Num(HistoryDealGetDouble(tx.deal, DEAL_PRICE))));
+  }
+//+------------------------------------------------------------------+

@@ -1,0 +1,860 @@
+//! The MT5 bridge venue: mt5bot listens, the terminal's Expert Advisor (`deploy/mt5/Mt5Bridge.mq5`)
+//! connects, proves it knows `CONTROLLER_SHARED_SECRET`, streams ticks and executes orders.
+//!
+//! The protocol (JSON lines, one object per line) is specified in `docs/mt5-bridge.md`; this module
+//! and the EA simulator in `tests/mt5_bridge.rs` follow it. In short:
+//! - mt5bot -> EA on connect: `hello` with a random challenge; EA -> mt5bot: `auth` with
+//!   HMAC-SHA256(secret, challenge) in hex. A wrong answer, anything else, or no answer within
+//!   `venue.mt5.handshake_timeout` closes the connection and is counted.
+//! - mt5bot -> EA: `welcome`, then `order` (fields of MqlTradeRequest) and `ping`.
+//! - EA -> mt5bot: `snapshot` (deals and resting orders with mt5bot's magic, right after
+//!   `welcome`), `tick`, `result` (an MqlTradeResult retcode per order), `deal` (a later fill of a
+//!   resting order), `pong`, `account`, `error`.
+//!
+//! Every order carries its id (the signal id) in `comment` and the configured `magic`. After a
+//! reconnect no order is sent until the new session's snapshot has reconciled the orders in
+//! flight: deals found for an order are booked (once per deal ticket), an order resting at the
+//! terminal stays in flight, and an order the terminal has no trace of is sent again if still
+//! younger than `queue.max_wait`, else refused. A new authenticated session replaces an older one
+//! (the terminal restarted, or the old TCP connection is half-open).
+
+use std::borrow::Cow;
+use std::io::{self, Read, Write};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use prometheus::IntCounter;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Mt5Config, OrderKind};
+use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
+use crate::secrets::Secret;
+
+use super::Venue;
+
+/// Version of the bridge protocol in `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// MT5 trade server return codes (MqlTradeResult.retcode) the bridge acts on.
+pub mod retcode {
+    pub const REQUOTE: u32 = 10004;
+    pub const REJECT: u32 = 10006;
+    pub const CANCEL: u32 = 10007;
+    pub const PLACED: u32 = 10008;
+    pub const DONE: u32 = 10009;
+    pub const DONE_PARTIAL: u32 = 10010;
+    pub const INVALID_VOLUME: u32 = 10014;
+    pub const INVALID_PRICE: u32 = 10015;
+    pub const MARKET_CLOSED: u32 = 10018;
+    pub const NO_MONEY: u32 = 10019;
+    pub const PRICE_OFF: u32 = 10021;
+    pub const TOO_MANY_REQUESTS: u32 = 10024;
+    pub const CONNECTION: u32 = 10031;
+
+    /// A short reason for a refusal, for logs and `Rejected` events.
+    pub fn reason(code: u32) -> &'static str {
+        match code {
+            REQUOTE => "requote (10004)",
+            REJECT => "rejected by the trade server (10006)",
+            CANCEL => "cancelled by the trader (10007)",
+            INVALID_VOLUME => "invalid volume (10014)",
+            INVALID_PRICE => "invalid price (10015)",
+            MARKET_CLOSED => "market closed (10018)",
+            NO_MONEY => "not enough money (10019)",
+            PRICE_OFF => "no quotes to process the request (10021)",
+            TOO_MANY_REQUESTS => "too many requests (10024)",
+            CONNECTION => "no connection to the trade server (10031)",
+            _ => "refused by the terminal (see the log for the retcode)",
+        }
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares in time that depends only on the lengths, never on where the bytes differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Counters of the bridge.
+#[derive(Debug, Clone)]
+pub struct Mt5Metrics {
+    /// EA sessions authenticated after the first.
+    pub reconnects: IntCounter,
+    pub auth_failed: IntCounter,
+    pub handshake_timeout: IntCounter,
+    pub bad_line: IntCounter,
+    pub line_too_long: IntCounter,
+}
+
+#[derive(Debug, Deserialize)]
+struct Inbound<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    hmac: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    symbol: Option<Cow<'a, str>>,
+    #[serde(default)]
+    bid: Option<f64>,
+    #[serde(default)]
+    ask: Option<f64>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    retcode: Option<u32>,
+    #[serde(default)]
+    deal: Option<u64>,
+    #[serde(default)]
+    volume: Option<f64>,
+    #[serde(default)]
+    price: Option<f64>,
+    #[serde(default, borrow)]
+    comment: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    deals: Option<Vec<SnapshotDeal<'a>>>,
+    #[serde(default, borrow)]
+    orders: Option<Vec<SnapshotOrder<'a>>>,
+    #[serde(default, borrow)]
+    error: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotDeal<'a> {
+    deal: u64,
+    #[serde(borrow)]
+    comment: Cow<'a, str>,
+    volume: f64,
+    price: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotOrder<'a> {
+    #[serde(borrow)]
+    comment: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    Handshake {
+        deadline: Nanos,
+    },
+    /// Authenticated; `synced` once its snapshot has reconciled the orders in flight.
+    Active {
+        synced: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    peer: String,
+    state: ConnState,
+    challenge: String,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    readable: bool,
+    last_recv: Nanos,
+    last_sent: Nanos,
+    session: u64,
+    closing: Option<&'static str>,
+}
+
+/// Most deals remembered per order (MT5 fills an order in a handful of deals at most).
+const MAX_DEALS: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Mt5Order {
+    req: OrderRequest,
+    created: Nanos,
+    /// The EA session it was last sent on.
+    session: u64,
+    filled: f64,
+    accepted: bool,
+    deals: [u64; MAX_DEALS],
+    deal_count: usize,
+    /// No trace of it at the terminal after a reconnect: to send again or refuse.
+    unknown: bool,
+}
+
+impl Mt5Order {
+    fn seen(&self, deal: u64) -> bool {
+        self.deals[..self.deal_count].contains(&deal)
+    }
+}
+
+const QTY_EPSILON: f64 = 1e-9;
+/// MqlTradeRequest.comment holds at most 31 characters; the order id travels in it.
+const MAX_COMMENT: usize = 31;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The MT5 bridge venue.
+#[derive(Debug)]
+pub struct Mt5Venue {
+    cfg: Mt5Config,
+    secret: Secret,
+    listener: TcpListener,
+    registry: Option<Registry>,
+    first_token: usize,
+    slots: Vec<Option<Conn>>,
+    listener_ready: bool,
+    active: Option<usize>,
+    sessions: u64,
+    symbols: Vec<String>,
+    orders: Vec<Mt5Order>,
+    capacity: usize,
+    events: Vec<VenueEvent>,
+    ticks: Vec<Tick>,
+    tick_at: usize,
+    next_exec_id: u64,
+    max_wait: Nanos,
+    chunk: Box<[u8]>,
+    /// The line being handled, copied out of the connection's buffer (reused).
+    line: Vec<u8>,
+    metrics: Mt5Metrics,
+}
+
+impl Mt5Venue {
+    /// Binds the listener. The EA connects to it; nothing else happens until the first `poll`.
+    pub fn bind(
+        cfg: &Mt5Config,
+        secret: Secret,
+        symbols: &[String],
+        max_open_orders: usize,
+        max_wait: std::time::Duration,
+        metrics: Mt5Metrics,
+    ) -> io::Result<Mt5Venue> {
+        let listener = TcpListener::bind(cfg.listen)?;
+        Ok(Mt5Venue {
+            cfg: cfg.clone(),
+            secret,
+            listener,
+            registry: None,
+            first_token: 0,
+            slots: Vec::new(),
+            listener_ready: false,
+            active: None,
+            sessions: 0,
+            symbols: symbols.to_vec(),
+            orders: Vec::with_capacity(max_open_orders),
+            capacity: max_open_orders,
+            events: Vec::with_capacity(2 * max_open_orders + 16),
+            ticks: Vec::with_capacity(4096),
+            tick_at: 0,
+            next_exec_id: 0,
+            max_wait: max_wait.as_nanos() as Nanos,
+            chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            line: Vec::with_capacity(4096),
+            metrics,
+        })
+    }
+
+    /// The address the EA connects to.
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    fn synced(&self) -> bool {
+        self.active
+            .and_then(|i| self.slots.get(i)?.as_ref())
+            .is_some_and(|c| c.state == ConnState::Active { synced: true } && c.closing.is_none())
+    }
+
+    fn accept(&mut self, now: Nanos) {
+        let Some(registry) = &self.registry else { return };
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.listener_ready = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("mt5: accept failed: {e}");
+                    self.listener_ready = false;
+                    return;
+                }
+            };
+            let Some(slot) = self.slots.iter().position(Option::is_none) else {
+                log::warn!("mt5: refused {peer}: too many connections waiting for the handshake");
+                continue;
+            };
+            let token = Token(self.first_token + 1 + slot);
+            if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
+                log::warn!("mt5: cannot watch the connection from {peer}: {e}");
+                continue;
+            }
+            let mut bytes = [0u8; 32];
+            if rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes).is_err() {
+                log::error!("mt5: the OS random generator failed; refusing {peer}");
+                let _ = registry.deregister(&mut stream);
+                continue;
+            }
+            let challenge = hex(&bytes);
+            let mut conn = Conn {
+                stream,
+                peer: peer.to_string(),
+                state: ConnState::Handshake { deadline: now + self.cfg.handshake_timeout.as_nanos() as Nanos },
+                challenge,
+                rbuf: Vec::with_capacity(4096),
+                wbuf: Vec::with_capacity(4096),
+                readable: true,
+                last_recv: now,
+                last_sent: now,
+                session: 0,
+                closing: None,
+            };
+            let _ = writeln!(
+                conn.wbuf,
+                r#"{{"type":"hello","version":{PROTOCOL_VERSION},"challenge":"{}"}}"#,
+                conn.challenge
+            );
+            flush(&mut conn);
+            log::info!("mt5: terminal connecting from {peer}; waiting for its answer to the challenge");
+            self.slots[slot] = Some(conn);
+        }
+    }
+
+    fn close(&mut self, i: usize, why: &str) {
+        let Some(mut conn) = self.slots.get_mut(i).and_then(Option::take) else { return };
+        flush(&mut conn);
+        if let Some(r) = &self.registry {
+            let _ = r.deregister(&mut conn.stream);
+        }
+        if self.active == Some(i) {
+            self.active = None;
+            log::warn!(
+                "mt5: terminal session {} from {} closed ({why}); {} orders in flight wait for the next session",
+                conn.session,
+                conn.peer,
+                self.orders.len()
+            );
+        } else {
+            log::warn!("mt5: connection from {} closed ({why})", conn.peer);
+        }
+    }
+
+    /// Reads what is there and handles every whole line; returns why to close, if so.
+    fn read(&mut self, i: usize, now: Nanos) -> Option<&'static str> {
+        loop {
+            let conn = self.slots[i].as_mut()?;
+            match conn.stream.read(&mut self.chunk) {
+                Ok(0) => return Some("the terminal closed the connection"),
+                Ok(n) => {
+                    conn.rbuf.extend_from_slice(&self.chunk[..n]);
+                    conn.last_recv = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.readable = false;
+                    return None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Some("read failed"),
+            }
+            if let Some(why) = self.lines(i, now) {
+                return Some(why);
+            }
+        }
+    }
+
+    fn lines(&mut self, i: usize, now: Nanos) -> Option<&'static str> {
+        let max = self.cfg.max_line_bytes;
+        let mut line = std::mem::take(&mut self.line);
+        let mut start = 0;
+        let result = loop {
+            let Some(conn) = self.slots[i].as_mut() else { break None };
+            let Some(nl) = conn.rbuf[start..].iter().position(|&b| b == b'\n') else {
+                if conn.rbuf.len() - start > max {
+                    self.metrics.line_too_long.inc();
+                    break Some("a line longer than venue.mt5.max_line_bytes");
+                }
+                break None;
+            };
+            if nl > max {
+                self.metrics.line_too_long.inc();
+                break Some("a line longer than venue.mt5.max_line_bytes");
+            }
+            line.clear();
+            line.extend_from_slice(&conn.rbuf[start..start + nl]);
+            start += nl + 1;
+            if let Some(why) = self.line(i, &line, now) {
+                break Some(why);
+            }
+        };
+        self.line = line;
+        if let Some(c) = self.slots[i].as_mut() {
+            c.rbuf.drain(..start.min(c.rbuf.len()));
+        }
+        result
+    }
+
+    fn line(&mut self, i: usize, line: &[u8], now: Nanos) -> Option<&'static str> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        let msg: Inbound<'_> = match serde_json::from_slice(line) {
+            Ok(m) => m,
+            Err(e) => {
+                let conn = self.slots[i].as_mut()?;
+                if matches!(conn.state, ConnState::Handshake { .. }) {
+                    self.metrics.auth_failed.inc();
+                    return Some("not the protocol (bad JSON before authentication)");
+                }
+                self.metrics.bad_line.inc();
+                log::warn!("mt5: bad line from the terminal ({e}); ignored");
+                let _ = writeln!(conn.wbuf, r#"{{"type":"error","error":"not a JSON object of the bridge protocol"}}"#);
+                return None;
+            }
+        };
+        let state = self.slots[i].as_ref()?.state;
+        match state {
+            ConnState::Handshake { .. } => self.on_auth(i, &msg),
+            ConnState::Active { .. } => {
+                self.on_message(i, &msg, now);
+                None
+            }
+        }
+    }
+
+    fn on_auth(&mut self, i: usize, msg: &Inbound<'_>) -> Option<&'static str> {
+        let conn = self.slots[i].as_mut()?;
+        let expected = hex(&hmac_sha256(self.secret.expose().as_bytes(), conn.challenge.as_bytes()));
+        let given = msg.hmac.as_deref().unwrap_or("");
+        if msg.kind != "auth" || !constant_time_eq(given.to_ascii_lowercase().as_bytes(), expected.as_bytes()) {
+            self.metrics.auth_failed.inc();
+            let _ = writeln!(conn.wbuf, r#"{{"type":"error","error":"authentication failed"}}"#);
+            return Some("authentication failed");
+        }
+        self.sessions += 1;
+        if self.sessions > 1 {
+            self.metrics.reconnects.inc();
+        }
+        conn.session = self.sessions;
+        conn.state = ConnState::Active { synced: false };
+        let symbols = serde_json::to_string(&self.symbols).unwrap_or_else(|_| "[]".into());
+        let _ = writeln!(
+            conn.wbuf,
+            r#"{{"type":"welcome","session":{},"magic":{},"symbols":{symbols}}}"#,
+            conn.session, self.cfg.magic
+        );
+        log::info!("mt5: terminal at {} authenticated (session {}); waiting for its snapshot", conn.peer, conn.session);
+        if let Some(old) = self.active.replace(i) {
+            if old != i {
+                self.close(old, "replaced by a newer authenticated session");
+            }
+        }
+        None
+    }
+
+    fn on_message(&mut self, i: usize, m: &Inbound<'_>, now: Nanos) {
+        match &*m.kind {
+            "tick" => {
+                let sym = m.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
+                match (sym, m.bid, m.ask) {
+                    (Some(s), Some(bid), Some(ask))
+                        if bid.is_finite() && ask.is_finite() && bid > 0.0 && ask >= bid =>
+                    {
+                        self.ticks.push(Tick { symbol: s as SymbolId, bid, ask, recv_ns: now });
+                    }
+                    (None, ..) => {} // a symbol mt5bot does not trade
+                    _ => self.bad(i, "tick needs symbol, bid > 0 and ask >= bid"),
+                }
+            }
+            "result" => {
+                let (Some(id), Some(code)) = (m.id.as_deref(), m.retcode) else {
+                    return self.bad(i, "result needs id and retcode");
+                };
+                let Some(o) = self.orders.iter().position(|o| o.req.client_id.as_str() == id) else {
+                    log::warn!("mt5: result {code} for an order not in flight here ({id}); ignored");
+                    return;
+                };
+                self.on_result(o, code, m);
+            }
+            "deal" => {
+                let (Some(id), Some(deal), Some(volume), Some(price)) = (m.id.as_deref(), m.deal, m.volume, m.price)
+                else {
+                    return self.bad(i, "deal needs id, deal, volume and price");
+                };
+                if let Some(o) = self.orders.iter().position(|o| o.req.client_id.as_str() == id) {
+                    self.book_deal(o, deal, volume, price);
+                    self.finish_if_filled(o);
+                }
+            }
+            "snapshot" => self.on_snapshot(i, m, now),
+            "pong" | "account" => {}
+            "error" => log::warn!("mt5: the terminal reports: {}", m.error.as_deref().unwrap_or("(no text)")),
+            _ => self.bad(i, "unknown type"),
+        }
+    }
+
+    fn bad(&mut self, i: usize, what: &str) {
+        self.metrics.bad_line.inc();
+        log::warn!("mt5: bad message from the terminal: {what}");
+        if let Some(c) = self.slots[i].as_mut() {
+            let _ = writeln!(c.wbuf, r#"{{"type":"error","error":"{what}"}}"#);
+        }
+    }
+
+    fn on_result(&mut self, o: usize, code: u32, m: &Inbound<'_>) {
+        let key = self.orders[o].req.key;
+        match code {
+            retcode::DONE | retcode::DONE_PARTIAL => {
+                if !self.orders[o].accepted {
+                    self.orders[o].accepted = true;
+                    self.events.push(VenueEvent::Accepted { key });
+                }
+                if let (Some(deal), Some(volume), Some(price)) = (m.deal, m.volume, m.price) {
+                    self.book_deal(o, deal, volume, price);
+                }
+                if self.finish_if_filled(o) {
+                    return;
+                }
+                if code == retcode::DONE_PARTIAL {
+                    // Filling IOC: the rest of a partial execution is gone.
+                    self.events.push(VenueEvent::Cancelled { key });
+                    self.orders.swap_remove(o);
+                }
+            }
+            retcode::PLACED => {
+                if !self.orders[o].accepted {
+                    self.orders[o].accepted = true;
+                    self.events.push(VenueEvent::Accepted { key });
+                }
+            }
+            code => {
+                log::warn!(
+                    "mt5: order {} refused by the terminal: retcode {code}, {}{}",
+                    self.orders[o].req.client_id,
+                    retcode::reason(code),
+                    m.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
+                );
+                self.events.push(VenueEvent::Rejected { key, reason: retcode::reason(code) });
+                self.orders.swap_remove(o);
+            }
+        }
+    }
+
+    fn book_deal(&mut self, o: usize, deal: u64, volume: f64, price: f64) {
+        let ord = &mut self.orders[o];
+        if ord.seen(deal) || !(volume > 0.0 && price > 0.0 && price.is_finite()) {
+            return;
+        }
+        if ord.deal_count < MAX_DEALS {
+            ord.deals[ord.deal_count] = deal;
+            ord.deal_count += 1;
+        }
+        let qty = volume.min(ord.req.qty - ord.filled);
+        if qty <= QTY_EPSILON {
+            return;
+        }
+        ord.filled += qty;
+        if !ord.accepted {
+            ord.accepted = true;
+            self.events.push(VenueEvent::Accepted { key: ord.req.key });
+        }
+        self.next_exec_id += 1;
+        self.events.push(VenueEvent::Fill { key: ord.req.key, exec_id: self.next_exec_id, qty, price });
+    }
+
+    /// Removes the order when fully filled; true if it was.
+    fn finish_if_filled(&mut self, o: usize) -> bool {
+        let done = self.orders[o].filled + QTY_EPSILON >= self.orders[o].req.qty;
+        if done {
+            self.orders.swap_remove(o);
+        }
+        done
+    }
+
+    fn on_snapshot(&mut self, i: usize, m: &Inbound<'_>, now: Nanos) {
+        let session = self.slots[i].as_ref().map_or(0, |c| c.session);
+        let deals = m.deals.as_deref().unwrap_or_default();
+        let resting = m.orders.as_deref().unwrap_or_default();
+        let mut o = 0;
+        while o < self.orders.len() {
+            let id = self.orders[o].req.client_id;
+            let key = self.orders[o].req.key;
+            let mine: Vec<&SnapshotDeal<'_>> = deals.iter().filter(|d| d.comment == id.as_str()).collect();
+            for d in &mine {
+                self.book_deal(o, d.deal, d.volume, d.price);
+            }
+            if self.finish_if_filled(o) {
+                continue;
+            }
+            let rests = resting.iter().any(|r| r.comment == id.as_str());
+            let ord = &mut self.orders[o];
+            if rests {
+                ord.session = session;
+            } else if !mine.is_empty() {
+                // Partly executed and no longer working: the rest is gone.
+                self.events.push(VenueEvent::Cancelled { key });
+                self.orders.swap_remove(o);
+                continue;
+            } else if ord.session != session {
+                ord.unknown = true;
+            }
+            o += 1;
+        }
+        if let Some(c) = self.slots[i].as_mut() {
+            c.state = ConnState::Active { synced: true };
+        }
+        log::info!(
+            "mt5: snapshot from session {session}: {} deals, {} resting orders; {} orders in flight",
+            deals.len(),
+            resting.len(),
+            self.orders.len()
+        );
+        // Orders the terminal never saw: sent again if fresh, else refused.
+        let mut o = 0;
+        while o < self.orders.len() {
+            if !self.orders[o].unknown {
+                o += 1;
+                continue;
+            }
+            let ord = self.orders[o];
+            if now.saturating_sub(ord.created) > self.max_wait {
+                log::warn!(
+                    "mt5: order {} never reached the terminal and is older than queue.max_wait; refused",
+                    ord.req.client_id
+                );
+                self.events.push(VenueEvent::Rejected { key: ord.req.key, reason: "never reached the terminal" });
+                self.orders.swap_remove(o);
+                continue;
+            }
+            log::info!("mt5: order {} never reached the terminal; sending it now", ord.req.client_id);
+            self.orders[o].unknown = false;
+            self.orders[o].session = session;
+            self.write_order(i, &ord.req, now);
+            o += 1;
+        }
+    }
+
+    fn write_order(&mut self, i: usize, req: &OrderRequest, now: Nanos) {
+        let Some(conn) = self.slots[i].as_mut() else { return };
+        let symbol = self.symbols.get(req.symbol as usize).map_or("", String::as_str);
+        let (action, kind, price) = match (req.kind, req.side) {
+            (OrderKind::Market, Side::Buy) => ("deal", "buy", 0.0),
+            (OrderKind::Market, Side::Sell) => ("deal", "sell", 0.0),
+            (OrderKind::Limit, Side::Buy) => ("pending", "buy_limit", req.price),
+            (OrderKind::Limit, Side::Sell) => ("pending", "sell_limit", req.price),
+        };
+        let id = req.client_id.as_str();
+        let _ = writeln!(
+            conn.wbuf,
+            r#"{{"type":"order","id":"{id}","action":"{action}","symbol":"{symbol}","volume":{},"type_order":"{kind}","price":{price},"sl":0,"tp":0,"deviation":{},"magic":{},"comment":"{id}","type_filling":"{}"}}"#,
+            req.qty,
+            self.cfg.deviation,
+            self.cfg.magic,
+            self.cfg.type_filling.as_str()
+        );
+        conn.last_sent = now;
+        flush(conn);
+    }
+
+    fn heartbeats(&mut self, now: Nanos) {
+        let hb = self.cfg.heartbeat_interval.as_nanos() as Nanos;
+        for i in 0..self.slots.len() {
+            let Some(c) = self.slots[i].as_mut() else { continue };
+            let why = match c.state {
+                ConnState::Handshake { deadline } if now >= deadline => {
+                    self.metrics.handshake_timeout.inc();
+                    Some("no answer to the challenge within venue.mt5.handshake_timeout")
+                }
+                ConnState::Active { .. } if now >= c.last_recv + 2 * hb => {
+                    Some("the terminal was silent for two heartbeat intervals")
+                }
+                ConnState::Active { .. } if now >= c.last_sent + hb && now >= c.last_recv + hb => {
+                    let _ = writeln!(c.wbuf, r#"{{"type":"ping"}}"#);
+                    c.last_sent = now;
+                    flush(c);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                self.close(i, why);
+            }
+        }
+    }
+}
+
+fn flush(conn: &mut Conn) {
+    let mut written = 0;
+    while written < conn.wbuf.len() {
+        match conn.stream.write(&conn.wbuf[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                conn.closing = Some("write failed");
+                break;
+            }
+        }
+    }
+    conn.wbuf.drain(..written);
+    // A terminal that stops reading gets cut off rather than growing the buffer without bound.
+    if conn.wbuf.len() > 4 << 20 {
+        conn.closing = Some("the terminal stopped reading");
+    }
+}
+
+impl Venue for Mt5Venue {
+    fn name(&self) -> &'static str {
+        "mt5"
+    }
+
+    fn attach(&mut self, registry: &Registry, first: Token, tokens: usize) -> io::Result<()> {
+        registry.register(&mut self.listener, first, Interest::READABLE)?;
+        self.registry = Some(registry.try_clone()?);
+        self.first_token = first.0;
+        self.slots = (1..tokens).map(|_| None).collect();
+        self.listener_ready = true;
+        Ok(())
+    }
+
+    fn on_ready(&mut self, token: Token, readable: bool, _writable: bool) {
+        if token.0 == self.first_token {
+            self.listener_ready = true;
+        } else if let Some(Some(c)) = self.slots.get_mut(token.0.wrapping_sub(self.first_token + 1)) {
+            c.readable |= readable;
+        }
+    }
+
+    fn ready_for_orders(&self) -> bool {
+        self.synced() && self.orders.len() < self.capacity
+    }
+
+    fn submit(&mut self, order: &OrderRequest, now: Nanos) -> Result<(), &'static str> {
+        let Some(i) = self.active.filter(|_| self.synced()) else {
+            return Err("no terminal session");
+        };
+        if self.orders.len() >= self.capacity {
+            return Err("too many orders in flight at the terminal");
+        }
+        if order.client_id.as_str().len() > MAX_COMMENT {
+            return Err("the order id is longer than the 31 characters of an MT5 comment");
+        }
+        let session = self.slots[i].as_ref().map_or(0, |c| c.session);
+        self.orders.push(Mt5Order {
+            req: *order,
+            created: now,
+            session,
+            filled: 0.0,
+            accepted: false,
+            deals: [0; MAX_DEALS],
+            deal_count: 0,
+            unknown: false,
+        });
+        self.write_order(i, order, now);
+        Ok(())
+    }
+
+    fn on_tick(&mut self, _tick: &Tick, _now: Nanos, _events: &mut Vec<VenueEvent>) {}
+
+    fn poll(&mut self, now: Nanos, events: &mut Vec<VenueEvent>) {
+        if self.listener_ready {
+            self.accept(now);
+        }
+        for i in 0..self.slots.len() {
+            let Some(c) = self.slots[i].as_ref() else { continue };
+            let why = if c.readable { self.read(i, now) } else { None };
+            let why = why.or_else(|| {
+                let c = self.slots[i].as_mut()?;
+                if !c.wbuf.is_empty() {
+                    flush(c);
+                }
+                c.closing
+            });
+            if let Some(why) = why {
+                self.close(i, why);
+            }
+        }
+        self.heartbeats(now);
+        events.append(&mut self.events);
+    }
+
+    fn next_tick(&mut self) -> Option<Tick> {
+        match self.ticks.get(self.tick_at) {
+            Some(t) => {
+                self.tick_at += 1;
+                Some(*t)
+            }
+            None => {
+                self.ticks.clear();
+                self.tick_at = 0;
+                None
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Nanos> {
+        let hb = self.cfg.heartbeat_interval.as_nanos() as Nanos;
+        self.slots
+            .iter()
+            .flatten()
+            .map(|c| match c.state {
+                ConnState::Handshake { deadline } => deadline,
+                ConnState::Active { .. } => (c.last_sent.max(c.last_recv) + hb).min(c.last_recv + 2 * hb),
+            })
+            .min()
+    }
+
+    fn is_up(&self) -> bool {
+        self.synced()
+    }
+
+    fn open_orders(&self) -> usize {
+        self.orders.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2.
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        // Test case 6: a key longer than the block.
+        let mac = hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First");
+        assert_eq!(hex(&mac), "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn retcodes_have_reasons() {
+        assert!(retcode::reason(retcode::REQUOTE).contains("10004"));
+        assert!(retcode::reason(retcode::CONNECTION).contains("10031"));
+    }
+}

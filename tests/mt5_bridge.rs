@@ -1,0 +1,380 @@
+//! The MT5 bridge against a simulated Expert Advisor that follows `docs/mt5-bridge.md`: the
+//! handshake, ticks, orders filled with MT5 retcodes, a disconnect in the middle of an order and
+//! the reconnect snapshot, and every kind of bad input. The simulator keeps its own ledger of
+//! executions per order id, so a duplicate or a lost order shows.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+const SECRET: &str = "bridge-test-secret-0123456789abcdef";
+const MAGIC: u64 = 5_550_001;
+
+fn start(dir: &TempDir, extra: &str) -> (Daemon, String, String) {
+    let bridge = format!("127.0.0.1:{}", free_port());
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        dir,
+        &format!(
+            "venue:\n  kind: mt5\n  mt5:\n    listen: {bridge}\n    handshake_timeout: 500ms\n    max_line_bytes: 2048\n\
+             feed:\n  kind: venue\n\
+             model:\n  threshold_bps: 10000\n\
+             queue:\n  max_wait: 20s\n\
+             risk:\n  max_orders_per_second: 100000\n  max_position: 100\n\
+             ingress:\n  enabled: true\n  listen: {ingress}\n{extra}"
+        ),
+    );
+    let mut d = Daemon::start(dir, &cfg, &addr, &[("CONTROLLER_SHARED_SECRET", SECRET)]);
+    d.wait_metrics(Duration::from_secs(10));
+    (d, bridge, ingress)
+}
+
+/// A deal the simulated terminal made.
+#[derive(Debug, Clone)]
+struct Deal {
+    ticket: u64,
+    id: String,
+    volume: f64,
+    price: f64,
+}
+
+/// The simulated Expert Advisor: a connection and the terminal's memory (which outlives it).
+struct Ea {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+#[derive(Default)]
+struct Terminal {
+    deals: Vec<Deal>,
+    resting: Vec<String>,
+    executions: HashMap<String, usize>,
+    next_ticket: u64,
+}
+
+impl Terminal {
+    fn execute(&mut self, id: &str, volume: f64, price: f64) -> Deal {
+        *self.executions.entry(id.to_owned()).or_default() += 1;
+        self.next_ticket += 1;
+        let d = Deal { ticket: 50_000 + self.next_ticket, id: id.to_owned(), volume, price };
+        self.deals.push(d.clone());
+        d
+    }
+
+    fn snapshot(&self) -> Value {
+        json!({
+            "type": "snapshot",
+            "deals": self.deals.iter().map(|d| json!({"deal": d.ticket, "comment": d.id, "volume": d.volume, "price": d.price, "symbol": "EURUSD", "magic": MAGIC})).collect::<Vec<_>>(),
+            "orders": self.resting.iter().map(|id| json!({"order": 1, "comment": id, "symbol": "EURUSD"})).collect::<Vec<_>>(),
+            "positions": [],
+        })
+    }
+}
+
+impl Ea {
+    fn connect(addr: &str) -> Ea {
+        let w = wait_for("the bridge listener", Duration::from_secs(5), || TcpStream::connect(addr).ok());
+        w.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let r = BufReader::new(w.try_clone().expect("clone"));
+        Ea { w, r }
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.r.read_line(&mut line).expect("a line from mt5bot");
+        assert!(n > 0, "mt5bot closed the connection");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+    }
+
+    /// The next message that is not a ping (pings are answered).
+    fn recv_skip_ping(&mut self) -> Value {
+        loop {
+            let m = self.recv();
+            if m["type"] == "ping" {
+                self.send(&json!({"type": "pong"}));
+                continue;
+            }
+            return m;
+        }
+    }
+
+    fn send(&mut self, v: &Value) {
+        self.w.write_all(format!("{v}\n").as_bytes()).expect("send");
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).expect("send");
+    }
+
+    /// Answers the challenge with `secret`; returns the welcome.
+    fn authenticate(&mut self, secret: &str) -> Value {
+        let hello = self.recv();
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["version"], 1);
+        let challenge = hello["challenge"].as_str().expect("challenge");
+        assert_eq!(challenge.len(), 64);
+        let mac = mt5bot::venue::mt5::hmac_sha256(secret.as_bytes(), challenge.as_bytes());
+        self.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
+        self.recv()
+    }
+
+    /// Reads until mt5bot closes the connection; returns what it said before.
+    fn until_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.r.read_line(&mut line) {
+                Ok(0) | Err(_) => return lines,
+                Ok(_) => lines.push(line),
+            }
+        }
+    }
+
+    fn tick(&mut self, bid: f64) {
+        self.send(&json!({"type": "tick", "symbol": "EURUSD", "bid": bid, "ask": bid + 0.0002, "time_msc": 1}));
+    }
+}
+
+/// A sample that must be on `/metrics` (a missing one is a failure, not a zero).
+fn metric(d: &Daemon, name: &str) -> f64 {
+    let text = d.metrics();
+    sample(&text, name).unwrap_or_else(|| panic!("{name} is not on /metrics:\n{text}"))
+}
+
+fn wait_metric(d: &Daemon, name: &str, want: f64) {
+    let start = Instant::now();
+    let mut last = 0.0;
+    while start.elapsed() < Duration::from_secs(10) {
+        last = metric(d, name);
+        if last == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{name} is {last}, expected {want}\n{}", d.log_file());
+}
+
+fn signal(ingress: &mut TcpStream, r: &mut BufReader<TcpStream>, id: &str, side: &str, qty: f64, kind: &str) {
+    let price = if kind == "limit" { ",\"price\":1.08" } else { "" };
+    let line = format!(
+        "{{\"id\":\"{id}\",\"symbol\":\"EURUSD\",\"side\":\"{side}\",\"qty\":{qty},\"type\":\"{kind}\"{price}}}\n"
+    );
+    ingress.write_all(line.as_bytes()).expect("ingress");
+    let mut answer = String::new();
+    r.read_line(&mut answer).expect("ingress answer");
+    assert!(answer.contains("\"queued\""), "{answer}");
+}
+
+fn ingress(addr: &str) -> (TcpStream, BufReader<TcpStream>) {
+    let s = TcpStream::connect(addr).expect("ingress");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let r = BufReader::new(s.try_clone().expect("clone"));
+    (s, r)
+}
+
+#[test]
+fn authenticated_terminal_streams_ticks_and_fills_orders_by_retcode() {
+    let dir = TempDir::new("mt5-fills");
+    let (d, bridge, ing) = start(&dir, "");
+    assert_eq!(metric(&d, "broker_connected{venue=\"mt5\"}"), 0.0);
+    let mut ea = Ea::connect(&bridge);
+    let welcome = ea.authenticate(SECRET);
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["magic"], MAGIC);
+    assert_eq!(welcome["symbols"], json!(["EURUSD", "GBPUSD"]));
+    let mut term = Terminal::default();
+    ea.send(&term.snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    for i in 0..50 {
+        ea.tick(1.08 + f64::from(i) * 1e-5);
+    }
+    wait_metric(&d, "ticks_total", 50.0);
+
+    let (mut iw, mut ir) = ingress(&ing);
+    // 1: done; 2: requote; 3: partial (0.4 of 1); 4: a limit order placed, filled later by a deal.
+    signal(&mut iw, &mut ir, "o1", "buy", 1.0, "market");
+    let o = ea.recv_skip_ping();
+    assert_eq!(o["type"], "order");
+    assert_eq!(o["id"], "o1");
+    assert_eq!(o["comment"], "o1");
+    assert_eq!(o["magic"], MAGIC);
+    assert_eq!(o["action"], "deal");
+    assert_eq!(o["type_order"], "buy");
+    assert_eq!(o["symbol"], "EURUSD");
+    assert_eq!(o["volume"], 1.0);
+    assert_eq!(o["deviation"], 10);
+    assert_eq!(o["type_filling"], "ioc");
+    let deal = term.execute("o1", 1.0, 1.0805);
+    ea.send(
+        &json!({"type":"result","id":"o1","retcode":10009,"deal":deal.ticket,"order":7,"volume":1.0,"price":1.0805}),
+    );
+    wait_metric(&d, "trade_count", 1.0);
+
+    signal(&mut iw, &mut ir, "o2", "buy", 1.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "o2");
+    ea.send(&json!({"type":"result","id":"o2","retcode":10004,"comment":"Requote"}));
+    wait_metric(&d, "orders_rejected_total", 1.0);
+
+    signal(&mut iw, &mut ir, "o3", "sell", 1.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "o3");
+    let deal = term.execute("o3", 0.4, 1.0801);
+    ea.send(&json!({"type":"result","id":"o3","retcode":10010,"deal":deal.ticket,"volume":0.4,"price":1.0801}));
+    wait_metric(&d, "trade_count", 2.0);
+
+    signal(&mut iw, &mut ir, "o4", "buy", 2.0, "limit");
+    let o = ea.recv_skip_ping();
+    assert_eq!(
+        (o["action"].as_str(), o["type_order"].as_str(), o["price"].as_f64()),
+        (Some("pending"), Some("buy_limit"), Some(1.08))
+    );
+    ea.send(&json!({"type":"result","id":"o4","retcode":10008,"order":9}));
+    term.resting.push("o4".into());
+    let deal = term.execute("o4", 2.0, 1.08);
+    // Reported twice (OnTradeTransaction may repeat): booked once.
+    ea.send(&json!({"type":"deal","id":"o4","deal":deal.ticket,"volume":2.0,"price":1.08}));
+    ea.send(&json!({"type":"deal","id":"o4","deal":deal.ticket,"volume":2.0,"price":1.08}));
+    wait_metric(&d, "trade_count", 3.0);
+    wait_metric(&d, "open_orders", 0.0);
+    // 1 - 0.4 + 2
+    assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 2.6).abs() < 1e-9);
+    assert_eq!(metric(&d, "orders_rejected_total"), 1.0);
+    assert!(d.log_file().contains("requote (10004)"), "{}", d.log_file());
+}
+
+#[test]
+fn a_disconnect_mid_order_is_reconciled_by_the_snapshot_without_duplicates() {
+    let dir = TempDir::new("mt5-reconnect");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut term = Terminal::default();
+    let mut ea = Ea::connect(&bridge);
+    assert_eq!(ea.authenticate(SECRET)["type"], "welcome");
+    ea.send(&term.snapshot());
+    ea.tick(1.08);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    wait_metric(&d, "ticks_total", 1.0);
+
+    let (mut iw, mut ir) = ingress(&ing);
+    // a: executed by the terminal, but the connection drops before the result is sent.
+    signal(&mut iw, &mut ir, "a", "buy", 1.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "a");
+    term.execute("a", 1.0, 1.0802);
+    // b: the line reaches the EA but the terminal dies before executing it.
+    signal(&mut iw, &mut ir, "b", "buy", 2.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "b");
+    drop(ea);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 0.0);
+    // c: arrives while no terminal is there: it waits in the queue.
+    signal(&mut iw, &mut ir, "c", "sell", 1.0, "market");
+    assert_eq!(metric(&d, "open_orders"), 2.0);
+
+    let mut ea = Ea::connect(&bridge);
+    let welcome = ea.authenticate(SECRET);
+    assert_eq!(welcome["session"], 2);
+    ea.send(&term.snapshot());
+    // Only b (no trace at the terminal) and c (never sent) come now; a is booked from the snapshot.
+    let mut got = HashSet::new();
+    for _ in 0..2 {
+        let o = ea.recv_skip_ping();
+        assert_eq!(o["type"], "order");
+        let id = o["id"].as_str().expect("id").to_owned();
+        let price = if id == "c" { 1.0799 } else { 1.0803 };
+        let volume = o["volume"].as_f64().expect("volume");
+        let deal = term.execute(&id, volume, price);
+        ea.send(&json!({"type":"result","id":id,"retcode":10009,"deal":deal.ticket,"volume":volume,"price":price}));
+        got.insert(id);
+    }
+    assert_eq!(got, HashSet::from(["b".to_owned(), "c".to_owned()]));
+    wait_metric(&d, "trade_count", 3.0);
+    wait_metric(&d, "open_orders", 0.0);
+    assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 2.0).abs() < 1e-9, "1 + 2 - 1");
+    assert_eq!(metric(&d, "broker_reconnects_total{venue=\"mt5\"}"), 1.0);
+    for (id, n) in &term.executions {
+        assert_eq!(*n, 1, "order {id} executed {n} times");
+    }
+    assert_eq!(term.executions.len(), 3);
+    // The snapshot is idempotent: a third session sending the same history books nothing more.
+    drop(ea);
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&term.snapshot());
+    wait_metric(&d, "broker_reconnects_total{venue=\"mt5\"}", 2.0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(metric(&d, "trade_count"), 3.0);
+}
+
+#[test]
+fn bad_handshakes_garbage_and_long_lines_are_refused_and_counted() {
+    let dir = TempDir::new("mt5-bad");
+    let (d, bridge, _ing) = start(&dir, "");
+    let errors = |kind: &str| metric(&d, &format!("venue_protocol_errors_total{{kind=\"{kind}\",venue=\"mt5\"}}"));
+
+    // A wrong HMAC: told, closed, counted.
+    let mut ea = Ea::connect(&bridge);
+    let answer = ea.authenticate("not the secret");
+    assert_eq!(answer, json!({"type":"error","error":"authentication failed"}));
+    assert!(ea.until_closed().is_empty());
+    assert_eq!(errors("auth_failed"), 1.0);
+
+    // Garbage instead of an answer.
+    let mut ea = Ea::connect(&bridge);
+    assert_eq!(ea.recv()["type"], "hello");
+    ea.send_raw(b"GET / HTTP/1.1\r\n\r\n");
+    ea.until_closed();
+    assert_eq!(errors("auth_failed"), 2.0);
+
+    // No answer at all: closed after handshake_timeout (500 ms).
+    let mut ea = Ea::connect(&bridge);
+    let started = Instant::now();
+    assert_eq!(ea.recv()["type"], "hello");
+    ea.until_closed();
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    wait_metric(&d, "venue_protocol_errors_total{kind=\"handshake_timeout\",venue=\"mt5\"}", 1.0);
+
+    // An over-long line before authenticating.
+    let mut ea = Ea::connect(&bridge);
+    assert_eq!(ea.recv()["type"], "hello");
+    ea.send_raw(&vec![b'x'; 5000]);
+    ea.until_closed();
+    assert_eq!(errors("line_too_long"), 1.0);
+    assert_eq!(metric(&d, "broker_connected{venue=\"mt5\"}"), 0.0);
+
+    // Authenticated: a bad line is answered and the session stays; an over-long one ends it.
+    let mut ea = Ea::connect(&bridge);
+    assert_eq!(ea.authenticate(SECRET)["type"], "welcome");
+    ea.send(&Terminal::default().snapshot());
+    ea.send_raw(b"{not json\n");
+    assert_eq!(ea.recv_skip_ping()["type"], "error");
+    ea.send(&json!({"type":"tick","symbol":"EURUSD","bid":-1.0,"ask":1.0}));
+    assert_eq!(ea.recv_skip_ping()["type"], "error");
+    ea.send(&json!({"type":"teleport"}));
+    assert_eq!(ea.recv_skip_ping()["type"], "error");
+    ea.tick(1.08);
+    wait_metric(&d, "ticks_total", 1.0);
+    assert_eq!(errors("bad_line"), 3.0);
+    assert_eq!(metric(&d, "broker_connected{venue=\"mt5\"}"), 1.0);
+    ea.send_raw(&vec![b'y'; 5000]);
+    ea.until_closed();
+    assert_eq!(errors("line_too_long"), 2.0);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 0.0);
+    // The secret never reaches the log.
+    assert!(!d.log_file().contains(SECRET));
+    assert!(!d.stderr().contains(SECRET));
+}
+
+#[test]
+fn the_mt5_venue_needs_the_shared_secret() {
+    let dir = TempDir::new("mt5-nosecret");
+    let bridge = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) =
+        config_with(&dir, &format!("venue:\n  kind: mt5\n  mt5:\n    listen: {bridge}\nfeed:\n  kind: venue\n"));
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2));
+    assert!(d.stderr().contains("venue.kind mt5 needs CONTROLLER_SHARED_SECRET"), "{}", d.stderr());
+}
