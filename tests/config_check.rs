@@ -34,7 +34,7 @@ fn wrong_type_and_bad_value_name_their_lines() {
     assert!(err.contains("config.yaml:4: queue.capacity: 100 is not accepted; accepted: a power of two"), "{err}");
     let out = check(&dir, "venue:\n  kind: mt4\n");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(":2: venue.kind: unknown variant `mt4`, expected `paper`"), "{err}");
+    assert!(err.contains(":2: venue.kind: unknown variant `mt4`, expected one of `paper`, `fix44`, `mt5`"), "{err}");
 }
 
 #[test]
