@@ -780,3 +780,192 @@ impl Venue for FixVenue {
         self.store.save(self.session.seqs());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::codec::{Builder, Fields, Header};
+    use super::*;
+    use crate::engine::types::{OrderKey, SignalId};
+
+    fn book() -> Book {
+        Book {
+            orders: Vec::new(),
+            capacity: 8,
+            next_exec_id: 0,
+            events: Vec::new(),
+            symbols: vec!["EURUSD".into()],
+            reconcile_due: false,
+            status_unsupported: false,
+        }
+    }
+
+    fn add(b: &mut Book, id: &str, qty: f64, seq: u64) -> OrderKey {
+        let key = OrderKey::new(seq, b.orders.len() as u32);
+        b.orders.push(FixOrder {
+            req: OrderRequest {
+                key,
+                client_id: SignalId::parse(id).expect("id"),
+                symbol: 0,
+                side: Side::Buy,
+                qty,
+                kind: OrderKind::Limit,
+                price: 1.1,
+            },
+            seq,
+            created: 0,
+            cum: 0.0,
+            notional: 0.0,
+            acked: false,
+            delivery: Delivery::Sent { conn: 1 },
+        });
+        key
+    }
+
+    /// Feeds one application message to the book; returns its verdict.
+    fn deliver(b: &mut Book, msg_type: &[u8], fields: &[(u32, &str)]) -> Result<(), RejectReason> {
+        let mut builder = Builder::new();
+        let h = Header { msg_type, sender: b"V", target: b"B", seq: 9, sending_time: b"t", poss_dup: None };
+        builder.start(&h);
+        for (t, v) in fields {
+            builder.field(*t, v.as_bytes());
+        }
+        let mut out = Vec::new();
+        builder.finish(&mut out);
+        let mut f = Fields::new();
+        let m = f.parse(&out).expect("parses");
+        b.on_message(&m, 0)
+    }
+
+    /// An ExecutionReport's fields.
+    fn report<'a>(
+        id: &'a str,
+        exec_type: &'a str,
+        status: &'a str,
+        cum: &'a str,
+        last: Option<(&'a str, &'a str)>,
+    ) -> Vec<(u32, &'a str)> {
+        let mut f = vec![
+            (tag::ORDER_ID, "O1"),
+            (tag::EXEC_ID, "E1"),
+            (tag::EXEC_TYPE, exec_type),
+            (tag::ORD_STATUS, status),
+            (tag::CL_ORD_ID, id),
+            (tag::SYMBOL, "EURUSD"),
+            (tag::SIDE, "1"),
+            (tag::LEAVES_QTY, "0"),
+            (tag::CUM_QTY, cum),
+            (tag::AVG_PX, "1.1"),
+        ];
+        if let Some((qty, px)) = last {
+            f.push((tag::LAST_QTY, qty));
+            f.push((tag::LAST_PX, px));
+        }
+        f
+    }
+
+    #[test]
+    fn new_then_partial_fills_then_done() {
+        let mut b = book();
+        let key = add(&mut b, "o1", 3.0, 5);
+        deliver(&mut b, b"8", &report("o1", "0", "0", "0", None)).expect("new");
+        deliver(&mut b, b"8", &report("o1", "F", "1", "1", Some(("1", "1.1")))).expect("partial");
+        deliver(&mut b, b"8", &report("o1", "F", "2", "3", Some(("2", "1.2")))).expect("fill");
+        assert_eq!(
+            b.events,
+            vec![
+                VenueEvent::Accepted { key },
+                VenueEvent::Fill { key, exec_id: 1, qty: 1.0, price: 1.1 },
+                VenueEvent::Fill { key, exec_id: 2, qty: 2.0, price: 1.2 },
+            ]
+        );
+        assert!(b.orders.is_empty(), "a filled order leaves the book");
+    }
+
+    #[test]
+    fn a_report_seen_twice_books_nothing_twice() {
+        let mut b = book();
+        let key = add(&mut b, "o1", 2.0, 5);
+        let partial = report("o1", "F", "1", "1", Some(("1", "1.1")));
+        deliver(&mut b, b"8", &partial).expect("partial");
+        deliver(&mut b, b"8", &partial).expect("the same again (PossDup resend)");
+        // An order status answer with the same CumQty: nothing new either.
+        deliver(&mut b, b"8", &report("o1", "I", "1", "1", None)).expect("status");
+        let fills = b.events.iter().filter(|e| matches!(e, VenueEvent::Fill { .. })).count();
+        assert_eq!(fills, 1);
+        // A status answer that shows more filled books the difference at the average price.
+        deliver(&mut b, b"8", &report("o1", "I", "2", "2", None)).expect("status");
+        assert_eq!(b.events.last(), Some(&VenueEvent::Fill { key, exec_id: 2, qty: 1.0, price: 1.1 }));
+        assert!(b.orders.is_empty());
+    }
+
+    #[test]
+    fn cancels_and_rejects_close_the_order() {
+        let mut b = book();
+        let k1 = add(&mut b, "o1", 2.0, 5);
+        let k2 = add(&mut b, "o2", 2.0, 6);
+        deliver(&mut b, b"8", &report("o1", "4", "4", "0", None)).expect("cancelled");
+        deliver(&mut b, b"8", &report("o2", "8", "8", "0", None)).expect("rejected");
+        assert!(b.events.contains(&VenueEvent::Cancelled { key: k1 }));
+        assert!(b.events.contains(&VenueEvent::Rejected { key: k2, reason: "rejected by the venue" }));
+        assert!(b.orders.is_empty());
+    }
+
+    #[test]
+    fn incomplete_reports_are_refused_with_the_missing_tag() {
+        let mut b = book();
+        add(&mut b, "o1", 1.0, 5);
+        let mut r = report("o1", "F", "2", "1", None);
+        r.retain(|(t, _)| *t != tag::CUM_QTY);
+        let err = deliver(&mut b, b"8", &r).expect_err("missing CumQty");
+        assert_eq!((err.code, err.tag), (1, Some(tag::CUM_QTY)));
+        let r = report("o1", "F", "2", "x", None);
+        assert!(deliver(&mut b, b"8", &r).is_err(), "CumQty must be a number");
+        assert!(b.events.is_empty());
+        assert_eq!(deliver(&mut b, b"W", &[]).expect_err("unsupported").code, 11);
+    }
+
+    #[test]
+    fn session_rejects_and_business_rejects_reach_the_right_order() {
+        let mut b = book();
+        let k1 = add(&mut b, "o1", 1.0, 5);
+        let k2 = add(&mut b, "o2", 1.0, 6);
+        b.on_session_reject(5, "bad tag", 0);
+        assert_eq!(b.events, vec![VenueEvent::Rejected { key: k1, reason: "refused by the venue's session layer" }]);
+        deliver(
+            &mut b,
+            b"j",
+            &[(tag::REF_MSG_TYPE, "D"), (tag::BUSINESS_REJECT_REASON, "0"), (tag::BUSINESS_REJECT_REF_ID, "o2")],
+        )
+        .expect("business reject");
+        assert_eq!(b.events.last(), Some(&VenueEvent::Rejected { key: k2, reason: "refused by the venue" }));
+        // The venue not answering OrderStatusRequest keeps orders in flight.
+        let k3 = add(&mut b, "o3", 1.0, 7);
+        deliver(&mut b, b"j", &[(tag::REF_MSG_TYPE, "H"), (tag::BUSINESS_REJECT_REASON, "3")]).expect("unsupported");
+        assert!(b.status_unsupported);
+        assert_eq!(b.orders.len(), 1);
+        assert_eq!(b.orders[0].req.key, k3);
+    }
+
+    #[test]
+    fn only_unacknowledged_orders_of_the_missed_range_are_undelivered() {
+        let mut b = book();
+        add(&mut b, "o1", 1.0, 5);
+        add(&mut b, "o2", 1.0, 6);
+        add(&mut b, "o3", 1.0, 9);
+        b.orders[1].acked = true;
+        b.on_peer_missed(5, 9, 0);
+        let d: Vec<Delivery> = b.orders.iter().map(|o| o.delivery).collect();
+        assert_eq!(d, vec![Delivery::Undelivered, Delivery::Sent { conn: 1 }, Delivery::Sent { conn: 1 }]);
+        assert!(b.reconcile_due);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let mut b = Backoff { min: 100, max: 1000, attempt: 0, rng: 12345 };
+        let waits: Vec<Nanos> = (0..8).map(|_| b.next()).collect();
+        for (i, w) in waits.iter().enumerate() {
+            let step = (100u64 << i).min(1000);
+            assert!((step / 2..=step).contains(w), "attempt {i}: {w} not within [{}, {step}]", step / 2);
+        }
+    }
+}
