@@ -27,6 +27,8 @@ pub enum Command {
     Diagnostics(crate::diagnostics::Options),
     /// `mt5bot check-data-versions [--manifest FILE] [--write]`
     CheckDataVersions { manifest: PathBuf, write: bool },
+    /// `mt5bot ctl ACTION ...`
+    Ctl(crate::ctl::Options),
     /// `mt5bot --version`
     Version,
     /// `mt5bot help [COMMAND]` or `--help`: the text to print.
@@ -63,6 +65,8 @@ Commands:
   influx-bootstrap      Set up or ensure an InfluxDB v2 org, bucket and bucket-scoped
                         token; write deploy/secrets/influx.env
   checkpoint inspect    Decrypt and summarise a checkpoint (no secret printed)
+  ctl                   Ask the running daemon: status, config, pause, resume,
+                        flatten, reload (control API, needs API_KEY)
   diagnostics           Write the nightly report; push mismatches to the Pushgateway
   check-data-versions   Compare datasets with data/manifest.yaml; --write records them
   help [COMMAND]        Show help for a command
@@ -249,6 +253,32 @@ Options:
   -h, --help   Show this help
 ";
 
+pub const CTL_HELP: &str = "\
+mt5bot ctl: operate the running daemon through its control API
+
+Usage: mt5bot ctl <ACTION> [--url URL] [--config FILE] [--env-file FILE]
+
+Actions:
+  status    Venue, positions, open orders, queue, last drift alarm
+  config    The effective configuration (secrets are listed by name only)
+  pause     Stop taking new signals; orders in flight settle
+  resume    Take new signals again
+  flatten   Pause, then send market orders that bring every position to zero
+  reload    Re-read the config file; live keys are applied, others reported as
+            needing a restart
+
+Options:
+  --url URL          The daemon [default: http://<metrics.listen of --config>, or
+                     http://127.0.0.1:9898]
+  -c, --config FILE  Config file to find metrics.listen in
+  --env-file FILE    Where to read API_KEY when it is not in the environment
+                     [default: deploy/secrets/runtime.env]
+  -h, --help         Show this help
+
+Prints the daemon's JSON answer. Exit codes: 0 done, 1 the daemon refused or could
+not be reached, 2 usage or configuration error.
+";
+
 fn usage(message: impl Into<String>, help: &'static str) -> UsageError {
     UsageError { message: message.into(), help }
 }
@@ -312,6 +342,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 Some("diagnostics") => Ok(Command::Help(DIAGNOSTICS_HELP)),
                 Some("checkpoint") => Ok(Command::Help(CHECKPOINT_HELP)),
                 Some("check-data-versions") => Ok(Command::Help(CHECK_DATA_VERSIONS_HELP)),
+                Some("ctl") => Ok(Command::Help(CTL_HELP)),
                 Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
             }
         }
@@ -433,8 +464,29 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             let manifest = PathBuf::from(manifest.unwrap_or_else(|| crate::diagnostics::data_versions::DEFAULT_MANIFEST.to_owned()));
             Ok(Command::CheckDataVersions { manifest, write })
         }
+        Some("ctl") => {
+            let help = CTL_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let config = config_flag(&mut args, help)?;
+            let env_file = env_file_flag(&mut args, help)?;
+            let url: Option<String> = args.opt_value_from_str("--url").map_err(|e| usage(format!("--url: {e}"), help))?;
+            if url.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+                return Err(usage("--url: accepted: http://HOST:PORT or https://HOST:PORT", help));
+            }
+            let action = args.subcommand().map_err(|e| usage(e.to_string(), help))?;
+            let action = match action.as_deref() {
+                Some(a) => crate::ctl::Action::parse(a).ok_or_else(|| {
+                    usage(format!("unknown ctl action {a:?}; accepted: status, config, pause, resume, flatten, reload"), help)
+                })?,
+                None => return Err(usage("missing ctl action; accepted: status, config, pause, resume, flatten, reload", help)),
+            };
+            finish(args, help)?;
+            Ok(Command::Ctl(crate::ctl::Options { action, url, config, env_file }))
+        }
         Some(other) => Err(usage(
-            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, diagnostics, check-data-versions, help"),
+            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, ctl, diagnostics, check-data-versions, help"),
             MAIN_HELP,
         )),
     }

@@ -821,7 +821,8 @@ impl Config {
         serde_yaml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 
-    fn to_raw(&self) -> RawConfig {
+    /// The configuration as the raw document (defaults filled in), for `config check` and the API.
+    pub fn to_raw(&self) -> RawConfig {
         let p = &self.venue.paper;
         let f = &self.venue.fix44;
         let m5 = &self.venue.mt5;

@@ -94,7 +94,7 @@ pub fn run(config_path: Option<&Path>, discard_checkpoint: bool) -> Result<StopR
     );
     let result = crate::secrets::Secrets::from_process().map_err(DaemonError::Runtime).and_then(|secrets| {
         log::info!("secrets: {}", secrets.describe());
-        run_logged(&cfg, metrics, &secrets, discard_checkpoint)
+        run_logged(&cfg, config_path, metrics, &secrets, discard_checkpoint)
     });
     if let Err(e) = &result {
         log::error!("{e}");
@@ -175,6 +175,7 @@ fn restore_checkpoint<V: Venue, C: Clock>(
 
 fn run_logged(
     cfg: &Config,
+    config_path: Option<&Path>,
     metrics: Metrics,
     secrets: &crate::secrets::Secrets,
     discard_checkpoint: bool,
@@ -194,7 +195,8 @@ fn run_logged(
     let clock = MonotonicClock::new();
     let feed = Feed::new(&cfg.feed, clock.now()).map_err(|e| DaemonError::Input(e.to_string()))?;
     let symbols: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
-    let parts = Parts { metrics, influx_target, health, server, clock, feed, symbols };
+    let config_path = config_path.map(Path::to_path_buf);
+    let parts = Parts { metrics, influx_target, health, server, clock, feed, symbols, config_path };
     match cfg.venue.kind {
         VenueKind::Paper => {
             let venue = PaperVenue::new(&cfg.venue.paper, parts.symbols.len(), cfg.risk.max_open_orders);
@@ -241,6 +243,8 @@ struct Parts {
     clock: MonotonicClock,
     feed: Feed,
     symbols: Vec<String>,
+    /// The file the config came from (for the control API's reload).
+    config_path: Option<std::path::PathBuf>,
 }
 
 /// Builds the FIX venue: resolves the gateway's address (once, at start-up: the engine never waits
@@ -286,7 +290,7 @@ fn run_venue<V: Venue>(
     venue: V,
     parts: Parts,
 ) -> Result<StopReason, DaemonError> {
-    let Parts { metrics, influx_target, health, server, clock, feed, symbols } = parts;
+    let Parts { metrics, influx_target, health, server, clock, feed, symbols, config_path } = parts;
     let engine_metrics = metrics.engine(venue.name(), &symbols);
     metrics.queue_capacity.set(cfg.queue_capacity as i64);
     // Model signal ids start with the start time, so they never repeat across restarts.
@@ -321,7 +325,15 @@ fn run_venue<V: Venue>(
             "checkpoints off: CHECKPOINT_AES_KEY is not set (run mt5bot runtime-secrets); a restart would forget positions"
         ),
     }
-    let helper = Helper::spawn(server, metrics.clone(), Arc::clone(&health), reactor.command_sender())
+    let control = crate::telemetry::control::Control::new(
+        secrets.get(crate::deployment::runtime_secrets::API_KEY).cloned(),
+        config_path,
+        cfg.clone(),
+        secrets.names_set(),
+        reactor.command_sender(),
+        metrics.clone(),
+    );
+    let helper = Helper::spawn(server, metrics.clone(), Arc::clone(&health), reactor.command_sender(), control)
         .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
 
     let notifier = Notifier::from_env().unwrap_or_else(|e| {

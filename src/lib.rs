@@ -9,6 +9,7 @@
 pub mod build_info;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod deployment;
 pub mod diagnostics;

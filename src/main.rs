@@ -92,6 +92,16 @@ fn main() -> ExitCode {
         }
         Command::CheckDataVersions { manifest, write } => check_data_versions(&manifest, write),
         Command::CheckpointInspect { file } => inspect_checkpoint(&file),
+        Command::Ctl(opts) => match mt5bot::ctl::run(&opts, &|k| std::env::var(k).ok()) {
+            Ok(body) => {
+                print!("{body}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mt5bot: {}", e.message);
+                ExitCode::from(e.code)
+            }
+        },
         Command::Run { config, discard_checkpoint } => match daemon::run(config.as_deref(), discard_checkpoint) {
             Ok(StopReason::Signal(_)) => ExitCode::SUCCESS,
             Ok(StopReason::Command(_)) => ExitCode::from(1),

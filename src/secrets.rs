@@ -100,6 +100,11 @@ impl Secrets {
     }
 
     /// Names and sources only, for the start-up log line.
+    /// The names of the secrets found (never their values).
+    pub fn names_set(&self) -> Vec<&'static str> {
+        self.found.iter().map(|(n, _, _)| *n).collect()
+    }
+
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> = self
             .found

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::config::{Config, DriftAction, DriftConfig};
+use crate::config::{Config, DriftAction, DriftConfig, OrderKind};
 use crate::telemetry::metrics::EngineMetrics;
 use crate::venue::Venue;
 
@@ -16,7 +16,7 @@ use super::drift::PageHinkley;
 use super::executor::{Applied, Executor, Position};
 use super::model::Model;
 use super::queue::SignalQueue;
-use super::types::{DropReason, Nanos, Signal, SignalId, SignalSource, SymbolId, Tick, TradeRecord, VenueEvent};
+use super::types::{DropReason, Nanos, Side, Signal, SignalId, SignalSource, SymbolId, Tick, TradeRecord, VenueEvent};
 
 /// Where the engine's time comes from.
 pub trait Clock {
@@ -114,6 +114,10 @@ pub struct TradingCore<V, C> {
     id_prefix: SignalId,
     next_model_seq: u64,
     paused_until: Option<Nanos>,
+    /// Paused by the operator (control API) until resumed.
+    operator_paused: bool,
+    /// The last drift alarm: symbol and wall-clock time (Unix ns).
+    last_drift: Option<(SymbolId, i128)>,
     accepting: bool,
     max_wait: Nanos,
     drift_alarms: u64,
@@ -142,6 +146,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             id_prefix: prefix,
             next_model_seq: 1,
             paused_until: None,
+            operator_paused: false,
+            last_drift: None,
             accepting: true,
             max_wait: cfg.queue_max_wait.as_nanos() as Nanos,
             drift_alarms: 0,
@@ -224,7 +230,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.metrics.received(signal.source);
         let result = if !self.accepting {
             Err(DropReason::Stopping)
-        } else if self.paused_until.is_some() {
+        } else if self.paused_until.is_some() || self.operator_paused {
             Err(DropReason::Paused)
         } else {
             self.queue.push(signal).map_err(|_| DropReason::QueueFull)
@@ -291,7 +297,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if let Some(until) = self.paused_until {
             if now >= until {
                 self.paused_until = None;
-                self.metrics.trading_paused.set(0);
+                self.metrics.trading_paused.set(i64::from(self.operator_paused));
                 log::info!("drift pause over: taking new signals again");
             }
         }
@@ -342,6 +348,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
 
     fn on_drift(&mut self, symbol: SymbolId, now: Nanos) {
         self.drift_alarms += 1;
+        self.last_drift = Some((symbol, crate::timefmt::unix_nanos()));
         self.metrics.drift_events.inc();
         let name = self.symbols.get(symbol as usize).map(String::as_str).unwrap_or("?");
         match self.drift_cfg.action {
@@ -357,6 +364,126 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 );
             }
         }
+    }
+
+    /// Stops (`true`) or resumes taking new signals, for the operator. Orders in flight settle;
+    /// ticks still mark the books. Returns whether anything changed.
+    pub fn set_operator_pause(&mut self, paused: bool) -> bool {
+        let changed = self.operator_paused != paused;
+        self.operator_paused = paused;
+        self.metrics.trading_paused.set(i64::from(paused || self.paused_until.is_some()));
+        if changed {
+            log::warn!("{} by the operator", if paused { "trading paused" } else { "trading resumed" });
+        }
+        changed
+    }
+
+    /// Pauses, then sends market orders that bring every symbol's position, counting its open
+    /// orders, to zero. Returns one line per symbol that needed an order: what was sent or why not.
+    pub fn flatten(&mut self) -> Vec<serde_json::Value> {
+        self.set_operator_pause(true);
+        let mut done = Vec::new();
+        let stamp = crate::timefmt::unix_nanos() / 1_000_000;
+        for sym in 0..self.symbols.len() {
+            let id = sym as SymbolId;
+            let net = self.executor.position(id).qty + self.executor.exposure(id);
+            if net.abs() < 1e-9 {
+                continue;
+            }
+            let name = self.symbols[sym].clone();
+            let Some(signal_id) = SignalId::parse(&format!("F{stamp}-{sym}")) else { continue };
+            let signal = Signal {
+                id: signal_id,
+                symbol: id,
+                side: if net > 0.0 { Side::Sell } else { Side::Buy },
+                qty: net.abs(),
+                kind: OrderKind::Market,
+                price: 0.0,
+                source: SignalSource::Control,
+                origin_ns: self.clock.now(),
+            };
+            self.metrics.received(SignalSource::Control);
+            let now = self.clock.now();
+            let outcome = match self.executor.create(&signal, now) {
+                Err(reason) => {
+                    self.metrics.dropped(reason);
+                    Err(reason.as_str().to_owned())
+                }
+                Ok(order) => match self.venue.submit(&order, now) {
+                    Ok(()) => {
+                        self.executor.mark_sent(order.key, now);
+                        self.metrics.orders_sent.inc();
+                        Ok(())
+                    }
+                    Err(why) => {
+                        self.metrics.orders_rejected.inc();
+                        self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
+                        Err(why.to_owned())
+                    }
+                },
+            };
+            let mut line = serde_json::json!({
+                "symbol": name,
+                "side": signal.side.as_str(),
+                "qty": signal.qty,
+                "id": signal.id.as_str(),
+            });
+            match outcome {
+                Ok(()) => line["sent"] = true.into(),
+                Err(why) => {
+                    line["sent"] = false.into();
+                    line["reason"] = why.into();
+                }
+            }
+            log::warn!("flatten: {line}");
+            done.push(line);
+        }
+        self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+        done
+    }
+
+    /// Applies the parts of a new configuration that can change while running; the caller has
+    /// checked which keys those are.
+    pub fn apply_live(&mut self, cfg: &Config) {
+        self.executor.set_limits(&cfg.risk);
+        let d = &cfg.drift;
+        if *d != self.drift_cfg {
+            if (d.delta, d.threshold, d.min_samples)
+                != (self.drift_cfg.delta, self.drift_cfg.threshold, self.drift_cfg.min_samples)
+            {
+                self.drift = vec![PageHinkley::new(d.delta, d.threshold, d.min_samples); self.symbols.len()];
+            }
+            self.drift_cfg = d.clone();
+        }
+        self.max_wait = cfg.queue_max_wait.as_nanos() as Nanos;
+    }
+
+    /// What the control API's `status` shows.
+    pub fn status(&self) -> serde_json::Value {
+        let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
+        serde_json::json!({
+            "venue": {"name": self.venue.name(), "up": self.venue.is_up(), "ready_for_orders": self.venue.ready_for_orders(), "open_orders": self.venue.open_orders()},
+            "accepting": self.accepting,
+            "paused": {"operator": self.operator_paused, "drift": self.paused_until.is_some()},
+            "queue": {"depth": self.queue.len(), "capacity": self.queue.capacity()},
+            "trades": self.executor.trades(),
+            "positions": self.symbols.iter().zip(self.executor.positions()).map(|(s, p)| serde_json::json!({
+                "symbol": s, "qty": p.qty, "avg_price": p.avg_price, "realized_pnl": p.realized_pnl, "fills": p.fills,
+            })).collect::<Vec<_>>(),
+            "open_orders": self.executor.open_orders().map(|o| serde_json::json!({
+                "id": o.request.client_id.as_str(),
+                "symbol": name(o.request.symbol),
+                "side": o.request.side.as_str(),
+                "qty": o.request.qty,
+                "filled": o.filled,
+                "price": o.request.price,
+                "state": o.state.as_str(),
+            })).collect::<Vec<_>>(),
+            "drift": {
+                "alarms": self.drift_alarms,
+                "last": self.last_drift.map(|(s, at)| serde_json::json!({"symbol": name(s), "at": crate::timefmt::rfc3339_micros(at)})),
+            },
+        })
     }
 
     /// The earliest time the core needs `poll_venue` again.
@@ -464,7 +591,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             queued: self.queue.len(),
             positions: self.symbols.iter().cloned().zip(self.executor.positions().iter().copied()).collect(),
             drift_alarms: self.drift_alarms,
-            paused: self.paused_until.is_some(),
+            paused: self.paused_until.is_some() || self.operator_paused,
         }
     }
 }

@@ -209,6 +209,27 @@ impl Executor {
         }
     }
 
+    /// Applies new risk limits (a config reload). `max_open_orders` sized the order table at
+    /// start-up and is not changed here.
+    pub fn set_limits(&mut self, risk: &RiskConfig) {
+        self.risk.max_position = risk.max_position;
+        self.risk.max_notional = risk.max_notional;
+        if self.risk.max_orders_per_second != risk.max_orders_per_second {
+            self.risk.max_orders_per_second = risk.max_orders_per_second;
+            self.rate.rate = f64::from(risk.max_orders_per_second);
+            self.rate.tokens = self.rate.tokens.min(self.rate.rate);
+        }
+    }
+
+    pub fn limits(&self) -> &RiskConfig {
+        &self.risk
+    }
+
+    /// Signed quantity of the open orders of a symbol.
+    pub fn exposure(&self, symbol: SymbolId) -> f64 {
+        self.exposure.get(symbol as usize).copied().unwrap_or(0.0)
+    }
+
     /// Checks a signal against the risk limits and, if it passes, creates a `New` order.
     pub fn create(&mut self, sig: &Signal, now: Nanos) -> Result<OrderRequest, DropReason> {
         let sym = sig.symbol as usize;

@@ -47,10 +47,23 @@ const MAX_SLEEP: Duration = Duration::from_millis(100);
 pub const COMMAND_CAPACITY: usize = 64;
 
 /// A request from another thread to the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Command {
     /// Stop as on SIGTERM, but exit with a failure status: something the daemon relies on broke.
     Shutdown { reason: String },
+    /// An operator's request from the control API; the engine answers on `reply` with what it did.
+    Control { request: ControlRequest, reply: SyncSender<serde_json::Value> },
+}
+
+/// What the control API asks the engine.
+#[derive(Debug)]
+pub enum ControlRequest {
+    Status,
+    Pause,
+    Resume,
+    Flatten,
+    /// Apply the live-changeable parts of this (validated) configuration.
+    Reload(Box<Config>),
 }
 
 /// Sends [`Command`]s to the engine and wakes it. Never blocks: a full queue is an error.
@@ -397,9 +410,37 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Shutdown { reason } => stop = Some(StopReason::Command(reason)),
+                Command::Control { request, reply } => {
+                    let answer = self.control(request);
+                    // The asker may have given up waiting; nothing to do then.
+                    let _ = reply.try_send(answer);
+                }
             }
         }
         stop
+    }
+
+    fn control(&mut self, request: ControlRequest) -> serde_json::Value {
+        use serde_json::json;
+        match request {
+            ControlRequest::Status => self.core.status(),
+            ControlRequest::Pause => {
+                let changed = self.core.set_operator_pause(true);
+                json!({"paused": true, "changed": changed, "open_orders": self.core.executor().open_order_count()})
+            }
+            ControlRequest::Resume => {
+                let changed = self.core.set_operator_pause(false);
+                json!({"paused": false, "changed": changed})
+            }
+            ControlRequest::Flatten => {
+                let orders = self.core.flatten();
+                json!({"paused": true, "orders": orders})
+            }
+            ControlRequest::Reload(cfg) => {
+                self.core.apply_live(&cfg);
+                json!({"applied": true})
+            }
+        }
     }
 
     fn begin_stop(&mut self, reason: &StopReason, health: &Health, notifier: &Notifier) {

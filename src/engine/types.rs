@@ -131,15 +131,18 @@ impl fmt::Display for SignalId {
 pub enum SignalSource {
     Model,
     Ingress,
+    /// The control API (`flatten`).
+    Control,
 }
 
 impl SignalSource {
-    pub const ALL: [SignalSource; 2] = [SignalSource::Model, SignalSource::Ingress];
+    pub const ALL: [SignalSource; 3] = [SignalSource::Model, SignalSource::Ingress, SignalSource::Control];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SignalSource::Model => "model",
             SignalSource::Ingress => "ingress",
+            SignalSource::Control => "control",
         }
     }
 }

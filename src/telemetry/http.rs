@@ -15,6 +15,8 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::engine::reactor::{Command, CommandSender};
 
+use super::control::Control;
+
 use super::metrics::Metrics;
 use super::sampler::Sampler;
 
@@ -102,13 +104,14 @@ impl Helper {
         metrics: Metrics,
         health: Arc<Health>,
         commands: CommandSender,
+        mut control: Control,
     ) -> std::io::Result<Helper> {
         let server = Arc::new(server);
         let stop = Arc::new(AtomicBool::new(false));
         let (srv, flag) = (Arc::clone(&server), Arc::clone(&stop));
         let handle = std::thread::Builder::new()
             .name("mt5bot-helper".into())
-            .spawn(move || serve(&srv, &metrics, &health, &flag, &commands))?;
+            .spawn(move || serve(&srv, &metrics, &health, &flag, &commands, &mut control))?;
         Ok(Helper { server, stop, handle: Some(handle) })
     }
 
@@ -122,7 +125,14 @@ impl Helper {
     }
 }
 
-fn serve(server: &Server, metrics: &Metrics, health: &Health, stop: &AtomicBool, commands: &CommandSender) {
+fn serve(
+    server: &Server,
+    metrics: &Metrics,
+    health: &Health,
+    stop: &AtomicBool,
+    commands: &CommandSender,
+    control: &mut Control,
+) {
     let mut sampler = Sampler::default();
     let mut next_sample = Instant::now();
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -145,7 +155,7 @@ fn serve(server: &Server, metrics: &Metrics, health: &Health, stop: &AtomicBool,
             return;
         }
         match server.recv_timeout(wait) {
-            Ok(Some(req)) => handle(req, metrics, health, &mut buf),
+            Ok(Some(req)) => handle(req, metrics, health, control, &mut buf),
             Ok(None) => {}
             Err(e) => {
                 let reason = format!("the metrics server failed: {e}");
@@ -161,16 +171,41 @@ fn header(name: &str, value: &str) -> Option<Header> {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-fn handle(req: Request, metrics: &Metrics, health: &Health, buf: &mut Vec<u8>) {
+fn handle(mut req: Request, metrics: &Metrics, health: &Health, control: &mut Control, buf: &mut Vec<u8>) {
     let path = req.url().split('?').next().unwrap_or("").to_owned();
     let handler = match path.as_str() {
         "/metrics" => "metrics",
         "/healthz" => "healthz",
         "/readyz" => "readyz",
+        p if p.starts_with("/api/") => "api",
         _ => "other",
     };
+    if handler == "api" {
+        let reply = control.handle(&mut req, &path);
+        metrics.http_requests.with_label_values(&[handler, &reply.code.to_string()]).inc();
+        let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
+        body.push(b'\n');
+        let mut resp = Response::from_data(body).with_status_code(reply.code);
+        let headers = [("Content-Type", "application/json".to_owned())].into_iter().chain(reply.headers);
+        for h in headers.filter_map(|(n, v)| header(n, &v)) {
+            resp.add_header(h);
+        }
+        if let Some(h) = header("Connection", "close").filter(|_| reply.code == 413) {
+            // The unread rest of a huge body is not worth reading on a kept-alive connection.
+            resp.add_header(h);
+        }
+        if let Err(e) = req.respond(resp) {
+            log::debug!("API client went away before the answer: {e}");
+        }
+        return;
+    }
     let (code, body, content_type, allow): (u16, Vec<u8>, &str, bool) = if handler == "other" {
-        (404, b"not found; try /metrics, /healthz or /readyz\n".to_vec(), "text/plain; charset=utf-8", false)
+        (
+            404,
+            b"not found; try /metrics, /healthz, /readyz or /api/v1/status\n".to_vec(),
+            "text/plain; charset=utf-8",
+            false,
+        )
     } else if *req.method() != Method::Get {
         (405, b"method not allowed; use GET\n".to_vec(), "text/plain; charset=utf-8", true)
     } else {

@@ -41,6 +41,7 @@ pub mod names {
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
     pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
     pub const HTTP_REQUESTS: &str = "http_requests_total";
+    pub const API_AUTH_FAILURES: &str = "api_auth_failures_total";
     pub const LOG_FORWARD_SENT: &str = "log_forward_sent_total";
     pub const LOG_FORWARD_DROPPED: &str = "log_forward_dropped_total";
     pub const LOG_FORWARD_RETRIES: &str = "log_forward_retries_total";
@@ -75,7 +76,7 @@ pub const INGRESS_ERROR_REASONS: [&str; 5] = ["bad_json", "bad_field", "line_too
 pub const INFLUX_ERROR_KINDS: [&str; 4] = ["connect", "server", "refused", "throttled"];
 
 /// `handler` labels of `http_requests_total`.
-pub const HTTP_HANDLERS: [&str; 4] = ["metrics", "healthz", "readyz", "other"];
+pub const HTTP_HANDLERS: [&str; 5] = ["metrics", "healthz", "readyz", "api", "other"];
 
 /// All metric handles, registered in one registry.
 #[derive(Debug, Clone)]
@@ -105,6 +106,7 @@ pub struct Metrics {
     pub ingress_errors: IntCounterVec,
     pub log_records_dropped: IntCounter,
     pub http_requests: IntCounterVec,
+    pub api_auth_failures: IntCounter,
     pub log_forward_sent: IntCounter,
     pub log_forward_dropped: IntCounter,
     pub log_forward_retries: IntCounter,
@@ -172,6 +174,7 @@ impl Metrics {
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
             http_requests: reg(&r, must(IntCounterVec::new(Opts::new(HTTP_REQUESTS, "HTTP requests served, by handler and status code."), &["handler", "code"]))),
+            api_auth_failures: reg(&r, must(IntCounter::new(API_AUTH_FAILURES, "Control API calls refused for a missing or wrong API key."))),
             log_forward_sent: reg(&r, must(IntCounter::new(LOG_FORWARD_SENT, "Log records delivered to the sink at log_forward.url."))),
             log_forward_dropped: reg(&r, must(IntCounter::new(LOG_FORWARD_DROPPED, "Log records never forwarded: the buffers or the spool were full, or the sink refused them (they are in the local file)."))),
             log_forward_retries: reg(&r, must(IntCounter::new(LOG_FORWARD_RETRIES, "Failed or partial deliveries to the log sink that were retried."))),

@@ -1,10 +1,11 @@
 //! Telemetry: the metric registry (every metric named once, in [`metrics`]), the process sampler,
-//! the helper thread that serves `/metrics`, `/healthz` and `/readyz`, logging that never blocks
-//! the engine, and the Pushgateway client.
+//! the helper thread that serves `/metrics`, `/healthz`, `/readyz` and the control API
+//! (`/api/v1/`, in [`control`]), logging that never blocks the engine, and the Pushgateway client.
 //!
 //! Nothing here touches trading state: the engine publishes through atomic metric handles and
 //! [`http::Health`], and logs through a bounded channel.
 
+pub mod control;
 pub mod http;
 pub mod influx;
 pub mod line_protocol;

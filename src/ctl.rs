@@ -1,0 +1,112 @@
+//! `mt5bot ctl`: the command-line client of the control API.
+//!
+//! It finds the daemon from `--url`, else from `metrics.listen` of `--config`, else the embedded
+//! default (127.0.0.1:9898), and reads `API_KEY` from the environment, else from the runtime env
+//! file. It prints the daemon's JSON answer; the exit code is 0 for a 2xx answer, 1 otherwise,
+//! 2 for a usage or configuration problem. The key is never printed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::deployment::envfile::EnvFile;
+use crate::deployment::runtime_secrets::API_KEY;
+
+/// What to ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Status,
+    Config,
+    Pause,
+    Resume,
+    Flatten,
+    Reload,
+}
+
+impl Action {
+    pub const ALL: [(&'static str, Action); 6] = [
+        ("status", Action::Status),
+        ("config", Action::Config),
+        ("pause", Action::Pause),
+        ("resume", Action::Resume),
+        ("flatten", Action::Flatten),
+        ("reload", Action::Reload),
+    ];
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.iter().find(|(n, _)| *n == s).map(|(_, a)| *a)
+    }
+
+    fn name(self) -> &'static str {
+        Action::ALL.iter().find(|(_, a)| *a == self).map_or("status", |(n, _)| n)
+    }
+
+    fn is_get(self) -> bool {
+        matches!(self, Action::Status | Action::Config)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub action: Action,
+    pub url: Option<String>,
+    pub config: Option<PathBuf>,
+    pub env_file: PathBuf,
+}
+
+/// Why `ctl` failed: `code` is the exit code.
+#[derive(Debug)]
+pub struct CtlError {
+    pub code: u8,
+    pub message: String,
+}
+
+/// Calls the API; returns the answer's body on a 2xx, else an error carrying it.
+pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<String, CtlError> {
+    let usage = |message: String| CtlError { code: 2, message };
+    let base = match (&opts.url, &opts.config) {
+        (Some(u), _) => u.trim_end_matches('/').to_owned(),
+        (None, Some(path)) => {
+            let cfg = Config::load(path).map_err(|e| usage(format!("configuration error: {e}")))?;
+            format!("http://{}", cfg.metrics_listen)
+        }
+        (None, None) => format!("http://{}", Config::embedded().metrics_listen),
+    };
+    let key = match env(API_KEY).filter(|k| !k.is_empty()) {
+        Some(k) => k,
+        None => {
+            let text = std::fs::read_to_string(&opts.env_file).map_err(|e| {
+                usage(format!(
+                    "{API_KEY} is not in the environment and {} cannot be read ({e}); export it or pass --env-file",
+                    opts.env_file.display()
+                ))
+            })?;
+            let file = EnvFile::parse(&text, &opts.env_file).map_err(|e| usage(e.to_string()))?;
+            file.get(API_KEY)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| usage(format!("{API_KEY} is not set in {}", opts.env_file.display())))?
+        }
+    };
+    let url = format!("{base}/api/v1/{}", opts.action.name());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .user_agent(format!("mt5bot/{} ctl", crate::build_info::VERSION))
+        .build()
+        .into();
+    let auth = format!("Bearer {key}");
+    let sent = if opts.action.is_get() {
+        agent.get(&url).header("Authorization", &auth).call()
+    } else {
+        agent.post(&url).header("Authorization", &auth).send("")
+    };
+    let mut resp = sent.map_err(|e| CtlError { code: 1, message: format!("cannot reach mt5bot at {base}: {e}") })?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(CtlError { code: 1, message: format!("{url} answered {status}: {}", body.trim()) })
+    }
+}

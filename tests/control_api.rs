@@ -1,0 +1,261 @@
+//! The control API over real HTTP against the daemon, and `mt5bot ctl` against it: each endpoint
+//! with a good key, no key and a wrong key; wrong methods, huge bodies, rate limiting; pause,
+//! flatten and reload doing what they say.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const KEY: &str = "control-api-test-key-0123456789abcdef0123456789";
+
+fn start(dir: &TempDir, extra: &str) -> (Daemon, String, std::path::PathBuf) {
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        dir,
+        &format!(
+            "risk:\n  max_position: 5\n  max_orders_per_second: 1000\ningress:\n  enabled: true\n  listen: {ingress}\n{extra}"
+        ),
+    );
+    let mut d = Daemon::start(dir, &cfg, &addr, &[("API_KEY", KEY)]);
+    d.wait_metrics(Duration::from_secs(10));
+    (d, ingress, cfg)
+}
+
+fn call(d: &Daemon, method: &str, path: &str, key: Option<&str>) -> (u16, Value) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let r = http_with(method, &d.metrics_addr, path, &headers, b"").expect("HTTP");
+    let body = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", r.body));
+    (r.status, body)
+}
+
+fn metric(d: &Daemon, name: &str) -> f64 {
+    let text = d.metrics();
+    sample(&text, name).unwrap_or_else(|| panic!("{name} is not on /metrics"))
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Sends one ingress signal; returns the daemon's answer.
+fn signal(ingress: &str, id: &str, side: &str, qty: f64) -> Value {
+    let mut s = TcpStream::connect(ingress).expect("ingress");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.write_all(
+        format!("{{\"id\":\"{id}\",\"symbol\":\"EURUSD\",\"side\":\"{side}\",\"qty\":{qty},\"type\":\"market\"}}\n")
+            .as_bytes(),
+    )
+    .expect("send");
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).expect("answer");
+    serde_json::from_str(&line).expect("JSON")
+}
+
+#[test]
+fn every_endpoint_needs_the_key_and_answers_with_it() {
+    let dir = TempDir::new("api-auth");
+    let (d, _ingress, _) = start(&dir, "");
+    let endpoints = [
+        ("GET", "status"),
+        ("GET", "config"),
+        ("POST", "pause"),
+        ("POST", "resume"),
+        ("POST", "flatten"),
+        ("POST", "reload"),
+    ];
+    let mut failures = 0.0;
+    for (method, name) in endpoints {
+        let path = format!("/api/v1/{name}");
+        let (code, body) = call(&d, method, &path, None);
+        assert_eq!(code, 401, "{name} without a key: {body}");
+        let (code, _) = call(&d, method, &path, Some("wrong-key"));
+        assert_eq!(code, 401, "{name} with a wrong key");
+        failures += 2.0;
+        let (code, body) = call(&d, method, &path, Some(KEY));
+        assert_eq!(code, 200, "{name} with the key: {body}");
+    }
+    assert_eq!(metric(&d, "api_auth_failures_total"), failures);
+    // The 401 says how to authenticate.
+    let r = http_with("GET", &d.metrics_addr, "/api/v1/status", &[], b"").expect("HTTP");
+    assert!(r.header("WWW-Authenticate").is_some_and(|v| v.starts_with("Bearer")));
+
+    // What status and config show.
+    let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
+    assert_eq!(s["venue"]["name"], "paper");
+    assert_eq!(s["positions"].as_array().map(Vec::len), Some(2));
+    assert!(s["queue"]["capacity"].as_u64().is_some());
+    assert!(s["drift"]["alarms"].as_u64().is_some());
+    let (_, c) = call(&d, "GET", "/api/v1/config", Some(KEY));
+    assert_eq!(c["risk"]["max_position"], 5.0);
+    assert_eq!(c["secrets_set"], serde_json::json!(["API_KEY"]));
+    assert!(!c.to_string().contains(KEY), "the config answer never holds a secret");
+
+    // Wrong method: 405 with Allow. Unknown endpoint: 404. Huge body: 413.
+    let r = http_with("POST", &d.metrics_addr, "/api/v1/status", &[("Authorization", &format!("Bearer {KEY}"))], b"")
+        .expect("HTTP");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("GET"));
+    let (code, _) = call(&d, "GET", "/api/v1/pause", Some(KEY));
+    assert_eq!(code, 405);
+    let (code, _) = call(&d, "GET", "/api/v1/teleport", Some(KEY));
+    assert_eq!(code, 404);
+    let big = vec![b'x'; 100 * 1024];
+    let r = http_with("POST", &d.metrics_addr, "/api/v1/pause", &[("Authorization", &format!("Bearer {KEY}"))], &big)
+        .expect("HTTP");
+    assert_eq!(r.status, 413);
+    assert!(metric(&d, "http_requests_total{code=\"413\",handler=\"api\"}") >= 1.0);
+
+    // The key never reaches the log.
+    assert!(!d.log_file().contains(KEY));
+    assert!(!d.stderr().contains(KEY));
+}
+
+#[test]
+fn repeated_failures_are_rate_limited() {
+    let dir = TempDir::new("api-limit");
+    let (d, _ingress, _) = start(&dir, "");
+    for _ in 0..10 {
+        assert_eq!(call(&d, "GET", "/api/v1/status", Some("guess")).0, 401);
+    }
+    let r = http_with("GET", &d.metrics_addr, "/api/v1/status", &[("Authorization", &format!("Bearer {KEY}"))], b"")
+        .expect("HTTP");
+    assert_eq!(r.status, 429, "even the right key waits once the limit is hit");
+    assert!(r.header("Retry-After").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| (1..=60).contains(&s)));
+    assert_eq!(metric(&d, "api_auth_failures_total"), 10.0);
+    // /metrics is not affected.
+    assert!(metric(&d, "ticks_total") >= 0.0);
+}
+
+#[test]
+fn pause_stops_new_orders_while_ticks_flow_and_resume_restarts_them() {
+    let dir = TempDir::new("api-pause");
+    let (d, ingress, _) = start(&dir, "");
+    wait_until("the model to trade", || metric(&d, "orders_sent_total") >= 1.0);
+    let (code, body) = call(&d, "POST", "/api/v1/pause", Some(KEY));
+    assert_eq!((code, &body["paused"]), (200, &Value::Bool(true)));
+    assert_eq!(metric(&d, "trading_paused"), 1.0);
+    let sent = metric(&d, "orders_sent_total");
+    let ticks = metric(&d, "ticks_total");
+    assert_eq!(signal(&ingress, "p1", "buy", 1.0)["reason"], "paused");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(metric(&d, "orders_sent_total"), sent, "no order while paused");
+    assert!(metric(&d, "ticks_total") > ticks + 500.0, "ticks still flow");
+    let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
+    assert_eq!(s["paused"]["operator"], true);
+
+    let (code, _) = call(&d, "POST", "/api/v1/resume", Some(KEY));
+    assert_eq!(code, 200);
+    assert_eq!(metric(&d, "trading_paused"), 0.0);
+    assert_eq!(signal(&ingress, "p2", "buy", 1.0)["status"], "queued");
+    wait_until("orders again", || metric(&d, "orders_sent_total") > sent);
+}
+
+#[test]
+fn flatten_leaves_every_position_at_zero() {
+    let dir = TempDir::new("api-flatten");
+    // The model off, so only the ingress and flatten trade.
+    let (d, ingress, _) = start(&dir, "model:\n  threshold_bps: 10000\n");
+    wait_until("quotes", || metric(&d, "ticks_total") > 10.0);
+    assert_eq!(signal(&ingress, "f1", "buy", 3.0)["status"], "queued");
+    wait_until("the position", || metric(&d, "position{symbol=\"EURUSD\"}") == 3.0);
+    let (code, body) = call(&d, "POST", "/api/v1/flatten", Some(KEY));
+    assert_eq!(code, 200, "{body}");
+    let orders = body["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 1, "{body}");
+    assert_eq!(
+        (orders[0]["symbol"].as_str(), orders[0]["side"].as_str(), orders[0]["sent"].as_bool()),
+        (Some("EURUSD"), Some("sell"), Some(true))
+    );
+    wait_until("flat", || metric(&d, "position{symbol=\"EURUSD\"}") == 0.0 && metric(&d, "open_orders") == 0.0);
+    assert_eq!(metric(&d, "position{symbol=\"GBPUSD\"}"), 0.0);
+    assert_eq!(metric(&d, "trading_paused"), 1.0, "flatten leaves trading paused");
+    assert_eq!(metric(&d, "signals_received_total{source=\"control\"}"), 1.0);
+    // Nothing left to do the second time.
+    let (_, body) = call(&d, "POST", "/api/v1/flatten", Some(KEY));
+    assert_eq!(body["orders"], serde_json::json!([]));
+}
+
+#[test]
+fn reload_applies_a_changed_risk_limit_and_reports_the_rest() {
+    let dir = TempDir::new("api-reload");
+    let (d, ingress, cfg) = start(&dir, "model:\n  threshold_bps: 10000\n");
+    wait_until("quotes", || metric(&d, "ticks_total") > 10.0);
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    // A bad file is refused and changes nothing.
+    std::fs::write(&cfg, text.replace("max_position: 5", "max_position: lots")).expect("write");
+    let (code, body) = call(&d, "POST", "/api/v1/reload", Some(KEY));
+    assert_eq!(code, 422, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("risk.max_position")), "{body}");
+    // A lower limit (live) and a new tick rate (needs a restart).
+    std::fs::write(&cfg, text.replace("max_position: 5", "max_position: 1") + "feed:\n  tick_rate: 500\n")
+        .expect("write");
+    let (code, body) = call(&d, "POST", "/api/v1/reload", Some(KEY));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["applied"], serde_json::json!(["risk.max_position"]));
+    assert_eq!(body["restart_needed"], serde_json::json!(["feed.tick_rate"]));
+    let (_, c) = call(&d, "GET", "/api/v1/config", Some(KEY));
+    assert_eq!(c["risk"]["max_position"], 1.0);
+    assert_eq!(c["feed"]["tick_rate"], 1000.0, "config shows what runs, not what waits for a restart");
+    // The new limit holds: a buy of 2 is refused by the executor.
+    assert_eq!(signal(&ingress, "r1", "buy", 2.0)["status"], "queued");
+    wait_until("the refusal", || metric(&d, "signals_dropped_total{reason=\"max_position\"}") == 1.0);
+    assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), 0.0);
+}
+
+#[test]
+fn ctl_talks_to_the_daemon() {
+    let dir = TempDir::new("api-ctl");
+    let (d, _ingress, cfg) = start(&dir, "");
+    let ctl = |args: &[&str], key: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mt5bot"));
+        c.arg("ctl").args(args).current_dir(dir.path()).env_remove("API_KEY");
+        if let Some(k) = key {
+            c.env("API_KEY", k);
+        }
+        c.output().expect("run mt5bot ctl")
+    };
+    let url = format!("http://{}", d.metrics_addr);
+    let out = ctl(&["status", "--url", &url], Some(KEY));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(v["venue"]["name"], "paper");
+    // The URL from the config file; the key from an env file.
+    dir.write("runtime.env", &format!("API_KEY={KEY}\n"));
+    let out = ctl(&["pause", "--config", cfg.to_str().expect("path"), "--env-file", "runtime.env"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(metric(&d, "trading_paused"), 1.0);
+    // A wrong key: exit 1 with the daemon's answer, never the key.
+    let out = ctl(&["resume", "--url", &url], Some("wrong-key-value"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    assert!(!err.contains("wrong-key-value"));
+    // No key anywhere: a usage problem.
+    let out = ctl(&["status", "--url", &url, "--env-file", "missing.env"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("API_KEY is not in the environment"));
+    let out = ctl(&["teleport"], Some(KEY));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn without_api_key_the_api_is_off() {
+    let dir = TempDir::new("api-off");
+    let (cfg, addr) = config_with(&dir, "");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(10));
+    let (code, body) = call(&d, "GET", "/api/v1/status", Some("anything"));
+    assert_eq!(code, 503);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("API_KEY is not set")));
+}
