@@ -138,7 +138,8 @@ fn restore_checkpoint<V: Venue, C: Clock>(
     };
     match opened {
         Ok((state, used)) => {
-            let in_flight = core.restore(&state).map_err(|e| DaemonError::Input(format!("{}: {e}", path.display())))?;
+            let (restored, lost) =
+                core.restore(&state).map_err(|e| DaemonError::Input(format!("{}: {e}", path.display())))?;
             let positions: Vec<String> =
                 state.positions.iter().filter(|p| p.qty != 0.0).map(|p| format!("{}={}", p.symbol, p.qty)).collect();
             log::info!(
@@ -152,10 +153,10 @@ fn restore_checkpoint<V: Venue, C: Clock>(
                 } else {
                     ""
                 },
-                if in_flight > 0 {
-                    format!("; {in_flight} paper orders in flight then were lost with the old process")
-                } else {
-                    String::new()
+                match (restored, lost) {
+                    (0, 0) => String::new(),
+                    (r, 0) => format!("; {r} orders in flight then are back in flight, to be settled by the venue"),
+                    (_, l) => format!("; {l} paper orders in flight then were lost with the old process"),
                 }
             );
             Ok(keys)

@@ -164,7 +164,7 @@ fn bot_config(dir: &TempDir, e: &Executor, ingress: &str) -> (PathBuf, String) {
              queue:\n  capacity: 4096\n  max_wait: 20s\n\
              risk:\n  max_orders_per_second: 100000\n  max_open_orders: 4096\n  max_position: 10\n\
              ingress:\n  enabled: true\n  listen: {ingress}\n  max_connections: 4\n\
-             checkpoint:\n  path: {}\n",
+             checkpoint:\n  path: {}\n  interval: 250ms\n",
             e.port,
             dir.join("state").display(),
             dir.join("state/checkpoint.bin").display()
@@ -384,6 +384,64 @@ fn mt5bot_restarted_mid_run_resumes_the_session_and_its_books() {
     assert!(log.contains("restored checkpoint"), "{log}");
     assert!(!log.contains("sequence numbers: next to send 1,"), "the second start continued the sequence: {log}");
     assert!(!exec.events().contains("MsgSeqNum too low"), "{}", exec.events());
+    second.signal("TERM");
+    assert!(second.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn mt5bot_killed_mid_run_books_every_fill_the_venue_made_exactly_once() {
+    let dir = TempDir::new("fix-sigkill");
+    let exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = bot_config(&dir, &exec, &ingress);
+    let env = [("CHECKPOINT_AES_KEY", key())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let mut first = Daemon::start(&dir, &cfg, &addr, &env);
+    first.wait_metrics(Duration::from_secs(10));
+    wait_metric(&first, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let total = 1500;
+    let sender = {
+        let ingress = ingress.clone();
+        std::thread::spawn(move || send_orders(&ingress, "s", 0..total, Duration::from_micros(1000)))
+    };
+    // Killed between checkpoints (every 250 ms): fills after the last one are not in it.
+    std::thread::sleep(Duration::from_millis(830));
+    first.signal("KILL");
+    let _ = first.wait_exit(Duration::from_secs(10));
+    let (_, stopped_at) = sender.join().expect("sender");
+    drop(first);
+    assert!(stopped_at < total, "the kill came mid-run");
+
+    let mut second = Daemon::start(&dir, &cfg, &addr, &env);
+    second.wait_metrics(Duration::from_secs(10));
+    wait_metric(&second, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    wait_metric(&second, "open_orders", 0.0, Duration::from_secs(20));
+    let l = ledger(&exec);
+    l.assert_clean();
+    assert_eq!(l.fills.len(), l.orders.len(), "the executor filled what it received");
+    let filled: Vec<usize> =
+        l.fills.keys().map(|id| id.strip_prefix("s-").and_then(|n| n.parse().ok()).expect("an order id")).collect();
+    let (eur, gbp) = positions_of(filled.iter().copied());
+    let log = second.log_file();
+    assert_eq!(metric(&second, "position{symbol=\"EURUSD\"}"), eur, "{log}");
+    assert_eq!(metric(&second, "position{symbol=\"GBPUSD\"}"), gbp, "{log}");
+    assert!(log.contains("restored checkpoint"), "{log}");
+    assert!(log.contains("asking for"), "the fills after the checkpoint are asked for again: {log}");
+    assert!(
+        log.contains("sent before a restart, reported by the venue"),
+        "fills after the checkpoint are booked: {log}"
+    );
+
+    // It trades on, and an id used before the kill is refused as a duplicate, never sent twice.
+    let (queued, _) = send_orders(&ingress, "t", 0..10, Duration::ZERO);
+    assert_eq!(queued, 10);
+    assert_eq!(send_orders(&ingress, "s", 0..1, Duration::ZERO).0, 1);
+    wait_metric(&second, "signals_dropped_total{reason=\"duplicate\"}", 1.0, Duration::from_secs(10));
+    wait_metric(&second, "open_orders", 0.0, Duration::from_secs(10));
+    let l = ledger(&exec);
+    l.assert_clean();
+    assert_eq!(l.fills.keys().filter(|k| k.starts_with("t-")).count(), 10);
     second.signal("TERM");
     assert!(second.wait_exit(Duration::from_secs(10)).success());
 }

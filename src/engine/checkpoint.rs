@@ -60,6 +60,10 @@ pub struct State {
     /// The venue's session state (e.g. FIX sequence numbers), opaque here.
     #[serde(default)]
     pub venue: serde_json::Value,
+    /// The signal ids seen last, oldest first: after a restart a signal reusing one is still a
+    /// duplicate, never a second order.
+    #[serde(default)]
+    pub recent_ids: Vec<String>,
 }
 
 /// Why a checkpoint cannot be used; each message says what to do.
@@ -284,7 +288,8 @@ mod tests {
                 price: 1.08,
                 state: "partially_filled".into(),
             }],
-            venue: serde_json::json!({ "fix": { "next_sender_seq": 101, "next_target_seq": 88 } }),
+            venue: serde_json::json!({ "next_in": 88 }),
+            recent_ids: vec!["s-0".into(), "s-1".into()],
         }
     }
 

@@ -98,6 +98,9 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// Signal ids a checkpoint keeps for duplicate detection across restarts.
+const CHECKPOINT_RECENT_IDS: usize = 1024;
+
 /// The engine's trading state and logic.
 #[derive(Debug)]
 pub struct TradingCore<V, C> {
@@ -546,14 +549,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     state: o.state.as_str().to_owned(),
                 })
                 .collect(),
-            venue: serde_json::Value::Null,
+            venue: self.venue.checkpoint(),
+            recent_ids: self.executor.recent_ids(CHECKPOINT_RECENT_IDS).iter().map(|i| i.as_str().to_owned()).collect(),
         }
     }
 
     /// Restores a checkpoint before trading starts. A position in a symbol the config no longer
-    /// lists is refused: it would be forgotten. Returns the orders that were in flight, which the
-    /// paper venue lost with the old process.
-    pub fn restore(&mut self, state: &super::checkpoint::State) -> Result<usize, String> {
+    /// lists is refused: it would be forgotten. Orders that were in flight are restored when the
+    /// venue keeps orders across restarts (their outcome comes from the venue); the paper venue
+    /// lost them with the old process. Returns (orders restored, orders lost).
+    pub fn restore(&mut self, state: &super::checkpoint::State) -> Result<(usize, usize), String> {
         use super::executor::Position;
         let mut positions = Vec::new();
         for p in &state.positions {
@@ -573,6 +578,27 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         self.executor.restore(&positions, state.trades);
         self.next_model_seq = self.next_model_seq.max(state.next_model_seq);
+        self.executor.remember_ids(state.recent_ids.iter().filter_map(|i| SignalId::parse(i)));
+        let mut restored = Vec::new();
+        if self.venue.keeps_orders() {
+            for o in &state.open_orders {
+                let (Some(sym), Some(id)) = (self.symbol_id(&o.symbol), SignalId::parse(&o.client_id)) else {
+                    return Err(format!(
+                        "the checkpoint holds order {} in {}, which feed.symbols no longer lists; add the symbol back",
+                        o.client_id, o.symbol
+                    ));
+                };
+                let side = if o.side == "sell" { Side::Sell } else { Side::Buy };
+                let kind = if o.kind == "limit" { OrderKind::Limit } else { OrderKind::Market };
+                let req = self
+                    .executor
+                    .restore_open(id, sym, side, kind, o.qty, o.filled, o.price)
+                    .ok_or("the checkpoint holds more orders in flight than risk.max_open_orders")?;
+                restored.push((req, o.filled));
+            }
+        }
+        self.venue.restore(&state.venue, &restored)?;
+        self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         for (sym, p) in &positions {
             if let Some(g) = self.metrics.position.get(*sym as usize) {
                 g.set(p.qty);
@@ -581,7 +607,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 g.set(p.realized_pnl);
             }
         }
-        Ok(state.open_orders.len())
+        Ok((restored.len(), state.open_orders.len() - restored.len()))
     }
 
     pub fn summary(&self) -> Summary {

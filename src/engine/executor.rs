@@ -323,6 +323,15 @@ impl Executor {
                 }
                 Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, order_done: done }
             }
+            VenueEvent::Adopted { client_id, symbol, side, qty, price } => {
+                let sym = symbol as usize;
+                if sym >= self.positions.len() || !(qty > 0.0 && price.is_finite() && price > 0.0) {
+                    return Applied::Ignored;
+                }
+                let realized_pnl = self.positions[sym].apply(side.sign() * qty, price);
+                self.trades += 1;
+                Applied::Filled { symbol, side, client_id, exec_id: 0, qty, price, realized_pnl, order_done: true }
+            }
             VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
                 Some(symbol) => Applied::Rejected { symbol },
                 None => Applied::Ignored,
@@ -351,6 +360,22 @@ impl Executor {
         if let Some(slot) = self.orders.get_mut(key.slot()) {
             *slot = None;
             self.free.push(key.slot() as u32);
+        }
+    }
+
+    /// The `n` signal ids seen last, oldest first (for checkpoints).
+    pub fn recent_ids(&self, n: usize) -> Vec<SignalId> {
+        let len = self.recent_ring.len();
+        let n = n.min(len);
+        (0..n).filter_map(|i| self.recent_ring[(self.recent_next + len - n + i) % len]).collect()
+    }
+
+    /// Marks ids as seen (a restore), so signals reusing them are refused as duplicates.
+    pub fn remember_ids(&mut self, ids: impl IntoIterator<Item = SignalId>) {
+        for id in ids {
+            if !self.recent.contains(&id) {
+                self.remember(id);
+            }
         }
     }
 
@@ -386,6 +411,32 @@ impl Executor {
     /// Fills booked, including those restored from a checkpoint.
     pub fn trades(&self) -> u64 {
         self.trades
+    }
+
+    /// Takes back an order that was in flight when the checkpoint was written, so its outcome can
+    /// still be booked (venues with a real counterparty). Its id counts as seen, so a signal with
+    /// the same id is refused as a duplicate. `None` when the table is full.
+    pub fn restore_open(
+        &mut self,
+        client_id: SignalId,
+        symbol: SymbolId,
+        side: Side,
+        kind: OrderKind,
+        qty: f64,
+        filled: f64,
+        price: f64,
+    ) -> Option<OrderRequest> {
+        let slot = self.free.pop()?;
+        let key = OrderKey::new(self.next_seq, slot);
+        self.next_seq += 1;
+        let request = OrderRequest { key, client_id, symbol, side, qty, kind, price };
+        let state = if filled > 0.0 { OrderState::PartiallyFilled } else { OrderState::Sent };
+        self.orders[slot as usize] = Some(Order { request, state, filled, sent_ns: 0, last_exec_id: 0 });
+        if let Some(e) = self.exposure.get_mut(symbol as usize) {
+            *e += side.sign() * (qty - filled);
+        }
+        self.remember(client_id);
+        Some(request)
     }
 
     /// Sets positions and the trade count from a checkpoint (before trading starts).
@@ -543,6 +594,23 @@ mod tests {
         let a = e.create(&sig("a", Side::Buy, 1.0), 0).expect("ok");
         e.apply(&VenueEvent::Fill { key: a.key, exec_id: 1, qty: 5.0, price: 100.0 }, 1);
         assert_eq!(e.position(0).qty, 1.0);
+    }
+
+    #[test]
+    fn recent_ids_survive_a_restore_as_duplicates() {
+        let mut e = Executor::new(&risk(), 1);
+        e.set_quote(0, 100.0, 100.0);
+        for id in ["a", "b", "c"] {
+            let o = e.create(&sig(id, Side::Buy, 1.0), 0).expect("order");
+            e.apply(&VenueEvent::Cancelled { key: o.key }, 0);
+        }
+        let ids = e.recent_ids(2);
+        assert_eq!(ids.iter().map(SignalId::as_str).collect::<Vec<_>>(), ["b", "c"]);
+        let mut fresh = Executor::new(&risk(), 1);
+        fresh.set_quote(0, 100.0, 100.0);
+        fresh.remember_ids(ids);
+        assert_eq!(fresh.create(&sig("c", Side::Buy, 1.0), 0).err(), Some(DropReason::Duplicate));
+        assert!(fresh.create(&sig("a", Side::Buy, 1.0), 0).is_ok(), "only the ids kept are remembered");
     }
 
     #[test]

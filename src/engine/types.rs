@@ -274,6 +274,9 @@ pub enum VenueEvent {
     Rejected { key: OrderKey, reason: &'static str },
     /// The order is gone without (further) fills.
     Cancelled { key: OrderKey },
+    /// A fill of an order this process does not hold: sent by the process before a crash, after
+    /// its last checkpoint, and reported by the venue's replay of its session.
+    Adopted { client_id: SignalId, symbol: SymbolId, side: Side, qty: f64, price: f64 },
 }
 
 #[cfg(test)]

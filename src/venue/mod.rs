@@ -58,4 +58,21 @@ pub trait Venue {
 
     /// The engine is stopping: say goodbye to the counterparty (FIX Logout). Must not block.
     fn close(&mut self, _now: Nanos) {}
+
+    /// Whether orders in flight outlive this process at the venue (a real counterparty holds
+    /// them), so a checkpoint's open orders are restored and reconciled rather than dropped.
+    fn keeps_orders(&self) -> bool {
+        false
+    }
+
+    /// The venue's part of a checkpoint (e.g. FIX sequence numbers).
+    fn checkpoint(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Before trading starts: the venue's part of the checkpoint, and the orders in flight then,
+    /// already restored into the executor, with the quantity filled so far.
+    fn restore(&mut self, _state: &serde_json::Value, _orders: &[(OrderRequest, f64)]) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -196,6 +196,8 @@ struct Mt5Order {
     deal_count: usize,
     /// No trace of it at the terminal after a reconnect: to send again or refuse.
     unknown: bool,
+    /// Restored from a checkpoint: its age is unknown, so it is never sent again.
+    restored: bool,
 }
 
 impl Mt5Order {
@@ -597,8 +599,26 @@ impl Mt5Venue {
             let id = self.orders[o].req.client_id;
             let key = self.orders[o].req.key;
             let mine: Vec<&SnapshotDeal<'_>> = deals.iter().filter(|d| d.comment == id.as_str()).collect();
-            for d in &mine {
-                self.book_deal(o, d.deal, d.volume, d.price);
+            if self.orders[o].restored && self.orders[o].deal_count == 0 && !mine.is_empty() {
+                // Restored with what was filled at the checkpoint but not by which deals: book
+                // only what the terminal's deals add to that.
+                let total: f64 = mine.iter().map(|d| d.volume).sum();
+                let excess = total - self.orders[o].filled;
+                let price = mine.last().map_or(0.0, |d| d.price);
+                let ord = &mut self.orders[o];
+                for d in mine.iter().take(MAX_DEALS) {
+                    ord.deals[ord.deal_count] = d.deal;
+                    ord.deal_count += 1;
+                }
+                if excess > QTY_EPSILON && price > 0.0 {
+                    ord.filled += excess;
+                    self.next_exec_id += 1;
+                    self.events.push(VenueEvent::Fill { key, exec_id: self.next_exec_id, qty: excess, price });
+                }
+            } else {
+                for d in &mine {
+                    self.book_deal(o, d.deal, d.volume, d.price);
+                }
             }
             if self.finish_if_filled(o) {
                 continue;
@@ -634,7 +654,7 @@ impl Mt5Venue {
                 continue;
             }
             let ord = self.orders[o];
-            if now.saturating_sub(ord.created) > self.max_wait {
+            if ord.restored || now.saturating_sub(ord.created) > self.max_wait {
                 log::warn!(
                     "mt5: order {} never reached the terminal and is older than queue.max_wait; refused",
                     ord.req.client_id
@@ -767,6 +787,7 @@ impl Venue for Mt5Venue {
             deals: [0; MAX_DEALS],
             deal_count: 0,
             unknown: false,
+            restored: false,
         });
         self.write_order(i, order, now);
         Ok(())
@@ -824,6 +845,30 @@ impl Venue for Mt5Venue {
 
     fn is_up(&self) -> bool {
         self.synced()
+    }
+
+    fn keeps_orders(&self) -> bool {
+        true
+    }
+
+    fn restore(&mut self, _state: &serde_json::Value, orders: &[(OrderRequest, f64)]) -> Result<(), String> {
+        for (req, filled) in orders {
+            if self.orders.len() >= self.capacity {
+                return Err("more orders in flight than risk.max_open_orders".into());
+            }
+            self.orders.push(Mt5Order {
+                req: *req,
+                created: 0,
+                session: 0,
+                filled: *filled,
+                accepted: true,
+                deals: [0; MAX_DEALS],
+                deal_count: 0,
+                unknown: false,
+                restored: true,
+            });
+        }
+        Ok(())
     }
 
     fn open_orders(&self) -> usize {

@@ -31,7 +31,7 @@ use mio::{Interest, Registry, Token};
 use prometheus::IntCounter;
 
 use crate::config::{Fix44Config, OrderKind, TimeInForce};
-use crate::engine::types::{Nanos, OrderRequest, Side, Tick, VenueEvent};
+use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
 use crate::secrets::Secret;
 
 use self::codec::{tag, Message};
@@ -175,15 +175,71 @@ struct Book {
     symbols: Vec<String>,
     reconcile_due: bool,
     status_unsupported: bool,
+    /// Orders that left the book (done) or were adopted, with their last CumQty, newest last: a
+    /// late or repeated report for one of them books nothing.
+    completed: std::collections::HashMap<crate::engine::types::SignalId, f64>,
+    completed_order: std::collections::VecDeque<crate::engine::types::SignalId>,
 }
 
+/// Completed orders remembered against late or repeated reports.
+const COMPLETED: usize = 4096;
+
 impl Book {
+    fn remember(&mut self, id: crate::engine::types::SignalId, cum: f64) {
+        if let Some(c) = self.completed.get_mut(&id) {
+            *c = c.max(cum);
+            return;
+        }
+        if self.completed_order.len() == COMPLETED {
+            if let Some(old) = self.completed_order.pop_front() {
+                self.completed.remove(&old);
+            }
+        }
+        self.completed_order.push_back(id);
+        self.completed.insert(id, cum);
+    }
+
+    /// A report for an order not in flight here: a late repeat (ignored), or a fill of an order
+    /// sent by this process's predecessor after its last checkpoint (booked, once).
+    fn adopt(&mut self, m: &Message<'_>, cum: f64, exec_type: u8) {
+        let id_text = m.get_str(tag::CL_ORD_ID).unwrap_or("?");
+        let Some(id) = crate::engine::types::SignalId::parse(id_text) else {
+            log::warn!("FIX: execution report for an order id mt5bot never uses ({id_text}); ignored");
+            return;
+        };
+        let booked = self.completed.get(&id).copied().unwrap_or(0.0);
+        let symbol = m.get_str(tag::SYMBOL).and_then(|s| self.symbols.iter().position(|n| n == s));
+        let side = match m.get_char(tag::SIDE) {
+            Some(b'1') => Some(Side::Buy),
+            Some(b'2') => Some(Side::Sell),
+            _ => None,
+        };
+        let price = m.get_f64(tag::LAST_PX).filter(|p| *p > 0.0).or(m.get_f64(tag::AVG_PX).filter(|p| *p > 0.0));
+        match (cum > booked + QTY_EPSILON, symbol, side, price) {
+            (false, ..) => {}
+            (true, Some(sym), Some(side), Some(price)) if exec_type == b'F' || exec_type == b'I' => {
+                let qty = cum - booked;
+                log::warn!(
+                    "FIX: booking {qty} {} of order {id} (not in flight here: sent before a restart, reported by the venue)",
+                    self.symbols[sym]
+                );
+                self.remember(id, cum);
+                self.events.push(VenueEvent::Adopted { client_id: id, symbol: sym as SymbolId, side, qty, price });
+            }
+            _ => log::warn!(
+                "FIX: execution report for an order not in flight here (ClOrdID {id}, ExecType {}); ignored",
+                exec_type as char
+            ),
+        }
+    }
+
     fn find(&self, client_id: &[u8]) -> Option<usize> {
         self.orders.iter().position(|o| o.req.client_id.as_str().as_bytes() == client_id)
     }
 
     fn remove(&mut self, i: usize) {
-        self.orders.swap_remove(i);
+        let o = self.orders.swap_remove(i);
+        self.remember(o.req.client_id, o.cum);
     }
 
     fn on_execution_report(&mut self, m: &Message<'_>) -> Result<(), RejectReason> {
@@ -207,11 +263,7 @@ impl Book {
             return Err(RejectReason { code: 6, tag: Some(tag::CUM_QTY), text: "incorrect data format for value" });
         };
         let Some(i) = m.get(tag::CL_ORD_ID).and_then(|id| self.find(id)) else {
-            log::warn!(
-                "FIX: execution report for an order not in flight here (ClOrdID {}, ExecID {}); ignored",
-                m.get_str(tag::CL_ORD_ID).unwrap_or("?"),
-                m.get_str(tag::EXEC_ID).unwrap_or("?")
-            );
+            self.adopt(m, cum, exec_type);
             return Ok(());
         };
         let key = self.orders[i].req.key;
@@ -422,6 +474,9 @@ impl FixVenue {
                 symbols: symbols.to_vec(),
                 reconcile_due: false,
                 status_unsupported: false,
+                // Twice the entries kept, so the table never grows (no allocation per order).
+                completed: std::collections::HashMap::with_capacity(2 * COMPLETED),
+                completed_order: std::collections::VecDeque::with_capacity(COMPLETED),
             },
             rbuf: Vec::with_capacity(READ_CHUNK * 2),
             chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
@@ -772,6 +827,44 @@ impl Venue for FixVenue {
         self.book.orders.len()
     }
 
+    fn keeps_orders(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&self) -> serde_json::Value {
+        // The reports up to here are in the books this checkpoint holds; a restore asks for the
+        // ones after it again.
+        serde_json::json!({ "next_in": self.session.seqs().next_in })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value, orders: &[(OrderRequest, f64)]) -> Result<(), String> {
+        if let Some(n) = state.get("next_in").and_then(serde_json::Value::as_u64) {
+            let file = self.session.seqs().next_in;
+            self.session.rewind_in(n);
+            if n < file {
+                log::info!(
+                    "FIX: the checkpoint saw the venue's messages up to {}; asking for {n}..{file} again at Logon",
+                    n - 1
+                );
+            }
+        }
+        for (req, filled) in orders {
+            if self.book.orders.len() >= self.book.capacity {
+                return Err("more orders in flight than risk.max_open_orders".into());
+            }
+            self.book.orders.push(FixOrder {
+                req: *req,
+                seq: 0,
+                created: 0,
+                cum: *filled,
+                notional: filled * req.price,
+                acked: true,
+                delivery: Delivery::Sent { conn: 0 },
+            });
+        }
+        Ok(())
+    }
+
     fn close(&mut self, now: Nanos) {
         if self.session.is_active() {
             self.session.logout("mt5bot stopping", now, &mut self.wbuf);
@@ -796,6 +889,8 @@ mod tests {
             symbols: vec!["EURUSD".into()],
             reconcile_due: false,
             status_unsupported: false,
+            completed: std::collections::HashMap::new(),
+            completed_order: std::collections::VecDeque::new(),
         }
     }
 

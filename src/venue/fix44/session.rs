@@ -155,6 +155,14 @@ impl Session {
         self.seqs
     }
 
+    /// Expects the counterparty's messages from `next_in` on again (a restore from a checkpoint
+    /// older than the sequence-number file): the gap is asked for at Logon and replayed.
+    pub fn rewind_in(&mut self, next_in: u64) {
+        if next_in >= 1 && next_in < self.seqs.next_in && self.state == State::Disconnected {
+            self.seqs.next_in = next_in;
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.state == State::Active
     }
