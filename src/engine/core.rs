@@ -16,7 +16,9 @@ use super::drift::PageHinkley;
 use super::executor::{Applied, Executor, Position};
 use super::model::Model;
 use super::queue::SignalQueue;
-use super::types::{DropReason, Nanos, Side, Signal, SignalId, SignalSource, SymbolId, Tick, TradeRecord, VenueEvent};
+use super::types::{
+    DropReason, Nanos, OrderRequest, Side, Signal, SignalId, SignalSource, SymbolId, Tick, TradeRecord, VenueEvent,
+};
 
 /// Where the engine's time comes from.
 pub trait Clock {
@@ -590,9 +592,18 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 };
                 let side = if o.side == "sell" { Side::Sell } else { Side::Buy };
                 let kind = if o.kind == "limit" { OrderKind::Limit } else { OrderKind::Market };
+                let template = OrderRequest {
+                    key: super::types::OrderKey(0),
+                    client_id: id,
+                    symbol: sym,
+                    side,
+                    qty: o.qty,
+                    kind,
+                    price: o.price,
+                };
                 let req = self
                     .executor
-                    .restore_open(id, sym, side, kind, o.qty, o.filled, o.price)
+                    .restore_open(template, o.filled)
                     .ok_or("the checkpoint holds more orders in flight than risk.max_open_orders")?;
                 restored.push((req, o.filled));
             }

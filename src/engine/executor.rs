@@ -414,18 +414,11 @@ impl Executor {
     }
 
     /// Takes back an order that was in flight when the checkpoint was written, so its outcome can
-    /// still be booked (venues with a real counterparty). Its id counts as seen, so a signal with
-    /// the same id is refused as a duplicate. `None` when the table is full.
-    pub fn restore_open(
-        &mut self,
-        client_id: SignalId,
-        symbol: SymbolId,
-        side: Side,
-        kind: OrderKind,
-        qty: f64,
-        filled: f64,
-        price: f64,
-    ) -> Option<OrderRequest> {
+    /// still be booked (venues with a real counterparty); `order.key` is replaced by a new one. Its
+    /// id counts as seen, so a signal with the same id is refused as a duplicate. `None` when the
+    /// table is full.
+    pub fn restore_open(&mut self, order: OrderRequest, filled: f64) -> Option<OrderRequest> {
+        let OrderRequest { client_id, symbol, side, qty, kind, price, .. } = order;
         let slot = self.free.pop()?;
         let key = OrderKey::new(self.next_seq, slot);
         self.next_seq += 1;
