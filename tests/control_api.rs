@@ -169,8 +169,14 @@ fn flatten_leaves_every_position_at_zero() {
     wait_until("quotes", || metric(&d, "ticks_total") > 10.0);
     assert_eq!(signal(&ingress, "f1", "buy", 3.0)["status"], "queued");
     wait_until("the position", || metric(&d, "position{symbol=\"EURUSD\"}") == 3.0);
+    // A limit order far from the market rests: flatten cancels it rather than trading against it.
+    let mut s = TcpStream::connect(&ingress).expect("ingress");
+    s.write_all(b"{\"id\":\"f2\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":1,\"type\":\"limit\",\"price\":0.5}\n")
+        .expect("send");
+    wait_until("the resting order", || metric(&d, "open_orders") == 1.0);
     let (code, body) = call(&d, "POST", "/api/v1/flatten", Some(KEY));
     assert_eq!(code, 200, "{body}");
+    assert_eq!(body["cancel_requested"], serde_json::json!(["f2"]), "{body}");
     let orders = body["orders"].as_array().expect("orders");
     assert_eq!(orders.len(), 1, "{body}");
     assert_eq!(

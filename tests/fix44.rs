@@ -82,8 +82,8 @@ impl Executor {
         }
     }
 
-    /// Every message in the executor's logs (all runs), as (direction, fields).
-    fn messages(&self) -> Vec<(String, HashMap<u32, String>)> {
+    /// Every message in the executor's logs, as (direction, fields, run).
+    fn messages(&self) -> Vec<(String, HashMap<u32, String>, usize)> {
         let mut out = Vec::new();
         for run in 1..=self.runs {
             let text = std::fs::read_to_string(self.dir.join(format!("executor-{run}.log"))).unwrap_or_default();
@@ -98,7 +98,7 @@ impl Executor {
                         .filter_map(|f| f.split_once('='))
                         .filter_map(|(t, v)| Some((t.parse().ok()?, v.to_owned())))
                         .collect();
-                    out.push((direction.clone(), fields));
+                    out.push((direction.clone(), fields, run));
                 }
             }
         }
@@ -118,8 +118,10 @@ impl Drop for Executor {
     }
 }
 
-/// What the executor's log says: orders received per ClOrdID, fills sent per ClOrdID, and every
-/// Reject it sent us.
+/// What the executor's log says: orders taken per ClOrdID, fills sent per ClOrdID, and every
+/// Reject it sent us. An order logged on arrival by a run that was killed before answering it was
+/// never taken (the executor's store does not have it either, and it asks for it again); every
+/// other arrival counts.
 struct Ledger {
     orders: HashMap<String, usize>,
     fills: HashMap<String, usize>,
@@ -128,13 +130,37 @@ struct Ledger {
 
 fn ledger(e: &Executor) -> Ledger {
     let mut l = Ledger { orders: HashMap::new(), fills: HashMap::new(), rejects: Vec::new() };
-    for (dir, f) in e.messages() {
+    let messages = e.messages();
+    let answered: std::collections::HashSet<(usize, String)> = messages
+        .iter()
+        .filter(|(dir, f, _)| dir == "outgoing" && f.get(&35).map(String::as_str) == Some("8"))
+        .map(|(_, f, run)| (*run, f[&11].clone()))
+        .collect();
+    // Reports sent again after a restart (PossDupFlag=Y): the earlier run took those orders.
+    let resent: std::collections::HashSet<String> = messages
+        .iter()
+        .filter(|(dir, f, _)| dir == "outgoing" && f.get(&35).map(String::as_str) == Some("8"))
+        .filter(|(_, f, _)| f.get(&43).map(String::as_str) == Some("Y"))
+        .map(|(_, f, _)| f[&11].clone())
+        .collect();
+    let last_run = e.runs;
+    for (dir, f, run) in messages {
         let t = f.get(&35).map(String::as_str).unwrap_or("");
         match (dir.as_str(), t) {
-            ("incoming", "D") => *l.orders.entry(f[&11].clone()).or_default() += 1,
+            ("incoming", "D") => {
+                let id = f[&11].clone();
+                // Killed with it unanswered: the run never took it. (The last run is alive.)
+                if run != last_run && !answered.contains(&(run, id.clone())) && !resent.contains(&id) {
+                    continue;
+                }
+                *l.orders.entry(id).or_default() += 1
+            }
             // A resent execution report (PossDupFlag=Y) is the same fill, not a new one.
-            ("outgoing", "8") if f.get(&43).map(String::as_str) != Some("Y") => {
-                *l.fills.entry(f[&11].clone()).or_default() += 1
+            ("outgoing", "8") => {
+                let n = l.fills.entry(f[&11].clone()).or_default();
+                if f.get(&43).map(String::as_str) != Some("Y") {
+                    *n += 1;
+                }
             }
             ("outgoing", "3") => l.rejects.push(f),
             _ => {}

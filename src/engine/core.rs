@@ -383,15 +383,39 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         changed
     }
 
-    /// Pauses, then sends market orders that bring every symbol's position, counting its open
-    /// orders, to zero. Returns one line per symbol that needed an order: what was sent or why not.
-    pub fn flatten(&mut self) -> Vec<serde_json::Value> {
+    /// Asks the venue to cancel every open order; returns the ids it took the cancel for and those
+    /// it refused, with the reason.
+    pub fn cancel_all(&mut self) -> (Vec<OrderRequest>, Vec<(OrderRequest, &'static str)>) {
+        let now = self.clock.now();
+        let open: Vec<OrderRequest> = self.executor.open_orders().map(|o| o.request).collect();
+        let (mut asked, mut refused) = (Vec::new(), Vec::new());
+        for req in open {
+            match self.venue.cancel(&req, now, &mut self.events) {
+                Ok(()) => asked.push(req),
+                Err(why) => refused.push((req, why)),
+            }
+        }
+        self.apply_events(now);
+        (asked, refused)
+    }
+
+    /// Pauses, asks the venue to cancel every open order, then sends market orders that bring every
+    /// symbol's position to zero (counting the open orders the venue would not cancel). Returns
+    /// what was cancelled and one line per symbol that needed an order: what was sent or why not.
+    pub fn flatten(&mut self) -> serde_json::Value {
         self.set_operator_pause(true);
+        let (asked, refused) = self.cancel_all();
         let mut done = Vec::new();
         let stamp = crate::timefmt::unix_nanos() / 1_000_000;
         for sym in 0..self.symbols.len() {
             let id = sym as SymbolId;
-            let net = self.executor.position(id).qty + self.executor.exposure(id);
+            let uncancelled: f64 = refused
+                .iter()
+                .filter(|(r, _)| r.symbol == id)
+                .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open()))
+                .map(|o| o.request.side.sign() * o.remaining())
+                .sum();
+            let net = self.executor.position(id).qty + uncancelled;
             if net.abs() < 1e-9 {
                 continue;
             }
@@ -444,7 +468,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             done.push(line);
         }
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
-        done
+        serde_json::json!({
+            "cancel_requested": asked.iter().map(|r| r.client_id.as_str()).collect::<Vec<_>>(),
+            "cancel_refused": refused.iter().map(|(r, why)| serde_json::json!({"id": r.client_id.as_str(), "reason": why})).collect::<Vec<_>>(),
+            "orders": done,
+        })
     }
 
     /// Applies the parts of a new configuration that can change while running; the caller has

@@ -433,8 +433,9 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 json!({"paused": false, "changed": changed})
             }
             ControlRequest::Flatten => {
-                let orders = self.core.flatten();
-                json!({"paused": true, "orders": orders})
+                let mut answer = self.core.flatten();
+                answer["paused"] = true.into();
+                answer
             }
             ControlRequest::Reload(cfg) => {
                 self.core.apply_live(&cfg);

@@ -59,6 +59,18 @@ pub trait Venue {
     /// The engine is stopping: say goodbye to the counterparty (FIX Logout). Must not block.
     fn close(&mut self, _now: Nanos) {}
 
+    /// Asks the venue to cancel an order. The outcome arrives as an event: `Cancelled` (at once,
+    /// into `events`, when the venue can tell), or fills if it executed first. `Err` when the venue
+    /// cannot cancel it.
+    fn cancel(
+        &mut self,
+        _order: &OrderRequest,
+        _now: Nanos,
+        _events: &mut Vec<VenueEvent>,
+    ) -> Result<(), &'static str> {
+        Err("this venue cannot cancel orders")
+    }
+
     /// Whether orders in flight outlive this process at the venue (a real counterparty holds
     /// them), so a checkpoint's open orders are restored and reconciled rather than dropped.
     fn keeps_orders(&self) -> bool {

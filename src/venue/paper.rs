@@ -123,6 +123,13 @@ impl Venue for PaperVenue {
         }
     }
 
+    fn cancel(&mut self, order: &OrderRequest, _now: Nanos, events: &mut Vec<VenueEvent>) -> Result<(), &'static str> {
+        let i = self.orders.iter().position(|o| o.req.key == order.key).ok_or("not open at the venue")?;
+        self.orders.swap_remove(i);
+        events.push(VenueEvent::Cancelled { key: order.key });
+        Ok(())
+    }
+
     fn next_deadline(&self) -> Option<Nanos> {
         self.orders.iter().filter(|o| !o.accepted).map(|o| o.due).min()
     }
@@ -181,6 +188,23 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(v.open_orders(), 0);
+    }
+
+    #[test]
+    fn a_resting_order_can_be_cancelled_once() {
+        let mut v = venue();
+        let mut ev = Vec::new();
+        v.on_tick(&tick(99.0, 101.0), 0, &mut ev);
+        let o = order(1, Side::Buy, OrderKind::Limit, 3.0, 90.0);
+        v.submit(&o, 0).expect("ok");
+        v.poll(100, &mut ev);
+        ev.clear();
+        v.cancel(&o, 200, &mut ev).expect("cancelled");
+        assert_eq!(ev, vec![VenueEvent::Cancelled { key: o.key }]);
+        assert_eq!(v.open_orders(), 0);
+        assert!(v.cancel(&o, 300, &mut ev).is_err(), "gone");
+        v.on_tick(&tick(80.0, 85.0), 400, &mut ev);
+        assert_eq!(ev.len(), 1, "a cancelled order never fills");
     }
 
     #[test]

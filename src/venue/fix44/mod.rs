@@ -163,6 +163,8 @@ struct FixOrder {
     notional: f64,
     acked: bool,
     delivery: Delivery,
+    /// An OrderCancelRequest is out for it.
+    cancel_pending: bool,
 }
 
 /// The orders in flight and what the session tells about them.
@@ -262,7 +264,12 @@ impl Book {
         else {
             return Err(RejectReason { code: 6, tag: Some(tag::CUM_QTY), text: "incorrect data format for value" });
         };
-        let Some(i) = m.get(tag::CL_ORD_ID).and_then(|id| self.find(id)) else {
+        // A report about a cancel carries the cancel's ClOrdID and the order's as OrigClOrdID.
+        let found = m
+            .get(tag::CL_ORD_ID)
+            .and_then(|id| self.find(id))
+            .or_else(|| m.get(tag::ORIG_CL_ORD_ID).and_then(|id| self.find(id)));
+        let Some(i) = found else {
             self.adopt(m, cum, exec_type);
             return Ok(());
         };
@@ -330,6 +337,9 @@ impl Application for Book {
                     m.get_str(tag::ORIG_CL_ORD_ID).unwrap_or("?"),
                     m.get_str(tag::TEXT).unwrap_or("(no reason given)")
                 );
+                if let Some(i) = m.get(tag::ORIG_CL_ORD_ID).and_then(|id| self.find(id)) {
+                    self.orders[i].cancel_pending = false;
+                }
                 Ok(())
             }
             b"j" => {
@@ -338,7 +348,12 @@ impl Application for Book {
                 }
                 let ref_type = m.get(tag::REF_MSG_TYPE).unwrap_or_default();
                 let text = m.get_str(tag::TEXT).unwrap_or("(no reason given)");
-                if ref_type == b"H" {
+                if ref_type == b"F" {
+                    log::warn!("FIX: the venue does not take OrderCancelRequest ({text}); the order stays working");
+                    for o in &mut self.orders {
+                        o.cancel_pending = false;
+                    }
+                } else if ref_type == b"H" {
                     if !self.status_unsupported {
                         log::warn!(
                             "FIX: the venue does not answer OrderStatusRequest ({text}); orders of unknown outcome stay in flight until an execution report arrives"
@@ -429,6 +444,8 @@ pub struct FixVenue {
     max_wait: Nanos,
     metrics: FixMetrics,
     reported: session::Counters,
+    /// OrderCancelRequests sent: numbers their ClOrdIDs (`<order id>.c<n>`).
+    cancels: u64,
 }
 
 impl FixVenue {
@@ -494,6 +511,7 @@ impl FixVenue {
             max_wait: max_wait.as_nanos() as Nanos,
             metrics,
             reported: session::Counters::default(),
+            cancels: 0,
         })
     }
 
@@ -733,6 +751,7 @@ impl Venue for FixVenue {
             notional: 0.0,
             acked: false,
             delivery: Delivery::Sent { conn: self.conn_number },
+            cancel_pending: false,
         });
         self.flush();
         Ok(())
@@ -827,6 +846,37 @@ impl Venue for FixVenue {
         self.book.orders.len()
     }
 
+    fn cancel(&mut self, order: &OrderRequest, now: Nanos, _events: &mut Vec<VenueEvent>) -> Result<(), &'static str> {
+        if !self.session.is_in_sync() {
+            return Err("the FIX session is not logged on");
+        }
+        let i = self.book.orders.iter().position(|o| o.req.key == order.key).ok_or("not open at the venue")?;
+        if self.book.orders[i].cancel_pending {
+            return Ok(());
+        }
+        let o = self.book.orders[i];
+        let sym = self.book.symbols.get(o.req.symbol as usize).cloned().unwrap_or_default();
+        self.cancels += 1;
+        let mut cancel_id = o.req.client_id.as_str().as_bytes().to_vec();
+        cancel_id.extend_from_slice(b".c");
+        codec::push_u64(&mut cancel_id, self.cancels);
+        let time = self.session.timestamp(now);
+        let sent = self.session.send_app(b"F", now, &mut self.wbuf, |b| {
+            b.field(tag::ORIG_CL_ORD_ID, o.req.client_id.as_str().as_bytes())
+                .field(tag::CL_ORD_ID, &cancel_id)
+                .field(tag::SYMBOL, sym.as_bytes())
+                .field(tag::SIDE, side_value(o.req.side))
+                .field(tag::TRANSACT_TIME, &time)
+                .field_f64(tag::ORDER_QTY, o.req.qty);
+        });
+        if sent.is_none() {
+            return Err("the FIX session is not logged on");
+        }
+        self.book.orders[i].cancel_pending = true;
+        self.flush();
+        Ok(())
+    }
+
     fn keeps_orders(&self) -> bool {
         true
     }
@@ -860,6 +910,7 @@ impl Venue for FixVenue {
                 notional: filled * req.price,
                 acked: true,
                 delivery: Delivery::Sent { conn: 0 },
+                cancel_pending: false,
             });
         }
         Ok(())
@@ -912,6 +963,7 @@ mod tests {
             notional: 0.0,
             acked: false,
             delivery: Delivery::Sent { conn: 1 },
+            cancel_pending: false,
         });
         key
     }
@@ -1003,6 +1055,52 @@ mod tests {
         assert!(b.events.contains(&VenueEvent::Cancelled { key: k1 }));
         assert!(b.events.contains(&VenueEvent::Rejected { key: k2, reason: "rejected by the venue" }));
         assert!(b.orders.is_empty());
+    }
+
+    #[test]
+    fn a_cancel_report_finds_the_order_by_orig_cl_ord_id() {
+        let mut b = book();
+        let key = add(&mut b, "o1", 2.0, 5);
+        b.orders[0].cancel_pending = true;
+        let mut r = report("o1.c1", "4", "4", "0", None);
+        r.push((tag::ORIG_CL_ORD_ID, "o1"));
+        deliver(&mut b, b"8", &r).expect("cancelled");
+        assert_eq!(b.events.last(), Some(&VenueEvent::Cancelled { key }));
+        assert!(b.orders.is_empty());
+        // A cancel refused: the order stays, no longer marked.
+        let _k2 = add(&mut b, "o2", 1.0, 6);
+        b.orders[0].cancel_pending = true;
+        let reject = [
+            (tag::ORDER_ID, "O2"),
+            (tag::CL_ORD_ID, "o2.c2"),
+            (tag::ORIG_CL_ORD_ID, "o2"),
+            (tag::ORD_STATUS, "2"),
+            (tag::CXL_REJ_RESPONSE_TO, "1"),
+        ];
+        deliver(&mut b, b"9", &reject).expect("cancel reject");
+        assert_eq!(b.orders.len(), 1);
+        assert!(!b.orders[0].cancel_pending);
+    }
+
+    #[test]
+    fn late_reports_for_completed_orders_book_nothing_and_unknown_ones_are_adopted_once() {
+        let mut b = book();
+        let key = add(&mut b, "o1", 1.0, 5);
+        let fill = report("o1", "F", "2", "1", Some(("1", "1.1")));
+        deliver(&mut b, b"8", &fill).expect("fill");
+        assert!(b.orders.is_empty());
+        deliver(&mut b, b"8", &fill).expect("the same, late");
+        assert_eq!(b.events.iter().filter(|e| matches!(e, VenueEvent::Fill { .. })).count(), 1);
+        assert_eq!(b.events.last(), Some(&VenueEvent::Fill { key, exec_id: 1, qty: 1.0, price: 1.1 }));
+        // An order sent by a predecessor: booked from the report, once.
+        let other = report("p9", "F", "1", "2", Some(("2", "1.3")));
+        deliver(&mut b, b"8", &other).expect("adopted");
+        deliver(&mut b, b"8", &other).expect("the same again");
+        let adopted: Vec<&VenueEvent> = b.events.iter().filter(|e| matches!(e, VenueEvent::Adopted { .. })).collect();
+        assert_eq!(adopted.len(), 1);
+        assert!(
+            matches!(adopted[0], VenueEvent::Adopted { qty, price, side: Side::Buy, symbol: 0, .. } if *qty == 2.0 && *price == 1.3)
+        );
     }
 
     #[test]

@@ -629,14 +629,20 @@ impl Session {
         } else {
             self.seqs.next_in = seq + 1;
         }
-        let id = self.logon_seq;
+        self.send_sync(now, out);
+        Ok(())
+    }
+
+    /// Sends the TestRequest whose Heartbeat says the counterparty is in sync with us; its id is
+    /// `SYNC<its own sequence number>`.
+    fn send_sync(&mut self, now: Nanos, out: &mut Vec<u8>) {
+        let seq = self.seqs.next_out;
         let mut req_id = b"SYNC".to_vec();
-        super::codec::push_u64(&mut req_id, id);
+        super::codec::push_u64(&mut req_id, seq);
         self.send(b"1", now, out, |b| {
             b.field(tag::TEST_REQ_ID, &req_id);
         });
-        self.sync_pending = Some((id, now));
-        Ok(())
+        self.sync_pending = Some((seq, now));
     }
 
     fn on_logout(&mut self, m: &Message<'_>, now: Nanos, out: &mut Vec<u8>) -> Result<(), Disconnect> {
@@ -719,6 +725,11 @@ impl Session {
         self.builder.finish(out);
         self.last_sent = now;
         self.counters.gap_fills_sent += 1;
+        // The gap fill covered the sync TestRequest too (the counterparty had it queued behind
+        // the gap and now skips it): ask again, after the fill.
+        if self.sync_pending.is_some_and(|(seq, _)| (begin..=end).contains(&seq)) {
+            self.send_sync(now, out);
+        }
         // Over TCP nothing is lost within a connection: what the counterparty missed was sent on
         // an earlier one, before this connection's Logon.
         let missed_end = (end + 1).min(self.logon_seq);
@@ -927,6 +938,28 @@ mod tests {
         assert!(field(&m[0], tag::ORIG_SENDING_TIME).is_some());
         assert_eq!(app.missed, vec![(4, 10)], "only messages before this connection's Logon were missed");
         assert_eq!(s.seqs().next_out, 13, "a gap fill uses the requested number, not a new one");
+    }
+
+    #[test]
+    fn a_gap_fill_over_the_sync_test_request_sends_another() {
+        let mut s = Session::new(cfg(), SeqNums { next_out: 10, next_in: 1 });
+        let (mut app, mut out) = (Recorder::default(), Vec::new());
+        s.connected(0, 0, &mut out);
+        feed(&mut s, &peer(b"A", 1, &[(98, b"0"), (108, b"10")], false), 0, &mut out, &mut app).expect("logon");
+        let m = sent(&mut out);
+        assert_eq!((m[1].0.as_str(), field(&m[1], tag::TEST_REQ_ID)), ("1", Some("SYNC11")));
+        // The venue restarted and lost 8..: it asks from 8; the fill covers the TestRequest (11).
+        let rr = peer(b"2", 2, &[(tag::BEGIN_SEQ_NO, b"8"), (tag::END_SEQ_NO, b"0")], false);
+        feed(&mut s, &rr, 1, &mut out, &mut app).expect("resend request");
+        let m = sent(&mut out);
+        assert_eq!(m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["4", "1"], "{m:?}");
+        assert_eq!(field(&m[0], tag::NEW_SEQ_NO), Some("12"));
+        assert_eq!(field(&m[1], tag::TEST_REQ_ID), Some("SYNC12"));
+        assert_eq!(app.missed, vec![(8, 10)]);
+        // The answer to the old one never comes; the new one's does.
+        assert!(!s.is_in_sync());
+        feed(&mut s, &peer(b"0", 3, &[(112, b"SYNC12")], false), 2, &mut out, &mut app).expect("hb");
+        assert!(s.is_in_sync());
     }
 
     #[test]
