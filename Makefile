@@ -35,6 +35,7 @@ bench-quick:
 FUZZ_SECONDS ?= 30
 fuzz-quick:
 	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	mkdir -p fuzz/corpus/fix_codec
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run fix_codec corpus/fix_codec seeds/fix_codec -- -max_total_time=$(FUZZ_SECONDS)
 
 ## lint: formatting, clippy with warnings as errors, docs with warnings as errors
