@@ -175,6 +175,33 @@ fn main() {
     g.finish();
     c.final_summary();
 
+    // What one log call costs when calls are sporadic (as on the engine thread): one every 50 us,
+    // each timed on its own. A writer that sleeps in a blocking receive would be woken by each
+    // call (a futex syscall on the caller's thread); this shows whether that happens.
+    let runs = 5;
+    let calls = if quick { 1_000 } else { 20_000 };
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for _ in 0..runs {
+        let mut samples = Vec::with_capacity(calls);
+        for k in 0..calls {
+            let until = Instant::now() + Duration::from_micros(50);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            let t = Instant::now();
+            log::info!("status: trades={} open_orders=0 queued=0", black_box(k));
+            samples.push(t.elapsed().as_nanos() as f64);
+        }
+        samples.sort_by(|a, b| a.total_cmp(b));
+        p50s.push(samples[samples.len() / 2]);
+        p99s.push(samples[samples.len() * 99 / 100]);
+    }
+    println!("
+sporadic log call (one every 50 us), {runs} runs x {calls} calls:");
+    println!("  p50 {}", median_min_max(p50s, "ns"));
+    println!("  p99 {}", median_min_max(p99s, "ns"));
+
     let (runs, n) = if quick { (5, 20_000) } else { (5, 500_000) };
     let rates: Vec<f64> = (0..runs).map(|_| forwarding_run(n)).collect();
     println!("\nforwarding to a loopback TCP syslog sink, {runs} runs x {n} records:");

@@ -7,10 +7,11 @@
 //! `logging.file` (always; it is the record of truth) and, when `logging.stderr` is set, a
 //! human-readable line to stderr through simplelog.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -26,8 +27,10 @@ use crate::timefmt::{rfc3339_micros, unix_nanos};
 pub struct OwnedRecord {
     pub unix_ns: i128,
     pub level: Level,
-    pub target: String,
-    pub message: String,
+    /// A module path, borrowed when the `log` macros give a `'static` one (they always do).
+    pub target: Cow<'static, str>,
+    /// Borrowed when the message has no arguments.
+    pub message: Cow<'static, str>,
 }
 
 #[derive(Debug)]
@@ -65,12 +68,15 @@ impl Log for ChannelLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let rec = OwnedRecord {
-            unix_ns: unix_nanos(),
-            level: record.level(),
-            target: record.target().to_owned(),
-            message: record.args().to_string(),
+        let target = match record.module_path_static() {
+            Some(m) if m == record.target() => Cow::Borrowed(m),
+            _ => Cow::Owned(record.target().to_owned()),
         };
+        let message = match record.args().as_str() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(record.args().to_string()),
+        };
+        let rec = OwnedRecord { unix_ns: unix_nanos(), level: record.level(), target, message };
         match self.tx.try_send(Msg::Record(rec)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.dropped.inc(),
@@ -165,6 +171,10 @@ fn open_log_file(file: &Path) -> Result<File, LogSetupError> {
         .map_err(|e| LogSetupError(format!("cannot open the log file {} (logging.file): {e}", file.display())))
 }
 
+/// The writer's poll interval right after records, and when idle for a while.
+const IDLE_MIN: Duration = Duration::from_millis(1);
+const IDLE_MAX: Duration = Duration::from_millis(8);
+
 fn write_loop(
     rx: Receiver<Msg>,
     mut out: BufWriter<File>,
@@ -174,11 +184,22 @@ fn write_loop(
 ) {
     let mut write_failed = false;
     let mut stop = false;
+    let mut idle = IDLE_MIN;
     while !stop {
-        let msg = match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
+        // Polled, never waited on: a sender then never has a sleeping receiver to wake, so a log
+        // call on the engine thread never makes a futex syscall. Idle, the poll slows to
+        // IDLE_MAX; records wait at most that long.
+        let msg = match rx.try_recv() {
+            Ok(m) => {
+                idle = IDLE_MIN;
+                m
+            }
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(idle);
+                idle = (idle * 2).min(IDLE_MAX);
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => break,
         };
         let mut acks = Vec::new();
         let mut next = Some(msg);
