@@ -197,8 +197,10 @@ fn main() {
         p50s.push(samples[samples.len() / 2]);
         p99s.push(samples[samples.len() * 99 / 100]);
     }
-    println!("
-sporadic log call (one every 50 us), {runs} runs x {calls} calls:");
+    println!(
+        "
+sporadic log call (one every 50 us), {runs} runs x {calls} calls:"
+    );
     println!("  p50 {}", median_min_max(p50s, "ns"));
     println!("  p99 {}", median_min_max(p99s, "ns"));
 

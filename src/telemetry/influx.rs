@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,6 +29,9 @@ use super::line_protocol::{write_point, Field};
 use super::metrics::Metrics;
 
 /// Longest wait between retries.
+/// How often the writer looks for new fills (it polls; see `run`).
+const TRADE_POLL: Duration = Duration::from_millis(5);
+
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -316,17 +319,19 @@ impl Writer {
             if !self.buffer.is_empty() {
                 due = due.min(next_attempt);
             }
-            let wait = due.saturating_duration_since(now).min(Duration::from_millis(100));
+            let wait = due.saturating_duration_since(now).min(TRADE_POLL);
             let mut engine_gone = false;
-            match trades.recv_timeout(wait) {
+            // Polled, never waited on: the engine's try_send then never has a sleeping receiver
+            // to wake, so a fill costs the engine thread no futex syscall.
+            match trades.try_recv() {
                 Ok(t) => {
                     self.push_trade(&t);
                     while let Ok(t) = trades.try_recv() {
                         self.push_trade(&t);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => engine_gone = true,
+                Err(TryRecvError::Empty) => std::thread::sleep(wait),
+                Err(TryRecvError::Disconnected) => engine_gone = true,
             }
             let now = Instant::now();
             if now >= next_snapshot || stopping {
