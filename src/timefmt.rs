@@ -44,6 +44,16 @@ pub fn unix_nanos() -> i128 {
     }
 }
 
+/// Appends `2026-11-24T07:06:19.123456Z` to `out` without allocating beyond its growth.
+pub fn write_rfc3339_micros(out: &mut Vec<u8>, unix_ns: i128) {
+    use std::io::Write as _;
+    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
+    let micros = (unix_ns.rem_euclid(1_000_000_000) / 1_000) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, (sod / 60) % 60, sod % 60);
+}
+
 /// `2026-11-24T07:06:19.123456Z` (microseconds, UTC).
 pub fn rfc3339_micros(unix_ns: i128) -> String {
     let secs = unix_ns.div_euclid(1_000_000_000) as i64;

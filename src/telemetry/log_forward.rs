@@ -89,29 +89,35 @@ impl ForwardRecord {
     }
 }
 
-/// RFC 5424 SD-PARAM value escaping.
-fn sd_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '"' | '\\' | ']') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The RFC 5424 message of a record; PROCID is the pid that logged it (`pid` when unknown).
 pub fn syslog_message(r: &ForwardRecord, facility: u8, host: &str, app: &str, pid: u32) -> String {
+    let mut out = Vec::with_capacity(128 + r.msg.len());
+    write_syslog_message(&mut out, r, facility, host, app, pid);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the RFC 5424 message of a record to `out`, without allocating beyond `out`'s growth.
+pub fn write_syslog_message(out: &mut Vec<u8>, r: &ForwardRecord, facility: u8, host: &str, app: &str, pid: u32) {
+    use std::io::Write as _;
     let pid = if r.pid == 0 { pid } else { r.pid };
     let pri = u32::from(facility) * 8 + u32::from(r.severity());
-    format!(
-        "<{pri}>1 {} {host} {app} {pid} log [{SD_ID} level=\"{}\" target=\"{}\"] {}",
-        rfc3339_micros(r.unix_ns()),
-        sd_escape(&r.level),
-        sd_escape(&r.target),
-        r.msg.replace(['\n', '\r'], " ")
-    )
+    let _ = write!(out, "<{pri}>1 ");
+    crate::timefmt::write_rfc3339_micros(out, r.unix_ns());
+    let _ = write!(out, " {host} {app} {pid} log [{SD_ID} level=\"");
+    push_sd_escaped(out, &r.level);
+    out.extend_from_slice(b"\" target=\"");
+    push_sd_escaped(out, &r.target);
+    out.extend_from_slice(b"\"] ");
+    out.extend(r.msg.bytes().map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
+}
+
+fn push_sd_escaped(out: &mut Vec<u8>, s: &str) {
+    for b in s.bytes() {
+        if matches!(b, b'"' | b'\\' | b']') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
 }
 
 /// Cuts a message to `max` bytes at a character boundary, ending it with the marker.
@@ -324,7 +330,10 @@ enum Sink {
     Tcp {
         addr: String,
         stream: Option<TcpStream>,
-        recent: VecDeque<(Instant, Vec<ForwardRecord>)>,
+        /// Frames written lately, as sent: a connection found dead gets them again.
+        recent: VecDeque<(Instant, Vec<u8>)>,
+        /// One message being framed (reused).
+        scratch: Vec<u8>,
         timeout: Duration,
     },
     Udp {
@@ -434,7 +443,7 @@ impl Sink {
                 }
                 Sent::Ok
             }
-            Sink::Tcp { addr, stream, recent, timeout } => {
+            Sink::Tcp { addr, stream, recent, scratch, timeout } => {
                 // A closed connection shows as readable-with-EOF: syslog receivers never write.
                 let alive = stream.as_mut().is_some_and(|s| {
                     if s.set_nonblocking(true).is_err() {
@@ -451,7 +460,7 @@ impl Sink {
                 if !alive {
                     *stream = None;
                 }
-                let resend: Vec<ForwardRecord> = if stream.is_none() {
+                let resend: Vec<u8> = if stream.is_none() {
                     // Whatever went out lately may be lost with the old connection: send it again.
                     recent.drain(..).flat_map(|(_, b)| b).collect()
                 } else {
@@ -478,17 +487,20 @@ impl Sink {
                         }
                     }
                 }
-                let mut frames = Vec::with_capacity((resend.len() + batch.len()) * 200);
-                for r in resend.iter().chain(batch) {
-                    let msg = syslog_message(r, ctx.facility, &ctx.host, &ctx.app, ctx.pid);
-                    frames.extend_from_slice(format!("{} ", msg.len()).as_bytes());
-                    frames.extend_from_slice(msg.as_bytes());
+                let mut frames = Vec::with_capacity(batch.len() * 200);
+                for r in batch {
+                    scratch.clear();
+                    write_syslog_message(scratch, r, ctx.facility, &ctx.host, &ctx.app, ctx.pid);
+                    let _ = write!(frames, "{} ", scratch.len());
+                    frames.extend_from_slice(scratch);
                 }
-                let written = stream.as_mut().map(|s| s.write_all(&frames).and_then(|()| s.flush()));
+                let written = stream
+                    .as_mut()
+                    .map(|s| s.write_all(&resend).and_then(|()| s.write_all(&frames)).and_then(|()| s.flush()));
                 match written {
                     Some(Ok(())) => {
                         let now = Instant::now();
-                        recent.push_back((now, batch.to_vec()));
+                        recent.push_back((now, frames));
                         while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > TCP_RESEND_WINDOW) {
                             recent.pop_front();
                         }
@@ -701,9 +713,13 @@ impl Forwarder {
             headers.push(("DD-API-KEY".into(), key));
         }
         let sink = match &cfg.sink {
-            LogSink::SyslogTcp { addr } => {
-                Sink::Tcp { addr: addr.clone(), stream: None, recent: VecDeque::new(), timeout: cfg.timeout }
-            }
+            LogSink::SyslogTcp { addr } => Sink::Tcp {
+                addr: addr.clone(),
+                stream: None,
+                recent: VecDeque::new(),
+                scratch: Vec::with_capacity(4096),
+                timeout: cfg.timeout,
+            },
             LogSink::SyslogUdp { addr } => Sink::Udp { addr: addr.clone(), socket: None },
             LogSink::Http { url } => {
                 let url = match cfg.format {
