@@ -68,8 +68,11 @@ impl Rsyslog {
         let _ = std::fs::remove_file(self.dir.join("pid"));
     }
 
+    /// The complete lines rsyslog has written (a line it is still writing is left out).
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out).unwrap_or_default().lines().map(str::to_owned).collect()
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete.lines().map(str::to_owned).collect()
     }
 }
 
