@@ -3,7 +3,7 @@ CARGO  ?= cargo
 PREFIX ?= /usr/local
 CONFIG ?=
 
-.PHONY: run build test test-deps bench bench-quick fuzz-quick lint fmt install clean
+.PHONY: run build test test-deps bench bench-quick bench-e2e bench-e2e-quick fuzz-quick lint fmt install clean
 
 ## run: build and run the daemon (embedded default: paper venue, synthetic feed, /metrics on 127.0.0.1:9898)
 run:
@@ -30,6 +30,14 @@ bench-quick:
 	$(CARGO) bench --locked --bench engine -- --quick
 	$(CARGO) bench --locked --bench logging -- --quick
 	$(CARGO) bench --locked --bench fix -- --quick
+
+## bench-e2e: mt5bot against the Python stack and the machine's floor; writes BENCHMARKS.md (minutes)
+bench-e2e:
+	scripts/bench-e2e.sh
+
+## bench-e2e-quick: the same for a few seconds each (CI), written to target/bench-e2e/
+bench-e2e-quick:
+	scripts/bench-e2e.sh --quick
 
 ## fuzz-quick: the FIX codec and session fuzz target for FUZZ_SECONDS (cargo-fuzz installed if missing)
 FUZZ_SECONDS ?= 30

@@ -9,14 +9,17 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "common/fix.rs"]
+mod fix_common;
 
 use common::one_order_per_tick;
 use criterion::{Criterion, Throughput};
-use mt5bot::config::{Config, OrderKind};
+use mt5bot::config::{Config, OrderKind, TimeInForce};
 use mt5bot::engine::core::{ManualClock, MonotonicClock, TradingCore};
 use mt5bot::engine::queue::SignalQueue;
-use mt5bot::engine::types::{Side, Signal, SignalId, SignalSource, Tick};
+use mt5bot::engine::types::{OrderKey, OrderRequest, Side, Signal, SignalId, SignalSource, Tick};
 use mt5bot::telemetry::metrics::Metrics;
+use mt5bot::venue::fix44::new_order_single;
 use mt5bot::venue::paper::PaperVenue;
 
 fn core<C: mt5bot::engine::core::Clock>(cfg: &Config, clock: C) -> (TradingCore<PaperVenue, C>, Metrics) {
@@ -146,13 +149,83 @@ fn median_min_max(mut v: Vec<u64>) -> String {
     format!("{} ns (min {}, max {})", v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
+/// The floor under tick-to-order, timed per operation like `one_run`: parse a tick from text, one
+/// ring push and pop, encode one NewOrderSingle. Nothing else (no model, no risk, no books).
+fn floor_run(ops: usize) -> (u64, u64) {
+    let mut ring = SignalQueue::<Signal>::with_capacity(1024);
+    let mut session = fix_common::active_session();
+    let mut out = Vec::with_capacity(1 << 20);
+    let prefix = SignalId::parse("F-").expect("id");
+    let lines: Vec<String> = (0..64).map(|i| format!("EURUSD,1.08{:03},1.08{:03}", 500 + i, 503 + i)).collect();
+    let mut empty: Vec<u64> = (0..10_000)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(());
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    empty.sort_unstable();
+    let overhead = percentile(&empty, 0.5);
+    let mut samples = Vec::with_capacity(ops);
+    for n in 0..(ops + 10_000) as u64 {
+        if out.len() > (1 << 20) - 512 {
+            out.clear();
+        }
+        let line = black_box(lines[(n % 64) as usize].as_str());
+        let start = Instant::now();
+        let mut it = line.split(',');
+        let (Some(_sym), Some(bid), Some(ask)) = (it.next(), it.next(), it.next()) else { panic!("tick") };
+        let (bid, ask): (f64, f64) = (bid.parse().unwrap_or(0.0), ask.parse().unwrap_or(0.0));
+        let sig = Signal {
+            id: SignalId::with_counter(&prefix, n),
+            symbol: 0,
+            side: if n % 2 == 0 { Side::Buy } else { Side::Sell },
+            qty: 1.0,
+            kind: OrderKind::Limit,
+            price: (bid + ask) * 0.5,
+            source: SignalSource::Model,
+            origin_ns: 0,
+        };
+        let _ = ring.push(sig);
+        let s = ring.pop().expect("one signal");
+        let req = OrderRequest {
+            key: OrderKey::new(n, 0),
+            client_id: s.id,
+            symbol: s.symbol,
+            side: s.side,
+            qty: s.qty,
+            kind: s.kind,
+            price: s.price,
+        };
+        black_box(new_order_single(&mut session, &mut out, &req, "EURUSD", TimeInForce::Day, b"", n));
+        let took = (start.elapsed().as_nanos() as u64).saturating_sub(overhead);
+        if n >= 10_000 {
+            samples.push(took);
+        }
+    }
+    samples.sort_unstable();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
 fn percentile_report(quick: bool) {
     let (runs, ticks) = if quick { (5, 20_000) } else { (5, 1_000_000) };
     let results: Vec<(u64, u64, u64)> = (0..runs).map(|_| one_run(ticks)).collect();
+    let floors: Vec<(u64, u64)> = (0..runs).map(|_| floor_run(ticks)).collect();
     println!("\ntick_to_order per operation, {runs} runs x {ticks} ticks, one market order per tick:");
     println!("  p50   {}", median_min_max(results.iter().map(|r| r.0).collect()));
     println!("  p99   {}", median_min_max(results.iter().map(|r| r.1).collect()));
     println!("  p99.9 {}", median_min_max(results.iter().map(|r| r.2).collect()));
+    println!("floor (parse a tick + ring push/pop + encode a NewOrderSingle), same runs:");
+    println!("  p50   {}", median_min_max(floors.iter().map(|r| r.0).collect()));
+    println!("  p99   {}", median_min_max(floors.iter().map(|r| r.1).collect()));
+    let ratio = |a: Vec<u64>, b: Vec<u64>| {
+        let mut r: Vec<f64> = a.iter().zip(&b).map(|(x, y)| *x as f64 / (*y).max(1) as f64).collect();
+        r.sort_by(|x, y| x.total_cmp(y));
+        format!("{:.2}x (min {:.2}, max {:.2})", r[r.len() / 2], r[0], r[r.len() - 1])
+    };
+    println!("tick_to_order / floor:");
+    println!("  p50   {}", ratio(results.iter().map(|r| r.0).collect(), floors.iter().map(|r| r.0).collect()));
+    println!("  p99   {}", ratio(results.iter().map(|r| r.1).collect(), floors.iter().map(|r| r.1).collect()));
 }
 
 fn main() {

@@ -145,7 +145,42 @@ fn tick_to_order_p99(ticks: usize) -> f64 {
     samples[(samples.len() as f64 * 0.99) as usize]
 }
 
+/// The mt5bot side of `scripts/bench-e2e.sh`'s syslog comparison: forwards `count` records to a
+/// real rsyslog at `addr` through the forwarder, printing `go` just before the first one (the
+/// script times the arrival of the last line at rsyslog from there).
+fn e2e_syslog(addr: &str, count: u64) {
+    let dir = temp_dir("e2e");
+    let metrics = Metrics::new();
+    let fwd = Forwarder::spawn(&forward_config(addr, &dir), &metrics, "bench".into(), &|_| None).expect("forwarder");
+    fwd.begin();
+    std::thread::sleep(Duration::from_millis(200));
+    let h = fwd.handle();
+    let records: Vec<ForwardRecord> = (0..count)
+        .map(|i| {
+            let msg = format!("bench record {i} status: trades={i} open_orders=0 queued=0");
+            ForwardRecord::new(1_790_000_000_000_000_000 + i as i128, log::Level::Info, "mt5bot::engine", &msg)
+        })
+        .collect();
+    println!("go");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    for r in records {
+        h.offer(r);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while metrics.log_forward_sent.get() + metrics.log_forward_dropped.get() < count && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("sent {} dropped {}", metrics.log_forward_sent.get(), metrics.log_forward_dropped.get());
+    fwd.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
+    if let Ok(addr) = std::env::var("MT5BOT_E2E_SYSLOG") {
+        let count = std::env::var("MT5BOT_E2E_COUNT").ok().and_then(|c| c.parse().ok()).unwrap_or(100_000);
+        e2e_syslog(&addr, count);
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let mut c = Criterion::default().configure_from_args();
     if quick {

@@ -1,0 +1,65 @@
+//! A FIX session logged on to a simulated counterparty, for the benches that encode or parse
+//! FIX messages (`fix`, and the floor of `engine`).
+
+use std::hint::black_box;
+
+use mt5bot::venue::fix44::codec::{frame, tag, Builder, Fields, Frame, Header, Message};
+use mt5bot::venue::fix44::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
+
+pub struct Quiet;
+
+impl Application for Quiet {
+    fn on_logon(&mut self, _now: u64) {}
+    fn on_message(&mut self, m: &Message<'_>, _now: u64) -> Result<(), RejectReason> {
+        black_box((m.get(tag::CL_ORD_ID), m.get_f64(tag::CUM_QTY), m.get_char(tag::EXEC_TYPE)));
+        Ok(())
+    }
+    fn on_session_reject(&mut self, _ref_seq: u64, _text: &str, _now: u64) {}
+    fn on_peer_missed(&mut self, _begin: u64, _end: u64, _now: u64) {}
+    fn on_in_sync(&mut self, _now: u64) {}
+}
+
+pub fn peer_message(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])]) -> Vec<u8> {
+    let mut b = Builder::new();
+    let h = Header {
+        msg_type,
+        sender: b"EXECUTOR",
+        target: b"MT5BOT",
+        seq,
+        sending_time: b"20261124-07:06:19.123",
+        poss_dup: None,
+    };
+    b.start(&h);
+    for (t, v) in fields {
+        b.field(*t, v);
+    }
+    let mut out = Vec::new();
+    b.finish(&mut out);
+    out
+}
+
+/// A session logged on and in sync with a simulated counterparty.
+pub fn active_session() -> Session {
+    let cfg = SessionConfig {
+        sender: "MT5BOT".into(),
+        target: "EXECUTOR".into(),
+        heartbeat_secs: 30,
+        reset_on_logon: false,
+        logon_timeout: 10_000_000_000,
+        username: None,
+        password: None,
+    };
+    let mut s = Session::new(cfg, SeqNums::default());
+    let mut out = Vec::new();
+    s.connected(0, 1_764_000_000_000_000_000, &mut out);
+    let mut input = peer_message(b"A", 1, &[(98, b"0"), (108, b"30")]);
+    out.clear();
+    s.on_bytes(&mut input, 0, &mut out, &mut Quiet).expect("logon");
+    let mut f = Fields::new();
+    let Frame::Message(len) = frame(&out) else { panic!("no sync TestRequest") };
+    let id = f.parse(&out[..len]).expect("parse").get(tag::TEST_REQ_ID).expect("id").to_vec();
+    let mut input = peer_message(b"0", 2, &[(tag::TEST_REQ_ID, &id)]);
+    s.on_bytes(&mut input, 0, &mut out, &mut Quiet).expect("heartbeat");
+    assert!(s.is_in_sync());
+    s
+}

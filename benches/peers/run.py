@@ -1,0 +1,351 @@
+"""End-to-end benchmarks: mt5bot against the Python stack its users come from, and against the
+machine's floor, side by side in one run. Writes a Markdown report (BENCHMARKS.md).
+
+Run through scripts/bench-e2e.sh, which installs the peers and builds the release binary:
+    scripts/bench-e2e.sh            full run, writes BENCHMARKS.md
+    scripts/bench-e2e.sh --quick    a few seconds per benchmark, writes target/bench-e2e/BENCHMARKS.quick.md
+
+Every figure is the median of RUNS runs with min and max beside it; ratios are taken run by run,
+side by side. Everything listens on 127.0.0.1 on free ports; every loop is bounded.
+"""
+import argparse
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "target", "release", "mt5bot")
+PEERS = os.path.dirname(os.path.abspath(__file__))
+RUNS = 5
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mmm(values, fmt="{:.0f}"):
+    """median (min, max)"""
+    v = sorted(values)
+    return f"{fmt.format(statistics.median(v))} (min {fmt.format(v[0])}, max {fmt.format(v[-1])})"
+
+
+def wait_http(url, timeout=10.0):
+    """Seconds until `url` answers 200."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.0005)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Proc:
+    def __init__(self, args, cwd=None, env=None):
+        self.p = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def mt5bot(workdir, extra=""):
+    port = free_port()
+    cfg = os.path.join(workdir, "config.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"metrics:\n  listen: 127.0.0.1:{port}\nlogging:\n  file: {workdir}/mt5bot.log\n"
+                f"checkpoint:\n  path: {workdir}/checkpoint.bin\n{extra}")
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "PROM_PUSH_URL", "CHECKPOINT_AES_KEY")}
+    return Proc([BIN, "run", "--config", cfg], cwd=workdir, env=env), port
+
+
+def python_server(workdir, exposition):
+    port = free_port()
+    path = os.path.join(workdir, "exposition.txt")
+    with open(path, "w") as f:
+        f.write(exposition)
+    # Without the `_created` series prometheus_client adds by default, it serves the same series.
+    env = dict(os.environ, PROMETHEUS_DISABLE_CREATED_SERIES="True")
+    return Proc([sys.executable, os.path.join(PEERS, "prom_server.py"), path, str(port)], env=env), port
+
+
+def series(text):
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def wrk(url, seconds):
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {}
+    for pct, val, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        lat[pct] = float(val) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    return rps, lat["50"], lat["99"]
+
+
+def bench_metrics(quick, rows, tmp):
+    seconds = 2 if quick else 10
+    bot, bport = mt5bot(tmp)
+    try:
+        wait_http(f"http://127.0.0.1:{bport}/metrics")
+        time.sleep(1.5)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{bport}/metrics").read().decode()
+        py, pport = python_server(tmp, text)
+        try:
+            wait_http(f"http://127.0.0.1:{pport}/metrics")
+            ptext = urllib.request.urlopen(f"http://127.0.0.1:{pport}/metrics").read().decode()
+            res = {"bot": [], "py": []}
+            for _ in range(RUNS):
+                res["bot"].append(wrk(f"http://127.0.0.1:{bport}/metrics", seconds))
+                res["py"].append(wrk(f"http://127.0.0.1:{pport}/metrics", seconds))
+        finally:
+            py.stop()
+    finally:
+        bot.stop()
+    ratios = [b[0] / p[0] for b, p in zip(res["bot"], res["py"])]
+    fams = len(re.findall(r"^# TYPE ", text, re.M))
+    cmd = f"wrk -t2 -c16 -d{seconds}s --latency http://127.0.0.1:PORT/metrics"
+    rows.append(("/metrics under load: requests/s", mmm([r[0] for r in res["bot"]]),
+                 mmm([r[0] for r in res["py"]]), mmm(ratios, "{:.1f}x"), ">= 20x the Python server",
+                 "met" if statistics.median(ratios) >= 20 else "missed", cmd))
+    rows.append(("/metrics under load: p50 ms", mmm([r[1] for r in res["bot"]], "{:.3f}"),
+                 mmm([r[1] for r in res["py"]], "{:.3f}"), "", "", "", cmd))
+    p99 = statistics.median([r[2] for r in res["bot"]])
+    rows.append(("/metrics under load: p99 ms", mmm([r[2] for r in res["bot"]], "{:.3f}"),
+                 mmm([r[2] for r in res["py"]], "{:.3f}"), "", "p99 <= 1 ms",
+                 "met" if p99 <= 1.0 else "missed", cmd))
+    rows.append(("/metrics families / series", f"{fams} / {series(text)}", f"{fams} / {series(ptext)}",
+                 "", "same work", "", "(the Python server mirrors mt5bot's exposition)"))
+
+
+def bench_start_and_rss(quick, rows, tmp):
+    starts_bot, starts_py, rss_bot, rss_py = [], [], [], []
+    text = None
+    for _ in range(RUNS):
+        t0 = time.monotonic()
+        bot, bport = mt5bot(tmp)
+        wait_http(f"http://127.0.0.1:{bport}/metrics")
+        starts_bot.append((time.monotonic() - t0) * 1000)
+        text = text or urllib.request.urlopen(f"http://127.0.0.1:{bport}/metrics").read().decode()
+        bot.stop()
+        t0 = time.monotonic()
+        py, pport = python_server(tmp, text)
+        wait_http(f"http://127.0.0.1:{pport}/metrics")
+        starts_py.append((time.monotonic() - t0) * 1000)
+        py.stop()
+    hold = 3 if quick else 60
+    for _ in range(1 if quick else 3):
+        bot, bport = mt5bot(tmp, "feed:\n  tick_rate: 10000\n")
+        py, pport = python_server(tmp, text)
+        wait_http(f"http://127.0.0.1:{bport}/metrics")
+        wait_http(f"http://127.0.0.1:{pport}/metrics")
+        time.sleep(hold)
+        rss_bot.append(rss_mib(bot.p.pid))
+        rss_py.append(rss_mib(py.p.pid))
+        bot.stop()
+        py.stop()
+    rows.append(("cold start to /metrics answering, ms", mmm(starts_bot, "{:.1f}"), mmm(starts_py, "{:.1f}"),
+                 mmm([p / b for b, p in zip(starts_bot, starts_py)], "{:.1f}x faster"), "p50 <= 5 ms",
+                 "met" if statistics.median(starts_bot) <= 5 else "missed",
+                 "spawn, then poll GET /metrics every 0.5 ms"))
+    rows.append((f"RSS after {hold} s of paper trading at 10k ticks/s, MiB", mmm(rss_bot, "{:.1f}"),
+                 mmm(rss_py, "{:.1f}") + " (idle)", "", "<= 16 MiB",
+                 "met" if statistics.median(rss_bot) <= 16 else "missed", "VmRSS from /proc/PID/status"))
+
+
+RSYSLOG_CONF = """global(workDirectory="{work}")
+module(load="imtcp" MaxSessions="16" AddtlFrameDelimiter="0")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+template(name="raw" type="string" string="%msg%\\n")
+action(type="omfile" file="{out}" template="raw" asyncWriting="on" ioBufferSize="1m" flushInterval="1")
+"""
+
+
+def rsyslog(tmp, tag):
+    work = os.path.join(tmp, f"rsyslog-{tag}")
+    os.makedirs(work, exist_ok=True)
+    out = os.path.join(tmp, f"syslog-{tag}.log")
+    port = free_port()
+    conf = os.path.join(work, "rsyslog.conf")
+    with open(conf, "w") as f:
+        f.write(RSYSLOG_CONF.format(work=work, port=port, out=out))
+    p = Proc(["rsyslogd", "-n", "-f", conf, "-i", os.path.join(work, "pid")])
+    start = time.monotonic()
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() - start > 15:
+                raise RuntimeError("rsyslog did not listen")
+            time.sleep(0.02)
+    return p, port, out
+
+
+def count_lines_until(path, want, t0, timeout=120.0):
+    """Seconds from t0 until `path` holds `want` lines (or the timeout), and the lines seen."""
+    seen = 0
+    with_handle = None
+    while time.monotonic() - t0 < timeout:
+        if with_handle is None and os.path.exists(path):
+            with_handle = open(path, "rb")
+        if with_handle is not None:
+            seen += with_handle.read().count(b"\n")
+            if seen >= want:
+                return time.monotonic() - t0, seen
+        time.sleep(0.002)
+    return time.monotonic() - t0, seen
+
+
+def bench_syslog(quick, rows, tmp):
+    n = 20_000 if quick else 200_000
+    venv_py = sys.executable
+    drivers = {
+        "mt5bot": (["cargo", "bench", "--locked", "--bench", "logging"],
+                   lambda port: dict(os.environ, MT5BOT_E2E_SYSLOG=f"127.0.0.1:{port}", MT5BOT_E2E_COUNT=str(n))),
+        "python": ([venv_py, os.path.join(PEERS, "syslog_peer.py"), "handler", "127.0.0.1", "PORT", str(n)], None),
+        "ceiling": ([venv_py, os.path.join(PEERS, "syslog_peer.py"), "ceiling", "127.0.0.1", "PORT", str(n)], None),
+    }
+    res = {k: [] for k in drivers}
+    lost = {k: [] for k in drivers}
+    for run in range(RUNS):
+        for name, (cmd, env) in drivers.items():
+            rs, port, out = rsyslog(tmp, f"{name}-{run}")
+            try:
+                args = [str(port) if a == "PORT" else a for a in cmd]
+                p = subprocess.Popen(args, cwd=ROOT, env=env(port) if env else None, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+                for line in p.stdout:
+                    if line.strip() == "go":
+                        break
+                t0 = time.monotonic()
+                secs, seen = count_lines_until(out, n, t0)
+                p.stdout.read()
+                p.wait(120)
+                res[name].append(n / secs)
+                lost[name].append(n - min(seen, n))
+            finally:
+                rs.stop()
+    cmd = f"{n} records to rsyslog imtcp on loopback; lines counted in its omfile output"
+    ratio_py = [b / p for b, p in zip(res["mt5bot"], res["python"])]
+    of_ceiling = [b / c * 100 for b, c in zip(res["mt5bot"], res["ceiling"])]
+    rows.append(("log forwarding to rsyslog (TCP), lines/s", mmm(res["mt5bot"]), mmm(res["python"]) + " (SysLogHandler)",
+                 mmm(ratio_py, "{:.1f}x"), "", "", cmd))
+    rows.append(("rsyslog's ingest ceiling (pre-built frames), lines/s", mmm(res["ceiling"]), "", "", "", "", cmd))
+    rows.append(("mt5bot forwarding, % of rsyslog's ceiling", mmm(of_ceiling, "{:.0f}%"), "", "", ">= 80%",
+                 "met" if statistics.median(of_ceiling) >= 80 else "missed", cmd))
+    rows.append(("lines lost (mt5bot / Python / ceiling)",
+                 f"{max(lost['mt5bot'])}", f"{max(lost['python'])}", "", "0",
+                 "met" if max(lost["mt5bot"]) == 0 else "missed", cmd))
+
+
+def cargo_bench(name, quick):
+    args = ["cargo", "bench", "--locked", "--bench", name, "--"] + (["--quick"] if quick else [])
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600).stdout
+
+
+def grab(text, label):
+    m = re.search(rf"^\s*{re.escape(label)}\s+(.+)$", text, re.M)
+    return m.group(1).strip() if m else "(not found)"
+
+
+def bench_engine(quick, rows):
+    out = cargo_bench("engine", quick)
+    cmd = "cargo bench --bench engine" + (" -- --quick" if quick else "")
+    section = out[out.find("tick_to_order per operation"):]
+    floor = section[section.find("floor"):]
+    ratio = section[section.find("tick_to_order / floor"):]
+    rows.append(("tick-to-order p50 ns", grab(section, "p50"), "", "", "<= 1000 ns", "", cmd))
+    rows.append(("tick-to-order p99 ns", grab(section, "p99"), "", "", "<= 5000 ns", "", cmd))
+    rows.append(("floor p50 / p99 ns (parse tick + ring + encode NOS)", grab(floor, "p50"), "", "", "", "",
+                 cmd))
+    r50 = grab(ratio, "p50")
+    rows.append(("tick-to-order / floor, p50", r50, "", "", "within 5x", "", cmd))
+    rows.append(("tick-to-order / floor, p99", grab(ratio, "p99"), "", "", "within 5x", "", cmd))
+    sig = re.search(r"^signals/.*?thrpt:\s+\[\S+ \S+ (\S+ \S+) ", out, re.M | re.S)
+    rows.append(("signals through queue + executor + venue", sig.group(1) if sig else "(not found)", "", "",
+                 ">= 1 M/s", "", cmd))
+
+
+def bench_fix(quick, rows):
+    out = cargo_bench("fix", quick)
+    cmd = "cargo bench --bench fix" + (" -- --quick" if quick else "")
+    for label, name in [("round trip p50", "FIX NOS -> ExecutionReport vs QuickFIX, p50"),
+                        ("round trip p99", "FIX NOS -> ExecutionReport vs QuickFIX, p99"),
+                        ("bare TCP echo p50", "bare loopback TCP round trip, p50"),
+                        ("bare TCP echo p99", "bare loopback TCP round trip, p99"),
+                        ("mt5bot's share p50", "mt5bot's own share, p50"),
+                        ("of which submit p50", "  of which submit (encode, seqnum, write)"),
+                        ("of which receive p50", "  of which receive (read, parse, book)")]:
+        target = "<= 3 us" if label == "mt5bot's share p50" else ""
+        rows.append((name, grab(out, label), "", "", target, "", cmd))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mt5bot-bench-e2e-") as tmp:
+        for name, fn in [("/metrics under load", lambda: bench_metrics(a.quick, rows, tmp)),
+                         ("cold start and RSS", lambda: bench_start_and_rss(a.quick, rows, tmp)),
+                         ("log forwarding to rsyslog", lambda: bench_syslog(a.quick, rows, tmp)),
+                         ("tick-to-order and the floor", lambda: bench_engine(a.quick, rows)),
+                         ("FIX round trip", lambda: bench_fix(a.quick, rows))]:
+            print(f"== {name}", flush=True)
+            t0 = time.monotonic()
+            fn()
+            print(f"   done in {time.monotonic() - t0:.0f} s", flush=True)
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run on {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-CPU {platform.machine()} machine ({cpu}), "
+        f"Linux {platform.release()}, {'quick' if a.quick else 'full'} mode.",
+        f"Regenerate with `scripts/bench-e2e.sh{' --quick' if a.quick else ''}`. Every figure is the median of "
+        f"{RUNS} runs with min and max; ratios are taken run by run, side by side in the same run.",
+        "",
+        "| figure | mt5bot | Python peer | ratio | target | | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append("| " + " | ".join(r) + " |")
+    with open(a.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
