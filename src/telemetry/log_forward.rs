@@ -38,6 +38,9 @@ use super::metrics::Metrics;
 
 /// Largest UDP syslog message (RFC 5426 receivers must take 480 bytes and should take 2048).
 pub const MAX_UDP_MESSAGE: usize = 2048;
+
+/// How long [`ForwardHandle::offer`] waits for room in a full channel before it drops the record.
+pub const OFFER_WAIT: Duration = Duration::from_millis(200);
 /// Appended to a message cut short.
 pub const TRUNCATION_MARKER: &str = "...[truncated]";
 /// Spool segments are closed at this size.
@@ -656,7 +659,8 @@ enum Msg {
     Stop(SyncSender<()>),
 }
 
-/// Hands records to the forwarder without ever blocking.
+/// Hands records to the forwarder. Called by the log writer thread, never by the engine; when the
+/// channel is full it waits up to [`OFFER_WAIT`] for room, then drops and counts the record.
 #[derive(Debug, Clone)]
 pub struct ForwardHandle {
     tx: SyncSender<Msg>,
@@ -675,8 +679,22 @@ impl std::fmt::Debug for Msg {
 
 impl ForwardHandle {
     pub fn offer(&self, record: ForwardRecord) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Record(record)) {
-            self.dropped.inc();
+        let mut msg = Msg::Record(record);
+        let deadline = Instant::now() + OFFER_WAIT;
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    // A burst faster than the forwarder moves records into its buffer and spool:
+                    // the log writer (never the engine) waits a little rather than drop.
+                    msg = m;
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                Err(TrySendError::Full(_)) => {
+                    self.dropped.inc();
+                    return;
+                }
+            }
         }
     }
 }
