@@ -342,6 +342,8 @@ def main():
     ]
     for r in rows:
         lines.append("| " + " | ".join(r) + " |")
+    with open(os.path.join(PEERS, "misses.md")) as f:
+        lines.append(f.read().rstrip())
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {a.out}")
