@@ -111,6 +111,19 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The median cost of the two clock reads around an empty body, subtracted from each sample.
+fn clock_overhead() -> u64 {
+    let mut empty: Vec<u64> = (0..10_000)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(());
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    empty.sort_unstable();
+    percentile(&empty, 0.5)
+}
+
 /// Times each tick-to-order on its own; returns (p50, p99, p99.9) in ns after clock overhead.
 fn one_run(ticks: usize) -> (u64, u64, u64) {
     let cfg = one_order_per_tick();
@@ -120,16 +133,7 @@ fn one_run(ticks: usize) -> (u64, u64, u64) {
         i += 1;
         core.on_tick(&tick(i, 0));
     }
-    // The cost of the two clock reads around an empty body.
-    let mut empty: Vec<u64> = (0..10_000)
-        .map(|_| {
-            let t = Instant::now();
-            black_box(());
-            t.elapsed().as_nanos() as u64
-        })
-        .collect();
-    empty.sort_unstable();
-    let overhead = percentile(&empty, 0.5);
+    let overhead = clock_overhead();
     let sent_before = m.orders_sent.get();
     let mut samples = Vec::with_capacity(ticks);
     for _ in 0..ticks {
@@ -157,15 +161,7 @@ fn floor_run(ops: usize) -> (u64, u64) {
     let mut out = Vec::with_capacity(1 << 20);
     let prefix = SignalId::parse("F-").expect("id");
     let lines: Vec<String> = (0..64).map(|i| format!("EURUSD,1.08{:03},1.08{:03}", 500 + i, 503 + i)).collect();
-    let mut empty: Vec<u64> = (0..10_000)
-        .map(|_| {
-            let t = Instant::now();
-            black_box(());
-            t.elapsed().as_nanos() as u64
-        })
-        .collect();
-    empty.sort_unstable();
-    let overhead = percentile(&empty, 0.5);
+    let overhead = clock_overhead();
     let mut samples = Vec::with_capacity(ops);
     for n in 0..(ops + 10_000) as u64 {
         if out.len() > (1 << 20) - 512 {

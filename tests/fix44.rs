@@ -283,15 +283,44 @@ fn wait_metric(d: &Daemon, name: &str, want: f64, timeout: Duration) {
     panic!("{name} is {last}, expected {want}\n{}", d.log_file());
 }
 
+/// Starts mt5bot and waits until its FIX session is up.
+fn start_connected(dir: &TempDir, cfg: &std::path::Path, addr: &str, env: &[(&str, &str)]) -> Daemon {
+    let mut d = Daemon::start(dir, cfg, addr, env);
+    d.wait_metrics(Duration::from_secs(10));
+    wait_metric(&d, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    d
+}
+
+/// Sends orders `prefix-0..total` one every millisecond while `daemon` gets `signal` after `after`;
+/// returns the number of the first order whose answer did not come (the daemon had stopped).
+fn interrupt_mid_run(
+    daemon: &mut Daemon,
+    ingress: &str,
+    prefix: &'static str,
+    total: usize,
+    after: Duration,
+    signal: &str,
+) -> usize {
+    let sender = {
+        let ingress = ingress.to_owned();
+        std::thread::spawn(move || send_orders(&ingress, prefix, 0..total, Duration::from_micros(1000)))
+    };
+    std::thread::sleep(after);
+    daemon.signal(signal);
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert!(signal == "KILL" || status.success(), "{}", daemon.stderr());
+    let (_, stopped_at) = sender.join().expect("sender");
+    assert!(stopped_at < total, "the {signal} came mid-run");
+    stopped_at
+}
+
 #[test]
 fn logon_then_a_thousand_limit_orders_all_filled_once() {
     let dir = TempDir::new("fix-thousand");
     let exec = Executor::start(&dir);
     let ingress = format!("127.0.0.1:{}", free_port());
     let (cfg, addr) = bot_config(&dir, &exec, &ingress);
-    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
-    d.wait_metrics(Duration::from_secs(10));
-    wait_metric(&d, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let mut d = start_connected(&dir, &cfg, &addr, &[]);
 
     let (queued, _) = send_orders(&ingress, "t", 0..1000, Duration::ZERO);
     assert_eq!(queued, 1000);
@@ -323,9 +352,7 @@ fn executor_killed_and_restarted_mid_run_loses_and_duplicates_nothing() {
     let mut exec = Executor::start(&dir);
     let ingress = format!("127.0.0.1:{}", free_port());
     let (cfg, addr) = bot_config(&dir, &exec, &ingress);
-    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
-    d.wait_metrics(Duration::from_secs(10));
-    wait_metric(&d, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let mut d = start_connected(&dir, &cfg, &addr, &[]);
 
     let total = 1500;
     let sender = {
@@ -368,28 +395,16 @@ fn mt5bot_restarted_mid_run_resumes_the_session_and_its_books() {
     let env = [("CHECKPOINT_AES_KEY", key())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
-    let mut first = Daemon::start(&dir, &cfg, &addr, &env);
-    first.wait_metrics(Duration::from_secs(10));
-    wait_metric(&first, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let mut first = start_connected(&dir, &cfg, &addr, &env);
     let total = 1200;
-    let sender = {
-        let ingress = ingress.clone();
-        std::thread::spawn(move || send_orders(&ingress, "r", 0..total, Duration::from_micros(1000)))
-    };
-    std::thread::sleep(Duration::from_millis(600));
-    first.signal("TERM");
-    assert!(first.wait_exit(Duration::from_secs(10)).success(), "{}", first.stderr());
-    let (_, stopped_at) = sender.join().expect("sender");
+    let stopped_at = interrupt_mid_run(&mut first, &ingress, "r", total, Duration::from_millis(600), "TERM");
     let first_log = first.log_file();
     drop(first);
-    assert!(stopped_at < total, "the stop came mid-run");
     // The order in transit when the connection closed may or may not have been taken; it is not
     // sent again (its fate is read from the executor's log below).
     let next = stopped_at + 1;
 
-    let mut second = Daemon::start(&dir, &cfg, &addr, &env);
-    second.wait_metrics(Duration::from_secs(10));
-    wait_metric(&second, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let mut second = start_connected(&dir, &cfg, &addr, &env);
     let (queued_second, end) = send_orders(&ingress, "r", next..total, Duration::ZERO);
     assert_eq!((queued_second, end), (total - next, total));
     wait_metric(&second, "open_orders", 0.0, Duration::from_secs(30));
@@ -423,25 +438,13 @@ fn mt5bot_killed_mid_run_books_every_fill_the_venue_made_exactly_once() {
     let env = [("CHECKPOINT_AES_KEY", key())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
-    let mut first = Daemon::start(&dir, &cfg, &addr, &env);
-    first.wait_metrics(Duration::from_secs(10));
-    wait_metric(&first, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let mut first = start_connected(&dir, &cfg, &addr, &env);
     let total = 1500;
-    let sender = {
-        let ingress = ingress.clone();
-        std::thread::spawn(move || send_orders(&ingress, "s", 0..total, Duration::from_micros(1000)))
-    };
     // Killed between checkpoints (every 250 ms): fills after the last one are not in it.
-    std::thread::sleep(Duration::from_millis(830));
-    first.signal("KILL");
-    let _ = first.wait_exit(Duration::from_secs(10));
-    let (_, stopped_at) = sender.join().expect("sender");
+    interrupt_mid_run(&mut first, &ingress, "s", total, Duration::from_millis(830), "KILL");
     drop(first);
-    assert!(stopped_at < total, "the kill came mid-run");
 
-    let mut second = Daemon::start(&dir, &cfg, &addr, &env);
-    second.wait_metrics(Duration::from_secs(10));
-    wait_metric(&second, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(10));
+    let mut second = start_connected(&dir, &cfg, &addr, &env);
     wait_metric(&second, "open_orders", 0.0, Duration::from_secs(20));
     let l = ledger(&exec);
     l.assert_clean();
