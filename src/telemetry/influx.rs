@@ -132,18 +132,102 @@ enum Outcome {
     Refused,
 }
 
+/// Points waiting to be written, encoded straight into the request bodies they will travel in:
+/// batches of at most `batch` lines each, oldest first. One string per batch rather than per
+/// point keeps a burst of fills from costing an allocation each.
+#[derive(Debug)]
+struct Batches {
+    batch: usize,
+    queue: VecDeque<Batch>,
+    points: usize,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    text: String,
+    /// Where the first line not yet dropped starts.
+    start: usize,
+    lines: usize,
+}
+
+impl Batches {
+    fn new(batch: usize) -> Batches {
+        Batches { batch: batch.max(1), queue: VecDeque::new(), points: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.points
+    }
+
+    fn is_empty(&self) -> bool {
+        self.points == 0
+    }
+
+    /// Appends the line `encode` writes (nothing if it returns false).
+    fn push_with(&mut self, encode: impl FnOnce(&mut String) -> bool) {
+        if self.queue.back().is_none_or(|b| b.lines >= self.batch) {
+            self.queue.push_back(Batch::default());
+        }
+        let Some(last) = self.queue.back_mut() else { return };
+        let before = last.text.len();
+        if encode(&mut last.text) {
+            last.lines += 1;
+            self.points += 1;
+        } else {
+            last.text.truncate(before);
+        }
+    }
+
+    /// Drops the oldest point.
+    fn drop_oldest(&mut self) {
+        let Some(first) = self.queue.front_mut() else { return };
+        match first.text[first.start..].find('\n') {
+            Some(i) if first.lines > 1 => {
+                first.start += i + 1;
+                first.lines -= 1;
+                self.points -= 1;
+            }
+            _ => {
+                self.points -= first.lines;
+                self.queue.pop_front();
+            }
+        }
+    }
+
+    /// The oldest batch: its body and how many points it holds.
+    fn front(&self) -> Option<(&str, usize)> {
+        self.queue.front().map(|b| (&b.text[b.start..], b.lines))
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(b) = self.queue.pop_front() {
+            self.points -= b.lines;
+        }
+    }
+}
+
+/// Buffers the point `encode` writes, dropping the oldest one (counted) when `limit` are waiting.
+fn admit(buffer: &mut Batches, limit: usize, metrics: &Metrics, encode: impl FnOnce(&mut String) -> bool) {
+    if buffer.len() >= limit.max(1) {
+        buffer.drop_oldest();
+        metrics.influx_points_dropped.inc();
+    }
+    buffer.push_with(encode);
+}
+
 struct Writer {
     target: Target,
     metrics: Metrics,
     labels: Labels,
     agent: ureq::Agent,
-    buffer: VecDeque<String>,
+    buffer: Batches,
     backoff: Duration,
     last_refusal_log: Option<Instant>,
 }
 
 impl Writer {
     fn new(target: Target, metrics: Metrics, labels: Labels) -> Writer {
+        let batch = target.batch_points;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(target.timeout))
@@ -155,22 +239,21 @@ impl Writer {
             metrics,
             labels,
             agent,
-            buffer: VecDeque::new(),
+            buffer: Batches::new(batch),
             backoff: Duration::from_millis(500),
             last_refusal_log: None,
         }
     }
 
-    fn push(&mut self, line: String) {
-        if self.buffer.len() >= self.target.buffer_points {
-            self.buffer.pop_front();
-            self.metrics.influx_points_dropped.inc();
-        }
-        self.buffer.push_back(line);
+    /// Buffers one encoded line, dropping the oldest point when the buffer is full.
+    fn push(&mut self, line: &str) {
+        admit(&mut self.buffer, self.target.buffer_points, &self.metrics, |out| {
+            out.push_str(line);
+            true
+        });
     }
 
     fn push_trade(&mut self, t: &TradeRecord) {
-        let mut line = String::with_capacity(160);
         let symbol = self.labels.symbols.get(t.symbol as usize).map(String::as_str).unwrap_or("?");
         let tags = [
             ("host", self.labels.host.as_str()),
@@ -185,9 +268,9 @@ impl Writer {
             ("exec_id", Field::Int(t.exec_id as i64)),
             ("client_id", Field::Str(t.client_id.as_str())),
         ];
-        if write_point(&mut line, "mt5bot_trades", &tags, &fields, t.unix_ns) {
-            self.push(line);
-        }
+        admit(&mut self.buffer, self.target.buffer_points, &self.metrics, |out| {
+            write_point(out, "mt5bot_trades", &tags, &fields, t.unix_ns)
+        });
     }
 
     fn push_snapshot(&mut self) {
@@ -216,7 +299,7 @@ impl Writer {
         let mut line = String::with_capacity(400);
         let tags = [("host", self.labels.host.as_str()), ("venue", self.labels.venue)];
         if write_point(&mut line, "mt5bot_metrics", &tags, &fields, now) {
-            self.push(line);
+            self.push(&line);
         }
         for sym in self.labels.symbols.clone() {
             let mut line = String::with_capacity(160);
@@ -226,13 +309,14 @@ impl Writer {
             ];
             let tags = [("host", self.labels.host.as_str()), ("venue", self.labels.venue), ("symbol", sym.as_str())];
             if write_point(&mut line, "mt5bot_metrics", &tags, &fields, now) {
-                self.push(line);
+                self.push(&line);
             }
         }
     }
 
+    /// Sends the oldest batch (`n` points).
     fn send(&mut self, n: usize) -> Outcome {
-        let body: String = self.buffer.iter().take(n).map(String::as_str).collect();
+        let Some((body, _)) = self.buffer.front() else { return Outcome::Written };
         let mut req = self.agent.post(&self.target.write_url).header("Content-Type", "text/plain; charset=utf-8");
         if let Some(t) = &self.target.token {
             req = req.header("Authorization", format!("Token {}", t.expose()));
@@ -288,19 +372,23 @@ impl Writer {
 
     /// Sends one batch; returns when to try again (None: now).
     fn flush_once(&mut self) -> Option<Duration> {
-        let n = self.buffer.len().min(self.target.batch_points);
-        if n == 0 {
-            return None;
-        }
+        let n = match self.buffer.front() {
+            Some((_, n)) if n > 0 => n,
+            Some(_) => {
+                self.buffer.pop_front();
+                return None;
+            }
+            None => return None,
+        };
         match self.send(n) {
             Outcome::Written => {
-                self.buffer.drain(..n);
+                self.buffer.pop_front();
                 self.metrics.influx_points_written.inc_by(n as u64);
                 self.backoff = Duration::from_millis(500);
                 None
             }
             Outcome::Refused => {
-                self.buffer.drain(..n);
+                self.buffer.pop_front();
                 self.metrics.influx_points_dropped.inc_by(n as u64);
                 None
             }
@@ -389,5 +477,81 @@ impl Writer {
         if !self.buffer.is_empty() {
             log::warn!("stopping with {} points not written to InfluxDB", self.buffer.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(batch: usize, lines: &[&str]) -> Batches {
+        let mut b = Batches::new(batch);
+        for l in lines {
+            b.push_with(|out| {
+                out.push_str(l);
+                out.push('\n');
+                true
+            });
+        }
+        b
+    }
+
+    #[test]
+    fn points_travel_in_batches_of_the_configured_size_oldest_first() {
+        let mut b = filled(2, &["a 1", "b 2", "c 3"]);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.front(), Some(("a 1\nb 2\n", 2)));
+        b.pop_front();
+        assert_eq!(b.front(), Some(("c 3\n", 1)));
+        b.pop_front();
+        assert!(b.is_empty());
+        assert_eq!(b.front(), None);
+    }
+
+    #[test]
+    fn dropping_the_oldest_point_takes_one_line_from_the_front() {
+        let mut b = filled(3, &["a 1", "b 2", "c 3", "d 4"]);
+        b.drop_oldest();
+        assert_eq!((b.len(), b.front()), (3, Some(("b 2\nc 3\n", 2))));
+        b.drop_oldest();
+        b.drop_oldest();
+        assert_eq!((b.len(), b.front()), (1, Some(("d 4\n", 1))));
+        b.drop_oldest();
+        assert!(b.is_empty());
+        b.drop_oldest();
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_point_that_cannot_be_encoded_leaves_nothing_behind() {
+        let mut b = filled(2, &["a 1"]);
+        b.push_with(|out| {
+            out.push_str("half a li");
+            false
+        });
+        assert_eq!((b.len(), b.front()), (1, Some(("a 1\n", 1))));
+        let mut b = filled(2, &["a 1", "b 2"]);
+        b.push_with(|_| false);
+        assert_eq!(b.len(), 2);
+        b.pop_front();
+        assert_eq!(b.front(), Some(("", 0)));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_full_buffer_drops_the_oldest_and_counts_it() {
+        let metrics = Metrics::new();
+        let mut b = Batches::new(2);
+        for i in 0..5 {
+            admit(&mut b, 3, &metrics, |out| {
+                out.push_str(&format!("p {i}\n"));
+                true
+            });
+        }
+        assert_eq!(metrics.influx_points_dropped.get(), 2);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.front(), Some(("p 2\np 3\n", 2)));
+        b.pop_front();
+        assert_eq!(b.front(), Some(("p 4\n", 1)));
     }
 }

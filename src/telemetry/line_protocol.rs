@@ -8,8 +8,6 @@
 //! trailing one even swallows the separator after it). Empty tags are left out, as the protocol
 //! requires, and non-finite floats are skipped (a point left without fields is not written).
 
-use std::fmt::Write as _;
-
 /// A field value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Field<'a> {
@@ -19,13 +17,22 @@ pub enum Field<'a> {
     Bool(bool),
 }
 
-fn push_name(out: &mut String, s: &str, escape_equals: bool) {
+/// Appends a measurement name, tag key, tag value or field key, escaped.
+fn name(out: &mut String, s: &str, escape_equals: bool) {
+    let special = |b: &u8| matches!(b, b',' | b' ' | b'\\' | b'\n' | b'\r') || (escape_equals && *b == b'=');
+    // Names and tags are almost always plain: copy them whole.
+    if !s.as_bytes().iter().any(special) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             ',' | ' ' => {
                 out.push('\\');
                 out.push(c);
             }
+            // A line break would end the point: it becomes an (escaped) space.
+            '\n' | '\r' => out.push_str("\\ "),
             '=' if escape_equals => out.push_str("\\="),
             '\\' => out.push('/'),
             c => out.push(c),
@@ -33,13 +40,13 @@ fn push_name(out: &mut String, s: &str, escape_equals: bool) {
     }
 }
 
-fn name(out: &mut String, s: &str, escape_equals: bool) {
-    let cleaned: String = s.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
-    push_name(out, &cleaned, escape_equals);
-}
-
 fn string_field(out: &mut String, s: &str) {
     out.push('"');
+    if !s.as_bytes().iter().any(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\r')) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -79,17 +86,21 @@ pub fn write_point(
         first = false;
         name(out, k, true);
         out.push('=');
-        let _ = match f {
-            Field::Float(x) => write!(out, "{x}"),
-            Field::Int(i) => write!(out, "{i}i"),
-            Field::Bool(b) => write!(out, "{b}"),
-            Field::Str(s) => {
-                string_field(out, s);
-                Ok(())
+        match f {
+            // Finite (checked above); ryu writes the shortest form that reads back exactly,
+            // `1.5`, `2.0`, `1e-7`, all of which line protocol accepts.
+            Field::Float(x) => out.push_str(ryu::Buffer::new().format_finite(*x)),
+            Field::Int(i) => {
+                out.push_str(itoa::Buffer::new().format(*i));
+                out.push('i');
             }
-        };
+            Field::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Field::Str(s) => string_field(out, s),
+        }
     }
-    let _ = writeln!(out, " {unix_ns}");
+    out.push(' ');
+    out.push_str(itoa::Buffer::new().format(unix_ns));
+    out.push('\n');
     debug_assert!(out.len() > start);
     true
 }
@@ -132,10 +143,23 @@ mod tests {
     fn empty_tags_and_bad_floats_are_left_out() {
         assert_eq!(
             line("m", &[("empty", ""), ("", "v")], &[("a", Field::Float(f64::NAN)), ("b", Field::Float(2.0))]),
-            "m b=2 42\n"
+            "m b=2.0 42\n"
         );
         assert_eq!(line("m", &[], &[("a", Field::Float(f64::INFINITY))]), "");
         assert_eq!(line("", &[], &[("a", Field::Int(1))]), "");
+    }
+
+    #[test]
+    fn floats_read_back_exactly_and_ints_keep_their_suffix() {
+        for x in [0.1, -3.0, 1.1 + 99.0 * 1e-4, 1e-7, 1.5e20, f64::MAX, f64::MIN_POSITIVE, -0.0] {
+            let s = line("m", &[], &[("v", Field::Float(x))]);
+            let text = s.strip_prefix("m v=").and_then(|r| r.strip_suffix(" 42\n")).expect(&s);
+            assert_eq!(text.parse::<f64>().ok(), Some(x), "{s:?}");
+        }
+        assert_eq!(line("m", &[], &[("n", Field::Int(i64::MIN))]), "m n=-9223372036854775808i 42\n");
+        let mut s = String::new();
+        write_point(&mut s, "m", &[], &[("n", Field::Int(1))], i128::from(i64::MAX) + 1);
+        assert_eq!(s, "m n=1i 9223372036854775808\n");
     }
 
     #[test]
