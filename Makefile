@@ -19,17 +19,20 @@ test: test-deps
 test-deps:
 	scripts/install-test-deps.sh
 
-## bench: criterion benches with full measurement (figures in the output)
+## bench: criterion benches with full measurement, then the end-to-end suite (writes BENCHMARKS.md)
 bench:
 	$(CARGO) bench --locked --bench engine
 	$(CARGO) bench --locked --bench logging
 	$(CARGO) bench --locked --bench fix
+	$(CARGO) bench --locked --bench telemetry
+	scripts/bench-e2e.sh
 
 ## bench-quick: every bench for a few seconds, so they cannot rot
 bench-quick:
 	$(CARGO) bench --locked --bench engine -- --quick
 	$(CARGO) bench --locked --bench logging -- --quick
 	$(CARGO) bench --locked --bench fix -- --quick
+	$(CARGO) bench --locked --bench telemetry -- --quick
 
 ## bench-e2e: mt5bot against the Python stack and the machine's floor; writes BENCHMARKS.md (minutes)
 bench-e2e:

@@ -3,19 +3,28 @@
 # Installs what they need (wrk from Debian; prometheus_client and influxdb-client from PyPI into a
 # venv under target/), builds the release binary, and writes the report.
 #
-# Usage: scripts/bench-e2e.sh [--quick]
+# Usage: scripts/bench-e2e.sh [--quick] [--only SECTION]
 #   full:    writes BENCHMARKS.md (minutes)
 #   --quick: a few seconds per benchmark, writes target/bench-e2e/BENCHMARKS.quick.md (CI runs this)
+#   --only:  only the sections whose name contains SECTION (e.g. "ingestion"); a partial full run
+#            goes to target/bench-e2e/BENCHMARKS.only.md, never over BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=""
+only=()
 out="BENCHMARKS.md"
-case "${1:-}" in
-  --quick) quick="--quick"; out="target/bench-e2e/BENCHMARKS.quick.md" ;;
-  "") ;;
-  *) echo "usage: scripts/bench-e2e.sh [--quick]" >&2; exit 2 ;;
-esac
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick="--quick"; out="target/bench-e2e/BENCHMARKS.quick.md" ;;
+    --only) [ $# -ge 2 ] || { echo "--only needs a section name" >&2; exit 2; }
+            only=(--only "$2"); shift
+            [ -z "$quick" ] && out="target/bench-e2e/BENCHMARKS.only.md" ;;
+    *) echo "usage: scripts/bench-e2e.sh [--quick] [--only SECTION]" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ ${#only[@]} -gt 0 ] && [ -n "$quick" ]; then out="target/bench-e2e/BENCHMARKS.quick.md"; fi
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk (Debian package)"
@@ -35,4 +44,4 @@ echo "building the release binary"
 cargo build --release --locked -q
 
 mkdir -p "$(dirname "$out")"
-"$venv/bin/python" benches/peers/run.py $quick --out "$out"
+"$venv/bin/python" benches/peers/run.py $quick "${only[@]}" --out "$out"

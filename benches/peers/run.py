@@ -9,6 +9,7 @@ Every figure is the median of RUNS runs with min and max beside it; ratios are t
 side by side. Everything listens on 127.0.0.1 on free ports; every loop is bounded.
 """
 import argparse
+import json
 import os
 import platform
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -265,6 +267,79 @@ def bench_syslog(quick, rows, tmp):
                  "met" if max(lost["mt5bot"]) == 0 else "missed", cmd))
 
 
+def victoria(tmp, tag):
+    port = free_port()
+    p = Proc(["victoria-metrics", f"-storageDataPath={os.path.join(tmp, 'vm-' + tag)}",
+              f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=ERROR"])
+    wait_http(f"http://127.0.0.1:{port}/health", timeout=30)
+    return p, port
+
+
+def vm_samples(port, host):
+    """Samples of mt5bot_trades_qty with this host tag, read back through /api/v1/export."""
+    q = urllib.parse.urlencode({"match[]": f'mt5bot_trades_qty{{host="{host}"}}'})
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/export?{q}", timeout=30) as r:
+        return sum(len(json.loads(line)["values"]) for line in r.read().decode().splitlines() if line.strip())
+
+
+def bench_ingest(quick, rows, tmp):
+    n = 20_000 if quick else 200_000
+    venv_py = sys.executable
+    peer = os.path.join(PEERS, "influx_peer.py")
+    drivers = {
+        "mt5bot": (["cargo", "bench", "--locked", "--bench", "telemetry"],
+                   lambda url, host: dict(os.environ, MT5BOT_E2E_INFLUX=url, MT5BOT_E2E_COUNT=str(n),
+                                          MT5BOT_E2E_HOST=host)),
+        "python": ([venv_py, peer, "client", "URL", str(n), "HOST"], None),
+        "ceiling": ([venv_py, peer, "ceiling", "URL", str(n), "HOST"], None),
+    }
+    res = {k: [] for k in drivers}
+    lost = {k: [] for k in drivers}
+    for run in range(RUNS):
+        for name, (cmd, env) in drivers.items():
+            # A fresh server each time, so no run pays for the merges of the one before.
+            vm, port = victoria(tmp, f"{name}-{run}")
+            try:
+                url, host = f"http://127.0.0.1:{port}", f"{name}-{run}"
+                args = [url if a == "URL" else host if a == "HOST" else a for a in cmd]
+                p = subprocess.Popen(args, cwd=ROOT, env=env(url, host) if env else None, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+                t0 = None
+                for line in p.stdout:
+                    if line.strip() == "go":
+                        t0 = time.monotonic()
+                    elif line.startswith("done") and t0 is not None:
+                        res[name].append(n / (time.monotonic() - t0))
+                        break
+                p.stdout.read()
+                if p.wait(300) != 0 or t0 is None or len(res[name]) != run + 1:
+                    raise RuntimeError(f"the {name} ingestion driver failed: {' '.join(args)}")
+                # Read back, untimed: every point must be there. force_flush makes what the server
+                # acknowledged searchable now rather than within its flush interval.
+                urllib.request.urlopen(f"{url}/internal/force_flush", timeout=30).read()
+                deadline = time.monotonic() + 30
+                seen = vm_samples(port, host)
+                while seen < n and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    seen = vm_samples(port, host)
+                lost[name].append(n - min(seen, n))
+            finally:
+                vm.stop()
+    cmd = (f"{n} fills as line protocol to VictoriaMetrics /api/v2/write, batches of 5000; timed from the "
+           "first point to the last acknowledgement, then read back through /api/v1/export")
+    ratio_py = [b / p for b, p in zip(res["mt5bot"], res["python"])]
+    of_ceiling = [b / c * 100 for b, c in zip(res["mt5bot"], res["ceiling"])]
+    rows.append(("line-protocol ingestion into VictoriaMetrics, points/s", mmm(res["mt5bot"]),
+                 mmm(res["python"]) + " (influxdb-client batching write API)", mmm(ratio_py, "{:.1f}x"),
+                 ">= 10x influxdb-client", "met" if statistics.median(ratio_py) >= 10 else "missed", cmd))
+    rows.append(("VictoriaMetrics' ingest ceiling (pre-built bodies), points/s", mmm(res["ceiling"]), "", "", "",
+                 "", cmd))
+    rows.append(("mt5bot ingestion, % of VictoriaMetrics' ceiling", mmm(of_ceiling, "{:.0f}%"), "", "", "", "",
+                 cmd))
+    rows.append(("points lost on read-back (mt5bot / Python / ceiling)", f"{max(lost['mt5bot'])}",
+                 f"{max(lost['python'])}", "", "0", "met" if max(lost["mt5bot"]) == 0 else "missed", cmd))
+
+
 def cargo_bench(name, quick):
     args = ["cargo", "bench", "--locked", "--bench", name, "--"] + (["--quick"] if quick else [])
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600).stdout
@@ -311,14 +386,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--only", help="run only the benchmarks whose name contains this text")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mt5bot-bench-e2e-") as tmp:
         for name, fn in [("/metrics under load", lambda: bench_metrics(a.quick, rows, tmp)),
                          ("cold start and RSS", lambda: bench_start_and_rss(a.quick, rows, tmp)),
                          ("log forwarding to rsyslog", lambda: bench_syslog(a.quick, rows, tmp)),
+                         ("line-protocol ingestion into VictoriaMetrics", lambda: bench_ingest(a.quick, rows, tmp)),
                          ("tick-to-order and the floor", lambda: bench_engine(a.quick, rows)),
                          ("FIX round trip", lambda: bench_fix(a.quick, rows))]:
+            if a.only and a.only not in name:
+                continue
             print(f"== {name}", flush=True)
             t0 = time.monotonic()
             fn()
