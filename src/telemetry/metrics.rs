@@ -140,13 +140,51 @@ fn must<T>(m: prometheus::Result<T>) -> T {
     }
 }
 
+/// How old the `process_*` readings in a scrape may be. Reading them opens and parses four files
+/// under `/proc/self` (a third of a scrape's cost); a second is far below any scrape interval.
+const PROCESS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A collector whose readings are reused for `max_age`, for collectors that are costly to read.
+struct Recent<C> {
+    inner: C,
+    max_age: std::time::Duration,
+    last: std::sync::Mutex<Option<(std::time::Instant, Vec<prometheus::proto::MetricFamily>)>>,
+}
+
+impl<C: prometheus::core::Collector> Recent<C> {
+    fn new(inner: C, max_age: std::time::Duration) -> Recent<C> {
+        Recent { inner, max_age, last: std::sync::Mutex::new(None) }
+    }
+}
+
+impl<C: prometheus::core::Collector> prometheus::core::Collector for Recent<C> {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.inner.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*last {
+            Some((at, families)) if at.elapsed() < self.max_age => families.clone(),
+            _ => {
+                let families = self.inner.collect();
+                *last = Some((std::time::Instant::now(), families.clone()));
+                families
+            }
+        }
+    }
+}
+
 impl Metrics {
     /// Creates and registers every metric, plus the standard `process_*` collector.
     pub fn new() -> Metrics {
         use names::*;
         let r = Registry::new();
         #[cfg(target_os = "linux")]
-        if let Err(e) = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())) {
+        if let Err(e) = r.register(Box::new(Recent::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+            PROCESS_MAX_AGE,
+        ))) {
             panic!("process collector registration failed: {e}");
         }
         let m = Metrics {
@@ -266,8 +304,8 @@ impl Metrics {
 
     /// Renders the registry in the text exposition format 0.0.4.
     pub fn encode(&self, buf: &mut Vec<u8>) -> prometheus::Result<()> {
-        use prometheus::Encoder;
-        prometheus::TextEncoder::new().encode(&self.registry.gather(), buf)
+        super::exposition::encode(&self.registry.gather(), buf);
+        Ok(())
     }
 }
 

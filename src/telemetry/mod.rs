@@ -6,6 +6,7 @@
 //! [`http::Health`], and logs through a bounded channel.
 
 pub mod control;
+pub mod exposition;
 pub mod http;
 pub mod influx;
 pub mod line_protocol;
