@@ -9,10 +9,9 @@
 //! Sans-IO: the caller passes `now` and venue events; nothing here allocates after
 //! [`Executor::new`], which sizes every table from the config.
 
-use std::collections::HashSet;
-
 use crate::config::RiskConfig;
 
+use super::recent::RecentIds;
 use super::types::{
     DropReason, Nanos, OrderKey, OrderKind, OrderRequest, Side, Signal, SignalId, SymbolId, VenueEvent,
 };
@@ -174,9 +173,7 @@ pub struct Executor {
     free: Vec<u32>,
     next_seq: u64,
     rate: RateLimit,
-    recent: HashSet<SignalId>,
-    recent_ring: Box<[Option<SignalId>]>,
-    recent_next: usize,
+    recent: RecentIds,
     trades: u64,
 }
 
@@ -193,10 +190,7 @@ impl Executor {
             free: (0..slots as u32).rev().collect(),
             next_seq: 1,
             rate: RateLimit::new(risk.max_orders_per_second),
-            // Twice the ids kept, so removals never force the table to grow (no allocation).
-            recent: HashSet::with_capacity(2 * RECENT_IDS),
-            recent_ring: vec![None; RECENT_IDS].into_boxed_slice(),
-            recent_next: 0,
+            recent: RecentIds::new(RECENT_IDS),
             trades: 0,
         }
     }
@@ -259,7 +253,8 @@ impl Executor {
         }
         let Some(slot) = self.free.pop() else { return Err(DropReason::MaxOpenOrders) };
         self.rate.take();
-        self.remember(sig.id);
+        // Checked absent at the top of this function.
+        self.recent.insert_new(sig.id);
         let key = OrderKey::new(self.next_seq, slot);
         self.next_seq += 1;
         let request = OrderRequest {
@@ -365,26 +360,14 @@ impl Executor {
 
     /// The `n` signal ids seen last, oldest first (for checkpoints).
     pub fn recent_ids(&self, n: usize) -> Vec<SignalId> {
-        let len = self.recent_ring.len();
-        let n = n.min(len);
-        (0..n).filter_map(|i| self.recent_ring[(self.recent_next + len - n + i) % len]).collect()
+        self.recent.last(n)
     }
 
     /// Marks ids as seen (a restore), so signals reusing them are refused as duplicates.
     pub fn remember_ids(&mut self, ids: impl IntoIterator<Item = SignalId>) {
         for id in ids {
-            if !self.recent.contains(&id) {
-                self.remember(id);
-            }
+            self.recent.insert(id);
         }
-    }
-
-    fn remember(&mut self, id: SignalId) {
-        if let Some(old) = self.recent_ring[self.recent_next].replace(id) {
-            self.recent.remove(&old);
-        }
-        self.recent.insert(id);
-        self.recent_next = (self.recent_next + 1) % self.recent_ring.len();
     }
 
     pub fn order(&self, key: OrderKey) -> Option<&Order> {
@@ -428,7 +411,7 @@ impl Executor {
         if let Some(e) = self.exposure.get_mut(symbol as usize) {
             *e += side.sign() * (qty - filled);
         }
-        self.remember(client_id);
+        self.recent.insert(client_id);
         Some(request)
     }
 

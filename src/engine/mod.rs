@@ -20,4 +20,5 @@ pub mod ingress;
 pub mod model;
 pub mod queue;
 pub mod reactor;
+pub mod recent;
 pub mod types;
