@@ -1,8 +1,9 @@
 """The Python peers for log forwarding to rsyslog over TCP.
 
     syslog_peer.py handler HOST PORT COUNT   logging.handlers.SysLogHandler (TCP), one record per call
-    syslog_peer.py ceiling HOST PORT COUNT   pre-built octet-counted RFC 5424 frames written in large
-                                             batches: what rsyslog can ingest at most
+    syslog_peer.py ceiling HOST PORT COUNT   pre-built octet-counted RFC 5424 frames, the same as
+                                             mt5bot's, written in large batches: what rsyslog can
+                                             ingest at most
 
 Each prints `go` just before the first record, so the caller can time from there to the arrival of
 the last line at rsyslog.
@@ -28,7 +29,10 @@ def handler(host, port, count):
 def ceiling(host, port, count):
     frames = []
     for i in range(count):
-        msg = (f"<14>1 2026-11-24T07:06:19.123456Z bench mt5bot 1 log - "
+        # Byte for byte the shape mt5bot sends (benches/logging.rs, MT5BOT_E2E_SYSLOG): the same
+        # header fields, structured data and text, so rsyslog does the same work per line.
+        msg = (f'<14>1 2026-09-21T14:13:20.000000Z bench mt5bot 10876 log '
+               f'[mt5bot@32473 level="INFO" target="mt5bot::engine"] '
                f"bench record {i} status: trades={i} open_orders=0 queued=0").encode()
         frames.append(b"%d %s" % (len(msg), msg))
     data = b"".join(frames)

@@ -50,6 +50,8 @@ const DATADOG_MAX_PAYLOAD: usize = 5_000_000;
 const DATADOG_MAX_ENTRY: usize = 1_000_000;
 /// How long written TCP records are kept to re-send if the connection turns out to be closed.
 const TCP_RESEND_WINDOW: Duration = Duration::from_secs(3);
+/// A TCP connection idle this long is probed for a close before the next write.
+const PROBE_AFTER_IDLE: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The private enterprise number RFC 5612 reserves for documentation, for our structured data id.
 const SD_ID: &str = "mt5bot@32473";
@@ -338,6 +340,8 @@ enum Sink {
         /// One message being framed (reused).
         scratch: Vec<u8>,
         timeout: Duration,
+        /// When the last write went out.
+        last_write: Option<Instant>,
     },
     Udp {
         addr: String,
@@ -446,20 +450,24 @@ impl Sink {
                 }
                 Sent::Ok
             }
-            Sink::Tcp { addr, stream, recent, scratch, timeout } => {
+            Sink::Tcp { addr, stream, recent, scratch, timeout, last_write } => {
                 // A closed connection shows as readable-with-EOF: syslog receivers never write.
-                let alive = stream.as_mut().is_some_and(|s| {
-                    if s.set_nonblocking(true).is_err() {
-                        return false;
-                    }
-                    let mut b = [0u8; 64];
-                    let ok = match s.read(&mut b) {
-                        Ok(0) => false,
-                        Ok(_) => true,
-                        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-                    };
-                    ok && s.set_nonblocking(false).is_ok()
-                });
+                // Probed (three syscalls) only after a pause: while batches flow, a closed
+                // connection fails the next write, and the resend window covers the one before.
+                let busy = last_write.is_some_and(|t| t.elapsed() < PROBE_AFTER_IDLE);
+                let alive = busy && stream.is_some()
+                    || stream.as_mut().is_some_and(|s| {
+                        if s.set_nonblocking(true).is_err() {
+                            return false;
+                        }
+                        let mut b = [0u8; 64];
+                        let ok = match s.read(&mut b) {
+                            Ok(0) => false,
+                            Ok(_) => true,
+                            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                        };
+                        ok && s.set_nonblocking(false).is_ok()
+                    });
                 if !alive {
                     *stream = None;
                 }
@@ -503,6 +511,7 @@ impl Sink {
                 match written {
                     Some(Ok(())) => {
                         let now = Instant::now();
+                        *last_write = Some(now);
                         recent.push_back((now, frames));
                         while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > TCP_RESEND_WINDOW) {
                             recent.pop_front();
@@ -737,6 +746,7 @@ impl Forwarder {
                 recent: VecDeque::new(),
                 scratch: Vec::with_capacity(4096),
                 timeout: cfg.timeout,
+                last_write: None,
             },
             LogSink::SyslogUdp { addr } => Sink::Udp { addr: addr.clone(), socket: None },
             LogSink::Http { url } => {
@@ -888,12 +898,17 @@ impl State {
 
     /// One delivery attempt; false when the sink needs a pause.
     fn attempt(&mut self) -> bool {
-        let (source, batch) = if !self.retry_front.is_empty() {
-            (Source::Retry, self.retry_front.iter().take(self.batch).cloned().collect::<Vec<_>>())
+        // Records in memory are sent from where they lie; only the spool's are read into a Vec.
+        let spooled;
+        let (source, batch): (Source, &[ForwardRecord]) = if !self.retry_front.is_empty() {
+            let n = self.retry_front.len().min(self.batch);
+            (Source::Retry, &self.retry_front.make_contiguous()[..n])
         } else if !self.spool.is_empty() {
-            (Source::Spool, self.spool.peek(self.batch))
+            spooled = self.spool.peek(self.batch);
+            (Source::Spool, &spooled)
         } else {
-            (Source::Mem, self.mem.iter().take(self.batch).cloned().collect())
+            let n = self.mem.len().min(self.batch);
+            (Source::Mem, &self.mem.make_contiguous()[..n])
         };
         if batch.is_empty() {
             // A spool segment that parsed empty: let go of it.
@@ -912,7 +927,7 @@ impl State {
                 s.mem.drain(..k);
             }
         };
-        match self.sink.send(&batch, &self.ctx) {
+        match self.sink.send(batch, &self.ctx) {
             Sent::Ok => {
                 ack(self, n);
                 self.metrics.log_forward_sent.inc_by(n as u64);
@@ -921,9 +936,9 @@ impl State {
                 true
             }
             Sent::Partial { retry, refused } => {
+                let again: Vec<ForwardRecord> = retry.iter().filter_map(|&i| batch.get(i).cloned()).collect();
                 ack(self, n);
                 self.set_connected(true);
-                let again: Vec<ForwardRecord> = retry.iter().filter_map(|&i| batch.get(i).cloned()).collect();
                 self.metrics.log_forward_sent.inc_by((n - again.len() - refused) as u64);
                 self.metrics.log_forward_dropped.inc_by(refused as u64);
                 self.metrics.log_forward_retries.inc_by(again.len() as u64);
@@ -1006,8 +1021,14 @@ impl State {
             match msg {
                 Ok(m) => {
                     handle(&mut self, m, &mut stop_ack, &mut started);
-                    while let Ok(m) = rx.try_recv() {
+                    // While the sink takes records, take a few batches' worth and send them
+                    // before taking more: a burst then waits in the channel (bounded) instead of
+                    // overflowing memory into the spool, which is there for a sink that is away.
+                    let mut budget = if started && self.connected { 4 * self.batch } else { usize::MAX };
+                    while budget > 0 {
+                        let Ok(m) = rx.try_recv() else { break };
                         handle(&mut self, m, &mut stop_ack, &mut started);
+                        budget -= 1;
                         if stop_ack.is_some() {
                             break;
                         }
