@@ -29,8 +29,75 @@ pub struct OwnedRecord {
     pub level: Level,
     /// A module path, borrowed when the `log` macros give a `'static` one (they always do).
     pub target: Cow<'static, str>,
-    /// Borrowed when the message has no arguments.
-    pub message: Cow<'static, str>,
+    pub message: Message,
+}
+
+/// Longest formatted message kept inline in a record (longer ones go to the heap).
+const INLINE_MESSAGE: usize = 110;
+
+/// A log message as the calling thread hands it over: borrowed when it has no arguments,
+/// formatted into the record itself when short (most are), so a log call allocates nothing; on
+/// the heap only when long.
+pub enum Message {
+    Static(&'static str),
+    Inline { len: u8, buf: [u8; INLINE_MESSAGE] },
+    Heap(String),
+}
+
+impl Message {
+    /// Formats `args`, inline when the result fits.
+    pub fn format(args: &std::fmt::Arguments<'_>) -> Message {
+        if let Some(s) = args.as_str() {
+            return Message::Static(s);
+        }
+        struct Fill {
+            len: usize,
+            buf: [u8; INLINE_MESSAGE],
+        }
+        impl std::fmt::Write for Fill {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                // Whole pieces only, so the buffer always holds valid UTF-8.
+                let end = self.len + s.len();
+                let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+                dst.copy_from_slice(s.as_bytes());
+                self.len = end;
+                Ok(())
+            }
+        }
+        let mut f = Fill { len: 0, buf: [0; INLINE_MESSAGE] };
+        match std::fmt::write(&mut f, *args) {
+            Ok(()) => Message::Inline { len: f.len as u8, buf: f.buf },
+            Err(_) => Message::Heap(args.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Message::Static(s) => s,
+            // Filled only with whole `&str` pieces, so this cannot fail; "" rather than panic.
+            Message::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
+            Message::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Message {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 #[derive(Debug)]
@@ -72,10 +139,7 @@ impl Log for ChannelLogger {
             Some(m) if m == record.target() => Cow::Borrowed(m),
             _ => Cow::Owned(record.target().to_owned()),
         };
-        let message = match record.args().as_str() {
-            Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(record.args().to_string()),
-        };
+        let message = Message::format(record.args());
         let rec = OwnedRecord { unix_ns: unix_nanos(), level: record.level(), target, message };
         match self.tx.try_send(Msg::Record(rec)) {
             Ok(()) => {}
@@ -257,4 +321,35 @@ fn write_loop(
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(args: std::fmt::Arguments<'_>) -> Message {
+        Message::format(&args)
+    }
+
+    #[test]
+    fn messages_are_borrowed_inline_or_on_the_heap_and_always_whole() {
+        assert!(matches!(msg(format_args!("no arguments")), Message::Static("no arguments")));
+        // Variables, not literals: the compiler folds literal arguments into the string.
+        let (trades, open) = (std::hint::black_box(12), std::hint::black_box(0));
+        let m = msg(format_args!("status: trades={trades} open_orders={open}"));
+        assert!(matches!(m, Message::Inline { .. }));
+        assert_eq!(&*m, "status: trades=12 open_orders=0");
+        let fits = "x".repeat(INLINE_MESSAGE - 1);
+        let m = msg(format_args!("{fits}{}", std::hint::black_box(7)));
+        assert!(matches!(m, Message::Inline { .. }));
+        assert_eq!(m.as_str().len(), INLINE_MESSAGE);
+        let m = msg(format_args!("{fits}{}", std::hint::black_box(78)));
+        assert!(matches!(m, Message::Heap(_)));
+        assert_eq!(m.as_str(), format!("{fits}78"));
+        // A multi-byte character that would straddle the end goes to the heap whole.
+        let m = msg(format_args!("{}{}", "y".repeat(INLINE_MESSAGE - 1), 'é'));
+        assert_eq!(m.to_string(), format!("{}é", "y".repeat(INLINE_MESSAGE - 1)));
+        let quote = std::hint::black_box("\"b");
+        assert_eq!(format!("{:?}", msg(format_args!("a{quote}"))), "\"a\\\"b\"");
+    }
 }
