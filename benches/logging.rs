@@ -39,6 +39,7 @@ fn forward_config(addr: &str, dir: &std::path::Path) -> LogForwardConfig {
         facility: 1,
         app_name: "mt5bot".into(),
         elasticsearch_index: String::new(),
+        tls_ca_file: None,
     }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, idempotently: the Debian packages of the real
 # peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool, Pushgateway,
-# VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion), rsyslog (log forwarding),
+# VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion), rsyslog with its TLS driver and
+# openssl for the test certificates (log forwarding),
 # systemd-analyze and crontab (unit and schedule checks), and the QuickFIX executor example (the FIX 4.4
 # acceptor the FIX venue is tested against; Debian ships it prebuilt in libquickfix-doc). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
@@ -21,10 +22,12 @@ declare -A NEED=(
   [systemd-analyze]=systemd
   [crontab]=cron
   [rsyslogd]=rsyslog
+  [openssl]=openssl
 )
 
-# packages that ship no program on PATH (the executor example and the library it links)
-NEED_PACKAGES=(libquickfix-doc libquickfix17)
+# packages that ship no program on PATH (the executor example and the library it links; rsyslog's
+# TLS driver)
+NEED_PACKAGES=(libquickfix-doc libquickfix17 rsyslog-gnutls)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()

@@ -468,6 +468,7 @@ pub struct RawLogForward {
     pub facility: String,
     pub app_name: String,
     pub elasticsearch_index: String,
+    pub tls_ca_file: String,
 }
 
 impl Default for RawLogForward {
@@ -486,6 +487,7 @@ impl Default for RawLogForward {
             facility: "user".into(),
             app_name: "mt5bot".into(),
             elasticsearch_index: "mt5bot-logs".into(),
+            tls_ca_file: String::new(),
         }
     }
 }
@@ -721,9 +723,19 @@ pub struct InfluxConfig {
 /// Where forwarded logs go.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogSink {
-    Http { url: String },
-    SyslogTcp { addr: String },
-    SyslogUdp { addr: String },
+    Http {
+        url: String,
+    },
+    SyslogTcp {
+        addr: String,
+    },
+    /// RFC 5425: the TCP framing over TLS.
+    SyslogTls {
+        addr: String,
+    },
+    SyslogUdp {
+        addr: String,
+    },
 }
 
 /// Log forwarding, when `log_forward.url` is set.
@@ -746,6 +758,9 @@ pub struct LogForwardConfig {
     pub facility: u8,
     pub app_name: String,
     pub elasticsearch_index: String,
+    /// PEM certificates a `syslog+tls://` receiver's certificate must chain to; `None`: Mozilla's
+    /// root programme.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// syslog facility names (RFC 5424 section 6.2.1) and their codes.
@@ -945,6 +960,7 @@ impl Config {
                     facility: FACILITIES.iter().find(|(_, c)| *c == l.facility).map_or("user", |(n, _)| n).to_owned(),
                     app_name: l.app_name.clone(),
                     elasticsearch_index: l.elasticsearch_index.clone(),
+                    tls_ca_file: l.tls_ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
                 },
                 None => RawLogForward::default(),
             },
@@ -1469,13 +1485,15 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             host_port(rest).map(|addr| LogSink::SyslogUdp { addr })
         } else if let Some(rest) = url.strip_prefix("syslog+tcp://").or_else(|| url.strip_prefix("syslog://")) {
             host_port(rest).map(|addr| LogSink::SyslogTcp { addr })
+        } else if let Some(rest) = url.strip_prefix("syslog+tls://") {
+            host_port(rest).map(|addr| LogSink::SyslogTls { addr })
         } else {
             None
         };
         let sink = sink.unwrap_or_else(|| {
             v.fail(
                 "log_forward.url",
-                format!("{url:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+udp://HOST:PORT"),
+                format!("{url:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT (TLS), syslog+udp://HOST:PORT"),
             );
             LogSink::Http { url: url.clone() }
         });
@@ -1515,6 +1533,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             facility,
             app_name: lf.app_name.clone(),
             elasticsearch_index: lf.elasticsearch_index.clone(),
+            tls_ca_file: (!lf.tls_ca_file.trim().is_empty()).then(|| PathBuf::from(lf.tls_ca_file.trim())),
         })
     };
     if lf.spool_max_bytes < 1 << 16 {
@@ -1662,6 +1681,25 @@ mod tests {
         assert_eq!(e.key, "queue.capacitty", "{e}");
         assert!(e.message.contains("capacity"), "lists accepted keys: {e}");
         assert!(e.to_string().starts_with("test.yaml:3: queue.capacitty: "), "{e}");
+    }
+
+    #[test]
+    fn log_forward_urls_choose_their_sink() {
+        let sink = |url: &str, extra: &str| {
+            let c = Config::parse(&format!("log_forward:\n  url: {url}\n{extra}"), "x.yaml").expect("valid");
+            c.log_forward.expect("forwarding on")
+        };
+        let addr = "relay.example:6514".to_owned();
+        assert_eq!(sink("syslog://relay.example:6514", "").sink, LogSink::SyslogTcp { addr: addr.clone() });
+        assert_eq!(sink("syslog+tcp://relay.example:6514", "").sink, LogSink::SyslogTcp { addr: addr.clone() });
+        assert_eq!(sink("syslog+udp://relay.example:6514", "").sink, LogSink::SyslogUdp { addr: addr.clone() });
+        let tls = sink("syslog+tls://relay.example:6514", "  tls_ca_file: /etc/mt5bot/relay-ca.pem\n");
+        assert_eq!(tls.sink, LogSink::SyslogTls { addr });
+        assert_eq!(tls.tls_ca_file, Some(PathBuf::from("/etc/mt5bot/relay-ca.pem")));
+        assert_eq!(sink("syslog+tls://relay.example:6514", "").tls_ca_file, None);
+        let e = err("log_forward:\n  url: syslog+tls://relay.example\n");
+        assert_eq!(e.key, "log_forward.url", "{e}");
+        assert!(e.message.contains("syslog+tls://HOST:PORT"), "{e}");
     }
 
     #[test]

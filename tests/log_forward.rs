@@ -30,13 +30,32 @@ impl Rsyslog {
     }
 
     fn start_on(dir: &TempDir, tag: &str, tcp: u16, udp: u16) -> Rsyslog {
+        Rsyslog::start_with(dir, tag, tcp, udp, None)
+    }
+
+    /// With `tls`, imtcp speaks TLS only (RFC 5425), with this certificate and key.
+    fn start_with(dir: &TempDir, tag: &str, tcp: u16, udp: u16, tls: Option<&Certs>) -> Rsyslog {
         let work = dir.join(&format!("rsyslog-{tag}"));
         std::fs::create_dir_all(&work).expect("dir");
         let out = dir.join(&format!("syslog-{tag}.log"));
+        let (global_tls, imtcp) = match tls {
+            Some(c) => (
+                format!(
+                    " DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=\"{}\" \
+                     DefaultNetstreamDriverCertFile=\"{}\" DefaultNetstreamDriverKeyFile=\"{}\"",
+                    c.ca.display(),
+                    c.cert.display(),
+                    c.key.display()
+                ),
+                "module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"anon\")"
+                    .to_owned(),
+            ),
+            None => (String::new(), "module(load=\"imtcp\")".to_owned()),
+        };
         // Each line: what rsyslog parsed from the RFC 5424 message.
         let conf = format!(
-            "global(workDirectory=\"{w}\")\n\
-             module(load=\"imtcp\")\n\
+            "global(workDirectory=\"{w}\"{global_tls})\n\
+             {imtcp}\n\
              module(load=\"imudp\")\n\
              input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{tcp}\")\n\
              input(type=\"imudp\" address=\"127.0.0.1\" port=\"{udp}\")\n\
@@ -107,6 +126,7 @@ fn forward_config(url: &str, sink: LogSink, format: LogFormat, spool: &Path) -> 
         facility: 1,
         app_name: "mt5bot".into(),
         elasticsearch_index: "mt5bot-logs".into(),
+        tls_ca_file: None,
     }
 }
 
@@ -184,6 +204,118 @@ fn syslog_over_tcp_arrives_once_in_order_and_survives_a_20_second_outage() {
     eprintln!("outage: {duplicates} duplicates (allowed: delivery is at least once)");
     assert_eq!(metrics.log_forward_dropped.get(), 0);
     fwd.stop();
+}
+
+/// A throw-away CA and a server certificate it signed for 127.0.0.1, made with the openssl CLI.
+struct Certs {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Certs {
+    fn make(dir: &TempDir) -> Certs {
+        let openssl = require("openssl");
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl).args(args).current_dir(dir.path()).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        run(&[
+            &["req", "-x509"][..],
+            &ec[..],
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"][..],
+            &["-subj", "/CN=mt5bot test CA"][..],
+        ]
+        .concat());
+        run(&[&["req"][..], &ec[..], &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"][..]]
+            .concat());
+        dir.write(
+            "server.ext",
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
+             subjectAltName=IP:127.0.0.1\n",
+        );
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        Certs { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") }
+    }
+}
+
+#[test]
+fn syslog_over_tls_arrives_once_in_order_and_only_to_a_trusted_receiver() {
+    let dir = TempDir::new("fwd-tls");
+    let certs = Certs::make(&dir);
+    let rs = Rsyslog::start_with(&dir, "tls", free_port(), free_port(), Some(&certs));
+    let url = format!("syslog+tls://127.0.0.1:{}", rs.tcp);
+    let sink = LogSink::SyslogTls { addr: format!("127.0.0.1:{}", rs.tcp) };
+
+    // Trusting only the public roots, the forwarder must refuse this receiver: nothing is sent,
+    // and what was logged waits (counted as buffered) rather than being lost.
+    let untrusting = Metrics::new();
+    let cfg = forward_config(&url, sink.clone(), LogFormat::Json, &dir.join("spool-untrusting"));
+    let fwd = Forwarder::spawn(&cfg, &untrusting, "testhost".into(), &env_none).expect("forwarder");
+    fwd.begin();
+    let h = fwd.handle();
+    for i in 0..50 {
+        h.offer(record(i));
+    }
+    wait_for("the records to wait for a trusted receiver", Duration::from_secs(10), || {
+        (untrusting.log_forward_buffered.get() == 50).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(untrusting.log_forward_sent.get(), 0);
+    assert_eq!(untrusting.log_forward_connected.get(), 0);
+    assert!(rs.lines().is_empty(), "nothing may reach an unverified receiver: {:?}", rs.lines());
+    fwd.stop();
+
+    // With the CA: every record arrives once, in order, as RFC 5424 over TLS.
+    let metrics = Metrics::new();
+    let mut cfg = forward_config(&url, sink, LogFormat::Json, &dir.join("spool"));
+    cfg.tls_ca_file = Some(certs.ca.clone());
+    let fwd = Forwarder::spawn(&cfg, &metrics, "testhost".into(), &env_none).expect("forwarder");
+    fwd.begin();
+    let h = fwd.handle();
+    let n = 2_000;
+    for i in 0..n {
+        h.offer(record(i));
+    }
+    let lines = wait_for("every record over TLS", Duration::from_secs(30), || {
+        let l = rs.lines();
+        (l.len() >= n).then_some(l)
+    });
+    fwd.stop();
+    assert_eq!(lines.len(), n, "each record once");
+    for (i, line) in lines.iter().enumerate() {
+        let f = parse(line);
+        assert_eq!(f.len(), 9, "{line}");
+        assert_eq!((f[0].as_str(), f[1].as_str(), f[3].as_str(), f[4].as_str()), ("14", "1", "testhost", "mt5bot"));
+        assert_eq!(f[8], format!("record {i}"), "in order");
+    }
+    assert_eq!(metrics.log_forward_sent.get(), n as u64);
+    assert_eq!(metrics.log_forward_connected.get(), 1);
+
+    // A CA file that holds no certificate is a clear error at start, not a silent fallback.
+    let mut bad = cfg.clone();
+    bad.tls_ca_file = Some(dir.write("empty.pem", "not a certificate\n"));
+    let Err(err) = Forwarder::spawn(&bad, &Metrics::new(), "testhost".into(), &env_none) else {
+        panic!("a CA file without certificates must be refused")
+    };
+    assert!(err.contains("tls_ca_file") && err.contains("no certificate"), "{err}");
 }
 
 #[test]

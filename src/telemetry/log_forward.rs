@@ -331,10 +331,142 @@ struct Context {
     pid: u32,
 }
 
+/// Where a TLS syslog connection goes and whom it trusts.
+struct TlsTarget {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    name: rustls_pki_types::ServerName<'static>,
+}
+
+impl TlsTarget {
+    /// Trusts the certificates in `ca_file` (PEM) if given, else Mozilla's roots; verifies the
+    /// server's certificate against the host part of `addr` (a name or an IP address).
+    fn new(addr: &str, ca_file: Option<&Path>) -> Result<TlsTarget, String> {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("log_forward.url: {host:?} is not a host name or IP address for TLS: {e}"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                use rustls_pki_types::pem::PemObject;
+                let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("log_forward.tls_ca_file {}: {e}", path.display()))?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| format!("log_forward.tls_ca_file {}: {e}", path.display()))?;
+                    roots.add(cert).map_err(|e| {
+                        format!("log_forward.tls_ca_file {}: a certificate is unusable: {e}", path.display())
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(format!("log_forward.tls_ca_file {} holds no certificate", path.display()));
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsTarget { config: std::sync::Arc::new(config), name })
+    }
+}
+
+/// A syslog connection: plain TCP, or TLS over it (RFC 5425; the same octet-counted frames).
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    /// Connects (and for TLS completes the handshake) within `timeout` per step; writes time
+    /// out too, so a receiver that stops reading never blocks this thread for good.
+    fn open(addr: &str, timeout: Duration, tls: Option<&TlsTarget>) -> Result<Conn, String> {
+        let addrs: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot resolve {addr}: {e}"))?.collect();
+        let mut last = format!("no address for {addr}");
+        for a in addrs {
+            let sock = match TcpStream::connect_timeout(&a, timeout) {
+                Ok(s) => s,
+                Err(e) => {
+                    last = format!("{addr}: {e}");
+                    continue;
+                }
+            };
+            let _ = sock.set_write_timeout(Some(timeout));
+            let _ = sock.set_nodelay(true);
+            let Some(tls) = tls else { return Ok(Conn::Plain(sock)) };
+            let mut conn = rustls::ClientConnection::new(std::sync::Arc::clone(&tls.config), tls.name.clone())
+                .map_err(|e| format!("{addr}: TLS: {e}"))?;
+            let mut sock = sock;
+            let _ = sock.set_read_timeout(Some(timeout));
+            while conn.is_handshaking() {
+                if let Err(e) = conn.complete_io(&mut sock) {
+                    return Err(format!("{addr}: TLS handshake: {e}"));
+                }
+            }
+            return Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(conn, sock))));
+        }
+        Err(last)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(bytes),
+            Conn::Tls(s) => s.write_all(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+
+    /// False when the receiver has closed the connection. Syslog receivers never send data, so
+    /// anything readable is a close (EOF, or a TLS close_notify or alert) or TLS housekeeping.
+    fn alive(&mut self) -> bool {
+        let sock = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &mut s.sock,
+        };
+        if sock.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let ok = match self {
+            Conn::Plain(s) => {
+                let mut b = [0u8; 64];
+                match s.read(&mut b) {
+                    Ok(0) => false,
+                    Ok(_) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                }
+            }
+            Conn::Tls(s) => {
+                let s = &mut **s;
+                match s.conn.read_tls(&mut s.sock) {
+                    Ok(0) => false,
+                    // Session tickets and the like are fine; a close or an alert is not.
+                    Ok(_) => s.conn.process_new_packets().is_ok_and(|st| !st.peer_has_closed()),
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                }
+            }
+        };
+        let sock = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &mut s.sock,
+        };
+        ok && sock.set_nonblocking(false).is_ok()
+    }
+}
+
 enum Sink {
     Tcp {
         addr: String,
-        stream: Option<TcpStream>,
+        /// TLS (`syslog+tls://`), or plain TCP when `None`.
+        tls: Option<TlsTarget>,
+        stream: Option<Conn>,
         /// Frames written lately, as sent: a connection found dead gets them again.
         recent: VecDeque<(Instant, Vec<u8>)>,
         /// One message being framed (reused).
@@ -402,20 +534,16 @@ impl Sink {
         if matches!(self, Sink::Udp { .. }) {
             return self.udp_socket().map(|_| ());
         }
+        if let Sink::Tcp { tls, stream, .. } = self {
+            *stream = Some(Conn::open(&hostport, timeout, tls.as_ref())?);
+            return Ok(());
+        }
         let addrs: Vec<_> =
             hostport.to_socket_addrs().map_err(|e| format!("cannot resolve {hostport}: {e}"))?.collect();
         let mut last = format!("no address for {hostport}");
         for a in addrs {
             match TcpStream::connect_timeout(&a, timeout) {
-                Ok(s) => {
-                    if let Sink::Tcp { stream, .. } = self {
-                        // A sink that stops reading must not block this thread for good.
-                        let _ = s.set_write_timeout(Some(timeout));
-                        let _ = s.set_nodelay(true);
-                        *stream = Some(s);
-                    }
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(e) => last = format!("{hostport}: {e}"),
             }
         }
@@ -450,24 +578,12 @@ impl Sink {
                 }
                 Sent::Ok
             }
-            Sink::Tcp { addr, stream, recent, scratch, timeout, last_write } => {
+            Sink::Tcp { addr, tls, stream, recent, scratch, timeout, last_write } => {
                 // A closed connection shows as readable-with-EOF: syslog receivers never write.
                 // Probed (three syscalls) only after a pause: while batches flow, a closed
                 // connection fails the next write, and the resend window covers the one before.
                 let busy = last_write.is_some_and(|t| t.elapsed() < PROBE_AFTER_IDLE);
-                let alive = busy && stream.is_some()
-                    || stream.as_mut().is_some_and(|s| {
-                        if s.set_nonblocking(true).is_err() {
-                            return false;
-                        }
-                        let mut b = [0u8; 64];
-                        let ok = match s.read(&mut b) {
-                            Ok(0) => false,
-                            Ok(_) => true,
-                            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-                        };
-                        ok && s.set_nonblocking(false).is_ok()
-                    });
+                let alive = busy && stream.is_some() || stream.as_mut().is_some_and(Conn::alive);
                 if !alive {
                     *stream = None;
                 }
@@ -478,18 +594,10 @@ impl Sink {
                     Vec::new()
                 };
                 if stream.is_none() {
-                    let conn = addr
-                        .to_socket_addrs()
-                        .ok()
-                        .and_then(|mut a| a.next())
-                        .and_then(|a| TcpStream::connect_timeout(&a, *timeout).ok());
-                    match conn {
-                        Some(s) => {
-                            let _ = s.set_write_timeout(Some(*timeout));
-                            let _ = s.set_nodelay(true);
-                            *stream = Some(s);
-                        }
-                        None => {
+                    match Conn::open(addr, *timeout, tls.as_ref()) {
+                        Ok(c) => *stream = Some(c),
+                        Err(e) => {
+                            log::debug!("log forwarding: {e}");
                             // Keep what must be re-sent for the next attempt.
                             if !resend.is_empty() {
                                 recent.push_front((Instant::now(), resend));
@@ -740,8 +848,12 @@ impl Forwarder {
             headers.push(("DD-API-KEY".into(), key));
         }
         let sink = match &cfg.sink {
-            LogSink::SyslogTcp { addr } => Sink::Tcp {
+            LogSink::SyslogTcp { addr } | LogSink::SyslogTls { addr } => Sink::Tcp {
                 addr: addr.clone(),
+                tls: match &cfg.sink {
+                    LogSink::SyslogTls { addr } => Some(TlsTarget::new(addr, cfg.tls_ca_file.as_deref())?),
+                    _ => None,
+                },
                 stream: None,
                 recent: VecDeque::new(),
                 scratch: Vec::with_capacity(4096),
