@@ -12,7 +12,7 @@ mod common;
 #[path = "common/fix.rs"]
 mod fix_common;
 
-use common::one_order_per_tick;
+use common::{median_min_max_f64, one_order_per_tick};
 use criterion::{Criterion, Throughput};
 use mt5bot::config::{Config, OrderKind, TimeInForce};
 use mt5bot::engine::core::{ManualClock, MonotonicClock, TradingCore};
@@ -84,6 +84,45 @@ fn bench_signals(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Signals per second through offer -> queue -> executor -> paper venue, as `bench_signals` drives
+/// them, timed over whole runs: five runs, median with min and max.
+fn signals_report(quick: bool) {
+    let runs = 5;
+    let n: u64 = if quick { 100_000 } else { 2_000_000 };
+    let mut rates = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut cfg = one_order_per_tick();
+        cfg.risk.max_open_orders = 1024;
+        let (mut core, m) = core(&cfg, ManualClock::default());
+        core.on_tick(&tick(0, 0));
+        let prefix = SignalId::parse("S-").expect("id");
+        let start = Instant::now();
+        for k in 1..=n {
+            let sig = Signal {
+                id: SignalId::with_counter(&prefix, k),
+                symbol: 0,
+                side: if k % 2 == 0 { Side::Buy } else { Side::Sell },
+                qty: 1.0,
+                kind: OrderKind::Market,
+                price: 0.0,
+                source: SignalSource::Ingress,
+                origin_ns: 0,
+            };
+            let _ = core.offer(sig);
+            core.drain();
+            if k % 64 == 0 {
+                core.clock().advance(1_000);
+                core.poll_venue();
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(m.orders_sent.get(), n, "every signal became an order");
+        rates.push(n as f64 / secs);
+    }
+    println!("\nsignals through queue + executor + venue, {runs} runs x {n} signals:");
+    println!("  rate {}", median_min_max_f64(rates, "signals/s"));
 }
 
 fn bench_tick_to_order(c: &mut Criterion) {
@@ -234,5 +273,6 @@ fn main() {
     bench_signals(&mut c);
     bench_tick_to_order(&mut c);
     c.final_summary();
+    signals_report(quick);
     percentile_report(quick);
 }

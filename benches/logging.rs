@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::one_order_per_tick;
+use common::{median_min_max_f64 as median_min_max, one_order_per_tick};
 use criterion::{Criterion, Throughput};
 use mt5bot::config::{LogFormat, LogForwardConfig, LogSink};
 use mt5bot::engine::core::{MonotonicClock, TradingCore};
@@ -83,11 +83,6 @@ fn counting_sink() -> (String, Arc<AtomicU64>) {
         }
     });
     (addr, frames)
-}
-
-fn median_min_max(mut v: Vec<f64>, unit: &str) -> String {
-    v.sort_by(|a, b| a.total_cmp(b));
-    format!("{:.0} {unit} (min {:.0}, max {:.0})", v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
 /// Records per second from `offer` to frames read by the sink.

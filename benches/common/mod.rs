@@ -18,3 +18,9 @@ pub fn one_order_per_tick() -> Config {
     p.latency = Duration::ZERO;
     cfg
 }
+
+/// `median unit (min x, max y)` of run figures, rounded to whole units.
+pub fn median_min_max_f64(mut v: Vec<f64>, unit: &str) -> String {
+    v.sort_by(|a, b| a.total_cmp(b));
+    format!("{:.0} {unit} (min {:.0}, max {:.0})", v[v.len() / 2], v[0], v[v.len() - 1])
+}
