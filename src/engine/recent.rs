@@ -15,9 +15,10 @@ use super::types::SignalId;
 
 #[derive(Debug)]
 pub struct RecentIds {
-    ring: Box<[SignalId]>,
-    /// How many ring positions hold an id (grows to the capacity, then stays).
-    filled: usize,
+    /// Grows to `capacity` (reserved at start, so never reallocated), then is overwritten in
+    /// place: pages are touched as ids arrive, not all at start-up.
+    ring: Vec<SignalId>,
+    capacity: usize,
     /// The ring position written next.
     next: usize,
     table: Box<[u32]>,
@@ -38,8 +39,8 @@ impl RecentIds {
         let capacity = capacity.clamp(1, u32::MAX as usize / 2);
         let slots = (2 * capacity).next_power_of_two();
         RecentIds {
-            ring: vec![SignalId::default(); capacity].into_boxed_slice(),
-            filled: 0,
+            ring: Vec::with_capacity(capacity),
+            capacity,
             next: 0,
             table: vec![0; slots].into_boxed_slice(),
             mask: slots - 1,
@@ -50,11 +51,11 @@ impl RecentIds {
     }
 
     pub fn len(&self) -> usize {
-        self.filled
+        self.ring.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.filled == 0
+        self.ring.is_empty()
     }
 
     #[inline]
@@ -97,21 +98,22 @@ impl RecentIds {
     pub fn insert_new(&mut self, id: SignalId) {
         debug_assert!(!self.contains(&id), "insert_new of an id already remembered");
         let pos = self.next;
-        if self.filled == self.ring.len() {
+        if self.ring.len() == self.capacity {
             let old = self.ring[pos];
             if let Some(slot) = self.find(&old) {
                 self.remove_slot(slot);
             }
+            self.ring[pos] = id;
         } else {
-            self.filled += 1;
+            // Within the capacity reserved at start: no allocation.
+            self.ring.push(id);
         }
-        self.ring[pos] = id;
         let mut i = self.home(&id);
         while self.table[i] != 0 {
             i = (i + 1) & self.mask;
         }
         self.table[i] = pos as u32 + 1;
-        self.next = (pos + 1) % self.ring.len();
+        self.next = (pos + 1) % self.capacity;
     }
 
     /// Empties a slot and moves later entries of its probe run back, so every entry stays
@@ -138,8 +140,9 @@ impl RecentIds {
 
     /// The `n` ids remembered last, oldest first.
     pub fn last(&self, n: usize) -> Vec<SignalId> {
-        let n = n.min(self.filled);
         let len = self.ring.len();
+        let n = n.min(len);
+        // Until the ring is full, `next` is its length, so this is the tail of what was pushed.
         (0..n).map(|i| self.ring[(self.next + len - n + i) % len]).collect()
     }
 }
@@ -158,7 +161,9 @@ mod tests {
     fn remembers_the_last_ids_and_forgets_the_oldest() {
         let mut r = RecentIds::new(3);
         assert!(r.is_empty());
-        for n in 0..3 {
+        r.insert(id(0));
+        assert_eq!(r.last(5), vec![id(0)], "a ring not yet full gives what it holds");
+        for n in 1..3 {
             r.insert(id(n));
         }
         assert!((0..3).all(|n| r.contains(&id(n))));
