@@ -84,6 +84,11 @@ impl Out {
 
     /// Help text escapes backslash and newline; label values also the double quote.
     fn escaped(&mut self, s: &str, quote: bool) {
+        // Nearly every help text and label value needs no escape: copy it whole.
+        if !s.as_bytes().iter().any(|&b| b == b'\\' || b == b'\n' || (quote && b == b'"')) {
+            self.text(s);
+            return;
+        }
         for &b in s.as_bytes() {
             match b {
                 b'\\' => self.text("\\\\"),
