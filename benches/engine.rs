@@ -51,6 +51,21 @@ fn bench_queue(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `n`th external market signal: one lot, sides alternating so the position stays inside the
+/// limit.
+fn market_signal(prefix: &SignalId, n: u64) -> Signal {
+    Signal {
+        id: SignalId::with_counter(prefix, n),
+        symbol: 0,
+        side: if n % 2 == 0 { Side::Buy } else { Side::Sell },
+        qty: 1.0,
+        kind: OrderKind::Market,
+        price: 0.0,
+        source: SignalSource::Ingress,
+        origin_ns: 0,
+    }
+}
+
 fn bench_signals(c: &mut Criterion) {
     // External signals through offer -> queue -> executor -> paper venue, alternating sides so the
     // position stays inside the limit; the venue is polled each 64 signals to settle fills.
@@ -66,17 +81,7 @@ fn bench_signals(c: &mut Criterion) {
         b.iter(|| {
             for _ in 0..64 {
                 n += 1;
-                let sig = Signal {
-                    id: SignalId::with_counter(&prefix, n),
-                    symbol: 0,
-                    side: if n % 2 == 0 { Side::Buy } else { Side::Sell },
-                    qty: 1.0,
-                    kind: OrderKind::Market,
-                    price: 0.0,
-                    source: SignalSource::Ingress,
-                    origin_ns: 0,
-                };
-                let _ = core.offer(sig);
+                let _ = core.offer(market_signal(&prefix, n));
                 core.drain();
             }
             core.clock().advance(1_000);
@@ -100,17 +105,7 @@ fn signals_report(quick: bool) {
         let prefix = SignalId::parse("S-").expect("id");
         let start = Instant::now();
         for k in 1..=n {
-            let sig = Signal {
-                id: SignalId::with_counter(&prefix, k),
-                symbol: 0,
-                side: if k % 2 == 0 { Side::Buy } else { Side::Sell },
-                qty: 1.0,
-                kind: OrderKind::Market,
-                price: 0.0,
-                source: SignalSource::Ingress,
-                origin_ns: 0,
-            };
-            let _ = core.offer(sig);
+            let _ = core.offer(market_signal(&prefix, k));
             core.drain();
             if k % 64 == 0 {
                 core.clock().advance(1_000);

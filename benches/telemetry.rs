@@ -15,8 +15,7 @@ use criterion::{Criterion, Throughput};
 use mt5bot::config::{InfluxApi, InfluxConfig};
 use mt5bot::engine::types::{Side, SignalId, TradeRecord};
 use mt5bot::secrets::Secrets;
-use mt5bot::telemetry::influx::{self, InfluxWriter, Labels};
-use mt5bot::telemetry::line_protocol::{write_point, Field};
+use mt5bot::telemetry::influx::{self, write_trade, InfluxWriter, Labels};
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::timefmt::unix_nanos;
 
@@ -129,25 +128,12 @@ fn main() {
     // One fill as the writer encodes it for InfluxDB.
     let prefix = SignalId::parse("bench").expect("prefix");
     let t = trade(7, unix_nanos(), &prefix);
+    let labels = Labels { host: "bench-host".into(), venue: "paper", symbols: SYMBOLS.map(String::from).to_vec() };
     let mut line = String::with_capacity(256);
     g.bench_function("line_protocol_trade", |b| {
         b.iter(|| {
             line.clear();
-            let t = black_box(&t);
-            let tags = [
-                ("host", "bench-host"),
-                ("venue", "paper"),
-                ("symbol", SYMBOLS[t.symbol as usize]),
-                ("side", t.side.as_str()),
-            ];
-            let fields = [
-                ("qty", Field::Float(t.qty)),
-                ("price", Field::Float(t.price)),
-                ("realized_pnl", Field::Float(t.realized_pnl)),
-                ("exec_id", Field::Int(t.exec_id as i64)),
-                ("client_id", Field::Str(t.client_id.as_str())),
-            ];
-            write_point(&mut line, "mt5bot_trades", &tags, &fields, t.unix_ns);
+            write_trade(&mut line, &labels, black_box(&t));
             black_box(line.len())
         })
     });

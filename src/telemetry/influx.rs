@@ -206,6 +206,21 @@ impl Batches {
     }
 }
 
+/// Appends a fill as an `mt5bot_trades` point (false, nothing appended, when it has no writable
+/// field).
+pub fn write_trade(out: &mut String, labels: &Labels, t: &TradeRecord) -> bool {
+    let symbol = labels.symbols.get(t.symbol as usize).map(String::as_str).unwrap_or("?");
+    let tags = [("host", labels.host.as_str()), ("venue", labels.venue), ("symbol", symbol), ("side", t.side.as_str())];
+    let fields = [
+        ("qty", Field::Float(t.qty)),
+        ("price", Field::Float(t.price)),
+        ("realized_pnl", Field::Float(t.realized_pnl)),
+        ("exec_id", Field::Int(t.exec_id as i64)),
+        ("client_id", Field::Str(t.client_id.as_str())),
+    ];
+    write_point(out, "mt5bot_trades", &tags, &fields, t.unix_ns)
+}
+
 /// Buffers the point `encode` writes, dropping the oldest one (counted) when `limit` are waiting.
 fn admit(buffer: &mut Batches, limit: usize, metrics: &Metrics, encode: impl FnOnce(&mut String) -> bool) {
     if buffer.len() >= limit.max(1) {
@@ -254,23 +269,8 @@ impl Writer {
     }
 
     fn push_trade(&mut self, t: &TradeRecord) {
-        let symbol = self.labels.symbols.get(t.symbol as usize).map(String::as_str).unwrap_or("?");
-        let tags = [
-            ("host", self.labels.host.as_str()),
-            ("venue", self.labels.venue),
-            ("symbol", symbol),
-            ("side", t.side.as_str()),
-        ];
-        let fields = [
-            ("qty", Field::Float(t.qty)),
-            ("price", Field::Float(t.price)),
-            ("realized_pnl", Field::Float(t.realized_pnl)),
-            ("exec_id", Field::Int(t.exec_id as i64)),
-            ("client_id", Field::Str(t.client_id.as_str())),
-        ];
-        admit(&mut self.buffer, self.target.buffer_points, &self.metrics, |out| {
-            write_point(out, "mt5bot_trades", &tags, &fields, t.unix_ns)
-        });
+        let labels = &self.labels;
+        admit(&mut self.buffer, self.target.buffer_points, &self.metrics, |out| write_trade(out, labels, t));
     }
 
     fn push_snapshot(&mut self) {
