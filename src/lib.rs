@@ -18,5 +18,6 @@ pub mod lockfile;
 pub mod sd_notify;
 pub mod secrets;
 pub mod telemetry;
+pub mod throttle;
 pub mod timefmt;
 pub mod venue;
