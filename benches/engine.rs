@@ -17,7 +17,7 @@ use criterion::{Criterion, Throughput};
 use mt5bot::config::{Config, OrderKind, TimeInForce};
 use mt5bot::engine::core::{ManualClock, MonotonicClock, TradingCore};
 use mt5bot::engine::queue::SignalQueue;
-use mt5bot::engine::types::{OrderKey, OrderRequest, Side, Signal, SignalId, SignalSource, Tick};
+use mt5bot::engine::types::{OrderKey, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, Tick};
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::venue::fix44::new_order_single;
 use mt5bot::venue::paper::PaperVenue;
@@ -63,6 +63,7 @@ fn market_signal(prefix: &SignalId, n: u64) -> Signal {
         price: 0.0,
         source: SignalSource::Ingress,
         origin_ns: 0,
+        reply_to: ReplyTo::NONE,
     }
 }
 
@@ -215,6 +216,7 @@ fn floor_run(ops: usize) -> (u64, u64) {
             price: (bid + ask) * 0.5,
             source: SignalSource::Model,
             origin_ns: 0,
+            reply_to: ReplyTo::NONE,
         };
         let _ = ring.push(sig);
         let s = ring.pop().expect("one signal");

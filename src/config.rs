@@ -24,6 +24,12 @@ pub const EMBEDDED_NAME: &str = "<embedded default>";
 /// Largest signal queue the config accepts (2^20 slots).
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
+/// Most ingress clients at once (each takes an engine token and a file descriptor).
+pub const MAX_INGRESS_CONNECTIONS: usize = 4096;
+
+/// Most MT5 connections waiting to authenticate.
+pub const MAX_MT5_HANDSHAKES: usize = 1024;
+
 /// Largest number of distinct symbols; symbol ids are `u16` and the engine preallocates per symbol.
 pub const MAX_SYMBOLS: usize = 256;
 
@@ -116,6 +122,7 @@ pub struct RawMt5 {
     pub handshake_timeout: String,
     pub heartbeat_interval: String,
     pub max_line_bytes: usize,
+    pub max_handshakes: usize,
 }
 
 impl Default for RawMt5 {
@@ -128,6 +135,7 @@ impl Default for RawMt5 {
             handshake_timeout: "5s".into(),
             heartbeat_interval: "10s".into(),
             max_line_bytes: 65_536,
+            max_handshakes: 32,
         }
     }
 }
@@ -381,13 +389,22 @@ impl Default for RawRisk {
 pub struct RawIngress {
     pub enabled: bool,
     pub listen: String,
+    pub allow_remote: bool,
     pub max_connections: usize,
     pub max_line_bytes: usize,
+    pub stall_timeout: String,
 }
 
 impl Default for RawIngress {
     fn default() -> Self {
-        Self { enabled: false, listen: "127.0.0.1:9897".into(), max_connections: 32, max_line_bytes: 4096 }
+        Self {
+            enabled: false,
+            listen: "127.0.0.1:9897".into(),
+            allow_remote: false,
+            max_connections: 32,
+            max_line_bytes: 4096,
+            stall_timeout: "30s".into(),
+        }
     }
 }
 
@@ -395,11 +412,23 @@ impl Default for RawIngress {
 #[serde(deny_unknown_fields, default)]
 pub struct RawMetrics {
     pub listen: String,
+    pub max_connections: usize,
+    pub header_timeout: String,
+    pub body_timeout: String,
+    pub idle_timeout: String,
+    pub write_timeout: String,
 }
 
 impl Default for RawMetrics {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9898".into() }
+        Self {
+            listen: "127.0.0.1:9898".into(),
+            max_connections: 256,
+            header_timeout: "5s".into(),
+            body_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            write_timeout: "10s".into(),
+        }
     }
 }
 
@@ -566,7 +595,7 @@ pub struct Config {
     pub queue_max_wait: Duration,
     pub risk: RiskConfig,
     pub ingress: Option<IngressConfig>,
-    pub metrics_listen: SocketAddr,
+    pub metrics: MetricsConfig,
     pub logging: LoggingConfig,
     pub influx: Option<InfluxConfig>,
     pub log_forward: Option<LogForwardConfig>,
@@ -596,6 +625,9 @@ pub struct Mt5Config {
     /// A ping goes out when the EA was silent this long; twice as long closes the connection.
     pub heartbeat_interval: Duration,
     pub max_line_bytes: usize,
+    /// Connections waiting to authenticate, beyond the live session; the oldest is closed to make
+    /// room for a new one, so a reconnect loop cannot keep the Expert Advisor out.
+    pub max_handshakes: usize,
 }
 
 impl VenueConfig {
@@ -693,8 +725,28 @@ pub struct RiskConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngressConfig {
     pub listen: SocketAddr,
+    /// A non-loopback `listen` was asked for explicitly (the ingress has no authentication).
+    pub allow_remote: bool,
     pub max_connections: usize,
     pub max_line_bytes: usize,
+    /// A client whose answers wait unsent this long without any progress is disconnected.
+    pub stall_timeout: Duration,
+}
+
+/// The `/metrics`, `/healthz`, `/readyz` and `/api/v1/` listener and its bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+    /// Connections held at once; at the bound the oldest idle or unfinished one makes room.
+    pub max_connections: usize,
+    /// Time to send a whole request head.
+    pub header_timeout: Duration,
+    /// Time to send a request body, from the end of its head.
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Time for a client to take an answer.
+    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -831,6 +883,28 @@ impl Config {
     }
 
     /// The effective configuration as YAML, for `config check` (no secrets are ever in it).
+    /// Settings that are valid but risky, each with what to do about it: printed by
+    /// `mt5bot config check` and logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let m = self.metrics.listen;
+        if !m.ip().is_loopback() {
+            w.push(format!(
+                "metrics.listen {m} is not a loopback address: /metrics, /healthz and /readyz answer anyone who can \
+                 reach it, without TLS (the control API still needs API_KEY); keep it on 127.0.0.1 behind a reverse \
+                 proxy with TLS, or let a firewall admit only your Prometheus"
+            ));
+        }
+        if let Some(i) = self.ingress.as_ref().filter(|i| !i.listen.ip().is_loopback()) {
+            w.push(format!(
+                "ingress.listen {} is not a loopback address (ingress.allow_remote: true): anyone who reaches it can \
+                 trade; make sure a firewall admits only your strategies",
+                i.listen
+            ));
+        }
+        w
+    }
+
     pub fn to_yaml(&self) -> String {
         let raw = self.to_raw();
         serde_yaml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
@@ -880,6 +954,7 @@ impl Config {
                     handshake_timeout: format_duration(m5.handshake_timeout),
                     heartbeat_interval: format_duration(m5.heartbeat_interval),
                     max_line_bytes: m5.max_line_bytes,
+                    max_handshakes: m5.max_handshakes,
                 },
             },
             feed: RawFeed {
@@ -918,12 +993,21 @@ impl Config {
                 Some(i) => RawIngress {
                     enabled: true,
                     listen: i.listen.to_string(),
+                    allow_remote: i.allow_remote,
                     max_connections: i.max_connections,
                     max_line_bytes: i.max_line_bytes,
+                    stall_timeout: format_duration(i.stall_timeout),
                 },
                 None => RawIngress::default(),
             },
-            metrics: RawMetrics { listen: self.metrics_listen.to_string() },
+            metrics: RawMetrics {
+                listen: self.metrics.listen.to_string(),
+                max_connections: self.metrics.max_connections,
+                header_timeout: format_duration(self.metrics.header_timeout),
+                body_timeout: format_duration(self.metrics.body_timeout),
+                idle_timeout: format_duration(self.metrics.idle_timeout),
+                write_timeout: format_duration(self.metrics.write_timeout),
+            },
             logging: RawLogging {
                 level: self.logging.level.to_string().to_lowercase(),
                 file: self.logging.file.display().to_string(),
@@ -1256,6 +1340,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             Duration::from_secs(300),
         ),
         max_line_bytes: v.range_usize("venue.mt5.max_line_bytes", rm.max_line_bytes, 1024, 16 << 20),
+        max_handshakes: v.range_usize("venue.mt5.max_handshakes", rm.max_handshakes, 1, MAX_MT5_HANDSHAKES),
     };
     if rm.magic == 0 || rm.magic > i64::MAX as u64 {
         v.fail("venue.mt5.magic", format!("{} is out of range; accepted: 1 to {}", rm.magic, i64::MAX));
@@ -1401,16 +1486,46 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     }
 
     let ingress = if raw.ingress.enabled {
+        let ri = &raw.ingress;
+        let listen = v.addr("ingress.listen", &ri.listen);
+        if !listen.ip().is_loopback() && !ri.allow_remote {
+            v.fail(
+                "ingress.listen",
+                format!(
+                    "{listen} is not a loopback address, and the ingress has no authentication: anyone who reaches \
+                     it can trade; keep it on 127.0.0.1, or set ingress.allow_remote: true if a firewall admits only \
+                     your strategies"
+                ),
+            );
+        }
         Some(IngressConfig {
-            listen: v.addr("ingress.listen", &raw.ingress.listen),
-            max_connections: v.range_usize("ingress.max_connections", raw.ingress.max_connections, 1, 4096),
-            max_line_bytes: v.range_usize("ingress.max_line_bytes", raw.ingress.max_line_bytes, 256, 1 << 20),
+            listen,
+            allow_remote: ri.allow_remote,
+            max_connections: v.range_usize("ingress.max_connections", ri.max_connections, 1, MAX_INGRESS_CONNECTIONS),
+            max_line_bytes: v.range_usize("ingress.max_line_bytes", ri.max_line_bytes, 256, 1 << 20),
+            stall_timeout: v.duration(
+                "ingress.stall_timeout",
+                &ri.stall_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            ),
         })
     } else {
         None
     };
 
-    let metrics_listen = v.addr("metrics.listen", &raw.metrics.listen);
+    let rmx = &raw.metrics;
+    let timeout = |v: &mut Validator<'_>, key: &str, value: &str| {
+        v.duration(key, value, Duration::from_millis(100), Duration::from_secs(3600))
+    };
+    let metrics = MetricsConfig {
+        listen: v.addr("metrics.listen", &rmx.listen),
+        max_connections: v.range_usize("metrics.max_connections", rmx.max_connections, 1, 65_536),
+        header_timeout: timeout(&mut v, "metrics.header_timeout", &rmx.header_timeout),
+        body_timeout: timeout(&mut v, "metrics.body_timeout", &rmx.body_timeout),
+        idle_timeout: timeout(&mut v, "metrics.idle_timeout", &rmx.idle_timeout),
+        write_timeout: timeout(&mut v, "metrics.write_timeout", &rmx.write_timeout),
+    };
 
     let level = match raw.logging.level.to_ascii_lowercase().as_str() {
         "off" => log::LevelFilter::Off,
@@ -1597,7 +1712,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         queue_max_wait,
         risk,
         ingress,
-        metrics_listen,
+        metrics,
         logging,
         influx,
         log_forward,

@@ -68,9 +68,9 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
         (Some(u), _) => u.trim_end_matches('/').to_owned(),
         (None, Some(path)) => {
             let cfg = Config::load(path).map_err(|e| usage(format!("configuration error: {e}")))?;
-            format!("http://{}", cfg.metrics_listen)
+            format!("http://{}", cfg.metrics.listen)
         }
-        (None, None) => format!("http://{}", Config::embedded().metrics_listen),
+        (None, None) => format!("http://{}", Config::embedded().metrics.listen),
     };
     let key = match env(API_KEY).filter(|k| !k.is_empty()) {
         Some(k) => k,

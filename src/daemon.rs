@@ -92,6 +92,9 @@ pub fn run(config_path: Option<&Path>, discard_checkpoint: bool) -> Result<StopR
         cfg.venue.name(),
         cfg.feed.symbols.len()
     );
+    for w in cfg.warnings() {
+        log::warn!("{w}");
+    }
     let result = crate::secrets::Secrets::from_process().map_err(DaemonError::Runtime).and_then(|secrets| {
         log::info!("secrets: {}", secrets.describe());
         run_logged(&cfg, config_path, metrics, &secrets, discard_checkpoint)
@@ -186,7 +189,7 @@ fn run_logged(
         None => None,
     };
     let health = Arc::new(Health::new(cfg.engine.ready_deadline));
-    let server = metrics_server(cfg.metrics_listen)?;
+    let server = metrics_listener(&cfg.metrics)?;
 
     let clock = MonotonicClock::new();
     let feed = Feed::new(&cfg.feed, clock.now()).map_err(|e| DaemonError::Input(e.to_string()))?;
@@ -230,10 +233,11 @@ fn run_logged(
     }
 }
 
-/// The metrics listener. tiny_http writes a response's headers and body separately; with Nagle's
-/// algorithm on, the body's last segment waits for the client's delayed ACK, 40 ms per scrape. On
-/// Linux an accepted socket inherits TCP_NODELAY from its listener, so it is set there.
-fn metrics_server(addr: std::net::SocketAddr) -> Result<tiny_http::Server, DaemonError> {
+/// The metrics listener, bound at start-up so a port conflict is reported before anything trades.
+/// Accepted sockets inherit TCP_NODELAY from it on Linux (an answer's last segment must not wait
+/// for the client's delayed ACK).
+fn metrics_listener(m: &crate::config::MetricsConfig) -> Result<std::net::TcpListener, DaemonError> {
+    let addr = m.listen;
     let fail = |e: &dyn std::fmt::Display| {
         DaemonError::Runtime(format!(
             "cannot listen on metrics.listen {addr}: {e}; choose another address in the config or stop what uses it"
@@ -243,7 +247,18 @@ fn metrics_server(addr: std::net::SocketAddr) -> Result<tiny_http::Server, Daemo
     if let Err(e) = socket2::SockRef::from(&listener).set_nodelay(true) {
         log::warn!("cannot set TCP_NODELAY on the metrics listener ({e}); scrapes may take 40 ms longer");
     }
-    tiny_http::Server::from_listener(listener, None).map_err(|e| fail(&e))
+    Ok(listener)
+}
+
+/// The listener's bounds from the config.
+fn http_limits(m: &crate::config::MetricsConfig) -> crate::telemetry::server::Limits {
+    crate::telemetry::server::Limits {
+        max_connections: m.max_connections,
+        header_timeout: m.header_timeout,
+        body_timeout: m.body_timeout,
+        idle_timeout: m.idle_timeout,
+        write_timeout: m.write_timeout,
+    }
 }
 
 /// What start-up prepared before the venue was chosen.
@@ -251,7 +266,7 @@ struct Parts {
     metrics: Metrics,
     influx_target: Option<influx::Target>,
     health: Arc<Health>,
-    server: tiny_http::Server,
+    server: std::net::TcpListener,
     clock: MonotonicClock,
     feed: Feed,
     symbols: Vec<String>,
@@ -345,8 +360,15 @@ fn run_venue<V: Venue>(
         reactor.command_sender(),
         metrics.clone(),
     );
-    let helper = Helper::spawn(server, metrics.clone(), Arc::clone(&health), reactor.command_sender(), control)
-        .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
+    let helper = Helper::spawn(
+        server,
+        http_limits(&cfg.metrics),
+        metrics.clone(),
+        Arc::clone(&health),
+        reactor.command_sender(),
+        control,
+    )
+    .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
 
     let notifier = Notifier::from_env().unwrap_or_else(|e| {
         log::warn!("NOTIFY_SOCKET is set but unusable ({e}); running without systemd notifications");
@@ -357,7 +379,7 @@ fn run_venue<V: Venue>(
         Some(a) => log::info!("signal ingress listening on {a}"),
         None => log::info!("signal ingress off (ingress.enabled: false)"),
     }
-    log::info!("ready: metrics on http://{}/metrics, venue {} up", cfg.metrics_listen, reactor.core().venue().name());
+    log::info!("ready: metrics on http://{}/metrics, venue {} up", cfg.metrics.listen, reactor.core().venue().name());
     if let Err(e) = notifier.notify("READY=1") {
         log::warn!("cannot notify systemd of readiness: {e}");
     }

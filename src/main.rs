@@ -33,6 +33,9 @@ fn main() -> ExitCode {
             };
             match loaded {
                 Ok(cfg) => {
+                    for w in cfg.warnings() {
+                        eprintln!("mt5bot: warning: {w}");
+                    }
                     println!("# effective configuration of {} (valid)", cfg.source);
                     println!("# secrets are never read from the config file; none appear here");
                     print!("{}", cfg.to_yaml());

@@ -95,3 +95,28 @@ fn csv_replay_errors_are_input_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ticks.csv:2: bid 1.1 is above ask 1"));
 }
+
+/// The ingress has no authentication: a listener off loopback needs an explicit
+/// `ingress.allow_remote: true`, and the metrics listener off loopback is warned about.
+#[test]
+fn listeners_off_loopback_need_consent_or_get_a_warning() {
+    let dir = TempDir::new("cfg-bind");
+    let out = check(&dir, "ingress:\n  enabled: true\n  listen: 0.0.0.0:9897\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.yaml:3: ingress.listen: 0.0.0.0:9897 is not a loopback address"), "{err}");
+    assert!(err.contains("ingress.allow_remote: true"), "names the way out: {err}");
+
+    let out = check(&dir, "ingress:\n  enabled: true\n  listen: 0.0.0.0:9897\n  allow_remote: true\n");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: ingress.listen 0.0.0.0:9897"));
+
+    let out = check(&dir, "metrics:\n  listen: 0.0.0.0:9898\n");
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: metrics.listen 0.0.0.0:9898 is not a loopback address"), "{err}");
+    assert!(err.contains("TLS"), "names the risk and the fix: {err}");
+
+    let out = check(&dir, "metrics:\n  listen: 127.0.0.1:9898\n");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}

@@ -2,9 +2,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -109,10 +110,20 @@ fn duplicate_ids_never_make_a_second_order_and_extra_clients_are_refused() {
     let line = b"{\"id\":\"dup-1\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":0.1,\"type\":\"market\"}\n";
     w.write_all(line).expect("send");
     assert_eq!(answer(&mut r)["status"], "queued");
+    // A repeat is refused at once, whichever side it names, and is never queued.
     w.write_all(line).expect("send again");
-    assert_eq!(answer(&mut r)["status"], "queued");
-    wait_for("the duplicate to be refused", Duration::from_secs(5), || {
-        d.metrics().contains("signals_dropped_total{reason=\"duplicate\"} 1").then_some(())
+    let a = answer(&mut r);
+    assert_eq!(
+        (a["id"].as_str(), a["status"].as_str(), a["reason"].as_str()),
+        (Some("dup-1"), Some("refused"), Some("duplicate")),
+        "{a}"
+    );
+    w.write_all(b"{\"id\":\"dup-1\",\"symbol\":\"EURUSD\",\"side\":\"sell\",\"qty\":0.1,\"type\":\"market\"}\n")
+        .expect("send with the other side");
+    let a = answer(&mut r);
+    assert_eq!((a["status"].as_str(), a["reason"].as_str()), (Some("refused"), Some("duplicate")), "{a}");
+    wait_for("both repeats to be counted", Duration::from_secs(5), || {
+        d.metrics().contains("signals_dropped_total{reason=\"duplicate\"} 2").then_some(())
     });
 
     let _second = connect(&ingress);
@@ -147,4 +158,118 @@ fn a_client_that_never_reads_does_not_stall_trading() {
     });
     assert!(after > before);
     assert_eq!(get(&d.metrics_addr, "/readyz").expect("readyz").status, 200);
+}
+
+fn signal_line(id: &str, side: &str, qty: f64) -> String {
+    format!("{{\"id\":\"{id}\",\"symbol\":\"EURUSD\",\"side\":\"{side}\",\"qty\":{qty},\"type\":\"market\"}}\n")
+}
+
+/// A signal the risk limits refuse only when its turn comes is refused on the same connection,
+/// after its `queued` answer.
+#[test]
+fn a_refusal_after_queuing_reaches_the_client_that_sent_the_signal() {
+    let dir = TempDir::new("ingress-late");
+    let (_d, ingress) = start(&dir, "risk:\n  max_notional: 1000\n  max_position: 1000000\n");
+    let (mut w, mut r) = connect(&ingress);
+    // Wait for a quote, so the refusal is about notional and not about a missing quote.
+    std::thread::sleep(Duration::from_millis(300));
+    w.write_all(signal_line("big-1", "buy", 100000.0).as_bytes()).expect("send");
+    let first = answer(&mut r);
+    assert_eq!((first["id"].as_str(), first["status"].as_str()), (Some("big-1"), Some("queued")), "{first}");
+    let late = answer(&mut r);
+    assert_eq!(
+        (late["id"].as_str(), late["status"].as_str(), late["reason"].as_str()),
+        (Some("big-1"), Some("refused"), Some("max_notional")),
+        "{late}"
+    );
+}
+
+/// Every line of a 20,000-line burst is answered, though the client reads nothing until it has
+/// written everything.
+#[test]
+fn a_burst_written_before_any_answer_is_read_is_answered_line_for_line() {
+    let dir = TempDir::new("ingress-burst");
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        &dir,
+        &format!(
+            "ingress:\n  enabled: true\n  listen: {ingress}\n\
+             risk:\n  max_position: 1000000000\n  max_orders_per_second: 10000000\n  max_notional: 1.0e15\n\
+             queue:\n  capacity: 65536\n"
+        ),
+    );
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(5));
+    const N: usize = 20_000;
+    let w = TcpStream::connect(&ingress).expect("connect");
+    let mut writer = w.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let mut burst = String::with_capacity(N * 80);
+        for i in 0..N {
+            burst.push_str(&signal_line(&format!("b{i}"), if i % 2 == 0 { "buy" } else { "sell" }, 0.01));
+        }
+        writer.write_all(burst.as_bytes()).expect("write the whole burst");
+        writer.shutdown(std::net::Shutdown::Write).expect("half-close");
+    });
+    // Read nothing until the burst is out (or, if the kernel's buffers cannot hold it all, for a
+    // while: then reading must resume the daemon).
+    let start = Instant::now();
+    while !sender.is_finished() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut all = String::new();
+    (&w).read_to_string(&mut all).expect("every answer, then the close");
+    sender.join().expect("sender");
+    let mut first: HashMap<String, String> = HashMap::new();
+    let mut lines = 0;
+    for line in all.lines() {
+        lines += 1;
+        let a: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let id = a["id"].as_str().unwrap_or_else(|| panic!("an answer without id: {a}")).to_owned();
+        first.entry(id).or_insert_with(|| a["status"].as_str().unwrap_or("").to_owned());
+    }
+    assert_eq!(first.len(), N, "answers for {} of {N} signals ({lines} lines)", first.len());
+    assert!(first.values().all(|s| s == "queued"), "every signal was queued");
+    assert!(d.metrics().contains(&format!("signals_received_total{{source=\"ingress\"}} {N}")));
+}
+
+/// 32 clients that write and never read fill every slot; they are disconnected after
+/// `ingress.stall_timeout`, counted, and a new client gets in.
+#[test]
+fn clients_that_never_read_are_reaped_and_a_new_client_gets_in() {
+    let dir = TempDir::new("ingress-stall");
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        &dir,
+        &format!("ingress:\n  enabled: true\n  listen: {ingress}\n  max_connections: 32\n  stall_timeout: 1s\n"),
+    );
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(5));
+    let sockaddr: std::net::SocketAddr = ingress.parse().expect("addr");
+    let mut stalled = Vec::new();
+    for _ in 0..32 {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket.connect(&sockaddr.into()).expect("connect");
+        let mut s: TcpStream = socket.into();
+        s.set_write_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        // Each bad line gets an error answer of ~100 bytes: far more than the windows hold.
+        let junk = b"not a signal\n".repeat(20_000);
+        let _ = s.write_all(&junk);
+        stalled.push(s);
+    }
+    let (_w, mut r) = connect(&ingress);
+    let a = answer(&mut r);
+    assert!(a["error"].as_str().is_some_and(|e| e.contains("too many connections")), "all slots are held: {a}");
+    wait_for("the 32 stalled clients to be reaped", Duration::from_secs(15), || {
+        d.metrics().contains("ingress_errors_total{reason=\"stalled\"} 32").then_some(())
+    });
+    let (mut w, mut r) = connect(&ingress);
+    w.write_all(signal_line("after-reap", "buy", 0.1).as_bytes()).expect("send");
+    assert_eq!(answer(&mut r)["status"], "queued");
+    let log = d.log_file();
+    assert!(log.contains("answers were never taken by the client"), "the log says what was left unsent");
+    assert!(d.metrics().contains("ingress_connections 1"));
+    drop(stalled);
 }

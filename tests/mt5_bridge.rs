@@ -378,3 +378,55 @@ fn the_mt5_venue_needs_the_shared_secret() {
     assert_eq!(status.code(), Some(2));
     assert!(d.stderr().contains("venue.kind mt5 needs CONTROLLER_SHARED_SECRET"), "{}", d.stderr());
 }
+
+/// A client that keeps reopening unauthenticated connections as fast as it can never keeps the
+/// Expert Advisor out, and what it causes is counted, not written line by line to the log.
+#[test]
+fn a_reconnect_flood_never_keeps_the_expert_advisor_out() {
+    let dir = TempDir::new("mt5-flood");
+    let (d, bridge, _ingress) = start(&dir, "");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, addr) = (stop.clone(), bridge.clone());
+            std::thread::spawn(move || {
+                let mut held = std::collections::VecDeque::new();
+                let (mut n, start) = (0u64, Instant::now());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && start.elapsed() < Duration::from_secs(30)
+                    && n < 200_000
+                {
+                    // A SYN dropped by a full backlog would stall a plain connect for a second.
+                    let sa: std::net::SocketAddr = addr.parse().expect("addr");
+                    if let Ok(s) = TcpStream::connect_timeout(&sa, Duration::from_millis(50)) {
+                        held.push_back(s);
+                        n += 1;
+                    }
+                    if held.len() > 64 {
+                        held.pop_front();
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut welcomed = 0;
+    for _ in 0..20 {
+        let mut ea = Ea::connect(&bridge);
+        let w = ea.authenticate(SECRET);
+        assert_eq!(w["type"], "welcome", "{w}");
+        welcomed += 1;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let floods: u64 = flooders.into_iter().map(|f| f.join().expect("flooder")).sum();
+    eprintln!("the EA got in {welcomed} of 20 times while {floods} unauthenticated connections were opened");
+    assert_eq!(welcomed, 20);
+    assert!(floods > 1000, "the flood was real: {floods} connections");
+    assert!(metric(&d, "venue_protocol_errors_total{kind=\"handshake_evicted\",venue=\"mt5\"}") >= 1.0);
+    let log = d.log_file();
+    let unauth = log.lines().filter(|l| l.contains("unauthenticated connection")).count();
+    assert!(unauth <= 10, "{unauth} log lines about unauthenticated connections: they are rate-limited");
+    assert!(log.len() < 256 * 1024, "the log grew to {} bytes during the flood", log.len());
+}

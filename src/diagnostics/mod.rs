@@ -324,7 +324,7 @@ pub fn build(opts: &Options, inputs: &Inputs<'_>) -> Report {
         }
     }
 
-    let daemon = cfg.as_ref().map(|c| daemon_build(&c.metrics_listen.to_string()));
+    let daemon = cfg.as_ref().map(|c| daemon_build(&c.metrics.listen.to_string()));
     if let Some(d) = &daemon {
         if d.reachable
             && (d.version.as_deref() != Some(build_info::VERSION)

@@ -17,7 +17,8 @@ use super::executor::{Applied, Executor, Position};
 use super::model::Model;
 use super::queue::SignalQueue;
 use super::types::{
-    DropReason, Nanos, OrderRequest, Side, Signal, SignalId, SignalSource, SymbolId, Tick, TradeRecord, VenueEvent,
+    DropReason, LateRefusal, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, SymbolId, Tick,
+    TradeRecord, VenueEvent,
 };
 
 /// Where the engine's time comes from.
@@ -100,6 +101,10 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// Refusals made after queuing that wait for the ingress to tell their clients; beyond this many
+/// in one turn the rest are only counted and logged.
+const MAX_LATE_REFUSALS: usize = 4096;
+
 /// Signal ids a checkpoint keeps for duplicate detection across restarts.
 const CHECKPOINT_RECENT_IDS: usize = 1024;
 
@@ -127,6 +132,9 @@ pub struct TradingCore<V, C> {
     max_wait: Nanos,
     drift_alarms: u64,
     trade_sink: Option<std::sync::mpsc::SyncSender<TradeRecord>>,
+    /// Refusals after queuing, for the clients waiting on them (allocated once).
+    late: Vec<LateRefusal>,
+    late_lost: u64,
 }
 
 impl<V: Venue, C: Clock> TradingCore<V, C> {
@@ -157,6 +165,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             max_wait: cfg.queue_max_wait.as_nanos() as Nanos,
             drift_alarms: 0,
             trade_sink: None,
+            late: Vec::with_capacity(cfg.queue_capacity.min(MAX_LATE_REFUSALS)),
+            late_lost: 0,
         }
     }
 
@@ -222,6 +232,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 price: d.price,
                 source: SignalSource::Model,
                 origin_ns: tick.recv_ns,
+                reply_to: ReplyTo::NONE,
             };
             // A refusal is counted inside `offer`; the model simply tries again on its next crossing.
             let _ = self.offer(signal);
@@ -230,6 +241,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     }
 
     /// Offers a signal to the queue. Refusals are counted in `signals_dropped_total` and returned.
+    /// A queued signal's id is taken: a repeat of it is refused at once as a duplicate, whatever
+    /// becomes of the first (a refusal after queuing goes to [`TradingCore::take_late_refusals`]).
     #[inline]
     pub fn offer(&mut self, signal: Signal) -> Result<(), DropReason> {
         self.metrics.received(signal.source);
@@ -237,8 +250,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             Err(DropReason::Stopping)
         } else if self.paused_until.is_some() || self.operator_paused {
             Err(DropReason::Paused)
+        } else if self.executor.knows(&signal.id) {
+            Err(DropReason::Duplicate)
         } else {
-            self.queue.push(signal).map_err(|_| DropReason::QueueFull)
+            let id = signal.id;
+            self.queue.push(signal).map(|()| self.executor.claim_new(id)).map_err(|_| DropReason::QueueFull)
         };
         match result {
             Ok(()) => self.metrics.queue_depth.set(self.queue.len() as i64),
@@ -259,15 +275,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 if now.saturating_sub(front.origin_ns) <= self.max_wait {
                     break;
                 }
-                let _ = self.queue.pop();
-                self.metrics.dropped(DropReason::VenueUnavailable);
+                if let Some(sig) = self.queue.pop() {
+                    self.refuse_late(&sig, DropReason::VenueUnavailable);
+                }
                 continue;
             }
             let Some(sig) = self.queue.pop() else { break };
-            let order = match self.executor.create(&sig, now) {
+            let order = match self.executor.create_claimed(&sig, now) {
                 Ok(order) => order,
                 Err(reason) => {
-                    self.metrics.dropped(reason);
+                    self.refuse_late(&sig, reason);
                     continue;
                 }
             };
@@ -282,6 +299,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Err(_) => {
                     self.metrics.orders_rejected.inc();
                     self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: "refused on submit" }, now);
+                    self.refuse_late(&sig, DropReason::VenueRejected);
                 }
             }
         }
@@ -289,6 +307,46 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if sent {
             self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         }
+    }
+
+    /// Counts a refusal of a queued signal and keeps it for the client waiting on it, if any.
+    #[inline]
+    fn refuse_late(&mut self, sig: &Signal, reason: DropReason) {
+        if reason != DropReason::VenueRejected {
+            self.metrics.dropped(reason);
+        }
+        if sig.reply_to == ReplyTo::NONE {
+            return;
+        }
+        if self.late.len() < self.late.capacity() {
+            self.late.push(LateRefusal { reply_to: sig.reply_to, id: sig.id, reason });
+        } else {
+            self.late_lost += 1;
+        }
+    }
+
+    /// Hands every refusal made after queuing since the last call to `f` (the ingress writes them
+    /// to their clients).
+    pub fn take_late_refusals(&mut self, mut f: impl FnMut(&LateRefusal)) {
+        for r in &self.late {
+            f(r);
+        }
+        self.late.clear();
+        if self.late_lost > 0 {
+            log::warn!(
+                "{} refusals after queuing were not told to their ingress clients (more than {} in one turn); \
+                 signals_dropped_total counts them",
+                self.late_lost,
+                self.late.capacity()
+            );
+            self.late_lost = 0;
+        }
+    }
+
+    /// Whether refusals wait for [`TradingCore::take_late_refusals`].
+    #[inline]
+    pub fn has_late_refusals(&self) -> bool {
+        !self.late.is_empty() || self.late_lost > 0
     }
 
     /// Lets the venue make progress on what is due (acks, fills after latency).
@@ -430,6 +488,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 price: 0.0,
                 source: SignalSource::Control,
                 origin_ns: self.clock.now(),
+                reply_to: ReplyTo::NONE,
             };
             self.metrics.received(SignalSource::Control);
             let now = self.clock.now();
@@ -738,6 +797,7 @@ mod tests {
             price: 0.0,
             source: SignalSource::Ingress,
             origin_ns: 0,
+            reply_to: ReplyTo::NONE,
         }
     }
 

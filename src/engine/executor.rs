@@ -224,12 +224,34 @@ impl Executor {
         self.exposure.get(symbol as usize).copied().unwrap_or(0.0)
     }
 
-    /// Checks a signal against the risk limits and, if it passes, creates a `New` order.
+    /// Whether a signal with this id was taken before (within the ids remembered).
+    #[inline]
+    pub fn knows(&self, id: &SignalId) -> bool {
+        self.recent.contains(id)
+    }
+
+    /// Remembers an id that [`Executor::knows`] just said is new: the signal was queued, and a
+    /// repeat of its id is a duplicate from now on, whatever becomes of it.
+    #[inline]
+    pub fn claim_new(&mut self, id: SignalId) {
+        self.recent.insert_new(id);
+    }
+
+    /// Checks a signal against duplicates and the risk limits and, if it passes, creates a `New`
+    /// order; the id counts as seen only then.
     pub fn create(&mut self, sig: &Signal, now: Nanos) -> Result<OrderRequest, DropReason> {
-        let sym = sig.symbol as usize;
         if self.recent.contains(&sig.id) {
             return Err(DropReason::Duplicate);
         }
+        let order = self.create_claimed(sig, now)?;
+        self.recent.insert_new(sig.id);
+        Ok(order)
+    }
+
+    /// [`Executor::create`] for a signal whose id was claimed when it was queued.
+    #[inline]
+    pub fn create_claimed(&mut self, sig: &Signal, now: Nanos) -> Result<OrderRequest, DropReason> {
+        let sym = sig.symbol as usize;
         let Some(Some((bid, ask))) = self.quotes.get(sym).copied() else {
             return Err(DropReason::NoQuote);
         };
@@ -253,8 +275,6 @@ impl Executor {
         }
         let Some(slot) = self.free.pop() else { return Err(DropReason::MaxOpenOrders) };
         self.rate.take();
-        // Checked absent at the top of this function.
-        self.recent.insert_new(sig.id);
         let key = OrderKey::new(self.next_seq, slot);
         self.next_seq += 1;
         let request = OrderRequest {
@@ -429,6 +449,7 @@ impl Executor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::types::ReplyTo;
     use crate::engine::types::SignalSource;
 
     fn risk() -> RiskConfig {
@@ -445,6 +466,7 @@ mod tests {
             price: 0.0,
             source: SignalSource::Ingress,
             origin_ns: 0,
+            reply_to: ReplyTo::NONE,
         }
     }
 

@@ -2,18 +2,26 @@
 //!
 //! Each line is one signal, `{"id":"s-1","symbol":"EURUSD","side":"buy","qty":1.0,"type":"market"}`
 //! (`"type":"limit"` needs `"price"`). Every line gets one answer line:
-//! `{"id":"s-1","status":"queued"}`, `{"id":"s-1","status":"refused","reason":"queue_full"}`, or
+//! `{"id":"s-1","status":"queued"}`, `{"id":"s-1","status":"refused","reason":"duplicate"}`, or
 //! `{"status":"error","line":3,"error":"..."}` naming the problem; the connection stays up after
-//! bad input. Buffers are bounded per connection: a line longer than `ingress.max_line_bytes` is
-//! answered with an error and skipped, and a client that does not read its answers stops being read
-//! once [`WRITE_BUFFER_LIMIT`] bytes wait for it, so it slows only itself, never the engine.
+//! bad input. A signal refused after its `queued` answer (a risk limit when its turn came, the
+//! venue's session down past `queue.max_wait`) gets a second line on the same connection,
+//! `{"id":"s-1","status":"refused","reason":"max_notional"}`.
+//!
+//! Buffers are bounded per connection: a line longer than `ingress.max_line_bytes` is answered
+//! with an error and skipped, and while [`WRITE_BUFFER_LIMIT`] bytes of answers wait for a client
+//! its input is not read, so it slows only itself, never the engine. Reading resumes from the level
+//! of that buffer whenever it drains, never from a remembered edge. A client whose answers make no
+//! progress for `ingress.stall_timeout` is disconnected (counted as `stalled`, with the number of
+//! answers it never took in the log), so a client that never reads cannot hold a slot for ever.
 //!
 //! Driven by the reactor on the engine thread: it owns the sockets, the reactor hands it readiness
-//! events, and it offers signals to the [`TradingCore`].
+//! events and a periodic [`Ingress::sweep`], and it offers signals to the [`TradingCore`].
 
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
@@ -21,13 +29,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{IngressConfig, OrderKind};
 use crate::telemetry::metrics::EngineMetrics;
+use crate::throttle::Throttle;
 use crate::venue::Venue;
 
 use super::core::{Clock, TradingCore};
-use super::types::{Side, Signal, SignalId, SignalSource, SIGNAL_ID_MAX};
+use super::types::{LateRefusal, Nanos, ReplyTo, Side, Signal, SignalId, SignalSource, SIGNAL_ID_MAX};
 
 /// Answers waiting for a client beyond this stop the reading of its input.
 pub const WRITE_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// The kernel's send buffer per client (it doubles what is asked). Left to autotuning it grows to
+/// 4 MiB per connection, which hides a client that never reads (its answers all fit) and lets 32
+/// of them pin 128 MiB of kernel memory; 256 KiB is still far more than answers need in flight.
+pub const SOCKET_SEND_BUFFER: usize = 256 * 1024;
 
 /// One signal as it arrives on the wire.
 #[derive(Debug, Deserialize)]
@@ -63,14 +77,24 @@ struct Answer<'a> {
 struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
+    /// Tells this connection from an earlier one in the same slot (for late refusals).
+    generation: u16,
     /// Bytes of a line whose end has not arrived yet.
     partial: Vec<u8>,
     /// Skipping the rest of an over-long line (already answered).
     discarding: bool,
     out: Vec<u8>,
     line_no: u64,
-    read_paused: bool,
+    /// The peer closed its side (or the connection failed): close once the answers are out.
     closing: bool,
+    /// The last time `out` was empty or bytes of it were taken by the client.
+    progress_ns: Nanos,
+}
+
+impl Conn {
+    fn reply_to(&self, idx: usize) -> ReplyTo {
+        ReplyTo((u32::from(self.generation) << 16) | (idx as u32 + 1))
+    }
 }
 
 /// The listener and its connections (a slab: a connection's token is `first_token + index`).
@@ -82,6 +106,12 @@ pub struct Ingress {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     max_line: usize,
+    stall_ns: Nanos,
+    generation: u16,
+    /// An accept failed (e.g. out of file descriptors): try again at the next sweep.
+    accept_again: bool,
+    refused_log: Throttle,
+    accept_log: Throttle,
 }
 
 impl Ingress {
@@ -101,6 +131,11 @@ impl Ingress {
             conns: (0..cfg.max_connections).map(|_| None).collect(),
             free: (0..cfg.max_connections).rev().collect(),
             max_line: cfg.max_line_bytes,
+            stall_ns: cfg.stall_timeout.as_nanos() as Nanos,
+            generation: 0,
+            accept_again: false,
+            refused_log: Throttle::default(),
+            accept_log: Throttle::default(),
         })
     }
 
@@ -114,22 +149,38 @@ impl Ingress {
     }
 
     /// Accepts every pending connection.
-    pub fn accept(&mut self, registry: &Registry, metrics: &EngineMetrics) {
+    pub fn accept(&mut self, registry: &Registry, metrics: &EngineMetrics, now: Nanos) {
+        self.accept_again = false;
         loop {
             let (mut stream, peer) = match self.listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset) => {
+                    continue
+                }
                 Err(e) => {
-                    // Typically EMFILE: count it and try again on the next readiness event.
-                    metrics.ingress_error("io");
-                    log::warn!("ingress: cannot accept a connection: {e}");
+                    // Typically EMFILE: the connection waits in the backlog; the next sweep retries.
+                    metrics.ingress_error("accept");
+                    self.accept_again = true;
+                    if let Some(held) = self.accept_log.allow(Instant::now()) {
+                        log::warn!(
+                            "ingress: cannot accept a connection: {e}; retrying{}",
+                            self.accept_log.suffix(held)
+                        );
+                    }
                     return;
                 }
             };
             let Some(idx) = self.free.pop() else {
                 metrics.ingress_error("too_many_connections");
-                log::warn!("ingress: refused {peer}: ingress.max_connections ({}) reached", self.conns.len());
+                if let Some(held) = self.refused_log.allow(Instant::now()) {
+                    log::warn!(
+                        "ingress: refused {peer}: ingress.max_connections ({}) reached{}",
+                        self.conns.len(),
+                        self.refused_log.suffix(held)
+                    );
+                }
                 let mut msg = Vec::new();
                 write_answer(
                     &mut msg,
@@ -151,27 +202,29 @@ impl Ingress {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SOCKET_SEND_BUFFER);
             log::info!("ingress: {peer} connected");
+            self.generation = self.generation.wrapping_add(1);
             self.conns[idx] = Some(Conn {
                 stream,
                 peer,
+                generation: self.generation,
                 partial: Vec::with_capacity(self.max_line.min(64 * 1024)),
                 discarding: false,
                 out: Vec::with_capacity(4096),
                 line_no: 0,
-                read_paused: false,
                 closing: false,
+                progress_ns: now,
             });
             metrics.ingress_connections.inc();
         }
     }
 
-    /// Handles a readiness event of a connection.
+    /// Handles a readiness event of a connection: writes what waits, reads while there is room
+    /// for the answers, and repeats until the socket would block in the direction that holds it up.
     pub fn on_event<V: Venue, C: Clock>(
         &mut self,
         token: Token,
-        readable: bool,
-        writable: bool,
         registry: &Registry,
         core: &mut TradingCore<V, C>,
         metrics: &EngineMetrics,
@@ -179,37 +232,113 @@ impl Ingress {
         let idx = token.0 - self.first_token;
         let max_line = self.max_line;
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else { return };
-        if writable || readable {
-            flush(conn, metrics);
-        }
-        if readable || (conn.read_paused && conn.out.len() < WRITE_BUFFER_LIMIT) {
-            conn.read_paused = false;
-            read_lines(conn, max_line, core, metrics);
+        let reply_to = conn.reply_to(idx);
+        loop {
+            let now = core.clock().now();
+            flush(conn, metrics, now);
+            if conn.closing {
+                break;
+            }
+            if conn.out.len() >= WRITE_BUFFER_LIMIT {
+                // The socket would block (flush writes until it does): its WRITABLE event resumes us.
+                break;
+            }
+            let more = read_lines(conn, max_line, reply_to, core, metrics);
             core.drain();
-            flush(conn, metrics);
+            if !more {
+                flush(conn, metrics, core.clock().now());
+                break;
+            }
         }
-        if conn.closing && conn.out.is_empty() {
-            self.close(idx, registry, metrics);
+        if core.has_late_refusals() {
+            self.deliver_late(core, metrics);
+        }
+        if let Some(conn) = self.conns.get(idx).and_then(Option::as_ref) {
+            if conn.closing && conn.out.is_empty() {
+                self.close(idx, registry, metrics, None);
+            }
         }
     }
 
-    fn close(&mut self, idx: usize, registry: &Registry, metrics: &EngineMetrics) {
+    /// Writes the refusals the core made after queuing to the connections that sent the signals.
+    pub fn deliver_late<V: Venue, C: Clock>(&mut self, core: &mut TradingCore<V, C>, metrics: &EngineMetrics) {
+        let now = core.clock().now();
+        let conns = &mut self.conns;
+        let mut touched: [usize; 8] = [usize::MAX; 8];
+        let mut n_touched = 0;
+        core.take_late_refusals(|r: &LateRefusal| {
+            let idx = (r.reply_to.0 & 0xffff) as usize;
+            let Some(idx) = idx.checked_sub(1) else { return };
+            let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else { return };
+            if u32::from(conn.generation) != r.reply_to.0 >> 16 || conn.closing {
+                return;
+            }
+            write_answer(
+                &mut conn.out,
+                &Answer {
+                    id: Some(r.id.as_str()),
+                    status: "refused",
+                    reason: Some(r.reason.as_str()),
+                    line: None,
+                    error: None,
+                },
+            );
+            if n_touched < touched.len() && !touched[..n_touched].contains(&idx) {
+                touched[n_touched] = idx;
+                n_touched += 1;
+            }
+        });
+        for &idx in &touched[..n_touched] {
+            if let Some(conn) = self.conns[idx].as_mut() {
+                flush(conn, metrics, now);
+            }
+        }
+    }
+
+    /// Disconnects clients that stopped taking their answers, and retries a failed accept.
+    pub fn sweep(&mut self, registry: &Registry, metrics: &EngineMetrics, now: Nanos) {
+        if self.accept_again {
+            self.accept(registry, metrics, now);
+        }
+        for idx in 0..self.conns.len() {
+            let Some(conn) = self.conns[idx].as_mut() else { continue };
+            if conn.out.is_empty() {
+                conn.progress_ns = now;
+                continue;
+            }
+            if now.saturating_sub(conn.progress_ns) >= self.stall_ns {
+                metrics.ingress_error("stalled");
+                self.close(idx, registry, metrics, Some("it took none of its answers for ingress.stall_timeout"));
+            }
+        }
+    }
+
+    fn close(&mut self, idx: usize, registry: &Registry, metrics: &EngineMetrics, why: Option<&str>) {
         if let Some(mut conn) = self.conns[idx].take() {
             let _ = registry.deregister(&mut conn.stream);
-            log::info!("ingress: {} disconnected after {} lines", conn.peer, conn.line_no);
+            let unsent = conn.out.iter().filter(|&&b| b == b'\n').count();
+            match (why, unsent) {
+                (None, 0) => log::info!("ingress: {} disconnected after {} lines", conn.peer, conn.line_no),
+                (why, _) => log::warn!(
+                    "ingress: {} disconnected after {} lines ({}); {unsent} answers were never taken by the client",
+                    conn.peer,
+                    conn.line_no,
+                    why.unwrap_or("closed")
+                ),
+            }
             self.free.push(idx);
             metrics.ingress_connections.dec();
         }
     }
 
     /// Stops listening and closes every connection (shutdown), sending what answers it can.
-    pub fn close_all(&mut self, registry: &Registry, metrics: &EngineMetrics) {
+    pub fn close_all(&mut self, registry: &Registry, metrics: &EngineMetrics, now: Nanos) {
         let _ = registry.deregister(&mut self.listener);
         for idx in 0..self.conns.len() {
             if let Some(conn) = self.conns[idx].as_mut() {
-                flush(conn, metrics);
+                flush(conn, metrics, now);
             }
-            self.close(idx, registry, metrics);
+            self.close(idx, registry, metrics, Some("shutting down"));
         }
     }
 
@@ -219,38 +348,40 @@ impl Ingress {
     }
 }
 
+/// Reads and handles lines until the socket would block (false), the peer closed (false), or the
+/// answers waiting fill [`WRITE_BUFFER_LIMIT`] (true: write them, then read on).
 fn read_lines<V: Venue, C: Clock>(
     conn: &mut Conn,
     max_line: usize,
+    reply_to: ReplyTo,
     core: &mut TradingCore<V, C>,
     metrics: &EngineMetrics,
-) {
+) -> bool {
     let mut chunk = [0u8; 8192];
     loop {
         if conn.out.len() >= WRITE_BUFFER_LIMIT {
-            // The client is not reading its answers: stop reading its input until it does.
-            conn.read_paused = true;
-            return;
+            // The client has not taken its answers yet: write them before reading on.
+            return true;
         }
         let n = match conn.stream.read(&mut chunk) {
             Ok(0) => {
                 if !conn.partial.is_empty() && !conn.discarding {
                     let line = std::mem::take(&mut conn.partial);
                     conn.line_no += 1;
-                    handle_line(&line, conn.line_no, &mut conn.out, core, metrics);
+                    handle_line(&line, conn.line_no, reply_to, &mut conn.out, core, metrics);
                 }
                 conn.closing = true;
-                return;
+                return false;
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 metrics.ingress_error("io");
                 log::info!("ingress: {}: read failed: {e}", conn.peer);
                 conn.closing = true;
                 conn.out.clear();
-                return;
+                return false;
             }
         };
         let data = &chunk[..n];
@@ -269,11 +400,11 @@ fn read_lines<V: Venue, C: Clock>(
                 continue;
             }
             if conn.partial.is_empty() {
-                handle_line(seg, conn.line_no, &mut conn.out, core, metrics);
+                handle_line(seg, conn.line_no, reply_to, &mut conn.out, core, metrics);
             } else {
                 conn.partial.extend_from_slice(seg);
                 let line = std::mem::take(&mut conn.partial);
-                handle_line(&line, conn.line_no, &mut conn.out, core, metrics);
+                handle_line(&line, conn.line_no, reply_to, &mut conn.out, core, metrics);
                 conn.partial = line;
                 conn.partial.clear();
             }
@@ -302,7 +433,11 @@ fn too_long(conn: &mut Conn, max_line: usize, metrics: &EngineMetrics) {
     );
 }
 
-fn flush(conn: &mut Conn, metrics: &EngineMetrics) {
+fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos) {
+    if conn.out.is_empty() {
+        conn.progress_ns = now;
+        return;
+    }
     let mut written = 0;
     while written < conn.out.len() {
         match conn.stream.write(&conn.out[written..]) {
@@ -319,6 +454,9 @@ fn flush(conn: &mut Conn, metrics: &EngineMetrics) {
             }
         }
     }
+    if written > 0 {
+        conn.progress_ns = now;
+    }
     conn.out.drain(..written);
 }
 
@@ -333,6 +471,7 @@ fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>) {
 fn handle_line<V: Venue, C: Clock>(
     line: &[u8],
     line_no: u64,
+    reply_to: ReplyTo,
     out: &mut Vec<u8>,
     core: &mut TradingCore<V, C>,
     metrics: &EngineMetrics,
@@ -391,7 +530,8 @@ fn handle_line<V: Venue, C: Clock>(
             )
         }
     };
-    let signal = Signal { id, symbol, side, qty: wire.qty, kind, price, source: SignalSource::Ingress, origin_ns };
+    let signal =
+        Signal { id, symbol, side, qty: wire.qty, kind, price, source: SignalSource::Ingress, origin_ns, reply_to };
     let answer = match core.offer(signal) {
         Ok(()) => Answer { id: Some(id.as_str()), status: "queued", reason: None, line: None, error: None },
         Err(reason) => {

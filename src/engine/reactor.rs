@@ -37,8 +37,12 @@ const WAKER: Token = Token(2);
 const INGRESS_LISTENER: Token = Token(3);
 /// The venue's sockets take tokens from here up to (not including) the first ingress connection.
 const VENUE_FIRST: usize = 4;
-/// Ingress connections take tokens from here up.
-const FIRST_CONNECTION: usize = 16;
+/// Tokens the venue gets at least (FIX: one socket; the MT5 bridge: its listener, the live session,
+/// one replacing it and `venue.mt5.max_handshakes` waiting to authenticate).
+const MIN_VENUE_TOKENS: usize = 12;
+
+/// How often ingress clients are checked for a stall (`ingress.stall_timeout`).
+const INGRESS_SWEEP: Nanos = 250_000_000;
 
 /// The loop turns at least this often, so `/readyz` and timers stay fresh when nothing happens.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
@@ -97,6 +101,7 @@ enum Timer {
     Watchdog,
     Status,
     Checkpoint,
+    IngressSweep,
 }
 
 /// Seals checkpoints on the engine thread (CPU only, timed) and hands the bytes to a writer thread
@@ -193,6 +198,8 @@ pub struct Reactor<V, C> {
     status_interval: Nanos,
     shutdown_grace: Nanos,
     checkpointer: Option<Checkpointer>,
+    /// Ingress connections take tokens from here up.
+    first_connection: usize,
 }
 
 fn signal_pipe(signal: i32) -> io::Result<UnixStream> {
@@ -207,7 +214,9 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
     /// Sets up the poll, stop signals, waker and (when configured) the ingress listener.
     pub fn new(cfg: &Config, mut core: TradingCore<V, C>, feed: Feed, metrics: EngineMetrics) -> io::Result<Self> {
         let poll = Poll::new()?;
-        core.venue_mut().attach(poll.registry(), Token(VENUE_FIRST), FIRST_CONNECTION - VENUE_FIRST)?;
+        let venue_tokens = (cfg.venue.mt5.max_handshakes + 3).max(MIN_VENUE_TOKENS);
+        let first_connection = VENUE_FIRST + venue_tokens;
+        core.venue_mut().attach(poll.registry(), Token(VENUE_FIRST), venue_tokens)?;
         let mut sigterm = signal_pipe(signal_hook::consts::SIGTERM)?;
         let mut sigint = signal_pipe(signal_hook::consts::SIGINT)?;
         poll.registry().register(&mut sigterm, SIGTERM_TOKEN, Interest::READABLE)?;
@@ -216,7 +225,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         let (tx, commands) = std::sync::mpsc::sync_channel(COMMAND_CAPACITY);
         let ingress = match &cfg.ingress {
             Some(i) => {
-                Some(Ingress::bind(i, poll.registry(), INGRESS_LISTENER, FIRST_CONNECTION).map_err(|e| {
+                Some(Ingress::bind(i, poll.registry(), INGRESS_LISTENER, first_connection).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot listen on ingress.listen {}: {e}", i.listen))
                 })?)
             }
@@ -236,6 +245,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             status_interval: cfg.engine.status_interval.as_nanos() as Nanos,
             shutdown_grace: cfg.engine.shutdown_grace.as_nanos() as Nanos,
             checkpointer: None,
+            first_connection,
         })
     }
 
@@ -278,6 +288,9 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         if let Some(c) = &self.checkpointer {
             self.timers.push(Reverse((start + c.interval, Timer::Checkpoint)));
         }
+        if self.ingress.is_some() {
+            self.timers.push(Reverse((start + INGRESS_SWEEP, Timer::IngressSweep)));
+        }
         let mut stopping: Option<(StopReason, Nanos)> = None;
         loop {
             let now = self.core.clock().now();
@@ -297,6 +310,12 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 }
                 self.timers.pop();
                 self.on_timer(timer, now, notifier);
+            }
+            if self.core.has_late_refusals() {
+                match self.ingress.as_mut() {
+                    Some(ing) => ing.deliver_late(&mut self.core, &self.metrics),
+                    None => self.core.take_late_refusals(|_| {}),
+                }
             }
             health.turned(self.core.venue().is_up());
             self.metrics.broker_connected.set(i64::from(self.core.venue().is_up()));
@@ -319,7 +338,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                     SIGTERM_TOKEN => drain_pipe(&mut self.sigterm).then_some(StopReason::Signal("SIGTERM")),
                     SIGINT_TOKEN => drain_pipe(&mut self.sigint).then_some(StopReason::Signal("SIGINT")),
                     WAKER => self.take_commands(),
-                    Token(t) if (VENUE_FIRST..FIRST_CONNECTION).contains(&t) => {
+                    Token(t) if (VENUE_FIRST..self.first_connection).contains(&t) => {
                         self.core.venue_mut().on_ready(
                             event.token(),
                             event.is_readable() || event.is_read_closed() || event.is_error(),
@@ -329,20 +348,13 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                     }
                     INGRESS_LISTENER => {
                         if let Some(ing) = self.ingress.as_mut() {
-                            ing.accept(self.poll.registry(), &self.metrics);
+                            ing.accept(self.poll.registry(), &self.metrics, self.core.clock().now());
                         }
                         None
                     }
                     token => {
                         if let Some(ing) = self.ingress.as_mut().filter(|i| i.owns(token)) {
-                            ing.on_event(
-                                token,
-                                event.is_readable() || event.is_read_closed(),
-                                event.is_writable(),
-                                self.poll.registry(),
-                                &mut self.core,
-                                &self.metrics,
-                            );
+                            ing.on_event(token, self.poll.registry(), &mut self.core, &self.metrics);
                         }
                         None
                     }
@@ -402,6 +414,12 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                     self.timers.push(Reverse((now + c.interval, Timer::Checkpoint)));
                 }
             }
+            Timer::IngressSweep => {
+                if let Some(ing) = self.ingress.as_mut() {
+                    ing.sweep(self.poll.registry(), &self.metrics, now);
+                    self.timers.push(Reverse((now + INGRESS_SWEEP, Timer::IngressSweep)));
+                }
+            }
         }
     }
 
@@ -451,7 +469,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             log::warn!("cannot notify systemd of the stop: {e}");
         }
         if let Some(ing) = self.ingress.as_mut() {
-            ing.close_all(self.poll.registry(), &self.metrics);
+            ing.close_all(self.poll.registry(), &self.metrics, self.core.clock().now());
         }
         let why = match reason {
             StopReason::Signal(s) => format!("received {s}"),

@@ -182,6 +182,25 @@ pub struct Signal {
     pub source: SignalSource,
     /// When the input that caused this signal was read: tick-to-order latency starts here.
     pub origin_ns: Nanos,
+    /// Who hears of a refusal made after the signal was queued (an ingress connection).
+    pub reply_to: ReplyTo,
+}
+
+/// The ingress connection that sent a signal, to tell it of a refusal made after its `queued`
+/// answer; [`ReplyTo::NONE`] for signals nobody waits on (the model's, the operator's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplyTo(pub u32);
+
+impl ReplyTo {
+    pub const NONE: ReplyTo = ReplyTo(0);
+}
+
+/// A refusal made after a signal was queued, for the client that sent it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LateRefusal {
+    pub reply_to: ReplyTo,
+    pub id: SignalId,
+    pub reason: DropReason,
 }
 
 impl Default for Signal {
@@ -195,6 +214,7 @@ impl Default for Signal {
             price: 0.0,
             source: SignalSource::Model,
             origin_ns: 0,
+            reply_to: ReplyTo::NONE,
         }
     }
 }

@@ -1,38 +1,47 @@
 //! The control API under `/api/v1/`, served by the helper thread: what an operator needs without a
 //! shell (status, the effective config, pause, resume, flatten, reload).
 //!
-//! Every call carries `Authorization: Bearer <API_KEY>`, compared in constant time. A missing or
-//! wrong key is answered 401 and counted (`api_auth_failures_total`); an address with
-//! [`FAILURE_LIMIT`] failures within [`FAILURE_WINDOW`] (and no success since) gets 429 until the
-//! window passes, whatever it sends. Bodies over [`MAX_BODY`] are refused with 413 before anything else. The key is never
-//! logged. Commands reach the engine as [`Command::Control`] through the waker and the bounded
-//! command channel, and the answer is what the engine did; an engine that does not answer within
-//! [`ENGINE_TIMEOUT`] gets the caller a 503.
+//! Every call carries `Authorization: Bearer <API_KEY>` (the scheme in any case, RFC 7235),
+//! compared in constant time, and the key is checked on the request head before any body byte is
+//! read. A missing or wrong key is answered 401 and counted (`api_auth_failures_total`). Failures
+//! are slowed, never the right key: an address with more than [`FAILURE_LIMIT`] failures within
+//! [`FAILURE_WINDOW`] gets its further failures answered 429 only after a delay that doubles up to
+//! [`MAX_FAILURE_DELAY`], while a request with the right key from the same address is served at
+//! once (every local process shares 127.0.0.1, so a lockout by address would let any local user
+//! keep the operator from flattening). The key is never logged. Commands reach the engine as
+//! [`Command::Control`] through the waker and the bounded command channel; the helper thread does
+//! not wait for the answer but looks for it on its next turns, and an engine that does not answer
+//! within [`ENGINE_TIMEOUT`] gets the caller a 503.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tiny_http::{Method, Request};
 
 use crate::config::Config;
 use crate::engine::reactor::{Command, CommandSender, ControlRequest};
 use crate::secrets::Secret;
+use crate::throttle::Throttle;
 use crate::venue::mt5::constant_time_eq;
 
 use super::metrics::Metrics;
+use super::server::{Outcome, Request, Response};
 
-/// Largest request body read.
-pub const MAX_BODY: usize = 64 * 1024;
-/// Authentication failures from one address within [`FAILURE_WINDOW`] before it gets 429s.
+/// Largest request body read (the server refuses larger ones with 413 before reading them).
+pub const MAX_BODY: usize = super::server::MAX_BODY_BYTES;
+/// Authentication failures from one address within [`FAILURE_WINDOW`] answered at once; later
+/// ones are answered 429 after a delay.
 pub const FAILURE_LIMIT: u32 = 10;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// The delay of the first failure past the limit; it doubles with each further one.
+pub const FIRST_FAILURE_DELAY: Duration = Duration::from_millis(250);
+pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(5);
 /// How long a call waits for the engine's answer.
 pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Addresses remembered for rate limiting; the oldest go first beyond this.
+/// Addresses remembered for slowing; the oldest go first beyond this.
 const MAX_TRACKED: usize = 4096;
 
 /// Keys of `config.yaml` that `reload` applies while running; every other change needs a restart.
@@ -65,6 +74,30 @@ impl Reply {
     fn error(code: u16, message: &str) -> Reply {
         Reply::new(code, json!({ "error": message }))
     }
+
+    /// The HTTP answer: pretty JSON and a final newline.
+    pub fn into_response(self) -> Response {
+        let mut body = serde_json::to_vec_pretty(&self.body).unwrap_or_default();
+        body.push(b'\n');
+        let mut r = Response::new(self.code, "application/json", body);
+        r.headers = self.headers;
+        r
+    }
+}
+
+/// A call waiting for the engine's answer.
+#[derive(Debug)]
+pub struct Pending {
+    rx: Receiver<Value>,
+    deadline: Instant,
+    then: Then,
+}
+
+/// What to do with the engine's answer.
+#[derive(Debug)]
+enum Then {
+    Answer { what: String },
+    Reload { new: Box<Config>, applied: Vec<String>, restart: Vec<String> },
 }
 
 /// The control API's state on the helper thread.
@@ -77,6 +110,15 @@ pub struct Control {
     failures: HashMap<IpAddr, (u32, Instant)>,
     commands: CommandSender,
     metrics: Metrics,
+    failure_log: Throttle,
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive.
+fn bearer(value: Option<&str>) -> &str {
+    value
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim())
 }
 
 impl Control {
@@ -91,101 +133,106 @@ impl Control {
         if api_key.is_none() {
             log::warn!("control API off: API_KEY is not set (run mt5bot runtime-secrets); /api/v1/ answers 503");
         }
-        Control { api_key, config_path, config, secrets_set, failures: HashMap::new(), commands, metrics }
+        Control {
+            api_key,
+            config_path,
+            config,
+            secrets_set,
+            failures: HashMap::new(),
+            commands,
+            metrics,
+            failure_log: Throttle::default(),
+        }
     }
 
-    /// Answers one `/api/v1/...` request. `path` has no query string.
-    pub fn handle(&mut self, req: &mut Request, path: &str) -> Reply {
-        if req.body_length().is_some_and(|n| n > MAX_BODY) {
-            return Reply::error(413, &format!("request body over {MAX_BODY} bytes"));
-        }
-        // A chunked body has no length: read at most one byte past the limit to know.
-        let mut body = Vec::new();
-        if req.as_reader().take(MAX_BODY as u64 + 1).read_to_end(&mut body).is_err() {
-            return Reply::error(400, "cannot read the request body");
-        }
-        if body.len() > MAX_BODY {
-            return Reply::error(413, &format!("request body over {MAX_BODY} bytes"));
-        }
-        let ip = req.remote_addr().map(|a| a.ip());
-        if let Some(reply) = self.limited(ip) {
-            return reply;
-        }
+    /// Checks the key on a request's head. `None`: go on and read the body; else the refusal.
+    pub fn authorize(&mut self, req: &Request<'_>) -> Option<Outcome<Pending>> {
         let Some(key) = &self.api_key else {
-            return Reply::error(503, "the control API is off: API_KEY is not set on the server");
+            let r = Reply::error(503, "the control API is off: API_KEY is not set on the server");
+            return Some(Outcome::Ready(r.into_response()));
         };
-        let given = req
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.trim().as_bytes(), key.expose().as_bytes()) {
-            self.metrics.api_auth_failures.inc();
-            self.failed(ip);
+        let given = bearer(req.header("authorization"));
+        if constant_time_eq(given.as_bytes(), key.expose().as_bytes()) {
+            // A caller that knows the key starts with a clean slate.
+            self.failures.remove(&req.peer);
+            return None;
+        }
+        self.metrics.api_auth_failures.inc();
+        let failures = self.failed(req.peer);
+        if let Some(held) = self.failure_log.allow(Instant::now()) {
             log::warn!(
-                "control API: {} key from {} for {path}",
+                "control API: {} key from {} for {}{}",
                 if given.is_empty() { "no" } else { "a wrong" },
-                ip.map_or("?".into(), |i| i.to_string())
+                req.peer,
+                req.path,
+                self.failure_log.suffix(held)
             );
+        }
+        if failures <= FAILURE_LIMIT {
             let mut r = Reply::error(401, "missing or wrong API key (Authorization: Bearer <API_KEY>)");
             r.headers.push(("WWW-Authenticate", "Bearer realm=\"mt5bot\"".into()));
-            return r;
+            return Some(Outcome::Ready(r.into_response()));
         }
-        // A caller that knows the key starts with a clean slate.
-        if let Some(ip) = ip {
-            self.failures.remove(&ip);
-        }
-        let method = req.method().clone();
-        let (allowed, request): (Method, Option<ControlRequest>) = match path {
-            "/api/v1/status" => (Method::Get, Some(ControlRequest::Status)),
-            "/api/v1/config" => (Method::Get, None),
-            "/api/v1/pause" => (Method::Post, Some(ControlRequest::Pause)),
-            "/api/v1/resume" => (Method::Post, Some(ControlRequest::Resume)),
-            "/api/v1/flatten" => (Method::Post, Some(ControlRequest::Flatten)),
-            "/api/v1/reload" => (Method::Post, None),
+        let past = (failures - FAILURE_LIMIT - 1).min(16);
+        let delay = FIRST_FAILURE_DELAY.saturating_mul(1 << past).min(MAX_FAILURE_DELAY);
+        let mut r = Reply::error(429, "too many failed authentications from this address; answers are slowed");
+        r.headers.push(("Retry-After", delay.as_secs().max(1).to_string()));
+        Some(Outcome::Delay(r.into_response(), Instant::now() + delay))
+    }
+
+    /// Answers one authorized `/api/v1/...` request.
+    pub fn handle(&mut self, req: &Request<'_>) -> Outcome<Pending> {
+        let path = req.path;
+        let (allowed, request): (&str, Option<ControlRequest>) = match path {
+            "/api/v1/status" => ("GET", Some(ControlRequest::Status)),
+            "/api/v1/config" => ("GET", None),
+            "/api/v1/pause" => ("POST", Some(ControlRequest::Pause)),
+            "/api/v1/resume" => ("POST", Some(ControlRequest::Resume)),
+            "/api/v1/flatten" => ("POST", Some(ControlRequest::Flatten)),
+            "/api/v1/reload" => ("POST", None),
             _ => {
-                return Reply::error(404, "no such endpoint; try status, config, pause, resume, flatten or reload");
+                let r = Reply::error(404, "no such endpoint; try status, config, pause, resume, flatten or reload");
+                return Outcome::Ready(r.into_response());
             }
         };
-        if method != allowed {
+        if req.method != allowed {
             let mut r = Reply::error(405, &format!("method not allowed; use {allowed}"));
-            r.headers.push(("Allow", allowed.to_string()));
-            return r;
+            r.headers.push(("Allow", allowed.to_owned()));
+            return Outcome::Ready(r.into_response());
         }
         match (path, request) {
-            ("/api/v1/config", _) => Reply::new(200, self.config_json()),
+            ("/api/v1/config", _) => Outcome::Ready(Reply::new(200, self.config_json()).into_response()),
             ("/api/v1/reload", _) => self.reload(),
             (_, Some(request)) => {
                 let what = path.trim_start_matches("/api/v1/").to_owned();
-                let r = self.ask(request);
-                if r.code == 200 && what != "status" {
-                    log::warn!("control API: {what} done: {}", r.body);
-                }
-                r
+                self.ask(request, Then::Answer { what })
             }
-            _ => Reply::error(404, "no such endpoint"),
+            _ => Outcome::Ready(Reply::error(404, "no such endpoint").into_response()),
         }
     }
 
-    fn limited(&mut self, ip: Option<IpAddr>) -> Option<Reply> {
-        let ip = ip?;
-        let (count, since) = *self.failures.get(&ip)?;
-        if since.elapsed() >= FAILURE_WINDOW {
-            self.failures.remove(&ip);
-            return None;
-        }
-        if count < FAILURE_LIMIT {
-            return None;
-        }
-        let wait = FAILURE_WINDOW.saturating_sub(since.elapsed()).as_secs().max(1);
-        let mut r = Reply::error(429, "too many failed authentications; try again later");
-        r.headers.push(("Retry-After", wait.to_string()));
-        Some(r)
+    /// The answer of a call waiting for the engine, once it is there (or the wait is over).
+    pub fn poll(&mut self, pending: &mut Pending, now: Instant) -> Option<Response> {
+        let answer = match pending.rx.try_recv() {
+            Ok(answer) => answer,
+            Err(TryRecvError::Empty) if now < pending.deadline => return None,
+            Err(_) => return Some(Reply::error(503, "the engine did not answer in time").into_response()),
+        };
+        let then = std::mem::replace(&mut pending.then, Then::Answer { what: String::new() });
+        let reply = match then {
+            Then::Answer { what } => {
+                if what != "status" {
+                    log::warn!("control API: {what} done: {answer}");
+                }
+                Reply::new(200, answer)
+            }
+            Then::Reload { new, applied, restart } => self.reloaded(*new, applied, restart),
+        };
+        Some(reply.into_response())
     }
 
-    fn failed(&mut self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
+    /// Counts a failure of `ip`; returns its failures within the window.
+    fn failed(&mut self, ip: IpAddr) -> u32 {
         if self.failures.len() >= MAX_TRACKED && !self.failures.contains_key(&ip) {
             if let Some(oldest) = self.failures.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) {
                 self.failures.remove(&oldest);
@@ -195,18 +242,16 @@ impl Control {
         if e.1.elapsed() >= FAILURE_WINDOW {
             *e = (0, Instant::now());
         }
-        e.0 += 1;
+        e.0 = e.0.saturating_add(1);
+        e.0
     }
 
-    fn ask(&self, request: ControlRequest) -> Reply {
+    fn ask(&self, request: ControlRequest, then: Then) -> Outcome<Pending> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         if self.commands.send(Command::Control { request, reply: tx }).is_err() {
-            return Reply::error(503, "the engine's command queue is full; try again");
+            return Outcome::Ready(Reply::error(503, "the engine's command queue is full; try again").into_response());
         }
-        match rx.recv_timeout(ENGINE_TIMEOUT) {
-            Ok(answer) => Reply::new(200, answer),
-            Err(_) => Reply::error(503, "the engine did not answer in time"),
-        }
+        Outcome::Wait(Pending { rx, deadline: Instant::now() + ENGINE_TIMEOUT, then })
     }
 
     fn config_json(&self) -> Value {
@@ -219,13 +264,16 @@ impl Control {
         v
     }
 
-    fn reload(&mut self) -> Reply {
+    fn reload(&mut self) -> Outcome<Pending> {
         let Some(path) = self.config_path.clone() else {
-            return Reply::error(409, "running on the embedded default (no --config): nothing to reload");
+            let r = Reply::error(409, "running on the embedded default (no --config): nothing to reload");
+            return Outcome::Ready(r.into_response());
         };
         let new = match Config::load(&path) {
             Ok(c) => c,
-            Err(e) => return Reply::error(422, &format!("the config was not reloaded: {e}")),
+            Err(e) => {
+                return Outcome::Ready(Reply::error(422, &format!("the config was not reloaded: {e}")).into_response())
+            }
         };
         let old = flatten_keys(&serde_json::to_value(self.config.to_raw()).unwrap_or(Value::Null));
         let fresh = flatten_keys(&serde_json::to_value(new.to_raw()).unwrap_or(Value::Null));
@@ -237,12 +285,16 @@ impl Control {
         let (applied, restart): (Vec<String>, Vec<String>) =
             changed.into_iter().partition(|k| LIVE_KEYS.iter().any(|l| k == l));
         if applied.is_empty() {
-            return Reply::new(200, json!({"applied": applied, "restart_needed": restart}));
+            return Outcome::Ready(
+                Reply::new(200, json!({"applied": applied, "restart_needed": restart})).into_response(),
+            );
         }
-        let answer = self.ask(ControlRequest::Reload(Box::new(new.clone())));
-        if answer.code != 200 {
-            return answer;
-        }
+        let request = ControlRequest::Reload(Box::new(new.clone()));
+        self.ask(request, Then::Reload { new: Box::new(new), applied, restart })
+    }
+
+    /// The engine applied a reload: remember what runs.
+    fn reloaded(&mut self, new: Config, applied: Vec<String>, restart: Vec<String>) -> Reply {
         // Keep the old values of what was not applied, so `config` shows what runs.
         let mut running = new;
         if !restart.is_empty() {
@@ -255,7 +307,8 @@ impl Control {
             running = merged;
         }
         self.config = running;
-        log::warn!("control API: reloaded {}: applied {applied:?}; needing a restart {restart:?}", path.display());
+        let path = self.config_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+        log::warn!("control API: reloaded {path}: applied {applied:?}; needing a restart {restart:?}");
         Reply::new(200, json!({"applied": applied, "restart_needed": restart}))
     }
 }
@@ -290,6 +343,16 @@ mod tests {
         assert_eq!(k.get("risk.max_position"), Some(&json!(5.0)));
         assert_eq!(k.get("feed.symbols"), Some(&json!([1, 2])));
         assert_eq!(k.len(), 2);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer(Some("Bearer abc")), "abc");
+        assert_eq!(bearer(Some("bearer abc ")), "abc");
+        assert_eq!(bearer(Some("BEARER  abc")), "abc");
+        assert_eq!(bearer(Some("Basic abc")), "");
+        assert_eq!(bearer(Some("Bearerabc")), "");
+        assert_eq!(bearer(None), "");
     }
 
     #[test]

@@ -1,24 +1,22 @@
-//! The helper thread: serves `/metrics`, `/healthz` and `/readyz` with tiny_http and samples the
-//! process once a second.
+//! The helper thread: serves `/metrics`, `/healthz`, `/readyz` and the control API (`/api/v1/`)
+//! from one bounded mio loop ([`super::server`]), and samples the process once a second.
 //!
 //! It reads trading state only through atomics ([`Health`] and the metric handles), so a slow
-//! scrape, a flood of requests or a stuck client never touches the engine thread. tiny_http reads
-//! each request on its own connection thread; this thread only answers complete requests and never
-//! reads a body, so a huge or slow request costs that connection, not the daemon.
+//! scrape, a flood of requests or a stuck client never touches the engine thread. Control calls
+//! reach the engine through the bounded command channel and are answered when the engine has
+//! answered, without this thread ever waiting for it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tiny_http::{Header, Method, Request, Response, Server};
-
 use crate::engine::reactor::{Command, CommandSender};
 
-use super::control::Control;
-
+use super::control::{Control, Pending};
 use super::metrics::Metrics;
 use super::sampler::Sampler;
+use super::server::{Limits, Outcome, Request, Response, Server, Service, StopHandle};
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -85,162 +83,151 @@ impl Health {
 
 /// The running helper thread.
 pub struct Helper {
-    server: Arc<Server>,
-    stop: Arc<AtomicBool>,
+    stop: StopHandle,
     handle: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Helper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Helper").field("stop", &self.stop).finish_non_exhaustive()
+        f.debug_struct("Helper").finish_non_exhaustive()
     }
 }
 
 impl Helper {
-    /// Starts serving on an already bound server. If serving fails for good, the engine is told to
-    /// stop through `commands` (a daemon nobody can monitor should exit and be restarted).
+    /// Starts serving on an already bound listener, within `limits`.
     pub fn spawn(
-        server: Server,
+        listener: std::net::TcpListener,
+        limits: Limits,
         metrics: Metrics,
         health: Arc<Health>,
         commands: CommandSender,
-        mut control: Control,
+        control: Control,
     ) -> std::io::Result<Helper> {
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (srv, flag) = (Arc::clone(&server), Arc::clone(&stop));
-        let handle = std::thread::Builder::new()
-            .name("mt5bot-helper".into())
-            .spawn(move || serve(&srv, &metrics, &health, &flag, &commands, &mut control))?;
-        Ok(Helper { server, stop, handle: Some(handle) })
+        let service = Routes { metrics: metrics.clone(), health, control, sampler: Sampler::default() };
+        let (mut server, stop) = Server::new(listener, limits, service, &metrics)?;
+        let handle_stop = stop.clone();
+        let handle = std::thread::Builder::new().name("mt5bot-helper".into()).spawn(move || {
+            if let Err(e) = server.run(&handle_stop) {
+                // A daemon nobody can monitor or control should exit and be restarted.
+                let reason = format!("the metrics listener's event loop failed: {e}");
+                log::error!("{reason}");
+                let _ = commands.send(Command::Shutdown { reason });
+            }
+        })?;
+        Ok(Helper { stop, handle: Some(handle) })
     }
 
     /// Stops serving and waits for the thread.
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.server.unblock();
+        self.stop.stop();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
 }
 
-fn serve(
-    server: &Server,
-    metrics: &Metrics,
-    health: &Health,
-    stop: &AtomicBool,
-    commands: &CommandSender,
-    control: &mut Control,
-) {
-    let mut sampler = Sampler::default();
-    let mut next_sample = Instant::now();
-    let mut buf = Vec::with_capacity(64 * 1024);
-    loop {
-        if Instant::now() >= next_sample {
-            let s = sampler.sample();
-            if let Some(p) = s.cpu_pct {
-                metrics.cpu_usage_pct.set(p);
-            }
-            if let Some(m) = s.rss_mb {
-                metrics.rss_usage_mb.set(m);
-            }
-            next_sample += Duration::from_secs(1);
-            if next_sample < Instant::now() {
-                next_sample = Instant::now() + Duration::from_secs(1);
-            }
-        }
-        let wait = next_sample.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        match server.recv_timeout(wait) {
-            Ok(Some(req)) => handle(req, metrics, health, control, &mut buf),
-            Ok(None) => {}
-            Err(e) => {
-                let reason = format!("the metrics server failed: {e}");
-                log::error!("{reason}");
-                let _ = commands.send(Command::Shutdown { reason });
-                return;
-            }
-        }
-    }
+/// What the helper thread serves.
+#[derive(Debug)]
+struct Routes {
+    metrics: Metrics,
+    health: Arc<Health>,
+    control: Control,
+    sampler: Sampler,
 }
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
-fn handle(mut req: Request, metrics: &Metrics, health: &Health, control: &mut Control, buf: &mut Vec<u8>) {
-    let path = req.url().split('?').next().unwrap_or("").to_owned();
-    let handler = match path.as_str() {
+fn handler(path: &str) -> &'static str {
+    match path {
         "/metrics" => "metrics",
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         p if p.starts_with("/api/") => "api",
         _ => "other",
-    };
-    if handler == "api" {
-        let reply = control.handle(&mut req, &path);
-        metrics.http_requests.with_label_values(&[handler, &reply.code.to_string()]).inc();
-        let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
-        body.push(b'\n');
-        let mut resp = Response::from_data(body).with_status_code(reply.code);
-        let headers = [("Content-Type", "application/json".to_owned())].into_iter().chain(reply.headers);
-        for h in headers.filter_map(|(n, v)| header(n, &v)) {
-            resp.add_header(h);
-        }
-        if let Some(h) = header("Connection", "close").filter(|_| reply.code == 413) {
-            // The unread rest of a huge body is not worth reading on a kept-alive connection.
-            resp.add_header(h);
-        }
-        if let Err(e) = req.respond(resp) {
-            log::debug!("API client went away before the answer: {e}");
-        }
-        return;
     }
-    let (code, body, content_type, allow): (u16, Vec<u8>, &str, bool) = if handler == "other" {
-        (
-            404,
-            b"not found; try /metrics, /healthz, /readyz or /api/v1/status\n".to_vec(),
-            "text/plain; charset=utf-8",
-            false,
-        )
-    } else if *req.method() != Method::Get {
-        (405, b"method not allowed; use GET\n".to_vec(), "text/plain; charset=utf-8", true)
-    } else {
-        match handler {
-            "metrics" => {
-                buf.clear();
-                match metrics.encode(buf) {
-                    Ok(()) => (200, buf.clone(), METRICS_CONTENT_TYPE, false),
-                    Err(e) => {
-                        log::error!("cannot encode metrics: {e}");
-                        (500, format!("cannot encode metrics: {e}\n").into_bytes(), "text/plain; charset=utf-8", false)
+}
+
+impl Routes {
+    fn count(&self, handler: &str, resp: &Response) {
+        let mut code = itoa::Buffer::new();
+        self.metrics.http_requests.with_label_values(&[handler, code.format(resp.status)]).inc();
+    }
+
+    fn counted(&self, handler: &str, outcome: Outcome<Pending>) -> Outcome<Pending> {
+        match &outcome {
+            Outcome::Ready(r) | Outcome::Delay(r, _) => self.count(handler, r),
+            Outcome::Wait(_) => {}
+        }
+        outcome
+    }
+}
+
+impl Service for Routes {
+    type Pending = Pending;
+
+    fn head(&mut self, req: &Request<'_>) -> Option<Outcome<Pending>> {
+        if handler(req.path) == "api" {
+            let refused = self.control.authorize(req)?;
+            return Some(self.counted("api", refused));
+        }
+        if req.content_length > 0 {
+            // Nothing here takes a body; do not read one.
+            let resp = Response::text(400, "this endpoint takes no request body\n");
+            return Some(self.counted(handler(req.path), Outcome::Ready(resp)));
+        }
+        None
+    }
+
+    fn request(&mut self, req: &Request<'_>) -> Outcome<Pending> {
+        let handler = handler(req.path);
+        if handler == "api" {
+            let outcome = self.control.handle(req);
+            return self.counted("api", outcome);
+        }
+        let resp = if handler == "other" {
+            Response::text(404, "not found; try /metrics, /healthz, /readyz or /api/v1/status\n")
+        } else if req.method != "GET" {
+            Response::text(405, "method not allowed; use GET\n").with_header("Allow", "GET")
+        } else {
+            match handler {
+                "metrics" => {
+                    let mut body = Vec::with_capacity(32 * 1024);
+                    match self.metrics.encode(&mut body) {
+                        Ok(()) => Response::new(200, METRICS_CONTENT_TYPE, body),
+                        Err(e) => {
+                            log::error!("cannot encode metrics: {e}");
+                            Response::text(500, &format!("cannot encode metrics: {e}\n"))
+                        }
                     }
                 }
+                "healthz" => Response::text(200, "ok\n"),
+                _ => match self.health.readiness() {
+                    Ok(()) => Response::text(200, "ready\n"),
+                    Err(why) => Response::text(503, &format!("not ready: {why}\n")),
+                },
             }
-            "healthz" => (200, b"ok\n".to_vec(), "text/plain; charset=utf-8", false),
-            _ => match health.readiness() {
-                Ok(()) => (200, b"ready\n".to_vec(), "text/plain; charset=utf-8", false),
-                Err(why) => (503, format!("not ready: {why}\n").into_bytes(), "text/plain; charset=utf-8", false),
-            },
+        };
+        self.count(handler, &resp);
+        Outcome::Ready(resp)
+    }
+
+    fn poll(&mut self, pending: &mut Pending, now: Instant) -> Option<Response> {
+        let resp = self.control.poll(pending, now)?;
+        self.count("api", &resp);
+        Some(resp)
+    }
+
+    fn answered(&mut self, path: &str, status: u16) {
+        let mut code = itoa::Buffer::new();
+        self.metrics.http_requests.with_label_values(&[handler(path), code.format(status)]).inc();
+    }
+
+    fn tick(&mut self, now: Instant) -> Instant {
+        let s = self.sampler.sample();
+        if let Some(p) = s.cpu_pct {
+            self.metrics.cpu_usage_pct.set(p);
         }
-    };
-    metrics.http_requests.with_label_values(&[handler, &code.to_string()]).inc();
-    let mut resp = Response::from_data(body).with_status_code(code);
-    let mut headers = vec![("Content-Type", content_type)];
-    if allow {
-        headers.push(("Allow", "GET"));
-    }
-    if req.body_length().is_some_and(|n| n > 0) {
-        // Do not keep reading a body nobody asked for on a kept-alive connection.
-        headers.push(("Connection", "close"));
-    }
-    for h in headers.into_iter().filter_map(|(n, v)| header(n, v)) {
-        resp.add_header(h);
-    }
-    if let Err(e) = req.respond(resp) {
-        log::debug!("metrics client went away before the answer: {e}");
+        if let Some(m) = s.rss_mb {
+            self.metrics.rss_usage_mb.set(m);
+        }
+        now + Duration::from_secs(1)
     }
 }

@@ -42,6 +42,9 @@ pub mod names {
     pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
     pub const HTTP_REQUESTS: &str = "http_requests_total";
     pub const API_AUTH_FAILURES: &str = "api_auth_failures_total";
+    pub const HTTP_CONNECTIONS: &str = "http_connections";
+    pub const HTTP_CONNECTIONS_CLOSED: &str = "http_connections_closed_total";
+    pub const HTTP_ACCEPT_ERRORS: &str = "http_accept_errors_total";
     pub const LOG_FORWARD_SENT: &str = "log_forward_sent_total";
     pub const LOG_FORWARD_DROPPED: &str = "log_forward_dropped_total";
     pub const LOG_FORWARD_RETRIES: &str = "log_forward_retries_total";
@@ -70,7 +73,16 @@ pub const ROUNDTRIP_BUCKETS: [f64; 13] =
     [10e-6, 50e-6, 100e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 100e-3, 500e-3, 1.0, 10.0];
 
 /// Reasons of `ingress_errors_total`.
-pub const INGRESS_ERROR_REASONS: [&str; 5] = ["bad_json", "bad_field", "line_too_long", "too_many_connections", "io"];
+pub const INGRESS_ERROR_REASONS: [&str; 7] =
+    ["bad_json", "bad_field", "line_too_long", "too_many_connections", "io", "stalled", "accept"];
+
+/// `reason` labels of `http_connections_closed_total`: connections the metrics listener cut off.
+/// `evicted`: an idle or unfinished connection closed to make room for a new one at
+/// `metrics.max_connections`; `limit`: a new connection refused there (nothing could be evicted);
+/// the timeouts are `metrics.header_timeout`, `body_timeout`, `idle_timeout` and `write_timeout`;
+/// `bad_request`: bytes that are not HTTP/1.x.
+pub const HTTP_CLOSE_REASONS: [&str; 7] =
+    ["evicted", "limit", "header_timeout", "body_timeout", "idle_timeout", "write_timeout", "bad_request"];
 
 /// `kind` labels of `influx_write_errors_total`.
 pub const INFLUX_ERROR_KINDS: [&str; 4] = ["connect", "server", "refused", "throttled"];
@@ -107,6 +119,9 @@ pub struct Metrics {
     pub log_records_dropped: IntCounter,
     pub http_requests: IntCounterVec,
     pub api_auth_failures: IntCounter,
+    pub http_connections: IntGauge,
+    pub http_connections_closed: IntCounterVec,
+    pub http_accept_errors: IntCounter,
     pub log_forward_sent: IntCounter,
     pub log_forward_dropped: IntCounter,
     pub log_forward_retries: IntCounter,
@@ -207,12 +222,15 @@ impl Metrics {
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
             broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Reconnection attempts to the venue (the paper venue never reconnects)."), &["venue"]))),
-            venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, bad_line, line_too_long."), &["venue", "kind"]))),
+            venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), bad_line, line_too_long."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
             http_requests: reg(&r, must(IntCounterVec::new(Opts::new(HTTP_REQUESTS, "HTTP requests served, by handler and status code."), &["handler", "code"]))),
             api_auth_failures: reg(&r, must(IntCounter::new(API_AUTH_FAILURES, "Control API calls refused for a missing or wrong API key."))),
+            http_connections: reg(&r, must(IntGauge::new(HTTP_CONNECTIONS, "Open connections on the metrics and control listener (bounded by metrics.max_connections)."))),
+            http_connections_closed: reg(&r, must(IntCounterVec::new(Opts::new(HTTP_CONNECTIONS_CLOSED, "Connections the metrics listener cut off, by reason: evicted, limit, header_timeout, body_timeout, idle_timeout, write_timeout, bad_request."), &["reason"]))),
+            http_accept_errors: reg(&r, must(IntCounter::new(HTTP_ACCEPT_ERRORS, "Failed accepts on the metrics listener (e.g. out of file descriptors); retried."))),
             log_forward_sent: reg(&r, must(IntCounter::new(LOG_FORWARD_SENT, "Log records delivered to the sink at log_forward.url."))),
             log_forward_dropped: reg(&r, must(IntCounter::new(LOG_FORWARD_DROPPED, "Log records never forwarded: the buffers or the spool were full, or the sink refused them (they are in the local file)."))),
             log_forward_retries: reg(&r, must(IntCounter::new(LOG_FORWARD_RETRIES, "Failed or partial deliveries to the log sink that were retried."))),
@@ -251,6 +269,9 @@ impl Metrics {
         for k in INFLUX_ERROR_KINDS {
             m.influx_write_errors.with_label_values(&[k]);
         }
+        for r in HTTP_CLOSE_REASONS {
+            m.http_connections_closed.with_label_values(&[r]);
+        }
         m
     }
 
@@ -275,6 +296,7 @@ impl Metrics {
             handshake_timeout: e("handshake_timeout"),
             bad_line: e("bad_line"),
             line_too_long: e("line_too_long"),
+            handshake_evicted: e("handshake_evicted"),
         }
     }
 

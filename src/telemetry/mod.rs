@@ -15,3 +15,4 @@ pub mod logging;
 pub mod metrics;
 pub mod pushgateway;
 pub mod sampler;
+pub mod server;

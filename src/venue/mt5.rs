@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Mt5Config, OrderKind};
 use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
 use crate::secrets::Secret;
+use crate::throttle::Throttle;
 
 use super::Venue;
 
@@ -106,6 +107,7 @@ pub struct Mt5Metrics {
     pub handshake_timeout: IntCounter,
     pub bad_line: IntCounter,
     pub line_too_long: IntCounter,
+    pub handshake_evicted: IntCounter,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +237,9 @@ pub struct Mt5Venue {
     /// The line being handled, copied out of the connection's buffer (reused).
     line: Vec<u8>,
     metrics: Mt5Metrics,
+    /// Lines any client can cause at will, at most one per interval each.
+    connect_log: Throttle,
+    close_log: Throttle,
 }
 
 impl Mt5Venue {
@@ -269,6 +274,8 @@ impl Mt5Venue {
             chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             line: Vec::with_capacity(4096),
             metrics,
+            connect_log: Throttle::default(),
+            close_log: Throttle::default(),
         })
     }
 
@@ -283,9 +290,59 @@ impl Mt5Venue {
             .is_some_and(|c| c.state == ConnState::Active { synced: true } && c.closing.is_none())
     }
 
+    /// Connections still waiting to authenticate.
+    fn handshakes(&self) -> usize {
+        self.slots.iter().flatten().filter(|c| matches!(c.state, ConnState::Handshake { .. })).count()
+    }
+
+    /// Makes room for a new connection: the oldest one still in its handshake goes, after what it
+    /// sent is read (an answer already there authenticates it instead). Returns whether a slot is
+    /// free and the handshakes are below `venue.mt5.max_handshakes`.
+    fn make_room(&mut self, now: Nanos) -> bool {
+        for _ in 0..4 {
+            let free = self.slots.iter().any(Option::is_none);
+            if free && self.handshakes() < self.cfg.max_handshakes {
+                return true;
+            }
+            let oldest = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c.as_ref()?.state {
+                    ConnState::Handshake { deadline } => Some((deadline, i)),
+                    ConnState::Active { .. } => None,
+                })
+                .min()
+                .map(|(_, i)| i);
+            let Some(i) = oldest else { return free };
+            if let Some(why) = self.read(i, now) {
+                self.close(i, why);
+                continue;
+            }
+            if matches!(self.slots[i].as_ref().map(|c| c.state), Some(ConnState::Handshake { .. })) {
+                self.metrics.handshake_evicted.inc();
+                self.close(
+                    i,
+                    "evicted unauthenticated: a newer connection needed its place (venue.mt5.max_handshakes)",
+                );
+            }
+        }
+        self.slots.iter().any(Option::is_none) && self.handshakes() < self.cfg.max_handshakes
+    }
+
     fn accept(&mut self, now: Nanos) {
-        let Some(registry) = &self.registry else { return };
+        if self.registry.is_none() {
+            return;
+        }
+        // At most half the handshake slots per turn: every connection accepted lives through at
+        // least one more read pass before a flood can evict it. The rest wait in the backlog for
+        // the next turn, which comes at once (`next_deadline`).
+        let mut budget = (self.cfg.max_handshakes / 2).max(1);
         loop {
+            if budget == 0 {
+                return;
+            }
+            budget -= 1;
             let (mut stream, peer) = match self.listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -294,15 +351,19 @@ impl Mt5Venue {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::warn!("mt5: accept failed: {e}");
+                    if let Some(held) = self.connect_log.allow(std::time::Instant::now()) {
+                        log::warn!("mt5: accept failed: {e}{}", self.connect_log.suffix(held));
+                    }
                     self.listener_ready = false;
                     return;
                 }
             };
-            let Some(slot) = self.slots.iter().position(Option::is_none) else {
-                log::warn!("mt5: refused {peer}: too many connections waiting for the handshake");
+            if !self.make_room(now) {
+                self.metrics.handshake_evicted.inc();
                 continue;
-            };
+            }
+            let Some(slot) = self.slots.iter().position(Option::is_none) else { continue };
+            let Some(registry) = &self.registry else { return };
             let token = Token(self.first_token + 1 + slot);
             if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
                 log::warn!("mt5: cannot watch the connection from {peer}: {e}");
@@ -334,7 +395,12 @@ impl Mt5Venue {
                 conn.challenge
             );
             flush(&mut conn);
-            log::info!("mt5: terminal connecting from {peer}; waiting for its answer to the challenge");
+            if let Some(held) = self.connect_log.allow(std::time::Instant::now()) {
+                log::info!(
+                    "mt5: terminal connecting from {peer}; waiting for its answer to the challenge{}",
+                    self.connect_log.suffix(held)
+                );
+            }
             self.slots[slot] = Some(conn);
         }
     }
@@ -353,8 +419,15 @@ impl Mt5Venue {
                 conn.peer,
                 self.orders.len()
             );
-        } else {
+        } else if conn.session > 0 {
             log::warn!("mt5: connection from {} closed ({why})", conn.peer);
+        } else if let Some(held) = self.close_log.allow(std::time::Instant::now()) {
+            // Before authentication anyone can cause this line, as often as they like.
+            log::warn!(
+                "mt5: unauthenticated connection from {} closed ({why}){}",
+                conn.peer,
+                self.close_log.suffix(held)
+            );
         }
     }
 
@@ -796,9 +869,8 @@ impl Venue for Mt5Venue {
     fn on_tick(&mut self, _tick: &Tick, _now: Nanos, _events: &mut Vec<VenueEvent>) {}
 
     fn poll(&mut self, now: Nanos, events: &mut Vec<VenueEvent>) {
-        if self.listener_ready {
-            self.accept(now);
-        }
+        // Read before accepting, so an answer to a challenge that has arrived is taken before a
+        // flood of new connections could push its connection out.
         for i in 0..self.slots.len() {
             let Some(c) = self.slots[i].as_ref() else { continue };
             let why = if c.readable { self.read(i, now) } else { None };
@@ -812,6 +884,9 @@ impl Venue for Mt5Venue {
             if let Some(why) = why {
                 self.close(i, why);
             }
+        }
+        if self.listener_ready {
+            self.accept(now);
         }
         self.heartbeats(now);
         events.append(&mut self.events);
@@ -832,6 +907,9 @@ impl Venue for Mt5Venue {
     }
 
     fn next_deadline(&self) -> Option<Nanos> {
+        if self.listener_ready {
+            return Some(0);
+        }
         let hb = self.cfg.heartbeat_interval.as_nanos() as Nanos;
         self.slots
             .iter()

@@ -185,7 +185,26 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `mt5bot run --config CONFIG` in `dir`, with extra environment variables.
     pub fn start(dir: &TempDir, config: &Path, metrics_addr: &str, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(BIN);
+        Daemon::start_under(dir, config, metrics_addr, env, &[])
+    }
+
+    /// [`Daemon::start`] through a wrapper that ends by exec'ing its arguments (`prlimit ... --`,
+    /// a shell that joins a cgroup first); `wrapper` empty starts the binary itself.
+    pub fn start_under(
+        dir: &TempDir,
+        config: &Path,
+        metrics_addr: &str,
+        env: &[(&str, &str)],
+        wrapper: &[String],
+    ) -> Daemon {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(config)
@@ -232,6 +251,16 @@ impl Daemon {
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let child = &mut self.child;
         wait_for("mt5bot to exit", timeout, || child.try_wait().ok().flatten())
+    }
+
+    /// Threads of the running process (`/proc/PID/task`).
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id())).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Open file descriptors of the running process (`/proc/PID/fd`).
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map(|d| d.count()).unwrap_or(0)
     }
 
     pub fn log_file(&self) -> String {
