@@ -227,7 +227,17 @@ fn the_unit_verifies_and_is_well_hardened() {
         "StateDirectory=mt5bot",
         "LogsDirectory=mt5bot",
         "User=mt5bot",
+        "TasksMax=",
     ] {
         assert!(shipped.contains(needle), "the unit lacks {needle}");
     }
+    // The daemon's default bounds fit inside the unit's open-file limit, with room for the rest.
+    let nofile: usize = shipped
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the unit sets LimitNOFILE to a number");
+    let d = mt5bot::config::RawConfig::default();
+    let bounded = d.metrics.max_connections + d.ingress.max_connections + d.venue.mt5.max_handshakes + 2;
+    assert!(bounded + 256 <= nofile, "LimitNOFILE={nofile} leaves too little beside {bounded} client sockets");
 }
