@@ -169,9 +169,8 @@ impl Service for Routes {
             return Some(self.counted("api", refused));
         }
         if req.content_length > 0 {
-            // Nothing here takes a body; do not read one.
-            let resp = Response::text(400, "this endpoint takes no request body\n");
-            return Some(self.counted(handler(req.path), Outcome::Ready(resp)));
+            // Nothing here takes a body: answer on the head and never read it.
+            return Some(self.request(req));
         }
         None
     }
