@@ -23,7 +23,9 @@ fn main() {
         .ok()
         .or_else(|| run("git", &["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_owned());
-    let dirty = run("git", &["status", "--porcelain", "--untracked-files=no"]).is_some();
+    // --no-optional-locks: a plain `git status` refreshes and rewrites .git/index (it does after
+    // every fresh clone), which is watched below, so every build would trigger the next one.
+    let dirty = run("git", &["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"]).is_some();
     let commit = if dirty && commit != "unknown" { format!("{commit}-dirty") } else { commit };
 
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
