@@ -24,6 +24,9 @@ pub const EMBEDDED_NAME: &str = "<embedded default>";
 /// Largest signal queue the config accepts (2^20 slots).
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
+/// Largest config file read; larger ones are refused before parsing.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Most ingress clients at once (each takes an engine token and a file descriptor).
 pub const MAX_INGRESS_CONNECTIONS: usize = 4096;
 
@@ -859,12 +862,26 @@ impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: name.clone(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
+        let fail = |message: String| ConfigError { file: name.clone(), line: None, key: String::new(), message };
+        // Refuse a huge file before reading it: a 57 MB file took 30 s and 1.2 GB to be refused.
+        let size = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the config file: {e}")))?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(fail(format!(
+                "the file has {size} bytes; a config is at most {MAX_CONFIG_BYTES} bytes (is it the right file?)"
+            )));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(
+                std::fs::File::open(path).map_err(|e| fail(format!("cannot read the config file: {e}")))?,
+                MAX_CONFIG_BYTES + 1,
+            ),
+            &mut text,
+        )
+        .map_err(|e| fail(format!("cannot read the config file: {e}")))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(fail(format!("the file grew past {MAX_CONFIG_BYTES} bytes while being read")));
+        }
         Config::parse(&text, &name)
     }
 
@@ -882,7 +899,6 @@ impl Config {
         validate(raw, name, text)
     }
 
-    /// The effective configuration as YAML, for `config check` (no secrets are ever in it).
     /// Settings that are valid but risky, each with what to do about it: printed by
     /// `mt5bot config check` and logged at start.
     pub fn warnings(&self) -> Vec<String> {
@@ -905,6 +921,7 @@ impl Config {
         w
     }
 
+    /// The effective configuration as YAML, for `config check` (no secrets are ever in it).
     pub fn to_yaml(&self) -> String {
         let raw = self.to_raw();
         serde_yaml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
@@ -1062,7 +1079,53 @@ impl Config {
 }
 
 /// Turns a serde_yaml error into a [`ConfigError`] with the line and key it names.
+/// Quoted values longer than this are not repeated in an error message.
+const MAX_QUOTED_VALUE: usize = 40;
+
+/// Replaces every value quoted in a message (`"..."` or `` `...` ``, as serde quotes them) that is
+/// longer than [`MAX_QUOTED_VALUE`] with its length: the message says where and what kind of value
+/// was wrong without repeating a long one (a token pasted in the wrong place, a line of another
+/// file).
+fn redact_long_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find(quote) else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let value = &after[..end];
+        if value.chars().count() > MAX_QUOTED_VALUE {
+            out.push_str(&format!("a value of {} characters (not shown)", value.chars().count()));
+        } else {
+            out.push(quote);
+            out.push_str(value);
+            out.push(quote);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn yaml_error(e: &serde_yaml::Error, text: &str, name: &str) -> ConfigError {
+    // A file that is not a YAML mapping is not a config at all (an env file of secrets given by
+    // mistake, a symlink to the wrong file): say so and where, and repeat nothing of it.
+    let mapping = matches!(serde_yaml::from_str::<serde_yaml::Value>(text), Ok(serde_yaml::Value::Mapping(_)));
+    if !mapping {
+        return ConfigError {
+            file: name.to_owned(),
+            line: e.location().map(|l| l.line()),
+            key: String::new(),
+            message: "this is not a YAML mapping of config sections, so it is not an mt5bot config (is it the \
+                      right file? a config has sections such as venue:, feed:, risk:, metrics:); its content is \
+                      not shown, since it may be a secrets file"
+                .into(),
+        };
+    }
     let line = e.location().map(|l| l.line());
     let full = e.to_string();
     // serde_yaml renders "path.to.key: message at line L column C"; split the parts apart.
@@ -1087,7 +1150,7 @@ fn yaml_error(e: &serde_yaml::Error, text: &str, name: &str) -> ConfigError {
         _ => key,
     };
     let line = line.or_else(|| locate(text, &key));
-    ConfigError { file: name.to_owned(), line, key, message }
+    ConfigError { file: name.to_owned(), line, key, message: redact_long_values(&message) }
 }
 
 /// Finds the 1-based line of a dotted key in block-style YAML, for errors raised after parsing.
@@ -1875,7 +1938,22 @@ mod tests {
     #[test]
     fn not_a_mapping() {
         let e = err("- just\n- a list\n");
-        assert!(e.message.contains("invalid type"), "{e}");
+        assert!(e.message.contains("not a YAML mapping"), "{e}");
+    }
+
+    #[test]
+    fn errors_never_repeat_a_file_that_is_not_a_config_nor_long_values() {
+        let secret = "0123456789abcdef0123456789abcdef0123456789";
+        let env = format!("API_KEY={secret}\nCONTROLLER_SHARED_SECRET={secret}\n");
+        let e = Config::parse(&env, "runtime.env").expect_err("an env file is no config");
+        assert!(!e.to_string().contains(secret), "{e}");
+        assert!(e.message.contains("not a YAML mapping"), "{e}");
+        let e = Config::parse(&format!("venue:\n  kind: {secret}\n"), "c.yaml").expect_err("bad kind");
+        assert!(!e.to_string().contains(secret), "{e}");
+        assert_eq!(e.key, "venue.kind");
+        assert!(e.message.contains("42 characters"), "{e}");
+        let e = Config::parse("venue:\n  kind: mt4\n", "c.yaml").expect_err("bad kind");
+        assert!(e.message.contains("mt4"), "a short value from a config is still quoted: {e}");
     }
 
     #[test]
