@@ -23,6 +23,7 @@ declare -A NEED=(
   [crontab]=cron
   [rsyslogd]=rsyslog
   [openssl]=openssl
+  [logrotate]=logrotate
 )
 
 # packages that ship no program on PATH (the executor example and the library it links; rsyslog's

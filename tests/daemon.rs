@@ -216,3 +216,131 @@ fn secrets_come_from_credentials_before_the_environment_and_are_never_logged() {
         assert!(!log.contains(value) && !d.stderr().contains(value), "a secret value was logged");
     }
 }
+
+/// SIGHUP (logrotate's `postrotate kill -HUP`) reopens the log file and changes nothing else: the
+/// daemon keeps trading, the rotated file keeps what it had, the new one gets what follows.
+#[test]
+fn sighup_reopens_the_log_file_and_stops_nothing() {
+    let dir = TempDir::new("sighup");
+    let (cfg, addr) = config_with(&dir, "engine:\n  status_interval: 1s\n");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(5));
+    d.signal("HUP");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(d.child.try_wait().expect("wait").is_none(), "SIGHUP must not end the daemon");
+    let log = dir.join("logs/mt5bot.log");
+    let rotated = dir.join("logs/mt5bot.log.1");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    d.signal("HUP");
+    wait_for("a new log file with the reopen line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).ok().filter(|t| t.contains("log file reopened (SIGHUP)")).map(|_| ())
+    });
+    let ticks = sample(&d.metrics(), "ticks_total").expect("ticks");
+    wait_for("ticks to keep flowing after SIGHUP", Duration::from_secs(5), || {
+        sample(&d.metrics(), "ticks_total").filter(|t| *t > ticks).map(|_| ())
+    });
+    d.signal("TERM");
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    let new = std::fs::read_to_string(&log).expect("new log");
+    assert!(new.contains("final state"), "the final state goes to the reopened file");
+    let old = std::fs::read_to_string(&rotated).expect("rotated log");
+    assert!(old.contains("starting") && !old.contains("final state"));
+    for line in old.lines().chain(new.lines()) {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {line}"));
+    }
+}
+
+/// A full disk under the logs folder: every record not written is counted, no torn line is left,
+/// and writing resumes by itself when space returns. Needs root to mount a small tmpfs.
+#[test]
+fn a_full_log_disk_is_counted_and_recovered_from_without_torn_lines() {
+    let dir = TempDir::new("logfull");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED: cannot mount a small tmpfs at {} (needs root); the full-disk case is not tested",
+            logs.display()
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(logs.clone());
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) =
+        config_with(&dir, &format!("logging:\n  stderr: false\ningress:\n  enabled: true\n  listen: {ingress}\n"));
+    let cfg_text = std::fs::read_to_string(&cfg).expect("cfg").replacen("logging:\n  stderr: true\n", "", 1);
+    std::fs::write(&cfg, cfg_text).expect("cfg");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(5));
+    // Fill the disk.
+    let filler = logs.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![b'x'; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    // Each ingress connection is two log lines.
+    let churn = |n: usize| {
+        for _ in 0..n {
+            drop(std::net::TcpStream::connect(&ingress).expect("connect to ingress"));
+        }
+    };
+    wait_for("records to be counted as dropped on the full disk", Duration::from_secs(10), || {
+        churn(50);
+        sample(&d.metrics(), "log_records_dropped_total").filter(|n| *n >= 10.0).map(|_| ())
+    });
+    let before = std::fs::read_to_string(logs.join("mt5bot.log")).expect("log").len();
+    std::fs::remove_file(&filler).expect("free the space");
+    wait_for("writing to resume when space returns", Duration::from_secs(10), || {
+        churn(5);
+        let now = std::fs::read_to_string(logs.join("mt5bot.log")).ok()?.len();
+        (now > before + 1000).then_some(())
+    });
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let text = std::fs::read_to_string(logs.join("mt5bot.log")).expect("log");
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("a torn line ({e}): {line}"));
+    }
+    assert!(d.stderr().contains("log_records_dropped_total"), "stderr says what happened: {}", d.stderr());
+}
+
+/// The shipped logrotate file parses (with the service user swapped for one that exists here) and
+/// rotates with SIGHUP to the main process, never a restart.
+#[test]
+fn the_shipped_logrotate_file_is_valid_and_signals_sighup() {
+    let logrotate = require("logrotate");
+    let dir = TempDir::new("logrotate");
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/mt5bot.logrotate")).expect("file");
+    assert!(shipped.contains("--signal=SIGHUP --kill-whom=main"), "rotation must only SIGHUP the daemon");
+    assert!(!shipped.contains("restart"), "rotation must never restart the daemon");
+    let log = dir.join("mt5bot.log");
+    std::fs::write(&log, "{}\n").expect("log");
+    let local = shipped
+        .replace("/var/log/mt5bot/mt5bot.log", log.to_str().expect("utf8"))
+        .replace("mt5bot mt5bot", "root root");
+    let conf = dir.write("logrotate.conf", &local);
+    let out = Command::new(logrotate)
+        .arg("--debug")
+        .arg("--state")
+        .arg(dir.join("state"))
+        .arg(&conf)
+        .output()
+        .expect("logrotate");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("error:"), "{text}");
+    assert!(text.contains("Handling 1 logs"), "{text}");
+}

@@ -6,12 +6,20 @@
 //! [`LogWriter`] thread drains the channel and writes each record twice: a JSON line to
 //! `logging.file` (always; it is the record of truth) and, when `logging.stderr` is set, a
 //! human-readable line to stderr through simplelog.
+//!
+//! Lines reach the file whole or not at all as far as a reader can tell: each batch is written
+//! with the end of every record known, so when the disk is full the records not written are
+//! counted in `log_records_dropped_total` (and said once on stderr), the next record starts on a
+//! fresh line, and writing resumes by itself when space returns. SIGHUP reopens the file (the
+//! logrotate convention: `postrotate kill -HUP`) and changes nothing else.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -188,6 +196,10 @@ impl LogWriter {
         forward: Option<super::log_forward::ForwardHandle>,
     ) -> Result<LogWriter, LogSetupError> {
         let out = open_log_file(file)?;
+        // SIGHUP's default action ends the process; from here on it only asks for a reopen.
+        let reopen = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reopen))
+            .map_err(|e| LogSetupError(format!("cannot handle SIGHUP: {e}")))?;
         let (tx, rx) = mpsc::sync_channel(capacity);
         let term = stderr.then(|| {
             let config = ConfigBuilder::new()
@@ -200,9 +212,22 @@ impl LogWriter {
             TermLogger::new(level, config, TerminalMode::Stderr, color)
         });
         let path = file.to_path_buf();
+        let lost = dropped.clone();
         let handle = std::thread::Builder::new()
             .name("mt5bot-log".into())
-            .spawn(move || write_loop(rx, BufWriter::new(out), path, term, forward))
+            .spawn(move || {
+                let file = FileSink {
+                    out,
+                    path,
+                    batch: Vec::with_capacity(64 * 1024),
+                    ends: Vec::new(),
+                    torn: false,
+                    failing: false,
+                    lost,
+                    reopen,
+                };
+                write_loop(rx, file, term, forward)
+            })
             .map_err(|e| LogSetupError(format!("cannot start the log writer thread: {e}")))?;
         log::set_boxed_logger(Box::new(ChannelLogger { tx: tx.clone(), level, dropped }))
             .map_err(|e| LogSetupError(format!("a logger is already installed: {e}")))?;
@@ -239,14 +264,117 @@ fn open_log_file(file: &Path) -> Result<File, LogSetupError> {
 const IDLE_MIN: Duration = Duration::from_millis(1);
 const IDLE_MAX: Duration = Duration::from_millis(8);
 
+/// The log file and the batch of whole lines on their way to it.
+struct FileSink {
+    out: File,
+    path: PathBuf,
+    batch: Vec<u8>,
+    /// Where each record of `batch` ends.
+    ends: Vec<usize>,
+    /// A write stopped inside a line: the next one starts with a newline.
+    torn: bool,
+    /// Writes are failing (said once on stderr until they work again).
+    failing: bool,
+    lost: IntCounter,
+    reopen: Arc<AtomicBool>,
+}
+
+impl FileSink {
+    fn push(&mut self, line: &JsonLine<'_>) {
+        let start = self.batch.len();
+        if serde_json::to_writer(&mut self.batch, line).is_err() {
+            self.batch.truncate(start);
+            self.lost.inc();
+            return;
+        }
+        self.batch.push(b'\n');
+        self.ends.push(self.batch.len());
+    }
+
+    /// Writes the batch; records that did not reach the file are counted as lost.
+    fn flush(&mut self) {
+        if self.reopen.swap(false, Ordering::Relaxed) {
+            self.reopen_file();
+        }
+        if self.batch.is_empty() {
+            return;
+        }
+        if self.torn {
+            match self.out.write(b"\n") {
+                Ok(1) => self.torn = false,
+                _ => return self.fail_batch(None, 0, None),
+            }
+        }
+        // Where the file ends before this batch: a write cut short is cut back to a line's end.
+        let start = self.out.metadata().map(|m| m.len()).ok();
+        let mut written = 0;
+        while written < self.batch.len() {
+            match self.out.write(&self.batch[written..]) {
+                Ok(0) => return self.fail_batch(start, written, Some(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail_batch(start, written, Some(e)),
+            }
+        }
+        if self.failing {
+            self.failing = false;
+            eprintln!("mt5bot: writing the log file {} works again", self.path.display());
+        }
+        self.batch.clear();
+        self.ends.clear();
+    }
+
+    fn fail_batch(&mut self, start: Option<u64>, written: usize, e: Option<std::io::Error>) {
+        let whole = self.ends.iter().filter(|&&end| end <= written).count();
+        let lost = self.ends.len() - whole;
+        self.lost.inc_by(lost as u64);
+        let boundary = whole.checked_sub(1).map_or(0, |i| self.ends[i]);
+        if written > boundary {
+            // Part of a line reached the file: take it back, or else start the next on a fresh line.
+            let cut = start.map(|s| self.out.set_len(s + boundary as u64));
+            self.torn = !matches!(cut, Some(Ok(())));
+        }
+        if !self.failing {
+            self.failing = true;
+            let why = e.map_or_else(|| "cannot start a fresh line".to_owned(), |e| e.to_string());
+            eprintln!(
+                "mt5bot: cannot write the log file {}: {why}; records are counted in log_records_dropped_total \
+                 until writing works again",
+                self.path.display()
+            );
+        }
+        self.batch.clear();
+        self.ends.clear();
+    }
+
+    fn reopen_file(&mut self) {
+        match open_log_file(&self.path) {
+            Ok(f) => {
+                self.out = f;
+                self.torn = false;
+                let now = unix_nanos();
+                let ts = rfc3339_micros(now);
+                let msg = "log file reopened (SIGHUP)";
+                let line = JsonLine { ts: &ts, level: "INFO", target: "mt5bot::telemetry::logging", msg };
+                let mut keep = std::mem::take(&mut self.batch);
+                let ends = std::mem::take(&mut self.ends);
+                self.push(&line);
+                // The reopen line goes first, then what was waiting.
+                let offset = self.batch.len();
+                self.batch.append(&mut keep);
+                self.ends.extend(ends.into_iter().map(|e| e + offset));
+            }
+            Err(e) => eprintln!("mt5bot: SIGHUP: {e}; still writing to the file opened before"),
+        }
+    }
+}
+
 fn write_loop(
     rx: Receiver<Msg>,
-    mut out: BufWriter<File>,
-    path: PathBuf,
+    mut file: FileSink,
     term: Option<Box<TermLogger>>,
     forward: Option<super::log_forward::ForwardHandle>,
 ) {
-    let mut write_failed = false;
     let mut stop = false;
     let mut idle = IDLE_MIN;
     while !stop {
@@ -259,6 +387,9 @@ fn write_loop(
                 m
             }
             Err(TryRecvError::Empty) => {
+                if file.reopen.load(Ordering::Relaxed) {
+                    file.flush();
+                }
                 std::thread::sleep(idle);
                 idle = (idle * 2).min(IDLE_MAX);
                 continue;
@@ -273,14 +404,9 @@ fn write_loop(
                 Msg::Record(rec) => {
                     let ts = rfc3339_micros(rec.unix_ns);
                     let line = JsonLine { ts: &ts, level: rec.level.as_str(), target: &rec.target, msg: &rec.message };
-                    let res = serde_json::to_writer(&mut out, &line)
-                        .map_err(std::io::Error::from)
-                        .and_then(|()| out.write_all(b"\n"));
-                    if let Err(e) = res {
-                        if !write_failed {
-                            eprintln!("mt5bot: cannot write the log file {}: {e}", path.display());
-                            write_failed = true;
-                        }
+                    file.push(&line);
+                    if file.batch.len() >= 64 * 1024 {
+                        file.flush();
                     }
                     if let Some(t) = &term {
                         t.log(
@@ -309,10 +435,7 @@ fn write_loop(
             }
             next = rx.try_recv().ok();
         }
-        if out.flush().is_err() && !write_failed {
-            eprintln!("mt5bot: cannot flush the log file {}", path.display());
-            write_failed = true;
-        }
+        file.flush();
         if let Some(t) = &term {
             t.flush();
         }
@@ -320,7 +443,7 @@ fn write_loop(
             let _ = a.send(());
         }
     }
-    let _ = out.flush();
+    file.flush();
 }
 
 #[cfg(test)]
