@@ -832,8 +832,9 @@ mod tests {
         assert_eq!(c.executor().position(0).qty, 2.0);
         assert_eq!(m.position.with_label_values(&["EURUSD"]).get(), 2.0);
         assert!(c.is_idle());
-        assert_eq!(c.offer(ext("x1", Side::Buy, 1.0)), Ok(()));
-        c.drain();
+        // A repeated id is refused on offer, before it could wait in the queue.
+        assert_eq!(c.offer(ext("x1", Side::Buy, 1.0)), Err(DropReason::Duplicate));
+        assert_eq!(m.queue_depth.get(), 0);
         assert_eq!(m.signals_dropped.with_label_values(&["duplicate"]).get(), 1);
     }
 
