@@ -465,7 +465,14 @@ fn mt5bot_killed_mid_run_books_every_fill_the_venue_made_exactly_once() {
     // It trades on, and an id used before the kill is refused as a duplicate, never sent twice.
     let (queued, _) = send_orders(&ingress, "t", 0..10, Duration::ZERO);
     assert_eq!(queued, 10);
-    assert_eq!(send_orders(&ingress, "s", 0..1, Duration::ZERO).0, 1);
+    let mut w = TcpStream::connect(&ingress).expect("connect");
+    w.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut r = BufReader::new(w.try_clone().expect("clone"));
+    w.write_all(order_line("s", 0).as_bytes()).expect("send an id used before the kill");
+    let mut answer = String::new();
+    r.read_line(&mut answer).expect("an answer");
+    let a: serde_json::Value = serde_json::from_str(&answer).expect("answer is JSON");
+    assert_eq!((a["status"].as_str(), a["reason"].as_str()), (Some("refused"), Some("duplicate")), "{a}");
     wait_metric(&second, "signals_dropped_total{reason=\"duplicate\"}", 1.0, Duration::from_secs(10));
     wait_metric(&second, "open_orders", 0.0, Duration::from_secs(10));
     let l = ledger(&exec);
