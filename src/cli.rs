@@ -12,7 +12,7 @@ use crate::deployment::{influx_bootstrap, prometheus_endpoints, runtime_secrets,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `mt5bot run [--config FILE] [--discard-checkpoint]`
-    Run { config: Option<PathBuf>, discard_checkpoint: bool },
+    Run { config: Option<PathBuf>, checkpoint: crate::daemon::CheckpointPolicy },
     /// `mt5bot checkpoint inspect FILE`
     CheckpointInspect { file: PathBuf },
     /// `mt5bot config check [--config FILE]`
@@ -81,7 +81,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 pub const RUN_HELP: &str = "\
 mt5bot run: run the trading daemon
 
-Usage: mt5bot run [--config FILE] [--discard-checkpoint]
+Usage: mt5bot run [--config FILE] [--discard-checkpoint] [--accept-rollback]
 
 Options:
   -c, --config FILE     Configuration file (see config.example.yaml). Without it the
@@ -89,6 +89,8 @@ Options:
                         /healthz and /readyz on 127.0.0.1:9898.
   --discard-checkpoint  When the checkpoint cannot be used (damaged, unknown key),
                         move it aside and start clean instead of refusing to start
+  --accept-rollback     Start from a checkpoint older than the last one written (or
+                        from none, though one was written), which is otherwise refused
   -h, --help            Show this help
 
 With CHECKPOINT_AES_KEY set, the state is checkpointed every checkpoint.interval and
@@ -350,10 +352,13 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             if args.contains(["-h", "--help"]) {
                 return Ok(Command::Help(RUN_HELP));
             }
-            let discard_checkpoint = args.contains("--discard-checkpoint");
+            let checkpoint = crate::daemon::CheckpointPolicy {
+                discard: args.contains("--discard-checkpoint"),
+                accept_rollback: args.contains("--accept-rollback"),
+            };
             let config = config_flag(&mut args, RUN_HELP)?;
             finish(args, RUN_HELP)?;
-            Ok(Command::Run { config, discard_checkpoint })
+            Ok(Command::Run { config, checkpoint })
         }
         Some("config") => {
             if args.contains(["-h", "--help"]) {
@@ -502,14 +507,17 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(p(&["run"]), Ok(Command::Run { config: None, discard_checkpoint: false }));
+        assert_eq!(p(&["run"]), Ok(Command::Run { config: None, checkpoint: Default::default() }));
         assert_eq!(
             p(&["run", "--config", "a.yaml"]),
-            Ok(Command::Run { config: Some("a.yaml".into()), discard_checkpoint: false })
+            Ok(Command::Run { config: Some("a.yaml".into()), checkpoint: Default::default() })
         );
         assert_eq!(
             p(&["run", "-c", "a.yaml", "--discard-checkpoint"]),
-            Ok(Command::Run { config: Some("a.yaml".into()), discard_checkpoint: true })
+            Ok(Command::Run {
+                config: Some("a.yaml".into()),
+                checkpoint: crate::daemon::CheckpointPolicy { discard: true, accept_rollback: false }
+            })
         );
         assert_eq!(
             p(&["checkpoint", "inspect", "state/c.bin"]),

@@ -54,9 +54,19 @@ impl std::fmt::Display for DaemonError {
 
 impl std::error::Error for DaemonError {}
 
-/// Runs the daemon until it is stopped; returns why it stopped. `discard_checkpoint` moves a
-/// checkpoint that cannot be used aside instead of refusing to start.
-pub fn run(config_path: Option<&Path>, discard_checkpoint: bool) -> Result<StopReason, DaemonError> {
+/// What to do with a checkpoint that would otherwise stop the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// Move a checkpoint that cannot be used aside and start clean (`--discard-checkpoint`).
+    pub discard: bool,
+    /// Start from a checkpoint older than the last one written, or from none though one was
+    /// written (`--accept-rollback`).
+    pub accept_rollback: bool,
+}
+
+/// Runs the daemon until it is stopped; returns why it stopped. `discard_checkpoint` says what to
+/// do with a checkpoint that cannot be used.
+pub fn run(config_path: Option<&Path>, discard_checkpoint: CheckpointPolicy) -> Result<StopReason, DaemonError> {
     let cfg = match config_path {
         Some(p) => Config::load(p).map_err(DaemonError::Config)?,
         None => Config::embedded(),
@@ -112,42 +122,140 @@ pub fn run(config_path: Option<&Path>, discard_checkpoint: bool) -> Result<StopR
 /// Fills that may wait for the InfluxDB writer before the engine drops (and counts) them.
 const TRADE_CHANNEL: usize = 65_536;
 
-/// Restores the checkpoint into `core` when there is one; returns the keys to write new ones with.
+/// Refuses a checkpoint path that is a symbolic link: the atomic rename of every write would
+/// replace the link with a file (and a dangling link used to mean a silent fresh start).
+fn refuse_symlink(path: &Path, what: &str) -> Result<(), DaemonError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_else(|_| "?".into());
+            let state = if path.exists() { "which exists" } else { "which does not exist" };
+            Err(DaemonError::Input(format!(
+                "{what} {} is a symbolic link (to {target}, {state}); checkpoints are replaced by an atomic rename, \
+                 which would replace the link: point checkpoint.path at the real file, or link the folder instead",
+                path.display()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks that the checkpoint's folder takes a new file, so a checkpoint cannot fail for good while
+/// the daemon trades on (and the next start is silently older).
+fn check_writable(path: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| {
+        DaemonError::Input(format!(
+            "the state folder {} is not writable ({e}): checkpoints would fail and the next start would lose \
+             positions; fix its owner and mode (the service user needs rwx), or set checkpoint.path elsewhere",
+            dir.display()
+        ))
+    };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+    let probe = dir.join(format!(".mt5bot-write-check-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
+/// Restores the checkpoint into `core` when there is one; returns the keys to write new ones with
+/// and the generation the next checkpoint takes.
 fn restore_checkpoint<V: Venue, C: Clock>(
     cfg: &Config,
     secrets: &crate::secrets::Secrets,
     core: &mut TradingCore<V, C>,
-    discard: bool,
-) -> Result<Option<checkpoint::Keys>, DaemonError> {
+    policy: CheckpointPolicy,
+) -> Result<Option<(checkpoint::Keys, u64)>, DaemonError> {
     use crate::deployment::runtime_secrets::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
-    let keys = match secrets.get(CHECKPOINT_AES_KEY) {
-        Some(k) => Some(
-            checkpoint::Keys::new(k.expose(), secrets.get(CHECKPOINT_AES_KEY_PREVIOUS).map(|p| p.expose()))
-                .map_err(|e| DaemonError::Input(e.to_string()))?,
-        ),
-        None => None,
+    let Some(key) = secrets.get(CHECKPOINT_AES_KEY) else {
+        let path = &cfg.checkpoint.path;
+        refuse_symlink(path, "checkpoint.path")?;
+        if path.exists() {
+            return Err(DaemonError::Input(format!(
+                "{}: a checkpoint exists but CHECKPOINT_AES_KEY is not set, so it cannot be read; set the key it was written with (runtime.env), or start clean with --discard-checkpoint",
+                path.display()
+            )));
+        }
+        return Ok(None);
     };
+    let keys = checkpoint::Keys::new(key.expose(), secrets.get(CHECKPOINT_AES_KEY_PREVIOUS).map(|p| p.expose()))
+        .map_err(|e| DaemonError::Input(e.to_string()))?;
     let path = &cfg.checkpoint.path;
-    if !path.exists() {
-        return Ok(keys);
-    }
-    let opened = match &keys {
-        None => Err(checkpoint::CheckpointError::Io(
-            "a checkpoint exists but CHECKPOINT_AES_KEY is not set, so it cannot be read; set the key it was written with (runtime.env), or start clean with --discard-checkpoint".into(),
-        )),
-        Some(k) => std::fs::read(path)
-            .map_err(|e| checkpoint::CheckpointError::Io(format!("cannot read it: {e}")))
-            .and_then(|bytes| checkpoint::open(&bytes, k)),
+    let record = checkpoint::generation_path(path);
+    refuse_symlink(path, "checkpoint.path")?;
+    refuse_symlink(&record, "the generation record")?;
+    check_writable(path)?;
+
+    // The last generation written, from the record beside the checkpoint.
+    let last = match std::fs::read(&record) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(DaemonError::Input(format!("{}: cannot read it: {e}", record.display()))),
+        Ok(bytes) => match checkpoint::open_generation(&bytes, &keys) {
+            Ok(g) => g,
+            Err(e) if policy.accept_rollback => {
+                log::warn!("generation record {} ignored as asked (--accept-rollback): {e}", record.display());
+                0
+            }
+            Err(e) if policy.discard => {
+                let aside = checkpoint::discard(&record).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+                log::warn!(
+                    "generation record {} refused ({e}); moved aside to {} as asked (--discard-checkpoint)",
+                    record.display(),
+                    aside.display()
+                );
+                0
+            }
+            Err(e) => {
+                return Err(DaemonError::Input(format!(
+                    "{}: {e}; or, if the checkpoint beside it is the one to use, start with --accept-rollback",
+                    record.display()
+                )))
+            }
+        },
     };
+    if !path.exists() {
+        if last > 0 && !policy.accept_rollback && !policy.discard {
+            return Err(DaemonError::Input(
+                checkpoint::CheckpointError::Missing { last, record: record.display().to_string() }.to_string(),
+            ));
+        }
+        if last > 0 {
+            log::warn!(
+                "checkpoint {} missing though generation {last} was written; starting clean as asked",
+                path.display()
+            );
+        }
+        return Ok(Some((keys, last + 1)));
+    }
+    let opened = std::fs::read(path)
+        .map_err(|e| checkpoint::CheckpointError::Io(format!("cannot read it: {e}")))
+        .and_then(|bytes| checkpoint::open(&bytes, &keys))
+        .and_then(|(state, used)| {
+            if state.generation < last && !policy.accept_rollback {
+                return Err(checkpoint::CheckpointError::Rollback {
+                    found: state.generation,
+                    last,
+                    record: record.display().to_string(),
+                });
+            }
+            Ok((state, used))
+        });
     match opened {
         Ok((state, used)) => {
+            if state.generation < last {
+                log::warn!(
+                    "checkpoint {} is generation {}, older than generation {last} written after it; restored as asked (--accept-rollback)",
+                    path.display(),
+                    state.generation
+                );
+            }
             let (restored, lost) =
                 core.restore(&state).map_err(|e| DaemonError::Input(format!("{}: {e}", path.display())))?;
             let positions: Vec<String> =
                 state.positions.iter().filter(|p| p.qty != 0.0).map(|p| format!("{}={}", p.symbol, p.qty)).collect();
             log::info!(
-                "restored checkpoint {} written {}: trades {}, positions [{}]{}{}",
+                "restored checkpoint {} (generation {}) written {}: trades {}, positions [{}]{}{}",
                 path.display(),
+                state.generation,
                 state.written_at,
                 state.trades,
                 positions.join(" "),
@@ -162,16 +270,19 @@ fn restore_checkpoint<V: Venue, C: Clock>(
                     (_, l) => format!("; {l} paper orders in flight then were lost with the old process"),
                 }
             );
-            Ok(keys)
+            Ok(Some((keys, last.max(state.generation) + 1)))
         }
-        Err(e) if discard => {
+        Err(e @ checkpoint::CheckpointError::Rollback { .. }) => {
+            Err(DaemonError::Input(format!("{}: {e}", path.display())))
+        }
+        Err(e) if policy.discard => {
             let aside = checkpoint::discard(path).map_err(|e| DaemonError::Runtime(e.to_string()))?;
             log::warn!(
                 "checkpoint {} refused ({e}); moved aside to {} as asked (--discard-checkpoint); starting clean",
                 path.display(),
                 aside.display()
             );
-            Ok(keys)
+            Ok(Some((keys, last + 1)))
         }
         Err(e) => Err(DaemonError::Input(format!("{}: {e}", path.display()))),
     }
@@ -182,7 +293,7 @@ fn run_logged(
     config_path: Option<&Path>,
     metrics: Metrics,
     secrets: &crate::secrets::Secrets,
-    discard_checkpoint: bool,
+    discard_checkpoint: CheckpointPolicy,
 ) -> Result<StopReason, DaemonError> {
     let influx_target = match &cfg.influx {
         Some(ic) => Some(influx::resolve(ic, secrets, &|k| std::env::var(k).ok()).map_err(DaemonError::Input)?),
@@ -313,7 +424,7 @@ fn fix_venue(cfg: &Config, secrets: &crate::secrets::Secrets, parts: &Parts) -> 
 fn run_venue<V: Venue>(
     cfg: &Config,
     secrets: &crate::secrets::Secrets,
-    discard_checkpoint: bool,
+    discard_checkpoint: CheckpointPolicy,
     venue: V,
     parts: Parts,
 ) -> Result<StopReason, DaemonError> {
@@ -343,8 +454,14 @@ fn run_venue<V: Venue>(
     let keys = restore_checkpoint(cfg, secrets, &mut core, discard_checkpoint)?;
     let mut reactor = Reactor::new(cfg, core, feed, engine_metrics).map_err(|e| DaemonError::Runtime(e.to_string()))?;
     match keys {
-        Some(k) => {
-            let c = Checkpointer::start(k, cfg.checkpoint.path.clone(), cfg.checkpoint.interval, metrics.clone())
+        Some((k, next_generation)) => {
+            let c = Checkpointer::start(
+                k,
+                cfg.checkpoint.path.clone(),
+                cfg.checkpoint.interval,
+                metrics.clone(),
+                next_generation,
+            )
                 .map_err(|e| DaemonError::Runtime(format!("cannot start the checkpoint writer: {e}")))?;
             reactor.set_checkpointer(c);
         }
@@ -388,9 +505,10 @@ fn run_venue<V: Venue>(
     health.set_stopping();
     let now = reactor.core().clock().now();
     reactor.core_mut().venue_mut().close(now);
-    if let Some(c) = reactor.take_checkpointer() {
-        c.finish(reactor.core(), &cfg.checkpoint.path);
-    }
+    let final_checkpoint = match reactor.take_checkpointer() {
+        Some(c) => c.finish(reactor.core(), &cfg.checkpoint.path),
+        None => Ok(()),
+    };
     let summary = reactor.core().summary();
     if let Some(w) = influx_writer {
         w.stop();
@@ -414,7 +532,13 @@ fn run_venue<V: Venue>(
                 StopReason::Command(r) => r.clone(),
             };
             log::info!("stopped ({why}); final state: {summary}");
-            Ok(reason)
+            match final_checkpoint {
+                Ok(()) => Ok(reason),
+                // Exit non-zero: the next start would restore an older state than the one logged.
+                Err(e) => Err(DaemonError::Runtime(format!(
+                    "{e}; the next start restores the checkpoint before it, older than the final state logged above"
+                ))),
+            }
         }
         Err(e) => {
             log::error!("final state after an engine failure: {summary}");

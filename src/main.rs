@@ -105,7 +105,7 @@ fn main() -> ExitCode {
                 ExitCode::from(e.code)
             }
         },
-        Command::Run { config, discard_checkpoint } => match daemon::run(config.as_deref(), discard_checkpoint) {
+        Command::Run { config, checkpoint } => match daemon::run(config.as_deref(), checkpoint) {
             Ok(StopReason::Signal(_)) => ExitCode::SUCCESS,
             Ok(StopReason::Command(_)) => ExitCode::from(1),
             Err(e) => {
@@ -217,6 +217,7 @@ fn inspect_checkpoint(path: &std::path::Path) -> ExitCode {
     let key_name = if used == checkpoint::KeyUsed::Current { CHECKPOINT_AES_KEY } else { CHECKPOINT_AES_KEY_PREVIOUS };
     println!("checkpoint: {}", path.display());
     println!("written at: {}", state.written_at);
+    println!("generation: {}", state.generation);
     println!("key id: {key_id} ({key_name})");
     println!("size: {} bytes", bytes.len());
     println!("trades: {}", state.trades);

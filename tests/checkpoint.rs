@@ -168,7 +168,7 @@ fn a_damaged_checkpoint_stops_the_start_and_discard_moves_it_aside() {
     let aside: Vec<_> = std::fs::read_dir(dir.join("state"))
         .expect("ls")
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".bad-"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with("checkpoint.bin.bad-"))
         .collect();
     assert_eq!(aside.len(), 1, "moved aside, not deleted");
     assert_eq!(std::fs::read(aside[0].path()).expect("read"), good);
@@ -224,5 +224,133 @@ fn after_rotating_the_key_the_old_checkpoint_opens_and_the_next_uses_the_new_key
             && after.contains("key id: ")
             && after.contains("positions:")
             && after.contains("open orders: ")
+    );
+}
+
+/// An older valid checkpoint put in place of the newest is refused with exit 2 naming both
+/// generations; `--accept-rollback` starts from it anyway; a deleted checkpoint is refused too.
+#[test]
+fn an_older_checkpoint_is_refused_unless_the_rollback_is_asked_for() {
+    let dir = TempDir::new("ckpt-rollback");
+    let (cfg, addr) = config(&dir);
+    let k = key(9);
+    let env = [("CHECKPOINT_AES_KEY", k.as_str())];
+    let path = dir.join("state/checkpoint.bin");
+    let mut first = Daemon::start(&dir, &cfg, &addr, &env);
+    first.wait_metrics(Duration::from_secs(5));
+    wait_for("a first checkpoint", Duration::from_secs(10), || path.exists().then_some(()));
+    std::thread::sleep(Duration::from_millis(100));
+    let old = std::fs::read(&path).expect("old checkpoint");
+    let old_gen = generation(&dir, &env);
+    wait_for("later checkpoints", Duration::from_secs(10), || (generation(&dir, &env) >= old_gen + 3).then_some(()));
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    let last_gen = generation(&dir, &env);
+    assert!(last_gen > old_gen, "{last_gen} > {old_gen}");
+
+    std::fs::write(&path, &old).expect("put the older copy back");
+    let mut second = Daemon::start(&dir, &cfg, &addr, &env);
+    let status = second.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2));
+    let err = second.stderr();
+    assert!(err.contains(&format!("generation {old_gen}, but generation {last_gen} was written after it")), "{err}");
+    assert!(err.contains("--accept-rollback"), "{err}");
+
+    let mut cmd = Command::new(BIN);
+    let out = cmd
+        .args(["run", "--accept-rollback", "--config"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .env("CHECKPOINT_AES_KEY", k.as_str())
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start with --accept-rollback");
+    let mut third = Daemon { child: out, metrics_addr: addr.clone(), dir: dir.path().to_path_buf() };
+    third.wait_metrics(Duration::from_secs(5));
+    assert!(third.log_file().contains("restored as asked (--accept-rollback)"));
+    third.signal("TERM");
+    assert_eq!(third.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    assert!(generation(&dir, &env) > last_gen, "numbering goes on above the last generation written");
+
+    std::fs::remove_file(&path).expect("delete the checkpoint");
+    let mut fourth = Daemon::start(&dir, &cfg, &addr, &env);
+    assert_eq!(fourth.wait_exit(Duration::from_secs(10)).code(), Some(2));
+    assert!(fourth.stderr().contains("the checkpoint is missing, but generation"), "{}", fourth.stderr());
+}
+
+/// The generation `inspect` reports for the checkpoint in `dir`.
+fn generation(dir: &TempDir, env: &[(&str, &str)]) -> u64 {
+    let out = inspect(dir, env);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("generation: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A symbolic link at `checkpoint.path`, dangling or not, stops the start and is named.
+#[test]
+fn a_symlink_at_the_checkpoint_path_is_refused() {
+    let dir = TempDir::new("ckpt-link");
+    let (cfg, addr) = config(&dir);
+    let k = key(3);
+    std::fs::create_dir_all(dir.join("state")).expect("mkdir");
+    std::os::unix::fs::symlink(dir.join("elsewhere/checkpoint.bin"), dir.join("state/checkpoint.bin")).expect("link");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[("CHECKPOINT_AES_KEY", k.as_str())]);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(2));
+    let err = d.stderr();
+    assert!(err.contains("state/checkpoint.bin is a symbolic link"), "{err}");
+    assert!(err.contains("which does not exist"), "{err}");
+    assert!(!dir.join("elsewhere").exists(), "nothing was written through the link");
+}
+
+/// A state folder that cannot be written stops the start (exit 2), and a final checkpoint that
+/// fails makes the stop exit non-zero. Uses a tmpfs made read-only (root needed).
+#[test]
+fn an_unwritable_state_folder_stops_the_start_and_a_failed_final_checkpoint_fails_the_exit() {
+    let dir = TempDir::new("ckpt-ro");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs at {} (needs root)", state.display());
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(state.clone());
+    let remount = |mode: &str| {
+        let ok = Command::new("mount").args(["-o", &format!("remount,{mode}")]).arg(&state).status().expect("mount");
+        assert!(ok.success(), "remount {mode}");
+    };
+    let (cfg, addr) = config_with(&dir, "checkpoint:\n  interval: 1h\n");
+    let k = key(4);
+    let env = [("CHECKPOINT_AES_KEY", k.as_str())];
+
+    remount("ro");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &env);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(2));
+    assert!(d.stderr().contains("is not writable"), "{}", d.stderr());
+
+    remount("rw");
+    let mut d = Daemon::start(&dir, &cfg, &addr, &env);
+    d.wait_metrics(Duration::from_secs(5));
+    remount("ro");
+    d.signal("TERM");
+    let status = d.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "a failed final checkpoint is a failed stop: {}", d.stderr());
+    assert!(
+        d.stderr().contains("final checkpoint") || d.stderr().contains("cannot write the checkpoint"),
+        "{}",
+        d.stderr()
     );
 }

@@ -8,6 +8,13 @@
 //! written before `runtime-secrets --rotate CHECKPOINT_AES_KEY` is opened with
 //! `CHECKPOINT_AES_KEY_PREVIOUS`, and the next write uses the new key.
 //!
+//! Rollback: every checkpoint carries a generation number inside its authenticated part, and after
+//! each write the daemon records that generation in a sealed file beside it
+//! (`<checkpoint>.generation`, same keys, magic `MT5BGENR`). A checkpoint older than the record
+//! (an older copy put back in its place) is refused, naming both generations, unless the operator
+//! asks for it with `mt5bot run --accept-rollback`. Overwriting the checkpoint alone cannot reset
+//! the record.
+//!
 //! Every refusal says which problem it is and what to do; none is ever a silent fresh start.
 //! Files are written atomically with mode 0600. (This module is the format; the engine's periodic
 //! writes and restore on start come with the checkpoint work that uses it.)
@@ -21,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"MT5BCKPT";
+/// Magic of the generation record beside a checkpoint.
+pub const GENERATION_MAGIC: &[u8; 8] = b"MT5BGENR";
 pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 8 + 2 + 8 + 12;
 const TAG_LEN: usize = 16;
@@ -64,19 +73,41 @@ pub struct State {
     /// duplicate, never a second order.
     #[serde(default)]
     pub recent_ids: Vec<String>,
+    /// Counts the checkpoints written: 1 for the first, one more for each after it. Checkpoints of
+    /// versions that had none read as 0.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// Why a checkpoint cannot be used; each message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckpointError {
-    Truncated { len: usize },
+    Truncated {
+        len: usize,
+    },
     NotACheckpoint,
     UnknownVersion(u16),
-    UnknownKey { key_id: String },
+    UnknownKey {
+        key_id: String,
+    },
     Tampered,
-    BadKey { name: &'static str, why: String },
+    BadKey {
+        name: &'static str,
+        why: String,
+    },
     Corrupt(String),
     Io(String),
+    /// The checkpoint is older than the last one written.
+    Rollback {
+        found: u64,
+        last: u64,
+        record: String,
+    },
+    /// The checkpoint is gone, though the record says one was written.
+    Missing {
+        last: u64,
+        record: String,
+    },
 }
 
 const FIX: &str = "restore a backup of the state folder, or start clean with `mt5bot run --discard-checkpoint` (it moves the file aside, never deletes it)";
@@ -95,6 +126,14 @@ impl fmt::Display for CheckpointError {
             CheckpointError::BadKey { name, why } => write!(f, "{name} is not usable: {why}; it must be the base64 of 32 bytes (mt5bot runtime-secrets writes one)"),
             CheckpointError::Corrupt(why) => write!(f, "the checkpoint decrypted but its content is not readable ({why}); {FIX}"),
             CheckpointError::Io(why) => f.write_str(why),
+            CheckpointError::Rollback { found, last, record } => write!(
+                f,
+                "the checkpoint is generation {found}, but generation {last} was written after it ({record} says so): an older copy took its place, and restoring it would forget trades and positions and let ids traded since make second orders; put the newest checkpoint back, or start from this one anyway with `mt5bot run --accept-rollback`"
+            ),
+            CheckpointError::Missing { last, record } => write!(
+                f,
+                "the checkpoint is missing, but generation {last} was written ({record} says so): a fresh start would forget positions and let ids traded before make second orders; put the checkpoint back, or start clean anyway with `mt5bot run --accept-rollback`"
+            ),
         }
     }
 }
@@ -176,8 +215,12 @@ pub struct Header {
 
 /// Reads the header without decrypting (for `checkpoint inspect` and error messages).
 pub fn header(bytes: &[u8]) -> Result<Header, CheckpointError> {
-    if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return if bytes.len() < 8 && MAGIC.starts_with(bytes) {
+    header_of(MAGIC, bytes)
+}
+
+fn header_of(magic: &[u8; 8], bytes: &[u8]) -> Result<Header, CheckpointError> {
+    if bytes.len() < 8 || &bytes[..8] != magic {
+        return if bytes.len() < 8 && magic.starts_with(bytes) {
             Err(CheckpointError::Truncated { len: bytes.len() })
         } else {
             Err(CheckpointError::NotACheckpoint)
@@ -192,21 +235,42 @@ pub fn header(bytes: &[u8]) -> Result<Header, CheckpointError> {
 
 /// Serializes and encrypts `state` with the current key and a fresh random nonce.
 pub fn seal(state: &State, keys: &Keys) -> Result<Vec<u8>, CheckpointError> {
-    use rand::TryRng;
     let plain = serde_json::to_vec(state).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+    seal_bytes(MAGIC, &plain, keys)
+}
+
+/// The generation record of a checkpoint of generation `generation`.
+pub fn seal_generation(generation: u64, keys: &Keys) -> Result<Vec<u8>, CheckpointError> {
+    seal_bytes(GENERATION_MAGIC, &generation.to_be_bytes(), keys)
+}
+
+/// Checks and reads a generation record.
+pub fn open_generation(bytes: &[u8], keys: &Keys) -> Result<u64, CheckpointError> {
+    let (plain, _) = open_bytes(GENERATION_MAGIC, bytes, keys)?;
+    let raw: [u8; 8] = plain.try_into().map_err(|_| CheckpointError::Corrupt("not a generation number".into()))?;
+    Ok(u64::from_be_bytes(raw))
+}
+
+/// Where the generation record of the checkpoint at `path` lives.
+pub fn generation_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.generation", path.display()))
+}
+
+fn seal_bytes(magic: &[u8; 8], plain: &[u8], keys: &Keys) -> Result<Vec<u8>, CheckpointError> {
+    use rand::TryRng;
     let mut nonce = [0u8; 12];
     rand::rngs::SysRng
         .try_fill_bytes(&mut nonce)
         .map_err(|e| CheckpointError::Io(format!("the OS random generator failed: {e}")))?;
     let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.extend_from_slice(&keys.current.id);
     out.extend_from_slice(&nonce);
     let cipher = Aes256Gcm::new_from_slice(&keys.current.bytes)
         .map_err(|_| CheckpointError::BadKey { name: "CHECKPOINT_AES_KEY", why: "wrong length".into() })?;
     let sealed = cipher
-        .encrypt(&Nonce::from(nonce), Payload { msg: &plain, aad: &out[..HEADER_LEN] })
+        .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad: &out[..HEADER_LEN] })
         .map_err(|_| CheckpointError::Io("encryption failed".into()))?;
     out.extend_from_slice(&sealed);
     Ok(out)
@@ -214,7 +278,13 @@ pub fn seal(state: &State, keys: &Keys) -> Result<Vec<u8>, CheckpointError> {
 
 /// Checks and decrypts a checkpoint.
 pub fn open(bytes: &[u8], keys: &Keys) -> Result<(State, KeyUsed), CheckpointError> {
-    let h = header(bytes)?;
+    let (plain, used) = open_bytes(MAGIC, bytes, keys)?;
+    let state = serde_json::from_slice(&plain).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+    Ok((state, used))
+}
+
+fn open_bytes(magic: &[u8; 8], bytes: &[u8], keys: &Keys) -> Result<(Vec<u8>, KeyUsed), CheckpointError> {
+    let h = header_of(magic, bytes)?;
     if h.version != VERSION {
         return Err(CheckpointError::UnknownVersion(h.version));
     }
@@ -232,8 +302,7 @@ pub fn open(bytes: &[u8], keys: &Keys) -> Result<(State, KeyUsed), CheckpointErr
     let plain = cipher
         .decrypt(&Nonce::from(nonce), Payload { msg: &bytes[HEADER_LEN..], aad: &bytes[..HEADER_LEN] })
         .map_err(|_| CheckpointError::Tampered)?;
-    let state = serde_json::from_slice(&plain).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
-    Ok((state, used))
+    Ok((plain, used))
 }
 
 /// Writes a sealed checkpoint atomically (temp file 0600, fsync, rename, fsync folder).
@@ -290,7 +359,25 @@ mod tests {
             }],
             venue: serde_json::json!({ "next_in": 88 }),
             recent_ids: vec!["s-0".into(), "s-1".into()],
+            generation: 12,
         }
+    }
+
+    #[test]
+    fn the_generation_record_is_sealed_and_tells_itself_from_a_checkpoint() {
+        let keys = Keys::new(&key(1), None).expect("keys");
+        let record = seal_generation(41, &keys).expect("seal");
+        assert_eq!(open_generation(&record, &keys), Ok(41));
+        let mut bad = record.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(open_generation(&bad, &keys), Err(CheckpointError::Tampered));
+        assert_eq!(open(&record, &keys).err(), Some(CheckpointError::NotACheckpoint));
+        let ckpt = seal(&state(), &keys).expect("seal");
+        assert_eq!(open_generation(&ckpt, &keys).err(), Some(CheckpointError::NotACheckpoint));
+        assert_eq!(open(&ckpt, &keys).expect("open").0.generation, 12);
+        let rotated = Keys::new(&key(2), Some(&key(1))).expect("keys");
+        assert_eq!(open_generation(&record, &rotated), Ok(41), "the previous key still reads it");
     }
 
     #[test]

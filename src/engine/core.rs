@@ -640,6 +640,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 .collect(),
             venue: self.venue.checkpoint(),
             recent_ids: self.executor.recent_ids(CHECKPOINT_RECENT_IDS).iter().map(|i| i.as_str().to_owned()).collect(),
+            // Set by the checkpointer, which numbers what it writes.
+            generation: 0,
         }
     }
 

@@ -104,44 +104,71 @@ enum Timer {
     IngressSweep,
 }
 
+/// A sealed checkpoint and its sealed generation record, written in that order.
+type Sealed = (Vec<u8>, Vec<u8>);
+
 /// Seals checkpoints on the engine thread (CPU only, timed) and hands the bytes to a writer thread
-/// that does the blocking part (write, fsync, rename).
+/// that does the blocking part (write, fsync, rename). Each checkpoint gets the next generation;
+/// the record of it is written only after the checkpoint itself, so a crash between the two leaves
+/// a checkpoint newer than its record, never older.
 #[derive(Debug)]
 pub struct Checkpointer {
     pub keys: super::checkpoint::Keys,
     pub interval: Nanos,
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    next_generation: u64,
+    tx: std::sync::mpsc::SyncSender<Sealed>,
     handle: Option<std::thread::JoinHandle<()>>,
     metrics: crate::telemetry::metrics::Metrics,
 }
 
 impl Checkpointer {
-    /// Starts the writer thread for `path`.
+    /// Starts the writer thread for `path`; the first checkpoint written is `next_generation`.
     pub fn start(
         keys: super::checkpoint::Keys,
         path: std::path::PathBuf,
         interval: Duration,
         metrics: crate::telemetry::metrics::Metrics,
+        next_generation: u64,
     ) -> io::Result<Checkpointer> {
         // One checkpoint may wait while one is written; a newer one replaces nothing but is skipped
         // if the disk is that slow (the next one carries the newer state anyway).
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Sealed>(1);
         let m = metrics.clone();
         let handle = std::thread::Builder::new().name("mt5bot-checkpoint".into()).spawn(move || {
-            for bytes in rx {
-                write_checkpoint(&path, &bytes, &m);
+            for (bytes, record) in rx {
+                let _ = write_checkpoint(&path, &bytes, &record, &m);
             }
         })?;
-        Ok(Checkpointer { keys, interval: interval.as_nanos() as Nanos, tx, handle: Some(handle), metrics })
+        Ok(Checkpointer {
+            keys,
+            interval: interval.as_nanos() as Nanos,
+            next_generation,
+            tx,
+            handle: Some(handle),
+            metrics,
+        })
     }
 
-    fn offer<V: Venue, C: Clock>(&self, core: &TradingCore<V, C>) {
+    /// The snapshot of `core`, numbered, sealed with its generation record.
+    fn seal<V: Venue, C: Clock>(
+        &mut self,
+        core: &TradingCore<V, C>,
+    ) -> Result<Sealed, super::checkpoint::CheckpointError> {
+        let mut state = core.snapshot();
+        state.generation = self.next_generation;
+        self.next_generation += 1;
+        let bytes = super::checkpoint::seal(&state, &self.keys)?;
+        let record = super::checkpoint::seal_generation(state.generation, &self.keys)?;
+        Ok((bytes, record))
+    }
+
+    fn offer<V: Venue, C: Clock>(&mut self, core: &TradingCore<V, C>) {
         let started = std::time::Instant::now();
-        let sealed = super::checkpoint::seal(&core.snapshot(), &self.keys);
+        let sealed = self.seal(core);
         self.metrics.checkpoint_seal.observe(started.elapsed().as_secs_f64());
         match sealed {
-            Ok(bytes) => {
-                if self.tx.try_send(bytes).is_err() {
+            Ok(pair) => {
+                if self.tx.try_send(pair).is_err() {
                     log::debug!("checkpoint writer still busy; skipping this checkpoint");
                 }
             }
@@ -152,32 +179,52 @@ impl Checkpointer {
         }
     }
 
-    /// The last checkpoint, written before returning (shutdown).
-    pub fn finish<V: Venue, C: Clock>(mut self, core: &TradingCore<V, C>, path: &std::path::Path) {
+    /// The last checkpoint, written before returning (shutdown). An error says why it could not
+    /// be written: the next start would restore an older one.
+    pub fn finish<V: Venue, C: Clock>(
+        mut self,
+        core: &TradingCore<V, C>,
+        path: &std::path::Path,
+    ) -> Result<(), String> {
         let (tx, _) = std::sync::mpsc::sync_channel(1);
         drop(std::mem::replace(&mut self.tx, tx));
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        match super::checkpoint::seal(&core.snapshot(), &self.keys) {
-            Ok(bytes) => write_checkpoint(path, &bytes, &self.metrics),
+        match self.seal(core) {
+            Ok((bytes, record)) => write_checkpoint(path, &bytes, &record, &self.metrics),
             Err(e) => {
                 self.metrics.checkpoint_failures.inc();
                 log::error!("cannot seal the final checkpoint: {e}");
+                Err(format!("cannot seal the final checkpoint: {e}"))
             }
         }
     }
 }
 
-fn write_checkpoint(path: &std::path::Path, bytes: &[u8], m: &crate::telemetry::metrics::Metrics) {
-    match super::checkpoint::write(path, bytes) {
+fn write_checkpoint(
+    path: &std::path::Path,
+    bytes: &[u8],
+    record: &[u8],
+    m: &crate::telemetry::metrics::Metrics,
+) -> Result<(), String> {
+    let record_path = super::checkpoint::generation_path(path);
+    let written = super::checkpoint::write(path, bytes)
+        .map_err(|e| format!("cannot write the checkpoint {}: {e}", path.display()))
+        .and_then(|()| {
+            super::checkpoint::write(&record_path, record)
+                .map_err(|e| format!("cannot write the generation record {}: {e}", record_path.display()))
+        });
+    match written {
         Ok(()) => {
             m.checkpoint_bytes.set(bytes.len() as i64);
             m.checkpoint_last_success.set(crate::timefmt::unix_nanos() as f64 / 1e9);
+            Ok(())
         }
         Err(e) => {
             m.checkpoint_failures.inc();
-            log::error!("cannot write the checkpoint {}: {e}", path.display());
+            log::error!("{e}");
+            Err(e)
         }
     }
 }
@@ -409,7 +456,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 self.timers.push(Reverse((now + self.status_interval, Timer::Status)));
             }
             Timer::Checkpoint => {
-                if let Some(c) = &self.checkpointer {
+                if let Some(c) = self.checkpointer.as_mut() {
                     c.offer(&self.core);
                     self.timers.push(Reverse((now + c.interval, Timer::Checkpoint)));
                 }
