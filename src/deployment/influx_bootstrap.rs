@@ -515,7 +515,11 @@ pub fn run(opts: &Options, r: &Resolved) -> Result<Report, DeployError> {
             Some(t),
             None,
         )?;
-        Ok(write.status == 204)
+        // The write carries no points. A 2.x server checks the bucket and the token's write
+        // permission first (404, 401, 403) and only then the body: an empty one is answered 400
+        // `invalid` "writing requires points" (http/points/points_parser.go), which proves the
+        // permission. A server that takes an empty write answers 204.
+        Ok(write.status == 204 || (write.status == 400 && write.body["code"] == "invalid"))
     };
     let token = match env.get(INFLUXDB_TOKEN).filter(|t| !t.is_empty()).map(str::to_owned) {
         Some(t) if works(&t)? => {

@@ -4,8 +4,14 @@
 //! the OpenAPI contract in `tests/contracts/influxdb-oss-v2/oss.yml` and the behaviour notes beside
 //! it: 422 `conflict` for a repeated setup or an existing bucket name, 404 (not an empty list) for an
 //! unknown org or bucket name, `{code, message}` error bodies, 8 to 72 character passwords, and
-//! tokens hashed (2.9: never listed again) or not (2.7: listed in plain text). Not stated by the
-//! contract, assumed here: an empty write body with write permission is answered 204.
+//! tokens hashed (2.9: never listed again) or not (2.7: listed in plain text).
+//!
+//! Write (`POST /api/v2/write`) answers as the 2.x server's own source does, which the contract
+//! leaves unsaid (`http/write_handler.go` and `http/points/points_parser.go` of influxdb v2): the
+//! bucket is looked up first (404), then the token's write permission (401 for an unknown token,
+//! 403 `forbidden` "insufficient permissions for write"), and only then the body, so an empty body
+//! with the permission gets 400 `invalid` "writing requires points", never 204. See
+//! `tests/support/influx_v2.contract.md`.
 //!
 //! Every exchange is recorded, and [`InfluxV2::contract_violations`] checks each request and
 //! response against the contract, so neither side can drift from the real API.
@@ -332,7 +338,11 @@ fn handle(
                 return err(404, "not found", &format!("bucket \"{bucket}\" not found"));
             };
             if !c.allows("write", "buckets", Some(&b.id)) {
-                return unauthorized();
+                return err(403, "forbidden", "insufficient permissions for write");
+            }
+            if body.is_none() {
+                // After the permission check, as in the server's write handler.
+                return err(400, "invalid", "writing requires points");
             }
             (204, None)
         }
