@@ -18,6 +18,8 @@ pub mod lockfile;
 pub mod sd_notify;
 pub mod secrets;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testdir;
 pub mod throttle;
 pub mod timefmt;
 pub mod venue;

@@ -129,8 +129,8 @@ mod tests {
 
     #[test]
     fn credentials_win_over_the_environment_and_values_never_print() {
-        let dir = std::env::temp_dir().join(format!("mt5bot-creds-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let tmp = crate::testdir::TestDir::new("creds");
+        let dir = tmp.path().to_path_buf();
         std::fs::write(dir.join(API_KEY), "from-file\n").expect("write");
         let env = |k: &str| match k {
             API_KEY => Some("from-env".to_owned()),
@@ -148,6 +148,5 @@ mod tests {
             "{}",
             s.describe()
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

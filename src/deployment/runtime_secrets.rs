@@ -138,11 +138,8 @@ mod tests {
         Options { env_file: dir.join("sub/runtime.env"), rotate: vec![], force: false, print_exports: false }
     }
 
-    fn tempdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("mt5bot-rs-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("dir");
-        d
+    fn tempdir(name: &str) -> crate::testdir::TestDir {
+        crate::testdir::TestDir::new(&format!("rs-{name}"))
     }
 
     #[test]

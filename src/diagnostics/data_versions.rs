@@ -234,20 +234,17 @@ mod tests {
 
     #[test]
     fn known_sha256() {
-        let dir = std::env::temp_dir().join(format!("mt5bot-dv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = crate::testdir::TestDir::new("dv");
         let p = dir.join("abc");
         std::fs::write(&p, b"abc").expect("write");
         let (sha, size) = hash_file(&p, false).expect("hash");
         assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(size, 3);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn manifests_are_checked() {
-        let dir = std::env::temp_dir().join(format!("mt5bot-dv2-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = crate::testdir::TestDir::new("dv2");
         let p = dir.join("manifest.yaml");
         std::fs::write(&p, "datasets:\n  - path: ../etc/passwd\n    size: 1\n    sha256: 00\n").expect("write");
         assert!(load(&p).expect_err("escape").contains("inside the manifest's folder"));
@@ -256,6 +253,5 @@ mod tests {
         std::fs::write(&p, "datasets:\n  - path: a\n    sise: 1\n").expect("write");
         assert!(load(&p).expect_err("key").contains(":3:"));
         assert_eq!(load(&dir.join("none.yaml")), Ok(None));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -466,13 +466,12 @@ mod tests {
     #[test]
     fn files_are_0600_and_discard_moves_aside() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("mt5bot-ckpt-{}", std::process::id()));
+        let dir = crate::testdir::TestDir::new("ckpt");
         let path = dir.join("state/checkpoint.bin");
         let keys = Keys::new(&key(1), None).expect("keys");
         write(&path, &seal(&state(), &keys).expect("seal")).expect("write");
         assert_eq!(std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777, 0o600);
         let aside = discard(&path).expect("discard");
         assert!(!path.exists() && aside.exists() && aside.to_string_lossy().contains("checkpoint.bin.bad-"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1213,8 +1213,8 @@ mod tests {
 
     #[test]
     fn the_spool_keeps_order_across_segments_and_reopening_and_caps_its_size() {
-        let dir = std::env::temp_dir().join(format!("mt5bot-spool-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = crate::testdir::TestDir::new("spool");
+        let dir = tmp.join("spool");
         let mut s = Spool::open(&dir, 1 << 30).expect("open");
         let all: Vec<ForwardRecord> = (0..30_000).map(rec).collect();
         for chunk in all.chunks(1000) {
@@ -1241,7 +1241,6 @@ mod tests {
             + all.chunks(1000).map(|c| small.append(c)).sum::<u64>();
         assert!(dropped > 0 && small.bytes() <= (2 << 20) + SEGMENT_BYTES, "capped: {} bytes", small.bytes());
         assert_eq!(small.records() + dropped, 60_000, "every record is either kept or counted");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

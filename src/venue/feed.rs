@@ -260,17 +260,17 @@ mod tests {
         assert!(f.skipped() > 3_000_000);
     }
 
-    fn write(name: &str, text: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("mt5bot-feed-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+    /// A CSV file in a test folder that lives as long as the returned handle.
+    fn write(name: &str, text: &str) -> (crate::testdir::TestDir, std::path::PathBuf) {
+        let dir = crate::testdir::TestDir::new(&format!("feed-{name}"));
         let p = dir.join("t.csv");
         std::fs::write(&p, text).expect("write");
-        p
+        (dir, p)
     }
 
     #[test]
     fn csv_replay_follows_timestamps() {
-        let p = write(
+        let (_dir, p) = write(
             "ok",
             "timestamp,symbol,bid,ask\n2026-01-01T00:00:00Z,EURUSD,1.0,1.1\n2026-01-01T00:00:01Z,GBPUSD,2.0,2.1\n",
         );
@@ -306,7 +306,8 @@ mod tests {
             ("empty", "timestamp,symbol,bid,ask\n", "no rows"),
         ];
         for (name, text, want) in cases {
-            let e = load_csv(&write(name, text), &["EURUSD"]).expect_err(name);
+            let (_dir, p) = write(name, text);
+            let e = load_csv(&p, &["EURUSD"]).expect_err(name);
             assert!(e.0.contains(want), "{name}: {e}");
         }
         assert!(load_csv(Path::new("/nonexistent/t.csv"), &["EURUSD"]).expect_err("missing").0.contains("cannot read"));
