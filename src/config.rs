@@ -923,8 +923,16 @@ impl Config {
 
     /// The effective configuration as YAML, for `config check` (no secrets are ever in it).
     pub fn to_yaml(&self) -> String {
-        let raw = self.to_raw();
+        let raw = self.to_raw_for_display();
         serde_yaml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// [`Config::to_raw`] with credentials in URLs replaced by `***`, for showing it.
+    pub fn to_raw_for_display(&self) -> RawConfig {
+        let mut raw = self.to_raw();
+        raw.log_forward.url = crate::urls::redact(&raw.log_forward.url);
+        raw.influx.url = crate::urls::redact(&raw.influx.url);
+        raw
     }
 
     /// The configuration as the raw document (defaults filled in), for `config check` and the API.
@@ -1623,7 +1631,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
                 "influx.url",
                 format!(
                     "{:?} is not accepted; accepted: empty (use INFLUXDB_URL) or an http:// or https:// URL",
-                    i.url
+                    crate::urls::redact(&i.url)
                 ),
             );
         }
@@ -1659,6 +1667,14 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         };
         let sink = if url.starts_with("http://") || url.starts_with("https://") {
             Some(LogSink::Http { url: url.clone() })
+        } else if url.starts_with("syslog") && crate::urls::split_userinfo(&url).1.is_some() {
+            v.fail(
+                "log_forward.url",
+                "a syslog URL takes no user:password@ (syslog has no login); remove it, and keep it out of the \
+                 config file"
+                    .into(),
+            );
+            Some(LogSink::SyslogTcp { addr: String::new() })
         } else if let Some(rest) = url.strip_prefix("syslog+udp://") {
             host_port(rest).map(|addr| LogSink::SyslogUdp { addr })
         } else if let Some(rest) = url.strip_prefix("syslog+tcp://").or_else(|| url.strip_prefix("syslog://")) {
@@ -1671,7 +1687,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         let sink = sink.unwrap_or_else(|| {
             v.fail(
                 "log_forward.url",
-                format!("{url:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT (TLS), syslog+udp://HOST:PORT"),
+                format!("{:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT (TLS), syslog+udp://HOST:PORT", crate::urls::redact(&url)),
             );
             LogSink::Http { url: url.clone() }
         });

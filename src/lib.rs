@@ -22,4 +22,5 @@ pub mod telemetry;
 pub(crate) mod testdir;
 pub mod throttle;
 pub mod timefmt;
+pub mod urls;
 pub mod venue;

@@ -33,6 +33,11 @@ impl Secret {
         &self.0
     }
 
+    /// A secret found in another value (credentials in a URL).
+    pub fn from_value(value: String) -> Secret {
+        Secret(value)
+    }
+
     #[cfg(test)]
     pub fn for_tests(value: &str) -> Secret {
         Secret(value.to_owned())

@@ -729,3 +729,36 @@ fn gzip_bodies_decompress_to_the_same_records() {
     }
     assert_eq!(msgs, (0..300).map(|i| format!("record {i}")).collect::<Vec<_>>());
 }
+
+/// `user:password@` in an HTTP sink's URL becomes basic credentials: the request goes to the host
+/// (not to "user:password@host"), carries `Authorization: Basic`, and the address shown nowhere
+/// holds the password.
+#[test]
+fn credentials_in_the_url_travel_as_basic_auth_and_are_never_shown() {
+    let rx = Receiver::start();
+    let dir = TempDir::new("fwd-userinfo");
+    let metrics = Metrics::new();
+    let url = format!("http://elastic:hunter2-pw@{}/intake", rx.addr);
+    let cfg = forward_config(&url, LogSink::Http { url: url.clone() }, LogFormat::Json, &dir.join("spool"));
+    let fwd = Forwarder::spawn(&cfg, &metrics, "h".into(), &env_none).expect("forwarder");
+    fwd.begin();
+    fwd.handle().offer(record(0));
+    wait_for("a request", Duration::from_secs(10), || (!rx.received().is_empty()).then_some(()));
+    fwd.stop();
+    let raw = rx.raw.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let auth = raw[0].0.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.clone());
+    assert_eq!(auth, Some(format!("Basic {}", mt5bot::deployment::base64(b"elastic:hunter2-pw"))));
+
+    // Shown by config check: redacted. A syslog URL with credentials is refused without echoing them.
+    let shown = dir.write("c.yaml", &format!("log_forward:\n  url: {url}\ninflux:\n  enabled: true\n  url: https://u:influx-pw@db.example\n  org: o\n  bucket: b\n"));
+    let out = std::process::Command::new(BIN).args(["config", "check", "--config"]).arg(&shown).output().expect("run");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("hunter2-pw") && !text.contains("influx-pw"), "{text}");
+    assert!(text.contains("http://***@") && text.contains("https://***@db.example"), "{text}");
+    let bad = dir.write("d.yaml", "log_forward:\n  url: syslog://admin:syslog-pw@relay.example:514\n");
+    let out = std::process::Command::new(BIN).args(["config", "check", "--config"]).arg(&bad).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("takes no user:password@") && !err.contains("syslog-pw"), "{err}");
+}

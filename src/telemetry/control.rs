@@ -255,7 +255,7 @@ impl Control {
     }
 
     fn config_json(&self) -> Value {
-        let mut v = serde_json::to_value(self.config.to_raw()).unwrap_or(Value::Null);
+        let mut v = serde_json::to_value(self.config.to_raw_for_display()).unwrap_or(Value::Null);
         // No secret lives in the config file; the secrets are listed by name only.
         if let Some(o) = v.as_object_mut() {
             o.insert("secrets_set".into(), json!(self.secrets_set));

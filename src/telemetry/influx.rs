@@ -42,6 +42,8 @@ pub struct Target {
     /// The full write URL, query included.
     pub write_url: String,
     pub token: Option<Secret>,
+    /// Basic credentials from `user:password@` in the URL, used when there is no token.
+    pub basic: Option<Secret>,
     pub interval: Duration,
     pub buffer_points: usize,
     pub batch_points: usize,
@@ -61,10 +63,12 @@ pub fn resolve(cfg: &InfluxConfig, secrets: &Secrets, env: &dyn Fn(&str) -> Opti
             )
         })
     };
-    let url = pick(&cfg.url, "INFLUXDB_URL", "influx.url")?.trim_end_matches('/').to_owned();
+    let given = pick(&cfg.url, "INFLUXDB_URL", "influx.url")?;
+    let (url, userinfo) = crate::urls::split_userinfo(given.trim_end_matches('/'));
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("INFLUXDB_URL {url:?} is not an http:// or https:// URL"));
+        return Err(format!("INFLUXDB_URL {:?} is not an http:// or https:// URL", crate::urls::redact(&given)));
     }
+    let basic = userinfo.map(|ui| Secret::from_value(crate::urls::basic_auth(&ui)));
     let token = secrets.get("INFLUXDB_TOKEN").cloned();
     let write_url = match cfg.api {
         InfluxApi::V2 => {
@@ -80,6 +84,7 @@ pub fn resolve(cfg: &InfluxConfig, secrets: &Secrets, env: &dyn Fn(&str) -> Opti
     Ok(Target {
         write_url,
         token,
+        basic,
         interval: cfg.interval,
         buffer_points: cfg.buffer_points,
         batch_points: cfg.batch_points,
@@ -320,6 +325,8 @@ impl Writer {
         let mut req = self.agent.post(&self.target.write_url).header("Content-Type", "text/plain; charset=utf-8");
         if let Some(t) = &self.target.token {
             req = req.header("Authorization", format!("Token {}", t.expose()));
+        } else if let Some(b) = &self.target.basic {
+            req = req.header("Authorization", b.expose());
         }
         let mut resp = match req.send(body) {
             Ok(r) => r,

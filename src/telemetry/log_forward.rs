@@ -862,6 +862,13 @@ impl Forwarder {
             },
             LogSink::SyslogUdp { addr } => Sink::Udp { addr: addr.clone(), socket: None },
             LogSink::Http { url } => {
+                // Credentials in the URL travel as basic auth, never in the address or the logs.
+                let (url, userinfo) = crate::urls::split_userinfo(url);
+                if let Some(ui) = userinfo {
+                    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+                        headers.push(("Authorization".into(), crate::urls::basic_auth(&ui)));
+                    }
+                }
                 let url = match cfg.format {
                     LogFormat::Elasticsearch if !url.trim_end_matches('/').ends_with("/_bulk") => {
                         format!("{}/_bulk", url.trim_end_matches('/'))
