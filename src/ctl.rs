@@ -75,6 +75,9 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     let key = match env(API_KEY).filter(|k| !k.is_empty()) {
         Some(k) => k,
         None => {
+            if let Some(w) = crate::deployment::envfile::loose_mode_warning(&opts.env_file) {
+                eprintln!("mt5bot ctl: warning: {w}");
+            }
             let text = std::fs::read_to_string(&opts.env_file).map_err(|e| {
                 usage(format!(
                     "{API_KEY} is not in the environment and {} cannot be read ({e}); export it or pass --env-file",

@@ -120,6 +120,26 @@ fn other_lines_and_comments_are_kept_and_loose_modes_tightened() {
     assert_eq!(value(&env, "API_KEY").as_deref(), Some("kept value"));
 }
 
+/// A rerun that has nothing to write still tightens a file others can read, and `ctl`, which only
+/// reads the file, warns and names the fix.
+#[test]
+fn a_loose_mode_is_tightened_by_a_rerun_and_warned_about_by_readers() {
+    let dir = TempDir::new("secrets-loose");
+    let env = dir.join("runtime.env");
+    ok(&secrets(&env, &[]));
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let stderr = ok(&secrets(&env, &[]));
+    assert!(stderr.contains("was readable by others (mode 644); it is now 600"), "{stderr}");
+    assert_eq!(mode(&env), 0o600);
+
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let p = env.to_str().expect("utf8");
+    let out = mt5bot(&["ctl", "status", "--url", "http://127.0.0.1:9", "--env-file", p], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("is mode 640")) && err.contains(&format!("chmod 600 {p}")), "{err}");
+    assert!(!err.contains(&value(&env, "API_KEY").expect("key")), "the warning names no secret");
+}
+
 #[test]
 fn a_symlinked_target_is_written_through_and_the_link_stays() {
     let dir = TempDir::new("secrets-link");

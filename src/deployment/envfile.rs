@@ -288,6 +288,35 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> EnvFil
     move |source| EnvFileError::Io { path, action, source }
 }
 
+/// A warning when the secrets file at `path` can be read by other users, naming the fix; `None`
+/// when it is 0600 (or tighter) or missing.
+pub fn loose_mode_warning(path: &Path) -> Option<String> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} is mode {mode:o}: other users on this host can read the secrets in it; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+/// Sets a secrets file that others can read to 0600 (a writer's rerun that changed nothing
+/// else); returns what it did.
+pub fn tighten(path: &Path) -> Result<Option<String>, EnvFileError> {
+    let Ok(m) = std::fs::metadata(path) else { return Ok(None) };
+    let mode = m.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(MODE)).map_err(|e| EnvFileError::Io {
+        path: path.to_owned(),
+        action: "set the mode of",
+        source: e,
+    })?;
+    Ok(Some(format!("{} was readable by others (mode {mode:o}); it is now {MODE:o}", path.display())))
+}
+
 /// Atomically replaces the file at `path` (through symlinks) with `data`, mode 0600.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<Option<String>, EnvFileError> {
     write_atomic_mode(path, data, MODE)

@@ -575,6 +575,9 @@ pub fn run(opts: &Options, r: &Resolved) -> Result<Report, DeployError> {
         report.steps.push(format!("{} written", env_path.display()));
     } else {
         report.steps.push(format!("{} unchanged: nothing to do", env_path.display()));
+        if let Some(w) = super::envfile::tighten(env_path)? {
+            report.warnings.push(w);
+        }
     }
     report.written = changed;
     if opts.print_exports {

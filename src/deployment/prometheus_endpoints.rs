@@ -161,7 +161,7 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Repor
         outcomes.push((key, outcome));
     }
     let written = outcomes.iter().any(|(_, o)| *o == Outcome::Written);
-    let warning = if written { file.save(&opts.env_file)? } else { None };
+    let warning = if written { file.save(&opts.env_file)? } else { super::envfile::tighten(&opts.env_file)? };
     let exports = if opts.print_exports {
         [PROM_PUSH_URL, PROM_QUERY_URL].iter().filter_map(|k| file.get(k).map(|v| export_line(k, v))).collect()
     } else {

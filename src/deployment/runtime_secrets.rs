@@ -90,7 +90,7 @@ pub fn run(opts: &Options, mut gen: impl FnMut() -> Result<String, DeployError>)
         actions.push((name, action));
     }
     let written = actions.iter().any(|(_, a)| *a != Action::Kept);
-    let warning = if written { file.save(&opts.env_file)? } else { None };
+    let warning = if written { file.save(&opts.env_file)? } else { super::envfile::tighten(&opts.env_file)? };
     let mut exports = Vec::new();
     if opts.print_exports {
         for name in NAMES.iter().copied().chain([CHECKPOINT_AES_KEY_PREVIOUS]) {
