@@ -136,7 +136,7 @@ fn a_loose_mode_is_tightened_by_a_rerun_and_warned_about_by_readers() {
     let p = env.to_str().expect("utf8");
     let out = mt5bot(&["ctl", "status", "--url", "http://127.0.0.1:9", "--env-file", p], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("is mode 640")) && err.contains(&format!("chmod 600 {p}")), "{err}");
+    assert!(err.contains("is mode 640") && err.contains(&format!("chmod 600 {p}")), "{err}");
     assert!(!err.contains(&value(&env, "API_KEY").expect("key")), "the warning names no secret");
 }
 
