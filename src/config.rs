@@ -249,6 +249,19 @@ pub enum FeedKind {
 pub struct RawSymbol {
     pub name: String,
     pub price: f64,
+    /// The smallest quantity the venue takes (MT5's SYMBOL_VOLUME_MIN).
+    #[serde(default = "default_lot")]
+    pub min_qty: f64,
+    /// Quantities are whole multiples of this (MT5's SYMBOL_VOLUME_STEP).
+    #[serde(default = "default_lot")]
+    pub qty_step: f64,
+}
+
+/// The default minimum lot and lot step: 0.01, a micro lot, as most MT5 FX symbols have.
+pub const DEFAULT_LOT: f64 = 0.01;
+
+fn default_lot() -> f64 {
+    DEFAULT_LOT
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -268,8 +281,8 @@ impl Default for RawFeed {
         Self {
             kind: FeedKind::Synthetic,
             symbols: vec![
-                RawSymbol { name: "EURUSD".into(), price: 1.085 },
-                RawSymbol { name: "GBPUSD".into(), price: 1.265 },
+                RawSymbol { name: "EURUSD".into(), price: 1.085, min_qty: DEFAULT_LOT, qty_step: DEFAULT_LOT },
+                RawSymbol { name: "GBPUSD".into(), price: 1.265, min_qty: DEFAULT_LOT, qty_step: DEFAULT_LOT },
             ],
             seed: 42,
             tick_rate: 1000.0,
@@ -673,6 +686,10 @@ pub struct PaperConfig {
 pub struct SymbolConfig {
     pub name: String,
     pub price: f64,
+    /// Smaller quantities are refused at ingress; model orders below it are not sent.
+    pub min_qty: f64,
+    /// Ingress quantities must be whole multiples of it; model orders are rounded down to it.
+    pub qty_step: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -984,7 +1001,17 @@ impl Config {
             },
             feed: RawFeed {
                 kind,
-                symbols: self.feed.symbols.iter().map(|s| RawSymbol { name: s.name.clone(), price: s.price }).collect(),
+                symbols: self
+                    .feed
+                    .symbols
+                    .iter()
+                    .map(|s| RawSymbol {
+                        name: s.name.clone(),
+                        price: s.price,
+                        min_qty: s.min_qty,
+                        qty_step: s.qty_step,
+                    })
+                    .collect(),
                 seed,
                 tick_rate,
                 volatility,
@@ -1454,7 +1481,11 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             1e12,
             "a price greater than 0",
         );
-        symbols.push(SymbolConfig { name: s.name.clone(), price });
+        let min_qty =
+            v.range_f64(&format!("feed.symbols[{i}].min_qty"), s.min_qty, 1e-8, 1e9, "a quantity from 1e-8 to 1e9");
+        let qty_step =
+            v.range_f64(&format!("feed.symbols[{i}].qty_step"), s.qty_step, 1e-8, 1e9, "a quantity from 1e-8 to 1e9");
+        symbols.push(SymbolConfig { name: s.name.clone(), price, min_qty, qty_step });
     }
     let source = match f.kind {
         FeedKind::Synthetic => FeedSource::Synthetic {

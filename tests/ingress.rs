@@ -273,3 +273,40 @@ fn clients_that_never_read_are_reaped_and_a_new_client_gets_in() {
     assert!(d.metrics().contains("ingress_connections 1"));
     drop(stalled);
 }
+
+/// Quantities below a symbol's minimum lot or off its lot step are refused with the rule named
+/// (a qty of 5e-324 used to become an order).
+#[test]
+fn quantities_off_the_lot_rules_are_refused_with_the_rule_named() {
+    let dir = TempDir::new("ingress-lots");
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        &dir,
+        &format!(
+            "ingress:\n  enabled: true\n  listen: {ingress}\n\
+             feed:\n  symbols:\n    - name: EURUSD\n      price: 1.1\n      min_qty: 0.1\n      qty_step: 0.05\n"
+        ),
+    );
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[]);
+    d.wait_metrics(Duration::from_secs(5));
+    let (mut w, mut r) = connect(&ingress);
+    for (qty, want) in [
+        ("5e-324", "below the minimum lot 0.1 of EURUSD"),
+        ("0.07", "below the minimum lot"),
+        ("0.12", "not a whole number of lot steps of 0.05"),
+    ] {
+        w.write_all(
+            format!(
+                "{{\"id\":\"l-{qty}\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":{qty},\"type\":\"market\"}}\n"
+            )
+            .as_bytes(),
+        )
+        .expect("send");
+        let a = answer(&mut r);
+        assert_eq!(a["status"], "error", "{qty}: {a}");
+        assert!(a["error"].as_str().is_some_and(|e| e.contains(want) && e.contains("feed.symbols[]")), "{qty}: {a}");
+    }
+    w.write_all(signal_line("l-ok", "buy", 0.15).as_bytes()).expect("send");
+    assert_eq!(answer(&mut r)["status"], "queued");
+    assert!(d.metrics().contains("ingress_errors_total{reason=\"bad_field\"} 3"));
+}

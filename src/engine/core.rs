@@ -135,7 +135,12 @@ pub struct TradingCore<V, C> {
     /// Refusals after queuing, for the clients waiting on them (allocated once).
     late: Vec<LateRefusal>,
     late_lost: u64,
+    /// Per symbol: the smallest quantity and the lot step (`feed.symbols[].min_qty`, `qty_step`).
+    lots: Vec<(f64, f64)>,
 }
+
+/// A quantity this close to a whole number of steps counts as one (float noise).
+const STEP_TOLERANCE: f64 = 1e-6;
 
 impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// `run_id` prefixes the model's signal ids (`<run_id>-<n>`) so they are unique across restarts.
@@ -167,6 +172,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             trade_sink: None,
             late: Vec::with_capacity(cfg.queue_capacity.min(MAX_LATE_REFUSALS)),
             late_lost: 0,
+            lots: cfg.feed.symbols.iter().map(|s| (s.min_qty, s.qty_step)).collect(),
         }
     }
 
@@ -201,6 +207,31 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         &self.executor
     }
 
+    /// Checks an external quantity against the symbol's lot rules; the error says which rule.
+    pub fn check_lot(&self, symbol: SymbolId, qty: f64) -> Result<(), String> {
+        let Some(&(min, step)) = self.lots.get(symbol as usize) else { return Ok(()) };
+        let name = self.symbols.get(symbol as usize).map_or("?", String::as_str);
+        if qty < min * (1.0 - STEP_TOLERANCE) {
+            return Err(format!("qty: {qty} is below the minimum lot {min} of {name} (feed.symbols[].min_qty)"));
+        }
+        let steps = qty / step;
+        if (steps - steps.round()).abs() > STEP_TOLERANCE * steps.max(1.0) {
+            return Err(format!(
+                "qty: {qty} is not a whole number of lot steps of {step} for {name} (feed.symbols[].qty_step)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A model quantity rounded down to the symbol's lot step; `None` below its minimum lot.
+    #[inline]
+    fn model_lot(&self, symbol: SymbolId, qty: f64) -> Option<f64> {
+        let Some(&(min, step)) = self.lots.get(symbol as usize) else { return Some(qty) };
+        // Whole steps, then onto a 1e-8 grid so 6 x 0.05 is 0.3, not 0.30000000000000004 on the wire.
+        let q = ((qty / step + STEP_TOLERANCE).floor() * step * 1e8).round() / 1e8;
+        (q >= min * (1.0 - STEP_TOLERANCE)).then_some(q)
+    }
+
     /// A tick: the venue and executor see the quote, the model may signal, the queue is worked.
     #[inline]
     pub fn on_tick(&mut self, tick: &Tick) {
@@ -220,14 +251,14 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 }
             }
         }
-        if let Some(d) = out.decision {
+        if let Some((d, qty)) = out.decision.and_then(|d| Some((d, self.model_lot(tick.symbol, d.qty)?))) {
             let id = SignalId::with_counter(&self.id_prefix, self.next_model_seq);
             self.next_model_seq += 1;
             let signal = Signal {
                 id,
                 symbol: tick.symbol,
                 side: d.side,
-                qty: d.qty,
+                qty,
                 kind: d.kind,
                 price: d.price,
                 source: SignalSource::Model,
@@ -817,6 +848,21 @@ mod tests {
         assert_eq!(m.queue_depth.get(), 0);
         // No quote yet: both refused by the executor.
         assert_eq!(m.signals_dropped.with_label_values(&["no_quote"]).get(), 2);
+    }
+
+    #[test]
+    fn lot_rules_refuse_external_quantities_and_round_the_model_down() {
+        let mut cfg = Config::embedded();
+        cfg.feed.symbols[0].min_qty = 0.1;
+        cfg.feed.symbols[0].qty_step = 0.05;
+        let (c, _) = core(&cfg);
+        assert!(c.check_lot(0, 5e-324).expect_err("tiny").contains("minimum lot"));
+        assert!(c.check_lot(0, 0.12).expect_err("off step").contains("lot steps"));
+        assert!(c.check_lot(0, 0.15).is_ok());
+        assert!(c.check_lot(0, 0.3).is_ok(), "0.3 / 0.05 is 5.999... in floats and still a whole number");
+        assert_eq!(c.model_lot(0, 0.33), Some(0.3));
+        assert_eq!(c.model_lot(0, 0.09), None);
+        assert!((c.model_lot(0, 0.349).expect("lot") - 0.3).abs() < 1e-12);
     }
 
     #[test]

@@ -518,6 +518,9 @@ fn handle_line<V: Venue, C: Clock>(
             &format!("qty: {} is not accepted; accepted: a quantity greater than 0", wire.qty),
         );
     }
+    if let Err(why) = core.check_lot(symbol, wire.qty) {
+        return error(out, "bad_field", &why);
+    }
     let (kind, price) = match (wire.kind.to_ascii_lowercase().as_str(), wire.price) {
         ("market", _) => (OrderKind::Market, 0.0),
         ("limit", Some(p)) if p.is_finite() && p > 0.0 => (OrderKind::Limit, p),
