@@ -120,3 +120,29 @@ fn listeners_off_loopback_need_consent_or_get_a_warning() {
     let out = check(&dir, "metrics:\n  listen: 127.0.0.1:9898\n");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }
+
+/// Handed a secrets file by mistake (a wrong path, a symlink), `config check` names the file and
+/// line and repeats none of it; a huge file is refused before it is read.
+#[test]
+fn a_secrets_file_given_as_config_is_never_echoed_and_a_huge_file_is_refused_unread() {
+    let dir = TempDir::new("cfg-secret");
+    let secret = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8=";
+    let env = dir.write("runtime.env", &format!("API_KEY={secret}\nCONTROLLER_SHARED_SECRET={secret}x\n"));
+    let link = dir.join("config.yaml");
+    std::os::unix::fs::symlink(&env, &link).expect("link");
+    let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&link).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains(secret) && !text.contains("API_KEY="), "{text}");
+    assert!(text.contains("config.yaml") && text.contains("not a YAML mapping"), "{text}");
+
+    let huge = dir.join("huge.yaml");
+    let f = std::fs::File::create(&huge).expect("create");
+    f.set_len(60 << 20).expect("a 60 MiB file");
+    let start = std::time::Instant::now();
+    let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&huge).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a config is at most 1048576 bytes"), "{err}");
+    eprintln!("a 60 MiB config was refused in {:?}", start.elapsed());
+}
