@@ -103,7 +103,8 @@ impl Helper {
         commands: CommandSender,
         control: Control,
     ) -> std::io::Result<Helper> {
-        let service = Routes { metrics: metrics.clone(), health, control, sampler: Sampler::default() };
+        let service =
+            Routes { metrics: metrics.clone(), health, control, sampler: Sampler::default(), spare: Vec::new() };
         let (mut server, stop) = Server::new(listener, limits, service, &metrics)?;
         let handle_stop = stop.clone();
         let handle = std::thread::Builder::new().name("mt5bot-helper".into()).spawn(move || {
@@ -133,6 +134,8 @@ struct Routes {
     health: Arc<Health>,
     control: Control,
     sampler: Sampler,
+    /// The last scrape's body, reused by the next.
+    spare: Vec<u8>,
 }
 
 fn handler(path: &str) -> &'static str {
@@ -188,7 +191,8 @@ impl Service for Routes {
         } else {
             match handler {
                 "metrics" => {
-                    let mut body = Vec::with_capacity(32 * 1024);
+                    let mut body = std::mem::take(&mut self.spare);
+                    body.clear();
                     match self.metrics.encode(&mut body) {
                         Ok(()) => Response::new(200, METRICS_CONTENT_TYPE, body),
                         Err(e) => {
@@ -217,6 +221,12 @@ impl Service for Routes {
     fn answered(&mut self, path: &str, status: u16) {
         let mut code = itoa::Buffer::new();
         self.metrics.http_requests.with_label_values(&[handler(path), code.format(status)]).inc();
+    }
+
+    fn recycle(&mut self, body: Vec<u8>) {
+        if body.capacity() > self.spare.capacity() {
+            self.spare = body;
+        }
     }
 
     fn tick(&mut self, now: Instant) -> Instant {

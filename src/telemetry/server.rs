@@ -154,6 +154,8 @@ pub trait Service {
     /// The server answered `status` itself (a request it would not read); `path` is empty when
     /// no head could be parsed.
     fn answered(&mut self, path: &str, status: u16);
+    /// A body the server has copied out, handed back for reuse (a scrape then allocates nothing).
+    fn recycle(&mut self, _body: Vec<u8>) {}
 }
 
 #[derive(Debug)]
@@ -195,6 +197,9 @@ struct Conn<P> {
     consumed: usize,
     /// The client may still be sending a body nobody reads: linger before closing.
     linger: bool,
+    /// WRITABLE is watched (only while an answer waits for room in the socket: watched always,
+    /// every ACK after an answer would wake the loop for nothing).
+    watch_write: bool,
 }
 
 impl<P> Conn<P> {
@@ -392,9 +397,7 @@ impl<S: Service> Server<S> {
             return;
         }
         let Some(idx) = self.free.pop() else { return };
-        if let Err(e) =
-            self.poll.registry().register(&mut stream, Token(FIRST_CONN + idx), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(FIRST_CONN + idx), Interest::READABLE) {
             log::warn!("metrics listener: cannot watch a connection from {peer}: {e}");
             self.free.push(idx);
             return;
@@ -413,6 +416,7 @@ impl<S: Service> Server<S> {
             keep_alive: true,
             consumed: 0,
             linger: false,
+            watch_write: false,
         });
         self.metrics.connections.inc();
         self.drive(idx, now);
@@ -465,9 +469,10 @@ impl<S: Service> Server<S> {
         for idx in 0..self.conns.len() {
             let Some(conn) = self.conns[idx].as_mut() else { continue };
             let Phase::Waiting(p) = &mut conn.phase else { continue };
-            if let Some(resp) = self.service.poll(p, now) {
+            if let Some(mut resp) = self.service.poll(p, now) {
                 self.waiting -= 1;
-                queue_response(conn, resp, now, self.limits.write_timeout);
+                let body = std::mem::take(&mut resp.body);
+                queue_response(conn, resp, &body, now, self.limits.write_timeout);
                 self.drive(idx, now);
             }
         }
@@ -527,6 +532,14 @@ impl<S: Service> Server<S> {
                 }
                 Phase::Writing => match write_out(conn) {
                     WriteState::Done => {
+                        if conn.watch_write {
+                            conn.watch_write = false;
+                            let _ = self.poll.registry().reregister(
+                                &mut conn.stream,
+                                Token(FIRST_CONN + idx),
+                                Interest::READABLE,
+                            );
+                        }
                         if !conn.keep_alive && conn.linger {
                             let _ = conn.stream.shutdown(std::net::Shutdown::Write);
                             conn.buf.clear();
@@ -545,7 +558,21 @@ impl<S: Service> Server<S> {
                         conn.since = now;
                         conn.deadline = now + self.limits.idle_timeout;
                     }
-                    WriteState::Blocked => return,
+                    WriteState::Blocked => {
+                        if !conn.watch_write {
+                            conn.watch_write = true;
+                            let interest = Interest::READABLE | Interest::WRITABLE;
+                            if self
+                                .poll
+                                .registry()
+                                .reregister(&mut conn.stream, Token(FIRST_CONN + idx), interest)
+                                .is_err()
+                            {
+                                self.close(idx, None);
+                            }
+                        }
+                        return;
+                    }
                     WriteState::Failed => {
                         self.close(idx, None);
                         return;
@@ -687,14 +714,19 @@ impl<S: Service> Server<S> {
         let consumed = std::mem::take(&mut conn.consumed).min(conn.buf.len());
         conn.buf.drain(..consumed);
         match outcome {
-            Outcome::Ready(resp) => queue_response(conn, resp, now, write_timeout),
+            Outcome::Ready(mut resp) => {
+                let body = std::mem::take(&mut resp.body);
+                queue_response(conn, resp, &body, now, write_timeout);
+                self.service.recycle(body);
+            }
             Outcome::Wait(p) => {
                 conn.phase = Phase::Waiting(p);
                 conn.since = now;
                 self.waiting += 1;
             }
-            Outcome::Delay(resp, at) => {
-                queue_response(conn, resp, now, write_timeout);
+            Outcome::Delay(mut resp, at) => {
+                let body = std::mem::take(&mut resp.body);
+                queue_response(conn, resp, &body, now, write_timeout);
                 conn.phase = Phase::Delayed;
                 conn.since = now;
                 conn.deadline = at;
@@ -726,7 +758,8 @@ fn answer_and_close<P>(conn: &mut Conn<P>, mut resp: Response, now: Instant, wri
     resp.close = true;
     conn.linger = true;
     conn.buf.clear();
-    queue_response(conn, resp, now, write_timeout);
+    let body = std::mem::take(&mut resp.body);
+    queue_response(conn, resp, &body, now, write_timeout);
     Parsed::Progress
 }
 
@@ -763,13 +796,15 @@ fn write_out<P>(conn: &mut Conn<P>) -> WriteState {
     WriteState::Done
 }
 
-fn queue_response<P>(conn: &mut Conn<P>, resp: Response, now: Instant, write_timeout: Duration) {
+/// Puts `resp` (whose body is `body`) on the connection to be written.
+fn queue_response<P>(conn: &mut Conn<P>, resp: Response, body: &[u8], now: Instant, write_timeout: Duration) {
     if resp.close {
         conn.keep_alive = false;
     }
     conn.out.clear();
     conn.written = 0;
-    encode_response(&resp, conn.keep_alive, &mut conn.out);
+    encode_head(&resp, body.len(), conn.keep_alive, &mut conn.out);
+    conn.out.extend_from_slice(body);
     conn.phase = Phase::Writing;
     conn.since = now;
     conn.deadline = now + write_timeout;
@@ -777,6 +812,12 @@ fn queue_response<P>(conn: &mut Conn<P>, resp: Response, now: Instant, write_tim
 
 /// Writes status line, headers and body into `out`.
 pub fn encode_response(resp: &Response, keep_alive: bool, out: &mut Vec<u8>) {
+    encode_head(resp, resp.body.len(), keep_alive, out);
+    out.extend_from_slice(&resp.body);
+}
+
+/// Writes the status line and headers of an answer with a body of `body_len` bytes.
+fn encode_head(resp: &Response, body_len: usize, keep_alive: bool, out: &mut Vec<u8>) {
     let mut len = itoa::Buffer::new();
     let mut code = itoa::Buffer::new();
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -786,7 +827,7 @@ pub fn encode_response(resp: &Response, keep_alive: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(resp.content_type.as_bytes());
     out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(len.format(resp.body.len()).as_bytes());
+    out.extend_from_slice(len.format(body_len).as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in &resp.headers {
         // A value is ours, but never let one end the head early.
@@ -802,7 +843,6 @@ pub fn encode_response(resp: &Response, keep_alive: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&resp.body);
 }
 
 fn reason(status: u16) -> &'static str {
