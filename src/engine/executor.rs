@@ -345,6 +345,8 @@ impl Executor {
                 }
                 let realized_pnl = self.positions[sym].apply(side.sign() * qty, price);
                 self.trades += 1;
+                // The id was traded: a signal repeating it is a duplicate, as for a restored order.
+                self.recent.insert(client_id);
                 Applied::Filled { symbol, side, client_id, exec_id: 0, qty, price, realized_pnl, order_done: true }
             }
             VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
@@ -609,6 +611,18 @@ mod tests {
         fresh.remember_ids(ids);
         assert_eq!(fresh.create(&sig("c", Side::Buy, 1.0), 0).err(), Some(DropReason::Duplicate));
         assert!(fresh.create(&sig("a", Side::Buy, 1.0), 0).is_ok(), "only the ids kept are remembered");
+    }
+
+    #[test]
+    fn an_adopted_fill_makes_its_id_a_duplicate() {
+        let mut e = Executor::new(&risk(), 1);
+        e.set_quote(0, 100.0, 100.0);
+        let id = SignalId::parse("sent-before-restart").expect("id");
+        let booked =
+            e.apply(&VenueEvent::Adopted { client_id: id, symbol: 0, side: Side::Buy, qty: 1.0, price: 100.0 }, 0);
+        assert!(matches!(booked, Applied::Filled { .. }));
+        assert!(e.knows(&id), "a replayed signal with this id must be refused");
+        assert_eq!(e.create(&sig("sent-before-restart", Side::Buy, 1.0), 0).err(), Some(DropReason::Duplicate));
     }
 
     #[test]

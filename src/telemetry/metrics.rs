@@ -36,6 +36,7 @@ pub mod names {
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
     pub const BROKER_RECONNECTS: &str = "broker_reconnects_total";
+    pub const BROKER_CONNECT_FAILURES: &str = "broker_connect_failures_total";
     pub const VENUE_PROTOCOL_ERRORS: &str = "venue_protocol_errors_total";
     pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
@@ -113,6 +114,7 @@ pub struct Metrics {
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGaugeVec,
     pub broker_reconnects: IntCounterVec,
+    pub broker_connect_failures: IntCounterVec,
     pub venue_protocol_errors: IntCounterVec,
     pub ingress_connections: IntGauge,
     pub ingress_errors: IntCounterVec,
@@ -221,7 +223,8 @@ impl Metrics {
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
-            broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Reconnection attempts to the venue (the paper venue never reconnects)."), &["venue"]))),
+            broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Venue sessions established after the first (fix44: Logon answered; mt5: the EA authenticated). The paper venue never reconnects."), &["venue"]))),
+            broker_connect_failures: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_CONNECT_FAILURES, "Connection attempts to the venue that ended before a session was established (refused, timed out, dropped before Logon)."), &["venue"]))),
             venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), bad_line, line_too_long."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
@@ -281,6 +284,7 @@ impl Metrics {
         let e = |kind: &str| self.venue_protocol_errors.with_label_values(&["fix44", kind]);
         crate::venue::fix44::FixMetrics {
             reconnects: self.broker_reconnects.with_label_values(&["fix44"]),
+            connect_failures: self.broker_connect_failures.with_label_values(&["fix44"]),
             garbled: e("garbled"),
             rejects_sent: e("rejected"),
             rejects_received: e("refused"),

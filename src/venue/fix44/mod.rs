@@ -52,7 +52,10 @@ const SEQ_SAVE_INTERVAL: Nanos = 100_000_000;
 /// Counters the venue keeps beside the session's.
 #[derive(Debug, Clone)]
 pub struct FixMetrics {
+    /// Sessions established (Logon answered) after the first.
     pub reconnects: IntCounter,
+    /// Connection attempts that ended before a session was established.
+    pub connect_failures: IntCounter,
     /// Bytes dropped as garbled (bad checksum, length, framing).
     pub garbled: IntCounter,
     /// Session Rejects we sent for bad messages from the venue.
@@ -186,7 +189,34 @@ struct Book {
 /// Completed orders remembered against late or repeated reports.
 const COMPLETED: usize = 4096;
 
+/// Completed orders a checkpoint keeps (the newest), so a report the venue resends after a restart
+/// (with 43=Y or not) books nothing again.
+const CHECKPOINT_COMPLETED: usize = 1024;
+
 impl Book {
+    /// The newest completed orders and what was booked of each, for a checkpoint.
+    fn completed_state(&self) -> serde_json::Value {
+        let skip = self.completed_order.len().saturating_sub(CHECKPOINT_COMPLETED);
+        let list: Vec<serde_json::Value> = self
+            .completed_order
+            .iter()
+            .skip(skip)
+            .filter_map(|id| Some(serde_json::json!([id.as_str(), self.completed.get(id)?])))
+            .collect();
+        serde_json::Value::Array(list)
+    }
+
+    /// Takes back the completed orders of a checkpoint.
+    fn restore_completed(&mut self, state: &serde_json::Value) {
+        for entry in state.as_array().into_iter().flatten() {
+            let id = entry.get(0).and_then(serde_json::Value::as_str).and_then(crate::engine::types::SignalId::parse);
+            let cum = entry.get(1).and_then(serde_json::Value::as_f64);
+            if let (Some(id), Some(cum)) = (id, cum) {
+                self.remember(id, cum);
+            }
+        }
+    }
+
     fn remember(&mut self, id: crate::engine::types::SignalId, cum: f64) {
         if let Some(c) = self.completed.get_mut(&id) {
             *c = c.max(cum);
@@ -429,6 +459,9 @@ pub struct FixVenue {
     token: Token,
     conn: Conn,
     conn_number: u64,
+    /// Sessions established so far, and whether the current connection has one.
+    sessions: u64,
+    session_up: bool,
     logon_timeout: Nanos,
     session: Session,
     store: SeqStore,
@@ -480,6 +513,8 @@ impl FixVenue {
             token: Token(0),
             conn: Conn::Down { retry_at: 0 },
             conn_number: 0,
+            sessions: 0,
+            session_up: false,
             logon_timeout: cfg.logon_timeout.as_nanos() as Nanos,
             session,
             store,
@@ -524,9 +559,6 @@ impl FixVenue {
         let Some(registry) = &self.registry else { return };
         let addr = self.addrs[self.next_addr % self.addrs.len()];
         self.next_addr = self.next_addr.wrapping_add(1);
-        if self.conn_number > 0 {
-            self.metrics.reconnects.inc();
-        }
         self.conn_number += 1;
         match TcpStream::connect(addr) {
             Ok(mut stream) => {
@@ -539,7 +571,10 @@ impl FixVenue {
                     Err(e) => self.retry_later(now, &format!("cannot watch the connection to {addr}: {e}")),
                 }
             }
-            Err(e) => self.retry_later(now, &format!("cannot connect to {addr}: {e}")),
+            Err(e) => {
+                self.metrics.connect_failures.inc();
+                self.retry_later(now, &format!("cannot connect to {addr}: {e}"))
+            }
         }
     }
 
@@ -555,6 +590,9 @@ impl FixVenue {
         let old = std::mem::replace(&mut self.conn, Conn::Down { retry_at: now });
         if let (Conn::Up { mut stream } | Conn::Connecting { mut stream, .. }, Some(r)) = (old, &self.registry) {
             let _ = r.deregister(&mut stream);
+        }
+        if !std::mem::take(&mut self.session_up) {
+            self.metrics.connect_failures.inc();
         }
         self.session.disconnected();
         self.rbuf.clear();
@@ -811,6 +849,13 @@ impl Venue for FixVenue {
                 }
                 if self.session.is_active() {
                     self.backoff.attempt = 0;
+                    if !self.session_up {
+                        self.session_up = true;
+                        self.sessions += 1;
+                        if self.sessions > 1 {
+                            self.metrics.reconnects.inc();
+                        }
+                    }
                 }
                 match failure {
                     Some(why) => self.drop_connection(now, &why),
@@ -884,10 +929,13 @@ impl Venue for FixVenue {
     fn checkpoint(&self) -> serde_json::Value {
         // The reports up to here are in the books this checkpoint holds; a restore asks for the
         // ones after it again.
-        serde_json::json!({ "next_in": self.session.seqs().next_in })
+        serde_json::json!({ "next_in": self.session.seqs().next_in, "completed": self.book.completed_state() })
     }
 
     fn restore(&mut self, state: &serde_json::Value, orders: &[(OrderRequest, f64)]) -> Result<(), String> {
+        if let Some(c) = state.get("completed") {
+            self.book.restore_completed(c);
+        }
         if let Some(n) = state.get("next_in").and_then(serde_json::Value::as_u64) {
             let file = self.session.seqs().next_in;
             self.session.rewind_in(n);
@@ -1101,6 +1149,26 @@ mod tests {
         assert!(
             matches!(adopted[0], VenueEvent::Adopted { qty, price, side: Side::Buy, symbol: 0, .. } if *qty == 2.0 && *price == 1.3)
         );
+    }
+
+    #[test]
+    fn completed_orders_survive_a_checkpoint_so_a_resent_fill_books_nothing() {
+        let mut b = book();
+        add(&mut b, "o1", 1.0, 5);
+        let fill = report("o1", "F", "2", "1", Some(("1", "1.1")));
+        deliver(&mut b, b"8", &fill).expect("fill");
+        let state = b.completed_state();
+        let mut after = book();
+        after.restore_completed(&state);
+        let mut resent = fill.clone();
+        resent.push((tag::POSS_DUP_FLAG, "Y"));
+        deliver(&mut after, b"8", &resent).expect("the venue resends the report");
+        deliver(&mut after, b"8", &fill).expect("and once more without PossDup");
+        assert!(after.events.is_empty(), "booked again: {:?}", after.events);
+        // Without the table, the same report would be adopted (booked a second time).
+        let mut fresh = book();
+        deliver(&mut fresh, b"8", &fill).expect("adopted");
+        assert_eq!(fresh.events.len(), 1);
     }
 
     #[test]
