@@ -496,9 +496,30 @@ fn run_venue<V: Venue>(
         Some(a) => log::info!("signal ingress listening on {a}"),
         None => log::info!("signal ingress off (ingress.enabled: false)"),
     }
-    log::info!("ready: metrics on http://{}/metrics, venue {} up", cfg.metrics.listen, reactor.core().venue().name());
+    // READY=1 means the daemon serves (metrics, health, the control API) and its engine runs. A
+    // venue that waits for its counterparty (the MT5 terminal, a FIX gateway) may take hours to come
+    // up, so readiness does not wait for it: STATUS= and /readyz say whether the venue is up.
+    let venue = reactor.core().venue().name();
+    let status = if reactor.core().venue().is_up() {
+        log::info!("ready: metrics on http://{}/metrics, venue {venue} up", cfg.metrics.listen);
+        format!("trading: venue {venue} up")
+    } else {
+        let waiting = match cfg.venue.kind {
+            VenueKind::Mt5 => format!("waiting for the Expert Advisor to connect to {}", cfg.venue.mt5.listen),
+            VenueKind::Fix44 => format!("connecting to the FIX gateway {}", cfg.venue.fix44.connect),
+            VenueKind::Paper => "starting".to_owned(),
+        };
+        log::info!(
+            "ready: metrics on http://{}/metrics; venue {venue} not up yet ({waiting}); /readyz answers 503 until it is",
+            cfg.metrics.listen
+        );
+        format!("venue {venue} not up: {waiting}")
+    };
     if let Err(e) = notifier.notify("READY=1") {
         log::warn!("cannot notify systemd of readiness: {e}");
+    }
+    if let Err(e) = notifier.notify(&format!("STATUS={status}")) {
+        log::warn!("cannot send systemd the status: {e}");
     }
 
     let result = reactor.run(&health, &notifier);

@@ -117,8 +117,9 @@ fn notify_socket_receives_ready_watchdog_and_stopping() {
     };
     let first = recv();
     assert_eq!(first, "READY=1", "READY=1 comes first");
-    // READY=1 is only sent once /metrics serves.
+    // READY=1 is only sent once /metrics serves; STATUS= says the venue is up.
     assert_eq!(get(&addr, "/metrics").expect("metrics").status, 200);
+    assert_eq!(recv(), "STATUS=trading: venue paper up");
     let watchdogs = (0..3).map(|_| recv()).filter(|m| m == "WATCHDOG=1").count();
     assert_eq!(watchdogs, 3, "the engine loop pings the watchdog");
 
@@ -343,4 +344,40 @@ fn the_shipped_logrotate_file_is_valid_and_signals_sighup() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!text.contains("error:"), "{text}");
     assert!(text.contains("Handling 1 logs"), "{text}");
+}
+
+/// With a venue that waits for its counterparty (the MT5 terminal), READY=1 says the daemon serves,
+/// STATUS= says what it waits for, /readyz answers 503, and the log never claims the venue is up.
+#[test]
+fn readiness_with_a_venue_still_waiting_says_what_it_waits_for() {
+    let dir = TempDir::new("notify-mt5");
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let bridge = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) =
+        config_with(&dir, &format!("venue:\n  kind: mt5\n  mt5:\n    listen: {bridge}\nfeed:\n  kind: venue\n"));
+    let sock_str = sock_path.to_str().expect("utf8 path");
+    let mut d = Daemon::start(
+        &dir,
+        &cfg,
+        &addr,
+        &[("NOTIFY_SOCKET", sock_str), ("CONTROLLER_SHARED_SECRET", "notify-test-secret-0123456789")],
+    );
+    let mut buf = [0u8; 512];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(recv(), "READY=1");
+    let status = recv();
+    assert_eq!(status, format!("STATUS=venue mt5 not up: waiting for the Expert Advisor to connect to {bridge}"));
+    let r = get(&addr, "/readyz").expect("readyz");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("venue session is down"), "{}", r.body);
+    let log = d.log_file();
+    assert!(log.contains("venue mt5 not up yet"), "{log}");
+    assert!(!log.contains("venue mt5 up"), "the log agrees with /readyz: {log}");
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }

@@ -339,6 +339,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             self.timers.push(Reverse((start + INGRESS_SWEEP, Timer::IngressSweep)));
         }
         let mut stopping: Option<(StopReason, Nanos)> = None;
+        let mut venue_was_up = self.core.venue().is_up();
         loop {
             let now = self.core.clock().now();
             self.feed.begin_turn();
@@ -364,7 +365,21 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                     None => self.core.take_late_refusals(|_| {}),
                 }
             }
-            health.turned(self.core.venue().is_up());
+            let venue_up = self.core.venue().is_up();
+            if venue_up != venue_was_up {
+                venue_was_up = venue_up;
+                // Only on a change: `systemctl status` shows whether the venue is up.
+                let name = self.core.venue().name();
+                let status = if venue_up {
+                    format!("STATUS=trading: venue {name} up")
+                } else {
+                    format!("STATUS=venue {name} down: signals wait up to queue.max_wait for it")
+                };
+                if let Err(e) = notifier.notify(&status) {
+                    log::debug!("cannot send systemd the status: {e}");
+                }
+            }
+            health.turned(venue_up);
             self.metrics.broker_connected.set(i64::from(self.core.venue().is_up()));
 
             if let Some((reason, deadline)) = &stopping {
