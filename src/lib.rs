@@ -15,6 +15,7 @@ pub mod deployment;
 pub mod diagnostics;
 pub mod engine;
 pub mod lockfile;
+pub mod names;
 pub mod sd_notify;
 pub mod secrets;
 pub mod telemetry;

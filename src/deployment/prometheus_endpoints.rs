@@ -13,8 +13,7 @@ use std::path::PathBuf;
 use super::envfile::{export_line, EnvFile};
 use super::{base64url, ensure_parent, hostname, DeployError};
 
-pub const PROM_PUSH_URL: &str = "PROM_PUSH_URL";
-pub const PROM_QUERY_URL: &str = "PROM_QUERY_URL";
+pub use crate::names::{PROM_PUSH_URL, PROM_QUERY_URL};
 
 /// The inputs: flag name, environment variable, default (`None`: the host name).
 pub const INPUTS: [(&str, &str, Option<&str>); 7] = [

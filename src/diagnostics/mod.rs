@@ -32,8 +32,7 @@ use crate::telemetry::pushgateway::{self, Mode, PROM_PUSH_URL};
 pub const SCHEMA: &str = "mt5bot-diagnostics/1";
 pub const DEFAULT_OUT: &str = "logs/diagnostics";
 pub const DEFAULT_SECRETS_DIR: &str = "deploy/secrets";
-/// Environment variable of the Prometheus query URL (written by `prometheus-endpoints`).
-pub const PROM_QUERY_URL: &str = "PROM_QUERY_URL";
+pub use crate::names::PROM_QUERY_URL;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {

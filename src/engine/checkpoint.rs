@@ -27,6 +27,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::names::hex;
+
 pub const MAGIC: &[u8; 8] = b"MT5BCKPT";
 /// Magic of the generation record beside a checkpoint.
 pub const GENERATION_MAGIC: &[u8; 8] = b"MT5BGENR";
@@ -151,10 +153,6 @@ impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Key {{ id: {} }}", hex(&self.id))
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Key {

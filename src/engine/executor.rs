@@ -10,6 +10,7 @@
 //! [`Executor::new`], which sizes every table from the config.
 
 use crate::config::RiskConfig;
+use crate::names::QTY_EPSILON;
 
 use super::recent::RecentIds;
 use super::types::{
@@ -18,9 +19,6 @@ use super::types::{
 
 /// How many recent signal ids are remembered to refuse duplicates.
 pub const RECENT_IDS: usize = 65_536;
-
-/// Quantities closer to zero than this are zero (fills are floats).
-const QTY_EPSILON: f64 = 1e-9;
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-/// Environment variable naming the push URL (written by `mt5bot prometheus-endpoints`).
-pub const PROM_PUSH_URL: &str = "PROM_PUSH_URL";
+pub use crate::names::PROM_PUSH_URL;
 
 /// How a push treats the group's other metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Mt5Config, OrderKind};
 use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
+pub use crate::names::hex;
+use crate::names::QTY_EPSILON;
 use crate::secrets::Secret;
 use crate::throttle::Throttle;
 
@@ -86,11 +88,6 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.update(block.map(|b| b ^ 0x5c));
     outer.update(inner.finalize());
     outer.finalize().into()
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares in time that depends only on the lengths, never on where the bytes differ.
@@ -208,7 +205,6 @@ impl Mt5Order {
     }
 }
 
-const QTY_EPSILON: f64 = 1e-9;
 /// MqlTradeRequest.comment holds at most 31 characters; the order id travels in it.
 const MAX_COMMENT: usize = 31;
 const READ_CHUNK: usize = 64 * 1024;

@@ -32,6 +32,7 @@ use prometheus::IntCounter;
 
 use crate::config::{Fix44Config, OrderKind, TimeInForce};
 use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
+use crate::names::QTY_EPSILON;
 use crate::secrets::Secret;
 
 use self::codec::{tag, Message};
@@ -42,7 +43,6 @@ use super::Venue;
 pub const FIX_USERNAME: &str = "FIX_USERNAME";
 pub const FIX_PASSWORD: &str = "FIX_PASSWORD";
 
-const QTY_EPSILON: f64 = 1e-9;
 /// Reads per poll before other work gets a turn; the readable flag stays set if bytes remain.
 const MAX_READS_PER_POLL: usize = 64;
 const READ_CHUNK: usize = 64 * 1024;
