@@ -312,26 +312,8 @@ fn an_unwritable_state_folder_stops_the_start_and_a_failed_final_checkpoint_fail
     let dir = TempDir::new("ckpt-ro");
     let state = dir.join("state");
     std::fs::create_dir_all(&state).expect("mkdir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs at {} (needs root)", state.display());
-        return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(state.clone());
-    let remount = |mode: &str| {
-        let ok = Command::new("mount").args(["-o", &format!("remount,{mode}")]).arg(&state).status().expect("mount");
-        assert!(ok.success(), "remount {mode}");
-    };
+    let Some(tmpfs) = Tmpfs::mount(&state, "1m", "an unwritable state folder") else { return };
+    let remount = |mode: &str| tmpfs.remount(mode);
     let (cfg, addr) = config_with(&dir, "checkpoint:\n  interval: 1h\n");
     let k = key(4);
     let env = [("CHECKPOINT_AES_KEY", k.as_str())];

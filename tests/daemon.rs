@@ -260,25 +260,7 @@ fn a_full_log_disk_is_counted_and_recovered_from_without_torn_lines() {
     let dir = TempDir::new("logfull");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&logs)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!(
-            "SKIPPED: cannot mount a small tmpfs at {} (needs root); the full-disk case is not tested",
-            logs.display()
-        );
-        return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(logs.clone());
+    let Some(_tmpfs) = Tmpfs::mount(&logs, "256k", "the full-disk case") else { return };
     let ingress = format!("127.0.0.1:{}", free_port());
     let (cfg, addr) =
         config_with(&dir, &format!("logging:\n  stderr: false\ningress:\n  enabled: true\n  listen: {ingress}\n"));

@@ -281,6 +281,40 @@ impl Drop for Daemon {
     }
 }
 
+/// A tmpfs of `size` (e.g. "256k") mounted on an existing folder, unmounted when dropped; `None`
+/// (after printing why the test skips) where mounting needs a root this process is not.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str, what_is_skipped: &str) -> Option<Tmpfs> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs at {} (needs root); {what_is_skipped} is not tested",
+                at.display()
+            );
+            return None;
+        }
+        Some(Tmpfs(at.to_path_buf()))
+    }
+
+    /// Remounts it `ro` or `rw`.
+    pub fn remount(&self, mode: &str) {
+        let ok = Command::new("mount").args(["-o", &format!("remount,{mode}")]).arg(&self.0).status().expect("mount");
+        assert!(ok.success(), "remount {mode} of {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// Finds a program of the test dependencies, or fails saying how to install it.
 pub fn require(program: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/bin", "/usr/sbin"]) {
