@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, VenueKind};
 use crate::engine::checkpoint;
 use crate::engine::core::{Clock, MonotonicClock, TradingCore};
+use crate::engine::journal;
 use crate::engine::reactor::{Checkpointer, Reactor, StopReason};
 use crate::sd_notify::Notifier;
 use crate::telemetry::http::{Health, Helper};
@@ -213,6 +214,18 @@ fn restore_checkpoint<V: Venue, C: Clock>(
         },
     };
     if !path.exists() {
+        let segments = journal::segments(path).unwrap_or_default();
+        if !segments.is_empty() {
+            if !policy.accept_rollback && !policy.discard {
+                return Err(DaemonError::Input(format!(
+                    "{}: the checkpoint is missing but {} order journal segments written after one are beside it ({}); put the checkpoint back, or start clean anyway with --discard-checkpoint (the segments are moved aside)",
+                    path.display(),
+                    segments.len(),
+                    segments[0].1.display()
+                )));
+            }
+            set_segments_aside(path)?;
+        }
         if last > 0 && !policy.accept_rollback && !policy.discard {
             return Err(DaemonError::Input(
                 checkpoint::CheckpointError::Missing { last, record: record.display().to_string() }.to_string(),
@@ -248,8 +261,11 @@ fn restore_checkpoint<V: Venue, C: Clock>(
                     state.generation
                 );
             }
+            let mut state = state;
+            let settled = replay_journal(path, &mut state, &keys, policy)?;
             let (restored, lost) =
                 core.restore(&state).map_err(|e| DaemonError::Input(format!("{}: {e}", path.display())))?;
+            core.restore_settled(&settled);
             let positions: Vec<String> =
                 state.positions.iter().filter(|p| p.qty != 0.0).map(|p| format!("{}={}", p.symbol, p.qty)).collect();
             log::info!(
@@ -282,10 +298,56 @@ fn restore_checkpoint<V: Venue, C: Clock>(
                 path.display(),
                 aside.display()
             );
+            set_segments_aside(path)?;
             Ok(Some((keys, last + 1)))
         }
         Err(e) => Err(DaemonError::Input(format!("{}: {e}", path.display()))),
     }
+}
+
+/// Replays the order journal written after `state` into it; returns the orders it saw end, with
+/// what was filled of each. A damaged journal stops the start unless the operator accepts the
+/// checkpoint alone (`--accept-rollback`).
+fn replay_journal(
+    path: &Path,
+    state: &mut checkpoint::State,
+    keys: &checkpoint::Keys,
+    policy: CheckpointPolicy,
+) -> Result<Vec<(crate::engine::types::SignalId, f64)>, DaemonError> {
+    let before = state.clone();
+    match journal::replay(path, state, keys) {
+        Ok(r) if r.entries == 0 => Ok(r.settled),
+        Ok(r) => {
+            log::info!(
+                "replayed the order journal after checkpoint generation {} ({} segments, {} entries): {} signals queued, {} orders sent, {} fills, {} closed{}",
+                before.generation,
+                r.segments,
+                r.entries,
+                r.queued,
+                r.sent,
+                r.fills,
+                r.closed,
+                if r.torn_tails > 0 { "; a last batch cut short by the crash was ignored (never synced, never answered)" } else { "" }
+            );
+            Ok(r.settled)
+        }
+        Err(e) if policy.accept_rollback || policy.discard => {
+            *state = before;
+            log::warn!("{e}; starting from the checkpoint alone as asked; the venue reports what happened after it");
+            set_segments_aside(path)?;
+            Ok(Vec::new())
+        }
+        Err(e) => Err(DaemonError::Input(e.to_string())),
+    }
+}
+
+/// Moves every journal segment beside the checkpoint at `path` aside (never deletes them).
+fn set_segments_aside(path: &Path) -> Result<(), DaemonError> {
+    for (_, seg) in journal::segments(path).unwrap_or_default() {
+        let aside = checkpoint::discard(&seg).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+        log::warn!("order journal segment {} moved aside to {}", seg.display(), aside.display());
+    }
+    Ok(())
 }
 
 fn run_logged(
@@ -455,14 +517,26 @@ fn run_venue<V: Venue>(
     let mut reactor = Reactor::new(cfg, core, feed, engine_metrics).map_err(|e| DaemonError::Runtime(e.to_string()))?;
     match keys {
         Some((k, next_generation)) => {
-            let c = Checkpointer::start(
-                k,
+            let mut c = Checkpointer::start(
+                k.clone(),
                 cfg.checkpoint.path.clone(),
                 cfg.checkpoint.interval,
                 metrics.clone(),
                 next_generation,
             )
-                .map_err(|e| DaemonError::Runtime(format!("cannot start the checkpoint writer: {e}")))?;
+            .map_err(|e| DaemonError::Runtime(format!("cannot start the checkpoint writer: {e}")))?;
+            // The restored state, journal replay included, becomes a checkpoint before anything
+            // happens, so the journal starts empty after it.
+            let path = &cfg.checkpoint.path;
+            let generation = c.write_now(reactor.core(), path).map_err(|e| {
+                DaemonError::Runtime(format!("{e}; nothing was traded (the order journal needs a checkpoint to follow)"))
+            })?;
+            journal::remove_all(path);
+            let sender = reactor.command_sender();
+            let wake: journal::Wake = Arc::new(move || sender.wake());
+            let j = journal::Journal::start(path, generation, symbols.clone(), k, metrics.clone(), Some(wake))
+                .map_err(DaemonError::Runtime)?;
+            reactor.core_mut().set_journal(j);
             reactor.set_checkpointer(c);
         }
         None => log::warn!(
@@ -526,6 +600,10 @@ fn run_venue<V: Venue>(
     health.set_stopping();
     let now = reactor.core().clock().now();
     reactor.core_mut().venue_mut().close(now);
+    if let Some(j) = reactor.core_mut().take_journal() {
+        // Synced and stopped first: the final checkpoint then holds everything it held.
+        j.finish();
+    }
     let final_checkpoint = match reactor.take_checkpointer() {
         Some(c) => c.finish(reactor.core(), &cfg.checkpoint.path),
         None => Ok(()),

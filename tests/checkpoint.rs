@@ -326,7 +326,11 @@ fn an_unwritable_state_folder_stops_the_start_and_a_failed_final_checkpoint_fail
     remount("rw");
     let mut d = Daemon::start(&dir, &cfg, &addr, &env);
     d.wait_metrics(Duration::from_secs(5));
-    remount("ro");
+    // The disk fills up (a read-only remount is refused while the journal is open for writing).
+    let mut filler = std::fs::File::create(state.join("filler")).expect("filler");
+    let block = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
     d.signal("TERM");
     let status = d.wait_exit(Duration::from_secs(15));
     assert_eq!(status.code(), Some(1), "a failed final checkpoint is a failed stop: {}", d.stderr());
@@ -335,4 +339,67 @@ fn an_unwritable_state_folder_stops_the_start_and_a_failed_final_checkpoint_fail
         "{}",
         d.stderr()
     );
+}
+
+#[test]
+fn a_queued_answer_waits_for_the_journal_on_disk_and_a_full_disk_holds_it_back() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = TempDir::new("ckpt-journal-full");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    let Some(_tmpfs) = Tmpfs::mount(&state, "2m", "a journal on a full disk") else { return };
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) =
+        config_with(&dir, &format!("checkpoint:\n  interval: 1h\ningress:\n  enabled: true\n  listen: {ingress}\n"));
+    let k = key(5);
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[("CHECKPOINT_AES_KEY", k.as_str())]);
+    d.wait_metrics(Duration::from_secs(10));
+    let s = std::net::TcpStream::connect(&ingress).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    let line = |id: &str| {
+        format!("{{\"id\":\"{id}\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":0.01,\"type\":\"market\"}}\n")
+    };
+    w.write_all(line("j-1").as_bytes()).expect("send");
+    let mut answer = String::new();
+    r.read_line(&mut answer).expect("an answer while the disk has room");
+    assert!(answer.contains("\"queued\""), "{answer}");
+
+    // The disk fills up: the next signal is taken, but its `queued` answer waits for the journal.
+    let mut filler = std::fs::File::create(state.join("filler")).expect("filler");
+    let block = vec![0u8; 16 * 1024];
+    while filler.write_all(&block).is_ok() {}
+    drop(filler);
+    // The segment's last page may still have room: signals are answered until it is used up.
+    let mut held = None;
+    for n in 2..400 {
+        let id = format!("j-{n}");
+        w.write_all(line(&id).as_bytes()).expect("send");
+        let mut answer = String::new();
+        if r.read_line(&mut answer).is_err() {
+            held = Some(id);
+            break;
+        }
+        assert!(answer.contains("\"queued\""), "{answer}");
+    }
+    let held = held.expect("a full disk held a `queued` answer back");
+    let m = d.metrics();
+    assert!(sample(&m, "journal_write_failures_total").unwrap_or(0.0) >= 1.0, "{m}");
+    assert!(d.log_file().contains("cannot write the order journal"), "{}", d.log_file());
+
+    // Room again: the write is retried and the answer follows.
+    std::fs::remove_file(state.join("filler")).expect("rm");
+    s_read_answer(&mut r, &held);
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(15)).success(), "{}", d.stderr());
+}
+
+fn s_read_answer(r: &mut impl std::io::BufRead, id: &str) {
+    let mut answer = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while answer.is_empty() && std::time::Instant::now() < deadline {
+        let _ = r.read_line(&mut answer);
+    }
+    assert!(answer.contains(id) && answer.contains("\"queued\""), "{answer}");
 }

@@ -58,11 +58,34 @@ static GLOBAL: Counting = Counting;
 
 /// Drives `ticks` ticks through feed and core on a fake clock; returns allocations seen.
 fn allocations_while_trading(cfg: &Config, warm_up: u64, ticks: u64) -> (u64, Metrics) {
+    allocations_while_trading_journaled(cfg, warm_up, ticks, None)
+}
+
+/// [`allocations_while_trading`] with the order journal on, writing under `journal_dir`.
+fn allocations_while_trading_journaled(
+    cfg: &Config,
+    warm_up: u64,
+    ticks: u64,
+    journal_dir: Option<&std::path::Path>,
+) -> (u64, Metrics) {
     let metrics = Metrics::new();
     let paper = &cfg.venue.paper;
     let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
     let venue = PaperVenue::new(paper, names.len(), cfg.risk.max_open_orders);
     let mut core = TradingCore::new(cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "A");
+    if let Some(dir) = journal_dir {
+        let keys = mt5bot::engine::checkpoint::Keys::new(&mt5bot::deployment::base64(&[3u8; 32]), None).expect("keys");
+        let j = mt5bot::engine::journal::Journal::start(
+            &dir.join("checkpoint.bin"),
+            1,
+            names.clone(),
+            keys,
+            metrics.clone(),
+            None,
+        )
+        .expect("journal");
+        core.set_journal(j);
+    }
     let mut feed = Feed::new(&cfg.feed, 0).expect("feed");
     let mut now = 0u64;
     let mut step = |core: &mut TradingCore<PaperVenue, ManualClock>, feed: &mut Feed| {
@@ -81,7 +104,11 @@ fn allocations_while_trading(cfg: &Config, warm_up: u64, ticks: u64) -> (u64, Me
     for _ in 0..ticks {
         step(&mut core, &mut feed);
     }
-    (stop_counting(), metrics)
+    let allocs = stop_counting();
+    if let Some(j) = core.take_journal() {
+        j.finish();
+    }
+    (allocs, metrics)
 }
 
 fn busy_config(kind: OrderKind) -> Config {
@@ -129,6 +156,20 @@ fn refusals_allocate_nothing() {
     assert!(m.signals_dropped.with_label_values(&["max_position"]).get() > 1_000);
     assert_eq!(m.orders_sent.get(), 0);
     assert_eq!(allocs, 0);
+}
+
+#[test]
+fn the_order_journal_allocates_nothing_on_the_engine_thread() {
+    let dir = std::env::temp_dir().join(format!("mt5bot-noalloc-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (allocs, m) = allocations_while_trading_journaled(&busy_config(OrderKind::Market), 20_000, 100_000, Some(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(m.orders_sent.get() > 5_000, "the path was exercised: {} orders", m.orders_sent.get());
+    // Lost entries (a writer slower than this loop, which runs far faster than real time) are
+    // taken by the engine thread too, so they count as exercised.
+    let appended = m.journal_entries.get() + m.journal_lost.get();
+    assert!(appended > 10_000, "entries were journaled: {appended}");
+    assert_eq!(allocs, 0, "heap allocations on the engine thread with the journal on");
 }
 
 #[test]

@@ -57,6 +57,24 @@ pub struct OrderState {
     pub filled: f64,
     pub price: f64,
     pub state: String,
+    /// The venue's reference of the order (the FIX MsgSeqNum that carried it); 0 when unknown.
+    #[serde(default)]
+    pub venue_ref: u64,
+}
+
+/// A signal that was queued, not yet sent, when the checkpoint was taken (or replayed from the
+/// journal): after a restart it is sent, or refused if it has waited longer than `queue.max_wait`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedState {
+    pub id: String,
+    pub symbol: String,
+    pub side: String,
+    pub kind: String,
+    pub qty: f64,
+    pub price: f64,
+    pub source: String,
+    /// Unix time it was queued, in nanoseconds.
+    pub queued_at_unix_ns: i64,
 }
 
 /// The engine's state in a checkpoint.
@@ -79,6 +97,9 @@ pub struct State {
     /// versions that had none read as 0.
     #[serde(default)]
     pub generation: u64,
+    /// Signals queued and not yet sent, oldest first.
+    #[serde(default)]
+    pub queued: Vec<QueuedState>,
 }
 
 /// Why a checkpoint cannot be used; each message says what to do.
@@ -254,6 +275,16 @@ pub fn generation_path(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.generation", path.display()))
 }
 
+/// Seals `plain` like a checkpoint under another magic (the order journal's batches).
+pub(crate) fn seal_with(magic: &[u8; 8], plain: &[u8], keys: &Keys) -> Result<Vec<u8>, CheckpointError> {
+    seal_bytes(magic, plain, keys)
+}
+
+/// Opens what [`seal_with`] sealed.
+pub(crate) fn open_with(magic: &[u8; 8], bytes: &[u8], keys: &Keys) -> Result<(Vec<u8>, KeyUsed), CheckpointError> {
+    open_bytes(magic, bytes, keys)
+}
+
 fn seal_bytes(magic: &[u8; 8], plain: &[u8], keys: &Keys) -> Result<Vec<u8>, CheckpointError> {
     use rand::TryRng;
     let mut nonce = [0u8; 12];
@@ -354,10 +385,12 @@ mod tests {
                 filled: 0.25,
                 price: 1.08,
                 state: "partially_filled".into(),
+                venue_ref: 0,
             }],
             venue: serde_json::json!({ "next_in": 88 }),
             recent_ids: vec!["s-0".into(), "s-1".into()],
             generation: 12,
+            queued: Vec::new(),
         }
     }
 

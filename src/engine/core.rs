@@ -14,6 +14,7 @@ use crate::venue::Venue;
 
 use super::drift::PageHinkley;
 use super::executor::{Applied, Executor, Position};
+use super::journal::{self, Journal};
 use super::model::Model;
 use super::queue::SignalQueue;
 use super::types::{
@@ -137,6 +138,15 @@ pub struct TradingCore<V, C> {
     late_lost: u64,
     /// Per symbol: the smallest quantity and the lot step (`feed.symbols[].min_qty`, `qty_step`).
     lots: Vec<(f64, f64)>,
+    /// The order journal, when checkpoints are on.
+    journal: Option<Journal>,
+}
+
+fn kind_name(k: OrderKind) -> &'static str {
+    match k {
+        OrderKind::Market => "market",
+        OrderKind::Limit => "limit",
+    }
 }
 
 /// A quantity this close to a whole number of steps counts as one (float noise).
@@ -173,6 +183,69 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             late: Vec::with_capacity(cfg.queue_capacity.min(MAX_LATE_REFUSALS)),
             late_lost: 0,
             lots: cfg.feed.symbols.iter().map(|s| (s.min_qty, s.qty_step)).collect(),
+            journal: None,
+        }
+    }
+
+    /// Journals every signal queued, order sent, fill booked and order closed from now on.
+    pub fn set_journal(&mut self, journal: Journal) {
+        self.journal = Some(journal);
+    }
+
+    /// Takes the journal back (shutdown: it is synced and stopped before the final checkpoint).
+    pub fn take_journal(&mut self) -> Option<Journal> {
+        self.journal.take()
+    }
+
+    /// The last journal entry appended and the last one on disk; `None` without a journal. An
+    /// ingress answer `queued` waits until its entry is on disk.
+    #[inline]
+    pub fn journal_marks(&self) -> Option<(u64, u64)> {
+        self.journal.as_ref().map(|j| (j.last(), j.durable()))
+    }
+
+    /// Checkpoint `generation` was just taken from [`TradingCore::snapshot`]: the journal starts
+    /// its segment.
+    pub fn journal_rotate(&mut self, generation: u64) {
+        if let Some(j) = &mut self.journal {
+            j.rotate(generation);
+        }
+    }
+
+    /// How many journal entries were lost since the last call (its writer fell behind): a
+    /// checkpoint closes the hole.
+    #[inline]
+    pub fn journal_take_lost(&mut self) -> u64 {
+        self.journal.as_mut().map_or(0, Journal::take_lost)
+    }
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn journal(
+        &mut self,
+        kind: journal::Kind,
+        id: SignalId,
+        symbol: SymbolId,
+        side: Side,
+        order_kind: OrderKind,
+        source: SignalSource,
+        qty: f64,
+        price: f64,
+    ) {
+        if let Some(j) = &mut self.journal {
+            let venue_ref = if kind == journal::Kind::Sent { self.venue.order_ref(&id) } else { 0 };
+            j.append(journal::Entry {
+                kind,
+                id,
+                symbol,
+                side,
+                order_kind,
+                source,
+                qty,
+                price,
+                unix_ns: crate::timefmt::unix_nanos() as i64,
+                venue_ref,
+            });
         }
     }
 
@@ -283,10 +356,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             Err(DropReason::Paused)
         } else if self.executor.knows(&signal.id) {
             Err(DropReason::Duplicate)
+        } else if self.journal.as_ref().is_some_and(Journal::is_behind) {
+            Err(DropReason::JournalBehind)
         } else {
             let id = signal.id;
             self.queue.push(signal).map(|()| self.executor.claim_new(id)).map_err(|_| DropReason::QueueFull)
         };
+        if result.is_ok() {
+            let s = signal;
+            self.journal(journal::Kind::Queued, s.id, s.symbol, s.side, s.kind, s.source, s.qty, s.price);
+        }
         match result {
             Ok(()) => self.metrics.queue_depth.set(self.queue.len() as i64),
             Err(reason) => self.metrics.dropped(reason),
@@ -323,6 +402,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Ok(()) => {
                     self.executor.mark_sent(order.key, now);
                     self.metrics.orders_sent.inc();
+                    self.journal(
+                        journal::Kind::Sent,
+                        sig.id,
+                        sig.symbol,
+                        sig.side,
+                        sig.kind,
+                        sig.source,
+                        sig.qty,
+                        order.price,
+                    );
                     let done = self.clock.now();
                     self.metrics.tick_to_order.observe(done.saturating_sub(sig.origin_ns) as f64 * 1e-9);
                     sent = true;
@@ -346,6 +435,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if reason != DropReason::VenueRejected {
             self.metrics.dropped(reason);
         }
+        self.journal(journal::Kind::Closed, sig.id, sig.symbol, sig.side, sig.kind, sig.source, 0.0, 0.0);
         if sig.reply_to == ReplyTo::NONE {
             return;
         }
@@ -424,6 +514,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                             self.metrics.influx_points_dropped.inc();
                         }
                     }
+                    self.journal(
+                        journal::Kind::Fill,
+                        client_id,
+                        symbol,
+                        side,
+                        OrderKind::Market,
+                        SignalSource::Model,
+                        qty,
+                        price,
+                    );
                     let p = self.executor.position(symbol);
                     if let Some(g) = self.metrics.position.get(symbol as usize) {
                         g.set(p.qty);
@@ -432,12 +532,21 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         g.set(p.realized_pnl);
                     }
                 }
-                Applied::Rejected { .. } => self.metrics.orders_rejected.inc(),
-                Applied::Cancelled { .. } | Applied::Ignored => {}
+                Applied::Rejected { symbol, client_id } => {
+                    self.metrics.orders_rejected.inc();
+                    self.journal_closed(client_id, symbol);
+                }
+                Applied::Cancelled { symbol, client_id } => self.journal_closed(client_id, symbol),
+                Applied::Ignored => {}
             }
         }
         self.events.clear();
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+    }
+
+    #[inline]
+    fn journal_closed(&mut self, id: SignalId, symbol: SymbolId) {
+        self.journal(journal::Kind::Closed, id, symbol, Side::Buy, OrderKind::Market, SignalSource::Model, 0.0, 0.0);
     }
 
     fn on_drift(&mut self, symbol: SymbolId, now: Nanos) {
@@ -532,6 +641,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     Ok(()) => {
                         self.executor.mark_sent(order.key, now);
                         self.metrics.orders_sent.inc();
+                        let s = &signal;
+                        self.journal(journal::Kind::Sent, s.id, s.symbol, s.side, s.kind, s.source, s.qty, order.price);
                         Ok(())
                     }
                     Err(why) => {
@@ -659,20 +770,34 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     client_id: o.request.client_id.as_str().to_owned(),
                     symbol: name(o.request.symbol),
                     side: o.request.side.as_str().to_owned(),
-                    kind: match o.request.kind {
-                        crate::config::OrderKind::Market => "market".into(),
-                        crate::config::OrderKind::Limit => "limit".into(),
-                    },
+                    kind: kind_name(o.request.kind).to_owned(),
                     qty: o.request.qty,
                     filled: o.filled,
                     price: o.request.price,
                     state: o.state.as_str().to_owned(),
+                    venue_ref: self.venue.order_ref(&o.request.client_id),
                 })
                 .collect(),
             venue: self.venue.checkpoint(),
             recent_ids: self.executor.recent_ids(CHECKPOINT_RECENT_IDS).iter().map(|i| i.as_str().to_owned()).collect(),
             // Set by the checkpointer, which numbers what it writes.
             generation: 0,
+            queued: {
+                let (now, unix) = (self.clock.now(), crate::timefmt::unix_nanos() as i64);
+                self.queue
+                    .iter()
+                    .map(|q| super::checkpoint::QueuedState {
+                        id: q.id.as_str().to_owned(),
+                        symbol: name(q.symbol),
+                        side: q.side.as_str().to_owned(),
+                        kind: kind_name(q.kind).to_owned(),
+                        qty: q.qty,
+                        price: q.price,
+                        source: q.source.as_str().to_owned(),
+                        queued_at_unix_ns: unix - now.saturating_sub(q.origin_ns) as i64,
+                    })
+                    .collect()
+            },
         }
     }
 
@@ -725,10 +850,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     .executor
                     .restore_open(template, o.filled)
                     .ok_or("the checkpoint holds more orders in flight than risk.max_open_orders")?;
-                restored.push((req, o.filled));
+                restored.push(crate::venue::RestoredOrder { req, filled: o.filled, venue_ref: o.venue_ref });
             }
         }
         self.venue.restore(&state.venue, &restored)?;
+        self.restore_queue(&state.queued)?;
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         for (sym, p) in &positions {
             if let Some(g) = self.metrics.position.get(*sym as usize) {
@@ -739,6 +865,71 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             }
         }
         Ok((restored.len(), state.open_orders.len() - restored.len()))
+    }
+
+    /// Puts the signals that were waiting back into the queue, oldest first: each is sent once
+    /// its turn comes, unless it has already waited longer than `queue.max_wait` (refused, counted
+    /// as `venue_unavailable` and logged). A restored signal's wait goes on from the restart.
+    fn restore_queue(&mut self, queued: &[super::checkpoint::QueuedState]) -> Result<(), String> {
+        let unix = crate::timefmt::unix_nanos() as i64;
+        let mut stale = Vec::new();
+        for q in queued {
+            let (Some(symbol), Some(id)) = (self.symbol_id(&q.symbol), SignalId::parse(&q.id)) else {
+                return Err(format!(
+                    "the checkpoint holds queued signal {} in {}, which feed.symbols no longer lists; add the symbol back",
+                    q.id, q.symbol
+                ));
+            };
+            let source =
+                SignalSource::ALL.into_iter().find(|s| s.as_str() == q.source).unwrap_or(SignalSource::Ingress);
+            let waited = unix.saturating_sub(q.queued_at_unix_ns).max(0) as Nanos;
+            if waited > self.max_wait {
+                self.metrics.received(source);
+                self.metrics.dropped(DropReason::VenueUnavailable);
+                self.executor.remember_ids([id]);
+                stale.push(q.id.as_str());
+                continue;
+            }
+            let signal = Signal {
+                id,
+                symbol,
+                side: if q.side == "sell" { Side::Sell } else { Side::Buy },
+                qty: q.qty,
+                kind: if q.kind == "limit" { OrderKind::Limit } else { OrderKind::Market },
+                price: q.price,
+                source,
+                origin_ns: self.clock.now(),
+                reply_to: ReplyTo::NONE,
+            };
+            if self.queue.push(signal).is_err() {
+                return Err(format!(
+                    "the checkpoint holds {} queued signals, more than queue.capacity {}; raise it back",
+                    queued.len(),
+                    self.queue.capacity()
+                ));
+            }
+            self.executor.remember_ids([id]);
+        }
+        if !stale.is_empty() {
+            log::warn!(
+                "{} signals queued before the restart waited longer than queue.max_wait and are refused, not sent late \
+                 (signals_dropped_total{{reason=\"venue_unavailable\"}}): {}",
+                stale.len(),
+                stale.join(", ")
+            );
+        }
+        if !self.queue.is_empty() {
+            log::info!("{} signals queued before the restart wait for the venue again", self.queue.len());
+        }
+        self.metrics.queue_depth.set(self.queue.len() as i64);
+        Ok(())
+    }
+
+    /// Orders the journal saw end after the checkpoint, with what was filled: the venue books a
+    /// repeated report for one of them as nothing.
+    pub fn restore_settled(&mut self, settled: &[(SignalId, f64)]) {
+        self.executor.remember_ids(settled.iter().map(|s| s.0));
+        self.venue.remember_settled(settled);
     }
 
     pub fn summary(&self) -> Summary {

@@ -20,6 +20,9 @@ use super::types::{
 /// How many recent signal ids are remembered to refuse duplicates.
 pub const RECENT_IDS: usize = 65_536;
 
+/// How many adopted ids are remembered against queued repeats.
+const ADOPTED_IDS: usize = 4096;
+
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderState {
@@ -122,9 +125,9 @@ pub enum Applied {
         order_done: bool,
     },
     /// The order was refused by the venue.
-    Rejected { symbol: SymbolId },
+    Rejected { symbol: SymbolId, client_id: SignalId },
     /// The order was cancelled.
-    Cancelled { symbol: SymbolId },
+    Cancelled { symbol: SymbolId, client_id: SignalId },
     /// Nothing changed: a repeated event, or one for an order no longer open.
     Ignored,
 }
@@ -172,6 +175,9 @@ pub struct Executor {
     next_seq: u64,
     rate: RateLimit,
     recent: RecentIds,
+    /// Ids whose fills the venue reported for an order this process never sent (adopted): a
+    /// signal with one that is still in the queue is a duplicate, not a second order.
+    adopted: RecentIds,
     trades: u64,
 }
 
@@ -189,6 +195,7 @@ impl Executor {
             next_seq: 1,
             rate: RateLimit::new(risk.max_orders_per_second),
             recent: RecentIds::new(RECENT_IDS),
+            adopted: RecentIds::new(ADOPTED_IDS),
             trades: 0,
         }
     }
@@ -249,6 +256,9 @@ impl Executor {
     /// [`Executor::create`] for a signal whose id was claimed when it was queued.
     #[inline]
     pub fn create_claimed(&mut self, sig: &Signal, now: Nanos) -> Result<OrderRequest, DropReason> {
+        if !self.adopted.is_empty() && self.adopted.contains(&sig.id) {
+            return Err(DropReason::Duplicate);
+        }
         let sym = sig.symbol as usize;
         let Some(Some((bid, ask))) = self.quotes.get(sym).copied() else {
             return Err(DropReason::NoQuote);
@@ -343,28 +353,30 @@ impl Executor {
                 }
                 let realized_pnl = self.positions[sym].apply(side.sign() * qty, price);
                 self.trades += 1;
-                // The id was traded: a signal repeating it is a duplicate, as for a restored order.
+                // The id was traded: a signal repeating it is a duplicate, as for a restored order,
+                // and one already waiting in the queue with it is refused when its turn comes.
                 self.recent.insert(client_id);
+                self.adopted.insert(client_id);
                 Applied::Filled { symbol, side, client_id, exec_id: 0, qty, price, realized_pnl, order_done: true }
             }
             VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
-                Some(symbol) => Applied::Rejected { symbol },
+                Some((symbol, client_id)) => Applied::Rejected { symbol, client_id },
                 None => Applied::Ignored,
             },
             VenueEvent::Cancelled { key } => match self.close(key, OrderState::Cancelled) {
-                Some(symbol) => Applied::Cancelled { symbol },
+                Some((symbol, client_id)) => Applied::Cancelled { symbol, client_id },
                 None => Applied::Ignored,
             },
         }
     }
 
-    fn close(&mut self, key: OrderKey, state: OrderState) -> Option<SymbolId> {
+    fn close(&mut self, key: OrderKey, state: OrderState) -> Option<(SymbolId, SignalId)> {
         let o = self.order_mut(key)?;
         o.state = state;
-        let (symbol, signed_rest) = (o.request.symbol, o.request.side.sign() * o.remaining());
+        let (symbol, id, signed_rest) = (o.request.symbol, o.request.client_id, o.request.side.sign() * o.remaining());
         self.exposure[symbol as usize] -= signed_rest;
         self.release(key);
-        Some(symbol)
+        Some((symbol, id))
     }
 
     fn order_mut(&mut self, key: OrderKey) -> Option<&mut Order> {
@@ -502,11 +514,14 @@ mod tests {
         let mut e = exec();
         let a = e.create(&sig("a", Side::Buy, 3.0), 0).expect("ok");
         assert_eq!(e.create(&sig("b", Side::Buy, 1.0), 0), Err(DropReason::MaxPosition));
-        assert_eq!(e.apply(&VenueEvent::Rejected { key: a.key, reason: "x" }, 1), Applied::Rejected { symbol: 0 });
+        assert!(matches!(
+            e.apply(&VenueEvent::Rejected { key: a.key, reason: "x" }, 1),
+            Applied::Rejected { symbol: 0, .. }
+        ));
         assert_eq!(e.apply(&VenueEvent::Rejected { key: a.key, reason: "x" }, 1), Applied::Ignored);
         let b = e.create(&sig("b", Side::Buy, 3.0), 0).expect("room again");
         e.apply(&VenueEvent::Fill { key: b.key, exec_id: 1, qty: 1.0, price: 100.0 }, 2);
-        assert_eq!(e.apply(&VenueEvent::Cancelled { key: b.key }, 3), Applied::Cancelled { symbol: 0 });
+        assert!(matches!(e.apply(&VenueEvent::Cancelled { key: b.key }, 3), Applied::Cancelled { symbol: 0, .. }));
         assert_eq!(e.position(0).qty, 1.0);
         // Cancelled rest no longer counts: two more fit.
         assert!(e.create(&sig("c", Side::Buy, 2.0), 0).is_ok());

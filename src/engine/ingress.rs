@@ -19,6 +19,7 @@
 //! events and a periodic [`Ingress::sweep`], and it offers signals to the [`TradingCore`].
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -89,6 +90,20 @@ struct Conn {
     closing: bool,
     /// The last time `out` was empty or bytes of it were taken by the client.
     progress_ns: Nanos,
+    /// `queued` answers waiting for their journal entry to reach the disk: (entry, offset of the
+    /// answer in `out`). Nothing from that offset on is written before the entry is durable, so
+    /// the answers keep their order.
+    gates: VecDeque<(u64, usize)>,
+}
+
+impl Conn {
+    /// How much of `out` may be written with the journal durable up to `durable`.
+    fn writable_len(&mut self, durable: u64) -> usize {
+        while self.gates.front().is_some_and(|g| g.0 <= durable) {
+            self.gates.pop_front();
+        }
+        self.gates.front().map_or(self.out.len(), |g| g.1)
+    }
 }
 
 impl Conn {
@@ -112,6 +127,8 @@ pub struct Ingress {
     accept_again: bool,
     refused_log: Throttle,
     accept_log: Throttle,
+    /// How far the journal was durable when held `queued` answers were last released.
+    released: u64,
 }
 
 impl Ingress {
@@ -136,6 +153,7 @@ impl Ingress {
             accept_again: false,
             refused_log: Throttle::default(),
             accept_log: Throttle::default(),
+            released: 0,
         })
     }
 
@@ -215,6 +233,7 @@ impl Ingress {
                 line_no: 0,
                 closing: false,
                 progress_ns: now,
+                gates: VecDeque::with_capacity(64),
             });
             metrics.ingress_connections.inc();
         }
@@ -235,7 +254,7 @@ impl Ingress {
         let reply_to = conn.reply_to(idx);
         loop {
             let now = core.clock().now();
-            flush(conn, metrics, now);
+            flush(conn, metrics, now, durable(core));
             if conn.closing {
                 break;
             }
@@ -246,7 +265,7 @@ impl Ingress {
             let more = read_lines(conn, max_line, reply_to, core, metrics);
             core.drain();
             if !more {
-                flush(conn, metrics, core.clock().now());
+                flush(conn, metrics, core.clock().now(), durable(core));
                 break;
             }
         }
@@ -254,6 +273,31 @@ impl Ingress {
             self.deliver_late(core, metrics);
         }
         if let Some(conn) = self.conns.get(idx).and_then(Option::as_ref) {
+            if conn.closing && conn.out.is_empty() {
+                self.close(idx, registry, metrics, None);
+            }
+        }
+    }
+
+    /// Writes the `queued` answers whose journal entries reached the disk since the last call.
+    pub fn release<V: Venue, C: Clock>(
+        &mut self,
+        registry: &Registry,
+        core: &TradingCore<V, C>,
+        metrics: &EngineMetrics,
+    ) {
+        let durable = durable(core);
+        if durable == self.released {
+            return;
+        }
+        self.released = durable;
+        let now = core.clock().now();
+        for idx in 0..self.conns.len() {
+            let Some(conn) = self.conns[idx].as_mut() else { continue };
+            if conn.gates.is_empty() {
+                continue;
+            }
+            flush(conn, metrics, now, durable);
             if conn.closing && conn.out.is_empty() {
                 self.close(idx, registry, metrics, None);
             }
@@ -288,9 +332,10 @@ impl Ingress {
                 n_touched += 1;
             }
         });
+        let durable = durable(core);
         for &idx in &touched[..n_touched] {
             if let Some(conn) = self.conns[idx].as_mut() {
-                flush(conn, metrics, now);
+                flush(conn, metrics, now, durable);
             }
         }
     }
@@ -302,7 +347,7 @@ impl Ingress {
         }
         for idx in 0..self.conns.len() {
             let Some(conn) = self.conns[idx].as_mut() else { continue };
-            if conn.out.is_empty() {
+            if conn.out.is_empty() || conn.gates.front().is_some_and(|g| g.1 == 0) {
                 conn.progress_ns = now;
                 continue;
             }
@@ -332,11 +377,11 @@ impl Ingress {
     }
 
     /// Stops listening and closes every connection (shutdown), sending what answers it can.
-    pub fn close_all(&mut self, registry: &Registry, metrics: &EngineMetrics, now: Nanos) {
+    pub fn close_all(&mut self, registry: &Registry, metrics: &EngineMetrics, now: Nanos, durable: u64) {
         let _ = registry.deregister(&mut self.listener);
         for idx in 0..self.conns.len() {
             if let Some(conn) = self.conns[idx].as_mut() {
-                flush(conn, metrics, now);
+                flush(conn, metrics, now, durable);
             }
             self.close(idx, registry, metrics, Some("shutting down"));
         }
@@ -368,7 +413,7 @@ fn read_lines<V: Venue, C: Clock>(
                 if !conn.partial.is_empty() && !conn.discarding {
                     let line = std::mem::take(&mut conn.partial);
                     conn.line_no += 1;
-                    handle_line(&line, conn.line_no, reply_to, &mut conn.out, core, metrics);
+                    handle_line(&line, conn.line_no, reply_to, &mut conn.out, &mut conn.gates, core, metrics);
                 }
                 conn.closing = true;
                 return false;
@@ -400,11 +445,11 @@ fn read_lines<V: Venue, C: Clock>(
                 continue;
             }
             if conn.partial.is_empty() {
-                handle_line(seg, conn.line_no, reply_to, &mut conn.out, core, metrics);
+                handle_line(seg, conn.line_no, reply_to, &mut conn.out, &mut conn.gates, core, metrics);
             } else {
                 conn.partial.extend_from_slice(seg);
                 let line = std::mem::take(&mut conn.partial);
-                handle_line(&line, conn.line_no, reply_to, &mut conn.out, core, metrics);
+                handle_line(&line, conn.line_no, reply_to, &mut conn.out, &mut conn.gates, core, metrics);
                 conn.partial = line;
                 conn.partial.clear();
             }
@@ -433,14 +478,16 @@ fn too_long(conn: &mut Conn, max_line: usize, metrics: &EngineMetrics) {
     );
 }
 
-fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos) {
-    if conn.out.is_empty() {
+fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos, durable: u64) {
+    let limit = conn.writable_len(durable);
+    if limit == 0 {
+        // Nothing the client could take yet: waiting on the journal is not the client's stall.
         conn.progress_ns = now;
         return;
     }
     let mut written = 0;
-    while written < conn.out.len() {
-        match conn.stream.write(&conn.out[written..]) {
+    while written < limit {
+        match conn.stream.write(&conn.out[written..limit]) {
             Ok(0) => break,
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -450,6 +497,7 @@ fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos) {
                 log::info!("ingress: {}: write failed: {e}", conn.peer);
                 conn.closing = true;
                 conn.out.clear();
+                conn.gates.clear();
                 return;
             }
         }
@@ -458,6 +506,14 @@ fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos) {
         conn.progress_ns = now;
     }
     conn.out.drain(..written);
+    for g in &mut conn.gates {
+        g.1 -= written;
+    }
+}
+
+/// How far the journal is on disk (everything when there is none).
+fn durable<V: Venue, C: Clock>(core: &TradingCore<V, C>) -> u64 {
+    core.journal_marks().map_or(u64::MAX, |(_, durable)| durable)
 }
 
 fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>) {
@@ -473,6 +529,7 @@ fn handle_line<V: Venue, C: Clock>(
     line_no: u64,
     reply_to: ReplyTo,
     out: &mut Vec<u8>,
+    gates: &mut VecDeque<(u64, usize)>,
     core: &mut TradingCore<V, C>,
     metrics: &EngineMetrics,
 ) {
@@ -536,7 +593,12 @@ fn handle_line<V: Venue, C: Clock>(
     let signal =
         Signal { id, symbol, side, qty: wire.qty, kind, price, source: SignalSource::Ingress, origin_ns, reply_to };
     let answer = match core.offer(signal) {
-        Ok(()) => Answer { id: Some(id.as_str()), status: "queued", reason: None, line: None, error: None },
+        Ok(()) => {
+            if let Some((entry, _)) = core.journal_marks().filter(|(entry, durable)| entry > durable) {
+                gates.push_back((entry, out.len()));
+            }
+            Answer { id: Some(id.as_str()), status: "queued", reason: None, line: None, error: None }
+        }
         Err(reason) => {
             Answer { id: Some(id.as_str()), status: "refused", reason: Some(reason.as_str()), line: None, error: None }
         }

@@ -4,7 +4,8 @@
 //! - [`queue`]: the bounded signal ring.
 //! - [`model`] and [`drift`]: the EWMA-crossover model and its Page-Hinkley drift detector.
 //! - [`executor`]: risk limits, order lifecycle, positions and PnL.
-//! - [`checkpoint`]: the encrypted checkpoint file format (not yet written by the engine).
+//! - [`checkpoint`]: the encrypted checkpoint file format.
+//! - [`journal`]: the order journal, a write-ahead log between checkpoints.
 //! - [`core`]: the sans-IO glue that turns a tick into orders and venue events into books.
 //! - [`ingress`]: JSON-lines signals from external strategies over TCP.
 //! - [`reactor`]: the mio event loop that drives all of the above.
@@ -17,6 +18,7 @@ pub mod core;
 pub mod drift;
 pub mod executor;
 pub mod ingress;
+pub mod journal;
 pub mod model;
 pub mod queue;
 pub mod reactor;

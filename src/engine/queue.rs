@@ -70,6 +70,11 @@ impl<T: Copy + Default> SignalQueue<T> {
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
+
+    /// The items, oldest first, left in place (for checkpoints).
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        (self.tail..self.head).map(move |i| &self.slots[i & self.mask])
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,11 @@ pub struct CommandSender {
 }
 
 impl CommandSender {
+    /// Wakes the engine loop without a command (the journal's writer: entries reached the disk).
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
     pub fn send(&self, cmd: Command) -> Result<(), Command> {
         match self.tx.try_send(cmd) {
             Ok(()) => {
@@ -104,8 +109,8 @@ enum Timer {
     IngressSweep,
 }
 
-/// A sealed checkpoint and its sealed generation record, written in that order.
-type Sealed = (Vec<u8>, Vec<u8>);
+/// A sealed checkpoint and its sealed generation record, written in that order, and its generation.
+type Sealed = (Vec<u8>, Vec<u8>, u64);
 
 /// Seals checkpoints on the engine thread (CPU only, timed) and hands the bytes to a writer thread
 /// that does the blocking part (write, fsync, rename). Each checkpoint gets the next generation;
@@ -135,8 +140,8 @@ impl Checkpointer {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Sealed>(1);
         let m = metrics.clone();
         let handle = std::thread::Builder::new().name("mt5bot-checkpoint".into()).spawn(move || {
-            for (bytes, record) in rx {
-                let _ = write_checkpoint(&path, &bytes, &record, &m);
+            for (bytes, record, generation) in rx {
+                let _ = write_checkpoint(&path, &bytes, &record, generation, &m);
             }
         })?;
         Ok(Checkpointer {
@@ -159,24 +164,41 @@ impl Checkpointer {
         self.next_generation += 1;
         let bytes = super::checkpoint::seal(&state, &self.keys)?;
         let record = super::checkpoint::seal_generation(state.generation, &self.keys)?;
-        Ok((bytes, record))
+        Ok((bytes, record, state.generation))
     }
 
-    fn offer<V: Venue, C: Clock>(&mut self, core: &TradingCore<V, C>) {
+    /// Seals a checkpoint for the writer; returns its generation when it was sealed (the journal
+    /// then starts that generation's segment, whether or not the writer had room for it).
+    fn offer<V: Venue, C: Clock>(&mut self, core: &TradingCore<V, C>) -> Option<u64> {
         let started = std::time::Instant::now();
         let sealed = self.seal(core);
         self.metrics.checkpoint_seal.observe(started.elapsed().as_secs_f64());
         match sealed {
-            Ok(pair) => {
-                if self.tx.try_send(pair).is_err() {
+            Ok(sealed) => {
+                let generation = sealed.2;
+                if self.tx.try_send(sealed).is_err() {
                     log::debug!("checkpoint writer still busy; skipping this checkpoint");
                 }
+                Some(generation)
             }
             Err(e) => {
                 self.metrics.checkpoint_failures.inc();
                 log::error!("cannot seal a checkpoint: {e}");
+                None
             }
         }
+    }
+
+    /// Seals and writes a checkpoint now, on this thread (start-up, after the journal's replay);
+    /// returns its generation.
+    pub fn write_now<V: Venue, C: Clock>(
+        &mut self,
+        core: &TradingCore<V, C>,
+        path: &std::path::Path,
+    ) -> Result<u64, String> {
+        let (bytes, record, generation) = self.seal(core).map_err(|e| format!("cannot seal a checkpoint: {e}"))?;
+        write_checkpoint(path, &bytes, &record, generation, &self.metrics)?;
+        Ok(generation)
     }
 
     /// The last checkpoint, written before returning (shutdown). An error says why it could not
@@ -192,7 +214,7 @@ impl Checkpointer {
             let _ = h.join();
         }
         match self.seal(core) {
-            Ok((bytes, record)) => write_checkpoint(path, &bytes, &record, &self.metrics),
+            Ok((bytes, record, generation)) => write_checkpoint(path, &bytes, &record, generation, &self.metrics),
             Err(e) => {
                 self.metrics.checkpoint_failures.inc();
                 log::error!("cannot seal the final checkpoint: {e}");
@@ -206,6 +228,7 @@ fn write_checkpoint(
     path: &std::path::Path,
     bytes: &[u8],
     record: &[u8],
+    generation: u64,
     m: &crate::telemetry::metrics::Metrics,
 ) -> Result<(), String> {
     let record_path = super::checkpoint::generation_path(path);
@@ -219,6 +242,8 @@ fn write_checkpoint(
         Ok(()) => {
             m.checkpoint_bytes.set(bytes.len() as i64);
             m.checkpoint_last_success.set(crate::timefmt::unix_nanos() as f64 / 1e9);
+            // Compaction: what the older journal segments hold is in this checkpoint now.
+            super::journal::remove_before(path, generation);
             Ok(())
         }
         Err(e) => {
@@ -359,6 +384,20 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 self.timers.pop();
                 self.on_timer(timer, now, notifier);
             }
+            let lost = self.core.journal_take_lost();
+            if lost > 0 {
+                // The journal's writer fell behind and entries were lost: a checkpoint now holds
+                // their state instead.
+                if let Some(c) = self.checkpointer.as_mut() {
+                    log::warn!("{lost} order journal entries were lost (its disk is slow); taking a checkpoint now");
+                    if let Some(generation) = c.offer(&self.core) {
+                        self.core.journal_rotate(generation);
+                    }
+                }
+            }
+            if let Some(ing) = self.ingress.as_mut() {
+                ing.release(self.poll.registry(), &self.core, &self.metrics);
+            }
             if self.core.has_late_refusals() {
                 match self.ingress.as_mut() {
                     Some(ing) => ing.deliver_late(&mut self.core, &self.metrics),
@@ -472,7 +511,9 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             }
             Timer::Checkpoint => {
                 if let Some(c) = self.checkpointer.as_mut() {
-                    c.offer(&self.core);
+                    if let Some(generation) = c.offer(&self.core) {
+                        self.core.journal_rotate(generation);
+                    }
                     self.timers.push(Reverse((now + c.interval, Timer::Checkpoint)));
                 }
             }
@@ -531,7 +572,8 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             log::warn!("cannot notify systemd of the stop: {e}");
         }
         if let Some(ing) = self.ingress.as_mut() {
-            ing.close_all(self.poll.registry(), &self.metrics, self.core.clock().now());
+            let durable = self.core.journal_marks().map_or(u64::MAX, |m| m.1);
+            ing.close_all(self.poll.registry(), &self.metrics, self.core.clock().now(), durable);
         }
         let why = match reason {
             StopReason::Signal(s) => format!("received {s}"),

@@ -234,10 +234,13 @@ pub enum DropReason {
     VenueRejected,
     /// Waited longer than `queue.max_wait` for the venue's session.
     VenueUnavailable,
+    /// The order journal is behind the engine (its disk is slow or failing): a `queued` answer
+    /// could not be kept.
+    JournalBehind,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::QueueFull,
         DropReason::Paused,
         DropReason::Stopping,
@@ -249,6 +252,7 @@ impl DropReason {
         DropReason::MaxOpenOrders,
         DropReason::VenueRejected,
         DropReason::VenueUnavailable,
+        DropReason::JournalBehind,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -264,6 +268,7 @@ impl DropReason {
             DropReason::MaxOpenOrders => "max_open_orders",
             DropReason::VenueRejected => "venue_rejected",
             DropReason::VenueUnavailable => "venue_unavailable",
+            DropReason::JournalBehind => "journal_behind",
         }
     }
 

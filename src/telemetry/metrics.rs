@@ -56,6 +56,11 @@ pub mod names {
     pub const CHECKPOINT_FAILURES: &str = "checkpoint_failures_total";
     pub const CHECKPOINT_BYTES: &str = "checkpoint_bytes";
     pub const CHECKPOINT_SEAL: &str = "checkpoint_seal_seconds";
+    pub const JOURNAL_ENTRIES: &str = "journal_entries_total";
+    pub const JOURNAL_LOST: &str = "journal_entries_lost_total";
+    pub const JOURNAL_FAILURES: &str = "journal_write_failures_total";
+    pub const JOURNAL_BYTES: &str = "journal_segment_bytes";
+    pub const JOURNAL_SYNC: &str = "journal_sync_seconds";
     pub const INFLUX_POINTS_WRITTEN: &str = "influx_points_written_total";
     pub const INFLUX_POINTS_DROPPED: &str = "influx_points_dropped_total";
     pub const INFLUX_POINTS_BUFFERED: &str = "influx_points_buffered";
@@ -134,6 +139,11 @@ pub struct Metrics {
     pub checkpoint_failures: IntCounter,
     pub checkpoint_bytes: IntGauge,
     pub checkpoint_seal: Histogram,
+    pub journal_entries: IntCounter,
+    pub journal_lost: IntCounter,
+    pub journal_failures: IntCounter,
+    pub journal_bytes: IntGauge,
+    pub journal_sync: Histogram,
     pub influx_points_written: IntCounter,
     pub influx_points_dropped: IntCounter,
     pub influx_points_buffered: IntGauge,
@@ -244,6 +254,11 @@ impl Metrics {
             checkpoint_failures: reg(&r, must(IntCounter::new(CHECKPOINT_FAILURES, "Checkpoints that could not be sealed or written."))),
             checkpoint_bytes: reg(&r, must(IntGauge::new(CHECKPOINT_BYTES, "Size of the last checkpoint written, in bytes."))),
             checkpoint_seal: reg(&r, must(Histogram::with_opts(HistogramOpts::new(CHECKPOINT_SEAL, "Time the engine thread spends serializing and encrypting a checkpoint, in seconds.").buckets(vec![10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 10e-3])))),
+            journal_entries: reg(&r, must(IntCounter::new(JOURNAL_ENTRIES, "Order journal entries (signals queued, orders sent, fills, closes) synced to disk."))),
+            journal_lost: reg(&r, must(IntCounter::new(JOURNAL_LOST, "Order journal entries not written because the writer fell behind; the next checkpoint holds their state."))),
+            journal_failures: reg(&r, must(IntCounter::new(JOURNAL_FAILURES, "Failed order journal writes (each retried)."))),
+            journal_bytes: reg(&r, must(IntGauge::new(JOURNAL_BYTES, "Size of the current order journal segment, in bytes (it restarts at each checkpoint)."))),
+            journal_sync: reg(&r, must(Histogram::with_opts(HistogramOpts::new(JOURNAL_SYNC, "Time to seal, write and fdatasync one order journal batch, in seconds.").buckets(vec![50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3])))),
             influx_points_written: reg(&r, must(IntCounter::new(INFLUX_POINTS_WRITTEN, "Points accepted by InfluxDB."))),
             influx_points_dropped: reg(&r, must(IntCounter::new(INFLUX_POINTS_DROPPED, "Points dropped: buffer full (influx.buffer_points), trade channel full, or refused by the server (4xx)."))),
             influx_points_buffered: reg(&r, must(IntGauge::new(INFLUX_POINTS_BUFFERED, "Points waiting to be written to InfluxDB."))),

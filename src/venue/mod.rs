@@ -10,7 +10,17 @@ pub mod fix44;
 pub mod mt5;
 pub mod paper;
 
-use crate::engine::types::{Nanos, OrderRequest, Tick, VenueEvent};
+use crate::engine::types::{Nanos, OrderRequest, SignalId, Tick, VenueEvent};
+
+/// An order in flight before a restart, handed back to the venue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestoredOrder {
+    pub req: OrderRequest,
+    /// Quantity filled so far.
+    pub filled: f64,
+    /// What [`Venue::order_ref`] said when it was sent (0: unknown).
+    pub venue_ref: u64,
+}
 
 /// What the engine needs from a venue. Implementations must not block or allocate per order.
 pub trait Venue {
@@ -84,7 +94,18 @@ pub trait Venue {
 
     /// Before trading starts: the venue's part of the checkpoint, and the orders in flight then,
     /// already restored into the executor, with the quantity filled so far.
-    fn restore(&mut self, _state: &serde_json::Value, _orders: &[(OrderRequest, f64)]) -> Result<(), String> {
+    fn restore(&mut self, _state: &serde_json::Value, _orders: &[RestoredOrder]) -> Result<(), String> {
         Ok(())
     }
+
+    /// The venue's own reference of an order it took (the FIX MsgSeqNum of its NewOrderSingle),
+    /// kept in the journal and checkpoints so that after a restart the venue can tell whether the
+    /// counterparty said it missed it; 0 when the venue has none.
+    fn order_ref(&self, _client_id: &SignalId) -> u64 {
+        0
+    }
+
+    /// Before trading starts: orders that ended after the checkpoint (known from the order
+    /// journal), with the quantity filled; a report the venue repeats for one books nothing.
+    fn remember_settled(&mut self, _settled: &[(SignalId, f64)]) {}
 }

@@ -925,8 +925,8 @@ impl Venue for Mt5Venue {
         true
     }
 
-    fn restore(&mut self, _state: &serde_json::Value, orders: &[(OrderRequest, f64)]) -> Result<(), String> {
-        for (req, filled) in orders {
+    fn restore(&mut self, _state: &serde_json::Value, orders: &[super::RestoredOrder]) -> Result<(), String> {
+        for super::RestoredOrder { req, filled, .. } in orders {
             if self.orders.len() >= self.capacity {
                 return Err("more orders in flight than risk.max_open_orders".into());
             }

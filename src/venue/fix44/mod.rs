@@ -168,6 +168,8 @@ struct FixOrder {
     delivery: Delivery,
     /// An OrderCancelRequest is out for it.
     cancel_pending: bool,
+    /// Sent by an earlier process (restored): never sent again.
+    restored: bool,
 }
 
 /// The orders in flight and what the session tells about them.
@@ -304,6 +306,21 @@ impl Book {
             return Ok(());
         };
         let key = self.orders[i].req.key;
+        if exec_type == b'I'
+            && status == b'8'
+            && self.orders[i].delivery == Delivery::StatusAsked
+            && self.orders[i].cum == 0.0
+        {
+            // The answer to our OrderStatusRequest: the venue does not know the order.
+            log::warn!(
+                "FIX: the venue does not know order {} ({})",
+                self.orders[i].req.client_id,
+                m.get_str(tag::TEXT).unwrap_or("no reason given")
+            );
+            self.orders[i].delivery = Delivery::Undelivered;
+            self.reconcile_due = true;
+            return Ok(());
+        }
         if !self.orders[i].acked && exec_type != b'8' {
             self.orders[i].acked = true;
             self.events.push(VenueEvent::Accepted { key });
@@ -666,10 +683,11 @@ impl FixVenue {
         while i < self.book.orders.len() {
             let o = self.book.orders[i];
             match o.delivery {
-                Delivery::Undelivered if now.saturating_sub(o.created) > self.max_wait => {
+                Delivery::Undelivered if o.restored || now.saturating_sub(o.created) > self.max_wait => {
                     log::warn!(
-                        "FIX: order {} never reached the venue and is older than queue.max_wait; refused, not sent late",
-                        o.req.client_id
+                        "FIX: order {} never reached the venue and is {}; refused, not sent late",
+                        o.req.client_id,
+                        if o.restored { "from before the restart" } else { "older than queue.max_wait" }
                     );
                     self.book.reject_order(i, "never reached the venue; too old to send now");
                     continue;
@@ -790,6 +808,7 @@ impl Venue for FixVenue {
             acked: false,
             delivery: Delivery::Sent { conn: self.conn_number },
             cancel_pending: false,
+            restored: false,
         });
         self.flush();
         Ok(())
@@ -932,7 +951,7 @@ impl Venue for FixVenue {
         serde_json::json!({ "next_in": self.session.seqs().next_in, "completed": self.book.completed_state() })
     }
 
-    fn restore(&mut self, state: &serde_json::Value, orders: &[(OrderRequest, f64)]) -> Result<(), String> {
+    fn restore(&mut self, state: &serde_json::Value, orders: &[crate::venue::RestoredOrder]) -> Result<(), String> {
         if let Some(c) = state.get("completed") {
             self.book.restore_completed(c);
         }
@@ -946,22 +965,37 @@ impl Venue for FixVenue {
                 );
             }
         }
-        for (req, filled) in orders {
+        for r in orders {
             if self.book.orders.len() >= self.book.capacity {
                 return Err("more orders in flight than risk.max_open_orders".into());
             }
+            // Nothing filled yet: its receipt is unconfirmed. It is asked about once in sync (an
+            // OrderStatusRequest), and if the counterparty says it missed its sequence number
+            // or does not know it, it is refused: its age is unknown, so it is never sent late.
             self.book.orders.push(FixOrder {
-                req: *req,
-                seq: 0,
+                req: r.req,
+                seq: r.venue_ref,
                 created: 0,
-                cum: *filled,
-                notional: filled * req.price,
-                acked: true,
+                cum: r.filled,
+                notional: r.filled * r.req.price,
+                acked: r.filled > 0.0,
                 delivery: Delivery::Sent { conn: 0 },
                 cancel_pending: false,
+                restored: true,
             });
         }
         Ok(())
+    }
+
+    fn order_ref(&self, client_id: &crate::engine::types::SignalId) -> u64 {
+        // The order just sent is the last one in the book.
+        self.book.orders.iter().rev().find(|o| o.req.client_id == *client_id).map_or(0, |o| o.seq)
+    }
+
+    fn remember_settled(&mut self, settled: &[(crate::engine::types::SignalId, f64)]) {
+        for (id, filled) in settled {
+            self.book.remember(*id, *filled);
+        }
     }
 
     fn close(&mut self, now: Nanos) {
@@ -1012,6 +1046,7 @@ mod tests {
             acked: false,
             delivery: Delivery::Sent { conn: 1 },
             cancel_pending: false,
+            restored: false,
         });
         key
     }
