@@ -409,6 +409,8 @@ pub struct RawIngress {
     pub max_connections: usize,
     pub max_line_bytes: usize,
     pub stall_timeout: String,
+    pub id_retention: String,
+    pub id_memory: usize,
 }
 
 impl Default for RawIngress {
@@ -420,6 +422,8 @@ impl Default for RawIngress {
             max_connections: 32,
             max_line_bytes: 4096,
             stall_timeout: "30s".into(),
+            id_retention: "24h".into(),
+            id_memory: 65_536,
         }
     }
 }
@@ -609,6 +613,11 @@ pub struct Config {
     pub queue_capacity: usize,
     /// How long a signal may wait in the queue for the venue's session before it is refused.
     pub queue_max_wait: Duration,
+    /// A signal id accepted this recently is refused as a duplicate, across restarts
+    /// (`ingress.id_retention`), among the last [`Config::id_memory`] ids.
+    pub id_retention: Duration,
+    /// Signal ids remembered at most (`ingress.id_memory`).
+    pub id_memory: usize,
     pub risk: RiskConfig,
     pub ingress: Option<IngressConfig>,
     pub metrics: MetricsConfig,
@@ -1049,8 +1058,14 @@ impl Config {
                     max_connections: i.max_connections,
                     max_line_bytes: i.max_line_bytes,
                     stall_timeout: format_duration(i.stall_timeout),
+                    id_retention: format_duration(self.id_retention),
+                    id_memory: self.id_memory,
                 },
-                None => RawIngress::default(),
+                None => RawIngress {
+                    id_retention: format_duration(self.id_retention),
+                    id_memory: self.id_memory,
+                    ..RawIngress::default()
+                },
             },
             metrics: RawMetrics {
                 listen: self.metrics.listen.to_string(),
@@ -1587,6 +1602,13 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         v.fail("risk.max_orders_per_second", "0 is out of range; accepted: 1 to 4294967295".into());
     }
 
+    let id_retention = v.duration(
+        "ingress.id_retention",
+        &raw.ingress.id_retention,
+        Duration::from_secs(60),
+        Duration::from_secs(366 * 86_400),
+    );
+    let id_memory = v.range_usize("ingress.id_memory", raw.ingress.id_memory, 1024, 16 << 20);
     let ingress = if raw.ingress.enabled {
         let ri = &raw.ingress;
         let listen = v.addr("ingress.listen", &ri.listen);
@@ -1820,6 +1842,8 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         drift,
         queue_capacity: cap,
         queue_max_wait,
+        id_retention,
+        id_memory,
         risk,
         ingress,
         metrics,

@@ -357,8 +357,10 @@ fn readiness_with_a_venue_still_waiting_says_what_it_waits_for() {
     let r = get(&addr, "/readyz").expect("readyz");
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("venue session is down"), "{}", r.body);
-    let log = d.log_file();
-    assert!(log.contains("venue mt5 not up yet"), "{log}");
+    // The log is written by its own thread: the line may land a moment after READY=1.
+    let log = wait_for("the readiness line in the log", Duration::from_secs(5), || {
+        Some(d.log_file()).filter(|l| l.contains("venue mt5 not up yet"))
+    });
     assert!(!log.contains("venue mt5 up"), "the log agrees with /readyz: {log}");
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));

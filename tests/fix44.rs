@@ -477,6 +477,8 @@ fn mt5bot_killed_mid_run_books_every_fill_the_venue_made_exactly_once() {
     let a: serde_json::Value = serde_json::from_str(&answer).expect("answer is JSON");
     assert_eq!((a["status"].as_str(), a["reason"].as_str()), (Some("refused"), Some("duplicate")), "{a}");
     wait_metric(&second, "signals_dropped_total{reason=\"duplicate\"}", 1.0, Duration::from_secs(10));
+    // Queued signals wait for the session to be in sync (the replay of reports after the kill).
+    wait_metric(&second, "queue_depth", 0.0, Duration::from_secs(10));
     wait_metric(&second, "open_orders", 0.0, Duration::from_secs(10));
     let l = ledger(&exec);
     l.assert_clean();

@@ -93,6 +93,10 @@ pub struct State {
     /// duplicate, never a second order.
     #[serde(default)]
     pub recent_ids: Vec<String>,
+    /// When each of `recent_ids` was taken (Unix seconds), at the same position; missing in
+    /// checkpoints of versions that had none (they count as taken at the restore).
+    #[serde(default)]
+    pub recent_id_times: Vec<u32>,
     /// Counts the checkpoints written: 1 for the first, one more for each after it. Checkpoints of
     /// versions that had none read as 0.
     #[serde(default)]
@@ -389,6 +393,7 @@ mod tests {
             }],
             venue: serde_json::json!({ "next_in": 88 }),
             recent_ids: vec!["s-0".into(), "s-1".into()],
+            recent_id_times: vec![1_764_000_000, 1_764_000_001],
             generation: 12,
             queued: Vec::new(),
         }

@@ -106,9 +106,6 @@ impl std::fmt::Display for Summary {
 /// in one turn the rest are only counted and logged.
 const MAX_LATE_REFUSALS: usize = 4096;
 
-/// Signal ids a checkpoint keeps for duplicate detection across restarts.
-const CHECKPOINT_RECENT_IDS: usize = 1024;
-
 /// The engine's trading state and logic.
 #[derive(Debug)]
 pub struct TradingCore<V, C> {
@@ -166,7 +163,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             model: Model::new(&cfg.model, n),
             drift: vec![PageHinkley::new(d.delta, d.threshold, d.min_samples); n],
             drift_cfg: d.clone(),
-            executor: Executor::new(&cfg.risk, n),
+            executor: Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32),
             venue,
             // Every event a poll can produce fits: one accept and one fill or reject per order.
             events: Vec::with_capacity(2 * cfg.risk.max_open_orders + 16),
@@ -473,6 +470,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// Lets the venue make progress on what is due (acks, fills after latency).
     pub fn poll_venue(&mut self) {
         let now = self.clock.now();
+        // Seconds are all the id memory needs: once per turn is enough.
+        self.executor.set_wall_seconds((crate::timefmt::unix_nanos() / 1_000_000_000) as u32);
         self.venue.poll(now, &mut self.events);
         self.apply_events(now);
         if !self.queue.is_empty() {
@@ -746,6 +745,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     pub fn snapshot(&self) -> super::checkpoint::State {
         use super::checkpoint::{OrderState, PositionState, State};
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
+        let recent = self.executor.recent_ids();
         State {
             written_at: crate::timefmt::rfc3339_micros(crate::timefmt::unix_nanos()),
             trades: self.executor.trades(),
@@ -779,7 +779,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 })
                 .collect(),
             venue: self.venue.checkpoint(),
-            recent_ids: self.executor.recent_ids(CHECKPOINT_RECENT_IDS).iter().map(|i| i.as_str().to_owned()).collect(),
+            recent_ids: recent.iter().map(|(i, _)| i.as_str().to_owned()).collect(),
+            recent_id_times: recent.iter().map(|(_, t)| *t).collect(),
             // Set by the checkpointer, which numbers what it writes.
             generation: 0,
             queued: {
@@ -825,7 +826,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         self.executor.restore(&positions, state.trades);
         self.next_model_seq = self.next_model_seq.max(state.next_model_seq);
-        self.executor.remember_ids(state.recent_ids.iter().filter_map(|i| SignalId::parse(i)));
+        let now_s = (crate::timefmt::unix_nanos() / 1_000_000_000) as u32;
+        self.executor.set_wall_seconds(now_s);
+        self.executor.remember_ids_at(state.recent_ids.iter().enumerate().filter_map(|(n, i)| {
+            Some((SignalId::parse(i)?, state.recent_id_times.get(n).copied().unwrap_or(now_s)))
+        }));
         let mut restored = Vec::new();
         if self.venue.keeps_orders() {
             for o in &state.open_orders {

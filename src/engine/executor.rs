@@ -179,10 +179,21 @@ pub struct Executor {
     /// signal with one that is still in the queue is a duplicate, not a second order.
     adopted: RecentIds,
     trades: u64,
+    /// Wall time now, in Unix seconds (set by the core): when an id is remembered.
+    now_s: u32,
+    /// `ingress.id_retention` in seconds, and ids forgotten younger than that (the memory was
+    /// too small for the rate of new ids).
+    retention_s: u32,
+    forgotten_early: u64,
 }
 
 impl Executor {
     pub fn new(risk: &RiskConfig, symbols: usize) -> Self {
+        Executor::with_ids(risk, symbols, RECENT_IDS, 86_400)
+    }
+
+    /// An executor that remembers up to `ids` signal ids for `retention_s` seconds.
+    pub fn with_ids(risk: &RiskConfig, symbols: usize, ids: usize, retention_s: u32) -> Self {
         let slots = risk.max_open_orders;
         Executor {
             risk: risk.clone(),
@@ -194,9 +205,12 @@ impl Executor {
             free: (0..slots as u32).rev().collect(),
             next_seq: 1,
             rate: RateLimit::new(risk.max_orders_per_second),
-            recent: RecentIds::new(RECENT_IDS),
+            recent: RecentIds::new(ids),
             adopted: RecentIds::new(ADOPTED_IDS),
             trades: 0,
+            now_s: (crate::timefmt::unix_nanos() / 1_000_000_000) as u32,
+            retention_s,
+            forgotten_early: 0,
         }
     }
 
@@ -239,7 +253,36 @@ impl Executor {
     /// repeat of its id is a duplicate from now on, whatever becomes of it.
     #[inline]
     pub fn claim_new(&mut self, id: SignalId) {
-        self.recent.insert_new(id);
+        let forgot = self.recent.insert_new(id, self.now_s);
+        self.note_forgotten(forgot);
+    }
+
+    /// Sets the wall time ids are remembered at (Unix seconds).
+    #[inline]
+    pub fn set_wall_seconds(&mut self, now_s: u32) {
+        self.now_s = now_s;
+    }
+
+    #[inline]
+    fn note_forgotten(&mut self, forgot: Option<u32>) {
+        if let Some(t) = forgot {
+            if self.now_s.saturating_sub(t) < self.retention_s {
+                self.forgotten_early += 1;
+                if self.forgotten_early.is_power_of_two() {
+                    log::warn!(
+                        "{} signal ids were forgotten younger than ingress.id_retention ({} s): more new ids arrive than \
+                         ingress.id_memory holds, so a repeat of one would be a new order; raise ingress.id_memory",
+                        self.forgotten_early,
+                        self.retention_s
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ids forgotten younger than `ingress.id_retention`.
+    pub fn ids_forgotten_early(&self) -> u64 {
+        self.forgotten_early
     }
 
     /// Checks a signal against duplicates and the risk limits and, if it passes, creates a `New`
@@ -249,7 +292,8 @@ impl Executor {
             return Err(DropReason::Duplicate);
         }
         let order = self.create_claimed(sig, now)?;
-        self.recent.insert_new(sig.id);
+        let forgot = self.recent.insert_new(sig.id, self.now_s);
+        self.note_forgotten(forgot);
         Ok(order)
     }
 
@@ -355,8 +399,9 @@ impl Executor {
                 self.trades += 1;
                 // The id was traded: a signal repeating it is a duplicate, as for a restored order,
                 // and one already waiting in the queue with it is refused when its turn comes.
-                self.recent.insert(client_id);
-                self.adopted.insert(client_id);
+                let forgot = self.recent.insert(client_id, self.now_s);
+                self.note_forgotten(forgot);
+                self.adopted.insert(client_id, self.now_s);
                 Applied::Filled { symbol, side, client_id, exec_id: 0, qty, price, realized_pnl, order_done: true }
             }
             VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
@@ -390,15 +435,23 @@ impl Executor {
         }
     }
 
-    /// The `n` signal ids seen last, oldest first (for checkpoints).
-    pub fn recent_ids(&self, n: usize) -> Vec<SignalId> {
-        self.recent.last(n)
+    /// The signal ids remembered within `ingress.id_retention`, oldest first, with when each
+    /// was taken (Unix seconds), for checkpoints.
+    pub fn recent_ids(&self) -> Vec<(SignalId, u32)> {
+        self.recent.since(self.now_s.saturating_sub(self.retention_s))
     }
 
     /// Marks ids as seen (a restore), so signals reusing them are refused as duplicates.
     pub fn remember_ids(&mut self, ids: impl IntoIterator<Item = SignalId>) {
-        for id in ids {
-            self.recent.insert(id);
+        let now = self.now_s;
+        self.remember_ids_at(ids.into_iter().map(|id| (id, now)));
+    }
+
+    /// [`Executor::remember_ids`] with when each id was taken (Unix seconds).
+    pub fn remember_ids_at(&mut self, ids: impl IntoIterator<Item = (SignalId, u32)>) {
+        for (id, at) in ids {
+            let forgot = self.recent.insert(id, at);
+            self.note_forgotten(forgot);
         }
     }
 
@@ -443,7 +496,8 @@ impl Executor {
         if let Some(e) = self.exposure.get_mut(symbol as usize) {
             *e += side.sign() * (qty - filled);
         }
-        self.recent.insert(client_id);
+        let forgot = self.recent.insert(client_id, self.now_s);
+        self.note_forgotten(forgot);
         Some(request)
     }
 
@@ -610,20 +664,38 @@ mod tests {
     }
 
     #[test]
-    fn recent_ids_survive_a_restore_as_duplicates() {
-        let mut e = Executor::new(&risk(), 1);
+    fn ids_within_the_retention_survive_a_restore_as_duplicates() {
+        let day = 86_400;
+        let mut e = Executor::with_ids(&risk(), 1, 16, day);
         e.set_quote(0, 100.0, 100.0);
-        for id in ["a", "b", "c"] {
+        let t0 = 1_800_000_000;
+        for (id, at) in [("a", t0), ("b", t0 + day / 2), ("c", t0 + day)] {
+            e.set_wall_seconds(at);
             let o = e.create(&sig(id, Side::Buy, 1.0), 0).expect("order");
             e.apply(&VenueEvent::Cancelled { key: o.key }, 0);
         }
-        let ids = e.recent_ids(2);
-        assert_eq!(ids.iter().map(SignalId::as_str).collect::<Vec<_>>(), ["b", "c"]);
-        let mut fresh = Executor::new(&risk(), 1);
+        e.set_wall_seconds(t0 + day + 10);
+        let ids = e.recent_ids();
+        let kept: Vec<(&str, u32)> = ids.iter().map(|(i, t)| (i.as_str(), *t)).collect();
+        assert_eq!(kept, [("b", t0 + day / 2), ("c", t0 + day)], "a is older than the retention");
+        let mut fresh = Executor::with_ids(&risk(), 1, 16, day);
         fresh.set_quote(0, 100.0, 100.0);
-        fresh.remember_ids(ids);
+        fresh.remember_ids_at(ids);
         assert_eq!(fresh.create(&sig("c", Side::Buy, 1.0), 0).err(), Some(DropReason::Duplicate));
-        assert!(fresh.create(&sig("a", Side::Buy, 1.0), 0).is_ok(), "only the ids kept are remembered");
+        assert_eq!(fresh.create(&sig("b", Side::Buy, 1.0), 0).err(), Some(DropReason::Duplicate));
+        assert!(fresh.create(&sig("a", Side::Buy, 1.0), 0).is_ok(), "beyond the retention an id is new");
+        assert_eq!(fresh.ids_forgotten_early(), 0);
+    }
+
+    #[test]
+    fn a_memory_too_small_for_the_retention_counts_what_it_forgets_early() {
+        let mut e = Executor::with_ids(&risk(), 1, 2, 3600);
+        e.set_wall_seconds(1_800_000_000);
+        for id in ["x", "y", "z", "w"] {
+            e.claim_new(SignalId::parse(id).expect("id"));
+        }
+        assert_eq!(e.ids_forgotten_early(), 2, "x and y were forgotten within the hour");
+        assert!(!e.knows(&SignalId::parse("x").expect("id")));
     }
 
     #[test]

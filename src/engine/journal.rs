@@ -706,9 +706,11 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
     let id = e.id.as_str();
     done.entries += 1;
     let remember = |state: &mut State| {
-        if !state.recent_ids.iter().rev().take(64).any(|r| r == id) {
-            state.recent_ids.push(id.to_owned());
+        // Times stay beside their ids; checkpoints of versions without them get the restore's.
+        if state.recent_id_times.len() == state.recent_ids.len() {
+            state.recent_id_times.push((e.unix_ns / 1_000_000_000).max(0) as u32);
         }
+        state.recent_ids.push(id.to_owned());
     };
     match e.kind {
         Kind::Queued => {
@@ -866,7 +868,8 @@ mod tests {
         assert_eq!(state.positions[0].symbol, "XAUUSD");
         assert_eq!(state.positions[0].qty, 0.5);
         assert_eq!(state.trades, 1);
-        assert_eq!(state.recent_ids, ["q-1", "q-2"]);
+        assert_eq!(state.recent_ids, ["q-1", "q-2", "q-1", "q-1"], "each entry's id, taken again or not");
+        assert_eq!(state.recent_id_times, [1_700_000_000; 4]);
         assert_eq!(r.settled, vec![]);
     }
 

@@ -18,6 +18,8 @@ pub struct RecentIds {
     /// Grows to `capacity` (reserved at start, so never reallocated), then is overwritten in
     /// place: pages are touched as ids arrive, not all at start-up.
     ring: Vec<SignalId>,
+    /// When each id in `ring` was remembered (Unix seconds), at the same position.
+    times: Vec<u32>,
     capacity: usize,
     /// The ring position written next.
     next: usize,
@@ -40,6 +42,7 @@ impl RecentIds {
         let slots = (2 * capacity).next_power_of_two();
         RecentIds {
             ring: Vec::with_capacity(capacity),
+            times: Vec::with_capacity(capacity),
             capacity,
             next: 0,
             table: vec![0; slots].into_boxed_slice(),
@@ -85,28 +88,33 @@ impl RecentIds {
         self.find(id).is_some()
     }
 
-    /// Remembers `id`, forgetting the oldest when full. Remembering an id already there does
-    /// nothing.
-    pub fn insert(&mut self, id: SignalId) {
-        if !self.contains(&id) {
-            self.insert_new(id);
+    /// Remembers `id` as of `at` (Unix seconds), forgetting the oldest when full; returns when
+    /// the forgotten one was remembered. Remembering an id already there does nothing.
+    pub fn insert(&mut self, id: SignalId, at: u32) -> Option<u32> {
+        if self.contains(&id) {
+            return None;
         }
+        self.insert_new(id, at)
     }
 
     /// Remembers an id the caller has just found absent with [`RecentIds::contains`], saving
-    /// a second lookup on the order path.
-    pub fn insert_new(&mut self, id: SignalId) {
+    /// a second lookup on the order path; returns when the id it forgot was remembered.
+    pub fn insert_new(&mut self, id: SignalId, at: u32) -> Option<u32> {
         debug_assert!(!self.contains(&id), "insert_new of an id already remembered");
         let pos = self.next;
+        let mut forgot = None;
         if self.ring.len() == self.capacity {
             let old = self.ring[pos];
             if let Some(slot) = self.find(&old) {
                 self.remove_slot(slot);
             }
             self.ring[pos] = id;
+            forgot = Some(self.times[pos]);
+            self.times[pos] = at;
         } else {
             // Within the capacity reserved at start: no allocation.
             self.ring.push(id);
+            self.times.push(at);
         }
         let mut i = self.home(&id);
         while self.table[i] != 0 {
@@ -114,6 +122,7 @@ impl RecentIds {
         }
         self.table[i] = pos as u32 + 1;
         self.next = (pos + 1) % self.capacity;
+        forgot
     }
 
     /// Empties a slot and moves later entries of its probe run back, so every entry stays
@@ -140,10 +149,25 @@ impl RecentIds {
 
     /// The `n` ids remembered last, oldest first.
     pub fn last(&self, n: usize) -> Vec<SignalId> {
+        self.last_with_times(n).into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// The `n` ids remembered last with when each was, oldest first.
+    pub fn last_with_times(&self, n: usize) -> Vec<(SignalId, u32)> {
         let len = self.ring.len();
         let n = n.min(len);
         // Until the ring is full, `next` is its length, so this is the tail of what was pushed.
-        (0..n).map(|i| self.ring[(self.next + len - n + i) % len]).collect()
+        (0..n)
+            .map(|i| {
+                let p = (self.next + len - n + i) % len;
+                (self.ring[p], self.times[p])
+            })
+            .collect()
+    }
+
+    /// The ids remembered at or after `since` (Unix seconds), oldest first, with their times.
+    pub fn since(&self, since: u32) -> Vec<(SignalId, u32)> {
+        self.last_with_times(self.ring.len()).into_iter().filter(|(_, t)| *t >= since).collect()
     }
 }
 
@@ -161,15 +185,15 @@ mod tests {
     fn remembers_the_last_ids_and_forgets_the_oldest() {
         let mut r = RecentIds::new(3);
         assert!(r.is_empty());
-        r.insert(id(0));
+        r.insert(id(0), 0);
         assert_eq!(r.last(5), vec![id(0)], "a ring not yet full gives what it holds");
         for n in 1..3 {
-            r.insert(id(n));
+            r.insert(id(n), 0);
         }
         assert!((0..3).all(|n| r.contains(&id(n))));
-        r.insert(id(1));
+        r.insert(id(1), 0);
         assert_eq!(r.len(), 3, "an id already there is not added twice");
-        r.insert(id(3));
+        r.insert(id(3), 0);
         assert!(!r.contains(&id(0)));
         assert!((1..4).all(|n| r.contains(&id(n))));
         assert_eq!(r.last(2), vec![id(2), id(3)]);
@@ -199,7 +223,7 @@ mod tests {
                     }
                     model.push_back(i);
                 }
-                r.insert(i);
+                r.insert(i, 0);
                 assert_eq!(r.len(), model.len());
             }
             for n in 0..100 {
