@@ -159,10 +159,50 @@ fn clock_overhead() -> u64 {
     percentile(&empty, 0.5)
 }
 
+/// A fresh folder for an order journal, removed when dropped.
+struct JournalDir(std::path::PathBuf);
+
+impl JournalDir {
+    fn new() -> JournalDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Beside the target folder: on the disk a deployment's state folder would be on, not a tmpfs.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join(format!("bench-journal-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("journal dir");
+        JournalDir(dir)
+    }
+
+    fn attach<C: mt5bot::engine::core::Clock>(&self, core: &mut TradingCore<PaperVenue, C>, m: &Metrics) {
+        let keys = mt5bot::engine::checkpoint::Keys::new(&mt5bot::deployment::base64(&[5u8; 32]), None).expect("keys");
+        let symbols = vec!["EURUSD".to_owned(), "GBPUSD".to_owned()];
+        let j =
+            mt5bot::engine::journal::Journal::start(&self.0.join("checkpoint.bin"), 1, symbols, keys, m.clone(), None)
+                .expect("journal");
+        core.set_journal(j);
+    }
+}
+
+impl Drop for JournalDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Times each tick-to-order on its own; returns (p50, p99, p99.9) in ns after clock overhead.
 fn one_run(ticks: usize) -> (u64, u64, u64) {
+    one_run_journaled(ticks, false, Duration::ZERO)
+}
+
+/// [`one_run`], with the order journal on when `journaled`, one tick every `gap` (spinning).
+fn one_run_journaled(ticks: usize, journaled: bool, gap: Duration) -> (u64, u64, u64) {
     let cfg = one_order_per_tick();
     let (mut core, m) = core(&cfg, MonotonicClock::new());
+    let dir = journaled.then(JournalDir::new);
+    if let Some(d) = &dir {
+        d.attach(&mut core, &m);
+    }
     let mut i = 0u64;
     for _ in 0..10_000 {
         i += 1;
@@ -170,17 +210,133 @@ fn one_run(ticks: usize) -> (u64, u64, u64) {
     }
     let overhead = clock_overhead();
     let sent_before = m.orders_sent.get();
+    let refused_before = m.signals_dropped.with_label_values(&["journal_behind"]).get();
     let mut samples = Vec::with_capacity(ticks);
+    let mut next = Instant::now();
     for _ in 0..ticks {
+        while !gap.is_zero() && Instant::now() < next {
+            std::hint::spin_loop();
+        }
+        next += gap;
         i += 1;
         let t = tick(i, 0);
         let start = Instant::now();
         core.on_tick(black_box(&t));
         samples.push((start.elapsed().as_nanos() as u64).saturating_sub(overhead));
+        // The end of the reactor's turn: the journal's entries go to its writer.
+        core.flush_journal();
     }
-    assert_eq!(m.orders_sent.get() - sent_before, ticks as u64, "one order per tick");
+    let refused = m.signals_dropped.with_label_values(&["journal_behind"]).get() - refused_before;
+    assert_eq!(m.orders_sent.get() - sent_before + refused, ticks as u64, "one order (or refusal) per tick");
+    if refused > 0 {
+        println!(
+            "  (journaled run: {refused} of {ticks} signals refused as journal_behind: the disk's syncs fell behind)"
+        );
+    }
+    if let Some(j) = core.take_journal() {
+        j.finish();
+    }
     samples.sort_unstable();
     (percentile(&samples, 0.5), percentile(&samples, 0.99), percentile(&samples, 0.999))
+}
+
+/// Times offer + drain of each signal on its own, one signal every `gap` (spinning, so the journal's
+/// writer keeps up as it does at any real signal rate), with the journal on or off. Returns
+/// (p50, p99) in ns, the journal's bytes per million orders, and the mean time of one batch (seal,
+/// write, fdatasync) in microseconds.
+fn journal_signals_run(n: u64, gap: Duration, journaled: bool) -> (u64, u64, f64, f64) {
+    let mut cfg = one_order_per_tick();
+    cfg.risk.max_open_orders = 1024;
+    let (mut core, m) = core(&cfg, ManualClock::default());
+    let dir = journaled.then(JournalDir::new);
+    if let Some(d) = &dir {
+        d.attach(&mut core, &m);
+    }
+    core.on_tick(&tick(0, 0));
+    let prefix = SignalId::parse("S-").expect("id");
+    let overhead = clock_overhead();
+    let mut samples = Vec::with_capacity(n as usize);
+    let mut next = Instant::now();
+    for k in 1..=n {
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+        next += gap;
+        let start = Instant::now();
+        let _ = core.offer(market_signal(&prefix, k));
+        core.drain();
+        samples.push((start.elapsed().as_nanos() as u64).saturating_sub(overhead));
+        core.flush_journal();
+        if k % 64 == 0 {
+            core.clock().advance(1_000);
+            core.poll_venue();
+        }
+    }
+    if let Some(j) = core.take_journal() {
+        j.finish();
+    }
+    let refused = m.signals_dropped.with_label_values(&["journal_behind"]).get();
+    assert_eq!(refused, 0, "the journal kept up at one signal every {gap:?}");
+    assert_eq!(m.orders_sent.get(), n, "every signal became an order");
+    let h = &m.journal_sync;
+    // Mean time of one batch (seal + write + fdatasync): what a `queued` answer waits, about.
+    let capacity = h.get_sample_sum() / h.get_sample_count().max(1) as f64 * 1e6;
+    let bytes = m.journal_bytes.get() as f64;
+    samples.sort_unstable();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99), bytes / n as f64 * 1e6, capacity)
+}
+
+/// The order journal's cost, side by side in one run: tick-to-order p50/p99 (one market order
+/// per tick, as fast as the loop goes) and offer + drain per external signal at a steady rate,
+/// with the journal off and on (runs interleaved so both see the same machine), and its size.
+fn journal_report(quick: bool) {
+    let (runs, ticks, n) = if quick { (5, 20_000, 20_000) } else { (5, 200_000, 200_000) };
+    let gap = Duration::from_micros(10);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        off.push(one_run_journaled(ticks, false, gap));
+        on.push(one_run_journaled(ticks, true, gap));
+    }
+    println!("\norder journal, tick_to_order per operation, one tick every {gap:?}, {runs} runs x {ticks} ticks (interleaved):");
+    println!(
+        "  off p50 {}   p99 {}",
+        median_min_max(off.iter().map(|r| r.0).collect()),
+        median_min_max(off.iter().map(|r| r.1).collect())
+    );
+    println!(
+        "  on  p50 {}   p99 {}",
+        median_min_max(on.iter().map(|r| r.0).collect()),
+        median_min_max(on.iter().map(|r| r.1).collect())
+    );
+    let (mut s_off, mut s_on, mut size, mut capacity) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        s_off.push(journal_signals_run(n, gap, false));
+        let r = journal_signals_run(n, gap, true);
+        size.push(r.2 / 1e6);
+        capacity.push(r.3);
+        s_on.push(r);
+    }
+    println!(
+        "order journal, offer + drain per external signal, one every {gap:?}, {runs} runs x {n} signals (interleaved):"
+    );
+    println!(
+        "  off p50 {}   p99 {}",
+        median_min_max(s_off.iter().map(|r| r.0).collect()),
+        median_min_max(s_off.iter().map(|r| r.1).collect())
+    );
+    println!(
+        "  on  p50 {}   p99 {}",
+        median_min_max(s_on.iter().map(|r| r.0).collect()),
+        median_min_max(s_on.iter().map(|r| r.1).collect())
+    );
+    println!(
+        "  journal size {} per million orders (queued + sent + fill entries, sealed batches)",
+        median_min_max_f64(size, "MB")
+    );
+    println!(
+        "  one batch (seal + write + fdatasync, what a queued answer waits) {}",
+        median_min_max_f64(capacity, "us")
+    );
 }
 
 fn median_min_max(mut v: Vec<u64>) -> String {
@@ -272,4 +428,5 @@ fn main() {
     c.final_summary();
     signals_report(quick);
     percentile_report(quick);
+    journal_report(quick);
 }

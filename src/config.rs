@@ -125,6 +125,7 @@ pub struct RawMt5 {
     pub handshake_timeout: String,
     pub heartbeat_interval: String,
     pub max_line_bytes: usize,
+    pub max_snapshot_bytes: usize,
     pub max_handshakes: usize,
 }
 
@@ -138,6 +139,7 @@ impl Default for RawMt5 {
             handshake_timeout: "5s".into(),
             heartbeat_interval: "10s".into(),
             max_line_bytes: 65_536,
+            max_snapshot_bytes: 16 << 20,
             max_handshakes: 32,
         }
     }
@@ -650,6 +652,9 @@ pub struct Mt5Config {
     /// A ping goes out when the EA was silent this long; twice as long closes the connection.
     pub heartbeat_interval: Duration,
     pub max_line_bytes: usize,
+    /// Longest snapshot line from an authenticated terminal (it lists a day of deals, so it
+    /// outgrows `max_line_bytes` on a busy account).
+    pub max_snapshot_bytes: usize,
     /// Connections waiting to authenticate, beyond the live session; the oldest is closed to make
     /// room for a new one, so a reconnect loop cannot keep the Expert Advisor out.
     pub max_handshakes: usize,
@@ -1005,6 +1010,7 @@ impl Config {
                     handshake_timeout: format_duration(m5.handshake_timeout),
                     heartbeat_interval: format_duration(m5.heartbeat_interval),
                     max_line_bytes: m5.max_line_bytes,
+                    max_snapshot_bytes: m5.max_snapshot_bytes,
                     max_handshakes: m5.max_handshakes,
                 },
             },
@@ -1453,6 +1459,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             Duration::from_secs(300),
         ),
         max_line_bytes: v.range_usize("venue.mt5.max_line_bytes", rm.max_line_bytes, 1024, 16 << 20),
+        max_snapshot_bytes: v.range_usize("venue.mt5.max_snapshot_bytes", rm.max_snapshot_bytes, 64 << 10, 256 << 20),
         max_handshakes: v.range_usize("venue.mt5.max_handshakes", rm.max_handshakes, 1, MAX_MT5_HANDSHAKES),
     };
     if rm.magic == 0 || rm.magic > i64::MAX as u64 {

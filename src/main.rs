@@ -235,5 +235,29 @@ fn inspect_checkpoint(path: &std::path::Path) -> ExitCode {
             o.client_id, o.symbol, o.side, o.kind, o.qty, o.filled, o.price, o.state
         );
     }
+    println!("queued signals: {}", state.queued.len());
+    for q in &state.queued {
+        println!(
+            "  {:<32} {:<10} {:<4} {:<6} qty {} price {} queued {}",
+            q.id,
+            q.symbol,
+            q.side,
+            q.kind,
+            q.qty,
+            q.price,
+            mt5bot::timefmt::rfc3339_micros(i128::from(q.queued_at_unix_ns))
+        );
+    }
+    println!("signal ids remembered: {}", state.recent_ids.len());
+    match mt5bot::engine::journal::segments(path) {
+        Ok(list) if !list.is_empty() => {
+            println!("order journal segments after it (replayed at the next start):");
+            for (g, p) in list {
+                let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                println!("  generation {g}: {} ({size} bytes)", p.display());
+            }
+        }
+        _ => {}
+    }
     ExitCode::SUCCESS
 }

@@ -42,6 +42,7 @@ struct Deal {
     id: String,
     volume: f64,
     price: f64,
+    side: String,
 }
 
 /// The simulated Expert Advisor: a connection and the terminal's memory (which outlives it).
@@ -60,9 +61,13 @@ struct Terminal {
 
 impl Terminal {
     fn execute(&mut self, id: &str, volume: f64, price: f64) -> Deal {
+        self.execute_side(id, volume, price, "buy")
+    }
+
+    fn execute_side(&mut self, id: &str, volume: f64, price: f64, side: &str) -> Deal {
         *self.executions.entry(id.to_owned()).or_default() += 1;
         self.next_ticket += 1;
-        let d = Deal { ticket: 50_000 + self.next_ticket, id: id.to_owned(), volume, price };
+        let d = Deal { ticket: 50_000 + self.next_ticket, id: id.to_owned(), volume, price, side: side.to_owned() };
         self.deals.push(d.clone());
         d
     }
@@ -70,7 +75,7 @@ impl Terminal {
     fn snapshot(&self) -> Value {
         json!({
             "type": "snapshot",
-            "deals": self.deals.iter().map(|d| json!({"deal": d.ticket, "comment": d.id, "volume": d.volume, "price": d.price, "symbol": "EURUSD", "magic": MAGIC})).collect::<Vec<_>>(),
+            "deals": self.deals.iter().map(|d| json!({"deal": d.ticket, "comment": d.id, "volume": d.volume, "price": d.price, "symbol": "EURUSD", "type": d.side, "magic": MAGIC})).collect::<Vec<_>>(),
             "orders": self.resting.iter().map(|id| json!({"order": 1, "comment": id, "symbol": "EURUSD"})).collect::<Vec<_>>(),
             "positions": [],
         })
@@ -448,4 +453,231 @@ fn a_reconnect_flood_never_keeps_the_expert_advisor_out() {
     let unauth = log.lines().filter(|l| l.contains("unauthenticated connection")).count();
     assert!(unauth <= 10, "{unauth} log lines about unauthenticated connections: they are rate-limited");
     assert!(log.len() < 256 * 1024, "the log grew to {} bytes during the flood", log.len());
+}
+
+/// A simulated terminal that executes every market order at once, in a thread, reconnecting
+/// whenever mt5bot goes away; its deals outlive every connection (the terminal's history).
+fn run_terminal(
+    bridge: String,
+    term: std::sync::Arc<std::sync::Mutex<Terminal>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut bid = 1.08;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(w) = TcpStream::connect(&bridge) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        w.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+        let r = BufReader::new(w.try_clone().expect("clone"));
+        let mut ea = Ea { w, r };
+        let mut line = String::new();
+        // The handshake, then the snapshot of the terminal's history.
+        let Ok(n) = ea.r.read_line(&mut line) else { continue };
+        if n == 0 {
+            continue;
+        }
+        let hello: Value = serde_json::from_str(&line).expect("hello");
+        let challenge = hello["challenge"].as_str().expect("challenge");
+        let mac = mt5bot::venue::mt5::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
+        ea.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
+        let snapshot = term.lock().expect("terminal").snapshot();
+        if ea.w.write_all(format!("{snapshot}\n").as_bytes()).is_err() {
+            continue;
+        }
+        let mut last_tick = Instant::now() - Duration::from_secs(1);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if last_tick.elapsed() > Duration::from_millis(20) {
+                bid += 0.00001;
+                let t = json!({"type": "tick", "symbol": "EURUSD", "bid": bid, "ask": bid + 0.0002, "time_msc": 1});
+                if ea.w.write_all(format!("{t}\n").as_bytes()).is_err() {
+                    break;
+                }
+                last_tick = Instant::now();
+            }
+            line.clear();
+            match ea.r.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                Err(_) => break,
+            }
+            let Ok(m) = serde_json::from_str::<Value>(&line) else { break };
+            match m["type"].as_str() {
+                Some("ping") => ea.send(&json!({"type": "pong"})),
+                Some("order") => {
+                    let id = m["id"].as_str().expect("id").to_owned();
+                    let volume = m["volume"].as_f64().expect("volume");
+                    let side = m["type_order"].as_str().unwrap_or("buy").to_owned();
+                    let deal = term.lock().expect("terminal").execute_side(&id, volume, bid + 0.0002, &side);
+                    let result = json!({"type":"result","id":id,"retcode":10009,"deal":deal.ticket,"volume":volume,"price":deal.price});
+                    if ea.w.write_all(format!("{result}\n").as_bytes()).is_err() {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// SIGKILLs mt5bot at seeded random moments while an at-least-once client sends market orders and
+/// the simulated terminal executes them: no order executes twice, every `queued` id executes once
+/// or is refused with a logged reason, and the books agree with the terminal's deals.
+#[test]
+fn random_sigkills_mid_order_never_duplicate_or_lose_an_order() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let seed: u64 = std::env::var("MT5BOT_KILL_SEEDS")
+        .ok()
+        .and_then(|s| s.split(',').next().and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(17);
+    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let dir = TempDir::new("mt5-random-kill");
+    let bridge = format!("127.0.0.1:{}", free_port());
+    let ing = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        &dir,
+        &format!(
+            "venue:\n  kind: mt5\n  mt5:\n    listen: {bridge}\n\
+             feed:\n  kind: venue\n\
+             model:\n  threshold_bps: 10000\n\
+             queue:\n  max_wait: 20s\n\
+             risk:\n  max_orders_per_second: 100000\n  max_position: 1000000\n  max_notional: 1000000000\n\
+             ingress:\n  enabled: true\n  listen: {ing}\n\
+             checkpoint:\n  interval: 300ms\n"
+        ),
+    );
+    let k = mt5bot::deployment::base64(&[9u8; 32]);
+    let env = [("CONTROLLER_SHARED_SECRET", SECRET), ("CHECKPOINT_AES_KEY", k.as_str())];
+    let mut bot = Daemon::start(&dir, &cfg, &addr, &env);
+    bot.wait_metrics(Duration::from_secs(10));
+
+    let term = Arc::new(Mutex::new(Terminal::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ea = {
+        let (bridge, term, stop) = (bridge.clone(), term.clone(), stop.clone());
+        std::thread::spawn(move || run_terminal(bridge, term, stop))
+    };
+    wait_metric(&bot, "broker_connected{venue=\"mt5\"}", 1.0);
+
+    // The at-least-once client: ids c-0, c-1, ...; after a reconnect the last 8 queued ids are
+    // repeated and must be refused as duplicates.
+    let client_stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (ing, stop) = (ing.clone(), client_stop.clone());
+        std::thread::spawn(move || {
+            let mut queued: Vec<usize> = Vec::new();
+            let mut twice = Vec::new();
+            let mut n = 0usize;
+            'conn: while !stop.load(Ordering::Relaxed) {
+                let Ok(mut w) = TcpStream::connect(&ing) else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                w.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+                let mut r = BufReader::new(w.try_clone().expect("clone"));
+                let mut todo: Vec<(usize, bool)> = queued.iter().rev().take(8).map(|&q| (q, true)).collect();
+                while !stop.load(Ordering::Relaxed) {
+                    let (id, repeat) = todo.pop().unwrap_or((n, false));
+                    let line = format!(
+                        "{{\"id\":\"c-{id}\",\"symbol\":\"EURUSD\",\"side\":\"{}\",\"qty\":0.01,\"type\":\"market\"}}\n",
+                        if id % 3 == 0 { "sell" } else { "buy" }
+                    );
+                    if w.write_all(line.as_bytes()).is_err() {
+                        continue 'conn;
+                    }
+                    loop {
+                        let mut answer = String::new();
+                        if matches!(r.read_line(&mut answer), Ok(0) | Err(_)) {
+                            continue 'conn;
+                        }
+                        let v: Value = serde_json::from_str(&answer).expect("JSON answer");
+                        if v["id"] != format!("c-{id}") {
+                            continue; // a late refusal of an earlier id
+                        }
+                        if v["status"] == "queued" {
+                            if queued.contains(&id) {
+                                twice.push(id);
+                            } else {
+                                queued.push(id);
+                            }
+                        }
+                        break;
+                    }
+                    if !repeat {
+                        n += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            (queued, twice)
+        })
+    };
+    let mut schedule = Vec::new();
+    for _ in 0..5 {
+        let wait = 150 + next() % 700;
+        schedule.push(wait);
+        std::thread::sleep(Duration::from_millis(wait));
+        bot.signal("KILL");
+        bot.wait_exit(Duration::from_secs(10));
+        bot = Daemon::start(&dir, &cfg, &addr, &env);
+        bot.wait_metrics(Duration::from_secs(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    client_stop.store(true, Ordering::Relaxed);
+    let (queued, twice) = client.join().expect("client");
+    wait_metric(&bot, "broker_connected{venue=\"mt5\"}", 1.0);
+    let settle = Instant::now();
+    while (metric(&bot, "queue_depth") > 0.0 || metric(&bot, "open_orders") > 0.0)
+        && settle.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = bot.log_file();
+    let context = format!("seed {seed}, kills after {schedule:?} ms");
+    assert_eq!(metric(&bot, "open_orders"), 0.0, "{context}\n{log}");
+    assert_eq!(metric(&bot, "queue_depth"), 0.0, "{context}");
+    assert!(queued.len() > 100, "the client got going: {}", queued.len());
+    assert!(twice.is_empty(), "ids answered queued twice: {twice:?}; {context}");
+    let t = term.lock().expect("terminal");
+    let dup: Vec<_> = t.executions.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(dup.is_empty(), "orders executed twice: {dup:?}; {context}");
+    let lost: Vec<usize> = queued
+        .iter()
+        .copied()
+        .filter(|n| !t.executions.contains_key(&format!("c-{n}")))
+        .filter(|n| !log.contains(&format!("order c-{n} never reached the terminal")))
+        .collect();
+    assert!(lost.is_empty(), "queued and neither executed nor refused: {lost:?}; {context}");
+    let net: f64 = t
+        .deals
+        .iter()
+        .map(|d| {
+            let n: usize = d.id.strip_prefix("c-").and_then(|n| n.parse().ok()).expect("an id");
+            if n % 3 == 0 {
+                -d.volume
+            } else {
+                d.volume
+            }
+        })
+        .sum();
+    let position = metric(&bot, "position{symbol=\"EURUSD\"}");
+    assert!((position - net).abs() < 1e-6, "books {position} vs terminal {net}; {context}");
+    eprintln!("seed {seed}: kills after {schedule:?} ms; {} ids queued, {} executed", queued.len(), t.executions.len());
+    drop(t);
+    stop.store(true, Ordering::Relaxed);
+    bot.signal("TERM");
+    assert!(bot.wait_exit(Duration::from_secs(10)).success());
+    ea.join().expect("terminal thread");
 }

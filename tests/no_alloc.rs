@@ -96,6 +96,7 @@ fn allocations_while_trading_journaled(
             core.on_tick(&t);
         }
         core.poll_venue();
+        core.flush_journal();
     };
     for _ in 0..warm_up {
         step(&mut core, &mut feed);

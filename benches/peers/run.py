@@ -384,6 +384,18 @@ def bench_engine(quick, rows):
     sig = grab(out[out.find("signals through queue"):], "rate")
     rows.append(("signals through queue + executor + venue", sig, "", "", ">= 1 M/s",
                  status(first_number(sig), lambda v: v >= 1e6), cmd))
+    journal = out[out.find("order journal, tick_to_order"):]
+    signals = journal[journal.find("order journal, offer + drain"):]
+    for part, what in [(journal, "tick-to-order, one tick every 10 us"), (signals, "offer + drain per signal, one every 10 us")]:
+        for side in ("off", "on"):
+            line = grab(part, f"{side} p50")
+            p50, _, p99 = line.partition("   p99 ")
+            rows.append((f"order journal {side}: {what}, p50 / p99", f"{p50.strip()} / {p99.strip()}", "", "", "",
+                         "", cmd))
+    rows.append(("order journal size per million orders", grab(signals, "journal size"), "", "", "", "", cmd))
+    rows.append(("order journal batch (seal + write + fdatasync, what a queued answer waits)",
+                 grab(signals, "one batch (seal + write + fdatasync, what a queued answer waits)"), "", "", "", "",
+                 cmd))
 
 
 def bench_fix(quick, rows):

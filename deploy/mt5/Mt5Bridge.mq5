@@ -116,8 +116,9 @@ void SendSnapshot()
       if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic) continue;
       ulong o = HistoryDealGetInteger(t, DEAL_ORDER);
       string id = HistoryOrderSelect(o) ? HistoryOrderGetString(o, ORDER_COMMENT) : HistoryDealGetString(t, DEAL_COMMENT);
-      deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\"}",
-               t, id, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL));
+      string side = HistoryDealGetInteger(t, DEAL_TYPE) == DEAL_TYPE_BUY ? "buy" : "sell";
+      deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\",\"type\":\"%s\"}",
+               t, id, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL), side);
      }
    for(int i = 0; i < OrdersTotal(); i++)
      {

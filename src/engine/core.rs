@@ -163,7 +163,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             model: Model::new(&cfg.model, n),
             drift: vec![PageHinkley::new(d.delta, d.threshold, d.min_samples); n],
             drift_cfg: d.clone(),
-            executor: Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32),
+            executor: Executor::with_ids(
+                &cfg.risk,
+                n,
+                cfg.id_memory,
+                cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32,
+            ),
             venue,
             // Every event a poll can produce fits: one accept and one fill or reject per order.
             events: Vec::with_capacity(2 * cfg.risk.max_open_orders + 16),
@@ -192,6 +197,15 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// Takes the journal back (shutdown: it is synced and stopped before the final checkpoint).
     pub fn take_journal(&mut self) -> Option<Journal> {
         self.journal.take()
+    }
+
+    /// Hands this turn's journal entries to its writer (the reactor calls it once per turn,
+    /// before it waits for events).
+    #[inline]
+    pub fn flush_journal(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.flush();
+        }
     }
 
     /// The last journal entry appended and the last one on disk; `None` without a journal. An
@@ -378,12 +392,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let mut sent = false;
         while let Some(front) = self.queue.front() {
             let now = self.clock.now();
-            if !self.venue.ready_for_orders() {
+            // No quote yet (just started, the terminal's ticks not in): the signal waits for one
+            // rather than being refused, like a session that is not up yet.
+            if !self.venue.ready_for_orders() || !self.executor.has_quote(front.symbol) {
                 if now.saturating_sub(front.origin_ns) <= self.max_wait {
                     break;
                 }
                 if let Some(sig) = self.queue.pop() {
-                    self.refuse_late(&sig, DropReason::VenueUnavailable);
+                    let reason =
+                        if self.venue.ready_for_orders() { DropReason::NoQuote } else { DropReason::VenueUnavailable };
+                    self.refuse_late(&sig, reason);
                 }
                 continue;
             }
@@ -492,6 +510,14 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         for i in 0..self.events.len() {
             let event = self.events[i];
+            // A fill the venue found in its history for an order not in flight here: an id the
+            // engine knew before is an order it booked already; one that only waits in the queue
+            // (its client repeated it after the crash) is booked and refused at its turn.
+            if let VenueEvent::Adopted { client_id, only_if_unknown: true, .. } = event {
+                if self.executor.knows(&client_id) && !self.queue.iter().any(|q| q.id == client_id) {
+                    continue;
+                }
+            }
             match self.executor.apply(&event, now) {
                 Applied::Acknowledged { roundtrip_ns } => {
                     self.metrics.order_roundtrip.observe(roundtrip_ns as f64 * 1e-9);
@@ -828,9 +854,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.next_model_seq = self.next_model_seq.max(state.next_model_seq);
         let now_s = (crate::timefmt::unix_nanos() / 1_000_000_000) as u32;
         self.executor.set_wall_seconds(now_s);
-        self.executor.remember_ids_at(state.recent_ids.iter().enumerate().filter_map(|(n, i)| {
-            Some((SignalId::parse(i)?, state.recent_id_times.get(n).copied().unwrap_or(now_s)))
-        }));
+        self.executor.remember_ids_at(
+            state.recent_ids.iter().enumerate().filter_map(|(n, i)| {
+                Some((SignalId::parse(i)?, state.recent_id_times.get(n).copied().unwrap_or(now_s)))
+            }),
+        );
         let mut restored = Vec::new();
         if self.venue.keeps_orders() {
             for o in &state.open_orders {
@@ -925,6 +953,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         if !self.queue.is_empty() {
             log::info!("{} signals queued before the restart wait for the venue again", self.queue.len());
+            let queued: Vec<_> = self.queue.iter().map(|s| (s.id, s.symbol, s.side)).collect();
+            self.venue.restore_queued(&queued);
         }
         self.metrics.queue_depth.set(self.queue.len() as i64);
         Ok(())
@@ -1041,8 +1071,11 @@ mod tests {
         assert_eq!(m.signals_dropped.with_label_values(&["queue_full"]).get(), 1);
         assert_eq!(m.queue_depth.get(), 2);
         c.drain();
+        assert_eq!(m.queue_depth.get(), 2, "no quote yet: they wait for one");
+        c.clock().set(cfg.queue_max_wait.as_nanos() as u64 + 1);
+        c.drain();
         assert_eq!(m.queue_depth.get(), 0);
-        // No quote yet: both refused by the executor.
+        // Still no quote after queue.max_wait: both refused.
         assert_eq!(m.signals_dropped.with_label_values(&["no_quote"]).get(), 2);
     }
 

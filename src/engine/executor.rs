@@ -238,6 +238,12 @@ impl Executor {
         &self.risk
     }
 
+    /// Whether a quote of the symbol has arrived (market orders are priced from it).
+    #[inline]
+    pub fn has_quote(&self, symbol: SymbolId) -> bool {
+        self.quotes.get(symbol as usize).is_some_and(Option::is_some)
+    }
+
     /// Signed quantity of the open orders of a symbol.
     pub fn exposure(&self, symbol: SymbolId) -> f64 {
         self.exposure.get(symbol as usize).copied().unwrap_or(0.0)
@@ -390,9 +396,12 @@ impl Executor {
                 }
                 Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, order_done: done }
             }
-            VenueEvent::Adopted { client_id, symbol, side, qty, price } => {
+            // `only_if_unknown` is the core's to check (it knows which ids only wait in the queue).
+            VenueEvent::Adopted { client_id, symbol, side, qty, price, .. } => {
                 let sym = symbol as usize;
                 if sym >= self.positions.len() || !(qty > 0.0 && price.is_finite() && price > 0.0) {
+                    // Nothing to book, but the venue holds the order: a queued repeat is refused.
+                    self.adopted.insert(client_id, self.now_s);
                     return Applied::Ignored;
                 }
                 let realized_pnl = self.positions[sym].apply(side.sign() * qty, price);
@@ -703,8 +712,17 @@ mod tests {
         let mut e = Executor::new(&risk(), 1);
         e.set_quote(0, 100.0, 100.0);
         let id = SignalId::parse("sent-before-restart").expect("id");
-        let booked =
-            e.apply(&VenueEvent::Adopted { client_id: id, symbol: 0, side: Side::Buy, qty: 1.0, price: 100.0 }, 0);
+        let booked = e.apply(
+            &VenueEvent::Adopted {
+                client_id: id,
+                symbol: 0,
+                side: Side::Buy,
+                qty: 1.0,
+                price: 100.0,
+                only_if_unknown: false,
+            },
+            0,
+        );
         assert!(matches!(booked, Applied::Filled { .. }));
         assert!(e.knows(&id), "a replayed signal with this id must be refused");
         assert_eq!(e.create(&sig("sent-before-restart", Side::Buy, 1.0), 0).err(), Some(DropReason::Duplicate));

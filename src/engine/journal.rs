@@ -49,8 +49,10 @@ pub const CHANNEL: usize = 16_384;
 /// While more entries than this wait for the writer (the disk is slow or failing), new signals
 /// are refused (`journal_behind`): the rest of the channel is kept for orders already decided.
 pub const BEHIND: u64 = (CHANNEL / 2) as u64;
+/// Entries held for one turn before they go to the writer (more are handed over at once).
+const PENDING: usize = 4096;
 /// Most entries in one batch.
-const MAX_BATCH: usize = 4096;
+const MAX_BATCH: usize = CHANNEL;
 /// Pause between attempts while the disk refuses a write.
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -185,6 +187,9 @@ pub type Wake = Arc<dyn Fn() + Send + Sync>;
 /// The engine's end of the journal.
 pub struct Journal {
     tx: Option<SyncSender<Msg>>,
+    /// Entries of this turn, handed to the writer at its end ([`Journal::flush`]): the writer is
+    /// woken once per turn, after the orders went out, not once per entry before them.
+    pending: Vec<Msg>,
     shared: Arc<Shared>,
     /// Sequence number of the last entry appended.
     seq: u64,
@@ -229,33 +234,61 @@ impl Journal {
             .name("mt5bot-journal".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| format!("cannot start the journal writer: {e}"))?;
-        Ok(Journal { tx: Some(tx), shared, seq: 0, sent: 0, lost: 0, handle: Some(handle), metrics })
+        Ok(Journal {
+            tx: Some(tx),
+            pending: Vec::with_capacity(PENDING),
+            shared,
+            seq: 0,
+            sent: 0,
+            lost: 0,
+            handle: Some(handle),
+            metrics,
+        })
     }
 
-    /// Appends an entry; returns its sequence number. Never blocks: when the channel is full the
-    /// entry is lost, counted, and the next checkpoint (which holds the state anyway) closes the hole.
+    /// Appends an entry for this turn; returns its sequence number. Never blocks: when the
+    /// channel is full at [`Journal::flush`] the entry is lost, counted, and the next checkpoint
+    /// (which holds the state anyway) closes the hole.
     #[inline]
     pub fn append(&mut self, entry: Entry) -> u64 {
         self.seq += 1;
-        self.send(Msg::Entry(self.seq, entry));
+        self.push(Msg::Entry(self.seq, entry));
         self.seq
     }
 
     #[inline]
-    fn send(&mut self, msg: Msg) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(msg) {
-            Ok(()) => self.sent += 1,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.lost += 1;
-                self.metrics.journal_lost.inc();
+    fn push(&mut self, msg: Msg) {
+        if self.pending.len() == self.pending.capacity() {
+            self.flush();
+        }
+        self.pending.push(msg);
+    }
+
+    /// Hands this turn's entries to the writer (the engine calls it once per turn).
+    #[inline]
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(tx) = &self.tx else {
+            self.pending.clear();
+            return;
+        };
+        for msg in self.pending.drain(..) {
+            match tx.try_send(msg) {
+                Ok(()) => self.sent += 1,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.lost += 1;
+                    self.metrics.journal_lost.inc();
+                }
             }
         }
     }
 
     /// Checkpoint `generation` was just taken: what follows goes into its segment.
     pub fn rotate(&mut self, generation: u64) {
-        self.send(Msg::Rotate(generation));
+        self.push(Msg::Rotate(generation));
+        self.flush();
     }
 
     /// Entries lost since the last call (the channel was full); the caller takes a checkpoint soon.
@@ -278,7 +311,7 @@ impl Journal {
     /// Too many entries wait for the disk: refuse new signals until it catches up.
     #[inline]
     pub fn is_behind(&self) -> bool {
-        self.sent.saturating_sub(self.shared.taken.load(Ordering::Relaxed)) > BEHIND
+        (self.sent + self.pending.len() as u64).saturating_sub(self.shared.taken.load(Ordering::Relaxed)) > BEHIND
     }
 
     /// The last write failed and is being retried.
@@ -289,6 +322,7 @@ impl Journal {
     /// Syncs what was appended and stops the writer (shutdown). A write the disk still refuses
     /// is given up after a few attempts: the final checkpoint holds the same state.
     pub fn finish(mut self) {
+        self.flush();
         self.shared.stopping.store(true, Ordering::Relaxed);
         drop(self.tx.take());
         if let Some(h) = self.handle.take() {
@@ -299,6 +333,7 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
+        self.flush();
         self.shared.stopping.store(true, Ordering::Relaxed);
         drop(self.tx.take());
         if let Some(h) = self.handle.take() {
@@ -834,7 +869,8 @@ mod tests {
         (j, base)
     }
 
-    fn wait_durable(j: &Journal, seq: u64) {
+    fn wait_durable(j: &mut Journal, seq: u64) {
+        j.flush();
         let until = Instant::now() + Duration::from_secs(10);
         while j.durable() < seq {
             assert!(Instant::now() < until, "entry {seq} never became durable");
@@ -851,7 +887,7 @@ mod tests {
         j.append(entry(Kind::Sent, "q-1", 2.0, 1.1));
         j.append(entry(Kind::Fill, "q-1", 0.5, 1.1));
         let last = j.append(entry(Kind::Closed, "q-2", 0.0, 0.0));
-        wait_durable(&j, last);
+        wait_durable(&mut j, last);
         j.finish();
         let seg = read_segment(&segment_path(&base, 5), 5, &keys()).expect("read");
         assert_eq!(seg.symbols, ["EURUSD", "XAUUSD"]);
@@ -880,7 +916,7 @@ mod tests {
         j.append(entry(Kind::Queued, "old", 1.0, 1.0));
         j.rotate(4);
         let last = j.append(entry(Kind::Queued, "new", 1.0, 1.0));
-        wait_durable(&j, last);
+        wait_durable(&mut j, last);
         j.finish();
         assert_eq!(segments(&base).expect("list").iter().map(|s| s.0).collect::<Vec<_>>(), [3, 4]);
         let mut state = State { generation: 4, ..State::default() };
@@ -898,9 +934,9 @@ mod tests {
         let dir = crate::testdir::TestDir::new("journal-torn");
         let (mut j, base) = start(&dir, 1);
         let a = j.append(entry(Kind::Queued, "a", 1.0, 1.0));
-        wait_durable(&j, a);
+        wait_durable(&mut j, a);
         let b = j.append(entry(Kind::Queued, "b", 1.0, 1.0));
-        wait_durable(&j, b);
+        wait_durable(&mut j, b);
         j.finish();
         let path = segment_path(&base, 1);
         let whole = std::fs::read(&path).expect("read");
@@ -936,7 +972,7 @@ mod tests {
         j.rotate(2);
         j.rotate(3);
         let last = j.append(entry(Kind::Queued, "x", 1.0, 1.0));
-        wait_durable(&j, last);
+        wait_durable(&mut j, last);
         j.finish();
         std::fs::remove_file(segment_path(&base, 2)).expect("remove");
         let mut state = State { generation: 1, ..State::default() };
@@ -950,7 +986,7 @@ mod tests {
         let (mut j, base) = start(&dir, 1);
         j.append(entry(Kind::Fill, "restored", 1.0, 2.0));
         let last = j.append(entry(Kind::Fill, "adopted", 0.5, 3.0));
-        wait_durable(&j, last);
+        wait_durable(&mut j, last);
         j.finish();
         let mut state = State {
             generation: 1,
@@ -992,6 +1028,7 @@ mod tests {
         for i in 0..5 {
             j.append(entry(Kind::Queued, &format!("f{i}"), 1.0, 1.0));
         }
+        j.flush();
         assert_eq!(j.take_lost(), 3, "two fit, three are lost and counted");
         assert_eq!(j.metrics.journal_lost.get(), 3);
         assert!(!j.is_behind(), "two waiting is far from the limit");

@@ -427,6 +427,8 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 }
             }
 
+            // This turn's journal entries go to its writer now, after the orders went out.
+            self.core.flush_journal();
             let timeout = self.timeout(now, stopping.as_ref().map(|s| s.1));
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {

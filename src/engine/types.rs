@@ -323,7 +323,9 @@ pub enum VenueEvent {
     Cancelled { key: OrderKey },
     /// A fill of an order this process does not hold: sent by the process before a crash, after
     /// its last checkpoint, and reported by the venue's replay of its session.
-    Adopted { client_id: SignalId, symbol: SymbolId, side: Side, qty: f64, price: f64 },
+    /// With `only_if_unknown`, it books nothing when the id is already in the engine's memory
+    /// (a venue reporting its whole recent history, whose known orders were booked already).
+    Adopted { client_id: SignalId, symbol: SymbolId, side: Side, qty: f64, price: f64, only_if_unknown: bool },
 }
 
 #[cfg(test)]

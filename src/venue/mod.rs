@@ -105,6 +105,13 @@ pub trait Venue {
         0
     }
 
+    /// Before trading starts: signals queued before the restart that will be sent again. The
+    /// journal entry saying one was sent may have been lost in the crash, so a venue that can see
+    /// its own history (the MT5 snapshot) books the fills it finds for them as adopted, and the
+    /// engine then refuses the queued signal as a duplicate instead of sending it twice. (FIX
+    /// needs nothing: the counterparty's replay of execution reports does the same.)
+    fn restore_queued(&mut self, _queued: &[(SignalId, crate::engine::types::SymbolId, crate::engine::types::Side)]) {}
+
     /// Before trading starts: orders that ended after the checkpoint (known from the order
     /// journal), with the quantity filled; a report the venue repeats for one books nothing.
     fn remember_settled(&mut self, _settled: &[(SignalId, f64)]) {}

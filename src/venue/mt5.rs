@@ -146,6 +146,11 @@ struct SnapshotDeal<'a> {
     comment: Cow<'a, str>,
     volume: f64,
     price: f64,
+    #[serde(borrow, default)]
+    symbol: Option<Cow<'a, str>>,
+    /// `buy` or `sell` (DEAL_TYPE); EAs before it was added leave it out.
+    #[serde(rename = "type", borrow, default)]
+    side: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +241,13 @@ pub struct Mt5Venue {
     /// Lines any client can cause at will, at most one per interval each.
     connect_log: Throttle,
     close_log: Throttle,
+    /// Signals queued before the restart, until the first snapshot says whether the terminal
+    /// executed any of them (see [`Venue::restore_queued`]).
+    maybe_sent: Vec<(crate::engine::types::SignalId, SymbolId, Side)>,
+    /// The highest deal ticket booked (kept in checkpoints), and, after a restore, the one the
+    /// checkpoint had: deals above it in the first snapshot may be of orders the crash hid.
+    last_deal: u64,
+    restored_last_deal: Option<u64>,
 }
 
 impl Mt5Venue {
@@ -272,6 +284,9 @@ impl Mt5Venue {
             metrics,
             connect_log: Throttle::default(),
             close_log: Throttle::default(),
+            maybe_sent: Vec::new(),
+            last_deal: 0,
+            restored_last_deal: None,
         })
     }
 
@@ -451,21 +466,29 @@ impl Mt5Venue {
     }
 
     fn lines(&mut self, i: usize, now: Nanos) -> Option<&'static str> {
-        let max = self.cfg.max_line_bytes;
         let mut line = std::mem::take(&mut self.line);
         let mut start = 0;
         let result = loop {
             let Some(conn) = self.slots[i].as_mut() else { break None };
+            // An authenticated terminal's snapshot lists a day of deals: it gets a bound of its
+            // own, so a busy account can always reconnect.
+            let (max, what) = match conn.state {
+                ConnState::Active { synced: false } => (
+                    self.cfg.max_snapshot_bytes.max(self.cfg.max_line_bytes),
+                    "a snapshot longer than venue.mt5.max_snapshot_bytes",
+                ),
+                _ => (self.cfg.max_line_bytes, "a line longer than venue.mt5.max_line_bytes"),
+            };
             let Some(nl) = conn.rbuf[start..].iter().position(|&b| b == b'\n') else {
                 if conn.rbuf.len() - start > max {
                     self.metrics.line_too_long.inc();
-                    break Some("a line longer than venue.mt5.max_line_bytes");
+                    break Some(what);
                 }
                 break None;
             };
             if nl > max {
                 self.metrics.line_too_long.inc();
-                break Some("a line longer than venue.mt5.max_line_bytes");
+                break Some(what);
             }
             line.clear();
             line.extend_from_slice(&conn.rbuf[start..start + nl]);
@@ -581,6 +604,56 @@ impl Mt5Venue {
         }
     }
 
+    /// Deals newer than the checkpoint's last for orders not in flight here: sent by the process
+    /// before a crash whose journal entries were lost. One adopted fill per order id (volumes
+    /// summed, prices averaged), booked only if the engine does not know the id, so deals of
+    /// orders it already booked book nothing.
+    fn adopt_unknown_deals(
+        &mut self,
+        deals: &[SnapshotDeal<'_>],
+        last: u64,
+        handled: &[(crate::engine::types::SignalId, SymbolId, Side)],
+    ) {
+        let mut found: Vec<(crate::engine::types::SignalId, SymbolId, Side, f64, f64)> = Vec::new();
+        for d in deals.iter().filter(|d| d.deal > last) {
+            self.last_deal = self.last_deal.max(d.deal);
+            // In flight here (settled below), or a queued signal booked just above.
+            if self.orders.iter().any(|o| o.req.client_id.as_str() == d.comment)
+                || handled.iter().any(|h| h.0.as_str() == d.comment)
+            {
+                continue;
+            }
+            let Some(id) = crate::engine::types::SignalId::parse(&d.comment) else { continue };
+            let symbol = d.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
+            let side = match d.side.as_deref() {
+                Some("buy") => Some(Side::Buy),
+                Some("sell") => Some(Side::Sell),
+                _ => None,
+            };
+            let (Some(symbol), Some(side)) = (symbol, side) else {
+                log::warn!(
+                    "mt5: deal {} of order {} is not in flight here and the snapshot does not give its symbol and type; not booked (update the Expert Advisor)",
+                    d.deal,
+                    d.comment
+                );
+                continue;
+            };
+            if !(d.volume > 0.0 && d.price > 0.0 && d.price.is_finite()) {
+                continue;
+            }
+            match found.iter_mut().find(|f| f.0 == id) {
+                Some(f) => {
+                    f.4 = (f.4 * f.3 + d.price * d.volume) / (f.3 + d.volume);
+                    f.3 += d.volume;
+                }
+                None => found.push((id, symbol as SymbolId, side, d.volume, d.price)),
+            }
+        }
+        for (id, symbol, side, qty, price) in found {
+            self.events.push(VenueEvent::Adopted { client_id: id, symbol, side, qty, price, only_if_unknown: true });
+        }
+    }
+
     fn bad(&mut self, i: usize, what: &str) {
         self.metrics.bad_line.inc();
         log::warn!("mt5: bad message from the terminal: {what}");
@@ -629,6 +702,7 @@ impl Mt5Venue {
     }
 
     fn book_deal(&mut self, o: usize, deal: u64, volume: f64, price: f64) {
+        self.last_deal = self.last_deal.max(deal);
         let ord = &mut self.orders[o];
         if ord.seen(deal) || !(volume > 0.0 && price > 0.0 && price.is_finite()) {
             return;
@@ -663,6 +737,48 @@ impl Mt5Venue {
         let session = self.slots[i].as_ref().map_or(0, |c| c.session);
         let deals = m.deals.as_deref().unwrap_or_default();
         let resting = m.orders.as_deref().unwrap_or_default();
+        // Signals queued before the restart whose sending the crash may have hidden: what the
+        // terminal executed for them is booked, and the engine refuses them as duplicates.
+        let maybe_sent = std::mem::take(&mut self.maybe_sent);
+        for &(id, symbol, side) in &maybe_sent {
+            for d in deals.iter().filter(|d| d.comment == id.as_str()) {
+                if d.volume > 0.0 && d.price > 0.0 && d.price.is_finite() {
+                    log::warn!(
+                        "mt5: booking deal {} of {id} ({} at {}): queued before the restart and executed by the terminal, so not sent again",
+                        d.deal,
+                        d.volume,
+                        d.price
+                    );
+                    self.events.push(VenueEvent::Adopted {
+                        client_id: id,
+                        symbol,
+                        side,
+                        qty: d.volume,
+                        price: d.price,
+                        only_if_unknown: false,
+                    });
+                }
+            }
+            if resting.iter().any(|r| r.comment == id.as_str()) {
+                log::warn!(
+                    "mt5: order {id} rests at the terminal though it was still queued here before the restart; it is not sent again, and mt5bot does not follow it: manage it in the terminal"
+                );
+                self.events.push(VenueEvent::Adopted {
+                    client_id: id,
+                    symbol,
+                    side,
+                    qty: 0.0,
+                    price: 0.0,
+                    only_if_unknown: false,
+                });
+            }
+        }
+        if let Some(last) = self.restored_last_deal.take() {
+            self.adopt_unknown_deals(deals, last, &maybe_sent);
+        }
+        if let Some(max) = deals.iter().map(|d| d.deal).max() {
+            self.last_deal = self.last_deal.max(max);
+        }
         let mut o = 0;
         while o < self.orders.len() {
             let id = self.orders[o].req.client_id;
@@ -925,7 +1041,21 @@ impl Venue for Mt5Venue {
         true
     }
 
-    fn restore(&mut self, _state: &serde_json::Value, orders: &[super::RestoredOrder]) -> Result<(), String> {
+    fn restore_queued(&mut self, queued: &[(crate::engine::types::SignalId, SymbolId, Side)]) {
+        self.maybe_sent = queued.to_vec();
+    }
+
+    fn checkpoint(&self) -> serde_json::Value {
+        serde_json::json!({ "last_deal": self.last_deal })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value, orders: &[super::RestoredOrder]) -> Result<(), String> {
+        // Checkpoints of versions before it have none: then nothing is adopted (their deals
+        // cannot be told from the ones booked long ago).
+        if let Some(last) = state.get("last_deal").and_then(serde_json::Value::as_u64) {
+            self.last_deal = last;
+            self.restored_last_deal = Some(last);
+        }
         for super::RestoredOrder { req, filled, .. } in orders {
             if self.orders.len() >= self.capacity {
                 return Err("more orders in flight than risk.max_open_orders".into());

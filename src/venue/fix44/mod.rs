@@ -250,6 +250,21 @@ impl Book {
         };
         let price = m.get_f64(tag::LAST_PX).filter(|p| *p > 0.0).or(m.get_f64(tag::AVG_PX).filter(|p| *p > 0.0));
         match (cum > booked + QTY_EPSILON, symbol, side, price) {
+            (false, Some(sym), Some(side), _) if exec_type == b'0' && !self.completed.contains_key(&id) => {
+                // The venue took an order this process does not hold (sent before a crash, its
+                // journal entry lost): a signal still queued with its id must not go out again.
+                log::warn!(
+                    "FIX: the venue holds order {id} (sent before a restart); it is not sent again, and mt5bot does not follow it: manage it at the venue"
+                );
+                self.events.push(VenueEvent::Adopted {
+                    client_id: id,
+                    symbol: sym as SymbolId,
+                    side,
+                    qty: 0.0,
+                    price: 0.0,
+                    only_if_unknown: false,
+                });
+            }
             (false, ..) => {}
             (true, Some(sym), Some(side), Some(price)) if exec_type == b'F' || exec_type == b'I' => {
                 let qty = cum - booked;
@@ -258,7 +273,14 @@ impl Book {
                     self.symbols[sym]
                 );
                 self.remember(id, cum);
-                self.events.push(VenueEvent::Adopted { client_id: id, symbol: sym as SymbolId, side, qty, price });
+                self.events.push(VenueEvent::Adopted {
+                    client_id: id,
+                    symbol: sym as SymbolId,
+                    side,
+                    qty,
+                    price,
+                    only_if_unknown: false,
+                });
             }
             _ => log::warn!(
                 "FIX: execution report for an order not in flight here (ClOrdID {id}, ExecType {}); ignored",
