@@ -3,7 +3,8 @@
 # peers and tools the tests start: Prometheus and promtool, Alertmanager and amtool, Pushgateway,
 # VictoriaMetrics and InfluxDB 1.x (line-protocol ingestion), rsyslog with its TLS driver and
 # openssl for the test certificates (log forwarding),
-# systemd-analyze and crontab (unit and schedule checks), and the QuickFIX executor example (the FIX 4.4
+# systemd-analyze and crontab (unit and schedule checks), systemd itself with unshare, nsenter, ip
+# and curl (tests/systemd.rs boots it in namespaces), and the QuickFIX executor example (the FIX 4.4
 # acceptor the FIX venue is tested against; Debian ships it prebuilt in libquickfix-doc). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
@@ -24,11 +25,15 @@ declare -A NEED=(
   [rsyslogd]=rsyslog
   [openssl]=openssl
   [logrotate]=logrotate
+  [unshare]=util-linux
+  [nsenter]=util-linux
+  [ip]=iproute2
+  [curl]=curl
 )
 
 # packages that ship no program on PATH (the executor example and the library it links; rsyslog's
 # TLS driver)
-NEED_PACKAGES=(libquickfix-doc libquickfix17 rsyslog-gnutls)
+NEED_PACKAGES=(libquickfix-doc libquickfix17 rsyslog-gnutls systemd)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
