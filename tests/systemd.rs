@@ -358,5 +358,16 @@ fn credentials_reach_the_daemon_and_the_timer_runs_the_diagnostics() {
     let pushed = sd.ok(&["curl", "-fsS", "http://127.0.0.1:9091/metrics"]);
     assert!(pushed.contains("diagnostics_last_success_timestamp_seconds"), "{pushed}");
     eprintln!("diagnostics service ended {s:?}");
+
+    // Readiness with a venue that waits for its counterparty: the daemon is ready (it serves and
+    // its engine runs) and says what it waits for; /readyz agrees that the venue is down.
+    sd.ok(&["systemctl", "stop", "mt5bot"]);
+    sd.write("/etc/mt5bot/config.yaml", "venue:\n  kind: mt5\nfeed:\n  kind: venue\n");
+    sd.ok(&["systemctl", "start", "mt5bot"]);
+    let s = sd.show("mt5bot");
+    assert!(active(&s), "{s:?}\n{}", sd.journal("mt5bot"));
+    assert_eq!(s["StatusText"], "venue mt5 not up: waiting for the Expert Advisor to connect to 127.0.0.1:7788");
+    let readyz = sd.run(&["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9898/readyz"]);
+    assert_eq!(String::from_utf8_lossy(&readyz.stdout), "503");
     sd.ok(&["systemctl", "stop", "mt5bot"]);
 }
