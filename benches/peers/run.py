@@ -388,7 +388,7 @@ def bench_engine(quick, rows):
     signals = journal[journal.find("order journal, offer + drain"):]
     for part, what in [(journal, "tick-to-order, one tick every 10 us"), (signals, "offer + drain per signal, one every 10 us")]:
         for side in ("off", "on"):
-            line = grab(part, f"{side} p50")
+            line = grab(part, "off p50" if side == "off" else "on  p50")
             p50, _, p99 = line.partition("   p99 ")
             rows.append((f"order journal {side}: {what}, p50 / p99", f"{p50.strip()} / {p99.strip()}", "", "", "",
                          "", cmd))
