@@ -173,6 +173,7 @@ pub struct RawFix44 {
     pub heartbeat_interval: String,
     pub reset_on_logon: bool,
     pub logon_timeout: String,
+    pub status_timeout: String,
     pub reconnect_min: String,
     pub reconnect_max: String,
     pub time_in_force: TimeInForce,
@@ -189,6 +190,7 @@ impl Default for RawFix44 {
             heartbeat_interval: "30s".into(),
             reset_on_logon: false,
             logon_timeout: "10s".into(),
+            status_timeout: "10s".into(),
             reconnect_min: "1s".into(),
             reconnect_max: "30s".into(),
             time_in_force: TimeInForce::Day,
@@ -680,6 +682,9 @@ pub struct Fix44Config {
     pub heartbeat_interval: Duration,
     pub reset_on_logon: bool,
     pub logon_timeout: Duration,
+    /// An order the venue has not acknowledged this long after it was sent is asked about with an
+    /// OrderStatusRequest.
+    pub status_timeout: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub time_in_force: TimeInForce,
@@ -996,6 +1001,7 @@ impl Config {
                     heartbeat_interval: format_duration(f.heartbeat_interval),
                     reset_on_logon: f.reset_on_logon,
                     logon_timeout: format_duration(f.logon_timeout),
+                    status_timeout: format_duration(f.status_timeout),
                     reconnect_min: format_duration(f.reconnect_min),
                     reconnect_max: format_duration(f.reconnect_max),
                     time_in_force: f.time_in_force,
@@ -1412,6 +1418,12 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             &fx.logon_timeout,
             Duration::from_millis(100),
             Duration::from_secs(300),
+        ),
+        status_timeout: v.duration(
+            "venue.fix44.status_timeout",
+            &fx.status_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
         ),
         reconnect_min: v.duration(
             "venue.fix44.reconnect_min",

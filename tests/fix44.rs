@@ -737,3 +737,41 @@ fn kill_rounds(seed: u64, rounds: usize) {
     bot.signal("TERM");
     assert!(bot.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn an_order_without_a_report_after_status_timeout_is_asked_about_once() {
+    let dir = TempDir::new("fix-status");
+    let exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = bot_config(&dir, &exec, &ingress);
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("    logon_timeout: 2s\n", "    logon_timeout: 2s\n    status_timeout: 300ms\n"))
+        .expect("config");
+    let mut d = start_connected(&dir, &cfg, &addr, &[]);
+    // The executor stops answering (SIGSTOP) while the order goes out, and resumes later.
+    let pid = exec.child.as_ref().expect("executor running").id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    assert_eq!(send_orders(&ingress, "h", 0..1, Duration::ZERO).0, 1);
+    let asked = wait_for("the OrderStatusRequest", Duration::from_secs(10), || {
+        Some(d.log_file()).filter(|l| l.contains("no execution report for order h-0"))
+    });
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
+    wait_metric(&d, "trade_count", 1.0, Duration::from_secs(20));
+    wait_metric(&d, "open_orders", 0.0, Duration::from_secs(10));
+    let requests: Vec<_> = exec
+        .messages()
+        .into_iter()
+        .filter(|(dir, f, _)| dir == "incoming" && f.get(&35).map(String::as_str) == Some("H"))
+        .collect();
+    assert_eq!(requests.len(), 1, "one OrderStatusRequest, for h-0: {requests:?}\n{asked}");
+    assert_eq!(requests[0].1.get(&11).map(String::as_str), Some("h-0"));
+    let l = ledger(&exec);
+    l.assert_clean();
+    assert_eq!(l.fills.get("h-0"), Some(&1), "filled once");
+    // The QuickFIX executor answers OrderStatusRequest with a BusinessMessageReject: noted once.
+    wait_for("the venue's answer to the status request", Duration::from_secs(10), || {
+        Some(d.log_file()).filter(|l| l.contains("does not answer OrderStatusRequest"))
+    });
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+}

@@ -60,6 +60,9 @@ pub struct OrderState {
     /// The venue's reference of the order (the FIX MsgSeqNum that carried it); 0 when unknown.
     #[serde(default)]
     pub venue_ref: u64,
+    /// Unix time it was sent, in nanoseconds; 0 when unknown (checkpoints of older versions).
+    #[serde(default)]
+    pub sent_at_unix_ns: i64,
 }
 
 /// A signal that was queued, not yet sent, when the checkpoint was taken (or replayed from the
@@ -390,6 +393,7 @@ mod tests {
                 price: 1.08,
                 state: "partially_filled".into(),
                 venue_ref: 0,
+                sent_at_unix_ns: 0,
             }],
             venue: serde_json::json!({ "next_in": 88 }),
             recent_ids: vec!["s-0".into(), "s-1".into()],

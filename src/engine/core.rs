@@ -772,6 +772,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         use super::checkpoint::{OrderState, PositionState, State};
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
         let recent = self.executor.recent_ids();
+        let (now, unix_now) = (self.clock.now(), crate::timefmt::unix_nanos() as i64);
         State {
             written_at: crate::timefmt::rfc3339_micros(crate::timefmt::unix_nanos()),
             trades: self.executor.trades(),
@@ -802,6 +803,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     price: o.request.price,
                     state: o.state.as_str().to_owned(),
                     venue_ref: self.venue.order_ref(&o.request.client_id),
+                    sent_at_unix_ns: if o.sent_ns == 0 && o.state != super::executor::OrderState::New {
+                        0
+                    } else {
+                        unix_now - now.saturating_sub(o.sent_ns) as i64
+                    },
                 })
                 .collect(),
             venue: self.venue.checkpoint(),
@@ -883,7 +889,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     .executor
                     .restore_open(template, o.filled)
                     .ok_or("the checkpoint holds more orders in flight than risk.max_open_orders")?;
-                restored.push(crate::venue::RestoredOrder { req, filled: o.filled, venue_ref: o.venue_ref });
+                let unix_now = crate::timefmt::unix_nanos() as i64;
+                let age_ns =
+                    (o.sent_at_unix_ns > 0).then(|| unix_now.saturating_sub(o.sent_at_unix_ns).max(0) as Nanos);
+                restored.push(crate::venue::RestoredOrder { req, filled: o.filled, venue_ref: o.venue_ref, age_ns });
             }
         }
         self.venue.restore(&state.venue, &restored)?;

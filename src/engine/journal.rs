@@ -776,6 +776,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
                 price: e.price,
                 state: "sent".into(),
                 venue_ref: e.venue_ref,
+                sent_at_unix_ns: e.unix_ns,
             });
         }
         Kind::Fill => {
@@ -1000,6 +1001,7 @@ mod tests {
                 price: 2.0,
                 state: "acknowledged".into(),
                 venue_ref: 0,
+                sent_at_unix_ns: 0,
             }],
             ..State::default()
         };

@@ -20,6 +20,8 @@ pub struct RestoredOrder {
     pub filled: f64,
     /// What [`Venue::order_ref`] said when it was sent (0: unknown).
     pub venue_ref: u64,
+    /// How long ago it was sent, at the restore (`None`: unknown, so never sent again).
+    pub age_ns: Option<Nanos>,
 }
 
 /// What the engine needs from a venue. Implementations must not block or allocate per order.

@@ -168,8 +168,22 @@ struct FixOrder {
     delivery: Delivery,
     /// An OrderCancelRequest is out for it.
     cancel_pending: bool,
-    /// Sent by an earlier process (restored): never sent again.
+    /// Sent by an earlier process (restored).
     restored: bool,
+    /// For a restored order, how long before this process started it was sent; `None` when the
+    /// checkpoint did not say, and then it is never sent again.
+    restored_age: Option<Nanos>,
+}
+
+impl FixOrder {
+    /// How long ago it was sent; `None` when unknown.
+    fn age(&self, now: Nanos) -> Option<Nanos> {
+        if self.restored {
+            self.restored_age.map(|a| a.saturating_add(now))
+        } else {
+            Some(now.saturating_sub(self.created))
+        }
+    }
 }
 
 /// The orders in flight and what the session tells about them.
@@ -518,6 +532,8 @@ pub struct FixVenue {
     reported: session::Counters,
     /// OrderCancelRequests sent: numbers their ClOrdIDs (`<order id>.c<n>`).
     cancels: u64,
+    status_timeout: Nanos,
+    next_status_check: Nanos,
 }
 
 impl FixVenue {
@@ -586,6 +602,8 @@ impl FixVenue {
             metrics,
             reported: session::Counters::default(),
             cancels: 0,
+            status_timeout: cfg.status_timeout.as_nanos() as Nanos,
+            next_status_check: 0,
         })
     }
 
@@ -705,11 +723,15 @@ impl FixVenue {
         while i < self.book.orders.len() {
             let o = self.book.orders[i];
             match o.delivery {
-                Delivery::Undelivered if o.restored || now.saturating_sub(o.created) > self.max_wait => {
+                Delivery::Undelivered if o.age(now).is_none_or(|age| age > self.max_wait) => {
                     log::warn!(
                         "FIX: order {} never reached the venue and is {}; refused, not sent late",
                         o.req.client_id,
-                        if o.restored { "from before the restart" } else { "older than queue.max_wait" }
+                        if o.age(now).is_none() {
+                            "from before the restart, of unknown age"
+                        } else {
+                            "older than queue.max_wait"
+                        }
                     );
                     self.book.reject_order(i, "never reached the venue; too old to send now");
                     continue;
@@ -722,20 +744,46 @@ impl FixVenue {
                     }
                 }
                 Delivery::Sent { conn } if conn != self.conn_number && !o.acked => {
-                    let sym = self.book.symbols.get(o.req.symbol as usize).cloned().unwrap_or_default();
-                    let side = side_value(o.req.side);
-                    let id = o.req.client_id;
-                    self.session.send_app(b"H", now, &mut self.wbuf, |b| {
-                        b.field(tag::CL_ORD_ID, id.as_str().as_bytes())
-                            .field(tag::SYMBOL, sym.as_bytes())
-                            .field(tag::SIDE, side);
-                    });
+                    self.send_status_request(&o.req, now);
                     self.book.orders[i].delivery = Delivery::StatusAsked;
                 }
                 _ => {}
             }
             i += 1;
         }
+    }
+
+    /// Orders sent on this session with no execution report after `venue.fix44.status_timeout`
+    /// are asked about once with an OrderStatusRequest (unless the venue said it answers none).
+    fn ask_unanswered(&mut self, now: Nanos) {
+        if self.book.status_unsupported {
+            return;
+        }
+        let conn_number = self.conn_number;
+        for i in 0..self.book.orders.len() {
+            let o = self.book.orders[i];
+            if o.acked
+                || o.delivery != (Delivery::Sent { conn: conn_number })
+                || now.saturating_sub(o.created) < self.status_timeout
+            {
+                continue;
+            }
+            log::warn!(
+                "FIX: no execution report for order {} after venue.fix44.status_timeout; asking the venue (OrderStatusRequest)",
+                o.req.client_id
+            );
+            self.send_status_request(&o.req, now);
+            self.book.orders[i].delivery = Delivery::StatusAsked;
+        }
+    }
+
+    fn send_status_request(&mut self, req: &OrderRequest, now: Nanos) {
+        let sym = self.book.symbols.get(req.symbol as usize).cloned().unwrap_or_default();
+        let side = side_value(req.side);
+        let id = req.client_id;
+        self.session.send_app(b"H", now, &mut self.wbuf, |b| {
+            b.field(tag::CL_ORD_ID, id.as_str().as_bytes()).field(tag::SYMBOL, sym.as_bytes()).field(tag::SIDE, side);
+        });
     }
 
     fn send_order(&mut self, req: &OrderRequest, now: Nanos) -> Option<u64> {
@@ -831,6 +879,7 @@ impl Venue for FixVenue {
             delivery: Delivery::Sent { conn: self.conn_number },
             cancel_pending: false,
             restored: false,
+            restored_age: None,
         });
         self.flush();
         Ok(())
@@ -887,6 +936,10 @@ impl Venue for FixVenue {
                 }
                 if failure.is_none() && self.book.reconcile_due && self.session.is_in_sync() {
                     self.reconcile(now);
+                }
+                if failure.is_none() && now >= self.next_status_check && self.session.is_in_sync() {
+                    self.next_status_check = now + (self.status_timeout / 4).max(1_000_000);
+                    self.ask_unanswered(now);
                 }
                 if self.session.is_active() {
                     self.backoff.attempt = 0;
@@ -993,7 +1046,8 @@ impl Venue for FixVenue {
             }
             // Nothing filled yet: its receipt is unconfirmed. It is asked about once in sync (an
             // OrderStatusRequest), and if the counterparty says it missed its sequence number
-            // or does not know it, it is refused: its age is unknown, so it is never sent late.
+            // or does not know it, it is sent again only while younger than queue.max_wait (an
+            // order whose age the checkpoint did not keep is refused), never late.
             self.book.orders.push(FixOrder {
                 req: r.req,
                 seq: r.venue_ref,
@@ -1004,6 +1058,7 @@ impl Venue for FixVenue {
                 delivery: Delivery::Sent { conn: 0 },
                 cancel_pending: false,
                 restored: true,
+                restored_age: r.age_ns,
             });
         }
         Ok(())
@@ -1069,6 +1124,7 @@ mod tests {
             delivery: Delivery::Sent { conn: 1 },
             cancel_pending: false,
             restored: false,
+            restored_age: None,
         });
         key
     }
