@@ -686,10 +686,7 @@ fn kill_rounds(seed: u64, rounds: usize) {
             exec.spawn();
         } else {
             schedule.push("mt5bot SIGKILL".to_owned());
-            bot.signal("KILL");
-            bot.wait_exit(Duration::from_secs(10));
-            bot = Daemon::start(&dir, &cfg, &addr, &env);
-            bot.wait_metrics(Duration::from_secs(10));
+            bot.kill_and_restart(&dir, &cfg, &env);
         }
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -697,14 +694,7 @@ fn kill_rounds(seed: u64, rounds: usize) {
     let seen = client.join().expect("client");
     let context = || format!("seed {seed}, schedule {schedule:?}\n{}", bot.log_file());
     wait_metric(&bot, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(20));
-    let settle = Instant::now();
-    while (metric(&bot, "queue_depth") > 0.0 || metric(&bot, "open_orders") > 0.0)
-        && settle.elapsed() < Duration::from_secs(30)
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(metric(&bot, "queue_depth"), 0.0, "{}", context());
-    assert_eq!(metric(&bot, "open_orders"), 0.0, "orders still in flight: {}", context());
+    assert_eq!(bot.settle(Duration::from_secs(30)), (0.0, 0.0), "queued or in flight at the end: {}", context());
     assert!(seen.queued.len() > 100, "the client got going: {} queued", seen.queued.len());
     assert!(seen.queued_twice.is_empty(), "ids answered queued twice (lost by the daemon): {:?}", seen.queued_twice);
 

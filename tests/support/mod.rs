@@ -263,6 +263,30 @@ impl Daemon {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map(|d| d.count()).unwrap_or(0)
     }
 
+    /// SIGKILLs the process and starts a new one on the same config, state and environment,
+    /// waiting until it serves `/metrics`.
+    pub fn kill_and_restart(&mut self, dir: &TempDir, config: &Path, env: &[(&str, &str)]) {
+        self.signal("KILL");
+        self.wait_exit(Duration::from_secs(10));
+        let addr = self.metrics_addr.clone();
+        *self = Daemon::start(dir, config, &addr, env);
+        self.wait_metrics(Duration::from_secs(10));
+    }
+
+    /// Waits (bounded) until nothing waits in the queue and no order is in flight; the last
+    /// values are returned, for the caller to assert on.
+    pub fn settle(&self, timeout: Duration) -> (f64, f64) {
+        let start = std::time::Instant::now();
+        loop {
+            let m = self.metrics();
+            let (q, o) = (sample(&m, "queue_depth").unwrap_or(-1.0), sample(&m, "open_orders").unwrap_or(-1.0));
+            if (q == 0.0 && o == 0.0) || start.elapsed() >= timeout {
+                return (q, o);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log_file(&self) -> String {
         std::fs::read_to_string(self.dir.join("logs/mt5bot.log")).unwrap_or_default()
     }
