@@ -384,6 +384,18 @@ fn a_queued_answer_waits_for_the_journal_on_disk_and_a_full_disk_holds_it_back()
         assert!(answer.contains("\"queued\""), "{answer}");
     }
     let held = held.expect("a full disk held a `queued` answer back");
+    // A client that resets its connection while its answer is held: the daemon drops the answer
+    // and keeps running.
+    // (A bad line first, so the held answer does not start its buffer.)
+    for pause in [0, 200] {
+        let rude = std::net::TcpStream::connect(&ingress).expect("connect");
+        (&rude).write_all(format!("not json\n{}", line(&format!("j-reset-{pause}"))).as_bytes()).expect("send");
+        std::thread::sleep(Duration::from_millis(pause));
+        socket2::SockRef::from(&rude).set_linger(Some(Duration::ZERO)).expect("linger");
+        drop(rude);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.wait_metrics(Duration::from_secs(5));
     let m = d.metrics();
     assert!(sample(&m, "journal_write_failures_total").unwrap_or(0.0) >= 1.0, "{m}");
     assert!(d.log_file().contains("cannot write the order journal"), "{}", d.log_file());

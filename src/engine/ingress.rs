@@ -102,7 +102,13 @@ impl Conn {
         while self.gates.front().is_some_and(|g| g.0 <= durable) {
             self.gates.pop_front();
         }
-        self.gates.front().map_or(self.out.len(), |g| g.1)
+        self.gates.front().map_or(self.out.len(), |g| g.1.min(self.out.len()))
+    }
+
+    /// Drops every answer not yet written (the connection failed).
+    fn discard_output(&mut self) {
+        self.out.clear();
+        self.gates.clear();
     }
 }
 
@@ -425,7 +431,7 @@ fn read_lines<V: Venue, C: Clock>(
                 metrics.ingress_error("io");
                 log::info!("ingress: {}: read failed: {e}", conn.peer);
                 conn.closing = true;
-                conn.out.clear();
+                conn.discard_output();
                 return false;
             }
         };
@@ -496,8 +502,7 @@ fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos, durable: u64) {
                 metrics.ingress_error("io");
                 log::info!("ingress: {}: write failed: {e}", conn.peer);
                 conn.closing = true;
-                conn.out.clear();
-                conn.gates.clear();
+                conn.discard_output();
                 return;
             }
         }
@@ -507,7 +512,7 @@ fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos, durable: u64) {
     }
     conn.out.drain(..written);
     for g in &mut conn.gates {
-        g.1 -= written;
+        g.1 = g.1.saturating_sub(written);
     }
 }
 
