@@ -967,6 +967,18 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_at_a_segment_path_is_refused_never_followed() {
+        let dir = crate::testdir::TestDir::new("journal-link");
+        let base = dir.join("checkpoint.bin");
+        let target = dir.join("elsewhere");
+        std::fs::write(&target, b"keep me").expect("target");
+        std::os::unix::fs::symlink(&target, segment_path(&base, 3)).expect("symlink");
+        let e = Journal::start(&base, 3, vec!["EURUSD".into()], keys(), Metrics::new(), None).expect_err("refused");
+        assert!(e.contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read(&target).expect("target"), b"keep me", "the link's target is untouched");
+    }
+
+    #[test]
     fn a_missing_segment_between_two_is_refused() {
         let dir = crate::testdir::TestDir::new("journal-gap");
         let (mut j, base) = start(&dir, 1);
