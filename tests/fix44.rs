@@ -410,7 +410,7 @@ fn mt5bot_restarted_mid_run_resumes_the_session_and_its_books() {
     let mut second = start_connected(&dir, &cfg, &addr, &env);
     let (queued_second, end) = send_orders(&ingress, "r", next..total, Duration::ZERO);
     assert_eq!((queued_second, end), (total - next, total));
-    wait_metric(&second, "open_orders", 0.0, Duration::from_secs(30));
+    assert_eq!(second.settle(Duration::from_secs(30)), (0.0, 0.0), "{}", second.log_file());
 
     let l = ledger(&exec);
     l.assert_clean();
@@ -448,7 +448,9 @@ fn mt5bot_killed_mid_run_books_every_fill_the_venue_made_exactly_once() {
     drop(first);
 
     let mut second = start_connected(&dir, &cfg, &addr, &env);
-    wait_metric(&second, "open_orders", 0.0, Duration::from_secs(20));
+    // Nothing queued or in flight: a signal queued before the kill waits for the venue's replay
+    // (which may show it was sent after all) before its turn.
+    assert_eq!(second.settle(Duration::from_secs(20)), (0.0, 0.0), "{}", second.log_file());
     let l = ledger(&exec);
     l.assert_clean();
     assert_eq!(l.fills.len(), l.orders.len(), "the executor filled what it received");
