@@ -286,6 +286,51 @@ fn journal_signals_run(n: u64, gap: Duration, journaled: bool) -> (u64, u64, f64
     (percentile(&samples, 0.5), percentile(&samples, 0.99), bytes / n as f64 * 1e6, capacity)
 }
 
+/// Signals per second through offer -> queue -> executor -> paper venue as fast as the loop goes,
+/// with the journal off or on, one reactor turn (journal flush) each 64 signals. With the journal
+/// on, the loop outruns the disk's syncs; a signal refused as `journal_behind` is offered again
+/// after a yield, as an at-least-once client does, so the rate is what the journal sustains.
+/// Returns (signals/s, refusals retried).
+fn journal_throughput_run(n: u64, journaled: bool) -> (f64, u64) {
+    let mut cfg = one_order_per_tick();
+    cfg.risk.max_open_orders = 1024;
+    let (mut core, m) = core(&cfg, ManualClock::default());
+    let dir = journaled.then(JournalDir::new);
+    if let Some(d) = &dir {
+        d.attach(&mut core, &m);
+    }
+    core.on_tick(&tick(0, 0));
+    let prefix = SignalId::parse("S-").expect("id");
+    let mut retried = 0u64;
+    let start = Instant::now();
+    for k in 1..=n {
+        loop {
+            match core.offer(market_signal(&prefix, k)) {
+                Err(mt5bot::engine::types::DropReason::JournalBehind) => {
+                    retried += 1;
+                    core.flush_journal();
+                    std::thread::yield_now();
+                }
+                Ok(()) => break,
+                Err(other) => panic!("signal {k} refused: {other:?}"),
+            }
+        }
+        core.drain();
+        if k % 64 == 0 {
+            core.flush_journal();
+            core.clock().advance(1_000);
+            core.poll_venue();
+        }
+    }
+    core.flush_journal();
+    let secs = start.elapsed().as_secs_f64();
+    if let Some(j) = core.take_journal() {
+        j.finish();
+    }
+    assert_eq!(m.orders_sent.get(), n, "every signal became an order");
+    (n as f64 / secs, retried)
+}
+
 /// The order journal's cost, side by side in one run: tick-to-order p50/p99 (one market order
 /// per tick, as fast as the loop goes) and offer + drain per external signal at a steady rate,
 /// with the journal off and on (runs interleaved so both see the same machine), and its size.
@@ -329,6 +374,20 @@ fn journal_report(quick: bool) {
         median_min_max(s_on.iter().map(|r| r.0).collect()),
         median_min_max(s_on.iter().map(|r| r.1).collect())
     );
+    let total: u64 = if quick { 100_000 } else { 1_000_000 };
+    let (mut t_off, mut t_on, mut retries) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        t_off.push(journal_throughput_run(total, false).0);
+        let (rate, retried) = journal_throughput_run(total, true);
+        t_on.push(rate);
+        retries.push(retried as f64);
+    }
+    println!(
+        "order journal, signals through queue + executor + venue, unpaced, {runs} runs x {total} signals (interleaved):"
+    );
+    println!("  off rate {}", median_min_max_f64(t_off, "signals/s"));
+    println!("  on  rate {}", median_min_max_f64(t_on, "signals/s"));
+    println!("  on  journal_behind refusals retried {}", median_min_max_f64(retries, "per run"));
     println!(
         "  journal size {} per million orders (queued + sent + fill entries, sealed batches)",
         median_min_max_f64(size, "MB")

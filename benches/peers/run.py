@@ -392,6 +392,12 @@ def bench_engine(quick, rows):
             p50, _, p99 = line.partition("   p99 ")
             rows.append((f"order journal {side}: {what}, p50 / p99", f"{p50.strip()} / {p99.strip()}", "", "", "",
                          "", cmd))
+    unpaced = journal[journal.find("order journal, signals through queue"):]
+    for side, key in (("off", "off rate"), ("on", "on  rate")):
+        rows.append((f"order journal {side}: signals through queue + executor + venue, unpaced",
+                     grab(unpaced, key), "", "", "", "", cmd))
+    rows.append(("order journal on: journal_behind refusals retried per run (writer-bound)",
+                 grab(unpaced, "on  journal_behind refusals retried"), "", "", "", "", cmd))
     rows.append(("order journal size per million orders", grab(signals, "journal size"), "", "", "", "", cmd))
     rows.append(("order journal batch (seal + write + fdatasync, what a queued answer waits)",
                  grab(signals, "one batch (seal + write + fdatasync, what a queued answer waits)"), "", "", "", "",
