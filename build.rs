@@ -6,7 +6,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-include!("src/lockfile.rs");
+include!("src/support/lockfile.rs");
 
 fn run(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
@@ -61,6 +61,6 @@ fn main() {
         panic!("cannot write {}: {e}", out.display());
     }
     println!("cargo:rerun-if-changed=Cargo.lock");
-    println!("cargo:rerun-if-changed=src/lockfile.rs");
+    println!("cargo:rerun-if-changed=src/support/lockfile.rs");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -175,7 +175,8 @@ impl JournalDir {
     }
 
     fn attach<C: mt5bot::engine::core::Clock>(&self, core: &mut TradingCore<PaperVenue, C>, m: &Metrics) {
-        let keys = mt5bot::engine::checkpoint::Keys::new(&mt5bot::deployment::base64(&[5u8; 32]), None).expect("keys");
+        let keys =
+            mt5bot::engine::checkpoint::Keys::new(&mt5bot::support::encoding::base64(&[5u8; 32]), None).expect("keys");
         let symbols = vec!["EURUSD".to_owned(), "GBPUSD".to_owned()];
         let j =
             mt5bot::engine::journal::Journal::start(&self.0.join("checkpoint.bin"), 1, symbols, keys, m.clone(), None)

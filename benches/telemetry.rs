@@ -15,9 +15,9 @@ use criterion::{Criterion, Throughput};
 use mt5bot::config::{InfluxApi, InfluxConfig};
 use mt5bot::engine::types::{Side, SignalId, TradeRecord};
 use mt5bot::secrets::Secrets;
+use mt5bot::support::timefmt::unix_nanos;
 use mt5bot::telemetry::influx::{self, write_trade, InfluxWriter, Labels};
 use mt5bot::telemetry::metrics::Metrics;
-use mt5bot::timefmt::unix_nanos;
 
 const SYMBOLS: [&str; 4] = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"];
 

@@ -966,8 +966,8 @@ impl Config {
     /// [`Config::to_raw`] with credentials in URLs replaced by `***`, for showing it.
     pub fn to_raw_for_display(&self) -> RawConfig {
         let mut raw = self.to_raw();
-        raw.log_forward.url = crate::urls::redact(&raw.log_forward.url);
-        raw.influx.url = crate::urls::redact(&raw.influx.url);
+        raw.log_forward.url = crate::support::urls::redact(&raw.log_forward.url);
+        raw.influx.url = crate::support::urls::redact(&raw.influx.url);
         raw
     }
 
@@ -1703,7 +1703,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
                 "influx.url",
                 format!(
                     "{:?} is not accepted; accepted: empty (use INFLUXDB_URL) or an http:// or https:// URL",
-                    crate::urls::redact(&i.url)
+                    crate::support::urls::redact(&i.url)
                 ),
             );
         }
@@ -1739,7 +1739,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         };
         let sink = if url.starts_with("http://") || url.starts_with("https://") {
             Some(LogSink::Http { url: url.clone() })
-        } else if url.starts_with("syslog") && crate::urls::split_userinfo(&url).1.is_some() {
+        } else if url.starts_with("syslog") && crate::support::urls::split_userinfo(&url).1.is_some() {
             v.fail(
                 "log_forward.url",
                 "a syslog URL takes no user:password@ (syslog has no login); remove it, and keep it out of the \
@@ -1759,7 +1759,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         let sink = sink.unwrap_or_else(|| {
             v.fail(
                 "log_forward.url",
-                format!("{:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT (TLS), syslog+udp://HOST:PORT", crate::urls::redact(&url)),
+                format!("{:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT (TLS), syslog+udp://HOST:PORT", crate::support::urls::redact(&url)),
             );
             LogSink::Http { url: url.clone() }
         });

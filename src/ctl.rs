@@ -92,12 +92,7 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
         }
     };
     let url = format!("{base}/api/v1/{}", opts.action.name());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .user_agent(format!("mt5bot/{} ctl", crate::build_info::VERSION))
-        .build()
-        .into();
+    let agent: ureq::Agent = crate::support::http::agent("ctl", Duration::from_secs(10));
     let auth = format!("Bearer {key}");
     let sent = if opts.action.is_get() {
         agent.get(&url).header("Authorization", &auth).call()

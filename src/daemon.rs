@@ -12,7 +12,8 @@ use crate::engine::checkpoint;
 use crate::engine::core::{Clock, MonotonicClock, TradingCore};
 use crate::engine::journal;
 use crate::engine::reactor::{Checkpointer, Reactor, StopReason};
-use crate::sd_notify::Notifier;
+use crate::support::sd_notify::Notifier;
+use crate::support::{build_info, timefmt};
 use crate::telemetry::http::{Health, Helper};
 use crate::telemetry::influx;
 use crate::telemetry::logging::LogWriter;
@@ -22,7 +23,6 @@ use crate::venue::fix44::FixVenue;
 use crate::venue::mt5::Mt5Venue;
 use crate::venue::paper::PaperVenue;
 use crate::venue::Venue;
-use crate::{build_info, timefmt};
 
 /// Why the daemon could not run; each maps to an exit code.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ pub fn run(config_path: Option<&Path>, discard_checkpoint: CheckpointPolicy) -> 
     let metrics = Metrics::new();
     let forwarder = match &cfg.log_forward {
         Some(lf) => Some(
-            crate::telemetry::log_forward::Forwarder::spawn(lf, &metrics, crate::deployment::hostname(), &|k| {
+            crate::telemetry::log_forward::Forwarder::spawn(lf, &metrics, crate::support::host::hostname(), &|k| {
                 std::env::var(k).ok()
             })
             .map_err(DaemonError::Input)?,
@@ -502,7 +502,7 @@ fn run_venue<V: Venue>(
             core.set_trade_sink(tx);
             let url = target.write_url.clone();
             let labels = influx::Labels {
-                host: crate::deployment::hostname(),
+                host: crate::support::host::hostname(),
                 venue: cfg.venue.name(),
                 symbols: symbols.clone(),
             };

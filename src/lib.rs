@@ -6,7 +6,6 @@
 //! [`config`], [`cli`], [`daemon`] (start-up and shutdown of `mt5bot run`) and [`deployment`] (the
 //! provisioning subcommands).
 
-pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod ctl;
@@ -14,14 +13,7 @@ pub mod daemon;
 pub mod deployment;
 pub mod diagnostics;
 pub mod engine;
-pub mod lockfile;
-pub mod names;
-pub mod sd_notify;
 pub mod secrets;
+pub mod support;
 pub mod telemetry;
-#[cfg(test)]
-pub(crate) mod testdir;
-pub mod throttle;
-pub mod timefmt;
-pub mod urls;
 pub mod venue;

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Version => {
-            print!("{}", mt5bot::build_info::version_text());
+            print!("{}", mt5bot::support::build_info::version_text());
             ExitCode::SUCCESS
         }
         Command::Help(text) => {
@@ -245,7 +245,7 @@ fn inspect_checkpoint(path: &std::path::Path) -> ExitCode {
             q.kind,
             q.qty,
             q.price,
-            mt5bot::timefmt::rfc3339_micros(i128::from(q.queued_at_unix_ns))
+            mt5bot::support::timefmt::rfc3339_micros(i128::from(q.queued_at_unix_ns))
         );
     }
     println!("signal ids remembered: {}", state.recent_ids.len());

@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn credentials_win_over_the_environment_and_values_never_print() {
-        let tmp = crate::testdir::TestDir::new("creds");
+        let tmp = crate::support::testdir::TestDir::new("creds");
         let dir = tmp.path().to_path_buf();
         std::fs::write(dir.join(API_KEY), "from-file\n").expect("write");
         let env = |k: &str| match k {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::*;
 
 fn key(b: u8) -> String {
-    mt5bot::deployment::base64(&[b; 32])
+    mt5bot::support::encoding::base64(&[b; 32])
 }
 
 fn inspect(dir: &TempDir, env: &[(&str, &str)]) -> Output {

@@ -199,7 +199,7 @@ fn bot_config(dir: &TempDir, e: &Executor, ingress: &str) -> (PathBuf, String) {
 }
 
 fn key() -> String {
-    mt5bot::deployment::base64(&[7u8; 32])
+    mt5bot::support::encoding::base64(&[7u8; 32])
 }
 
 /// The n-th test order: EURUSD alternates buy and sell; GBPUSD starts with a buy of 3, then

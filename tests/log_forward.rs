@@ -747,7 +747,7 @@ fn credentials_in_the_url_travel_as_basic_auth_and_are_never_shown() {
     fwd.stop();
     let raw = rx.raw.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let auth = raw[0].0.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.clone());
-    assert_eq!(auth, Some(format!("Basic {}", mt5bot::deployment::base64(b"elastic:hunter2-pw"))));
+    assert_eq!(auth, Some(format!("Basic {}", mt5bot::support::encoding::base64(b"elastic:hunter2-pw"))));
 
     // Shown by config check: redacted. A syslog URL with credentials is refused without echoing them.
     let shown = dir.write("c.yaml", &format!("log_forward:\n  url: {url}\ninflux:\n  enabled: true\n  url: https://u:influx-pw@db.example\n  org: o\n  bucket: b\n"));

@@ -124,7 +124,7 @@ impl Ea {
         assert_eq!(hello["version"], 1);
         let challenge = hello["challenge"].as_str().expect("challenge");
         assert_eq!(challenge.len(), 64);
-        let mac = mt5bot::venue::mt5::hmac_sha256(secret.as_bytes(), challenge.as_bytes());
+        let mac = mt5bot::support::auth::hmac_sha256(secret.as_bytes(), challenge.as_bytes());
         self.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
         self.recv()
     }
@@ -430,7 +430,7 @@ fn a_reconnect_flood_never_keeps_the_expert_advisor_out() {
             }
             let hello: Value = serde_json::from_str(&line).expect("hello is JSON");
             let challenge = hello["challenge"].as_str().expect("challenge");
-            let mac = mt5bot::venue::mt5::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
+            let mac = mt5bot::support::auth::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
             ea.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
             line.clear();
             if ea.r.read_line(&mut line).unwrap_or(0) > 0 && line.contains("welcome") {
@@ -480,7 +480,7 @@ fn run_terminal(
         }
         let hello: Value = serde_json::from_str(&line).expect("hello");
         let challenge = hello["challenge"].as_str().expect("challenge");
-        let mac = mt5bot::venue::mt5::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
+        let mac = mt5bot::support::auth::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
         ea.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
         let snapshot = term.lock().expect("terminal").snapshot();
         if ea.w.write_all(format!("{snapshot}\n").as_bytes()).is_err() {
@@ -566,7 +566,7 @@ fn mt5_kill_rounds(seed: u64) {
              checkpoint:\n  interval: 300ms\n"
         ),
     );
-    let k = mt5bot::deployment::base64(&[9u8; 32]);
+    let k = mt5bot::support::encoding::base64(&[9u8; 32]);
     let env = [("CONTROLLER_SHARED_SECRET", SECRET), ("CHECKPOINT_AES_KEY", k.as_str())];
     let mut bot = Daemon::start(&dir, &cfg, &addr, &env);
     bot.wait_metrics(Duration::from_secs(10));

@@ -74,7 +74,8 @@ fn allocations_while_trading_journaled(
     let venue = PaperVenue::new(paper, names.len(), cfg.risk.max_open_orders);
     let mut core = TradingCore::new(cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "A");
     if let Some(dir) = journal_dir {
-        let keys = mt5bot::engine::checkpoint::Keys::new(&mt5bot::deployment::base64(&[3u8; 32]), None).expect("keys");
+        let keys =
+            mt5bot::engine::checkpoint::Keys::new(&mt5bot::support::encoding::base64(&[3u8; 32]), None).expect("keys");
         let j = mt5bot::engine::journal::Journal::start(
             &dir.join("checkpoint.bin"),
             1,

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::envfile::{export_line, EnvFile};
-use super::{ensure_parent, percent_encode, DeployError};
+use super::{ensure_parent, DeployError};
+use crate::support::encoding::percent_encode;
 
 pub const INFLUXDB_URL: &str = "INFLUXDB_URL";
 pub const INFLUXDB_ORG: &str = "INFLUXDB_ORG";
@@ -211,13 +212,11 @@ fn retryable(e: &ureq::Error) -> bool {
 
 impl Api {
     fn new(url: &str, timeout: Duration) -> Api {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(15)))
-            .user_agent(format!("mt5bot/{} influx-bootstrap", crate::build_info::VERSION))
-            .build()
-            .into();
+        let agent: ureq::Agent = crate::support::http::agent_with_connect_timeout(
+            "influx-bootstrap",
+            Duration::from_secs(5),
+            Duration::from_secs(15),
+        );
         Api { agent, base: url.to_owned(), deadline: Instant::now() + timeout }
     }
 

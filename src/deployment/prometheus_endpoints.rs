@@ -11,9 +11,11 @@
 use std::path::PathBuf;
 
 use super::envfile::{export_line, EnvFile};
-use super::{base64url, ensure_parent, hostname, DeployError};
+use super::{ensure_parent, DeployError};
+use crate::support::encoding::base64url;
+use crate::support::host::hostname;
 
-pub use crate::names::{PROM_PUSH_URL, PROM_QUERY_URL};
+pub use crate::support::names::{PROM_PUSH_URL, PROM_QUERY_URL};
 
 /// The inputs: flag name, environment variable, default (`None`: the host name).
 pub const INPUTS: [(&str, &str, Option<&str>); 7] = [

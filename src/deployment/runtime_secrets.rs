@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 
 use super::envfile::{export_line, EnvFile};
-use super::{base64, ensure_parent, DeployError};
+use super::{ensure_parent, DeployError};
+use crate::support::encoding::base64;
 
 pub const API_KEY: &str = "API_KEY";
 pub const CONTROLLER_SHARED_SECRET: &str = "CONTROLLER_SHARED_SECRET";
@@ -138,8 +139,8 @@ mod tests {
         Options { env_file: dir.join("sub/runtime.env"), rotate: vec![], force: false, print_exports: false }
     }
 
-    fn tempdir(name: &str) -> crate::testdir::TestDir {
-        crate::testdir::TestDir::new(&format!("rs-{name}"))
+    fn tempdir(name: &str) -> crate::support::testdir::TestDir {
+        crate::support::testdir::TestDir::new(&format!("rs-{name}"))
     }
 
     #[test]
@@ -178,6 +179,6 @@ mod tests {
         let a = generate().expect("rng");
         let b = generate().expect("rng");
         assert_ne!(a, b);
-        assert_eq!(crate::deployment::base64_decode(&a).map(|v| v.len()), Some(32));
+        assert_eq!(crate::support::encoding::base64_decode(&a).map(|v| v.len()), Some(32));
     }
 }

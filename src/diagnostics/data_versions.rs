@@ -213,7 +213,7 @@ pub fn save(path: &Path, m: &Manifest) -> Result<(), String> {
     let text = format!(
         "# Datasets and their sha256, checked by `mt5bot check-data-versions` and the nightly diagnostics.\n# Paths are relative to this file's folder. Record the current files with `mt5bot check-data-versions --write`.\n{body}"
     );
-    crate::deployment::envfile::write_atomic_mode(path, text.as_bytes(), 0o644).map(|_| ()).map_err(|e| e.to_string())
+    crate::support::files::write_atomic_mode(path, text.as_bytes(), 0o644).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// A readable table of rows.
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn known_sha256() {
-        let dir = crate::testdir::TestDir::new("dv");
+        let dir = crate::support::testdir::TestDir::new("dv");
         let p = dir.join("abc");
         std::fs::write(&p, b"abc").expect("write");
         let (sha, size) = hash_file(&p, false).expect("hash");
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn manifests_are_checked() {
-        let dir = crate::testdir::TestDir::new("dv2");
+        let dir = crate::support::testdir::TestDir::new("dv2");
         let p = dir.join("manifest.yaml");
         std::fs::write(&p, "datasets:\n  - path: ../etc/passwd\n    size: 1\n    sha256: 00\n").expect("write");
         assert!(load(&p).expect_err("escape").contains("inside the manifest's folder"));

@@ -24,15 +24,15 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::build_info;
 use crate::config::Config;
+use crate::support::build_info;
 use crate::telemetry::pushgateway::{self, Mode, PROM_PUSH_URL};
 
 /// The report format's name and version.
 pub const SCHEMA: &str = "mt5bot-diagnostics/1";
 pub const DEFAULT_OUT: &str = "logs/diagnostics";
 pub const DEFAULT_SECRETS_DIR: &str = "deploy/secrets";
-pub use crate::names::PROM_QUERY_URL;
+pub use crate::support::names::PROM_QUERY_URL;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -157,7 +157,7 @@ fn system_info() -> SystemInfo {
     let cpuinfo = read("/proc/cpuinfo");
     let meminfo = read("/proc/meminfo");
     SystemInfo {
-        hostname: crate::deployment::hostname(),
+        hostname: crate::support::host::hostname(),
         os: first_line_value(&read("/etc/os-release"), "PRETTY_NAME=")
             .unwrap_or_else(|| std::env::consts::OS.to_owned()),
         kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
@@ -179,7 +179,7 @@ fn dependencies(lock_list: &str) -> Vec<Dependency> {
 }
 
 /// `name version` lines of a Cargo.lock text, sorted: the same reader `build.rs` uses.
-pub use crate::lockfile::lock_packages;
+pub use crate::support::lockfile::lock_packages;
 
 fn free_mb(path: &Path) -> Option<u64> {
     // The folder may not exist yet: measure the file system it will be on.
@@ -198,8 +198,13 @@ fn free_mb(path: &Path) -> Option<u64> {
 /// `mt5bot_build_info` labels from a daemon's `/metrics`.
 fn daemon_build(listen: &str) -> DaemonInfo {
     let url = format!("http://{listen}/metrics");
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-    let body = agent.get(&url).call().ok().and_then(|mut r| r.body_mut().read_to_string().ok());
+    let agent = crate::support::http::agent("diagnostics", Duration::from_secs(5));
+    let body = agent
+        .get(&url)
+        .call()
+        .ok()
+        .filter(|r| r.status().is_success())
+        .and_then(|mut r| r.body_mut().read_to_string().ok());
     let line = body.as_deref().and_then(|b| b.lines().find(|l| l.starts_with("mt5bot_build_info{")).map(str::to_owned));
     let label = |name: &str| -> Option<String> {
         let l = line.as_deref()?;
@@ -221,7 +226,7 @@ fn prom_query(agent: &ureq::Agent, base: &str, q: &str) -> Result<Vec<serde_json
 
 /// The last 24 hours from Prometheus; unreachable is noted, not fatal.
 pub fn prometheus_summary(url: &str) -> PrometheusSummary {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).build().into();
+    let agent = crate::support::http::agent("diagnostics", Duration::from_secs(10));
     let mut s = PrometheusSummary { url: url.to_owned(), ..Default::default() };
     let scalar = |q: &str| -> Result<Option<f64>, String> {
         Ok(prom_query(&agent, url, q)?.first().and_then(|r| r["value"][1].as_str()?.parse().ok()))
@@ -402,7 +407,7 @@ pub fn build(opts: &Options, inputs: &Inputs<'_>) -> Report {
     };
     Report {
         schema: SCHEMA,
-        generated_at: crate::timefmt::rfc3339_micros(crate::timefmt::unix_nanos()),
+        generated_at: crate::support::timefmt::rfc3339_micros(crate::support::timefmt::unix_nanos()),
         status,
         binary,
         system: system_info(),
@@ -536,7 +541,7 @@ pub fn run(opts: &Options, inputs: &Inputs<'_>) -> Result<(Report, PathBuf), Str
         None => (inputs.env)(PROM_PUSH_URL).filter(|u| !u.is_empty()),
     };
     if let Some(url) = &push_url {
-        let now = crate::timefmt::unix_nanos() as f64 / 1e9;
+        let now = crate::support::timefmt::unix_nanos() as f64 / 1e9;
         if let Err(e) = pushgateway::push(url, report.push_body(now).as_bytes(), Mode::Merge, Duration::from_secs(10)) {
             report.errors.push(e);
             report.status = "error";
@@ -546,7 +551,7 @@ pub fn run(opts: &Options, inputs: &Inputs<'_>) -> Result<(Report, PathBuf), Str
     let json_path = opts.out.join(format!("{stem}.json"));
     let json = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot render the report: {e}"))?;
     let write = |p: &Path, data: &[u8]| {
-        crate::deployment::envfile::write_atomic_mode(p, data, 0o640).map(|_| ()).map_err(|e| e.to_string())
+        crate::support::files::write_atomic_mode(p, data, 0o640).map(|_| ()).map_err(|e| e.to_string())
     };
     write(&opts.out.join(format!("{stem}.txt")), report.text().as_bytes())?;
     write(&json_path, format!("{json}\n").as_bytes())?;

@@ -27,7 +27,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::names::hex;
+use crate::support::encoding::hex;
 
 pub const MAGIC: &[u8; 8] = b"MT5BCKPT";
 /// Magic of the generation record beside a checkpoint.
@@ -185,7 +185,7 @@ impl fmt::Debug for Key {
 
 impl Key {
     fn from_base64(name: &'static str, text: &str) -> Result<Key, CheckpointError> {
-        let raw = crate::deployment::base64_decode(text.trim())
+        let raw = crate::support::encoding::base64_decode(text.trim())
             .ok_or_else(|| CheckpointError::BadKey { name, why: "not base64".into() })?;
         let bytes: [u8; 32] = raw
             .try_into()
@@ -351,12 +351,14 @@ pub fn write(path: &Path, sealed: &[u8]) -> Result<(), CheckpointError> {
             .create(dir)
             .map_err(|e| CheckpointError::Io(format!("cannot create {}: {e}", dir.display())))?;
     }
-    crate::deployment::envfile::write_atomic(path, sealed).map(|_| ()).map_err(|e| CheckpointError::Io(e.to_string()))
+    crate::support::files::write_atomic(path, sealed).map(|_| ()).map_err(|e| CheckpointError::Io(e.to_string()))
 }
 
 /// Moves a checkpoint that cannot be used aside (`<file>.bad-<UTC time>`); returns the new path.
 pub fn discard(path: &Path) -> Result<PathBuf, CheckpointError> {
-    let stamp = crate::diagnostics::report_stem(&crate::timefmt::rfc3339_micros(crate::timefmt::unix_nanos()));
+    let stamp = crate::diagnostics::report_stem(&crate::support::timefmt::rfc3339_micros(
+        crate::support::timefmt::unix_nanos(),
+    ));
     let aside = PathBuf::from(format!("{}.bad-{stamp}", path.display()));
     std::fs::rename(path, &aside)
         .map_err(|e| CheckpointError::Io(format!("cannot move {} aside: {e}", path.display())))?;
@@ -368,7 +370,7 @@ mod tests {
     use super::*;
 
     fn key(b: u8) -> String {
-        crate::deployment::base64(&[b; 32])
+        crate::support::encoding::base64(&[b; 32])
     }
 
     fn state() -> State {
@@ -506,7 +508,7 @@ mod tests {
     #[test]
     fn files_are_0600_and_discard_moves_aside() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = crate::testdir::TestDir::new("ckpt");
+        let dir = crate::support::testdir::TestDir::new("ckpt");
         let path = dir.join("state/checkpoint.bin");
         let keys = Keys::new(&key(1), None).expect("keys");
         write(&path, &seal(&state(), &keys).expect("seal")).expect("write");

@@ -254,7 +254,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 source,
                 qty,
                 price,
-                unix_ns: crate::timefmt::unix_nanos() as i64,
+                unix_ns: crate::support::timefmt::unix_nanos() as i64,
                 venue_ref,
             });
         }
@@ -489,7 +489,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     pub fn poll_venue(&mut self) {
         let now = self.clock.now();
         // Seconds are all the id memory needs: once per turn is enough.
-        self.executor.set_wall_seconds((crate::timefmt::unix_nanos() / 1_000_000_000) as u32);
+        self.executor.set_wall_seconds((crate::support::timefmt::unix_nanos() / 1_000_000_000) as u32);
         self.venue.poll(now, &mut self.events);
         self.apply_events(now);
         if !self.queue.is_empty() {
@@ -526,7 +526,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     self.metrics.trade_count.inc();
                     if let Some(sink) = &self.trade_sink {
                         let record = TradeRecord {
-                            unix_ns: crate::timefmt::unix_nanos(),
+                            unix_ns: crate::support::timefmt::unix_nanos(),
                             symbol,
                             side,
                             client_id,
@@ -576,7 +576,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
 
     fn on_drift(&mut self, symbol: SymbolId, now: Nanos) {
         self.drift_alarms += 1;
-        self.last_drift = Some((symbol, crate::timefmt::unix_nanos()));
+        self.last_drift = Some((symbol, crate::support::timefmt::unix_nanos()));
         self.metrics.drift_events.inc();
         let name = self.symbols.get(symbol as usize).map(String::as_str).unwrap_or("?");
         match self.drift_cfg.action {
@@ -629,7 +629,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.set_operator_pause(true);
         let (asked, refused) = self.cancel_all();
         let mut done = Vec::new();
-        let stamp = crate::timefmt::unix_nanos() / 1_000_000;
+        let stamp = crate::support::timefmt::unix_nanos() / 1_000_000;
         for sym in 0..self.symbols.len() {
             let id = sym as SymbolId;
             let uncancelled: f64 = refused
@@ -740,7 +740,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             })).collect::<Vec<_>>(),
             "drift": {
                 "alarms": self.drift_alarms,
-                "last": self.last_drift.map(|(s, at)| serde_json::json!({"symbol": name(s), "at": crate::timefmt::rfc3339_micros(at)})),
+                "last": self.last_drift.map(|(s, at)| serde_json::json!({"symbol": name(s), "at": crate::support::timefmt::rfc3339_micros(at)})),
             },
         })
     }
@@ -772,9 +772,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         use super::checkpoint::{OrderState, PositionState, State};
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
         let recent = self.executor.recent_ids();
-        let (now, unix_now) = (self.clock.now(), crate::timefmt::unix_nanos() as i64);
+        let (now, unix_now) = (self.clock.now(), crate::support::timefmt::unix_nanos() as i64);
         State {
-            written_at: crate::timefmt::rfc3339_micros(crate::timefmt::unix_nanos()),
+            written_at: crate::support::timefmt::rfc3339_micros(crate::support::timefmt::unix_nanos()),
             trades: self.executor.trades(),
             next_model_seq: self.next_model_seq,
             positions: self
@@ -816,7 +816,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             // Set by the checkpointer, which numbers what it writes.
             generation: 0,
             queued: {
-                let (now, unix) = (self.clock.now(), crate::timefmt::unix_nanos() as i64);
+                let (now, unix) = (self.clock.now(), crate::support::timefmt::unix_nanos() as i64);
                 self.queue
                     .iter()
                     .map(|q| super::checkpoint::QueuedState {
@@ -858,7 +858,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         self.executor.restore(&positions, state.trades);
         self.next_model_seq = self.next_model_seq.max(state.next_model_seq);
-        let now_s = (crate::timefmt::unix_nanos() / 1_000_000_000) as u32;
+        let now_s = (crate::support::timefmt::unix_nanos() / 1_000_000_000) as u32;
         self.executor.set_wall_seconds(now_s);
         self.executor.remember_ids_at(
             state.recent_ids.iter().enumerate().filter_map(|(n, i)| {
@@ -889,7 +889,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     .executor
                     .restore_open(template, o.filled)
                     .ok_or("the checkpoint holds more orders in flight than risk.max_open_orders")?;
-                let unix_now = crate::timefmt::unix_nanos() as i64;
+                let unix_now = crate::support::timefmt::unix_nanos() as i64;
                 let age_ns =
                     (o.sent_at_unix_ns > 0).then(|| unix_now.saturating_sub(o.sent_at_unix_ns).max(0) as Nanos);
                 restored.push(crate::venue::RestoredOrder { req, filled: o.filled, venue_ref: o.venue_ref, age_ns });
@@ -913,7 +913,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// its turn comes, unless it has already waited longer than `queue.max_wait` (refused, counted
     /// as `venue_unavailable` and logged). A restored signal's wait goes on from the restart.
     fn restore_queue(&mut self, queued: &[super::checkpoint::QueuedState]) -> Result<(), String> {
-        let unix = crate::timefmt::unix_nanos() as i64;
+        let unix = crate::support::timefmt::unix_nanos() as i64;
         let mut stale = Vec::new();
         for q in queued {
             let (Some(symbol), Some(id)) = (self.symbol_id(&q.symbol), SignalId::parse(&q.id)) else {

@@ -10,7 +10,7 @@
 //! [`Executor::new`], which sizes every table from the config.
 
 use crate::config::RiskConfig;
-use crate::names::QTY_EPSILON;
+use crate::support::names::QTY_EPSILON;
 
 use super::recent::RecentIds;
 use super::types::{
@@ -208,7 +208,7 @@ impl Executor {
             recent: RecentIds::new(ids),
             adopted: RecentIds::new(ADOPTED_IDS),
             trades: 0,
-            now_s: (crate::timefmt::unix_nanos() / 1_000_000_000) as u32,
+            now_s: (crate::support::timefmt::unix_nanos() / 1_000_000_000) as u32,
             retention_s,
             forgotten_early: 0,
         }

@@ -29,8 +29,8 @@ use mio::{Interest, Registry, Token};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{IngressConfig, OrderKind};
+use crate::support::throttle::Throttle;
 use crate::telemetry::metrics::EngineMetrics;
-use crate::throttle::Throttle;
 use crate::venue::Venue;
 
 use super::core::{Clock, TradingCore};

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use super::checkpoint::{self, CheckpointError, Keys, OrderState, PositionState, QueuedState, State};
 use super::executor::Position;
 use super::types::{OrderKind, Side, SignalId, SignalSource, SymbolId, SIGNAL_ID_MAX};
-use crate::names::QTY_EPSILON;
+use crate::support::names::QTY_EPSILON;
 use crate::telemetry::metrics::Metrics;
 
 /// Magic of a journal batch.
@@ -844,7 +844,7 @@ mod tests {
     use super::*;
 
     fn keys() -> Keys {
-        Keys::new(&crate::deployment::base64(&[7u8; 32]), None).expect("keys")
+        Keys::new(&crate::support::encoding::base64(&[7u8; 32]), None).expect("keys")
     }
 
     fn entry(kind: Kind, id: &str, qty: f64, price: f64) -> Entry {
@@ -862,7 +862,7 @@ mod tests {
         }
     }
 
-    fn start(dir: &crate::testdir::TestDir, generation: u64) -> (Journal, PathBuf) {
+    fn start(dir: &crate::support::testdir::TestDir, generation: u64) -> (Journal, PathBuf) {
         let base = dir.join("checkpoint.bin");
         let m = Metrics::new();
         let j = Journal::start(&base, generation, vec!["EURUSD".into(), "XAUUSD".into()], keys(), m, None)
@@ -881,7 +881,7 @@ mod tests {
 
     #[test]
     fn entries_round_trip_through_a_segment_and_replay_into_the_state() {
-        let dir = crate::testdir::TestDir::new("journal-rt");
+        let dir = crate::support::testdir::TestDir::new("journal-rt");
         let (mut j, base) = start(&dir, 5);
         j.append(entry(Kind::Queued, "q-1", 2.0, 1.1));
         j.append(entry(Kind::Queued, "q-2", 1.0, 1.2));
@@ -912,7 +912,7 @@ mod tests {
 
     #[test]
     fn only_segments_from_the_checkpoint_on_replay_and_compaction_removes_the_older() {
-        let dir = crate::testdir::TestDir::new("journal-seg");
+        let dir = crate::support::testdir::TestDir::new("journal-seg");
         let (mut j, base) = start(&dir, 3);
         j.append(entry(Kind::Queued, "old", 1.0, 1.0));
         j.rotate(4);
@@ -932,7 +932,7 @@ mod tests {
 
     #[test]
     fn a_torn_last_batch_is_the_end_and_a_damaged_earlier_one_is_refused() {
-        let dir = crate::testdir::TestDir::new("journal-torn");
+        let dir = crate::support::testdir::TestDir::new("journal-torn");
         let (mut j, base) = start(&dir, 1);
         let a = j.append(entry(Kind::Queued, "a", 1.0, 1.0));
         wait_durable(&mut j, a);
@@ -962,13 +962,13 @@ mod tests {
         let e = read_segment(&segment_path(&base, 2), 2, &keys()).expect_err("moved");
         assert!(e.to_string().contains("moved"), "{e}");
         // The wrong key reads nothing.
-        let other = Keys::new(&crate::deployment::base64(&[9u8; 32]), None).expect("keys");
+        let other = Keys::new(&crate::support::encoding::base64(&[9u8; 32]), None).expect("keys");
         assert!(read_segment(&segment_path(&base, 2), 2, &other).is_err());
     }
 
     #[test]
     fn a_symlink_at_a_segment_path_is_refused_never_followed() {
-        let dir = crate::testdir::TestDir::new("journal-link");
+        let dir = crate::support::testdir::TestDir::new("journal-link");
         let base = dir.join("checkpoint.bin");
         let target = dir.join("elsewhere");
         std::fs::write(&target, b"keep me").expect("target");
@@ -980,7 +980,7 @@ mod tests {
 
     #[test]
     fn a_missing_segment_between_two_is_refused() {
-        let dir = crate::testdir::TestDir::new("journal-gap");
+        let dir = crate::support::testdir::TestDir::new("journal-gap");
         let (mut j, base) = start(&dir, 1);
         j.rotate(2);
         j.rotate(3);
@@ -995,7 +995,7 @@ mod tests {
 
     #[test]
     fn fills_of_orders_before_the_checkpoint_settle_them_and_adopted_fills_book_once() {
-        let dir = crate::testdir::TestDir::new("journal-fill");
+        let dir = crate::support::testdir::TestDir::new("journal-fill");
         let (mut j, base) = start(&dir, 1);
         j.append(entry(Kind::Fill, "restored", 1.0, 2.0));
         let last = j.append(entry(Kind::Fill, "adopted", 0.5, 3.0));
@@ -1027,7 +1027,7 @@ mod tests {
 
     #[test]
     fn a_full_channel_loses_entries_counts_them_and_never_blocks() {
-        let dir = crate::testdir::TestDir::new("journal-full");
+        let dir = crate::support::testdir::TestDir::new("journal-full");
         let (mut j, _base) = start(&dir, 1);
         // Stop the writer from draining by dropping its receiver side indirectly: a journal whose
         // writer is gone reports every append as lost.

@@ -21,7 +21,7 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
-use crate::sd_notify::Notifier;
+use crate::support::sd_notify::Notifier;
 use crate::telemetry::http::Health;
 use crate::telemetry::metrics::EngineMetrics;
 use crate::venue::feed::Feed;
@@ -241,7 +241,7 @@ fn write_checkpoint(
     match written {
         Ok(()) => {
             m.checkpoint_bytes.set(bytes.len() as i64);
-            m.checkpoint_last_success.set(crate::timefmt::unix_nanos() as f64 / 1e9);
+            m.checkpoint_last_success.set(crate::support::timefmt::unix_nanos() as f64 / 1e9);
             // Compaction: what the older journal segments hold is in this checkpoint now.
             super::journal::remove_before(path, generation);
             Ok(())

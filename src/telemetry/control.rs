@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::engine::reactor::{Command, CommandSender, ControlRequest};
 use crate::secrets::Secret;
-use crate::throttle::Throttle;
-use crate::venue::mt5::constant_time_eq;
+use crate::support::auth::constant_time_eq;
+use crate::support::throttle::Throttle;
 
 use super::metrics::Metrics;
 use super::server::{Outcome, Request, Response};

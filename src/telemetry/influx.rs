@@ -20,10 +20,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{InfluxApi, InfluxConfig};
-use crate::deployment::percent_encode;
 use crate::engine::types::TradeRecord;
 use crate::secrets::{Secret, Secrets};
-use crate::timefmt::unix_nanos;
+use crate::support::backoff::Backoff;
+use crate::support::encoding::percent_encode;
+use crate::support::timefmt::unix_nanos;
 
 use super::line_protocol::{write_point, Field};
 use super::metrics::Metrics;
@@ -64,11 +65,14 @@ pub fn resolve(cfg: &InfluxConfig, secrets: &Secrets, env: &dyn Fn(&str) -> Opti
         })
     };
     let given = pick(&cfg.url, "INFLUXDB_URL", "influx.url")?;
-    let (url, userinfo) = crate::urls::split_userinfo(given.trim_end_matches('/'));
+    let (url, userinfo) = crate::support::urls::split_userinfo(given.trim_end_matches('/'));
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("INFLUXDB_URL {:?} is not an http:// or https:// URL", crate::urls::redact(&given)));
+        return Err(format!(
+            "INFLUXDB_URL {:?} is not an http:// or https:// URL",
+            crate::support::urls::redact(&given)
+        ));
     }
-    let basic = userinfo.map(|ui| Secret::from_value(crate::urls::basic_auth(&ui)));
+    let basic = userinfo.map(|ui| Secret::from_value(crate::support::urls::basic_auth(&ui)));
     let token = secrets.get("INFLUXDB_TOKEN").cloned();
     let write_url = match cfg.api {
         InfluxApi::V2 => {
@@ -241,26 +245,21 @@ struct Writer {
     labels: Labels,
     agent: ureq::Agent,
     buffer: Batches,
-    backoff: Duration,
+    backoff: Backoff,
     last_refusal_log: Option<Instant>,
 }
 
 impl Writer {
     fn new(target: Target, metrics: Metrics, labels: Labels) -> Writer {
         let batch = target.batch_points;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(target.timeout))
-            .user_agent(format!("mt5bot/{}", crate::build_info::VERSION))
-            .build()
-            .into();
+        let agent: ureq::Agent = crate::support::http::agent("", target.timeout);
         Writer {
             target,
             metrics,
             labels,
             agent,
             buffer: Batches::new(batch),
-            backoff: Duration::from_millis(500),
+            backoff: Backoff::new(Duration::from_millis(500), MAX_BACKOFF),
             last_refusal_log: None,
         }
     }
@@ -371,10 +370,7 @@ impl Writer {
     }
 
     fn next_backoff(&mut self) -> Duration {
-        let jitter = 0.8 + 0.4 * rand::random::<f64>();
-        let wait = self.backoff.mul_f64(jitter);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        wait
+        self.backoff.next_wait()
     }
 
     /// Sends one batch; returns when to try again (None: now).
@@ -391,7 +387,7 @@ impl Writer {
             Outcome::Written => {
                 self.buffer.pop_front();
                 self.metrics.influx_points_written.inc_by(n as u64);
-                self.backoff = Duration::from_millis(500);
+                self.backoff.reset();
                 None
             }
             Outcome::Refused => {

@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::{LogFormat, LogForwardConfig, LogSink};
-use crate::timefmt::rfc3339_micros;
+use crate::support::backoff::Backoff;
+use crate::support::timefmt::rfc3339_micros;
 
 use super::metrics::Metrics;
 
@@ -107,7 +108,7 @@ pub fn write_syslog_message(out: &mut Vec<u8>, r: &ForwardRecord, facility: u8, 
     let pid = if r.pid == 0 { pid } else { r.pid };
     let pri = u32::from(facility) * 8 + u32::from(r.severity());
     let _ = write!(out, "<{pri}>1 ");
-    crate::timefmt::write_rfc3339_micros(out, r.unix_ns());
+    crate::support::timefmt::write_rfc3339_micros(out, r.unix_ns());
     let _ = write!(out, " {host} {app} {pid} log [{SD_ID} level=\"");
     push_sd_escaped(out, &r.level);
     out.extend_from_slice(b"\" target=\"");
@@ -863,10 +864,10 @@ impl Forwarder {
             LogSink::SyslogUdp { addr } => Sink::Udp { addr: addr.clone(), socket: None },
             LogSink::Http { url } => {
                 // Credentials in the URL travel as basic auth, never in the address or the logs.
-                let (url, userinfo) = crate::urls::split_userinfo(url);
+                let (url, userinfo) = crate::support::urls::split_userinfo(url);
                 if let Some(ui) = userinfo {
                     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
-                        headers.push(("Authorization".into(), crate::urls::basic_auth(&ui)));
+                        headers.push(("Authorization".into(), crate::support::urls::basic_auth(&ui)));
                     }
                 }
                 let url = match cfg.format {
@@ -878,12 +879,7 @@ impl Forwarder {
                     }
                     _ => url.clone(),
                 };
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(cfg.timeout))
-                    .user_agent(format!("mt5bot/{}", crate::build_info::VERSION))
-                    .build()
-                    .into();
+                let agent: ureq::Agent = crate::support::http::agent("", cfg.timeout);
                 Sink::Http {
                     url,
                     format: cfg.format,
@@ -907,7 +903,7 @@ impl Forwarder {
             ctx,
             metrics: metrics.clone(),
             connected: false,
-            backoff: Duration::from_millis(200),
+            backoff: Backoff::new(Duration::from_millis(200), MAX_BACKOFF),
             next_attempt: Instant::now(),
             last_refusal_log: None,
         };
@@ -950,7 +946,7 @@ struct State {
     ctx: Context,
     metrics: Metrics,
     connected: bool,
-    backoff: Duration,
+    backoff: Backoff,
     next_attempt: Instant,
     last_refusal_log: Option<Instant>,
 }
@@ -1050,7 +1046,7 @@ impl State {
             Sent::Ok => {
                 ack(self, n);
                 self.metrics.log_forward_sent.inc_by(n as u64);
-                self.backoff = Duration::from_millis(200);
+                self.backoff.reset();
                 self.set_connected(true);
                 true
             }
@@ -1093,9 +1089,7 @@ impl State {
     }
 
     fn next_backoff(&mut self) -> Duration {
-        let wait = self.backoff.mul_f64(0.8 + 0.4 * rand::random::<f64>());
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        wait
+        self.backoff.next_wait()
     }
 
     fn run(mut self, rx: &Receiver<Msg>) {
@@ -1220,7 +1214,7 @@ mod tests {
 
     #[test]
     fn the_spool_keeps_order_across_segments_and_reopening_and_caps_its_size() {
-        let tmp = crate::testdir::TestDir::new("spool");
+        let tmp = crate::support::testdir::TestDir::new("spool");
         let dir = tmp.join("spool");
         let mut s = Spool::open(&dir, 1 << 30).expect("open");
         let all: Vec<ForwardRecord> = (0..30_000).map(rec).collect();

@@ -28,7 +28,7 @@ use prometheus::IntCounter;
 use serde::Serialize;
 use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
 
-use crate::timefmt::{rfc3339_micros, unix_nanos};
+use crate::support::timefmt::{rfc3339_micros, unix_nanos};
 
 /// A record on its way to the writer.
 #[derive(Debug)]

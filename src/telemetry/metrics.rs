@@ -12,8 +12,8 @@ use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::build_info;
 use crate::engine::types::{DropReason, SignalSource};
+use crate::support::build_info;
 
 /// Metric names, for code, tests and docs alike.
 pub mod names {

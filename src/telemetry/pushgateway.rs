@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-pub use crate::names::PROM_PUSH_URL;
+pub use crate::support::names::PROM_PUSH_URL;
 
 /// How a push treats the group's other metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +23,7 @@ pub fn push(url: &str, body: &[u8], mode: Mode, timeout: Duration) -> Result<(),
     if !(url.starts_with("http://") || url.starts_with("https://")) || !url.contains("/metrics/job") {
         return Err(format!("{url:?} is not a Pushgateway URL (SCHEME://HOST:PORT/metrics/job/JOB/...)"));
     }
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into();
+    let agent = crate::support::http::agent("", timeout);
     let req = match mode {
         Mode::Merge => agent.post(url),
         Mode::Replace => agent.put(url),

@@ -28,7 +28,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use prometheus::{IntCounter, IntGauge};
 
-use crate::throttle::Throttle;
+use crate::support::throttle::Throttle;
 
 use super::metrics::{Metrics, HTTP_CLOSE_REASONS};
 

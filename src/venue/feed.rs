@@ -11,7 +11,7 @@ use rand::{rngs::Xoshiro256PlusPlus, Rng, SeedableRng};
 
 use crate::config::{FeedConfig, FeedSource};
 use crate::engine::types::{Nanos, SymbolId, Tick};
-use crate::timefmt::parse_timestamp;
+use crate::support::timefmt::parse_timestamp;
 
 /// Upper bound of ticks produced in one loop turn.
 pub const MAX_TICKS_PER_TURN: usize = 4096;
@@ -261,8 +261,8 @@ mod tests {
     }
 
     /// A CSV file in a test folder that lives as long as the returned handle.
-    fn write(name: &str, text: &str) -> (crate::testdir::TestDir, std::path::PathBuf) {
-        let dir = crate::testdir::TestDir::new(&format!("feed-{name}"));
+    fn write(name: &str, text: &str) -> (crate::support::testdir::TestDir, std::path::PathBuf) {
+        let dir = crate::support::testdir::TestDir::new(&format!("feed-{name}"));
         let p = dir.join("t.csv");
         std::fs::write(&p, text).expect("write");
         (dir, p)

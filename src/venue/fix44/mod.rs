@@ -32,8 +32,9 @@ use prometheus::IntCounter;
 
 use crate::config::{Fix44Config, OrderKind, TimeInForce};
 use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
-use crate::names::QTY_EPSILON;
 use crate::secrets::Secret;
+use crate::support::backoff::Backoff;
+use crate::support::names::QTY_EPSILON;
 
 use self::codec::{tag, Message};
 use self::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
@@ -482,27 +483,6 @@ enum Conn {
     Up { stream: TcpStream },
 }
 
-/// Capped exponential backoff with jitter (between half and all of the step).
-#[derive(Debug)]
-struct Backoff {
-    min: Nanos,
-    max: Nanos,
-    attempt: u32,
-    rng: u64,
-}
-
-impl Backoff {
-    fn next(&mut self) -> Nanos {
-        let step = self.min.saturating_mul(1u64 << self.attempt.min(30)).min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        // xorshift64: jitter only, not a secret.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        step / 2 + self.rng % (step / 2 + 1)
-    }
-}
-
 /// The FIX 4.4 venue.
 #[derive(Debug)]
 pub struct FixVenue {
@@ -560,7 +540,7 @@ impl FixVenue {
             },
             seqs,
         );
-        let seed = (crate::timefmt::unix_nanos() as u64) | 1;
+        let seed = (crate::support::timefmt::unix_nanos() as u64) | 1;
         Ok(FixVenue {
             addrs,
             next_addr: 0,
@@ -590,12 +570,7 @@ impl FixVenue {
             wbuf: Vec::with_capacity(READ_CHUNK),
             readable: false,
             writable: false,
-            backoff: Backoff {
-                min: cfg.reconnect_min.as_nanos() as Nanos,
-                max: cfg.reconnect_max.as_nanos() as Nanos,
-                attempt: 0,
-                rng: seed,
-            },
+            backoff: Backoff::with_seed(cfg.reconnect_min, cfg.reconnect_max, seed),
             tif: cfg.time_in_force,
             account: cfg.account.as_bytes().to_vec(),
             max_wait: max_wait.as_nanos() as Nanos,
@@ -636,7 +611,7 @@ impl FixVenue {
     }
 
     fn retry_later(&mut self, now: Nanos, why: &str) {
-        let wait = self.backoff.next();
+        let wait = self.backoff.next_wait().as_nanos() as Nanos;
         log::warn!("FIX: {why}; reconnecting in {} ms", wait / 1_000_000);
         self.conn = Conn::Down { retry_at: now + wait };
     }
@@ -906,7 +881,7 @@ impl Venue for FixVenue {
                             };
                             self.conn = Conn::Up { stream };
                             log::info!("FIX: connected to {peer}; logging on");
-                            self.session.connected(now, crate::timefmt::unix_nanos(), &mut self.wbuf);
+                            self.session.connected(now, crate::support::timefmt::unix_nanos(), &mut self.wbuf);
                             self.readable = true;
                             self.flush();
                         }
@@ -942,7 +917,7 @@ impl Venue for FixVenue {
                     self.ask_unanswered(now);
                 }
                 if self.session.is_active() {
-                    self.backoff.attempt = 0;
+                    self.backoff.reset();
                     if !self.session_up {
                         self.session_up = true;
                         self.sessions += 1;
@@ -1331,15 +1306,5 @@ mod tests {
         let d: Vec<Delivery> = b.orders.iter().map(|o| o.delivery).collect();
         assert_eq!(d, vec![Delivery::Undelivered, Delivery::Sent { conn: 1 }, Delivery::Sent { conn: 1 }]);
         assert!(b.reconcile_due);
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let mut b = Backoff { min: 100, max: 1000, attempt: 0, rng: 12345 };
-        let waits: Vec<Nanos> = (0..8).map(|_| b.next()).collect();
-        for (i, w) in waits.iter().enumerate() {
-            let step = (100u64 << i).min(1000);
-            assert!((step / 2..=step).contains(w), "attempt {i}: {w} not within [{}, {step}]", step / 2);
-        }
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::engine::types::Nanos;
 use crate::secrets::Secret;
-use crate::timefmt::{fix_timestamp, FIX_TIMESTAMP_LEN};
+use crate::support::timefmt::{fix_timestamp, FIX_TIMESTAMP_LEN};
 
 use super::codec::{frame, printable, tag, Builder, Fields, Frame, Header, Message};
 

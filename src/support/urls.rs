@@ -30,7 +30,7 @@ pub fn redact(url: &str) -> String {
 /// The `Authorization` value for a `user:password` userinfo (percent-escapes decoded).
 pub fn basic_auth(userinfo: &str) -> String {
     let decoded = percent_decode(userinfo);
-    format!("Basic {}", crate::deployment::base64(decoded.as_bytes()))
+    format!("Basic {}", crate::support::encoding::base64(decoded.as_bytes()))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -71,6 +71,9 @@ mod tests {
         );
         assert_eq!(redact("https://u:p@host/x"), "https://***@host/x");
         assert_eq!(redact("http://host/x"), "http://host/x");
-        assert_eq!(basic_auth("elastic:s3cr%40t"), format!("Basic {}", crate::deployment::base64(b"elastic:s3cr@t")));
+        assert_eq!(
+            basic_auth("elastic:s3cr%40t"),
+            format!("Basic {}", crate::support::encoding::base64(b"elastic:s3cr@t"))
+        );
     }
 }

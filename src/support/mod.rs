@@ -1,0 +1,24 @@
+//! The bottom layer: helpers that depend on nothing else in the crate, each declared once.
+//!
+//! Encodings ([`encoding`]), message authentication ([`auth`]), atomic file replacement
+//! ([`files`]), the host name ([`host`]), one retry backoff ([`backoff`]), one HTTP agent set-up
+//! ([`http`]), time formatting ([`timefmt`]), URL userinfo handling ([`urls`]), log throttling
+//! ([`throttle`]), systemd notification ([`sd_notify`]), build facts ([`build_info`]), the
+//! Cargo.lock reader ([`lockfile`]) and the names of environment variables ([`names`]).
+//! Nothing here imports anything of the crate outside `support`.
+
+pub mod auth;
+pub mod backoff;
+pub mod build_info;
+pub mod encoding;
+pub mod files;
+pub mod host;
+pub mod http;
+pub mod lockfile;
+pub mod names;
+pub mod sd_notify;
+#[cfg(test)]
+pub(crate) mod testdir;
+pub mod throttle;
+pub mod timefmt;
+pub mod urls;
