@@ -14,15 +14,17 @@ mod fix_common;
 
 use common::{median_min_max_f64, one_order_per_tick};
 use criterion::{Criterion, Throughput};
-use mt5bot::config::{Config, OrderKind, TimeInForce};
-use mt5bot::engine::core::{ManualClock, MonotonicClock, TradingCore};
+use mt5bot::config::Config;
+use mt5bot::domain::clock::{ManualClock, MonotonicClock};
+use mt5bot::domain::types::{OrderKey, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, Tick};
+use mt5bot::domain::types::{OrderKind, TimeInForce};
+use mt5bot::engine::core::TradingCore;
 use mt5bot::engine::queue::SignalQueue;
-use mt5bot::engine::types::{OrderKey, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, Tick};
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::venue::fix44::new_order_single;
 use mt5bot::venue::paper::PaperVenue;
 
-fn core<C: mt5bot::engine::core::Clock>(cfg: &Config, clock: C) -> (TradingCore<PaperVenue, C>, Metrics) {
+fn core<C: mt5bot::domain::clock::Clock>(cfg: &Config, clock: C) -> (TradingCore<PaperVenue, C>, Metrics) {
     let metrics = Metrics::new();
     let p = &cfg.venue.paper;
     let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
@@ -174,7 +176,7 @@ impl JournalDir {
         JournalDir(dir)
     }
 
-    fn attach<C: mt5bot::engine::core::Clock>(&self, core: &mut TradingCore<PaperVenue, C>, m: &Metrics) {
+    fn attach<C: mt5bot::domain::clock::Clock>(&self, core: &mut TradingCore<PaperVenue, C>, m: &Metrics) {
         let keys =
             mt5bot::engine::checkpoint::Keys::new(&mt5bot::support::encoding::base64(&[5u8; 32]), None).expect("keys");
         let symbols = vec!["EURUSD".to_owned(), "GBPUSD".to_owned()];
@@ -307,7 +309,7 @@ fn journal_throughput_run(n: u64, journaled: bool) -> (f64, u64) {
     for k in 1..=n {
         loop {
             match core.offer(market_signal(&prefix, k)) {
-                Err(mt5bot::engine::types::DropReason::JournalBehind) => {
+                Err(mt5bot::domain::types::DropReason::JournalBehind) => {
                     retried += 1;
                     core.flush_journal();
                     std::thread::yield_now();

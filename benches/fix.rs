@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use mio::{Events, Poll, Token};
-use mt5bot::config::{Config, OrderKind, TimeInForce};
-use mt5bot::engine::types::{OrderKey, OrderRequest, Side, SignalId, VenueEvent};
+use mt5bot::config::Config;
+use mt5bot::domain::types::{OrderKey, OrderRequest, Side, SignalId, VenueEvent};
+use mt5bot::domain::types::{OrderKind, TimeInForce};
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::venue::fix44::codec::{frame, tag, Fields, Frame};
 use mt5bot::venue::fix44::{new_order_single, FixVenue};
@@ -28,7 +29,7 @@ use mt5bot::venue::fix44::{new_order_single, FixVenue};
 #[path = "common/fix.rs"]
 mod fix_common;
 use fix_common::{active_session, peer_message, Quiet};
-use mt5bot::venue::Venue;
+use mt5bot::domain::venue::Venue;
 
 const EXECUTOR_GZ: &str = "/usr/share/doc/libquickfix-doc/examples/executor/C++/.libs/executor.gz";
 

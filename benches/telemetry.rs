@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use mt5bot::config::{InfluxApi, InfluxConfig};
-use mt5bot::engine::types::{Side, SignalId, TradeRecord};
+use mt5bot::domain::types::{Side, SignalId, TradeRecord};
 use mt5bot::secrets::Secrets;
 use mt5bot::support::timefmt::unix_nanos;
 use mt5bot::telemetry::influx::{self, write_trade, InfluxWriter, Labels};

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::types::{DriftAction, Filling, OrderKind, TimeInForce};
+
 /// Name shown in errors for the built-in configuration.
 pub const EMBEDDED_NAME: &str = "<embedded default>";
 
@@ -145,25 +147,6 @@ impl Default for RawMt5 {
     }
 }
 
-/// MT5's order filling policy (ENUM_ORDER_TYPE_FILLING).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Filling {
-    Fok,
-    Ioc,
-    Return,
-}
-
-impl Filling {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Filling::Fok => "fok",
-            Filling::Ioc => "ioc",
-            Filling::Return => "return",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawFix44 {
@@ -196,28 +179,6 @@ impl Default for RawFix44 {
             time_in_force: TimeInForce::Day,
             account: String::new(),
             state_dir: "state".into(),
-        }
-    }
-}
-
-/// How long an order stays working at the venue (FIX TimeInForce).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TimeInForce {
-    Day,
-    Gtc,
-    Ioc,
-    Fok,
-}
-
-impl TimeInForce {
-    /// The FIX value of tag 59.
-    pub fn fix_value(self) -> &'static [u8] {
-        match self {
-            TimeInForce::Day => b"0",
-            TimeInForce::Gtc => b"1",
-            TimeInForce::Ioc => b"3",
-            TimeInForce::Fok => b"4",
         }
     }
 }
@@ -310,14 +271,6 @@ impl Default for RawCsv {
     }
 }
 
-/// Order type the model sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OrderKind {
-    Market,
-    Limit,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawModel {
@@ -340,16 +293,6 @@ impl Default for RawModel {
             limit_offset_bps: 0.5,
         }
     }
-}
-
-/// What a drift alarm does besides counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DriftAction {
-    /// Count and log only.
-    Log,
-    /// Count, log, and refuse new signals for `drift.pause_for`.
-    Pause,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -8,8 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, VenueKind};
+use crate::domain::clock::{Clock, MonotonicClock};
+use crate::domain::venue::Venue;
 use crate::engine::checkpoint;
-use crate::engine::core::{Clock, MonotonicClock, TradingCore};
+use crate::engine::core::TradingCore;
 use crate::engine::journal;
 use crate::engine::reactor::{Checkpointer, Reactor, StopReason};
 use crate::support::sd_notify::Notifier;
@@ -22,7 +24,6 @@ use crate::venue::feed::Feed;
 use crate::venue::fix44::FixVenue;
 use crate::venue::mt5::Mt5Venue;
 use crate::venue::paper::PaperVenue;
-use crate::venue::Venue;
 
 /// Why the daemon could not run; each maps to an exit code.
 #[derive(Debug)]
@@ -313,7 +314,7 @@ fn replay_journal(
     state: &mut checkpoint::State,
     keys: &checkpoint::Keys,
     policy: CheckpointPolicy,
-) -> Result<Vec<(crate::engine::types::SignalId, f64)>, DaemonError> {
+) -> Result<Vec<(crate::domain::types::SignalId, f64)>, DaemonError> {
     let before = state.clone();
     match journal::replay(path, state, keys) {
         Ok(r) if r.entries == 0 => Ok(r.settled),

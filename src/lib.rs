@@ -12,6 +12,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod deployment;
 pub mod diagnostics;
+pub mod domain;
 pub mod engine;
 pub mod secrets;
 pub mod support;

@@ -5,8 +5,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use mt5bot::config::{Config, OrderKind};
-use mt5bot::engine::core::{ManualClock, TradingCore};
+use mt5bot::config::Config;
+
+use mt5bot::domain::clock::ManualClock;
+use mt5bot::domain::types::OrderKind;
+use mt5bot::engine::core::TradingCore;
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::venue::feed::Feed;
 use mt5bot::venue::paper::PaperVenue;

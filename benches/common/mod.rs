@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use mt5bot::config::{Config, OrderKind};
+use mt5bot::config::Config;
+
+use mt5bot::domain::types::OrderKind;
 
 /// A config in which every tick of an alternating price path crosses the averages, so every tick
 /// produces exactly one market order (buy, sell, buy, ...), and nothing limits the rate.

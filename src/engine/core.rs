@@ -6,76 +6,22 @@
 //! its own besides what the venue does, takes time from a [`Clock`], and allocates nothing after
 //! [`TradingCore::new`] on the tick-to-order path (a test proves it with a counting allocator).
 
-use std::time::Instant;
+use crate::config::{Config, DriftConfig};
 
-use crate::config::{Config, DriftAction, DriftConfig, OrderKind};
+use crate::domain::clock::Clock;
+use crate::domain::types::{DriftAction, OrderKind};
+use crate::domain::venue::{RestoredOrder, Venue};
 use crate::telemetry::metrics::EngineMetrics;
-use crate::venue::Venue;
 
 use super::drift::PageHinkley;
 use super::executor::{Applied, Executor, Position};
 use super::journal::{self, Journal};
 use super::model::Model;
 use super::queue::SignalQueue;
-use super::types::{
+use crate::domain::types::{
     DropReason, LateRefusal, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, SymbolId, Tick,
     TradeRecord, VenueEvent,
 };
-
-/// Where the engine's time comes from.
-pub trait Clock {
-    /// Nanoseconds since an arbitrary, fixed start; never goes back.
-    fn now(&self) -> Nanos;
-}
-
-/// The real clock: monotonic time since the engine started.
-#[derive(Debug, Clone, Copy)]
-pub struct MonotonicClock {
-    start: Instant,
-}
-
-impl MonotonicClock {
-    pub fn new() -> Self {
-        MonotonicClock { start: Instant::now() }
-    }
-
-    pub fn start(&self) -> Instant {
-        self.start
-    }
-}
-
-impl Default for MonotonicClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for MonotonicClock {
-    #[inline]
-    fn now(&self) -> Nanos {
-        self.start.elapsed().as_nanos() as Nanos
-    }
-}
-
-/// A clock the caller moves by hand, for deterministic tests and benches.
-#[derive(Debug, Default)]
-pub struct ManualClock(pub std::cell::Cell<Nanos>);
-
-impl ManualClock {
-    pub fn set(&self, t: Nanos) {
-        self.0.set(t);
-    }
-
-    pub fn advance(&self, by: Nanos) {
-        self.0.set(self.0.get() + by);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Nanos {
-        self.0.get()
-    }
-}
 
 /// A snapshot of the books, for status lines and the final log.
 #[derive(Debug, Clone, PartialEq)]
@@ -877,7 +823,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 let side = if o.side == "sell" { Side::Sell } else { Side::Buy };
                 let kind = if o.kind == "limit" { OrderKind::Limit } else { OrderKind::Market };
                 let template = OrderRequest {
-                    key: super::types::OrderKey(0),
+                    key: crate::domain::types::OrderKey(0),
                     client_id: id,
                     symbol: sym,
                     side,
@@ -892,7 +838,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 let unix_now = crate::support::timefmt::unix_nanos() as i64;
                 let age_ns =
                     (o.sent_at_unix_ns > 0).then(|| unix_now.saturating_sub(o.sent_at_unix_ns).max(0) as Nanos);
-                restored.push(crate::venue::RestoredOrder { req, filled: o.filled, venue_ref: o.venue_ref, age_ns });
+                restored.push(RestoredOrder { req, filled: o.filled, venue_ref: o.venue_ref, age_ns });
             }
         }
         self.venue.restore(&state.venue, &restored)?;
@@ -991,8 +937,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, OrderKind};
-    use crate::engine::types::Side;
+    use crate::config::Config;
+    use crate::domain::clock::ManualClock;
+    use crate::domain::types::OrderKind;
+    use crate::domain::types::Side;
     use crate::telemetry::metrics::Metrics;
     use crate::venue::feed::Feed;
     use crate::venue::paper::PaperVenue;

@@ -13,7 +13,7 @@ use crate::config::RiskConfig;
 use crate::support::names::QTY_EPSILON;
 
 use super::recent::RecentIds;
-use super::types::{
+use crate::domain::types::{
     DropReason, Nanos, OrderKey, OrderKind, OrderRequest, Side, Signal, SignalId, SymbolId, VenueEvent,
 };
 
@@ -524,8 +524,8 @@ impl Executor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::types::ReplyTo;
-    use crate::engine::types::SignalSource;
+    use crate::domain::types::ReplyTo;
+    use crate::domain::types::SignalSource;
 
     fn risk() -> RiskConfig {
         RiskConfig { max_position: 3.0, max_orders_per_second: 5, max_notional: 1000.0, max_open_orders: 4 }

@@ -28,13 +28,17 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{IngressConfig, OrderKind};
+use crate::config::IngressConfig;
+
+use crate::domain::types::OrderKind;
+use crate::domain::venue::Venue;
 use crate::support::throttle::Throttle;
 use crate::telemetry::metrics::EngineMetrics;
-use crate::venue::Venue;
 
-use super::core::{Clock, TradingCore};
-use super::types::{LateRefusal, Nanos, ReplyTo, Side, Signal, SignalId, SignalSource, SIGNAL_ID_MAX};
+use super::core::TradingCore;
+
+use crate::domain::clock::Clock;
+use crate::domain::types::{LateRefusal, Nanos, ReplyTo, Side, Signal, SignalId, SignalSource, SIGNAL_ID_MAX};
 
 /// Answers waiting for a client beyond this stop the reading of its input.
 pub const WRITE_BUFFER_LIMIT: usize = 64 * 1024;

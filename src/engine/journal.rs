@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use super::checkpoint::{self, CheckpointError, Keys, OrderState, PositionState, QueuedState, State};
 use super::executor::Position;
-use super::types::{OrderKind, Side, SignalId, SignalSource, SymbolId, SIGNAL_ID_MAX};
+use crate::domain::types::{OrderKind, Side, SignalId, SignalSource, SymbolId, SIGNAL_ID_MAX};
 use crate::support::names::QTY_EPSILON;
 use crate::telemetry::metrics::Metrics;
 
@@ -84,7 +84,7 @@ pub struct Entry {
     pub price: f64,
     /// Unix time of the event, in nanoseconds.
     pub unix_ns: i64,
-    /// Sent: the venue's reference of the order ([`crate::venue::Venue::order_ref`]).
+    /// Sent: the venue's reference of the order ([`crate::domain::venue::Venue::order_ref`]).
     pub venue_ref: u64,
 }
 

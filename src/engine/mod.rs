@@ -1,6 +1,5 @@
 //! The engine: everything that touches trading state, all on one thread.
 //!
-//! - [`types`]: ticks, signals, orders and venue events (fixed-size, `Copy`).
 //! - [`queue`]: the bounded signal ring.
 //! - [`model`] and [`drift`]: the EWMA-crossover model and its Page-Hinkley drift detector.
 //! - [`executor`]: risk limits, order lifecycle, positions and PnL.
@@ -23,4 +22,3 @@ pub mod model;
 pub mod queue;
 pub mod reactor;
 pub mod recent;
-pub mod types;

@@ -10,7 +10,7 @@
 
 use crate::config::ModelConfig;
 
-use super::types::{OrderKind, Side, Tick};
+use crate::domain::types::{OrderKind, Side, Tick};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Regime {
@@ -131,7 +131,7 @@ impl Model {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::engine::types::SymbolId;
+    use crate::domain::types::SymbolId;
 
     fn tick(symbol: SymbolId, mid: f64) -> Tick {
         Tick { symbol, bid: mid - 0.0001, ask: mid + 0.0001, recv_ns: 0 }

@@ -21,15 +21,17 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
+use crate::domain::venue::Venue;
 use crate::support::sd_notify::Notifier;
 use crate::telemetry::http::Health;
 use crate::telemetry::metrics::EngineMetrics;
 use crate::venue::feed::Feed;
-use crate::venue::Venue;
 
-use super::core::{Clock, TradingCore};
+use super::core::TradingCore;
+
 use super::ingress::Ingress;
-use super::types::Nanos;
+use crate::domain::clock::Clock;
+use crate::domain::types::Nanos;
 
 const SIGTERM_TOKEN: Token = Token(0);
 const SIGINT_TOKEN: Token = Token(1);

@@ -11,7 +11,7 @@
 //! (about 2.7 MiB in all for 65,536 ids instead of 11), and the hash costs a few nanoseconds
 //! instead of SipHash's few dozen.
 
-use super::types::SignalId;
+use crate::domain::types::SignalId;
 
 #[derive(Debug)]
 pub struct RecentIds {

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{InfluxApi, InfluxConfig};
-use crate::engine::types::TradeRecord;
+use crate::domain::types::TradeRecord;
 use crate::secrets::{Secret, Secrets};
 use crate::support::backoff::Backoff;
 use crate::support::encoding::percent_encode;

@@ -12,7 +12,7 @@ use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::engine::types::{DropReason, SignalSource};
+use crate::domain::types::{DropReason, SignalSource};
 use crate::support::build_info;
 
 /// Metric names, for code, tests and docs alike.

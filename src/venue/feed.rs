@@ -10,7 +10,7 @@ use std::path::Path;
 use rand::{rngs::Xoshiro256PlusPlus, Rng, SeedableRng};
 
 use crate::config::{FeedConfig, FeedSource};
-use crate::engine::types::{Nanos, SymbolId, Tick};
+use crate::domain::types::{Nanos, SymbolId, Tick};
 use crate::support::timefmt::parse_timestamp;
 
 /// Upper bound of ticks produced in one loop turn.

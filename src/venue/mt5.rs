@@ -26,15 +26,17 @@ use mio::{Interest, Registry, Token};
 use prometheus::IntCounter;
 use serde::Deserialize;
 
-use crate::config::{Mt5Config, OrderKind};
-use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
+use crate::config::Mt5Config;
+
+use crate::domain::types::OrderKind;
+use crate::domain::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
 use crate::secrets::Secret;
 use crate::support::auth::{constant_time_eq, hmac_sha256};
 pub use crate::support::encoding::hex;
 use crate::support::names::QTY_EPSILON;
 use crate::support::throttle::Throttle;
 
-use super::Venue;
+use crate::domain::venue::Venue;
 
 /// Version of the bridge protocol in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -221,7 +223,7 @@ pub struct Mt5Venue {
     close_log: Throttle,
     /// Signals queued before the restart, until the first snapshot says whether the terminal
     /// executed any of them (see [`Venue::restore_queued`]).
-    maybe_sent: Vec<(crate::engine::types::SignalId, SymbolId, Side)>,
+    maybe_sent: Vec<(crate::domain::types::SignalId, SymbolId, Side)>,
     /// The highest deal ticket booked (kept in checkpoints), and, after a restore, the one the
     /// checkpoint had: deals above it in the first snapshot may be of orders the crash hid.
     last_deal: u64,
@@ -590,9 +592,9 @@ impl Mt5Venue {
         &mut self,
         deals: &[SnapshotDeal<'_>],
         last: u64,
-        handled: &[(crate::engine::types::SignalId, SymbolId, Side)],
+        handled: &[(crate::domain::types::SignalId, SymbolId, Side)],
     ) {
-        let mut found: Vec<(crate::engine::types::SignalId, SymbolId, Side, f64, f64)> = Vec::new();
+        let mut found: Vec<(crate::domain::types::SignalId, SymbolId, Side, f64, f64)> = Vec::new();
         for d in deals.iter().filter(|d| d.deal > last) {
             self.last_deal = self.last_deal.max(d.deal);
             // In flight here (settled below), or a queued signal booked just above.
@@ -601,7 +603,7 @@ impl Mt5Venue {
             {
                 continue;
             }
-            let Some(id) = crate::engine::types::SignalId::parse(&d.comment) else { continue };
+            let Some(id) = crate::domain::types::SignalId::parse(&d.comment) else { continue };
             let symbol = d.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
             let side = match d.side.as_deref() {
                 Some("buy") => Some(Side::Buy),
@@ -1019,7 +1021,7 @@ impl Venue for Mt5Venue {
         true
     }
 
-    fn restore_queued(&mut self, queued: &[(crate::engine::types::SignalId, SymbolId, Side)]) {
+    fn restore_queued(&mut self, queued: &[(crate::domain::types::SignalId, SymbolId, Side)]) {
         self.maybe_sent = queued.to_vec();
     }
 
@@ -1027,14 +1029,18 @@ impl Venue for Mt5Venue {
         serde_json::json!({ "last_deal": self.last_deal })
     }
 
-    fn restore(&mut self, state: &serde_json::Value, orders: &[super::RestoredOrder]) -> Result<(), String> {
+    fn restore(
+        &mut self,
+        state: &serde_json::Value,
+        orders: &[crate::domain::venue::RestoredOrder],
+    ) -> Result<(), String> {
         // Checkpoints of versions before it have none: then nothing is adopted (their deals
         // cannot be told from the ones booked long ago).
         if let Some(last) = state.get("last_deal").and_then(serde_json::Value::as_u64) {
             self.last_deal = last;
             self.restored_last_deal = Some(last);
         }
-        for super::RestoredOrder { req, filled, .. } in orders {
+        for crate::domain::venue::RestoredOrder { req, filled, .. } in orders {
             if self.orders.len() >= self.capacity {
                 return Err("more orders in flight than risk.max_open_orders".into());
             }

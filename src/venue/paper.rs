@@ -8,9 +8,9 @@
 //! The table of orders is allocated once, sized by `risk.max_open_orders`.
 
 use crate::config::PaperConfig;
-use crate::engine::types::{Nanos, OrderKind, OrderRequest, Side, Tick, VenueEvent};
+use crate::domain::types::{Nanos, OrderKind, OrderRequest, Side, Tick, VenueEvent};
 
-use super::Venue;
+use crate::domain::venue::Venue;
 
 #[derive(Debug, Clone, Copy)]
 struct PaperOrder {
@@ -146,7 +146,7 @@ impl Venue for PaperVenue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::types::{OrderKey, SignalId};
+    use crate::domain::types::{OrderKey, SignalId};
     use std::time::Duration;
 
     fn venue() -> PaperVenue {

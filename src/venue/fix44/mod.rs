@@ -30,15 +30,17 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use prometheus::IntCounter;
 
-use crate::config::{Fix44Config, OrderKind, TimeInForce};
-use crate::engine::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
+use crate::config::Fix44Config;
+
+use crate::domain::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
+use crate::domain::types::{OrderKind, TimeInForce};
 use crate::secrets::Secret;
 use crate::support::backoff::Backoff;
 use crate::support::names::QTY_EPSILON;
 
 use self::codec::{tag, Message};
 use self::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
-use super::Venue;
+use crate::domain::venue::Venue;
 
 /// Where the FIX username and password come from (environment or `$CREDENTIALS_DIRECTORY`).
 pub const FIX_USERNAME: &str = "FIX_USERNAME";
@@ -199,8 +201,8 @@ struct Book {
     status_unsupported: bool,
     /// Orders that left the book (done) or were adopted, with their last CumQty, newest last: a
     /// late or repeated report for one of them books nothing.
-    completed: std::collections::HashMap<crate::engine::types::SignalId, f64>,
-    completed_order: std::collections::VecDeque<crate::engine::types::SignalId>,
+    completed: std::collections::HashMap<crate::domain::types::SignalId, f64>,
+    completed_order: std::collections::VecDeque<crate::domain::types::SignalId>,
 }
 
 /// Completed orders remembered against late or repeated reports.
@@ -226,7 +228,7 @@ impl Book {
     /// Takes back the completed orders of a checkpoint.
     fn restore_completed(&mut self, state: &serde_json::Value) {
         for entry in state.as_array().into_iter().flatten() {
-            let id = entry.get(0).and_then(serde_json::Value::as_str).and_then(crate::engine::types::SignalId::parse);
+            let id = entry.get(0).and_then(serde_json::Value::as_str).and_then(crate::domain::types::SignalId::parse);
             let cum = entry.get(1).and_then(serde_json::Value::as_f64);
             if let (Some(id), Some(cum)) = (id, cum) {
                 self.remember(id, cum);
@@ -234,7 +236,7 @@ impl Book {
         }
     }
 
-    fn remember(&mut self, id: crate::engine::types::SignalId, cum: f64) {
+    fn remember(&mut self, id: crate::domain::types::SignalId, cum: f64) {
         if let Some(c) = self.completed.get_mut(&id) {
             *c = c.max(cum);
             return;
@@ -252,7 +254,7 @@ impl Book {
     /// sent by this process's predecessor after its last checkpoint (booked, once).
     fn adopt(&mut self, m: &Message<'_>, cum: f64, exec_type: u8) {
         let id_text = m.get_str(tag::CL_ORD_ID).unwrap_or("?");
-        let Some(id) = crate::engine::types::SignalId::parse(id_text) else {
+        let Some(id) = crate::domain::types::SignalId::parse(id_text) else {
             log::warn!("FIX: execution report for an order id mt5bot never uses ({id_text}); ignored");
             return;
         };
@@ -1001,7 +1003,11 @@ impl Venue for FixVenue {
         serde_json::json!({ "next_in": self.session.seqs().next_in, "completed": self.book.completed_state() })
     }
 
-    fn restore(&mut self, state: &serde_json::Value, orders: &[crate::venue::RestoredOrder]) -> Result<(), String> {
+    fn restore(
+        &mut self,
+        state: &serde_json::Value,
+        orders: &[crate::domain::venue::RestoredOrder],
+    ) -> Result<(), String> {
         if let Some(c) = state.get("completed") {
             self.book.restore_completed(c);
         }
@@ -1039,12 +1045,12 @@ impl Venue for FixVenue {
         Ok(())
     }
 
-    fn order_ref(&self, client_id: &crate::engine::types::SignalId) -> u64 {
+    fn order_ref(&self, client_id: &crate::domain::types::SignalId) -> u64 {
         // The order just sent is the last one in the book.
         self.book.orders.iter().rev().find(|o| o.req.client_id == *client_id).map_or(0, |o| o.seq)
     }
 
-    fn remember_settled(&mut self, settled: &[(crate::engine::types::SignalId, f64)]) {
+    fn remember_settled(&mut self, settled: &[(crate::domain::types::SignalId, f64)]) {
         for (id, filled) in settled {
             self.book.remember(*id, *filled);
         }
@@ -1063,7 +1069,7 @@ impl Venue for FixVenue {
 mod tests {
     use super::codec::{Builder, Fields, Header};
     use super::*;
-    use crate::engine::types::{OrderKey, SignalId};
+    use crate::domain::types::{OrderKey, SignalId};
 
     fn book() -> Book {
         Book {

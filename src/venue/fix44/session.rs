@@ -8,7 +8,7 @@
 //! again (a stale order must not reach the market late); the application is told which of its
 //! messages the counterparty never received instead, and decides.
 
-use crate::engine::types::Nanos;
+use crate::domain::types::Nanos;
 use crate::secrets::Secret;
 use crate::support::timefmt::{fix_timestamp, FIX_TIMESTAMP_LEN};
 

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-pub use crate::config::OrderKind;
+use serde::{Deserialize, Serialize};
 
 /// Index of a symbol in the engine's symbol table (the order of `feed.symbols`).
 pub type SymbolId = u16;
@@ -372,4 +372,63 @@ pub struct TradeRecord {
     pub qty: f64,
     pub price: f64,
     pub realized_pnl: f64,
+}
+
+/// Order type the model sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderKind {
+    Market,
+    Limit,
+}
+
+/// How long an order stays working at the venue (FIX TimeInForce).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeInForce {
+    Day,
+    Gtc,
+    Ioc,
+    Fok,
+}
+
+impl TimeInForce {
+    /// The FIX value of tag 59.
+    pub fn fix_value(self) -> &'static [u8] {
+        match self {
+            TimeInForce::Day => b"0",
+            TimeInForce::Gtc => b"1",
+            TimeInForce::Ioc => b"3",
+            TimeInForce::Fok => b"4",
+        }
+    }
+}
+
+/// MT5's order filling policy (ENUM_ORDER_TYPE_FILLING).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Filling {
+    Fok,
+    Ioc,
+    Return,
+}
+
+impl Filling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Filling::Fok => "fok",
+            Filling::Ioc => "ioc",
+            Filling::Return => "return",
+        }
+    }
+}
+
+/// What a drift alarm does besides counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    /// Count and log only.
+    Log,
+    /// Count, log, and refuse new signals for `drift.pause_for`.
+    Pause,
 }
