@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod diagnostics;
 pub mod domain;
 pub mod engine;
+pub mod link;
 pub mod secrets;
 pub mod support;
 pub mod telemetry;

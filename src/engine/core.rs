@@ -11,6 +11,8 @@ use crate::config::{Config, DriftConfig};
 use crate::domain::clock::Clock;
 use crate::domain::types::{DriftAction, OrderKind};
 use crate::domain::venue::{RestoredOrder, Venue};
+use crate::link::report::{CancelRefused, FlattenOrder, FlattenReport, StatusReport};
+use crate::link::LiveConfig;
 use crate::telemetry::metrics::EngineMetrics;
 
 use super::drift::PageHinkley;
@@ -571,7 +573,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// Pauses, asks the venue to cancel every open order, then sends market orders that bring every
     /// symbol's position to zero (counting the open orders the venue would not cancel). Returns
     /// what was cancelled and one line per symbol that needed an order: what was sent or why not.
-    pub fn flatten(&mut self) -> serde_json::Value {
+    pub fn flatten(&mut self) -> FlattenReport {
         self.set_operator_pause(true);
         let (asked, refused) = self.cancel_all();
         let mut done = Vec::new();
@@ -623,35 +625,37 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     }
                 },
             };
-            let mut line = serde_json::json!({
-                "symbol": name,
-                "side": signal.side.as_str(),
-                "qty": signal.qty,
-                "id": signal.id.as_str(),
-            });
-            match outcome {
-                Ok(()) => line["sent"] = true.into(),
-                Err(why) => {
-                    line["sent"] = false.into();
-                    line["reason"] = why.into();
-                }
-            }
+            let (sent, reason) = match outcome {
+                Ok(()) => (true, None),
+                Err(why) => (false, Some(why)),
+            };
+            let line = FlattenOrder {
+                symbol: name,
+                side: signal.side.as_str(),
+                qty: signal.qty,
+                id: signal.id.as_str().to_owned(),
+                sent,
+                reason,
+            };
             log::warn!("flatten: {line}");
             done.push(line);
         }
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
-        serde_json::json!({
-            "cancel_requested": asked.iter().map(|r| r.client_id.as_str()).collect::<Vec<_>>(),
-            "cancel_refused": refused.iter().map(|(r, why)| serde_json::json!({"id": r.client_id.as_str(), "reason": why})).collect::<Vec<_>>(),
-            "orders": done,
-        })
+        FlattenReport {
+            cancel_requested: asked.iter().map(|r| r.client_id.as_str().to_owned()).collect(),
+            cancel_refused: refused
+                .iter()
+                .map(|(r, why)| CancelRefused { id: r.client_id.as_str().to_owned(), reason: (*why).to_owned() })
+                .collect(),
+            orders: done,
+        }
     }
 
     /// Applies the parts of a new configuration that can change while running; the caller has
     /// checked which keys those are.
-    pub fn apply_live(&mut self, cfg: &Config) {
-        self.executor.set_limits(&cfg.risk);
-        let d = &cfg.drift;
+    pub fn apply_live(&mut self, live: &LiveConfig) {
+        self.executor.set_limits(live.max_position, live.max_orders_per_second, live.max_notional);
+        let d = &live.drift;
         if *d != self.drift_cfg {
             if (d.delta, d.threshold, d.min_samples)
                 != (self.drift_cfg.delta, self.drift_cfg.threshold, self.drift_cfg.min_samples)
@@ -660,35 +664,59 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             }
             self.drift_cfg = d.clone();
         }
-        self.max_wait = cfg.queue_max_wait.as_nanos() as Nanos;
+        self.max_wait = live.queue_max_wait.as_nanos() as Nanos;
     }
 
     /// What the control API's `status` shows.
-    pub fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> StatusReport {
+        use crate::link::report::{
+            DriftAlarm, DriftStatus, OpenOrderStatus, PausedStatus, PositionStatus, QueueStatus, VenueStatus,
+        };
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
-        serde_json::json!({
-            "venue": {"name": self.venue.name(), "up": self.venue.is_up(), "ready_for_orders": self.venue.ready_for_orders(), "open_orders": self.venue.open_orders()},
-            "accepting": self.accepting,
-            "paused": {"operator": self.operator_paused, "drift": self.paused_until.is_some()},
-            "queue": {"depth": self.queue.len(), "capacity": self.queue.capacity()},
-            "trades": self.executor.trades(),
-            "positions": self.symbols.iter().zip(self.executor.positions()).map(|(s, p)| serde_json::json!({
-                "symbol": s, "qty": p.qty, "avg_price": p.avg_price, "realized_pnl": p.realized_pnl, "fills": p.fills,
-            })).collect::<Vec<_>>(),
-            "open_orders": self.executor.open_orders().map(|o| serde_json::json!({
-                "id": o.request.client_id.as_str(),
-                "symbol": name(o.request.symbol),
-                "side": o.request.side.as_str(),
-                "qty": o.request.qty,
-                "filled": o.filled,
-                "price": o.request.price,
-                "state": o.state.as_str(),
-            })).collect::<Vec<_>>(),
-            "drift": {
-                "alarms": self.drift_alarms,
-                "last": self.last_drift.map(|(s, at)| serde_json::json!({"symbol": name(s), "at": crate::support::timefmt::rfc3339_micros(at)})),
+        let v = &self.venue;
+        StatusReport {
+            venue: VenueStatus {
+                name: v.name(),
+                up: v.is_up(),
+                ready_for_orders: v.ready_for_orders(),
+                open_orders: v.open_orders(),
             },
-        })
+            accepting: self.accepting,
+            paused: PausedStatus { operator: self.operator_paused, drift: self.paused_until.is_some() },
+            queue: QueueStatus { depth: self.queue.len(), capacity: self.queue.capacity() },
+            trades: self.executor.trades(),
+            positions: self
+                .symbols
+                .iter()
+                .zip(self.executor.positions())
+                .map(|(s, p)| PositionStatus {
+                    symbol: s.clone(),
+                    qty: p.qty,
+                    avg_price: p.avg_price,
+                    realized_pnl: p.realized_pnl,
+                    fills: p.fills,
+                })
+                .collect(),
+            open_orders: self
+                .executor
+                .open_orders()
+                .map(|o| OpenOrderStatus {
+                    id: o.request.client_id.as_str().to_owned(),
+                    symbol: name(o.request.symbol),
+                    side: o.request.side.as_str(),
+                    qty: o.request.qty,
+                    filled: o.filled,
+                    price: o.request.price,
+                    state: o.state.as_str(),
+                })
+                .collect(),
+            drift: DriftStatus {
+                alarms: self.drift_alarms,
+                last: self
+                    .last_drift
+                    .map(|(s, at)| DriftAlarm { symbol: name(s), at: crate::support::timefmt::rfc3339_micros(at) }),
+            },
+        }
     }
 
     /// The earliest time the core needs `poll_venue` again.

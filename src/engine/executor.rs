@@ -224,12 +224,13 @@ impl Executor {
 
     /// Applies new risk limits (a config reload). `max_open_orders` sized the order table at
     /// start-up and is not changed here.
-    pub fn set_limits(&mut self, risk: &RiskConfig) {
-        self.risk.max_position = risk.max_position;
-        self.risk.max_notional = risk.max_notional;
-        if self.risk.max_orders_per_second != risk.max_orders_per_second {
-            self.risk.max_orders_per_second = risk.max_orders_per_second;
-            self.rate.rate = f64::from(risk.max_orders_per_second);
+    /// The risk limits a reload changes while running.
+    pub fn set_limits(&mut self, max_position: f64, max_orders_per_second: u32, max_notional: f64) {
+        self.risk.max_position = max_position;
+        self.risk.max_notional = max_notional;
+        if self.risk.max_orders_per_second != max_orders_per_second {
+            self.risk.max_orders_per_second = max_orders_per_second;
+            self.rate.rate = f64::from(max_orders_per_second);
             self.rate.tokens = self.rate.tokens.min(self.rate.rate);
         }
     }

@@ -10,7 +10,8 @@
 //! - [`reactor`]: the mio event loop that drives all of the above.
 //!
 //! Invariants: nothing here blocks, locks, or allocates on the tick-to-order path after start-up;
-//! nothing here is touched by another thread (other threads send [`reactor::Command`]s).
+//! nothing here is touched by another thread (other threads send
+//! [`crate::link::Command`]s).
 
 pub mod checkpoint;
 pub mod core;

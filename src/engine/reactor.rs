@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
 use crate::domain::venue::Venue;
+use crate::link::{self, Command, CommandSender, ControlAnswer, ControlRequest, Health};
 use crate::support::sd_notify::Notifier;
-use crate::telemetry::http::Health;
 use crate::telemetry::metrics::EngineMetrics;
 use crate::venue::feed::Feed;
 
@@ -48,53 +48,6 @@ const INGRESS_SWEEP: Nanos = 250_000_000;
 
 /// The loop turns at least this often, so `/readyz` and timers stay fresh when nothing happens.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
-
-/// How many commands may wait for the engine.
-pub const COMMAND_CAPACITY: usize = 64;
-
-/// A request from another thread to the engine.
-#[derive(Debug)]
-pub enum Command {
-    /// Stop as on SIGTERM, but exit with a failure status: something the daemon relies on broke.
-    Shutdown { reason: String },
-    /// An operator's request from the control API; the engine answers on `reply` with what it did.
-    Control { request: ControlRequest, reply: SyncSender<serde_json::Value> },
-}
-
-/// What the control API asks the engine.
-#[derive(Debug)]
-pub enum ControlRequest {
-    Status,
-    Pause,
-    Resume,
-    Flatten,
-    /// Apply the live-changeable parts of this (validated) configuration.
-    Reload(Box<Config>),
-}
-
-/// Sends [`Command`]s to the engine and wakes it. Never blocks: a full queue is an error.
-#[derive(Debug, Clone)]
-pub struct CommandSender {
-    tx: SyncSender<Command>,
-    waker: Arc<Waker>,
-}
-
-impl CommandSender {
-    /// Wakes the engine loop without a command (the journal's writer: entries reached the disk).
-    pub fn wake(&self) {
-        let _ = self.waker.wake();
-    }
-
-    pub fn send(&self, cmd: Command) -> Result<(), Command> {
-        match self.tx.try_send(cmd) {
-            Ok(()) => {
-                let _ = self.waker.wake();
-                Ok(())
-            }
-            Err(TrySendError::Full(c) | TrySendError::Disconnected(c)) => Err(c),
-        }
-    }
-}
 
 /// Why the loop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +249,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         poll.registry().register(&mut sigterm, SIGTERM_TOKEN, Interest::READABLE)?;
         poll.registry().register(&mut sigint, SIGINT_TOKEN, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, commands) = std::sync::mpsc::sync_channel(COMMAND_CAPACITY);
+        let (sender, commands) = link::channel(waker);
         let ingress = match &cfg.ingress {
             Some(i) => {
                 Some(Ingress::bind(i, poll.registry(), INGRESS_LISTENER, first_connection).map_err(|e| {
@@ -311,7 +264,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             sigterm,
             sigint,
             commands,
-            sender: CommandSender { tx, waker },
+            sender,
             ingress,
             feed,
             core,
@@ -545,26 +498,22 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         stop
     }
 
-    fn control(&mut self, request: ControlRequest) -> serde_json::Value {
-        use serde_json::json;
+    fn control(&mut self, request: ControlRequest) -> ControlAnswer {
         match request {
-            ControlRequest::Status => self.core.status(),
+            ControlRequest::Status => ControlAnswer::Status(Box::new(self.core.status())),
             ControlRequest::Pause => {
                 let changed = self.core.set_operator_pause(true);
-                json!({"paused": true, "changed": changed, "open_orders": self.core.executor().open_order_count()})
+                let open_orders = Some(self.core.executor().open_order_count());
+                ControlAnswer::Paused { paused: true, changed, open_orders }
             }
             ControlRequest::Resume => {
                 let changed = self.core.set_operator_pause(false);
-                json!({"paused": false, "changed": changed})
+                ControlAnswer::Paused { paused: false, changed, open_orders: None }
             }
-            ControlRequest::Flatten => {
-                let mut answer = self.core.flatten();
-                answer["paused"] = true.into();
-                answer
-            }
-            ControlRequest::Reload(cfg) => {
-                self.core.apply_live(&cfg);
-                json!({"applied": true})
+            ControlRequest::Flatten => ControlAnswer::Flattened(self.core.flatten()),
+            ControlRequest::Reload(live) => {
+                self.core.apply_live(&live);
+                ControlAnswer::Reloaded
             }
         }
     }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::engine::reactor::{Command, CommandSender, ControlRequest};
+use crate::link::{Command, CommandSender, ControlAnswer, ControlRequest, LiveConfig};
 use crate::secrets::Secret;
 use crate::support::auth::constant_time_eq;
 use crate::support::throttle::Throttle;
@@ -43,20 +43,6 @@ pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(5);
 pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Addresses remembered for slowing; the oldest go first beyond this.
 const MAX_TRACKED: usize = 4096;
-
-/// Keys of `config.yaml` that `reload` applies while running; every other change needs a restart.
-pub const LIVE_KEYS: [&str; 10] = [
-    "risk.max_position",
-    "risk.max_orders_per_second",
-    "risk.max_notional",
-    "drift.enabled",
-    "drift.delta",
-    "drift.threshold",
-    "drift.min_samples",
-    "drift.action",
-    "drift.pause_for",
-    "queue.max_wait",
-];
 
 /// An answer: status, JSON body, extra headers.
 #[derive(Debug)]
@@ -88,7 +74,7 @@ impl Reply {
 /// A call waiting for the engine's answer.
 #[derive(Debug)]
 pub struct Pending {
-    rx: Receiver<Value>,
+    rx: Receiver<ControlAnswer>,
     deadline: Instant,
     then: Then,
 }
@@ -97,7 +83,7 @@ pub struct Pending {
 #[derive(Debug)]
 enum Then {
     Answer { what: String },
-    Reload { new: Box<Config>, applied: Vec<String>, restart: Vec<String> },
+    Reload { live: LiveConfig, applied: Vec<String>, restart: Vec<String> },
 }
 
 /// The control API's state on the helper thread.
@@ -221,12 +207,13 @@ impl Control {
         let then = std::mem::replace(&mut pending.then, Then::Answer { what: String::new() });
         let reply = match then {
             Then::Answer { what } => {
+                let answer = answer_json(&answer);
                 if what != "status" {
                     log::warn!("control API: {what} done: {answer}");
                 }
                 Reply::new(200, answer)
             }
-            Then::Reload { new, applied, restart } => self.reloaded(*new, applied, restart),
+            Then::Reload { live, applied, restart } => self.reloaded(&live, applied, restart),
         };
         Some(reply.into_response())
     }
@@ -282,34 +269,41 @@ impl Control {
         changed.extend(old.keys().filter(|k| !fresh.contains_key(*k)).cloned());
         changed.sort();
         changed.dedup();
-        let (applied, restart): (Vec<String>, Vec<String>) =
-            changed.into_iter().partition(|k| LIVE_KEYS.iter().any(|l| k == l));
+        let (applied, restart): (Vec<String>, Vec<String>) = changed.into_iter().partition(|k| LiveConfig::is_live(k));
         if applied.is_empty() {
             return Outcome::Ready(
                 Reply::new(200, json!({"applied": applied, "restart_needed": restart})).into_response(),
             );
         }
-        let request = ControlRequest::Reload(Box::new(new.clone()));
-        self.ask(request, Then::Reload { new: Box::new(new), applied, restart })
+        let live = LiveConfig::of(&new);
+        self.ask(ControlRequest::Reload(live.clone()), Then::Reload { live, applied, restart })
     }
 
-    /// The engine applied a reload: remember what runs.
-    fn reloaded(&mut self, new: Config, applied: Vec<String>, restart: Vec<String>) -> Reply {
-        // Keep the old values of what was not applied, so `config` shows what runs.
-        let mut running = new;
-        if !restart.is_empty() {
-            let mut merged = self.config.clone();
-            merged.risk.max_position = running.risk.max_position;
-            merged.risk.max_orders_per_second = running.risk.max_orders_per_second;
-            merged.risk.max_notional = running.risk.max_notional;
-            merged.drift = running.drift.clone();
-            merged.queue_max_wait = running.queue_max_wait;
-            running = merged;
-        }
-        self.config = running;
+    /// The engine applied a reload: remember what runs (the live settings; what needs a restart
+    /// keeps its old value, so `config` shows what runs).
+    fn reloaded(&mut self, live: &LiveConfig, applied: Vec<String>, restart: Vec<String>) -> Reply {
+        live.apply_to(&mut self.config);
         let path = self.config_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
         log::warn!("control API: reloaded {path}: applied {applied:?}; needing a restart {restart:?}");
         Reply::new(200, json!({"applied": applied, "restart_needed": restart}))
+    }
+}
+
+/// The engine's answer as the control API's JSON.
+fn answer_json(answer: &ControlAnswer) -> Value {
+    let to_json = |v: Result<Value, serde_json::Error>| v.unwrap_or_else(|e| json!({ "error": e.to_string() }));
+    match answer {
+        ControlAnswer::Status(status) => to_json(serde_json::to_value(status)),
+        ControlAnswer::Paused { paused, changed, open_orders: Some(open) } => {
+            json!({"paused": paused, "changed": changed, "open_orders": open})
+        }
+        ControlAnswer::Paused { paused, changed, open_orders: None } => json!({"paused": paused, "changed": changed}),
+        ControlAnswer::Flattened(report) => {
+            let mut v = to_json(serde_json::to_value(report));
+            v["paused"] = true.into();
+            v
+        }
+        ControlAnswer::Reloaded => json!({"applied": true}),
     }
 }
 
@@ -358,7 +352,7 @@ mod tests {
     #[test]
     fn live_keys_exist_in_the_config() {
         let keys = flatten_keys(&serde_json::to_value(Config::embedded().to_raw()).expect("json"));
-        for k in LIVE_KEYS {
+        for k in LiveConfig::KEYS {
             assert!(keys.contains_key(k), "{k} is not a config key");
         }
     }

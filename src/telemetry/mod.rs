@@ -3,7 +3,7 @@
 //! (`/api/v1/`, in [`control`]), logging that never blocks the engine, and the Pushgateway client.
 //!
 //! Nothing here touches trading state: the engine publishes through atomic metric handles and
-//! [`http::Health`], and logs through a bounded channel.
+//! [`crate::link::Health`], and logs through a bounded channel.
 
 pub mod control;
 pub mod exposition;

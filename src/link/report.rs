@@ -1,0 +1,110 @@
+//! What the engine reports to the control API, as plain values. The control API writes them as
+//! JSON (`/api/v1/status`, `/api/v1/flatten`); the field names are that JSON's.
+
+use serde::Serialize;
+
+/// `/api/v1/status`: the engine's view of the venue, the queue and the books.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub venue: VenueStatus,
+    /// Whether new signals are taken (false while stopping).
+    pub accepting: bool,
+    pub paused: PausedStatus,
+    pub queue: QueueStatus,
+    /// Fills booked so far.
+    pub trades: u64,
+    pub positions: Vec<PositionStatus>,
+    pub open_orders: Vec<OpenOrderStatus>,
+    pub drift: DriftStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VenueStatus {
+    pub name: &'static str,
+    pub up: bool,
+    pub ready_for_orders: bool,
+    pub open_orders: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PausedStatus {
+    pub operator: bool,
+    pub drift: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct QueueStatus {
+    pub depth: usize,
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PositionStatus {
+    pub symbol: String,
+    pub qty: f64,
+    pub avg_price: f64,
+    pub realized_pnl: f64,
+    pub fills: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenOrderStatus {
+    pub id: String,
+    pub symbol: String,
+    pub side: &'static str,
+    pub qty: f64,
+    pub filled: f64,
+    pub price: f64,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftStatus {
+    pub alarms: u64,
+    pub last: Option<DriftAlarm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftAlarm {
+    pub symbol: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+/// `/api/v1/flatten`: the cancels asked for and the closing orders sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlattenReport {
+    pub cancel_requested: Vec<String>,
+    pub cancel_refused: Vec<CancelRefused>,
+    pub orders: Vec<FlattenOrder>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CancelRefused {
+    pub id: String,
+    pub reason: String,
+}
+
+/// One closing order of a flatten.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlattenOrder {
+    pub symbol: String,
+    pub side: &'static str,
+    pub qty: f64,
+    pub id: String,
+    pub sent: bool,
+    /// Why it was not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl std::fmt::Display for FlattenOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {} as {}: ", self.side, self.qty, self.symbol, self.id)?;
+        match &self.reason {
+            None if self.sent => f.write_str("sent"),
+            None => f.write_str("not sent"),
+            Some(why) => write!(f, "not sent ({why})"),
+        }
+    }
+}
