@@ -505,16 +505,9 @@ impl Report {
 
     /// The Pushgateway body: every kind's mismatch flag, the run time, and on success the success time.
     pub fn push_body(&self, now_s: f64) -> String {
-        let mut b = String::from("# HELP diagnostics_mismatch 1 when the nightly diagnostics found a mismatch of this kind.\n# TYPE diagnostics_mismatch gauge\n");
-        for k in KINDS {
-            let v = u8::from(self.mismatches.iter().any(|m| m.kind == k));
-            b.push_str(&format!("diagnostics_mismatch{{kind=\"{k}\"}} {v}\n"));
-        }
-        b.push_str(&format!("# HELP diagnostics_last_run_timestamp_seconds When the diagnostics last ran.\n# TYPE diagnostics_last_run_timestamp_seconds gauge\ndiagnostics_last_run_timestamp_seconds {now_s}\n"));
-        if self.status == "clean" {
-            b.push_str(&format!("# HELP diagnostics_last_success_timestamp_seconds When the diagnostics last ran clean.\n# TYPE diagnostics_last_success_timestamp_seconds gauge\ndiagnostics_last_success_timestamp_seconds {now_s}\n"));
-        }
-        b
+        let kinds: Vec<(&str, bool)> =
+            KINDS.iter().map(|&k| (k, self.mismatches.iter().any(|m| m.kind == k))).collect();
+        crate::telemetry::metrics::diagnostics_exposition(&kinds, now_s, self.status == "clean")
     }
 }
 

@@ -66,6 +66,9 @@ pub mod names {
     pub const INFLUX_POINTS_BUFFERED: &str = "influx_points_buffered";
     pub const INFLUX_WRITE_ERRORS: &str = "influx_write_errors_total";
     pub const BUILD_INFO: &str = "mt5bot_build_info";
+    pub const DIAGNOSTICS_MISMATCH: &str = "diagnostics_mismatch";
+    pub const DIAGNOSTICS_LAST_RUN: &str = "diagnostics_last_run_timestamp_seconds";
+    pub const DIAGNOSTICS_LAST_SUCCESS: &str = "diagnostics_last_success_timestamp_seconds";
     /// The five names kept from the operations chapter.
     pub const OPERATIONS_CHAPTER: [&str; 5] = [CPU_USAGE_PCT, RSS_USAGE_MB, QUEUE_DEPTH, TRADE_COUNT, DRIFT_EVENTS];
 }
@@ -153,6 +156,26 @@ pub struct Metrics {
 
 /// Registering a freshly created, uniquely named metric cannot fail; if it ever did, that is a
 /// defect in this file, caught by the tests, not an input error.
+/// The nightly diagnostics' metrics in the text format, for `mt5bot diagnostics` to push (the
+/// daemon never serves them): `diagnostics_mismatch{kind}` 1 or 0 per kind, the time of this run,
+/// and, when it was clean, the time of the last clean run.
+pub fn diagnostics_exposition(mismatches: &[(&str, bool)], now_s: f64, clean: bool) -> String {
+    use names::{DIAGNOSTICS_LAST_RUN, DIAGNOSTICS_LAST_SUCCESS, DIAGNOSTICS_MISMATCH};
+    let r = Registry::new();
+    let help = "1 when the nightly diagnostics found a mismatch of this kind.";
+    let mismatch = reg(&r, must(GaugeVec::new(Opts::new(DIAGNOSTICS_MISMATCH, help), &["kind"])));
+    for (kind, found) in mismatches {
+        mismatch.with_label_values(&[kind]).set(f64::from(u8::from(*found)));
+    }
+    reg(&r, must(Gauge::new(DIAGNOSTICS_LAST_RUN, "When the diagnostics last ran."))).set(now_s);
+    if clean {
+        reg(&r, must(Gauge::new(DIAGNOSTICS_LAST_SUCCESS, "When the diagnostics last ran clean."))).set(now_s);
+    }
+    let mut out = Vec::new();
+    super::exposition::encode(&r.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
     if let Err(e) = r.register(Box::new(m.clone())) {
         panic!("metric registration failed (duplicate or invalid definition): {e}");
@@ -295,9 +318,9 @@ impl Metrics {
 
     /// Handles the engine thread uses, with labelled children resolved once.
     /// The counters of the FIX venue.
-    pub fn fix(&self) -> crate::venue::fix44::FixMetrics {
+    pub fn fix(&self) -> FixMetrics {
         let e = |kind: &str| self.venue_protocol_errors.with_label_values(&["fix44", kind]);
-        crate::venue::fix44::FixMetrics {
+        FixMetrics {
             reconnects: self.broker_reconnects.with_label_values(&["fix44"]),
             connect_failures: self.broker_connect_failures.with_label_values(&["fix44"]),
             garbled: e("garbled"),
@@ -307,9 +330,9 @@ impl Metrics {
     }
 
     /// The counters of the MT5 bridge.
-    pub fn mt5(&self) -> crate::venue::mt5::Mt5Metrics {
+    pub fn mt5(&self) -> Mt5Metrics {
         let e = |kind: &str| self.venue_protocol_errors.with_label_values(&["mt5", kind]);
-        crate::venue::mt5::Mt5Metrics {
+        Mt5Metrics {
             reconnects: self.broker_reconnects.with_label_values(&["mt5"]),
             auth_failed: e("auth_failed"),
             handshake_timeout: e("handshake_timeout"),
@@ -397,6 +420,33 @@ impl EngineMetrics {
             self.ingress_errors[i].inc();
         }
     }
+}
+
+/// Counters the FIX venue keeps beside the session's.
+#[derive(Debug, Clone)]
+pub struct FixMetrics {
+    /// Sessions established (Logon answered) after the first.
+    pub reconnects: IntCounter,
+    /// Connection attempts that ended before a session was established.
+    pub connect_failures: IntCounter,
+    /// Bytes dropped as garbled (bad checksum, length, framing).
+    pub garbled: IntCounter,
+    /// Session Rejects we sent for bad messages from the venue.
+    pub rejects_sent: IntCounter,
+    /// Session Rejects the venue sent for our messages.
+    pub rejects_received: IntCounter,
+}
+
+/// Counters of the MT5 bridge.
+#[derive(Debug, Clone)]
+pub struct Mt5Metrics {
+    /// EA sessions authenticated after the first.
+    pub reconnects: IntCounter,
+    pub auth_failed: IntCounter,
+    pub handshake_timeout: IntCounter,
+    pub bad_line: IntCounter,
+    pub line_too_long: IntCounter,
+    pub handshake_evicted: IntCounter,
 }
 
 #[cfg(test)]

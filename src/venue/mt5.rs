@@ -23,7 +23,6 @@ use std::io::{self, Read, Write};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
-use prometheus::IntCounter;
 use serde::Deserialize;
 
 use crate::config::Mt5Config;
@@ -35,6 +34,7 @@ use crate::support::auth::{constant_time_eq, hmac_sha256};
 pub use crate::support::encoding::hex;
 use crate::support::names::QTY_EPSILON;
 use crate::support::throttle::Throttle;
+use crate::telemetry::metrics::Mt5Metrics;
 
 use crate::domain::venue::Venue;
 
@@ -73,18 +73,6 @@ pub mod retcode {
             _ => "refused by the terminal (see the log for the retcode)",
         }
     }
-}
-
-/// Counters of the bridge.
-#[derive(Debug, Clone)]
-pub struct Mt5Metrics {
-    /// EA sessions authenticated after the first.
-    pub reconnects: IntCounter,
-    pub auth_failed: IntCounter,
-    pub handshake_timeout: IntCounter,
-    pub bad_line: IntCounter,
-    pub line_too_long: IntCounter,
-    pub handshake_evicted: IntCounter,
 }
 
 #[derive(Debug, Deserialize)]

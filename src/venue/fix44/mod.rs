@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use prometheus::IntCounter;
 
 use crate::config::Fix44Config;
 
@@ -37,6 +36,7 @@ use crate::domain::types::{OrderKind, TimeInForce};
 use crate::secrets::Secret;
 use crate::support::backoff::Backoff;
 use crate::support::names::QTY_EPSILON;
+use crate::telemetry::metrics::FixMetrics;
 
 use self::codec::{tag, Message};
 use self::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
@@ -51,21 +51,6 @@ const MAX_READS_PER_POLL: usize = 64;
 const READ_CHUNK: usize = 64 * 1024;
 /// How often the next expected sequence number is written when nothing is sent.
 const SEQ_SAVE_INTERVAL: Nanos = 100_000_000;
-
-/// Counters the venue keeps beside the session's.
-#[derive(Debug, Clone)]
-pub struct FixMetrics {
-    /// Sessions established (Logon answered) after the first.
-    pub reconnects: IntCounter,
-    /// Connection attempts that ended before a session was established.
-    pub connect_failures: IntCounter,
-    /// Bytes dropped as garbled (bad checksum, length, framing).
-    pub garbled: IntCounter,
-    /// Session Rejects we sent for bad messages from the venue.
-    pub rejects_sent: IntCounter,
-    /// Session Rejects the venue sent for our messages.
-    pub rejects_received: IntCounter,
-}
 
 /// The persisted sequence numbers: one small file rewritten in place.
 #[derive(Debug)]
