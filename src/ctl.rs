@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::deployment::envfile::EnvFile;
-use crate::deployment::runtime_secrets::API_KEY;
+use crate::support::envfile::EnvFile;
+use crate::support::names::API_KEY;
 
 /// What to ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     let key = match env(API_KEY).filter(|k| !k.is_empty()) {
         Some(k) => k,
         None => {
-            if let Some(w) = crate::deployment::envfile::loose_mode_warning(&opts.env_file) {
+            if let Some(w) = crate::support::envfile::loose_mode_warning(&opts.env_file) {
                 eprintln!("mt5bot ctl: warning: {w}");
             }
             let text = std::fs::read_to_string(&opts.env_file).map_err(|e| {

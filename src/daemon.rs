@@ -168,7 +168,7 @@ fn restore_checkpoint<V: Venue, C: Clock>(
     core: &mut TradingCore<V, C>,
     policy: CheckpointPolicy,
 ) -> Result<Option<(checkpoint::Keys, u64)>, DaemonError> {
-    use crate::deployment::runtime_secrets::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
+    use crate::support::names::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
     let Some(key) = secrets.get(CHECKPOINT_AES_KEY) else {
         let path = &cfg.checkpoint.path;
         refuse_symlink(path, "checkpoint.path")?;
@@ -381,7 +381,7 @@ fn run_logged(
             run_venue(cfg, secrets, discard_checkpoint, venue, parts)
         }
         VenueKind::Mt5 => {
-            use crate::deployment::runtime_secrets::CONTROLLER_SHARED_SECRET;
+            use crate::support::names::CONTROLLER_SHARED_SECRET;
             let secret = secrets.get(CONTROLLER_SHARED_SECRET).cloned().ok_or_else(|| {
                 DaemonError::Input(format!(
                     "venue.kind mt5 needs {CONTROLLER_SHARED_SECRET} (the Expert Advisor proves it knows it); run mt5bot runtime-secrets"
@@ -462,8 +462,8 @@ fn fix_venue(cfg: &Config, secrets: &crate::secrets::Secrets, parts: &Parts) -> 
     if addrs.is_empty() {
         return Err(DaemonError::Input(format!("venue.fix44.connect {}: resolves to no address", f.connect)));
     }
-    let username = std::env::var(crate::venue::fix44::FIX_USERNAME).ok().filter(|u| !u.is_empty());
-    let password = secrets.get(crate::venue::fix44::FIX_PASSWORD).cloned();
+    let username = std::env::var(crate::support::names::FIX_USERNAME).ok().filter(|u| !u.is_empty());
+    let password = secrets.get(crate::support::names::FIX_PASSWORD).cloned();
     log::info!(
         "FIX venue: {} ({}) as {} to {}, username {}, password {}",
         f.connect,
@@ -546,7 +546,7 @@ fn run_venue<V: Venue>(
         ),
     }
     let control = crate::telemetry::control::Control::new(
-        secrets.get(crate::deployment::runtime_secrets::API_KEY).cloned(),
+        secrets.get(crate::support::names::API_KEY).cloned(),
         config_path,
         cfg.clone(),
         secrets.names_set(),

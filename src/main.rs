@@ -178,8 +178,8 @@ fn check_data_versions(path: &std::path::Path, write: bool) -> ExitCode {
 }
 
 fn inspect_checkpoint(path: &std::path::Path) -> ExitCode {
-    use mt5bot::deployment::runtime_secrets::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
     use mt5bot::engine::checkpoint;
+    use mt5bot::support::names::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
     let secrets = match mt5bot::secrets::Secrets::from_process() {
         Ok(s) => s,
         Err(e) => {

@@ -9,20 +9,13 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::deployment::influx_bootstrap::INFLUXDB_TOKEN;
-use crate::deployment::runtime_secrets::{
-    API_KEY, CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS, CONTROLLER_SHARED_SECRET,
+use crate::support::names::{
+    API_KEY, CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS, CONTROLLER_SHARED_SECRET, FIX_PASSWORD, INFLUXDB_TOKEN,
 };
 
 /// Every secret name the daemon looks for.
-pub const NAMES: [&str; 6] = [
-    API_KEY,
-    CONTROLLER_SHARED_SECRET,
-    CHECKPOINT_AES_KEY,
-    CHECKPOINT_AES_KEY_PREVIOUS,
-    INFLUXDB_TOKEN,
-    crate::venue::fix44::FIX_PASSWORD,
-];
+pub const NAMES: [&str; 6] =
+    [API_KEY, CONTROLLER_SHARED_SECRET, CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS, INFLUXDB_TOKEN, FIX_PASSWORD];
 
 /// A secret value. Compare it, use its bytes; it is never formatted.
 #[derive(Clone, PartialEq, Eq)]

@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::envfile::{export_line, EnvFile};
 use super::{ensure_parent, DeployError};
 use crate::support::encoding::percent_encode;
+use crate::support::envfile::{export_line, EnvFile};
 
 pub const INFLUXDB_URL: &str = "INFLUXDB_URL";
 pub const INFLUXDB_ORG: &str = "INFLUXDB_ORG";
 pub const INFLUXDB_BUCKET: &str = "INFLUXDB_BUCKET";
-pub const INFLUXDB_TOKEN: &str = "INFLUXDB_TOKEN";
+use crate::support::names::INFLUXDB_TOKEN;
 pub const ADMIN_USERNAME: &str = "INFLUXDB_ADMIN_USERNAME";
 pub const ADMIN_PASSWORD: &str = "INFLUXDB_ADMIN_PASSWORD";
 pub const ADMIN_TOKEN: &str = "INFLUXDB_ADMIN_TOKEN";
@@ -574,7 +574,7 @@ pub fn run(opts: &Options, r: &Resolved) -> Result<Report, DeployError> {
         report.steps.push(format!("{} written", env_path.display()));
     } else {
         report.steps.push(format!("{} unchanged: nothing to do", env_path.display()));
-        if let Some(w) = super::envfile::tighten(env_path)? {
+        if let Some(w) = crate::support::envfile::tighten(env_path)? {
             report.warnings.push(w);
         }
     }

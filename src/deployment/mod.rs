@@ -1,6 +1,5 @@
 //! Provisioning helpers: the subcommands that write `deploy/secrets/*.env` for the systemd unit.
 //!
-//! - [`envfile`]: reading, merging and atomically writing `KEY=value` files.
 //! - [`runtime_secrets`]: `mt5bot runtime-secrets` (API key, controller secret, checkpoint key).
 //! - [`prometheus_endpoints`]: `mt5bot prometheus-endpoints` (PROM_PUSH_URL, PROM_QUERY_URL).
 //! - [`influx_bootstrap`]: `mt5bot influx-bootstrap` (InfluxDB v2 org, bucket, scoped token).
@@ -8,13 +7,14 @@
 //! They share one rule: a secret never appears in a log line, a message or an error; only
 //! `--print-exports` prints values, on stdout, for `eval`. Status goes to stderr.
 
-pub mod envfile;
 pub mod influx_bootstrap;
 pub mod prometheus_endpoints;
 pub mod runtime_secrets;
 
 use std::fmt;
 use std::path::Path;
+
+use crate::support::envfile::{self, EnvFileError};
 
 /// The env file the runtime helpers write by default.
 pub const DEFAULT_RUNTIME_ENV: &str = "deploy/secrets/runtime.env";
@@ -45,13 +45,11 @@ impl fmt::Display for DeployError {
 
 impl std::error::Error for DeployError {}
 
-impl From<envfile::EnvFileError> for DeployError {
-    fn from(e: envfile::EnvFileError) -> Self {
+impl From<EnvFileError> for DeployError {
+    fn from(e: EnvFileError) -> Self {
         match e {
-            envfile::EnvFileError::Parse { .. } | envfile::EnvFileError::Unwritable { .. } => {
-                DeployError::Usage(e.to_string())
-            }
-            envfile::EnvFileError::Io { .. } => DeployError::Failed(e.to_string()),
+            EnvFileError::Parse { .. } | EnvFileError::Unwritable { .. } => DeployError::Usage(e.to_string()),
+            EnvFileError::Io { .. } => DeployError::Failed(e.to_string()),
         }
     }
 }
@@ -59,7 +57,7 @@ impl From<envfile::EnvFileError> for DeployError {
 /// Creates the env file's folder (0700) when it is missing.
 pub fn ensure_parent(path: &Path) -> Result<(), DeployError> {
     use std::os::unix::fs::DirBuilderExt;
-    let target = envfile::resolve_target(path).map_err(envfile::EnvFileError::from)?;
+    let target = envfile::resolve_target(path).map_err(EnvFileError::from)?;
     match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
             .recursive(true)

@@ -10,9 +10,9 @@
 
 use std::path::PathBuf;
 
-use super::envfile::{export_line, EnvFile};
 use super::{ensure_parent, DeployError};
 use crate::support::encoding::base64url;
+use crate::support::envfile::{export_line, EnvFile};
 use crate::support::host::hostname;
 
 pub use crate::support::names::{PROM_PUSH_URL, PROM_QUERY_URL};
@@ -162,7 +162,7 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Repor
         outcomes.push((key, outcome));
     }
     let written = outcomes.iter().any(|(_, o)| *o == Outcome::Written);
-    let warning = if written { file.save(&opts.env_file)? } else { super::envfile::tighten(&opts.env_file)? };
+    let warning = if written { file.save(&opts.env_file)? } else { crate::support::envfile::tighten(&opts.env_file)? };
     let exports = if opts.print_exports {
         [PROM_PUSH_URL, PROM_QUERY_URL].iter().filter_map(|k| file.get(k).map(|v| export_line(k, v))).collect()
     } else {

@@ -7,14 +7,11 @@
 
 use std::path::PathBuf;
 
-use super::envfile::{export_line, EnvFile};
 use super::{ensure_parent, DeployError};
 use crate::support::encoding::base64;
+use crate::support::envfile::{export_line, EnvFile};
 
-pub const API_KEY: &str = "API_KEY";
-pub const CONTROLLER_SHARED_SECRET: &str = "CONTROLLER_SHARED_SECRET";
-pub const CHECKPOINT_AES_KEY: &str = "CHECKPOINT_AES_KEY";
-pub const CHECKPOINT_AES_KEY_PREVIOUS: &str = "CHECKPOINT_AES_KEY_PREVIOUS";
+use crate::support::names::{API_KEY, CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS, CONTROLLER_SHARED_SECRET};
 
 /// The secrets this helper manages, in file order.
 pub const NAMES: [&str; 3] = [API_KEY, CONTROLLER_SHARED_SECRET, CHECKPOINT_AES_KEY];
@@ -91,7 +88,7 @@ pub fn run(opts: &Options, mut gen: impl FnMut() -> Result<String, DeployError>)
         actions.push((name, action));
     }
     let written = actions.iter().any(|(_, a)| *a != Action::Kept);
-    let warning = if written { file.save(&opts.env_file)? } else { super::envfile::tighten(&opts.env_file)? };
+    let warning = if written { file.save(&opts.env_file)? } else { crate::support::envfile::tighten(&opts.env_file)? };
     let mut exports = Vec::new();
     if opts.print_exports {
         for name in NAMES.iter().copied().chain([CHECKPOINT_AES_KEY_PREVIOUS]) {

@@ -511,14 +511,6 @@ impl Report {
     }
 }
 
-/// File stem for a report: `2026-11-24T075710Z`.
-pub fn report_stem(generated_at: &str) -> String {
-    // generated_at is RFC 3339 with microseconds: keep date, hours, minutes, seconds.
-    let date = &generated_at[..10];
-    let time: String = generated_at[11..19].chars().filter(|c| *c != ':').collect();
-    format!("{date}T{time}Z")
-}
-
 /// Runs the diagnostics: builds, writes and pushes the report; returns it and where it went.
 pub fn run(opts: &Options, inputs: &Inputs<'_>) -> Result<(Report, PathBuf), String> {
     let mut report = build(opts, inputs);
@@ -540,7 +532,7 @@ pub fn run(opts: &Options, inputs: &Inputs<'_>) -> Result<(Report, PathBuf), Str
             report.status = "error";
         }
     }
-    let stem = report_stem(&report.generated_at);
+    let stem = crate::support::timefmt::file_stamp(&report.generated_at);
     let json_path = opts.out.join(format!("{stem}.json"));
     let json = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot render the report: {e}"))?;
     let write = |p: &Path, data: &[u8]| {
@@ -554,11 +546,6 @@ pub fn run(opts: &Options, inputs: &Inputs<'_>) -> Result<(Report, PathBuf), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stems_sort_by_time() {
-        assert_eq!(report_stem("2026-11-24T07:57:10.123456Z"), "2026-11-24T075710Z");
-    }
 
     #[test]
     fn lock_parsing_matches_the_build_script() {

@@ -356,7 +356,7 @@ pub fn write(path: &Path, sealed: &[u8]) -> Result<(), CheckpointError> {
 
 /// Moves a checkpoint that cannot be used aside (`<file>.bad-<UTC time>`); returns the new path.
 pub fn discard(path: &Path) -> Result<PathBuf, CheckpointError> {
-    let stamp = crate::diagnostics::report_stem(&crate::support::timefmt::rfc3339_micros(
+    let stamp = crate::support::timefmt::file_stamp(&crate::support::timefmt::rfc3339_micros(
         crate::support::timefmt::unix_nanos(),
     ));
     let aside = PathBuf::from(format!("{}.bad-{stamp}", path.display()));

@@ -13,6 +13,7 @@ use crate::domain::types::{DriftAction, OrderKind};
 use crate::domain::venue::{RestoredOrder, Venue};
 use crate::link::report::{CancelRefused, FlattenOrder, FlattenReport, StatusReport};
 use crate::link::LiveConfig;
+use crate::support::names::QTY_EPSILON;
 use crate::telemetry::metrics::EngineMetrics;
 
 use super::drift::PageHinkley;
@@ -587,7 +588,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 .map(|o| o.request.side.sign() * o.remaining())
                 .sum();
             let net = self.executor.position(id).qty + uncancelled;
-            if net.abs() < 1e-9 {
+            if net.abs() < QTY_EPSILON {
                 continue;
             }
             let name = self.symbols[sym].clone();

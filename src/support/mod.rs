@@ -1,7 +1,7 @@
 //! The bottom layer: helpers that depend on nothing else in the crate, each declared once.
 //!
 //! Encodings ([`encoding`]), message authentication ([`auth`]), atomic file replacement
-//! ([`files`]), the host name ([`host`]), one retry backoff ([`backoff`]), one HTTP agent set-up
+//! ([`files`]), `KEY=value` env files systemd and sh read alike ([`envfile`]), the host name ([`host`]), one retry backoff ([`backoff`]), one HTTP agent set-up
 //! ([`http`]), time formatting ([`timefmt`]), URL userinfo handling ([`urls`]), log throttling
 //! ([`throttle`]), systemd notification ([`sd_notify`]), build facts ([`build_info`]), the
 //! Cargo.lock reader ([`lockfile`]) and the names of environment variables ([`names`]).
@@ -11,6 +11,7 @@ pub mod auth;
 pub mod backoff;
 pub mod build_info;
 pub mod encoding;
+pub mod envfile;
 pub mod files;
 pub mod host;
 pub mod http;

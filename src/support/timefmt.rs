@@ -154,6 +154,14 @@ fn parse_fraction(frac: &str) -> Option<i128> {
     Some(v * 10i128.pow(9 - frac.len() as u32))
 }
 
+/// An RFC 3339 UTC time as a file name part: `2026-11-24T075710Z` (reports, files set aside).
+pub fn file_stamp(rfc3339: &str) -> String {
+    // Keep date, hours, minutes, seconds; a shorter text keeps what it has.
+    let date = rfc3339.get(..10).unwrap_or(rfc3339);
+    let time: String = rfc3339.get(11..19).unwrap_or("").chars().filter(|c| *c != ':').collect();
+    format!("{date}T{time}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +208,12 @@ mod tests {
         ] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn file_stamps_keep_date_and_seconds() {
+        assert_eq!(super::file_stamp("2026-11-24T07:57:10.123456Z"), "2026-11-24T075710Z");
+        assert_eq!(super::file_stamp(&super::rfc3339_micros(0)), "1970-01-01T000000Z");
+        assert_eq!(super::file_stamp("2026"), "2026TZ", "short input does not panic");
     }
 }

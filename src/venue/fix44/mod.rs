@@ -42,10 +42,6 @@ use self::codec::{tag, Message};
 use self::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
 use crate::domain::venue::Venue;
 
-/// Where the FIX username and password come from (environment or `$CREDENTIALS_DIRECTORY`).
-pub const FIX_USERNAME: &str = "FIX_USERNAME";
-pub const FIX_PASSWORD: &str = "FIX_PASSWORD";
-
 /// Reads per poll before other work gets a turn; the readable flag stays set if bytes remain.
 const MAX_READS_PER_POLL: usize = 64;
 const READ_CHUNK: usize = 64 * 1024;
