@@ -19,20 +19,12 @@ use crate::support::envfile::{self, EnvFileError};
 /// The env file the runtime helpers write by default.
 pub const DEFAULT_RUNTIME_ENV: &str = "deploy/secrets/runtime.env";
 
-/// Why a helper failed; `Usage` maps to exit code 2, `Failed` to 1.
+/// Why a helper failed: `Usage` (the operator must change something) or `Failed` (the work
+/// failed); `crate::app` decides the exit codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeployError {
     Usage(String),
     Failed(String),
-}
-
-impl DeployError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DeployError::Usage(_) => 2,
-            DeployError::Failed(_) => 1,
-        }
-    }
 }
 
 impl fmt::Display for DeployError {

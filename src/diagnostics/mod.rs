@@ -423,14 +423,6 @@ pub fn build(opts: &Options, inputs: &Inputs<'_>) -> Report {
 }
 
 impl Report {
-    pub fn exit_code(&self) -> u8 {
-        match self.status {
-            "clean" => 0,
-            "mismatch" => 1,
-            _ => 2,
-        }
-    }
-
     /// The readable form.
     pub fn text(&self) -> String {
         let mut t = format!("mt5bot diagnostics, {}\nstatus: {}\n\n", self.generated_at, self.status.to_uppercase());

@@ -29,21 +29,12 @@ use crate::venue::paper::PaperVenue;
 /// Why the daemon could not run; each maps to an exit code.
 #[derive(Debug)]
 pub enum DaemonError {
-    /// The configuration is invalid (exit 2).
+    /// The configuration is invalid (a usage error).
     Config(ConfigError),
-    /// An input the configuration names is invalid, e.g. the replay file (exit 2).
+    /// An input the configuration names is invalid, e.g. the replay file (a usage error).
     Input(String),
-    /// Something failed at start-up or while running (exit 1).
+    /// Something failed at start-up or while running (a failure).
     Runtime(String),
-}
-
-impl DaemonError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DaemonError::Config(_) | DaemonError::Input(_) => 2,
-            DaemonError::Runtime(_) => 1,
-        }
-    }
 }
 
 impl std::fmt::Display for DaemonError {

@@ -1,7 +1,7 @@
 //! The command line: parsing with pico-args into a [`Command`], and the help texts.
 //!
-//! Usage errors (unknown command, unknown flag, missing value) are [`UsageError`]s, which `main`
-//! turns into exit code 2 with the relevant help.
+//! Usage errors (unknown command, unknown flag, missing value) are [`UsageError`]s, which
+//! [`super::Error`] turns into exit code 2 with the relevant help.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use crate::deployment::{influx_bootstrap, prometheus_endpoints, runtime_secrets,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `mt5bot run [--config FILE] [--discard-checkpoint]`
-    Run { config: Option<PathBuf>, checkpoint: crate::daemon::CheckpointPolicy },
+    Run { config: Option<PathBuf>, checkpoint: crate::app::daemon::CheckpointPolicy },
     /// `mt5bot checkpoint inspect FILE`
     CheckpointInspect { file: PathBuf },
     /// `mt5bot config check [--config FILE]`
@@ -28,7 +28,7 @@ pub enum Command {
     /// `mt5bot check-data-versions [--manifest FILE] [--write]`
     CheckDataVersions { manifest: PathBuf, write: bool },
     /// `mt5bot ctl ACTION ...`
-    Ctl(crate::ctl::Options),
+    Ctl(crate::app::ctl::Options),
     /// `mt5bot --version`
     Version,
     /// `mt5bot help [COMMAND]` or `--help`: the text to print.
@@ -352,7 +352,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             if args.contains(["-h", "--help"]) {
                 return Ok(Command::Help(RUN_HELP));
             }
-            let checkpoint = crate::daemon::CheckpointPolicy {
+            let checkpoint = crate::app::daemon::CheckpointPolicy {
                 discard: args.contains("--discard-checkpoint"),
                 accept_rollback: args.contains("--accept-rollback"),
             };
@@ -482,13 +482,13 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             }
             let action = args.subcommand().map_err(|e| usage(e.to_string(), help))?;
             let action = match action.as_deref() {
-                Some(a) => crate::ctl::Action::parse(a).ok_or_else(|| {
+                Some(a) => crate::app::ctl::Action::parse(a).ok_or_else(|| {
                     usage(format!("unknown ctl action {a:?}; accepted: status, config, pause, resume, flatten, reload"), help)
                 })?,
                 None => return Err(usage("missing ctl action; accepted: status, config, pause, resume, flatten, reload", help)),
             };
             finish(args, help)?;
-            Ok(Command::Ctl(crate::ctl::Options { action, url, config, env_file }))
+            Ok(Command::Ctl(crate::app::ctl::Options { action, url, config, env_file }))
         }
         Some(other) => Err(usage(
             format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, ctl, diagnostics, check-data-versions, help"),
@@ -516,7 +516,7 @@ mod tests {
             p(&["run", "-c", "a.yaml", "--discard-checkpoint"]),
             Ok(Command::Run {
                 config: Some("a.yaml".into()),
-                checkpoint: crate::daemon::CheckpointPolicy { discard: true, accept_rollback: false }
+                checkpoint: crate::app::daemon::CheckpointPolicy { discard: true, accept_rollback: false }
             })
         );
         assert_eq!(

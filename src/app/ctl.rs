@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::Error;
 use crate::config::Config;
 use crate::support::envfile::EnvFile;
 use crate::support::names::API_KEY;
@@ -54,16 +55,9 @@ pub struct Options {
     pub env_file: PathBuf,
 }
 
-/// Why `ctl` failed: `code` is the exit code.
-#[derive(Debug)]
-pub struct CtlError {
-    pub code: u8,
-    pub message: String,
-}
-
 /// Calls the API; returns the answer's body on a 2xx, else an error carrying it.
-pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<String, CtlError> {
-    let usage = |message: String| CtlError { code: 2, message };
+pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
+    let usage = Error::usage;
     let base = match (&opts.url, &opts.config) {
         (Some(u), _) => u.trim_end_matches('/').to_owned(),
         (None, Some(path)) => {
@@ -99,12 +93,12 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     } else {
         agent.post(&url).header("Authorization", &auth).send("")
     };
-    let mut resp = sent.map_err(|e| CtlError { code: 1, message: format!("cannot reach mt5bot at {base}: {e}") })?;
+    let mut resp = sent.map_err(|e| Error::failed(format!("cannot reach mt5bot at {base}: {e}")))?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     if (200..300).contains(&status) {
         Ok(body)
     } else {
-        Err(CtlError { code: 1, message: format!("{url} answered {status}: {}", body.trim()) })
+        Err(Error::failed(format!("{url} answered {status}: {}", body.trim())))
     }
 }

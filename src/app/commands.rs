@@ -1,0 +1,183 @@
+//! The subcommands other than `run` and `ctl`: each does its work, prints what the operator reads,
+//! and returns an [`Error`] whose kind decides the exit code.
+
+use std::path::Path;
+
+use super::{Error, Kind};
+use crate::config::Config;
+use crate::deployment::{influx_bootstrap, prometheus_endpoints, runtime_secrets, DeployError};
+
+/// `mt5bot config check`: validates and prints the effective configuration.
+pub fn config_check(path: Option<&Path>) -> Result<(), Error> {
+    let cfg = match path {
+        Some(path) => Config::load(path),
+        None => Ok(Config::embedded()),
+    }
+    .map_err(|e| Error::usage(format!("configuration error: {e}")))?;
+    for w in cfg.warnings() {
+        eprintln!("mt5bot: warning: {w}");
+    }
+    println!("# effective configuration of {} (valid)", cfg.source);
+    println!("# secrets are never read from the config file; none appear here");
+    print!("{}", cfg.to_yaml());
+    Ok(())
+}
+
+/// `mt5bot runtime-secrets`.
+pub fn runtime_secrets(opts: &runtime_secrets::Options) -> Result<(), Error> {
+    finish_helper(runtime_secrets::run(opts, runtime_secrets::generate).map(|r| {
+        eprintln!("{}", r.summary(&opts.env_file));
+        (r.warning, r.exports)
+    }))
+}
+
+/// `mt5bot prometheus-endpoints`.
+pub fn prometheus_endpoints(opts: &prometheus_endpoints::Options) -> Result<(), Error> {
+    let env = |k: &str| std::env::var(k).ok();
+    finish_helper(prometheus_endpoints::run(opts, &env).map(|r| {
+        for line in r.summary(&opts.env_file) {
+            eprintln!("{line}");
+        }
+        (r.warning, r.exports)
+    }))
+}
+
+/// `mt5bot influx-bootstrap`.
+pub fn influx_bootstrap(opts: &influx_bootstrap::Options) -> Result<(), Error> {
+    let env = |k: &str| std::env::var(k).ok();
+    let result = influx_bootstrap::resolve(opts, &env).and_then(|r| influx_bootstrap::run(opts, &r));
+    finish_helper(result.map(|r| {
+        for step in &r.steps {
+            eprintln!("influx-bootstrap: {step}");
+        }
+        (r.warnings.into_iter().reduce(|a, b| format!("{a}; {b}")), r.exports)
+    }))
+}
+
+/// Prints a helper's warning (stderr) and exports (stdout).
+fn finish_helper(result: Result<(Option<String>, Vec<String>), DeployError>) -> Result<(), Error> {
+    let (warning, exports) = result?;
+    if let Some(w) = warning {
+        eprintln!("mt5bot: warning: {w}");
+    }
+    for line in exports {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `mt5bot diagnostics`: a mismatch fails (1), a report that could not be completed is an error of
+/// the set-up (2).
+pub fn diagnostics(opts: &crate::diagnostics::Options) -> Result<(), Error> {
+    let env = |k: &str| std::env::var(k).ok();
+    let checkout_lock = std::fs::read_to_string("Cargo.lock").ok();
+    let inputs = crate::diagnostics::Inputs { env: &env, checkout_lock };
+    let (report, path) =
+        crate::diagnostics::run(opts, &inputs).map_err(|e| Error::usage(format!("diagnostics could not run: {e}")))?;
+    for m in &report.mismatches {
+        eprintln!("mt5bot: diagnostics: {} mismatch: {}; fix: {}", m.kind, m.detail, m.instruction);
+    }
+    for e in &report.errors {
+        eprintln!("mt5bot: diagnostics: error: {e}");
+    }
+    eprintln!("mt5bot: diagnostics: {} report written to {}", report.status, path.display());
+    match report.status {
+        "clean" => Ok(()),
+        "mismatch" => Err(Error::reported(Kind::Failed)),
+        _ => Err(Error::reported(Kind::Usage)),
+    }
+}
+
+/// `mt5bot check-data-versions`.
+pub fn check_data_versions(path: &Path, write: bool) -> Result<(), Error> {
+    use crate::diagnostics::data_versions::{self as dv, Status};
+    let manifest = match dv::load(path).map_err(Error::usage)? {
+        Some(m) => m,
+        None if write => dv::Manifest::default(),
+        None => {
+            return Err(Error::usage(format!(
+                "no manifest at {}; record the datasets beside it with --write",
+                path.display()
+            )))
+        }
+    };
+    let rows = dv::check(path, &manifest, true).map_err(Error::usage)?;
+    print!("{}", dv::table(&rows));
+    if write {
+        let m = dv::recorded(&rows);
+        dv::save(path, &m).map_err(Error::failed)?;
+        eprintln!("mt5bot: {} written: {} datasets", path.display(), m.datasets.len());
+        return Ok(());
+    }
+    let bad = rows.iter().filter(|r| r.status != Status::Ok).count();
+    if bad > 0 {
+        return Err(Error::failed(format!(
+            "{bad} datasets differ from {}: sync them from their source, or record them with --write",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `mt5bot checkpoint inspect FILE`: what a checkpoint holds, and the journal segments after it.
+pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
+    use crate::engine::checkpoint;
+    use crate::support::names::{CHECKPOINT_AES_KEY, CHECKPOINT_AES_KEY_PREVIOUS};
+    let secrets = crate::secrets::Secrets::from_process().map_err(|e| Error::usage(e.to_string()))?;
+    let current = secrets.get(CHECKPOINT_AES_KEY).ok_or_else(|| {
+        Error::usage(
+            "CHECKPOINT_AES_KEY is not set (environment or $CREDENTIALS_DIRECTORY); it is needed to read a checkpoint",
+        )
+    })?;
+    let previous = secrets.get(CHECKPOINT_AES_KEY_PREVIOUS).map(|p| p.expose());
+    let keys = checkpoint::Keys::new(current.expose(), previous).map_err(|e| Error::usage(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::failed(format!("cannot read {}: {e}", path.display())))?;
+    let (state, used) =
+        checkpoint::open(&bytes, &keys).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    let key_id = checkpoint::header(&bytes).map(|h| h.key_id).unwrap_or_default();
+    let key_name = if used == checkpoint::KeyUsed::Current { CHECKPOINT_AES_KEY } else { CHECKPOINT_AES_KEY_PREVIOUS };
+    println!("checkpoint: {}", path.display());
+    println!("written at: {}", state.written_at);
+    println!("generation: {}", state.generation);
+    println!("key id: {key_id} ({key_name})");
+    println!("size: {} bytes", bytes.len());
+    println!("trades: {}", state.trades);
+    println!("positions:");
+    for p in &state.positions {
+        println!(
+            "  {:<10} qty {:>12.4}  avg {:>12.5}  realized pnl {:>12.5}  fills {}",
+            p.symbol, p.qty, p.avg_price, p.realized_pnl, p.fills
+        );
+    }
+    println!("open orders: {}", state.open_orders.len());
+    for o in &state.open_orders {
+        println!(
+            "  {:<32} {:<10} {:<4} {:<6} qty {} filled {} price {} {}",
+            o.client_id, o.symbol, o.side, o.kind, o.qty, o.filled, o.price, o.state
+        );
+    }
+    println!("queued signals: {}", state.queued.len());
+    for q in &state.queued {
+        println!(
+            "  {:<32} {:<10} {:<4} {:<6} qty {} price {} queued {}",
+            q.id,
+            q.symbol,
+            q.side,
+            q.kind,
+            q.qty,
+            q.price,
+            crate::support::timefmt::rfc3339_micros(i128::from(q.queued_at_unix_ns))
+        );
+    }
+    println!("signal ids remembered: {}", state.recent_ids.len());
+    if let Ok(list) = crate::engine::journal::segments(path) {
+        if !list.is_empty() {
+            println!("order journal segments after it (replayed at the next start):");
+            for (g, p) in list {
+                let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                println!("  generation {g}: {} ({size} bytes)", p.display());
+            }
+        }
+    }
+    Ok(())
+}
