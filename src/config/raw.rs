@@ -1,0 +1,477 @@
+//! Stage one: the document as written. Unknown keys are refused; missing sections and keys take
+//! the defaults, which live here once, in the `Default` impls.
+
+use super::*;
+
+/// The document as written. Unknown keys are refused; missing sections and keys take defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub venue: RawVenue,
+    pub feed: RawFeed,
+    pub model: RawModel,
+    pub drift: RawDrift,
+    pub queue: RawQueue,
+    pub risk: RawRisk,
+    pub ingress: RawIngress,
+    pub metrics: RawMetrics,
+    pub logging: RawLogging,
+    pub influx: RawInflux,
+    pub log_forward: RawLogForward,
+    pub checkpoint: RawCheckpoint,
+    pub engine: RawEngine,
+}
+
+/// Which venue orders go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VenueKind {
+    /// The simulated venue inside the engine.
+    Paper,
+    /// A FIX 4.4 initiator session to a broker's gateway.
+    Fix44,
+    /// A bridge to an MT5 terminal whose Expert Advisor connects to mt5bot.
+    Mt5,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawVenue {
+    pub kind: VenueKind,
+    pub paper: RawPaper,
+    pub fix44: RawFix44,
+    pub mt5: RawMt5,
+}
+
+impl Default for RawVenue {
+    fn default() -> Self {
+        Self { kind: VenueKind::Paper, paper: RawPaper::default(), fix44: RawFix44::default(), mt5: RawMt5::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMt5 {
+    pub listen: String,
+    pub magic: u64,
+    pub deviation: u32,
+    pub type_filling: Filling,
+    pub handshake_timeout: String,
+    pub heartbeat_interval: String,
+    pub max_line_bytes: usize,
+    pub max_snapshot_bytes: usize,
+    pub max_handshakes: usize,
+}
+
+impl Default for RawMt5 {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7788".into(),
+            magic: 5_550_001,
+            deviation: 10,
+            type_filling: Filling::Ioc,
+            handshake_timeout: "5s".into(),
+            heartbeat_interval: "10s".into(),
+            max_line_bytes: 65_536,
+            max_snapshot_bytes: 16 << 20,
+            max_handshakes: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFix44 {
+    pub connect: String,
+    pub sender_comp_id: String,
+    pub target_comp_id: String,
+    pub heartbeat_interval: String,
+    pub reset_on_logon: bool,
+    pub logon_timeout: String,
+    pub status_timeout: String,
+    pub reconnect_min: String,
+    pub reconnect_max: String,
+    pub time_in_force: TimeInForce,
+    pub account: String,
+    pub state_dir: String,
+}
+
+impl Default for RawFix44 {
+    fn default() -> Self {
+        Self {
+            connect: "127.0.0.1:9880".into(),
+            sender_comp_id: "MT5BOT".into(),
+            target_comp_id: "BROKER".into(),
+            heartbeat_interval: "30s".into(),
+            reset_on_logon: false,
+            logon_timeout: "10s".into(),
+            status_timeout: "10s".into(),
+            reconnect_min: "1s".into(),
+            reconnect_max: "30s".into(),
+            time_in_force: TimeInForce::Day,
+            account: String::new(),
+            state_dir: "state".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPaper {
+    pub latency: String,
+    pub slippage_bps: f64,
+    pub depth: f64,
+}
+
+impl Default for RawPaper {
+    fn default() -> Self {
+        Self { latency: "2ms".into(), slippage_bps: 0.5, depth: 2.0 }
+    }
+}
+
+/// Where ticks come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    /// A seeded random walk.
+    Synthetic,
+    /// A `timestamp,symbol,bid,ask` file replayed at its own pace.
+    Csv,
+    /// Ticks come from the venue (the MT5 terminal streams them).
+    Venue,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSymbol {
+    pub name: String,
+    pub price: f64,
+    /// The smallest quantity the venue takes (MT5's SYMBOL_VOLUME_MIN).
+    #[serde(default = "default_lot")]
+    pub min_qty: f64,
+    /// Quantities are whole multiples of this (MT5's SYMBOL_VOLUME_STEP).
+    #[serde(default = "default_lot")]
+    pub qty_step: f64,
+}
+
+/// The default minimum lot and lot step: 0.01, a micro lot, as most MT5 FX symbols have.
+pub const DEFAULT_LOT: f64 = 0.01;
+
+fn default_lot() -> f64 {
+    DEFAULT_LOT
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFeed {
+    pub kind: FeedKind,
+    pub symbols: Vec<RawSymbol>,
+    pub seed: u64,
+    pub tick_rate: f64,
+    pub volatility: f64,
+    pub spread_bps: f64,
+    pub csv: RawCsv,
+}
+
+impl Default for RawFeed {
+    fn default() -> Self {
+        Self {
+            kind: FeedKind::Synthetic,
+            symbols: vec![
+                RawSymbol { name: "EURUSD".into(), price: 1.085, min_qty: DEFAULT_LOT, qty_step: DEFAULT_LOT },
+                RawSymbol { name: "GBPUSD".into(), price: 1.265, min_qty: DEFAULT_LOT, qty_step: DEFAULT_LOT },
+            ],
+            seed: 42,
+            tick_rate: 1000.0,
+            volatility: 0.0001,
+            spread_bps: 1.0,
+            csv: RawCsv::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCsv {
+    pub path: String,
+    pub speed: f64,
+}
+
+impl Default for RawCsv {
+    fn default() -> Self {
+        Self { path: "data/ticks.csv".into(), speed: 1.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawModel {
+    pub fast_period: u32,
+    pub slow_period: u32,
+    pub threshold_bps: f64,
+    pub order_qty: f64,
+    pub order_type: OrderKind,
+    pub limit_offset_bps: f64,
+}
+
+impl Default for RawModel {
+    fn default() -> Self {
+        Self {
+            fast_period: 20,
+            slow_period: 100,
+            threshold_bps: 0.2,
+            order_qty: 1.0,
+            order_type: OrderKind::Market,
+            limit_offset_bps: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDrift {
+    pub enabled: bool,
+    pub delta: f64,
+    pub threshold: f64,
+    pub min_samples: u64,
+    pub action: DriftAction,
+    pub pause_for: String,
+}
+
+impl Default for RawDrift {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            delta: 0.05,
+            threshold: 100.0,
+            min_samples: 500,
+            action: DriftAction::Log,
+            pause_for: "5m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQueue {
+    pub capacity: usize,
+    pub max_wait: String,
+}
+
+impl Default for RawQueue {
+    fn default() -> Self {
+        Self { capacity: 1024, max_wait: "5s".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRisk {
+    pub max_position: f64,
+    pub max_orders_per_second: u32,
+    pub max_notional: f64,
+    pub max_open_orders: usize,
+}
+
+impl Default for RawRisk {
+    fn default() -> Self {
+        Self { max_position: 5.0, max_orders_per_second: 100, max_notional: 1_000_000.0, max_open_orders: 256 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIngress {
+    pub enabled: bool,
+    pub listen: String,
+    pub allow_remote: bool,
+    pub max_connections: usize,
+    pub max_line_bytes: usize,
+    pub stall_timeout: String,
+    pub id_retention: String,
+    pub id_memory: usize,
+}
+
+impl Default for RawIngress {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: "127.0.0.1:9897".into(),
+            allow_remote: false,
+            max_connections: 32,
+            max_line_bytes: 4096,
+            stall_timeout: "30s".into(),
+            id_retention: "24h".into(),
+            id_memory: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    pub listen: String,
+    pub max_connections: usize,
+    pub header_timeout: String,
+    pub body_timeout: String,
+    pub idle_timeout: String,
+    pub write_timeout: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9898".into(),
+            max_connections: 256,
+            header_timeout: "5s".into(),
+            body_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            write_timeout: "10s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogging {
+    pub level: String,
+    pub file: String,
+    pub stderr: bool,
+    pub channel_capacity: usize,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        Self { level: "info".into(), file: "logs/mt5bot.log".into(), stderr: true, channel_capacity: 4096 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCheckpoint {
+    pub path: String,
+    pub interval: String,
+}
+
+impl Default for RawCheckpoint {
+    fn default() -> Self {
+        Self { path: "state/checkpoint.bin".into(), interval: "10s".into() }
+    }
+}
+
+/// Checkpoints: written when `CHECKPOINT_AES_KEY` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointConfig {
+    pub path: PathBuf,
+    pub interval: Duration,
+}
+
+/// How records are shaped for an HTTP log sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Newline-delimited JSON, one record per line.
+    Json,
+    /// The Elasticsearch `_bulk` API body.
+    Elasticsearch,
+    /// A JSON array for the Datadog logs intake.
+    Datadog,
+    /// Grafana Loki's `/loki/api/v1/push` streams.
+    Loki,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogForward {
+    pub url: String,
+    pub format: LogFormat,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub header_env: std::collections::BTreeMap<String, String>,
+    pub buffer_records: usize,
+    pub batch_records: usize,
+    pub spool_dir: String,
+    pub spool_max_bytes: u64,
+    pub timeout: String,
+    pub gzip: bool,
+    pub facility: String,
+    pub app_name: String,
+    pub elasticsearch_index: String,
+    pub tls_ca_file: String,
+}
+
+impl Default for RawLogForward {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            format: LogFormat::Json,
+            headers: Default::default(),
+            header_env: Default::default(),
+            buffer_records: 10_000,
+            batch_records: 500,
+            spool_dir: "state/log-spool".into(),
+            spool_max_bytes: 64 << 20,
+            timeout: "5s".into(),
+            gzip: false,
+            facility: "user".into(),
+            app_name: "mt5bot".into(),
+            elasticsearch_index: "mt5bot-logs".into(),
+            tls_ca_file: String::new(),
+        }
+    }
+}
+
+/// Which InfluxDB write API to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxApi {
+    /// `POST /api/v2/write?org=&bucket=` with `Authorization: Token` (InfluxDB 2.x, VictoriaMetrics).
+    V2,
+    /// `POST /write?db=` (InfluxDB 1.x).
+    V1,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawInflux {
+    pub enabled: bool,
+    pub api: InfluxApi,
+    pub url: String,
+    pub org: String,
+    pub bucket: String,
+    pub database: String,
+    pub interval: String,
+    pub buffer_points: usize,
+    pub batch_points: usize,
+    pub timeout: String,
+}
+
+impl Default for RawInflux {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api: InfluxApi::V2,
+            url: String::new(),
+            org: String::new(),
+            bucket: String::new(),
+            database: "mt5bot".into(),
+            interval: "10s".into(),
+            buffer_points: 100_000,
+            batch_points: 5_000,
+            timeout: "5s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawEngine {
+    pub ready_deadline: String,
+    pub shutdown_grace: String,
+    pub status_interval: String,
+}
+
+impl Default for RawEngine {
+    fn default() -> Self {
+        Self { ready_deadline: "2s".into(), shutdown_grace: "2s".into(), status_interval: "60s".into() }
+    }
+}

@@ -1,0 +1,595 @@
+//! Stage two: [`validate`] turns the raw document into the typed [`Config`], checking ranges and
+//! relations, and collects every error with its line, key and what would have been accepted.
+
+use super::*;
+
+struct Validator<'a> {
+    name: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn fail(&mut self, key: &str, message: String) {
+        self.errors.push(ConfigError {
+            file: self.name.to_owned(),
+            line: locate(self.text, key),
+            key: key.to_owned(),
+            message,
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: &str, min: Duration, max: Duration) -> Duration {
+        match parse_duration(value) {
+            Ok(d) if d >= min && d <= max => d,
+            Ok(_) => {
+                self.fail(
+                    key,
+                    format!(
+                        "{value:?} is out of range; accepted: {} to {}",
+                        format_duration(min),
+                        format_duration(max)
+                    ),
+                );
+                min
+            }
+            Err(e) => {
+                self.fail(key, e);
+                min
+            }
+        }
+    }
+
+    fn range_f64(&mut self, key: &str, value: f64, min: f64, max: f64, what: &str) -> f64 {
+        if !(value.is_finite() && value >= min && value <= max) {
+            self.fail(key, format!("{value} is out of range; accepted: {what}"));
+        }
+        value
+    }
+
+    fn range_usize(&mut self, key: &str, value: usize, min: usize, max: usize) -> usize {
+        if value < min || value > max {
+            self.fail(key, format!("{value} is out of range; accepted: {min} to {max}"));
+        }
+        value
+    }
+
+    fn addr(&mut self, key: &str, value: &str) -> SocketAddr {
+        match value.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                self.fail(
+                    key,
+                    format!(
+                        "{value:?} is not a socket address; accepted: IP:PORT such as 127.0.0.1:9898 or [::1]:9898"
+                    ),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            }
+        }
+    }
+}
+
+/// Stage two: checks the raw document and builds the typed [`Config`]. Reports the first error.
+pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, ConfigError> {
+    let mut v = Validator { name, text, errors: Vec::new() };
+
+    let paper = PaperConfig {
+        latency: v.duration("venue.paper.latency", &raw.venue.paper.latency, Duration::ZERO, Duration::from_secs(10)),
+        slippage_bps: v.range_f64(
+            "venue.paper.slippage_bps",
+            raw.venue.paper.slippage_bps,
+            0.0,
+            1000.0,
+            "0 to 1000 basis points",
+        ),
+        depth: v.range_f64(
+            "venue.paper.depth",
+            raw.venue.paper.depth,
+            f64::MIN_POSITIVE,
+            1e12,
+            "a quantity greater than 0",
+        ),
+    };
+    let fx = &raw.venue.fix44;
+    let comp_id = |v: &mut Validator<'_>, key: &str, value: &str| {
+        if !(1..=64).contains(&value.len())
+            || !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            v.fail(key, format!("{value:?} is not accepted; accepted: 1 to 64 of A-Z a-z 0-9 . _ -"));
+        }
+        value.to_owned()
+    };
+    let fix44 = Fix44Config {
+        connect: {
+            let c = fx.connect.trim();
+            let ok = c.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                v.fail(
+                    "venue.fix44.connect",
+                    format!("{c:?} is not accepted; accepted: HOST:PORT of the broker's FIX gateway, e.g. fix.example.com:9880"),
+                );
+            }
+            c.to_owned()
+        },
+        sender_comp_id: comp_id(&mut v, "venue.fix44.sender_comp_id", &fx.sender_comp_id),
+        target_comp_id: comp_id(&mut v, "venue.fix44.target_comp_id", &fx.target_comp_id),
+        heartbeat_interval: {
+            let d = v.duration(
+                "venue.fix44.heartbeat_interval",
+                &fx.heartbeat_interval,
+                Duration::from_secs(1),
+                Duration::from_secs(300),
+            );
+            if d.subsec_nanos() != 0 {
+                v.fail("venue.fix44.heartbeat_interval", "must be whole seconds (FIX HeartBtInt), e.g. 30s".into());
+            }
+            d
+        },
+        reset_on_logon: fx.reset_on_logon,
+        logon_timeout: v.duration(
+            "venue.fix44.logon_timeout",
+            &fx.logon_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        ),
+        status_timeout: v.duration(
+            "venue.fix44.status_timeout",
+            &fx.status_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ),
+        reconnect_min: v.duration(
+            "venue.fix44.reconnect_min",
+            &fx.reconnect_min,
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        ),
+        reconnect_max: v.duration(
+            "venue.fix44.reconnect_max",
+            &fx.reconnect_max,
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        ),
+        time_in_force: fx.time_in_force,
+        account: {
+            if fx.account.len() > 64 || fx.account.bytes().any(|b| !b.is_ascii_graphic()) {
+                v.fail("venue.fix44.account", "is not accepted; accepted: up to 64 printable ASCII characters".into());
+            }
+            fx.account.clone()
+        },
+        state_dir: PathBuf::from(&fx.state_dir),
+    };
+    if fix44.reconnect_max < fix44.reconnect_min {
+        v.fail("venue.fix44.reconnect_max", "is less than venue.fix44.reconnect_min".into());
+    }
+    if fx.state_dir.trim().is_empty() {
+        v.fail("venue.fix44.state_dir", "is empty; accepted: a folder path, e.g. state".into());
+    }
+    let rm = &raw.venue.mt5;
+    let mt5 = Mt5Config {
+        listen: v.addr("venue.mt5.listen", &rm.listen),
+        magic: rm.magic,
+        deviation: rm.deviation,
+        type_filling: rm.type_filling,
+        handshake_timeout: v.duration(
+            "venue.mt5.handshake_timeout",
+            &rm.handshake_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        ),
+        heartbeat_interval: v.duration(
+            "venue.mt5.heartbeat_interval",
+            &rm.heartbeat_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        ),
+        max_line_bytes: v.range_usize("venue.mt5.max_line_bytes", rm.max_line_bytes, 1024, 16 << 20),
+        max_snapshot_bytes: v.range_usize("venue.mt5.max_snapshot_bytes", rm.max_snapshot_bytes, 64 << 10, 256 << 20),
+        max_handshakes: v.range_usize("venue.mt5.max_handshakes", rm.max_handshakes, 1, MAX_MT5_HANDSHAKES),
+    };
+    if rm.magic == 0 || rm.magic > i64::MAX as u64 {
+        v.fail("venue.mt5.magic", format!("{} is out of range; accepted: 1 to {}", rm.magic, i64::MAX));
+    }
+    if rm.deviation > 100_000 {
+        v.fail("venue.mt5.deviation", format!("{} is out of range; accepted: 0 to 100000 points", rm.deviation));
+    }
+    match (raw.venue.kind, raw.feed.kind) {
+        (VenueKind::Mt5, FeedKind::Venue) => {}
+        (VenueKind::Mt5, _) => v.fail(
+            "feed.kind",
+            "must be venue with venue.kind: mt5 (the terminal streams the ticks); accepted: venue".into(),
+        ),
+        (_, FeedKind::Venue) => {
+            v.fail("feed.kind", "venue is only for venue.kind: mt5; accepted: synthetic, csv".into())
+        }
+        _ => {}
+    }
+    let venue = VenueConfig { kind: raw.venue.kind, paper, fix44, mt5 };
+
+    let f = &raw.feed;
+    if f.symbols.is_empty() {
+        v.fail("feed.symbols", "is empty; accepted: a list of {name, price} entries".into());
+    }
+    if f.symbols.len() > MAX_SYMBOLS {
+        v.fail("feed.symbols", format!("has {} entries; accepted: at most {MAX_SYMBOLS}", f.symbols.len()));
+    }
+    let mut symbols = Vec::with_capacity(f.symbols.len());
+    for (i, s) in f.symbols.iter().enumerate() {
+        let key = format!("feed.symbols[{i}].name");
+        if !valid_symbol(&s.name) {
+            v.fail(&key, format!("{:?} is not a symbol; accepted: 1 to 32 characters of A-Z a-z 0-9 . _ - #", s.name));
+        } else if symbols.iter().any(|x: &SymbolConfig| x.name == s.name) {
+            v.fail(&key, format!("{:?} is listed twice; accepted: each symbol once", s.name));
+        }
+        let price = v.range_f64(
+            &format!("feed.symbols[{i}].price"),
+            s.price,
+            f64::MIN_POSITIVE,
+            1e12,
+            "a price greater than 0",
+        );
+        let min_qty =
+            v.range_f64(&format!("feed.symbols[{i}].min_qty"), s.min_qty, 1e-8, 1e9, "a quantity from 1e-8 to 1e9");
+        let qty_step =
+            v.range_f64(&format!("feed.symbols[{i}].qty_step"), s.qty_step, 1e-8, 1e9, "a quantity from 1e-8 to 1e9");
+        symbols.push(SymbolConfig { name: s.name.clone(), price, min_qty, qty_step });
+    }
+    let source = match f.kind {
+        FeedKind::Synthetic => FeedSource::Synthetic {
+            seed: f.seed,
+            tick_rate: v.range_f64("feed.tick_rate", f.tick_rate, 0.1, 1_000_000.0, "0.1 to 1000000 ticks per second"),
+            volatility: v.range_f64(
+                "feed.volatility",
+                f.volatility,
+                0.0,
+                0.1,
+                "0 to 0.1 (per-tick standard deviation of log returns)",
+            ),
+            spread_bps: v.range_f64("feed.spread_bps", f.spread_bps, 0.0, 10_000.0, "0 to 10000 basis points"),
+        },
+        FeedKind::Venue => FeedSource::Venue,
+        FeedKind::Csv => {
+            if f.csv.path.trim().is_empty() {
+                v.fail("feed.csv.path", "is empty; accepted: the path of a timestamp,symbol,bid,ask file".into());
+            }
+            FeedSource::Csv {
+                path: PathBuf::from(&f.csv.path),
+                speed: v.range_f64(
+                    "feed.csv.speed",
+                    f.csv.speed,
+                    0.0,
+                    1e6,
+                    "0 (as fast as possible) or a positive replay speed factor",
+                ),
+            }
+        }
+    };
+
+    let m = &raw.model;
+    if m.fast_period < 1 {
+        v.fail("model.fast_period", format!("{} is out of range; accepted: at least 1", m.fast_period));
+    }
+    if m.slow_period <= m.fast_period {
+        v.fail(
+            "model.slow_period",
+            format!("{} must be greater than model.fast_period ({})", m.slow_period, m.fast_period),
+        );
+    }
+    let model = ModelConfig {
+        fast_period: m.fast_period,
+        slow_period: m.slow_period,
+        threshold_bps: v.range_f64("model.threshold_bps", m.threshold_bps, 0.0, 10_000.0, "0 to 10000 basis points"),
+        order_qty: v.range_f64("model.order_qty", m.order_qty, f64::MIN_POSITIVE, 1e12, "a quantity greater than 0"),
+        order_type: m.order_type,
+        limit_offset_bps: v.range_f64(
+            "model.limit_offset_bps",
+            m.limit_offset_bps,
+            0.0,
+            10_000.0,
+            "0 to 10000 basis points",
+        ),
+    };
+
+    let d = &raw.drift;
+    let drift = DriftConfig {
+        enabled: d.enabled,
+        delta: v.range_f64("drift.delta", d.delta, 0.0, 1e9, "a number at least 0"),
+        threshold: v.range_f64("drift.threshold", d.threshold, f64::MIN_POSITIVE, 1e12, "a number greater than 0"),
+        min_samples: d.min_samples,
+        action: d.action,
+        pause_for: v.duration("drift.pause_for", &d.pause_for, Duration::from_secs(1), Duration::from_secs(7 * 86400)),
+    };
+
+    let cap = raw.queue.capacity;
+    if cap == 0 || !cap.is_power_of_two() || cap > MAX_QUEUE_CAPACITY {
+        v.fail(
+            "queue.capacity",
+            format!("{cap} is not accepted; accepted: a power of two from 1 to {MAX_QUEUE_CAPACITY} (e.g. 1024)"),
+        );
+    }
+
+    let queue_max_wait =
+        v.duration("queue.max_wait", &raw.queue.max_wait, Duration::from_millis(1), Duration::from_secs(3600));
+
+    let r = &raw.risk;
+    let risk = RiskConfig {
+        max_position: v.range_f64(
+            "risk.max_position",
+            r.max_position,
+            f64::MIN_POSITIVE,
+            1e12,
+            "a quantity greater than 0",
+        ),
+        max_orders_per_second: r.max_orders_per_second,
+        max_notional: v.range_f64(
+            "risk.max_notional",
+            r.max_notional,
+            f64::MIN_POSITIVE,
+            1e15,
+            "an amount greater than 0",
+        ),
+        max_open_orders: v.range_usize("risk.max_open_orders", r.max_open_orders, 1, 65_536),
+    };
+    if r.max_orders_per_second == 0 {
+        v.fail("risk.max_orders_per_second", "0 is out of range; accepted: 1 to 4294967295".into());
+    }
+
+    let id_retention = v.duration(
+        "ingress.id_retention",
+        &raw.ingress.id_retention,
+        Duration::from_secs(60),
+        Duration::from_secs(366 * 86_400),
+    );
+    let id_memory = v.range_usize("ingress.id_memory", raw.ingress.id_memory, 1024, 16 << 20);
+    let ingress = if raw.ingress.enabled {
+        let ri = &raw.ingress;
+        let listen = v.addr("ingress.listen", &ri.listen);
+        if !listen.ip().is_loopback() && !ri.allow_remote {
+            v.fail(
+                "ingress.listen",
+                format!(
+                    "{listen} is not a loopback address, and the ingress has no authentication: anyone who reaches \
+                     it can trade; keep it on 127.0.0.1, or set ingress.allow_remote: true if a firewall admits only \
+                     your strategies"
+                ),
+            );
+        }
+        Some(IngressConfig {
+            listen,
+            allow_remote: ri.allow_remote,
+            max_connections: v.range_usize("ingress.max_connections", ri.max_connections, 1, MAX_INGRESS_CONNECTIONS),
+            max_line_bytes: v.range_usize("ingress.max_line_bytes", ri.max_line_bytes, 256, 1 << 20),
+            stall_timeout: v.duration(
+                "ingress.stall_timeout",
+                &ri.stall_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            ),
+        })
+    } else {
+        None
+    };
+
+    let rmx = &raw.metrics;
+    let timeout = |v: &mut Validator<'_>, key: &str, value: &str| {
+        v.duration(key, value, Duration::from_millis(100), Duration::from_secs(3600))
+    };
+    let metrics = MetricsConfig {
+        listen: v.addr("metrics.listen", &rmx.listen),
+        max_connections: v.range_usize("metrics.max_connections", rmx.max_connections, 1, 65_536),
+        header_timeout: timeout(&mut v, "metrics.header_timeout", &rmx.header_timeout),
+        body_timeout: timeout(&mut v, "metrics.body_timeout", &rmx.body_timeout),
+        idle_timeout: timeout(&mut v, "metrics.idle_timeout", &rmx.idle_timeout),
+        write_timeout: timeout(&mut v, "metrics.write_timeout", &rmx.write_timeout),
+    };
+
+    let level = match raw.logging.level.to_ascii_lowercase().as_str() {
+        "off" => log::LevelFilter::Off,
+        "error" => log::LevelFilter::Error,
+        "warn" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        "debug" => log::LevelFilter::Debug,
+        "trace" => log::LevelFilter::Trace,
+        other => {
+            v.fail(
+                "logging.level",
+                format!("{other:?} is not a level; accepted: off, error, warn, info, debug, trace"),
+            );
+            log::LevelFilter::Info
+        }
+    };
+    if raw.logging.file.trim().is_empty() {
+        v.fail("logging.file", "is empty; accepted: a file path such as logs/mt5bot.log".into());
+    }
+    let logging = LoggingConfig {
+        level,
+        file: PathBuf::from(&raw.logging.file),
+        stderr: raw.logging.stderr,
+        channel_capacity: v.range_usize("logging.channel_capacity", raw.logging.channel_capacity, 16, 1 << 20),
+    };
+
+    let i = &raw.influx;
+    let influx = if i.enabled {
+        let url_ok = i.url.is_empty() || i.url.starts_with("http://") || i.url.starts_with("https://");
+        if !url_ok {
+            v.fail(
+                "influx.url",
+                format!(
+                    "{:?} is not accepted; accepted: empty (use INFLUXDB_URL) or an http:// or https:// URL",
+                    crate::support::urls::redact(&i.url)
+                ),
+            );
+        }
+        if i.api == InfluxApi::V1 && i.database.trim().is_empty() {
+            v.fail("influx.database", "is empty; accepted: the InfluxDB 1.x database to write to".into());
+        }
+        let buffer_points = v.range_usize("influx.buffer_points", i.buffer_points, 100, 10_000_000);
+        let batch_points = v.range_usize("influx.batch_points", i.batch_points, 1, 100_000);
+        Some(InfluxConfig {
+            api: i.api,
+            url: i.url.trim_end_matches('/').to_owned(),
+            org: i.org.clone(),
+            bucket: i.bucket.clone(),
+            database: i.database.clone(),
+            interval: v.duration("influx.interval", &i.interval, Duration::from_millis(100), Duration::from_secs(3600)),
+            buffer_points,
+            batch_points,
+            timeout: v.duration("influx.timeout", &i.timeout, Duration::from_millis(100), Duration::from_secs(60)),
+        })
+    } else {
+        None
+    };
+
+    let lf = &raw.log_forward;
+    let log_forward = if lf.url.trim().is_empty() {
+        None
+    } else {
+        let url = lf.url.trim().to_owned();
+        let host_port = |rest: &str| -> Option<String> {
+            let hp = rest.trim_end_matches('/');
+            let (host, port) = hp.rsplit_once(':')?;
+            (!host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) && !hp.contains('/')).then(|| hp.to_owned())
+        };
+        let sink = if url.starts_with("http://") || url.starts_with("https://") {
+            Some(LogSink::Http { url: url.clone() })
+        } else if url.starts_with("syslog") && crate::support::urls::split_userinfo(&url).1.is_some() {
+            v.fail(
+                "log_forward.url",
+                "a syslog URL takes no user:password@ (syslog has no login); remove it, and keep it out of the \
+                 config file"
+                    .into(),
+            );
+            Some(LogSink::SyslogTcp { addr: String::new() })
+        } else if let Some(rest) = url.strip_prefix("syslog+udp://") {
+            host_port(rest).map(|addr| LogSink::SyslogUdp { addr })
+        } else if let Some(rest) = url.strip_prefix("syslog+tcp://").or_else(|| url.strip_prefix("syslog://")) {
+            host_port(rest).map(|addr| LogSink::SyslogTcp { addr })
+        } else if let Some(rest) = url.strip_prefix("syslog+tls://") {
+            host_port(rest).map(|addr| LogSink::SyslogTls { addr })
+        } else {
+            None
+        };
+        let sink = sink.unwrap_or_else(|| {
+            v.fail(
+                "log_forward.url",
+                format!("{:?} is not accepted; accepted: http://HOST[:PORT]/PATH, https://..., syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT (TLS), syslog+udp://HOST:PORT", crate::support::urls::redact(&url)),
+            );
+            LogSink::Http { url: url.clone() }
+        });
+        let facility = FACILITIES.iter().find(|(n, _)| *n == lf.facility).map(|(_, c)| *c).unwrap_or_else(|| {
+            let names: Vec<&str> = FACILITIES.iter().map(|(n, _)| *n).collect();
+            v.fail(
+                "log_forward.facility",
+                format!("{:?} is not a syslog facility; accepted: {}", lf.facility, names.join(", ")),
+            );
+            1
+        });
+        for (name, var) in &lf.header_env {
+            if var.trim().is_empty() || name.trim().is_empty() {
+                v.fail(
+                    "log_forward.header_env",
+                    "maps a header name to the environment variable holding its value; neither may be empty".into(),
+                );
+            }
+        }
+        Some(LogForwardConfig {
+            url,
+            sink,
+            format: lf.format,
+            headers: lf.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            header_env: lf.header_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            buffer_records: v.range_usize("log_forward.buffer_records", lf.buffer_records, 10, 10_000_000),
+            batch_records: v.range_usize("log_forward.batch_records", lf.batch_records, 1, 1000),
+            spool_dir: PathBuf::from(&lf.spool_dir),
+            spool_max_bytes: lf.spool_max_bytes,
+            timeout: v.duration(
+                "log_forward.timeout",
+                &lf.timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(60),
+            ),
+            gzip: lf.gzip,
+            facility,
+            app_name: lf.app_name.clone(),
+            elasticsearch_index: lf.elasticsearch_index.clone(),
+            tls_ca_file: (!lf.tls_ca_file.trim().is_empty()).then(|| PathBuf::from(lf.tls_ca_file.trim())),
+        })
+    };
+    if lf.spool_max_bytes < 1 << 16 {
+        v.fail("log_forward.spool_max_bytes", format!("{} is too small; accepted: at least 65536", lf.spool_max_bytes));
+    }
+    if lf.app_name.is_empty() || lf.app_name.len() > 48 || !lf.app_name.bytes().all(|b| b.is_ascii_graphic()) {
+        v.fail(
+            "log_forward.app_name",
+            format!(
+                "{:?} is not accepted; accepted: 1 to 48 printable ASCII characters (RFC 5424 APP-NAME)",
+                lf.app_name
+            ),
+        );
+    }
+
+    if raw.checkpoint.path.trim().is_empty() {
+        v.fail("checkpoint.path", "is empty; accepted: a file path such as state/checkpoint.bin".into());
+    }
+    let checkpoint = CheckpointConfig {
+        path: PathBuf::from(&raw.checkpoint.path),
+        interval: v.duration(
+            "checkpoint.interval",
+            &raw.checkpoint.interval,
+            Duration::from_millis(100),
+            Duration::from_secs(86400),
+        ),
+    };
+
+    let e = &raw.engine;
+    let engine = EngineConfig {
+        ready_deadline: v.duration(
+            "engine.ready_deadline",
+            &e.ready_deadline,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ),
+        shutdown_grace: v.duration(
+            "engine.shutdown_grace",
+            &e.shutdown_grace,
+            Duration::ZERO,
+            Duration::from_secs(600),
+        ),
+        status_interval: v.duration(
+            "engine.status_interval",
+            &e.status_interval,
+            Duration::from_secs(1),
+            Duration::from_secs(86400),
+        ),
+    };
+
+    if let Some(first) = v.errors.into_iter().next() {
+        return Err(first);
+    }
+    Ok(Config {
+        source: name.to_owned(),
+        venue,
+        feed: FeedConfig { symbols, source },
+        model,
+        drift,
+        queue_capacity: cap,
+        queue_max_wait,
+        id_retention,
+        id_memory,
+        risk,
+        ingress,
+        metrics,
+        logging,
+        influx,
+        log_forward,
+        checkpoint,
+        engine,
+    })
+}
+
+/// Symbols are short and plain, so they fit the engine's fixed-size ids and every wire format.
+pub fn valid_symbol(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'#'))
+}
