@@ -125,7 +125,9 @@ impl Ea {
         let challenge = hello["challenge"].as_str().expect("challenge");
         assert_eq!(challenge.len(), 64);
         let mac = mt5bot::support::auth::hmac_sha256(secret.as_bytes(), challenge.as_bytes());
-        self.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
+        self.send(
+            &json!({"type": "auth", "hmac": mt5bot::support::encoding::hex(&mac), "login": 1234, "terminal": "sim"}),
+        );
         self.recv()
     }
 
@@ -431,7 +433,7 @@ fn a_reconnect_flood_never_keeps_the_expert_advisor_out() {
             let hello: Value = serde_json::from_str(&line).expect("hello is JSON");
             let challenge = hello["challenge"].as_str().expect("challenge");
             let mac = mt5bot::support::auth::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
-            ea.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
+            ea.send(&json!({"type": "auth", "hmac": mt5bot::support::encoding::hex(&mac), "login": 1234, "terminal": "sim"}));
             line.clear();
             if ea.r.read_line(&mut line).unwrap_or(0) > 0 && line.contains("welcome") {
                 ok = true;
@@ -481,7 +483,9 @@ fn run_terminal(
         let hello: Value = serde_json::from_str(&line).expect("hello");
         let challenge = hello["challenge"].as_str().expect("challenge");
         let mac = mt5bot::support::auth::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
-        ea.send(&json!({"type": "auth", "hmac": mt5bot::venue::mt5::hex(&mac), "login": 1234, "terminal": "sim"}));
+        ea.send(
+            &json!({"type": "auth", "hmac": mt5bot::support::encoding::hex(&mac), "login": 1234, "terminal": "sim"}),
+        );
         let snapshot = term.lock().expect("terminal").snapshot();
         if ea.w.write_all(format!("{snapshot}\n").as_bytes()).is_err() {
             continue;

@@ -18,12 +18,10 @@
 //! younger than `queue.max_wait`, else refused. A new authenticated session replaces an older one
 //! (the terminal restarted, or the old TCP connection is half-open).
 
-use std::borrow::Cow;
 use std::io::{self, Read, Write};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
-use serde::Deserialize;
 
 use crate::config::Mt5Config;
 
@@ -31,101 +29,17 @@ use crate::domain::types::OrderKind;
 use crate::domain::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
 use crate::secrets::Secret;
 use crate::support::auth::{constant_time_eq, hmac_sha256};
-pub use crate::support::encoding::hex;
+use crate::support::encoding::hex;
 use crate::support::names::QTY_EPSILON;
 use crate::support::throttle::Throttle;
 use crate::telemetry::metrics::Mt5Metrics;
 
 use crate::domain::venue::Venue;
 
-/// Version of the bridge protocol in `hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+mod protocol;
 
-/// MT5 trade server return codes (MqlTradeResult.retcode) the bridge acts on.
-pub mod retcode {
-    pub const REQUOTE: u32 = 10004;
-    pub const REJECT: u32 = 10006;
-    pub const CANCEL: u32 = 10007;
-    pub const PLACED: u32 = 10008;
-    pub const DONE: u32 = 10009;
-    pub const DONE_PARTIAL: u32 = 10010;
-    pub const INVALID_VOLUME: u32 = 10014;
-    pub const INVALID_PRICE: u32 = 10015;
-    pub const MARKET_CLOSED: u32 = 10018;
-    pub const NO_MONEY: u32 = 10019;
-    pub const PRICE_OFF: u32 = 10021;
-    pub const TOO_MANY_REQUESTS: u32 = 10024;
-    pub const CONNECTION: u32 = 10031;
-
-    /// A short reason for a refusal, for logs and `Rejected` events.
-    pub fn reason(code: u32) -> &'static str {
-        match code {
-            REQUOTE => "requote (10004)",
-            REJECT => "rejected by the trade server (10006)",
-            CANCEL => "cancelled by the trader (10007)",
-            INVALID_VOLUME => "invalid volume (10014)",
-            INVALID_PRICE => "invalid price (10015)",
-            MARKET_CLOSED => "market closed (10018)",
-            NO_MONEY => "not enough money (10019)",
-            PRICE_OFF => "no quotes to process the request (10021)",
-            TOO_MANY_REQUESTS => "too many requests (10024)",
-            CONNECTION => "no connection to the trade server (10031)",
-            _ => "refused by the terminal (see the log for the retcode)",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Inbound<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    hmac: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    symbol: Option<Cow<'a, str>>,
-    #[serde(default)]
-    bid: Option<f64>,
-    #[serde(default)]
-    ask: Option<f64>,
-    #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    retcode: Option<u32>,
-    #[serde(default)]
-    deal: Option<u64>,
-    #[serde(default)]
-    volume: Option<f64>,
-    #[serde(default)]
-    price: Option<f64>,
-    #[serde(default, borrow)]
-    comment: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    deals: Option<Vec<SnapshotDeal<'a>>>,
-    #[serde(default, borrow)]
-    orders: Option<Vec<SnapshotOrder<'a>>>,
-    #[serde(default, borrow)]
-    error: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SnapshotDeal<'a> {
-    deal: u64,
-    #[serde(borrow)]
-    comment: Cow<'a, str>,
-    volume: f64,
-    price: f64,
-    #[serde(borrow, default)]
-    symbol: Option<Cow<'a, str>>,
-    /// `buy` or `sell` (DEAL_TYPE); EAs before it was added leave it out.
-    #[serde(rename = "type", borrow, default)]
-    side: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SnapshotOrder<'a> {
-    #[serde(borrow)]
-    comment: Cow<'a, str>,
-}
+pub use self::protocol::{retcode, PROTOCOL_VERSION};
+use self::protocol::{Inbound, SnapshotDeal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
@@ -582,13 +496,20 @@ impl Mt5Venue {
         last: u64,
         handled: &[(crate::domain::types::SignalId, SymbolId, Side)],
     ) {
+        // A snapshot may list many deals: look ids up in sets, not by walking the lists per deal.
+        let known: std::collections::HashSet<String> = self
+            .orders
+            .iter()
+            .map(|o| o.req.client_id.as_str().to_owned())
+            .chain(handled.iter().map(|h| h.0.as_str().to_owned()))
+            .collect();
         let mut found: Vec<(crate::domain::types::SignalId, SymbolId, Side, f64, f64)> = Vec::new();
+        let mut index: std::collections::HashMap<crate::domain::types::SignalId, usize> =
+            std::collections::HashMap::new();
         for d in deals.iter().filter(|d| d.deal > last) {
             self.last_deal = self.last_deal.max(d.deal);
             // In flight here (settled below), or a queued signal booked just above.
-            if self.orders.iter().any(|o| o.req.client_id.as_str() == d.comment)
-                || handled.iter().any(|h| h.0.as_str() == d.comment)
-            {
+            if known.contains(d.comment.as_ref()) {
                 continue;
             }
             let Some(id) = crate::domain::types::SignalId::parse(&d.comment) else { continue };
@@ -609,12 +530,16 @@ impl Mt5Venue {
             if !(d.volume > 0.0 && d.price > 0.0 && d.price.is_finite()) {
                 continue;
             }
-            match found.iter_mut().find(|f| f.0 == id) {
-                Some(f) => {
+            match index.get(&id) {
+                Some(&i) => {
+                    let f = &mut found[i];
                     f.4 = (f.4 * f.3 + d.price * d.volume) / (f.3 + d.volume);
                     f.3 += d.volume;
                 }
-                None => found.push((id, symbol as SymbolId, side, d.volume, d.price)),
+                None => {
+                    index.insert(id, found.len());
+                    found.push((id, symbol as SymbolId, side, d.volume, d.price));
+                }
             }
         }
         for (id, symbol, side, qty, price) in found {
