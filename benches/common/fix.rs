@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use mt5bot::venue::fix44::codec::{frame, tag, Builder, Fields, Frame, Header, Message};
+use mt5bot::venue::fix44::codec::{encode, frame, tag, Fields, Frame, Header, Message};
 use mt5bot::venue::fix44::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
 
 pub struct Quiet;
@@ -20,22 +20,9 @@ impl Application for Quiet {
 }
 
 pub fn peer_message(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])]) -> Vec<u8> {
-    let mut b = Builder::new();
-    let h = Header {
-        msg_type,
-        sender: b"EXECUTOR",
-        target: b"MT5BOT",
-        seq,
-        sending_time: b"20261124-07:06:19.123",
-        poss_dup: None,
-    };
-    b.start(&h);
-    for (t, v) in fields {
-        b.field(*t, v);
-    }
-    let mut out = Vec::new();
-    b.finish(&mut out);
-    out
+    let sending_time = b"20261124-07:06:19.123";
+    let h = Header { msg_type, sender: b"EXECUTOR", target: b"MT5BOT", seq, sending_time, poss_dup: None };
+    encode(&h, fields)
 }
 
 /// A session logged on and in sync with a simulated counterparty.

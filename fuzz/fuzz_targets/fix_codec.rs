@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mt5bot::venue::fix44::codec::{frame, tag, Builder, Fields, Frame, Header, Message, MAX_BODY};
+use mt5bot::venue::fix44::codec::{encode, frame, tag, Fields, Frame, Header, Message, MAX_BODY};
 use mt5bot::venue::fix44::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
 
 struct Sink;
@@ -27,16 +27,9 @@ impl Application for Sink {
 }
 
 fn peer(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])]) -> Vec<u8> {
-    let mut b = Builder::new();
     let h =
         Header { msg_type, sender: b"V", target: b"B", seq, sending_time: b"20261124-07:06:19.123", poss_dup: None };
-    b.start(&h);
-    for (t, v) in fields {
-        b.field(*t, v);
-    }
-    let mut out = Vec::new();
-    b.finish(&mut out);
-    out
+    encode(&h, fields)
 }
 
 /// Every message the session wrote must frame and parse.

@@ -83,18 +83,8 @@ impl SignalId {
     /// `prefix` followed by the decimal digits of `n`, built without allocating.
     /// The prefix is cut so the whole id fits.
     pub fn with_counter(prefix: &SignalId, n: u64) -> SignalId {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut v = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let digits = &digits[i..];
+        let mut buf = crate::support::encoding::Decimal::new();
+        let digits = buf.format(n).as_bytes();
         let keep = (prefix.len as usize).min(SIGNAL_ID_MAX - digits.len());
         let mut id = SignalId { len: (keep + digits.len()) as u8, bytes: [0u8; SIGNAL_ID_MAX] };
         id.bytes[..keep].copy_from_slice(&prefix.bytes[..keep]);

@@ -71,6 +71,9 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Digits of integers, formatted without allocating (a stack buffer per call).
+pub type Decimal = itoa::Buffer;
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

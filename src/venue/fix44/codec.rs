@@ -383,19 +383,22 @@ impl Builder {
     }
 }
 
-/// Appends the decimal digits of `v`.
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+/// A whole message: `header`, then `fields` in order, framed with its length and checksum. For
+/// messages sent once (tests, simulators); the session reuses one [`Builder`].
+pub fn encode(header: &Header<'_>, fields: &[(u32, &[u8])]) -> Vec<u8> {
+    let mut b = Builder::new();
+    b.start(header);
+    for (t, v) in fields {
+        b.field(*t, v);
     }
-    out.extend_from_slice(&digits[i..]);
+    let mut out = Vec::new();
+    b.finish(&mut out);
+    out
+}
+
+/// Appends the decimal digits of `v`.
+pub fn push_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(crate::support::encoding::Decimal::new().format(v).as_bytes());
 }
 
 /// A message with SOH shown as `|`, for logs and errors. Never used for messages carrying a

@@ -790,7 +790,6 @@ mod tests {
 
     /// A message from the venue.
     fn peer(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])], poss_dup: bool) -> Vec<u8> {
-        let mut b = Builder::new();
         let h = Header {
             msg_type,
             sender: b"VENUE",
@@ -799,13 +798,7 @@ mod tests {
             sending_time: b"20261124-07:06:19.123",
             poss_dup: poss_dup.then_some(b"20261124-07:06:18.000".as_slice()),
         };
-        b.start(&h);
-        for (t, v) in fields {
-            b.field(*t, v);
-        }
-        let mut out = Vec::new();
-        b.finish(&mut out);
-        out
+        crate::venue::fix44::codec::encode(&h, fields)
     }
 
     /// Every message in `out`, as (MsgType, fields), and clears it.
