@@ -323,6 +323,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn order_kinds_are_named_as_config_writes_them() {
+        for k in [OrderKind::Market, OrderKind::Limit] {
+            assert_eq!(serde_json::to_value(k).expect("json"), k.as_str());
+        }
+    }
+
+    #[test]
     fn signal_ids_are_checked() {
         assert_eq!(SignalId::parse("abc-1.2_x:9").map(|i| i.to_string()), Some("abc-1.2_x:9".into()));
         assert!(SignalId::parse("").is_none());
@@ -370,6 +377,16 @@ pub struct TradeRecord {
 pub enum OrderKind {
     Market,
     Limit,
+}
+
+impl OrderKind {
+    /// The name in config, checkpoints and the journal (`market`, `limit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Market => "market",
+            OrderKind::Limit => "limit",
+        }
+    }
 }
 
 /// How long an order stays working at the venue (FIX TimeInForce).

@@ -88,13 +88,6 @@ pub struct TradingCore<V, C> {
     journal: Option<Journal>,
 }
 
-fn kind_name(k: OrderKind) -> &'static str {
-    match k {
-        OrderKind::Market => "market",
-        OrderKind::Limit => "limit",
-    }
-}
-
 /// A quantity this close to a whole number of steps counts as one (float noise).
 const STEP_TOLERANCE: f64 = 1e-6;
 
@@ -772,7 +765,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     client_id: o.request.client_id.as_str().to_owned(),
                     symbol: name(o.request.symbol),
                     side: o.request.side.as_str().to_owned(),
-                    kind: kind_name(o.request.kind).to_owned(),
+                    kind: o.request.kind.as_str().to_owned(),
                     qty: o.request.qty,
                     filled: o.filled,
                     price: o.request.price,
@@ -798,7 +791,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         id: q.id.as_str().to_owned(),
                         symbol: name(q.symbol),
                         side: q.side.as_str().to_owned(),
-                        kind: kind_name(q.kind).to_owned(),
+                        kind: q.kind.as_str().to_owned(),
                         qty: q.qty,
                         price: q.price,
                         source: q.source.as_str().to_owned(),

@@ -729,13 +729,6 @@ fn side_name(s: Side) -> &'static str {
     s.as_str()
 }
 
-fn kind_name(k: OrderKind) -> &'static str {
-    match k {
-        OrderKind::Market => "market",
-        OrderKind::Limit => "limit",
-    }
-}
-
 /// Applies one entry to a checkpoint's state, as the engine applied it when it happened.
 fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
     let id = e.id.as_str();
@@ -755,7 +748,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
                 id: id.to_owned(),
                 symbol: symbol.to_owned(),
                 side: side_name(e.side).to_owned(),
-                kind: kind_name(e.order_kind).to_owned(),
+                kind: e.order_kind.as_str().to_owned(),
                 qty: e.qty,
                 price: e.price,
                 source: e.source.as_str().to_owned(),
@@ -770,7 +763,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
                 client_id: id.to_owned(),
                 symbol: symbol.to_owned(),
                 side: side_name(e.side).to_owned(),
-                kind: kind_name(e.order_kind).to_owned(),
+                kind: e.order_kind.as_str().to_owned(),
                 qty: e.qty,
                 filled: 0.0,
                 price: e.price,
