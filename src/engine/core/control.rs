@@ -1,0 +1,183 @@
+//! What the operator asks of the core through the control API: pause and resume, cancel all,
+//! flatten, apply a reload's live settings, and the status report.
+
+use super::*;
+
+impl<V: Venue, C: Clock> TradingCore<V, C> {
+    /// Stops (`true`) or resumes taking new signals, for the operator. Orders in flight settle;
+    /// ticks still mark the books. Returns whether anything changed.
+    pub fn set_operator_pause(&mut self, paused: bool) -> bool {
+        let changed = self.operator_paused != paused;
+        self.operator_paused = paused;
+        self.metrics.trading_paused.set(i64::from(paused || self.paused_until.is_some()));
+        if changed {
+            log::warn!("{} by the operator", if paused { "trading paused" } else { "trading resumed" });
+        }
+        changed
+    }
+
+    /// Asks the venue to cancel every open order; returns the ids it took the cancel for and those
+    /// it refused, with the reason.
+    pub fn cancel_all(&mut self) -> (Vec<OrderRequest>, Vec<(OrderRequest, &'static str)>) {
+        let now = self.clock.now();
+        let open: Vec<OrderRequest> = self.executor.open_orders().map(|o| o.request).collect();
+        let (mut asked, mut refused) = (Vec::new(), Vec::new());
+        for req in open {
+            match self.venue.cancel(&req, now, &mut self.events) {
+                Ok(()) => asked.push(req),
+                Err(why) => refused.push((req, why)),
+            }
+        }
+        self.apply_events(now);
+        (asked, refused)
+    }
+
+    /// Pauses, asks the venue to cancel every open order, then sends market orders that bring every
+    /// symbol's position to zero (counting the open orders the venue would not cancel). Returns
+    /// what was cancelled and one line per symbol that needed an order: what was sent or why not.
+    pub fn flatten(&mut self) -> FlattenReport {
+        self.set_operator_pause(true);
+        let (asked, refused) = self.cancel_all();
+        let mut done = Vec::new();
+        let stamp = crate::support::timefmt::unix_nanos() / 1_000_000;
+        for sym in 0..self.symbols.len() {
+            let id = sym as SymbolId;
+            let uncancelled: f64 = refused
+                .iter()
+                .filter(|(r, _)| r.symbol == id)
+                .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open()))
+                .map(|o| o.request.side.sign() * o.remaining())
+                .sum();
+            let net = self.executor.position(id).qty + uncancelled;
+            if net.abs() < QTY_EPSILON {
+                continue;
+            }
+            let name = self.symbols[sym].clone();
+            let Some(signal_id) = SignalId::parse(&format!("F{stamp}-{sym}")) else { continue };
+            let signal = Signal {
+                id: signal_id,
+                symbol: id,
+                side: if net > 0.0 { Side::Sell } else { Side::Buy },
+                qty: net.abs(),
+                kind: OrderKind::Market,
+                price: 0.0,
+                source: SignalSource::Control,
+                origin_ns: self.clock.now(),
+                reply_to: ReplyTo::NONE,
+            };
+            self.metrics.received(SignalSource::Control);
+            let now = self.clock.now();
+            let outcome = match self.executor.create(&signal, now) {
+                Err(reason) => {
+                    self.metrics.dropped(reason);
+                    Err(reason.as_str().to_owned())
+                }
+                Ok(order) => match self.venue.submit(&order, now) {
+                    Ok(()) => {
+                        self.executor.mark_sent(order.key, now);
+                        self.metrics.orders_sent.inc();
+                        let s = &signal;
+                        self.journal(journal::Kind::Sent, s.id, s.symbol, s.side, s.kind, s.source, s.qty, order.price);
+                        Ok(())
+                    }
+                    Err(why) => {
+                        self.metrics.orders_rejected.inc();
+                        self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
+                        Err(why.to_owned())
+                    }
+                },
+            };
+            let (sent, reason) = match outcome {
+                Ok(()) => (true, None),
+                Err(why) => (false, Some(why)),
+            };
+            let line = FlattenOrder {
+                symbol: name,
+                side: signal.side.as_str(),
+                qty: signal.qty,
+                id: signal.id.as_str().to_owned(),
+                sent,
+                reason,
+            };
+            log::warn!("flatten: {line}");
+            done.push(line);
+        }
+        self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+        FlattenReport {
+            cancel_requested: asked.iter().map(|r| r.client_id.as_str().to_owned()).collect(),
+            cancel_refused: refused
+                .iter()
+                .map(|(r, why)| CancelRefused { id: r.client_id.as_str().to_owned(), reason: (*why).to_owned() })
+                .collect(),
+            orders: done,
+        }
+    }
+
+    /// Applies the parts of a new configuration that can change while running; the caller has
+    /// checked which keys those are.
+    pub fn apply_live(&mut self, live: &LiveConfig) {
+        self.executor.set_limits(live.max_position, live.max_orders_per_second, live.max_notional);
+        let d = &live.drift;
+        if *d != self.drift_cfg {
+            if (d.delta, d.threshold, d.min_samples)
+                != (self.drift_cfg.delta, self.drift_cfg.threshold, self.drift_cfg.min_samples)
+            {
+                self.drift = vec![PageHinkley::new(d.delta, d.threshold, d.min_samples); self.symbols.len()];
+            }
+            self.drift_cfg = d.clone();
+        }
+        self.max_wait = live.queue_max_wait.as_nanos() as Nanos;
+    }
+
+    /// What the control API's `status` shows.
+    pub fn status(&self) -> StatusReport {
+        use crate::link::report::{
+            DriftAlarm, DriftStatus, OpenOrderStatus, PausedStatus, PositionStatus, QueueStatus, VenueStatus,
+        };
+        let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
+        let v = &self.venue;
+        StatusReport {
+            venue: VenueStatus {
+                name: v.name(),
+                up: v.is_up(),
+                ready_for_orders: v.ready_for_orders(),
+                open_orders: v.open_orders(),
+            },
+            accepting: self.accepting,
+            paused: PausedStatus { operator: self.operator_paused, drift: self.paused_until.is_some() },
+            queue: QueueStatus { depth: self.queue.len(), capacity: self.queue.capacity() },
+            trades: self.executor.trades(),
+            positions: self
+                .symbols
+                .iter()
+                .zip(self.executor.positions())
+                .map(|(s, p)| PositionStatus {
+                    symbol: s.clone(),
+                    qty: p.qty,
+                    avg_price: p.avg_price,
+                    realized_pnl: p.realized_pnl,
+                    fills: p.fills,
+                })
+                .collect(),
+            open_orders: self
+                .executor
+                .open_orders()
+                .map(|o| OpenOrderStatus {
+                    id: o.request.client_id.as_str().to_owned(),
+                    symbol: name(o.request.symbol),
+                    side: o.request.side.as_str(),
+                    qty: o.request.qty,
+                    filled: o.filled,
+                    price: o.request.price,
+                    state: o.state.as_str(),
+                })
+                .collect(),
+            drift: DriftStatus {
+                alarms: self.drift_alarms,
+                last: self
+                    .last_drift
+                    .map(|(s, at)| DriftAlarm { symbol: name(s), at: crate::support::timefmt::rfc3339_micros(at) }),
+            },
+        }
+    }
+}
