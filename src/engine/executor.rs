@@ -208,7 +208,8 @@ impl Executor {
             recent: RecentIds::new(ids),
             adopted: RecentIds::new(ADOPTED_IDS),
             trades: 0,
-            now_s: (crate::support::timefmt::unix_nanos() / 1_000_000_000) as u32,
+            // The core sets the wall time from its clock before any id is taken.
+            now_s: 0,
             retention_s,
             forgotten_early: 0,
         }

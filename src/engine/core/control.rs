@@ -39,7 +39,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.set_operator_pause(true);
         let (asked, refused) = self.cancel_all();
         let mut done = Vec::new();
-        let stamp = crate::support::timefmt::unix_nanos() / 1_000_000;
+        let stamp = self.clock.unix_nanos() / 1_000_000;
         for sym in 0..self.symbols.len() {
             let id = sym as SymbolId;
             let uncancelled: f64 = refused

@@ -101,6 +101,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let d = &cfg.drift;
         let prefix = SignalId::parse(&format!("{run_id}-")).unwrap_or_default();
         metrics.broker_connected.set(i64::from(venue.is_up()));
+        let mut executor =
+            Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32);
+        executor.set_wall_seconds((clock.unix_nanos() / 1_000_000_000) as u32);
         TradingCore {
             clock,
             symbols: cfg.feed.symbols.iter().map(|s| s.name.clone()).collect(),
@@ -108,12 +111,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             model: Model::new(&cfg.model, n),
             drift: vec![PageHinkley::new(d.delta, d.threshold, d.min_samples); n],
             drift_cfg: d.clone(),
-            executor: Executor::with_ids(
-                &cfg.risk,
-                n,
-                cfg.id_memory,
-                cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32,
-            ),
+            executor,
             venue,
             // Every event a poll can produce fits: one accept and one fill or reject per order.
             events: Vec::with_capacity(2 * cfg.risk.max_open_orders + 16),
@@ -199,7 +197,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 source,
                 qty,
                 price,
-                unix_ns: crate::support::timefmt::unix_nanos() as i64,
+                unix_ns: self.clock.unix_nanos() as i64,
                 venue_ref,
             });
         }
@@ -434,7 +432,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     pub fn poll_venue(&mut self) {
         let now = self.clock.now();
         // Seconds are all the id memory needs: once per turn is enough.
-        self.executor.set_wall_seconds((crate::support::timefmt::unix_nanos() / 1_000_000_000) as u32);
+        self.executor.set_wall_seconds((self.clock.unix_nanos() / 1_000_000_000) as u32);
         self.venue.poll(now, &mut self.events);
         self.apply_events(now);
         if !self.queue.is_empty() {
@@ -471,7 +469,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     self.metrics.trade_count.inc();
                     if let Some(sink) = &self.trade_sink {
                         let record = TradeRecord {
-                            unix_ns: crate::support::timefmt::unix_nanos(),
+                            unix_ns: self.clock.unix_nanos(),
                             symbol,
                             side,
                             client_id,
@@ -521,7 +519,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
 
     fn on_drift(&mut self, symbol: SymbolId, now: Nanos) {
         self.drift_alarms += 1;
-        self.last_drift = Some((symbol, crate::support::timefmt::unix_nanos()));
+        self.last_drift = Some((symbol, self.clock.unix_nanos()));
         self.metrics.drift_events.inc();
         let name = self.symbols.get(symbol as usize).map(String::as_str).unwrap_or("?");
         match self.drift_cfg.action {

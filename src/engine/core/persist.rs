@@ -9,9 +9,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         use crate::engine::checkpoint::{OrderState, PositionState, State};
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
         let recent = self.executor.recent_ids();
-        let (now, unix_now) = (self.clock.now(), crate::support::timefmt::unix_nanos() as i64);
+        let (now, unix_now) = (self.clock.now(), self.clock.unix_nanos() as i64);
         State {
-            written_at: crate::support::timefmt::rfc3339_micros(crate::support::timefmt::unix_nanos()),
+            written_at: crate::support::timefmt::rfc3339_micros(self.clock.unix_nanos()),
             trades: self.executor.trades(),
             next_model_seq: self.next_model_seq,
             positions: self
@@ -53,7 +53,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             // Set by the checkpointer, which numbers what it writes.
             generation: 0,
             queued: {
-                let (now, unix) = (self.clock.now(), crate::support::timefmt::unix_nanos() as i64);
+                let (now, unix) = (self.clock.now(), self.clock.unix_nanos() as i64);
                 self.queue
                     .iter()
                     .map(|q| crate::engine::checkpoint::QueuedState {
@@ -95,7 +95,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         self.executor.restore(&positions, state.trades);
         self.next_model_seq = self.next_model_seq.max(state.next_model_seq);
-        let now_s = (crate::support::timefmt::unix_nanos() / 1_000_000_000) as u32;
+        let now_s = (self.clock.unix_nanos() / 1_000_000_000) as u32;
         self.executor.set_wall_seconds(now_s);
         self.executor.remember_ids_at(
             state.recent_ids.iter().enumerate().filter_map(|(n, i)| {
@@ -126,7 +126,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     .executor
                     .restore_open(template, o.filled)
                     .ok_or("the checkpoint holds more orders in flight than risk.max_open_orders")?;
-                let unix_now = crate::support::timefmt::unix_nanos() as i64;
+                let unix_now = self.clock.unix_nanos() as i64;
                 let age_ns =
                     (o.sent_at_unix_ns > 0).then(|| unix_now.saturating_sub(o.sent_at_unix_ns).max(0) as Nanos);
                 restored.push(RestoredOrder { req, filled: o.filled, venue_ref: o.venue_ref, age_ns });
@@ -150,7 +150,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// its turn comes, unless it has already waited longer than `queue.max_wait` (refused, counted
     /// as `venue_unavailable` and logged). A restored signal's wait goes on from the restart.
     pub(super) fn restore_queue(&mut self, queued: &[crate::engine::checkpoint::QueuedState]) -> Result<(), String> {
-        let unix = crate::support::timefmt::unix_nanos() as i64;
+        let unix = self.clock.unix_nanos() as i64;
         let mut stale = Vec::new();
         for q in queued {
             let (Some(symbol), Some(id)) = (self.symbol_id(&q.symbol), SignalId::parse(&q.id)) else {
