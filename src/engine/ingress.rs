@@ -139,6 +139,10 @@ pub struct Ingress {
     accept_log: Throttle,
     /// How far the journal was durable when held `queued` answers were last released.
     released: u64,
+    /// The slots whose connections hold `queued` answers for the journal (each once, marked in
+    /// `listed`), so a release visits those and not every slot.
+    gated: Vec<usize>,
+    listed: Vec<bool>,
 }
 
 impl Ingress {
@@ -164,6 +168,8 @@ impl Ingress {
             refused_log: Throttle::default(),
             accept_log: Throttle::default(),
             released: 0,
+            gated: Vec::with_capacity(cfg.max_connections),
+            listed: vec![false; cfg.max_connections],
         })
     }
 
@@ -279,6 +285,10 @@ impl Ingress {
                 break;
             }
         }
+        if !conn.gates.is_empty() && !self.listed[idx] {
+            self.listed[idx] = true;
+            self.gated.push(idx);
+        }
         if core.has_late_refusals() {
             self.deliver_late(core, metrics);
         }
@@ -302,14 +312,25 @@ impl Ingress {
         }
         self.released = durable;
         let now = core.clock().now();
-        for idx in 0..self.conns.len() {
-            let Some(conn) = self.conns[idx].as_mut() else { continue };
-            if conn.gates.is_empty() {
-                continue;
-            }
-            flush(conn, metrics, now, durable);
-            if conn.closing && conn.out.is_empty() {
+        let mut i = 0;
+        while i < self.gated.len() {
+            let idx = self.gated[i];
+            let (keep, close) = match self.conns[idx].as_mut() {
+                Some(conn) => {
+                    flush(conn, metrics, now, durable);
+                    let close = conn.closing && conn.out.is_empty();
+                    (!close && !conn.gates.is_empty(), close)
+                }
+                None => (false, false),
+            };
+            if close {
                 self.close(idx, registry, metrics, None);
+            }
+            if keep {
+                i += 1;
+            } else {
+                self.listed[idx] = false;
+                self.gated.swap_remove(i);
             }
         }
     }
