@@ -67,7 +67,7 @@ pub struct OrderState {
 
 /// A signal that was queued, not yet sent, when the checkpoint was taken (or replayed from the
 /// journal): after a restart it is sent, or refused if it has waited longer than `queue.max_wait`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueuedState {
     pub id: String,
     pub symbol: String,

@@ -26,6 +26,7 @@
 //! writing it, so it was never synced nor answered) is the end of the segment; a damaged frame
 //! before the last is refused like a damaged checkpoint.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -702,6 +703,7 @@ pub fn replay(base: &Path, state: &mut State, keys: &Keys) -> Result<Replayed, J
     let list = segments(base)
         .map_err(|e| JournalError::Io(format!("cannot list the order journal beside {}: {e}", base.display())))?;
     let mut done = Replayed::default();
+    let mut index = ReplayIndex::new(state);
     let from = state.generation;
     let mut expect = from;
     for (g, path) in list.into_iter().filter(|(g, _)| *g >= from) {
@@ -719,10 +721,66 @@ pub fn replay(base: &Path, state: &mut State, keys: &Keys) -> Result<Replayed, J
                     why: format!("entry for symbol number {} of a list of {}", e.symbol, seg.symbols.len()),
                 });
             };
-            apply(state, e, symbol, &mut done);
+            apply(state, e, symbol, &mut done, &mut index);
         }
     }
+    index.finish(state);
     Ok(done)
+}
+
+/// Lookups a replay needs per entry, so a journal of many orders replays in linear time: queued
+/// signals taken out (removed once, at the end, keeping the order of the rest) and where each
+/// settled order is in `Replayed::settled`.
+#[derive(Debug, Default)]
+struct ReplayIndex {
+    /// Occurrences of an id in `state.queued` not yet taken out, and those taken out.
+    queued: HashMap<String, (usize, usize)>,
+    settled: HashMap<SignalId, usize>,
+}
+
+impl ReplayIndex {
+    fn new(state: &State) -> ReplayIndex {
+        let mut index = ReplayIndex::default();
+        for q in &state.queued {
+            index.queued.entry(q.id.clone()).or_default().0 += 1;
+        }
+        index
+    }
+
+    fn queue(&mut self, id: &str) {
+        self.queued.entry(id.to_owned()).or_default().0 += 1;
+    }
+
+    /// The signal `id` left the queue (sent or closed), if it was in it.
+    fn unqueue(&mut self, id: &str) {
+        if let Some((live, gone)) = self.queued.get_mut(id) {
+            if *live > 0 {
+                *live -= 1;
+                *gone += 1;
+            }
+        }
+    }
+
+    fn settle(&mut self, done: &mut Replayed, id: SignalId, filled: f64) {
+        match self.settled.get(&id) {
+            Some(&i) => done.settled[i].1 += filled,
+            None => {
+                self.settled.insert(id, done.settled.len());
+                done.settled.push((id, filled));
+            }
+        }
+    }
+
+    /// Takes the signals that left the queue out of it: the earliest occurrences of each id.
+    fn finish(mut self, state: &mut State) {
+        state.queued.retain(|q| match self.queued.get_mut(&q.id) {
+            Some((_, gone)) if *gone > 0 => {
+                *gone -= 1;
+                false
+            }
+            _ => true,
+        });
+    }
 }
 
 fn side_name(s: Side) -> &'static str {
@@ -730,7 +788,7 @@ fn side_name(s: Side) -> &'static str {
 }
 
 /// Applies one entry to a checkpoint's state, as the engine applied it when it happened.
-fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
+fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index: &mut ReplayIndex) {
     let id = e.id.as_str();
     done.entries += 1;
     let remember = |state: &mut State| {
@@ -744,6 +802,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
         Kind::Queued => {
             done.queued += 1;
             remember(state);
+            index.queue(id);
             state.queued.push(QueuedState {
                 id: id.to_owned(),
                 symbol: symbol.to_owned(),
@@ -758,7 +817,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
         Kind::Sent => {
             done.sent += 1;
             remember(state);
-            state.queued.retain(|q| q.id != id);
+            index.unqueue(id);
             state.open_orders.push(OrderState {
                 client_id: id.to_owned(),
                 symbol: symbol.to_owned(),
@@ -798,28 +857,21 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed) {
                     o.state = "partially_filled".into();
                     if o.filled + QTY_EPSILON >= o.qty {
                         let o = state.open_orders.remove(i);
-                        settle(done, e.id, o.filled);
+                        index.settle(done, e.id, o.filled);
                     }
                 }
                 // Adopted: sent before the checkpoint's process knew of it.
-                None => settle(done, e.id, e.qty),
+                None => index.settle(done, e.id, e.qty),
             }
         }
         Kind::Closed => {
             done.closed += 1;
-            state.queued.retain(|q| q.id != id);
+            index.unqueue(id);
             if let Some(i) = state.open_orders.iter().position(|o| o.client_id == id) {
                 let o = state.open_orders.remove(i);
-                settle(done, e.id, o.filled);
+                index.settle(done, e.id, o.filled);
             }
         }
-    }
-}
-
-fn settle(done: &mut Replayed, id: SignalId, filled: f64) {
-    match done.settled.iter_mut().find(|(i, _)| *i == id) {
-        Some((_, f)) => *f += filled,
-        None => done.settled.push((id, filled)),
     }
 }
 
@@ -901,6 +953,41 @@ mod tests {
         assert_eq!(state.recent_ids, ["q-1", "q-2", "q-1", "q-1"], "each entry's id, taken again or not");
         assert_eq!(state.recent_id_times, [1_700_000_000; 4]);
         assert_eq!(r.settled, vec![]);
+    }
+
+    #[test]
+    fn replay_takes_out_exactly_the_queued_signals_that_left_and_keeps_the_order_of_the_rest() {
+        let mut state = State::default();
+        for id in ["c-1", "c-2"] {
+            state.queued.push(QueuedState { id: id.into(), ..QueuedState::default() });
+        }
+        let (mut done, mut index) = (Replayed::default(), ReplayIndex::new(&state));
+        let mut run = |state: &mut State, kind, id: &str, qty| {
+            apply(state, &entry(kind, id, qty, 1.0), "EURUSD", &mut done, &mut index);
+        };
+        for i in 0..3000 {
+            run(&mut state, Kind::Queued, &format!("q-{i}"), 1.0);
+        }
+        for i in (0..3000).filter(|i| i % 3 != 0) {
+            run(&mut state, Kind::Sent, &format!("q-{i}"), 1.0);
+        }
+        run(&mut state, Kind::Closed, "c-1", 0.0);
+        run(&mut state, Kind::Closed, "q-0", 0.0);
+        // The same id queued again after it left (a short id_retention): only the first copy goes.
+        run(&mut state, Kind::Queued, "q-0", 1.0);
+        // Closing what never was queued takes nothing out.
+        run(&mut state, Kind::Closed, "never", 0.0);
+        run(&mut state, Kind::Fill, "q-1", 1.0);
+        run(&mut state, Kind::Fill, "q-2", 0.5);
+        run(&mut state, Kind::Fill, "q-2", 0.5);
+        index.finish(&mut state);
+        let left: Vec<&str> = state.queued.iter().map(|q| q.id.as_str()).collect();
+        let mut expect = vec!["c-2".to_owned()];
+        expect.extend((3..3000).filter(|i| i % 3 == 0).map(|i| format!("q-{i}")));
+        expect.push("q-0".into());
+        assert_eq!(left, expect);
+        let settled: Vec<(&str, f64)> = done.settled.iter().map(|(i, f)| (i.as_str(), *f)).collect();
+        assert_eq!(settled, [("q-1", 1.0), ("q-2", 1.0)], "each settled once, with all it filled");
     }
 
     #[test]
