@@ -11,6 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::client::{at_least_once_client, Rng};
 use support::*;
 
 const SECRET: &str = "bridge-test-secret-0123456789abcdef";
@@ -545,16 +546,16 @@ fn random_sigkills_mid_order_never_duplicate_or_lose_an_order() {
     }
 }
 
+/// A market order line of the at-least-once client: a third of the ids sell.
+fn market_line(prefix: &str, id: usize) -> String {
+    let side = if id % 3 == 0 { "sell" } else { "buy" };
+    format!("{{\"id\":\"{prefix}-{id}\",\"symbol\":\"EURUSD\",\"side\":\"{side}\",\"qty\":0.01,\"type\":\"market\"}}\n")
+}
+
 fn mt5_kill_rounds(seed: u64) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let dir = TempDir::new(&format!("mt5-random-kill-{seed}"));
     let bridge = format!("127.0.0.1:{}", free_port());
     let ing = format!("127.0.0.1:{}", free_port());
@@ -588,64 +589,19 @@ fn mt5_kill_rounds(seed: u64) {
     let client_stop = Arc::new(AtomicBool::new(false));
     let client = {
         let (ing, stop) = (ing.clone(), client_stop.clone());
-        std::thread::spawn(move || {
-            let mut queued: Vec<usize> = Vec::new();
-            let mut twice = Vec::new();
-            let mut n = 0usize;
-            'conn: while !stop.load(Ordering::Relaxed) {
-                let Ok(mut w) = TcpStream::connect(&ing) else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                w.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-                let mut r = BufReader::new(w.try_clone().expect("clone"));
-                let mut todo: Vec<(usize, bool)> = queued.iter().rev().take(8).map(|&q| (q, true)).collect();
-                while !stop.load(Ordering::Relaxed) {
-                    let (id, repeat) = todo.pop().unwrap_or((n, false));
-                    let line = format!(
-                        "{{\"id\":\"c-{id}\",\"symbol\":\"EURUSD\",\"side\":\"{}\",\"qty\":0.01,\"type\":\"market\"}}\n",
-                        if id % 3 == 0 { "sell" } else { "buy" }
-                    );
-                    if w.write_all(line.as_bytes()).is_err() {
-                        continue 'conn;
-                    }
-                    loop {
-                        let mut answer = String::new();
-                        if matches!(r.read_line(&mut answer), Ok(0) | Err(_)) {
-                            continue 'conn;
-                        }
-                        let v: Value = serde_json::from_str(&answer).expect("JSON answer");
-                        if v["id"] != format!("c-{id}") {
-                            continue; // a late refusal of an earlier id
-                        }
-                        if v["status"] == "queued" {
-                            if queued.contains(&id) {
-                                twice.push(id);
-                            } else {
-                                queued.push(id);
-                            }
-                        }
-                        break;
-                    }
-                    if !repeat {
-                        n += 1;
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-            (queued, twice)
-        })
+        std::thread::spawn(move || at_least_once_client(ing, "c", stop, Duration::from_millis(2), market_line))
     };
     let mut schedule = Vec::new();
     for _ in 0..5 {
-        let wait = 150 + next() % 700;
+        let wait = rng.between(150, 849);
         schedule.push(wait);
         std::thread::sleep(Duration::from_millis(wait));
         bot.kill_and_restart(&dir, &cfg, &env);
     }
     std::thread::sleep(Duration::from_millis(300));
     client_stop.store(true, Ordering::Relaxed);
-    let (queued, twice) = client.join().expect("client");
+    let seen = client.join().expect("client");
+    let (queued, twice) = (seen.queued, seen.queued_twice);
     wait_metric(&bot, "broker_connected{venue=\"mt5\"}", 1.0);
     let settled = bot.settle(Duration::from_secs(20));
     let log = bot.log_file();

@@ -4,6 +4,7 @@
 //! Every server binds 127.0.0.1; every wait is bounded and fails with what it was waiting for.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod influx_v2;
 pub mod openapi;
 
