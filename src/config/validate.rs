@@ -70,10 +70,50 @@ impl Validator<'_> {
     }
 }
 
-/// Stage two: checks the raw document and builds the typed [`Config`]. Reports the first error.
+/// Stage two: checks the raw document and builds the typed [`Config`], one section at a time.
+/// Reports the first error.
 pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, ConfigError> {
     let mut v = Validator { name, text, errors: Vec::new() };
+    let venue = venue(&mut v, &raw);
+    let feed = feed(&mut v, &raw);
+    let model = model(&mut v, &raw);
+    let drift = drift(&mut v, &raw);
+    let (queue_capacity, queue_max_wait) = queue(&mut v, &raw);
+    let risk = risk(&mut v, &raw);
+    let (id_retention, id_memory, ingress) = ingress(&mut v, &raw);
+    let metrics = metrics(&mut v, &raw);
+    let logging = logging(&mut v, &raw);
+    let influx = influx(&mut v, &raw);
+    let log_forward = log_forward(&mut v, &raw);
+    let checkpoint = checkpoint(&mut v, &raw);
+    let engine = engine(&mut v, &raw);
 
+    if let Some(first) = v.errors.into_iter().next() {
+        return Err(first);
+    }
+    Ok(Config {
+        source: name.to_owned(),
+        venue,
+        feed,
+        model,
+        drift,
+        queue_capacity,
+        queue_max_wait,
+        id_retention,
+        id_memory,
+        risk,
+        ingress,
+        metrics,
+        logging,
+        influx,
+        log_forward,
+        checkpoint,
+        engine,
+    })
+}
+
+/// The venues: paper, FIX 4.4 and the MT5 bridge, and which one trades.
+fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
     let paper = PaperConfig {
         latency: v.duration("venue.paper.latency", &raw.venue.paper.latency, Duration::ZERO, Duration::from_secs(10)),
         slippage_bps: v.range_f64(
@@ -112,8 +152,8 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             }
             c.to_owned()
         },
-        sender_comp_id: comp_id(&mut v, "venue.fix44.sender_comp_id", &fx.sender_comp_id),
-        target_comp_id: comp_id(&mut v, "venue.fix44.target_comp_id", &fx.target_comp_id),
+        sender_comp_id: comp_id(&mut *v, "venue.fix44.sender_comp_id", &fx.sender_comp_id),
+        target_comp_id: comp_id(&mut *v, "venue.fix44.target_comp_id", &fx.target_comp_id),
         heartbeat_interval: {
             let d = v.duration(
                 "venue.fix44.heartbeat_interval",
@@ -205,8 +245,11 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         }
         _ => {}
     }
-    let venue = VenueConfig { kind: raw.venue.kind, paper, fix44, mt5 };
+    VenueConfig { kind: raw.venue.kind, paper, fix44, mt5 }
+}
 
+/// The symbols and where their ticks come from.
+fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
     let f = &raw.feed;
     if f.symbols.is_empty() {
         v.fail("feed.symbols", "is empty; accepted: a list of {name, price} entries".into());
@@ -265,7 +308,11 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             }
         }
     };
+    FeedConfig { symbols, source }
+}
 
+/// The EWMA-crossover model.
+fn model(v: &mut Validator<'_>, raw: &RawConfig) -> ModelConfig {
     let m = &raw.model;
     if m.fast_period < 1 {
         v.fail("model.fast_period", format!("{} is out of range; accepted: at least 1", m.fast_period));
@@ -276,7 +323,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             format!("{} must be greater than model.fast_period ({})", m.slow_period, m.fast_period),
         );
     }
-    let model = ModelConfig {
+    ModelConfig {
         fast_period: m.fast_period,
         slow_period: m.slow_period,
         threshold_bps: v.range_f64("model.threshold_bps", m.threshold_bps, 0.0, 10_000.0, "0 to 10000 basis points"),
@@ -289,18 +336,24 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             10_000.0,
             "0 to 10000 basis points",
         ),
-    };
+    }
+}
 
+/// The Page-Hinkley drift detector.
+fn drift(v: &mut Validator<'_>, raw: &RawConfig) -> DriftConfig {
     let d = &raw.drift;
-    let drift = DriftConfig {
+    DriftConfig {
         enabled: d.enabled,
         delta: v.range_f64("drift.delta", d.delta, 0.0, 1e9, "a number at least 0"),
         threshold: v.range_f64("drift.threshold", d.threshold, f64::MIN_POSITIVE, 1e12, "a number greater than 0"),
         min_samples: d.min_samples,
         action: d.action,
         pause_for: v.duration("drift.pause_for", &d.pause_for, Duration::from_secs(1), Duration::from_secs(7 * 86400)),
-    };
+    }
+}
 
+/// The signal queue: its capacity and how long a signal may wait for the venue.
+fn queue(v: &mut Validator<'_>, raw: &RawConfig) -> (usize, Duration) {
     let cap = raw.queue.capacity;
     if cap == 0 || !cap.is_power_of_two() || cap > MAX_QUEUE_CAPACITY {
         v.fail(
@@ -311,7 +364,11 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
 
     let queue_max_wait =
         v.duration("queue.max_wait", &raw.queue.max_wait, Duration::from_millis(1), Duration::from_secs(3600));
+    (cap, queue_max_wait)
+}
 
+/// The risk limits.
+fn risk(v: &mut Validator<'_>, raw: &RawConfig) -> RiskConfig {
     let r = &raw.risk;
     let risk = RiskConfig {
         max_position: v.range_f64(
@@ -334,7 +391,11 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     if r.max_orders_per_second == 0 {
         v.fail("risk.max_orders_per_second", "0 is out of range; accepted: 1 to 4294967295".into());
     }
+    risk
+}
 
+/// The signal ingress and the duplicate-id memory (`id_retention`, `id_memory`).
+fn ingress(v: &mut Validator<'_>, raw: &RawConfig) -> (Duration, usize, Option<IngressConfig>) {
     let id_retention = v.duration(
         "ingress.id_retention",
         &raw.ingress.id_retention,
@@ -370,20 +431,27 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     } else {
         None
     };
+    (id_retention, id_memory, ingress)
+}
 
+/// The metrics and control listener.
+fn metrics(v: &mut Validator<'_>, raw: &RawConfig) -> MetricsConfig {
     let rmx = &raw.metrics;
     let timeout = |v: &mut Validator<'_>, key: &str, value: &str| {
         v.duration(key, value, Duration::from_millis(100), Duration::from_secs(3600))
     };
-    let metrics = MetricsConfig {
+    MetricsConfig {
         listen: v.addr("metrics.listen", &rmx.listen),
         max_connections: v.range_usize("metrics.max_connections", rmx.max_connections, 1, 65_536),
-        header_timeout: timeout(&mut v, "metrics.header_timeout", &rmx.header_timeout),
-        body_timeout: timeout(&mut v, "metrics.body_timeout", &rmx.body_timeout),
-        idle_timeout: timeout(&mut v, "metrics.idle_timeout", &rmx.idle_timeout),
-        write_timeout: timeout(&mut v, "metrics.write_timeout", &rmx.write_timeout),
-    };
+        header_timeout: timeout(&mut *v, "metrics.header_timeout", &rmx.header_timeout),
+        body_timeout: timeout(&mut *v, "metrics.body_timeout", &rmx.body_timeout),
+        idle_timeout: timeout(&mut *v, "metrics.idle_timeout", &rmx.idle_timeout),
+        write_timeout: timeout(&mut *v, "metrics.write_timeout", &rmx.write_timeout),
+    }
+}
 
+/// Local logging.
+fn logging(v: &mut Validator<'_>, raw: &RawConfig) -> LoggingConfig {
     let level = match raw.logging.level.to_ascii_lowercase().as_str() {
         "off" => log::LevelFilter::Off,
         "error" => log::LevelFilter::Error,
@@ -402,15 +470,18 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     if raw.logging.file.trim().is_empty() {
         v.fail("logging.file", "is empty; accepted: a file path such as logs/mt5bot.log".into());
     }
-    let logging = LoggingConfig {
+    LoggingConfig {
         level,
         file: PathBuf::from(&raw.logging.file),
         stderr: raw.logging.stderr,
         channel_capacity: v.range_usize("logging.channel_capacity", raw.logging.channel_capacity, 16, 1 << 20),
-    };
+    }
+}
 
+/// InfluxDB writes.
+fn influx(v: &mut Validator<'_>, raw: &RawConfig) -> Option<InfluxConfig> {
     let i = &raw.influx;
-    let influx = if i.enabled {
+    if i.enabled {
         let url_ok = i.url.is_empty() || i.url.starts_with("http://") || i.url.starts_with("https://");
         if !url_ok {
             v.fail(
@@ -439,8 +510,11 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         })
     } else {
         None
-    };
+    }
+}
 
+/// Log forwarding.
+fn log_forward(v: &mut Validator<'_>, raw: &RawConfig) -> Option<LogForwardConfig> {
     let lf = &raw.log_forward;
     let log_forward = if lf.url.trim().is_empty() {
         None
@@ -528,11 +602,15 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             ),
         );
     }
+    log_forward
+}
 
+/// Checkpoints.
+fn checkpoint(v: &mut Validator<'_>, raw: &RawConfig) -> CheckpointConfig {
     if raw.checkpoint.path.trim().is_empty() {
         v.fail("checkpoint.path", "is empty; accepted: a file path such as state/checkpoint.bin".into());
     }
-    let checkpoint = CheckpointConfig {
+    CheckpointConfig {
         path: PathBuf::from(&raw.checkpoint.path),
         interval: v.duration(
             "checkpoint.interval",
@@ -540,10 +618,13 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             Duration::from_millis(100),
             Duration::from_secs(86400),
         ),
-    };
+    }
+}
 
+/// The engine loop.
+fn engine(v: &mut Validator<'_>, raw: &RawConfig) -> EngineConfig {
     let e = &raw.engine;
-    let engine = EngineConfig {
+    EngineConfig {
         ready_deadline: v.duration(
             "engine.ready_deadline",
             &e.ready_deadline,
@@ -562,30 +643,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
             Duration::from_secs(1),
             Duration::from_secs(86400),
         ),
-    };
-
-    if let Some(first) = v.errors.into_iter().next() {
-        return Err(first);
     }
-    Ok(Config {
-        source: name.to_owned(),
-        venue,
-        feed: FeedConfig { symbols, source },
-        model,
-        drift,
-        queue_capacity: cap,
-        queue_max_wait,
-        id_retention,
-        id_memory,
-        risk,
-        ingress,
-        metrics,
-        logging,
-        influx,
-        log_forward,
-        checkpoint,
-        engine,
-    })
 }
 
 /// Symbols are short and plain, so they fit the engine's fixed-size ids and every wire format.
