@@ -156,18 +156,95 @@ fn pause_stops_new_orders_while_ticks_flow_and_resume_restarts_them() {
     assert_eq!(metric(&d, "trading_paused"), 1.0);
     let sent = metric(&d, "orders_sent_total");
     let ticks = metric(&d, "ticks_total");
-    assert_eq!(signal(&ingress, "p1", "buy", 1.0)["reason"], "paused");
+    // `pause` is `halt`: the refusal says so.
+    assert_eq!(signal(&ingress, "p1", "buy", 1.0)["reason"], "halted");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(metric(&d, "orders_sent_total"), sent, "no order while paused");
     assert!(metric(&d, "ticks_total") > ticks + 500.0, "ticks still flow");
     let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
     assert_eq!(s["paused"]["operator"], true);
+    assert_eq!((s["trading"]["state"].as_str(), s["trading"]["by"].as_str()), (Some("halted"), Some("operator")));
 
     let (code, _) = call(&d, "POST", "/api/v1/resume", Some(KEY));
     assert_eq!(code, 200);
     assert_eq!(metric(&d, "trading_paused"), 0.0);
     assert_eq!(signal(&ingress, "p2", "buy", 1.0)["status"], "queued");
     wait_until("orders again", || metric(&d, "orders_sent_total") > sent);
+}
+
+fn post(d: &Daemon, path: &str, body: &str) -> (u16, Value) {
+    let auth = format!("Bearer {KEY}");
+    let r = http_with("POST", &d.metrics_addr, path, &[("Authorization", &auth)], body.as_bytes()).expect("HTTP");
+    (r.status, serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", r.body)))
+}
+
+/// Halt, reduce and resume with a reason: reducing lets a closing order through and refuses one
+/// that opens; the state is on /metrics and in status; a SIGKILL right after a halt and a restart
+/// leave it halted (it is journaled before the answer), and only `resume` clears it.
+#[test]
+fn trading_states_refuse_what_they_should_and_a_sigkill_does_not_clear_a_halt() {
+    let dir = TempDir::new("api-states");
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        &dir,
+        &format!(
+            "model:\n  threshold_bps: 10000\nrisk:\n  max_position: 5\n  max_orders_per_second: 1000\n\
+             ingress:\n  enabled: true\n  listen: {ingress}\ncheckpoint:\n  interval: 1h\n"
+        ),
+    );
+    let aes = mt5bot::support::encoding::base64(&[3u8; 32]);
+    let env = [("API_KEY", KEY), ("CHECKPOINT_AES_KEY", aes.as_str())];
+    let mut d = Daemon::start(&dir, &cfg, &addr, &env);
+    d.wait_metrics(Duration::from_secs(10));
+    wait_until("quotes", || metric(&d, "ticks_total") > 10.0);
+    assert_eq!(metric(&d, "trading_state{state=\"active\"}"), 1.0);
+    assert_eq!(signal(&ingress, "open-1", "buy", 2.0)["status"], "queued");
+    wait_until("the position", || metric(&d, "position{symbol=\"EURUSD\"}") == 2.0);
+
+    let (code, body) = post(&d, "/api/v1/reduce", r#"{"reason": "news at 14:30"}"#);
+    assert_eq!(
+        (code, body["state"].as_str(), body["changed"].as_bool()),
+        (200, Some("reducing"), Some(true)),
+        "{body}"
+    );
+    assert_eq!(signal(&ingress, "open-2", "buy", 1.0)["reason"], "reducing", "adding to the long is refused");
+    assert_eq!(signal(&ingress, "flip-1", "sell", 3.0)["reason"], "reducing", "crossing zero is refused");
+    assert_eq!(signal(&ingress, "close-1", "sell", 1.0)["status"], "queued", "toward zero goes through");
+    wait_until("the reduced position", || metric(&d, "position{symbol=\"EURUSD\"}") == 1.0);
+    let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
+    assert_eq!(s["trading"]["reason"], "news at 14:30", "{s}");
+
+    let (code, body) = post(&d, "/api/v1/halt", r#"{"reason": "broker incident"}"#);
+    assert_eq!((code, body["state"].as_str()), (200, Some("halted")), "{body}");
+    // Killed at once after the answer: the halt was durable before it was answered.
+    d.kill_and_restart(&dir, &cfg, &env);
+    d.wait_metrics(Duration::from_secs(10));
+    wait_until("quotes again", || metric(&d, "ticks_total") > 10.0);
+    assert_eq!(metric(&d, "trading_state{state=\"halted\"}"), 1.0, "a restart does not clear a halt");
+    assert_eq!(metric(&d, "trading_state{state=\"active\"}"), 0.0);
+    assert_eq!(signal(&ingress, "after-kill", "sell", 1.0)["reason"], "halted");
+    let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
+    assert_eq!(
+        (s["trading"]["state"].as_str(), s["trading"]["by"].as_str()),
+        (Some("halted"), Some("operator")),
+        "{s}"
+    );
+    assert!(d.log_file().contains("restored, not cleared by the restart"), "the start says so");
+
+    let (code, body) = post(&d, "/api/v1/resume", "");
+    assert_eq!((code, body["state"].as_str()), (200, Some("active")), "{body}");
+    assert_eq!(signal(&ingress, "again-1", "sell", 1.0)["status"], "queued");
+    wait_until("flat", || metric(&d, "position{symbol=\"EURUSD\"}") == 0.0);
+    assert_eq!(metric(&d, "trading_state_changes_total{reason=\"operator\"}"), 1.0, "resume, counted by this process");
+
+    // A bad body is refused with a reason and changes nothing.
+    let (code, body) = post(&d, "/api/v1/halt", "{\"why\": 1}");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = post(&d, "/api/v1/halt", &format!("{{\"reason\": \"{}\"}}", "x".repeat(300)));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(metric(&d, "trading_state{state=\"active\"}"), 1.0);
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -262,6 +339,20 @@ fn ctl_talks_to_the_daemon() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("API_KEY is not in the environment"));
     let out = ctl(&["teleport"], Some(KEY));
     assert_eq!(out.status.code(), Some(2));
+    // Trading states with a reason; a reason on an action that takes none is a usage error.
+    let out = ctl(&["reduce", "--reason", "risk review", "--url", &url], Some(KEY));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["state"], "reducing");
+    let out = ctl(&["status", "--url", &url], Some(KEY));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(
+        (v["trading"]["state"].as_str(), v["trading"]["reason"].as_str()),
+        (Some("reducing"), Some("risk review"))
+    );
+    let out = ctl(&["status", "--reason", "x", "--url", &url], Some(KEY));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason is for"));
 }
 
 #[test]

@@ -65,8 +65,8 @@ Commands:
   influx-bootstrap      Set up or ensure an InfluxDB v2 org, bucket and bucket-scoped
                         token; write deploy/secrets/influx.env
   checkpoint inspect    Decrypt and summarise a checkpoint (no secret printed)
-  ctl                   Ask the running daemon: status, config, pause, resume,
-                        flatten, reload (control API, needs API_KEY)
+  ctl                   Ask the running daemon: status, config, halt, reduce,
+                        resume, flatten, reload (control API, needs API_KEY)
   diagnostics           Write the nightly report; push mismatches to the Pushgateway
   check-data-versions   Compare datasets with data/manifest.yaml; --write records them
   help [COMMAND]        Show help for a command
@@ -258,18 +258,23 @@ Options:
 pub const CTL_HELP: &str = "\
 mt5bot ctl: operate the running daemon through its control API
 
-Usage: mt5bot ctl <ACTION> [--url URL] [--config FILE] [--env-file FILE]
+Usage: mt5bot ctl <ACTION> [--reason TEXT] [--url URL] [--config FILE] [--env-file FILE]
 
 Actions:
-  status    Venue, positions, open orders, queue, last drift alarm
+  status    Trading state, venue, positions, open orders, queue, last drift alarm
   config    The effective configuration (secrets are listed by name only)
-  pause     Stop taking new signals; orders in flight settle
-  resume    Take new signals again
-  flatten   Pause, then send market orders that bring every position to zero
+  halt      Trading state halted: send nothing; orders in flight settle
+  reduce    Trading state reducing: send only orders that bring a position
+            toward zero
+  resume    Trading state active: take every signal again (also after a breaker)
+  pause     The same as halt (kept from earlier versions)
+  flatten   Halt, cancel open orders, then send market orders that bring every
+            position to zero
   reload    Re-read the config file; live keys are applied, others reported as
             needing a restart
 
 Options:
+  --reason TEXT      Why (halt, reduce, resume, pause): logged and shown in status
   --url URL          The daemon [default: http://<metrics.listen of --config>, or
                      http://127.0.0.1:9898]
   -c, --config FILE  Config file to find metrics.listen in
@@ -480,15 +485,25 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             if url.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
                 return Err(usage("--url: accepted: http://HOST:PORT or https://HOST:PORT", help));
             }
+            let reason: Option<String> =
+                args.opt_value_from_str("--reason").map_err(|e| usage(format!("--reason: {e}"), help))?;
             let action = args.subcommand().map_err(|e| usage(e.to_string(), help))?;
             let action = match action.as_deref() {
                 Some(a) => crate::app::ctl::Action::parse(a).ok_or_else(|| {
-                    usage(format!("unknown ctl action {a:?}; accepted: status, config, pause, resume, flatten, reload"), help)
+                    usage(format!("unknown ctl action {a:?}; accepted: {}", crate::app::ctl::Action::names()), help)
                 })?,
-                None => return Err(usage("missing ctl action; accepted: status, config, pause, resume, flatten, reload", help)),
+                None => {
+                    return Err(usage(
+                        format!("missing ctl action; accepted: {}", crate::app::ctl::Action::names()),
+                        help,
+                    ))
+                }
             };
+            if reason.is_some() && !action.takes_reason() {
+                return Err(usage(format!("--reason is for halt, reduce, resume and pause, not {}", action.name()), help));
+            }
             finish(args, help)?;
-            Ok(Command::Ctl(crate::app::ctl::Options { action, url, config, env_file }))
+            Ok(Command::Ctl(crate::app::ctl::Options { action, url, config, env_file, reason }))
         }
         Some(other) => Err(usage(
             format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, ctl, diagnostics, check-data-versions, help"),

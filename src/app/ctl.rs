@@ -18,18 +18,22 @@ use crate::support::names::API_KEY;
 pub enum Action {
     Status,
     Config,
-    Pause,
+    Halt,
+    Reduce,
     Resume,
+    Pause,
     Flatten,
     Reload,
 }
 
 impl Action {
-    pub const ALL: [(&'static str, Action); 6] = [
+    pub const ALL: [(&'static str, Action); 8] = [
         ("status", Action::Status),
         ("config", Action::Config),
-        ("pause", Action::Pause),
+        ("halt", Action::Halt),
+        ("reduce", Action::Reduce),
         ("resume", Action::Resume),
+        ("pause", Action::Pause),
         ("flatten", Action::Flatten),
         ("reload", Action::Reload),
     ];
@@ -38,7 +42,17 @@ impl Action {
         Action::ALL.iter().find(|(n, _)| *n == s).map(|(_, a)| *a)
     }
 
-    fn name(self) -> &'static str {
+    /// Every action's name, for messages.
+    pub fn names() -> String {
+        Action::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Whether the action sets the trading state (and so takes `--reason`).
+    pub fn takes_reason(self) -> bool {
+        matches!(self, Action::Halt | Action::Reduce | Action::Resume | Action::Pause)
+    }
+
+    pub fn name(self) -> &'static str {
         Action::ALL.iter().find(|(_, a)| *a == self).map_or("status", |(n, _)| n)
     }
 
@@ -53,6 +67,8 @@ pub struct Options {
     pub url: Option<String>,
     pub config: Option<PathBuf>,
     pub env_file: PathBuf,
+    /// Why, for the actions that set the trading state.
+    pub reason: Option<String>,
 }
 
 /// Calls the API; returns the answer's body on a 2xx, else an error carrying it.
@@ -91,7 +107,11 @@ pub fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     let sent = if opts.action.is_get() {
         agent.get(&url).header("Authorization", &auth).call()
     } else {
-        agent.post(&url).header("Authorization", &auth).send("")
+        let body = match &opts.reason {
+            Some(reason) => serde_json::json!({ "reason": reason }).to_string(),
+            None => String::new(),
+        };
+        agent.post(&url).header("Authorization", &auth).header("Content-Type", "application/json").send(&body)
     };
     let mut resp = sent.map_err(|e| Error::failed(format!("cannot reach mt5bot at {base}: {e}")))?;
     let status = resp.status().as_u16();

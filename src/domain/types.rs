@@ -227,10 +227,14 @@ pub enum DropReason {
     /// The order journal is behind the engine (its disk is slow or failing): a `queued` answer
     /// could not be kept.
     JournalBehind,
+    /// Trading is halted (`trading.state: halted`): nothing is sent.
+    Halted,
+    /// Trading is reducing: only orders that bring a position toward zero are sent.
+    Reducing,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::QueueFull,
         DropReason::Paused,
         DropReason::Stopping,
@@ -243,6 +247,8 @@ impl DropReason {
         DropReason::VenueRejected,
         DropReason::VenueUnavailable,
         DropReason::JournalBehind,
+        DropReason::Halted,
+        DropReason::Reducing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -259,12 +265,49 @@ impl DropReason {
             DropReason::VenueRejected => "venue_rejected",
             DropReason::VenueUnavailable => "venue_unavailable",
             DropReason::JournalBehind => "journal_behind",
+            DropReason::Halted => "halted",
+            DropReason::Reducing => "reducing",
         }
     }
 
     /// Index into per-reason counter arrays.
     pub fn index(self) -> usize {
         self as usize
+    }
+}
+
+/// What the engine may send: everything, only orders that bring a position toward zero, or
+/// nothing (orders in flight settle either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TradingState {
+    Active,
+    Reducing,
+    Halted,
+}
+
+impl TradingState {
+    pub const ALL: [TradingState; 3] = [TradingState::Active, TradingState::Reducing, TradingState::Halted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradingState::Active => "active",
+            TradingState::Reducing => "reducing",
+            TradingState::Halted => "halted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TradingState> {
+        TradingState::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// A small number for fixed-size records (the order journal).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<TradingState> {
+        TradingState::ALL.get(usize::from(code)).copied()
     }
 }
 

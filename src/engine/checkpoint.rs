@@ -107,6 +107,21 @@ pub struct State {
     /// Signals queued and not yet sent, oldest first.
     #[serde(default)]
     pub queued: Vec<QueuedState>,
+    /// The trading state and who set it why; missing in checkpoints of versions without trading
+    /// states (they read as active).
+    #[serde(default)]
+    pub trading: Option<TradingRecord>,
+}
+
+/// The trading state a checkpoint keeps, with who set it (`operator`, a breaker's name), why, and
+/// since when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TradingRecord {
+    /// `active`, `reducing` or `halted`.
+    pub state: String,
+    pub by: String,
+    pub reason: String,
+    pub since_unix_ns: i64,
 }
 
 /// Why a checkpoint cannot be used; each message says what to do.
@@ -376,6 +391,12 @@ mod tests {
     fn state() -> State {
         State {
             written_at: "2026-11-24T08:00:00.000000Z".into(),
+            trading: Some(TradingRecord {
+                state: "halted".into(),
+                by: "operator".into(),
+                reason: "news".into(),
+                since_unix_ns: 1_764_000_000_000_000_000,
+            }),
             trades: 42,
             next_model_seq: 7,
             positions: vec![PositionState {

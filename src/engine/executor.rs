@@ -479,6 +479,15 @@ impl Executor {
         self.orders.len() - self.free.len()
     }
 
+    /// Whether an order of `qty` on `side` brings the symbol's position, counting the orders in
+    /// flight, toward zero without crossing it (what `reducing` lets through).
+    pub fn reduces(&self, symbol: SymbolId, side: Side, qty: f64) -> bool {
+        let sym = symbol as usize;
+        let Some(p) = self.positions.get(sym) else { return false };
+        let net = p.qty + self.exposure[sym];
+        net.abs() > QTY_EPSILON && side.sign() == -net.signum() && qty <= net.abs() + QTY_EPSILON
+    }
+
     pub fn position(&self, symbol: SymbolId) -> Position {
         self.positions.get(symbol as usize).copied().unwrap_or_default()
     }
@@ -590,6 +599,21 @@ mod tests {
         assert_eq!(e.position(0).qty, 1.0);
         // Cancelled rest no longer counts: two more fit.
         assert!(e.create(&sig("c", Side::Buy, 2.0), 0).is_ok());
+    }
+
+    #[test]
+    fn reducing_means_toward_zero_counting_orders_in_flight() {
+        let mut e = exec();
+        assert!(!e.reduces(0, Side::Sell, 1.0), "flat: nothing reduces");
+        let a = e.create(&sig("a", Side::Buy, 3.0), 0).expect("ok");
+        e.apply(&VenueEvent::Fill { key: a.key, exec_id: 1, qty: 3.0, price: 100.0 }, 1);
+        assert!(e.reduces(0, Side::Sell, 1.0) && e.reduces(0, Side::Sell, 3.0));
+        assert!(!e.reduces(0, Side::Sell, 3.5), "crossing zero opens the other side");
+        assert!(!e.reduces(0, Side::Buy, 1.0), "adding");
+        // A sell of 2 in flight: only 1 more reduces.
+        e.create(&sig("b", Side::Sell, 2.0), 0).expect("ok");
+        assert!(e.reduces(0, Side::Sell, 1.0) && !e.reduces(0, Side::Sell, 1.5));
+        assert!(!e.reduces(9, Side::Sell, 1.0), "an unknown symbol reduces nothing");
     }
 
     #[test]

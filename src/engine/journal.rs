@@ -35,9 +35,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::checkpoint::{self, CheckpointError, Keys, OrderState, PositionState, QueuedState, State};
+use super::checkpoint::{self, CheckpointError, Keys, OrderState, PositionState, QueuedState, State, TradingRecord};
 use super::executor::Position;
-use crate::domain::types::{OrderKind, Side, SignalId, SignalSource, SymbolId, SIGNAL_ID_MAX};
+use crate::domain::types::{OrderKind, Side, SignalId, SignalSource, SymbolId, TradingState, SIGNAL_ID_MAX};
 use crate::support::names::QTY_EPSILON;
 use crate::telemetry::metrics::Metrics;
 
@@ -68,6 +68,8 @@ pub enum Kind {
     Fill = 3,
     /// An order or queued signal ended without (further) fills: rejected, cancelled or refused.
     Closed = 4,
+    /// The trading state changed: the state's code in `qty`, who set it in `id`.
+    State = 5,
 }
 
 /// One journal entry, fixed-size and `Copy`: what the engine hands the writer.
@@ -123,6 +125,7 @@ impl Entry {
             2 => Kind::Sent,
             3 => Kind::Fill,
             4 => Kind::Closed,
+            5 => Kind::State,
             _ => return None,
         };
         let side = match b[1] {
@@ -692,6 +695,8 @@ pub struct Replayed {
     pub sent: usize,
     pub fills: usize,
     pub closed: usize,
+    /// Changes of the trading state.
+    pub states: usize,
     pub torn_tails: usize,
     /// Orders that ended after the checkpoint, with the quantity filled: the venue must not book
     /// a repeated report for them.
@@ -864,6 +869,21 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 None => index.settle(done, e.id, e.qty),
             }
         }
+        Kind::State => {
+            done.states += 1;
+            let code = if e.qty.is_finite() && (0.0..=255.0).contains(&e.qty) { e.qty as u8 } else { u8::MAX };
+            // An unknown code (a newer version's state) halts: the safe reading of a state not known.
+            let known = TradingState::from_code(code);
+            state.trading = Some(TradingRecord {
+                state: known.unwrap_or(TradingState::Halted).as_str().to_owned(),
+                by: id.to_owned(),
+                reason: match known {
+                    Some(_) => "from the order journal (the reason is in the log)".to_owned(),
+                    None => format!("the order journal holds trading state {code}, unknown to this version"),
+                },
+                since_unix_ns: e.unix_ns,
+            });
+        }
         Kind::Closed => {
             done.closed += 1;
             index.unqueue(id);
@@ -988,6 +1008,31 @@ mod tests {
         assert_eq!(left, expect);
         let settled: Vec<(&str, f64)> = done.settled.iter().map(|(i, f)| (i.as_str(), *f)).collect();
         assert_eq!(settled, [("q-1", 1.0), ("q-2", 1.0)], "each settled once, with all it filled");
+    }
+
+    #[test]
+    fn a_trading_state_change_replays_and_an_unknown_state_reads_as_halted() {
+        let dir = crate::support::testdir::TestDir::new("journal-state");
+        let (mut j, base) = start(&dir, 2);
+        let mut e = entry(Kind::State, "operator", f64::from(TradingState::Reducing.code()), 0.0);
+        j.append(e);
+        e.id = SignalId::parse("max_daily_loss").expect("id");
+        e.qty = f64::from(TradingState::Halted.code());
+        let last = j.append(e);
+        wait_durable(&mut j, last);
+        j.finish();
+        let mut state = State { generation: 2, ..State::default() };
+        let r = replay(&base, &mut state, &keys()).expect("replay");
+        assert_eq!(r.states, 2);
+        let t = state.trading.expect("a trading state");
+        assert_eq!((t.state.as_str(), t.by.as_str()), ("halted", "max_daily_loss"), "the last change wins");
+
+        let mut state = State::default();
+        let (mut done, mut index) = (Replayed::default(), ReplayIndex::new(&state));
+        apply(&mut state, &entry(Kind::State, "future", 7.0, 0.0), "EURUSD", &mut done, &mut index);
+        let t = state.trading.expect("a trading state");
+        assert_eq!(t.state, "halted", "a state this version does not know halts");
+        assert!(t.reason.contains("unknown"), "{}", t.reason);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,6 +217,9 @@ pub struct Reactor<V, C> {
     sigterm: UnixStream,
     sigint: UnixStream,
     commands: Receiver<Command>,
+    /// Answers to control requests that wait for their journal entry to reach the disk (a
+    /// trading state change is answered only once a SIGKILL cannot undo it).
+    held_replies: Vec<(u64, SyncSender<ControlAnswer>, ControlAnswer)>,
     sender: CommandSender,
     ingress: Option<Ingress>,
     feed: Feed,
@@ -264,6 +267,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             sigterm,
             sigint,
             commands,
+            held_replies: Vec::new(),
             sender,
             ingress,
             feed,
@@ -353,6 +357,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             if let Some(ing) = self.ingress.as_mut() {
                 ing.release(self.poll.registry(), &self.core, &self.metrics);
             }
+            self.release_replies();
             if self.core.has_late_refusals() {
                 match self.ingress.as_mut() {
                     Some(ing) => ing.deliver_late(&mut self.core, &self.metrics),
@@ -488,34 +493,51 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Shutdown { reason } => stop = Some(StopReason::Command(reason)),
-                Command::Control { request, reply } => {
-                    let answer = self.control(request);
+                Command::Control { request, reply } => match self.control(request) {
+                    (answer, Some(entry)) => self.held_replies.push((entry, reply, answer)),
                     // The asker may have given up waiting; nothing to do then.
-                    let _ = reply.try_send(answer);
-                }
+                    (answer, None) => {
+                        let _ = reply.try_send(answer);
+                    }
+                },
             }
         }
         stop
     }
 
-    fn control(&mut self, request: ControlRequest) -> ControlAnswer {
+    /// What the engine does for a control request, and the journal entry its answer waits for.
+    fn control(&mut self, request: ControlRequest) -> (ControlAnswer, Option<u64>) {
         match request {
-            ControlRequest::Status => ControlAnswer::Status(Box::new(self.core.status())),
-            ControlRequest::Pause => {
-                let changed = self.core.set_operator_pause(true);
-                let open_orders = Some(self.core.executor().open_order_count());
-                ControlAnswer::Paused { paused: true, changed, open_orders }
+            ControlRequest::Status => (ControlAnswer::Status(Box::new(self.core.status())), None),
+            ControlRequest::SetState { state, reason } => {
+                let (changed, entry) = self.core.set_trading_state(state, "operator", &reason);
+                let open_orders = self.core.executor().open_order_count();
+                (ControlAnswer::State { state, changed, open_orders }, entry)
             }
-            ControlRequest::Resume => {
-                let changed = self.core.set_operator_pause(false);
-                ControlAnswer::Paused { paused: false, changed, open_orders: None }
+            ControlRequest::Flatten => {
+                let report = self.core.flatten();
+                (ControlAnswer::Flattened(report), None)
             }
-            ControlRequest::Flatten => ControlAnswer::Flattened(self.core.flatten()),
             ControlRequest::Reload(live) => {
                 self.core.apply_live(&live);
-                ControlAnswer::Reloaded
+                (ControlAnswer::Reloaded, None)
             }
         }
+    }
+
+    /// Sends the held answers whose journal entries are durable now.
+    fn release_replies(&mut self) {
+        if self.held_replies.is_empty() {
+            return;
+        }
+        let durable = self.core.journal_marks().map_or(u64::MAX, |(_, durable)| durable);
+        self.held_replies.retain(|(entry, reply, answer)| {
+            if *entry > durable {
+                return true;
+            }
+            let _ = reply.try_send(answer.clone());
+            false
+        });
     }
 
     fn begin_stop(&mut self, reason: &StopReason, health: &Health, notifier: &Notifier) {

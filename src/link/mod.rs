@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use mio::Waker;
 
+use crate::domain::types::TradingState;
+
 pub use self::health::Health;
 pub use self::live::LiveConfig;
 pub use self::report::{FlattenReport, StatusReport};
@@ -40,8 +42,12 @@ pub enum Command {
 #[derive(Debug)]
 pub enum ControlRequest {
     Status,
-    Pause,
-    Resume,
+    /// Set the trading state (`halt`, `reduce`, `resume`; `pause` is `halt`), with the operator's
+    /// reason.
+    SetState {
+        state: TradingState,
+        reason: String,
+    },
     Flatten,
     /// Apply these live-changeable settings (from a validated configuration).
     Reload(LiveConfig),
@@ -51,12 +57,12 @@ pub enum ControlRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControlAnswer {
     Status(Box<StatusReport>),
-    /// Pause or resume: whether signals are now paused, whether that changed anything, and (on a
-    /// pause) how many orders were still in flight.
-    Paused {
-        paused: bool,
+    /// The trading state now, whether the request changed it, and how many orders were still in
+    /// flight (they settle).
+    State {
+        state: TradingState,
         changed: bool,
-        open_orders: Option<usize>,
+        open_orders: usize,
     },
     Flattened(FlattenReport),
     Reloaded,

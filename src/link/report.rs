@@ -10,6 +10,8 @@ pub struct StatusReport {
     /// Whether new signals are taken (false while stopping).
     pub accepting: bool,
     pub paused: PausedStatus,
+    /// The trading state, who set it and why.
+    pub trading: TradingStatus,
     pub queue: QueueStatus,
     /// Fills booked so far.
     pub trades: u64,
@@ -30,6 +32,17 @@ pub struct VenueStatus {
 pub struct PausedStatus {
     pub operator: bool,
     pub drift: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TradingStatus {
+    /// `active`, `reducing` or `halted`.
+    pub state: &'static str,
+    /// Who or what set it: `operator`, a breaker's name, `start`.
+    pub by: String,
+    pub reason: String,
+    /// RFC 3339, UTC.
+    pub since: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::domain::types::TradingState;
 use crate::link::{Command, CommandSender, ControlAnswer, ControlRequest, LiveConfig};
 use crate::secrets::Secret;
 use crate::support::auth::constant_time_eq;
@@ -172,12 +173,26 @@ impl Control {
         let (allowed, request): (&str, Option<ControlRequest>) = match path {
             "/api/v1/status" => ("GET", Some(ControlRequest::Status)),
             "/api/v1/config" => ("GET", None),
-            "/api/v1/pause" => ("POST", Some(ControlRequest::Pause)),
-            "/api/v1/resume" => ("POST", Some(ControlRequest::Resume)),
+            // `pause` is `halt`, kept for the clients of earlier versions.
+            "/api/v1/halt" | "/api/v1/pause" | "/api/v1/reduce" | "/api/v1/resume" if req.method == "POST" => {
+                let state = match path {
+                    "/api/v1/reduce" => TradingState::Reducing,
+                    "/api/v1/resume" => TradingState::Active,
+                    _ => TradingState::Halted,
+                };
+                match reason_of(req.body) {
+                    Ok(reason) => ("POST", Some(ControlRequest::SetState { state, reason })),
+                    Err(e) => return Outcome::Ready(Reply::error(400, &e).into_response()),
+                }
+            }
+            "/api/v1/halt" | "/api/v1/pause" | "/api/v1/reduce" | "/api/v1/resume" => ("POST", None),
             "/api/v1/flatten" => ("POST", Some(ControlRequest::Flatten)),
             "/api/v1/reload" => ("POST", None),
             _ => {
-                let r = Reply::error(404, "no such endpoint; try status, config, pause, resume, flatten or reload");
+                let r = Reply::error(
+                    404,
+                    "no such endpoint; try status, config, halt, reduce, resume, pause, flatten or reload",
+                );
                 return Outcome::Ready(r.into_response());
             }
         };
@@ -294,17 +309,49 @@ fn answer_json(answer: &ControlAnswer) -> Value {
     let to_json = |v: Result<Value, serde_json::Error>| v.unwrap_or_else(|e| json!({ "error": e.to_string() }));
     match answer {
         ControlAnswer::Status(status) => to_json(serde_json::to_value(status)),
-        ControlAnswer::Paused { paused, changed, open_orders: Some(open) } => {
-            json!({"paused": paused, "changed": changed, "open_orders": open})
-        }
-        ControlAnswer::Paused { paused, changed, open_orders: None } => json!({"paused": paused, "changed": changed}),
+        ControlAnswer::State { state, changed, open_orders } => json!({
+            "state": state.as_str(),
+            "changed": changed,
+            "open_orders": open_orders,
+            "paused": *state == TradingState::Halted,
+        }),
         ControlAnswer::Flattened(report) => {
             let mut v = to_json(serde_json::to_value(report));
             v["paused"] = true.into();
+            v["state"] = TradingState::Halted.as_str().into();
             v
         }
         ControlAnswer::Reloaded => json!({"applied": true}),
     }
+}
+
+/// Longest reason an operator may give for a state change.
+const MAX_REASON: usize = 200;
+
+/// The operator's reason from a state change's body: none, or `{"reason": "TEXT"}`.
+fn reason_of(body: &[u8]) -> Result<String, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        reason: String,
+    }
+    let b: Body = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "the body is not {{\"reason\": \"TEXT\"}} ({:?} at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    let reason = b.reason.trim();
+    if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
+        return Err(format!("the reason must be at most {MAX_REASON} characters on one line"));
+    }
+    Ok(reason.to_owned())
 }
 
 /// `{"a": {"b": 1}}` as `{"a.b": 1}`; lists are leaves.

@@ -12,7 +12,7 @@ use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::domain::types::{DropReason, SignalSource};
+use crate::domain::types::{DropReason, SignalSource, TradingState};
 use crate::support::build_info;
 
 /// Metric names, for code, tests and docs alike.
@@ -32,6 +32,8 @@ pub mod names {
     pub const POSITION: &str = "position";
     pub const REALIZED_PNL: &str = "realized_pnl";
     pub const TRADING_PAUSED: &str = "trading_paused";
+    pub const TRADING_STATE: &str = "trading_state";
+    pub const TRADING_STATE_CHANGES: &str = "trading_state_changes_total";
     pub const TICK_TO_ORDER: &str = "tick_to_order_seconds";
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
@@ -118,6 +120,8 @@ pub struct Metrics {
     pub position: GaugeVec,
     pub realized_pnl: GaugeVec,
     pub trading_paused: IntGauge,
+    pub trading_state: IntGaugeVec,
+    pub trading_state_changes: IntCounterVec,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGaugeVec,
@@ -252,7 +256,9 @@ impl Metrics {
             open_orders: reg(&r, must(IntGauge::new(OPEN_ORDERS, "Orders sent and not yet filled, rejected or cancelled."))),
             position: reg(&r, must(GaugeVec::new(Opts::new(POSITION, "Signed position per symbol, in units of the order quantity."), &["symbol"]))),
             realized_pnl: reg(&r, must(GaugeVec::new(Opts::new(REALIZED_PNL, "Realized profit and loss per symbol, in quote currency x quantity."), &["symbol"]))),
-            trading_paused: reg(&r, must(IntGauge::new(TRADING_PAUSED, "1 while new signals are refused (drift pause), else 0."))),
+            trading_paused: reg(&r, must(IntGauge::new(TRADING_PAUSED, "1 while new signals are refused (trading halted, or a drift pause), else 0."))),
+            trading_state: reg(&r, must(IntGaugeVec::new(Opts::new(TRADING_STATE, "1 for the trading state the engine is in (active, reducing, halted), 0 for the others."), &["state"]))),
+            trading_state_changes: reg(&r, must(IntCounterVec::new(Opts::new(TRADING_STATE_CHANGES, "Changes of the trading state, by who or what made them (operator, a breaker's name)."), &["reason"]))),
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
@@ -313,6 +319,10 @@ impl Metrics {
         for r in HTTP_CLOSE_REASONS {
             m.http_connections_closed.with_label_values(&[r]);
         }
+        // Every state is a series from the start, active at 1, so a query never sees a gap.
+        for s in TradingState::ALL {
+            m.trading_state.with_label_values(&[s.as_str()]).set(i64::from(s == TradingState::Active));
+        }
         m
     }
 
@@ -356,6 +366,8 @@ impl Metrics {
             position: symbols.iter().map(|s| self.position.with_label_values(&[s])).collect(),
             realized_pnl: symbols.iter().map(|s| self.realized_pnl.with_label_values(&[s])).collect(),
             trading_paused: self.trading_paused.clone(),
+            trading_state: TradingState::ALL.map(|s| self.trading_state.with_label_values(&[s.as_str()])),
+            trading_state_changes: self.trading_state_changes.clone(),
             tick_to_order: self.tick_to_order.clone(),
             order_roundtrip: self.order_roundtrip.clone(),
             broker_connected: self.broker_connected.with_label_values(&[venue]),
@@ -394,6 +406,8 @@ pub struct EngineMetrics {
     pub position: Vec<Gauge>,
     pub realized_pnl: Vec<Gauge>,
     pub trading_paused: IntGauge,
+    pub trading_state: [IntGauge; TradingState::ALL.len()],
+    pub trading_state_changes: IntCounterVec,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGauge,
@@ -412,6 +426,18 @@ impl EngineMetrics {
     #[inline]
     pub fn received(&self, source: SignalSource) {
         self.received[source as usize].inc();
+    }
+
+    /// Sets the `trading_state{state}` gauges: 1 for `state`, 0 for the others.
+    pub fn set_trading_state(&self, state: TradingState) {
+        for (s, g) in TradingState::ALL.iter().zip(&self.trading_state) {
+            g.set(i64::from(*s == state));
+        }
+    }
+
+    /// Counts a change of the trading state made by `by`.
+    pub fn trading_state_changed(&self, by: &str) {
+        self.trading_state_changes.with_label_values(&[by]).inc();
     }
 
     /// Counts bad ingress input; `reason` is one of [`INGRESS_ERROR_REASONS`].

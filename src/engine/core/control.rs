@@ -4,16 +4,40 @@
 use super::*;
 
 impl<V: Venue, C: Clock> TradingCore<V, C> {
-    /// Stops (`true`) or resumes taking new signals, for the operator. Orders in flight settle;
-    /// ticks still mark the books. Returns whether anything changed.
-    pub fn set_operator_pause(&mut self, paused: bool) -> bool {
-        let changed = self.operator_paused != paused;
-        self.operator_paused = paused;
-        self.metrics.trading_paused.set(i64::from(paused || self.paused_until.is_some()));
-        if changed {
-            log::warn!("{} by the operator", if paused { "trading paused" } else { "trading resumed" });
+    /// Sets the trading state: `by` is who or what (`operator`, a breaker's name), `reason` why.
+    /// Logged, counted, journaled (so it outlives a SIGKILL) and kept in checkpoints. Orders in
+    /// flight settle; ticks still mark the books. Returns whether the state changed, and the
+    /// journal entry that records it (answers wait for it to be durable).
+    pub fn set_trading_state(&mut self, state: TradingState, by: &str, reason: &str) -> (bool, Option<u64>) {
+        let previous = self.trading.state;
+        let changed = previous != state;
+        self.trading = Trading {
+            state,
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+            since_unix_ns: if changed { self.clock.unix_nanos() } else { self.trading.since_unix_ns },
+        };
+        self.metrics.set_trading_state(state);
+        self.metrics.trading_paused.set(i64::from(state == TradingState::Halted || self.paused_until.is_some()));
+        if !changed {
+            return (false, None);
         }
-        changed
+        self.metrics.trading_state_changed(by);
+        let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+        log::warn!("trading state {} -> {} by {by}{why}", previous.as_str(), state.as_str());
+        let entry = self.journal_state(state, by);
+        (true, entry)
+    }
+
+    /// The trading state, who set it and why.
+    pub fn trading(&self) -> &Trading {
+        &self.trading
+    }
+
+    /// Halts (`true`, as `halt`) or resumes (as `resume`) for the operator: today's pause.
+    pub fn set_operator_pause(&mut self, paused: bool) -> bool {
+        let state = if paused { TradingState::Halted } else { TradingState::Active };
+        self.set_trading_state(state, "operator", if paused { "pause" } else { "resume" }).0
     }
 
     /// Asks the venue to cancel every open order; returns the ids it took the cancel for and those
@@ -132,7 +156,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// What the control API's `status` shows.
     pub fn status(&self) -> StatusReport {
         use crate::link::report::{
-            DriftAlarm, DriftStatus, OpenOrderStatus, PausedStatus, PositionStatus, QueueStatus, VenueStatus,
+            DriftAlarm, DriftStatus, OpenOrderStatus, PausedStatus, PositionStatus, QueueStatus, TradingStatus,
+            VenueStatus,
         };
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
         let v = &self.venue;
@@ -144,7 +169,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 open_orders: v.open_orders(),
             },
             accepting: self.accepting,
-            paused: PausedStatus { operator: self.operator_paused, drift: self.paused_until.is_some() },
+            paused: PausedStatus {
+                operator: self.trading.state == TradingState::Halted,
+                drift: self.paused_until.is_some(),
+            },
+            trading: TradingStatus {
+                state: self.trading.state.as_str(),
+                by: self.trading.by.clone(),
+                reason: self.trading.reason.clone(),
+                since: crate::support::timefmt::rfc3339_micros(self.trading.since_unix_ns),
+            },
             queue: QueueStatus { depth: self.queue.len(), capacity: self.queue.capacity() },
             trades: self.executor.trades(),
             positions: self

@@ -26,8 +26,23 @@ use super::model::Model;
 use super::queue::SignalQueue;
 use crate::domain::types::{
     DropReason, LateRefusal, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, SymbolId, Tick,
-    TradeRecord, VenueEvent,
+    TradeRecord, TradingState, VenueEvent,
 };
+
+/// The trading state, who set it (`operator`, a breaker's name, `restore`) and why, since when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trading {
+    pub state: TradingState,
+    pub by: String,
+    pub reason: String,
+    pub since_unix_ns: i128,
+}
+
+impl Trading {
+    fn started(unix_ns: i128) -> Trading {
+        Trading { state: TradingState::Active, by: "start".into(), reason: String::new(), since_unix_ns: unix_ns }
+    }
+}
 
 /// A snapshot of the books, for status lines and the final log.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +90,7 @@ pub struct TradingCore<V, C> {
     next_model_seq: u64,
     paused_until: Option<Nanos>,
     /// Paused by the operator (control API) until resumed.
-    operator_paused: bool,
+    trading: Trading,
     /// The last drift alarm: symbol and wall-clock time (Unix ns).
     last_drift: Option<(SymbolId, i128)>,
     accepting: bool,
@@ -103,7 +118,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         metrics.broker_connected.set(i64::from(venue.is_up()));
         let mut executor =
             Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32);
-        executor.set_wall_seconds((clock.unix_nanos() / 1_000_000_000) as u32);
+        let unix_start = clock.unix_nanos();
+        executor.set_wall_seconds((unix_start / 1_000_000_000) as u32);
         TradingCore {
             clock,
             symbols: cfg.feed.symbols.iter().map(|s| s.name.clone()).collect(),
@@ -119,7 +135,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             id_prefix: prefix,
             next_model_seq: 1,
             paused_until: None,
-            operator_paused: false,
+            trading: Trading::started(unix_start),
             last_drift: None,
             accepting: true,
             max_wait: cfg.queue_max_wait.as_nanos() as Nanos,
@@ -201,6 +217,25 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 venue_ref,
             });
         }
+    }
+
+    /// Journals a change of the trading state (the state's code in the quantity, who in the id);
+    /// returns the entry's number.
+    fn journal_state(&mut self, state: TradingState, by: &str) -> Option<u64> {
+        let unix_ns = self.clock.unix_nanos() as i64;
+        let j = self.journal.as_mut()?;
+        Some(j.append(journal::Entry {
+            kind: journal::Kind::State,
+            id: SignalId::parse(by).unwrap_or_default(),
+            symbol: 0,
+            side: Side::Buy,
+            order_kind: OrderKind::Market,
+            source: SignalSource::Control,
+            qty: f64::from(state.code()),
+            price: 0.0,
+            unix_ns,
+            venue_ref: 0,
+        }))
     }
 
     /// Sends every fill to `sink` too (the trade history writer). Never blocks: when the channel is
@@ -306,8 +341,14 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.metrics.received(signal.source);
         let result = if !self.accepting {
             Err(DropReason::Stopping)
-        } else if self.paused_until.is_some() || self.operator_paused {
+        } else if self.trading.state == TradingState::Halted {
+            Err(DropReason::Halted)
+        } else if self.paused_until.is_some() {
             Err(DropReason::Paused)
+        } else if self.trading.state == TradingState::Reducing
+            && !self.executor.reduces(signal.symbol, signal.side, signal.qty)
+        {
+            Err(DropReason::Reducing)
         } else if self.executor.knows(&signal.id) {
             Err(DropReason::Duplicate)
         } else if self.journal.as_ref().is_some_and(Journal::is_behind) {
@@ -349,6 +390,18 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 continue;
             }
             let Some(sig) = self.queue.pop() else { break };
+            // The state may have changed while the signal waited.
+            match self.trading.state {
+                TradingState::Halted => {
+                    self.refuse_late(&sig, DropReason::Halted);
+                    continue;
+                }
+                TradingState::Reducing if !self.executor.reduces(sig.symbol, sig.side, sig.qty) => {
+                    self.refuse_late(&sig, DropReason::Reducing);
+                    continue;
+                }
+                _ => {}
+            }
             let order = match self.executor.create_claimed(&sig, now) {
                 Ok(order) => order,
                 Err(reason) => {
@@ -441,7 +494,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if let Some(until) = self.paused_until {
             if now >= until {
                 self.paused_until = None;
-                self.metrics.trading_paused.set(i64::from(self.operator_paused));
+                self.metrics.trading_paused.set(i64::from(self.trading.state == TradingState::Halted));
                 log::info!("drift pause over: taking new signals again");
             }
         }
@@ -566,7 +619,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             queued: self.queue.len(),
             positions: self.symbols.iter().cloned().zip(self.executor.positions().iter().copied()).collect(),
             drift_alarms: self.drift_alarms,
-            paused: self.paused_until.is_some() || self.operator_paused,
+            paused: self.paused_until.is_some() || self.trading.state == TradingState::Halted,
         }
     }
 }

@@ -12,6 +12,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let (now, unix_now) = (self.clock.now(), self.clock.unix_nanos() as i64);
         State {
             written_at: crate::support::timefmt::rfc3339_micros(self.clock.unix_nanos()),
+            trading: Some(crate::engine::checkpoint::TradingRecord {
+                state: self.trading.state.as_str().to_owned(),
+                by: self.trading.by.clone(),
+                reason: self.trading.reason.clone(),
+                since_unix_ns: self.trading.since_unix_ns as i64,
+            }),
             trades: self.executor.trades(),
             next_model_seq: self.next_model_seq,
             positions: self
@@ -94,6 +100,31 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             ));
         }
         self.executor.restore(&positions, state.trades);
+        if let Some(t) = &state.trading {
+            // A state this version does not know halts: the safe reading.
+            let known = TradingState::parse(&t.state);
+            self.trading = Trading {
+                state: known.unwrap_or(TradingState::Halted),
+                by: t.by.clone(),
+                reason: match known {
+                    Some(_) => t.reason.clone(),
+                    None => format!("the checkpoint holds trading state {:?}, unknown to this version", t.state),
+                },
+                since_unix_ns: i128::from(t.since_unix_ns),
+            };
+            self.metrics.set_trading_state(self.trading.state);
+            self.metrics.trading_paused.set(i64::from(self.trading.state == TradingState::Halted));
+            if self.trading.state != TradingState::Active {
+                let why =
+                    if self.trading.reason.is_empty() { String::new() } else { format!(": {}", self.trading.reason) };
+                log::warn!(
+                    "trading state {} since {} (set by {}{why}); restored, not cleared by the restart: `mt5bot ctl resume` to trade again",
+                    self.trading.state.as_str(),
+                    crate::support::timefmt::rfc3339_micros(self.trading.since_unix_ns),
+                    self.trading.by
+                );
+            }
+        }
         self.next_model_seq = self.next_model_seq.max(state.next_model_seq);
         let now_s = (self.clock.unix_nanos() / 1_000_000_000) as u32;
         self.executor.set_wall_seconds(now_s);
