@@ -53,11 +53,16 @@ cases=[
   "9m","11m",L(instance="bot:9898",job="mt5bot",severity="warning"),
   "mt5bot's model drifted on bot:9898",
   "The Page-Hinkley detector raised %s drift events in 30 minutes on bot:9898: the model's prediction error has risen. Review recent PnL per symbol; with drift.action: pause, new signals are refused for drift.pause_for." % V.get("drift","?")),
- # Signals keep coming, trades stay flat: true from t0 = 1m. The busy instance trades and never alerts.
+ # Signals keep coming, trades stay flat: true from t0 = 1m. The busy instance trades and never alerts;
+ # the halted one refuses every signal on purpose (trading_state active 0) and never alerts either.
  ("Mt5botTradingStalled",[('signals_received_total{job="mt5bot", instance="bot:9898", source="model"}','0+10x30'),
    ('trade_count{job="mt5bot", instance="bot:9898"}','5x30'),
+   ('trading_state{job="mt5bot", instance="bot:9898", state="active"}','1x30'),
    ('signals_received_total{job="mt5bot", instance="busy:9898", source="model"}','0+10x30'),
-   ('trade_count{job="mt5bot", instance="busy:9898"}','0+1x30')],
+   ('trade_count{job="mt5bot", instance="busy:9898"}','0+1x30'),
+   ('signals_received_total{job="mt5bot", instance="halted:9898", source="model"}','0+10x30'),
+   ('trade_count{job="mt5bot", instance="halted:9898"}','5x30'),
+   ('trading_state{job="mt5bot", instance="halted:9898", state="active"}','0x30')],
   "15m","17m",L(instance="bot:9898",severity="critical"),
   "mt5bot on bot:9898 gets signals but makes no trades",
   "mt5bot on bot:9898 received %s signals in the last 15 minutes but filled none, for 15 minutes. Check signals_dropped_total by reason (risk limits? paused?), broker_connected and open_orders." % V.get("stalled","?")),
