@@ -247,6 +247,53 @@ fn trading_states_refuse_what_they_should_and_a_sigkill_does_not_clear_a_halt() 
     assert!(d.wait_exit(Duration::from_secs(10)).success());
 }
 
+/// A breaker trips on the real daemon: the open loss of a fresh position (marked at the bid) passes
+/// a tiny max_position_loss; the state is halted by the breaker, counted, shown; a SIGKILL and a
+/// restart keep it halted with the breaker's name; `resume` clears it.
+#[test]
+fn a_tripped_breaker_halts_the_daemon_across_a_sigkill_until_resume() {
+    let dir = TempDir::new("api-breaker");
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = config_with(
+        &dir,
+        &format!(
+            "model:\n  threshold_bps: 10000\nrisk:\n  max_position: 5\n  max_orders_per_second: 1000\n\
+             ingress:\n  enabled: true\n  listen: {ingress}\ncheckpoint:\n  interval: 1h\n\
+             protection:\n  starting_balance: 1000\n  max_position_loss:\n    amount: 0.00001\n"
+        ),
+    );
+    let aes = mt5bot::support::encoding::base64(&[4u8; 32]);
+    let env = [("API_KEY", KEY), ("CHECKPOINT_AES_KEY", aes.as_str())];
+    let mut d = Daemon::start(&dir, &cfg, &addr, &env);
+    d.wait_metrics(Duration::from_secs(10));
+    wait_until("quotes", || metric(&d, "ticks_total") > 10.0);
+    assert_eq!(metric(&d, "breaker_headroom{breaker=\"max_position_loss\"}"), 1.0);
+    assert_eq!(metric(&d, "equity"), 1000.0);
+    assert_eq!(signal(&ingress, "b1", "buy", 1.0)["status"], "queued");
+    wait_until("the trip", || metric(&d, "trading_state{state=\"halted\"}") == 1.0);
+    assert_eq!(metric(&d, "breaker_trips_total{breaker=\"max_position_loss\"}"), 1.0);
+    // (Headroom and equity move with the market after the trip: the state stays.)
+    assert_ne!(metric(&d, "equity"), 1000.0, "the open position is in the equity");
+    assert_eq!(signal(&ingress, "b2", "buy", 1.0)["reason"], "halted");
+    let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
+    assert_eq!(s["trading"]["by"], "max_position_loss", "{s}");
+    assert!(s["trading"]["reason"].as_str().unwrap_or("").contains("open loss"), "{s}");
+    assert!(d.log_file().contains("breaker max_position_loss tripped"));
+    // Give the journal a moment to write the trip, then kill.
+    std::thread::sleep(Duration::from_millis(200));
+    d.kill_and_restart(&dir, &cfg, &env);
+    d.wait_metrics(Duration::from_secs(10));
+    wait_until("quotes again", || metric(&d, "ticks_total") > 10.0);
+    assert_eq!(metric(&d, "trading_state{state=\"halted\"}"), 1.0, "a restart does not clear a trip");
+    let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
+    assert_eq!(s["trading"]["by"], "max_position_loss", "{s}");
+    assert!(s["equity"]["balance"].as_f64().is_some(), "{s}");
+    let (code, body) = post(&d, "/api/v1/resume", r#"{"reason": "checked"}"#);
+    assert_eq!((code, body["state"].as_str()), (200, Some("active")), "{body}");
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+}
+
 #[test]
 fn flatten_leaves_every_position_at_zero() {
     let dir = TempDir::new("api-flatten");

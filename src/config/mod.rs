@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::types::{DriftAction, Filling, OrderKind, TimeInForce};
+use crate::domain::types::{BreakerAction, DriftAction, Filling, OrderKind, TimeInForce};
 
 /// Name shown in errors for the built-in configuration.
 pub const EMBEDDED_NAME: &str = "<embedded default>";
@@ -101,6 +101,56 @@ pub struct Config {
     pub log_forward: Option<LogForwardConfig>,
     pub checkpoint: CheckpointConfig,
     pub engine: EngineConfig,
+    pub protection: ProtectionConfig,
+}
+
+/// The equity circuit breakers and what they measure from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtectionConfig {
+    /// The account's balance before the first trade (paper; and today every venue).
+    pub starting_balance: f64,
+    /// Minutes after local midnight when the trading day starts.
+    pub day_start_minutes: u32,
+    /// The zone of the trading day (an IANA name).
+    pub timezone: String,
+    pub tz: jiff::tz::TimeZone,
+    /// The breakers that are on.
+    pub breakers: Vec<BreakerConfig>,
+}
+
+/// One breaker: what it watches, its limit, what it does, and whether it resumes by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    pub limit: BreakerLimit,
+    pub action: BreakerAction,
+    /// Back to active this long after a trip (unless something else set the state since).
+    pub resume_after: Option<Duration>,
+}
+
+/// What a breaker watches and its limit (all losses are positive amounts of account currency).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BreakerLimit {
+    /// Loss since the start of the trading day: an amount, a fraction of start-of-day equity, or
+    /// both (whichever is reached first).
+    DailyLoss { amount: Option<f64>, fraction: Option<f64> },
+    /// Fall from the peak equity, as a fraction of the peak.
+    Drawdown { fraction: f64 },
+    /// Closed round trips in a row with a loss.
+    ConsecutiveLosses { count: u32 },
+    /// One position's open loss.
+    PositionLoss { amount: f64 },
+}
+
+impl BreakerLimit {
+    /// The breaker's name in config, metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BreakerLimit::DailyLoss { .. } => "max_daily_loss",
+            BreakerLimit::Drawdown { .. } => "max_drawdown",
+            BreakerLimit::ConsecutiveLosses { .. } => "max_consecutive_losses",
+            BreakerLimit::PositionLoss { .. } => "max_position_loss",
+        }
+    }
 }
 
 /// The venue orders go to (`kind`), with the settings of every venue (only `kind`'s are used).
@@ -607,7 +657,42 @@ impl Config {
                 shutdown_grace: format_duration(self.engine.shutdown_grace),
                 status_interval: format_duration(self.engine.status_interval),
             },
+            protection: self.protection.to_raw(),
         }
+    }
+}
+
+impl ProtectionConfig {
+    fn to_raw(&self) -> RawProtection {
+        let mut raw = RawProtection {
+            starting_balance: self.starting_balance,
+            day_start: format!("{:02}:{:02}", self.day_start_minutes / 60, self.day_start_minutes % 60),
+            timezone: self.timezone.clone(),
+            ..RawProtection::default()
+        };
+        for b in &self.breakers {
+            let resume_after = b.resume_after.map(format_duration).unwrap_or_default();
+            match b.limit {
+                BreakerLimit::DailyLoss { amount, fraction } => {
+                    raw.max_daily_loss = RawDailyLoss {
+                        amount: amount.unwrap_or(0.0),
+                        fraction: fraction.unwrap_or(0.0),
+                        action: b.action,
+                        resume_after,
+                    }
+                }
+                BreakerLimit::Drawdown { fraction } => {
+                    raw.max_drawdown = RawDrawdown { fraction, action: b.action, resume_after }
+                }
+                BreakerLimit::ConsecutiveLosses { count } => {
+                    raw.max_consecutive_losses = RawConsecutiveLosses { count, action: b.action, resume_after }
+                }
+                BreakerLimit::PositionLoss { amount } => {
+                    raw.max_position_loss = RawPositionLoss { amount, action: b.action, resume_after }
+                }
+            }
+        }
+        raw
     }
 }
 

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub log_forward: RawLogForward,
     pub checkpoint: RawCheckpoint,
     pub engine: RawEngine,
+    pub protection: RawProtection,
 }
 
 /// Which venue orders go to.
@@ -473,5 +474,89 @@ pub struct RawEngine {
 impl Default for RawEngine {
     fn default() -> Self {
         Self { ready_deadline: "2s".into(), shutdown_grace: "2s".into(), status_interval: "60s".into() }
+    }
+}
+
+/// Equity circuit breakers. Each is off while its limit is 0.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProtection {
+    pub starting_balance: f64,
+    pub day_start: String,
+    pub timezone: String,
+    pub max_daily_loss: RawDailyLoss,
+    pub max_drawdown: RawDrawdown,
+    pub max_consecutive_losses: RawConsecutiveLosses,
+    pub max_position_loss: RawPositionLoss,
+}
+
+impl Default for RawProtection {
+    fn default() -> Self {
+        Self {
+            starting_balance: 10_000.0,
+            day_start: "00:00".into(),
+            timezone: "UTC".into(),
+            max_daily_loss: RawDailyLoss::default(),
+            max_drawdown: RawDrawdown::default(),
+            max_consecutive_losses: RawConsecutiveLosses::default(),
+            max_position_loss: RawPositionLoss::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDailyLoss {
+    pub amount: f64,
+    pub fraction: f64,
+    pub action: BreakerAction,
+    pub resume_after: String,
+}
+
+impl Default for RawDailyLoss {
+    fn default() -> Self {
+        Self { amount: 0.0, fraction: 0.0, action: BreakerAction::Halted, resume_after: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDrawdown {
+    pub fraction: f64,
+    pub action: BreakerAction,
+    pub resume_after: String,
+}
+
+impl Default for RawDrawdown {
+    fn default() -> Self {
+        Self { fraction: 0.0, action: BreakerAction::Halted, resume_after: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsecutiveLosses {
+    pub count: u32,
+    pub action: BreakerAction,
+    pub resume_after: String,
+}
+
+impl Default for RawConsecutiveLosses {
+    fn default() -> Self {
+        Self { count: 0, action: BreakerAction::Halted, resume_after: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPositionLoss {
+    pub amount: f64,
+    pub action: BreakerAction,
+    pub resume_after: String,
+}
+
+impl Default for RawPositionLoss {
+    fn default() -> Self {
+        Self { amount: 0.0, action: BreakerAction::Halted, resume_after: String::new() }
     }
 }

@@ -87,6 +87,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     let log_forward = log_forward(&mut v, &raw);
     let checkpoint = checkpoint(&mut v, &raw);
     let engine = engine(&mut v, &raw);
+    let protection = protection(&mut v, &raw);
 
     if let Some(first) = v.errors.into_iter().next() {
         return Err(first);
@@ -109,7 +110,87 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         log_forward,
         checkpoint,
         engine,
+        protection,
     })
+}
+
+/// The equity breakers: the trading day, and each breaker whose limit is not 0.
+fn protection(v: &mut Validator<'_>, raw: &RawConfig) -> ProtectionConfig {
+    let p = &raw.protection;
+    let starting_balance = v.range_f64(
+        "protection.starting_balance",
+        p.starting_balance,
+        f64::MIN_POSITIVE,
+        1e15,
+        "an amount greater than 0 (the account currency)",
+    );
+    let day_start_minutes = match p.day_start.split_once(':') {
+        Some((h, m)) if h.len() == 2 && m.len() == 2 => match (h.parse::<u32>(), m.parse::<u32>()) {
+            (Ok(h), Ok(m)) if h < 24 && m < 60 => Some(h * 60 + m),
+            _ => None,
+        },
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        v.fail("protection.day_start", format!("{:?} is not accepted; accepted: HH:MM, e.g. 17:00", p.day_start));
+        0
+    });
+    let tz = jiff::tz::TimeZone::get(&p.timezone).unwrap_or_else(|_| {
+        v.fail(
+            "protection.timezone",
+            format!("{:?} is not a time zone; accepted: an IANA name such as UTC or America/New_York", p.timezone),
+        );
+        jiff::tz::TimeZone::UTC
+    });
+    let mut breakers = Vec::new();
+    let resume = |v: &mut Validator<'_>, key: &str, value: &str| -> Option<Duration> {
+        (!value.trim().is_empty())
+            .then(|| v.duration(key, value, Duration::from_secs(1), Duration::from_secs(366 * 86_400)))
+    };
+    let loss = |v: &mut Validator<'_>, key: &str, value: f64| -> Option<f64> {
+        (value != 0.0).then(|| v.range_f64(key, value, f64::MIN_POSITIVE, 1e15, "0 (off) or an amount greater than 0"))
+    };
+    let fraction = |v: &mut Validator<'_>, key: &str, value: f64| -> Option<f64> {
+        (value != 0.0)
+            .then(|| v.range_f64(key, value, f64::MIN_POSITIVE, 1.0, "0 (off) or a fraction above 0, up to 1"))
+    };
+    let d = &p.max_daily_loss;
+    let (amount, frac) = (
+        loss(v, "protection.max_daily_loss.amount", d.amount),
+        fraction(v, "protection.max_daily_loss.fraction", d.fraction),
+    );
+    if amount.is_some() || frac.is_some() {
+        breakers.push(BreakerConfig {
+            limit: BreakerLimit::DailyLoss { amount, fraction: frac },
+            action: d.action,
+            resume_after: resume(v, "protection.max_daily_loss.resume_after", &d.resume_after),
+        });
+    }
+    let d = &p.max_drawdown;
+    if let Some(fraction) = fraction(v, "protection.max_drawdown.fraction", d.fraction) {
+        breakers.push(BreakerConfig {
+            limit: BreakerLimit::Drawdown { fraction },
+            action: d.action,
+            resume_after: resume(v, "protection.max_drawdown.resume_after", &d.resume_after),
+        });
+    }
+    let d = &p.max_consecutive_losses;
+    if d.count > 0 {
+        breakers.push(BreakerConfig {
+            limit: BreakerLimit::ConsecutiveLosses { count: d.count },
+            action: d.action,
+            resume_after: resume(v, "protection.max_consecutive_losses.resume_after", &d.resume_after),
+        });
+    }
+    let d = &p.max_position_loss;
+    if let Some(amount) = loss(v, "protection.max_position_loss.amount", d.amount) {
+        breakers.push(BreakerConfig {
+            limit: BreakerLimit::PositionLoss { amount },
+            action: d.action,
+            resume_after: resume(v, "protection.max_position_loss.resume_after", &d.resume_after),
+        });
+    }
+    ProtectionConfig { starting_balance, day_start_minutes, timezone: p.timezone.clone(), tz, breakers }
 }
 
 /// The venues: paper, FIX 4.4 and the MT5 bridge, and which one trades.

@@ -311,6 +311,36 @@ impl TradingState {
     }
 }
 
+/// What an equity breaker does when it trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreakerAction {
+    /// Trading state `reducing`.
+    Reducing,
+    /// Trading state `halted`.
+    Halted,
+    /// Halt, cancel open orders, then close every position (as `ctl flatten`).
+    Flatten,
+}
+
+impl BreakerAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerAction::Reducing => "reducing",
+            BreakerAction::Halted => "halted",
+            BreakerAction::Flatten => "flatten",
+        }
+    }
+
+    /// The trading state a trip leaves behind.
+    pub fn state(self) -> TradingState {
+        match self {
+            BreakerAction::Reducing => TradingState::Reducing,
+            BreakerAction::Halted | BreakerAction::Flatten => TradingState::Halted,
+        }
+    }
+}
+
 /// The engine's handle for an order: a slot in the executor's table plus a sequence number, so a
 /// stale event for a reused slot is recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

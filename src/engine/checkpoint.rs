@@ -111,6 +111,10 @@ pub struct State {
     /// states (they read as active).
     #[serde(default)]
     pub trading: Option<TradingRecord>,
+    /// The equity breakers' baselines (peak equity, the trading day's start); missing in older
+    /// checkpoints (they start from the restored books).
+    #[serde(default)]
+    pub protection: Option<super::protection::Baselines>,
 }
 
 /// The trading state a checkpoint keeps, with who set it (`operator`, a breaker's name), why, and
@@ -391,6 +395,12 @@ mod tests {
     fn state() -> State {
         State {
             written_at: "2026-11-24T08:00:00.000000Z".into(),
+            protection: Some(super::super::protection::Baselines {
+                peak_equity: 10_500.0,
+                day_start_equity: 10_200.0,
+                day_end_unix_ns: 1_764_100_000_000_000_000,
+                losses_in_a_row: 2,
+            }),
             trading: Some(TradingRecord {
                 state: "halted".into(),
                 by: "operator".into(),

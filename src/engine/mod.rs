@@ -3,6 +3,7 @@
 //! - [`queue`]: the bounded signal ring.
 //! - [`model`] and [`drift`]: the EWMA-crossover model and its Page-Hinkley drift detector.
 //! - [`executor`]: risk limits, order lifecycle, positions and PnL.
+//! - [`protection`]: equity and the equity circuit breakers.
 //! - [`checkpoint`]: the encrypted checkpoint file format.
 //! - [`journal`]: the order journal, a write-ahead log between checkpoints.
 //! - [`core`]: the sans-IO glue that turns a tick into orders and venue events into books.
@@ -20,6 +21,7 @@ pub mod executor;
 pub mod ingress;
 pub mod journal;
 pub mod model;
+pub mod protection;
 pub mod queue;
 pub mod reactor;
 pub mod recent;

@@ -12,6 +12,8 @@ pub struct StatusReport {
     pub paused: PausedStatus,
     /// The trading state, who set it and why.
     pub trading: TradingStatus,
+    /// Equity and what the breakers measure it from.
+    pub equity: EquityStatus,
     pub queue: QueueStatus,
     /// Fills booked so far.
     pub trades: u64,
@@ -43,6 +45,17 @@ pub struct TradingStatus {
     pub reason: String,
     /// RFC 3339, UTC.
     pub since: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EquityStatus {
+    /// Balance plus open positions marked to the quote.
+    pub equity: f64,
+    /// Starting balance plus realized PnL.
+    pub balance: f64,
+    pub peak_equity: f64,
+    pub day_start_equity: f64,
+    pub losses_in_a_row: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

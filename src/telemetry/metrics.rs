@@ -34,6 +34,13 @@ pub mod names {
     pub const TRADING_PAUSED: &str = "trading_paused";
     pub const TRADING_STATE: &str = "trading_state";
     pub const TRADING_STATE_CHANGES: &str = "trading_state_changes_total";
+    pub const EQUITY: &str = "equity";
+    pub const BALANCE: &str = "balance";
+    pub const PEAK_EQUITY: &str = "peak_equity";
+    pub const DRAWDOWN_RATIO: &str = "drawdown_ratio";
+    pub const DAILY_PNL: &str = "daily_pnl";
+    pub const BREAKER_TRIPS: &str = "breaker_trips_total";
+    pub const BREAKER_HEADROOM: &str = "breaker_headroom";
     pub const TICK_TO_ORDER: &str = "tick_to_order_seconds";
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
@@ -122,6 +129,13 @@ pub struct Metrics {
     pub trading_paused: IntGauge,
     pub trading_state: IntGaugeVec,
     pub trading_state_changes: IntCounterVec,
+    pub equity: Gauge,
+    pub balance: Gauge,
+    pub peak_equity: Gauge,
+    pub drawdown_ratio: Gauge,
+    pub daily_pnl: Gauge,
+    pub breaker_trips: IntCounterVec,
+    pub breaker_headroom: GaugeVec,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGaugeVec,
@@ -259,6 +273,13 @@ impl Metrics {
             trading_paused: reg(&r, must(IntGauge::new(TRADING_PAUSED, "1 while new signals are refused (trading halted, or a drift pause), else 0."))),
             trading_state: reg(&r, must(IntGaugeVec::new(Opts::new(TRADING_STATE, "1 for the trading state the engine is in (active, reducing, halted), 0 for the others."), &["state"]))),
             trading_state_changes: reg(&r, must(IntCounterVec::new(Opts::new(TRADING_STATE_CHANGES, "Changes of the trading state, by who or what made them (operator, a breaker's name)."), &["reason"]))),
+            equity: reg(&r, must(Gauge::new(EQUITY, "Starting balance plus realized PnL plus open positions marked to the quote (bid for longs, ask for shorts)."))),
+            balance: reg(&r, must(Gauge::new(BALANCE, "Starting balance plus realized PnL."))),
+            peak_equity: reg(&r, must(Gauge::new(PEAK_EQUITY, "The highest equity seen (the base of drawdown_ratio)."))),
+            drawdown_ratio: reg(&r, must(Gauge::new(DRAWDOWN_RATIO, "Fall of equity from its peak, as a fraction of the peak."))),
+            daily_pnl: reg(&r, must(Gauge::new(DAILY_PNL, "Equity now minus equity at the start of the trading day (protection.day_start)."))),
+            breaker_trips: reg(&r, must(IntCounterVec::new(Opts::new(BREAKER_TRIPS, "Equity breaker trips that changed the trading state, by breaker."), &["breaker"]))),
+            breaker_headroom: reg(&r, must(GaugeVec::new(Opts::new(BREAKER_HEADROOM, "How far each configured breaker is from tripping: 1 far, 0 at its limit."), &["breaker"]))),
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
@@ -368,6 +389,13 @@ impl Metrics {
             trading_paused: self.trading_paused.clone(),
             trading_state: TradingState::ALL.map(|s| self.trading_state.with_label_values(&[s.as_str()])),
             trading_state_changes: self.trading_state_changes.clone(),
+            equity: self.equity.clone(),
+            balance: self.balance.clone(),
+            peak_equity: self.peak_equity.clone(),
+            drawdown_ratio: self.drawdown_ratio.clone(),
+            daily_pnl: self.daily_pnl.clone(),
+            breaker_trips: self.breaker_trips.clone(),
+            breaker_headroom: self.breaker_headroom.clone(),
             tick_to_order: self.tick_to_order.clone(),
             order_roundtrip: self.order_roundtrip.clone(),
             broker_connected: self.broker_connected.with_label_values(&[venue]),
@@ -408,6 +436,13 @@ pub struct EngineMetrics {
     pub trading_paused: IntGauge,
     pub trading_state: [IntGauge; TradingState::ALL.len()],
     pub trading_state_changes: IntCounterVec,
+    pub equity: Gauge,
+    pub balance: Gauge,
+    pub peak_equity: Gauge,
+    pub drawdown_ratio: Gauge,
+    pub daily_pnl: Gauge,
+    pub breaker_trips: IntCounterVec,
+    pub breaker_headroom: GaugeVec,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGauge,
@@ -428,6 +463,19 @@ impl EngineMetrics {
         self.received[source as usize].inc();
     }
 
+    /// The handles of the equity breakers, one headroom gauge and trip counter per breaker named.
+    pub fn protection(&self, breakers: &[&str]) -> ProtectionMetrics {
+        ProtectionMetrics {
+            equity: self.equity.clone(),
+            balance: self.balance.clone(),
+            peak_equity: self.peak_equity.clone(),
+            drawdown_ratio: self.drawdown_ratio.clone(),
+            daily_pnl: self.daily_pnl.clone(),
+            headroom: breakers.iter().map(|b| self.breaker_headroom.with_label_values(&[b])).collect(),
+            trips: breakers.iter().map(|b| self.breaker_trips.with_label_values(&[b])).collect(),
+        }
+    }
+
     /// Sets the `trading_state{state}` gauges: 1 for `state`, 0 for the others.
     pub fn set_trading_state(&self, state: TradingState) {
         for (s, g) in TradingState::ALL.iter().zip(&self.trading_state) {
@@ -446,6 +494,19 @@ impl EngineMetrics {
             self.ingress_errors[i].inc();
         }
     }
+}
+
+/// The equity breakers' handles (the engine thread's).
+#[derive(Debug, Clone)]
+pub struct ProtectionMetrics {
+    pub equity: Gauge,
+    pub balance: Gauge,
+    pub peak_equity: Gauge,
+    pub drawdown_ratio: Gauge,
+    pub daily_pnl: Gauge,
+    /// One per configured breaker, in the order of the configuration.
+    pub headroom: Vec<Gauge>,
+    pub trips: Vec<IntCounter>,
 }
 
 /// Counters the FIX venue keeps beside the session's.

@@ -2,6 +2,7 @@
 //! flatten, apply a reload's live settings, and the status report.
 
 use super::*;
+use crate::domain::types::BreakerAction;
 
 impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// Sets the trading state: `by` is who or what (`operator`, a breaker's name), `reason` why.
@@ -27,6 +28,53 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         log::warn!("trading state {} -> {} by {by}{why}", previous.as_str(), state.as_str());
         let entry = self.journal_state(state, by);
         (true, entry)
+    }
+
+    /// A breaker reached its limit: sets the state its action asks for, unless the state is at
+    /// least as strict already (a trip never loosens it); `flatten` also cancels and closes.
+    pub(super) fn trip(&mut self, trip: Trip) {
+        let target = trip.action.state();
+        let strictness = |s: TradingState| match s {
+            TradingState::Active => 0,
+            TradingState::Reducing => 1,
+            TradingState::Halted => 2,
+        };
+        if strictness(self.trading.state) >= strictness(target) {
+            return;
+        }
+        if let Some(c) = self.protection_trips(trip.breaker) {
+            c.inc();
+        }
+        let reason = trip.reason();
+        log::error!("breaker {} tripped: {reason}; action {}", trip.name, trip.action.as_str());
+        if trip.action == BreakerAction::Flatten {
+            let report = self.flatten_as(trip.name, &reason);
+            log::warn!("breaker {}: flattened {} positions", trip.name, report.orders.len());
+        } else {
+            self.set_trading_state(target, trip.name, &reason);
+        }
+        self.resume_at = self
+            .protection
+            .resume_after(trip.breaker)
+            .map(|d| (trip.breaker, self.clock.now().saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as Nanos)));
+    }
+
+    /// Back to active when a breaker's `resume_after` has passed, if that breaker still holds the
+    /// state (an operator's later change wins).
+    pub(super) fn resume_if_due(&mut self, now: Nanos) {
+        let Some((breaker, at)) = self.resume_at else { return };
+        if now < at {
+            return;
+        }
+        self.resume_at = None;
+        let name = self.protection.breaker_name(breaker);
+        if self.trading.by == name && self.trading.state != TradingState::Active {
+            self.set_trading_state(TradingState::Active, "resume_after", &format!("{name}: its resume_after passed"));
+        }
+    }
+
+    fn protection_trips(&self, breaker: usize) -> Option<&prometheus::IntCounter> {
+        self.protection.trips(breaker)
     }
 
     /// The trading state, who set it and why.
@@ -60,7 +108,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// symbol's position to zero (counting the open orders the venue would not cancel). Returns
     /// what was cancelled and one line per symbol that needed an order: what was sent or why not.
     pub fn flatten(&mut self) -> FlattenReport {
-        self.set_operator_pause(true);
+        self.flatten_as("operator", "flatten")
+    }
+
+    /// [`TradingCore::flatten`] with the state set by `by` (the operator, a breaker).
+    pub(super) fn flatten_as(&mut self, by: &str, reason: &str) -> FlattenReport {
+        self.set_trading_state(TradingState::Halted, by, reason);
         let (asked, refused) = self.cancel_all();
         let mut done = Vec::new();
         let stamp = self.clock.unix_nanos() / 1_000_000;
@@ -156,8 +209,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// What the control API's `status` shows.
     pub fn status(&self) -> StatusReport {
         use crate::link::report::{
-            DriftAlarm, DriftStatus, OpenOrderStatus, PausedStatus, PositionStatus, QueueStatus, TradingStatus,
-            VenueStatus,
+            DriftAlarm, DriftStatus, EquityStatus, OpenOrderStatus, PausedStatus, PositionStatus, QueueStatus,
+            TradingStatus, VenueStatus,
         };
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
         let v = &self.venue;
@@ -178,6 +231,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 by: self.trading.by.clone(),
                 reason: self.trading.reason.clone(),
                 since: crate::support::timefmt::rfc3339_micros(self.trading.since_unix_ns),
+            },
+            equity: {
+                let b = self.protection.baselines();
+                EquityStatus {
+                    equity: self.protection.equity(),
+                    balance: self.protection.balance(),
+                    peak_equity: b.peak_equity,
+                    day_start_equity: b.day_start_equity,
+                    losses_in_a_row: b.losses_in_a_row,
+                }
             },
             queue: QueueStatus { depth: self.queue.len(), capacity: self.queue.capacity() },
             trades: self.executor.trades(),

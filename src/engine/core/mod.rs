@@ -23,6 +23,7 @@ use super::drift::PageHinkley;
 use super::executor::{Applied, Executor, Position};
 use super::journal::{self, Journal};
 use super::model::Model;
+use super::protection::{Protection, Trip};
 use super::queue::SignalQueue;
 use crate::domain::types::{
     DropReason, LateRefusal, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, SymbolId, Tick,
@@ -91,6 +92,9 @@ pub struct TradingCore<V, C> {
     paused_until: Option<Nanos>,
     /// Paused by the operator (control API) until resumed.
     trading: Trading,
+    protection: Protection,
+    /// The breaker that set the state, and when, while it has a `resume_after`.
+    resume_at: Option<(usize, Nanos)>,
     /// The last drift alarm: symbol and wall-clock time (Unix ns).
     last_drift: Option<(SymbolId, i128)>,
     accepting: bool,
@@ -119,6 +123,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let mut executor =
             Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32);
         let unix_start = clock.unix_nanos();
+        let breakers: Vec<&str> = cfg.protection.breakers.iter().map(|b| b.limit.name()).collect();
+        let protection = Protection::new(&cfg.protection, n, metrics.protection(&breakers));
         executor.set_wall_seconds((unix_start / 1_000_000_000) as u32);
         TradingCore {
             clock,
@@ -136,6 +142,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             next_model_seq: 1,
             paused_until: None,
             trading: Trading::started(unix_start),
+            protection,
+            resume_at: None,
             last_drift: None,
             accepting: true,
             max_wait: cfg.queue_max_wait.as_nanos() as Nanos,
@@ -302,6 +310,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.executor.set_quote(tick.symbol, tick.bid, tick.ask);
         self.venue.on_tick(tick, now, &mut self.events);
         self.apply_events(now);
+        let position = self.executor.position(tick.symbol);
+        if let Some(trip) = self.protection.on_quote(tick.symbol, tick.bid, tick.ask, &position) {
+            self.trip(trip);
+        }
         if !self.accepting {
             return;
         }
@@ -485,7 +497,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     pub fn poll_venue(&mut self) {
         let now = self.clock.now();
         // Seconds are all the id memory needs: once per turn is enough.
-        self.executor.set_wall_seconds((self.clock.unix_nanos() / 1_000_000_000) as u32);
+        let unix_ns = self.clock.unix_nanos();
+        self.executor.set_wall_seconds((unix_ns / 1_000_000_000) as u32);
+        if let Some(trip) = self.protection.on_wall_time(unix_ns) {
+            self.trip(trip);
+        }
+        self.resume_if_due(now);
         self.venue.poll(now, &mut self.events);
         self.apply_events(now);
         if !self.queue.is_empty() {
@@ -504,6 +521,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if self.events.is_empty() {
             return;
         }
+        let mut trip = None;
         for i in 0..self.events.len() {
             let event = self.events[i];
             // A fill the venue found in its history for an order not in flight here: an id the
@@ -552,6 +570,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     if let Some(g) = self.metrics.realized_pnl.get(symbol as usize) {
                         g.set(p.realized_pnl);
                     }
+                    let before = p.qty - side.sign() * qty;
+                    if let Some(t) = self.protection.on_fill(symbol, before, &p, realized_pnl) {
+                        trip = trip.or(Some(t));
+                    }
                 }
                 Applied::Rejected { symbol, client_id } => {
                     self.metrics.orders_rejected.inc();
@@ -563,6 +585,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         self.events.clear();
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+        // After the events: a flatten makes events of its own.
+        if let Some(t) = trip {
+            self.trip(t);
+        }
     }
 
     #[inline]
@@ -631,6 +657,7 @@ mod tests {
     use crate::domain::clock::ManualClock;
     use crate::domain::types::OrderKind;
     use crate::domain::types::Side;
+    use crate::domain::types::TradingState;
     use crate::telemetry::metrics::Metrics;
     use crate::venue::feed::Feed;
     use crate::venue::paper::PaperVenue;
@@ -760,6 +787,69 @@ mod tests {
         assert_eq!(c.offer(ext("x1", Side::Buy, 1.0)), Err(DropReason::Duplicate));
         assert_eq!(m.queue_depth.get(), 0);
         assert_eq!(m.signals_dropped.with_label_values(&["duplicate"]).get(), 1);
+    }
+
+    /// A core on the embedded default with `protection:` from `yaml`, long 2 EURUSD at about 1.0002.
+    fn long_core(yaml: &str) -> (Core, Metrics) {
+        let mut cfg = Config::parse(&format!("model:\n  threshold_bps: 10000\n{yaml}"), "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        let (mut c, m) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(ext("l1", Side::Buy, 2.0)).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 2.0);
+        (c, m)
+    }
+
+    #[test]
+    fn a_tripped_breaker_halts_is_counted_never_loosens_and_resumes_only_after_resume_after() {
+        let yaml = "protection:\n  starting_balance: 1000\n  max_position_loss:\n    amount: 0.5\n    action: reducing\n    resume_after: 10s\n";
+        let (mut c, m) = long_core(yaml);
+        c.on_tick(&Tick { symbol: 0, bid: 0.9, ask: 0.9002, recv_ns: 2_000_000 });
+        assert_eq!(c.trading().state, TradingState::Active, "0.2 open loss is under 0.5");
+        c.set_trading_state(TradingState::Active, "operator", "");
+        c.on_tick(&Tick { symbol: 0, bid: 0.7, ask: 0.7002, recv_ns: 2_000_000 });
+        assert_eq!((c.trading().state, c.trading().by.as_str()), (TradingState::Reducing, "max_position_loss"));
+        assert!(c.trading().reason.contains("open loss 0.60"), "{}", c.trading().reason);
+        assert_eq!(m.breaker_trips.with_label_values(&["max_position_loss"]).get(), 1);
+        assert_eq!(c.offer(ext("more", Side::Buy, 1.0)), Err(DropReason::Reducing));
+        // Halted by the operator: the breaker does not loosen it to reducing, nor count a trip.
+        c.set_trading_state(TradingState::Halted, "operator", "look");
+        c.on_tick(&Tick { symbol: 0, bid: 0.6, ask: 0.6002, recv_ns: 2_000_000 });
+        assert_eq!(c.trading().state, TradingState::Halted);
+        assert_eq!(m.breaker_trips.with_label_values(&["max_position_loss"]).get(), 1);
+        // resume_after only resumes what its breaker set.
+        c.clock().set(20_000_000_000);
+        c.poll_venue();
+        assert_eq!((c.trading().state, c.trading().by.as_str()), (TradingState::Halted, "operator"));
+        c.set_trading_state(TradingState::Active, "operator", "");
+        c.on_tick(&Tick { symbol: 0, bid: 0.6, ask: 0.6002, recv_ns: 20_000_000_000 });
+        assert_eq!(c.trading().state, TradingState::Reducing, "still at the limit: trips again");
+        c.clock().set(29_000_000_000);
+        c.poll_venue();
+        assert_eq!(c.trading().state, TradingState::Reducing, "not yet 10 s");
+        c.clock().set(30_000_000_001);
+        c.poll_venue();
+        assert_eq!((c.trading().state, c.trading().by.as_str()), (TradingState::Active, "resume_after"));
+    }
+
+    #[test]
+    fn a_flatten_breaker_halts_and_closes_the_position() {
+        let (mut c, m) = long_core("protection:\n  max_drawdown:\n    fraction: 0.0001\n    action: flatten\n");
+        c.on_tick(&Tick { symbol: 0, bid: 0.5, ask: 0.5002, recv_ns: 2_000_000 });
+        assert_eq!((c.trading().state, c.trading().by.as_str()), (TradingState::Halted, "max_drawdown"));
+        assert_eq!(m.signals_received.with_label_values(&["control"]).get(), 1, "one closing order");
+        c.clock().set(5_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 0.0, "flat");
+        assert!(m.equity.get() < 10_000.0 && m.drawdown_ratio.get() > 0.0);
+        // A snapshot keeps the baselines and the state; a restore takes them back.
+        let snap = c.snapshot();
+        assert_eq!(snap.trading.as_ref().map(|t| t.by.as_str()), Some("max_drawdown"));
+        let base = snap.protection.expect("baselines");
+        assert!(base.peak_equity >= 10_000.0, "{base:?}");
     }
 
     #[test]

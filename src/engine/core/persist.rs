@@ -12,6 +12,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let (now, unix_now) = (self.clock.now(), self.clock.unix_nanos() as i64);
         State {
             written_at: crate::support::timefmt::rfc3339_micros(self.clock.unix_nanos()),
+            protection: Some(self.protection.baselines()),
             trading: Some(crate::engine::checkpoint::TradingRecord {
                 state: self.trading.state.as_str().to_owned(),
                 by: self.trading.by.clone(),
@@ -100,6 +101,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             ));
         }
         self.executor.restore(&positions, state.trades);
+        self.protection.restore(self.executor.positions(), state.protection);
         if let Some(t) = &state.trading {
             // A state this version does not know halts: the safe reading.
             let known = TradingState::parse(&t.state);

@@ -1,0 +1,389 @@
+//! Equity circuit breakers (`protection:`): the account's equity, marked to the quotes as they
+//! arrive, against each breaker's limit.
+//!
+//! Equity is the starting balance, plus realized PnL, plus every open position marked to the
+//! current quote (bid for a long, ask for a short). It is kept incrementally: a quote changes one
+//! symbol's open PnL, a fill its realized PnL, so a tick costs a few additions and comparisons,
+//! never a walk over the book, and nothing is allocated. The wall clock moves the trading day
+//! (`day_start` in `timezone`); a day's loss is measured from the equity at its start.
+//!
+//! Sans-IO: quotes, fills and wall time in; [`Trip`]s out. The core decides what a trip does to the
+//! trading state (a trip never makes it less strict), and keeps the figures in checkpoints.
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+use super::executor::Position;
+use crate::config::{BreakerConfig, BreakerLimit, ProtectionConfig};
+use crate::domain::types::{BreakerAction, SymbolId};
+use crate::support::names::QTY_EPSILON;
+use crate::telemetry::metrics::ProtectionMetrics;
+
+/// A breaker at or past its limit: which one, and the figures, for the core to act on and log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trip {
+    /// Index into the configured breakers.
+    pub breaker: usize,
+    pub name: &'static str,
+    pub action: BreakerAction,
+    /// What it measured and its limit, in the breaker's unit (money, fraction or count).
+    pub value: f64,
+    pub limit: f64,
+}
+
+impl Trip {
+    /// The log and status text of the trip.
+    pub fn reason(&self) -> String {
+        match self.name {
+            "max_drawdown" => {
+                format!("drawdown {:.2}% of peak equity, limit {:.2}%", self.value * 100.0, self.limit * 100.0)
+            }
+            "max_consecutive_losses" => format!("{} losing round trips in a row, limit {}", self.value, self.limit),
+            "max_position_loss" => format!("open loss {:.2} on one position, limit {:.2}", self.value, self.limit),
+            _ => format!("loss {:.2} since the start of the trading day, limit {:.2}", self.value, self.limit),
+        }
+    }
+}
+
+/// The figures a checkpoint keeps so a restart measures from the same baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Baselines {
+    pub peak_equity: f64,
+    pub day_start_equity: f64,
+    /// When the current trading day ends (Unix ns); 0 when not known yet.
+    pub day_end_unix_ns: i64,
+    pub losses_in_a_row: u32,
+}
+
+#[derive(Debug)]
+pub struct Protection {
+    breakers: Vec<BreakerConfig>,
+    tz: TimeZone,
+    day_start_minutes: u32,
+    starting_balance: f64,
+    realized: f64,
+    /// Open PnL per symbol, and their sum.
+    open: Vec<f64>,
+    open_total: f64,
+    /// The last quote per symbol (bid, ask), to mark a position after a fill.
+    quotes: Vec<(f64, f64)>,
+    /// Realized PnL of each symbol's round trip under way.
+    round_trip: Vec<f64>,
+    base: Baselines,
+    metrics: ProtectionMetrics,
+}
+
+impl Protection {
+    pub fn new(cfg: &ProtectionConfig, symbols: usize, metrics: ProtectionMetrics) -> Protection {
+        let p = Protection {
+            breakers: cfg.breakers.clone(),
+            tz: cfg.tz.clone(),
+            day_start_minutes: cfg.day_start_minutes,
+            starting_balance: cfg.starting_balance,
+            realized: 0.0,
+            open: vec![0.0; symbols],
+            open_total: 0.0,
+            quotes: vec![(0.0, 0.0); symbols],
+            round_trip: vec![0.0; symbols],
+            base: Baselines {
+                peak_equity: cfg.starting_balance,
+                day_start_equity: cfg.starting_balance,
+                day_end_unix_ns: 0,
+                losses_in_a_row: 0,
+            },
+            metrics,
+        };
+        p.publish();
+        p
+    }
+
+    /// Whether any breaker is on.
+    pub fn is_on(&self) -> bool {
+        !self.breakers.is_empty()
+    }
+
+    pub fn equity(&self) -> f64 {
+        self.starting_balance + self.realized + self.open_total
+    }
+
+    pub fn balance(&self) -> f64 {
+        self.starting_balance + self.realized
+    }
+
+    pub fn baselines(&self) -> Baselines {
+        self.base
+    }
+
+    /// After a restore: the books' realized PnL, and the baselines the checkpoint kept.
+    pub fn restore(&mut self, positions: &[Position], base: Option<Baselines>) {
+        self.realized = positions.iter().map(|p| p.realized_pnl).sum();
+        match base {
+            Some(b) => self.base = b,
+            None => {
+                self.base.peak_equity = self.equity();
+                self.base.day_start_equity = self.equity();
+            }
+        }
+        self.publish();
+    }
+
+    /// A quote: marks the symbol's position. Returns the first breaker at or past its limit.
+    #[inline]
+    pub fn on_quote(&mut self, symbol: SymbolId, bid: f64, ask: f64, position: &Position) -> Option<Trip> {
+        let s = symbol as usize;
+        if s >= self.open.len() {
+            return None;
+        }
+        self.quotes[s] = (bid, ask);
+        self.mark(s, position);
+        self.check()
+    }
+
+    /// A fill: `realized` is the PnL it realized, `before` the position's quantity before it.
+    pub fn on_fill(&mut self, symbol: SymbolId, before: f64, position: &Position, realized: f64) -> Option<Trip> {
+        let s = symbol as usize;
+        if s >= self.open.len() {
+            return None;
+        }
+        self.realized += realized;
+        self.metrics.balance.set(self.balance());
+        self.round_trip[s] += realized;
+        let closed = before.abs() > QTY_EPSILON && (position.qty.abs() < QTY_EPSILON || before * position.qty < 0.0);
+        if closed {
+            if self.round_trip[s] < 0.0 {
+                self.base.losses_in_a_row = self.base.losses_in_a_row.saturating_add(1);
+            } else {
+                self.base.losses_in_a_row = 0;
+            }
+            self.round_trip[s] = 0.0;
+        }
+        self.mark(s, position);
+        self.check()
+    }
+
+    /// The wall clock: starts a new trading day when the current one is over.
+    pub fn on_wall_time(&mut self, unix_ns: i128) -> Option<Trip> {
+        if i128::from(self.base.day_end_unix_ns) > unix_ns {
+            return None;
+        }
+        let first = self.base.day_end_unix_ns == 0;
+        self.base.day_end_unix_ns = self.day_end_after(unix_ns);
+        if !first {
+            self.base.day_start_equity = self.equity();
+        }
+        self.publish();
+        self.check()
+    }
+
+    /// The end of the trading day that contains `unix_ns`: the next `day_start` in the zone.
+    fn day_end_after(&self, unix_ns: i128) -> i64 {
+        let fallback = (unix_ns + 86_400_000_000_000) as i64;
+        let Ok(ts) = Timestamp::from_nanosecond(unix_ns) else { return fallback };
+        let local = ts.to_zoned(self.tz.clone());
+        let (h, m) = ((self.day_start_minutes / 60) as i8, (self.day_start_minutes % 60) as i8);
+        let Ok(today) = local.date().at(h, m, 0, 0).to_zoned(self.tz.clone()) else { return fallback };
+        let next = if today.timestamp() > ts {
+            today
+        } else {
+            match local.date().tomorrow().and_then(|d| d.at(h, m, 0, 0).to_zoned(self.tz.clone())) {
+                Ok(z) => z,
+                Err(_) => return fallback,
+            }
+        };
+        next.timestamp().as_nanosecond() as i64
+    }
+
+    #[inline]
+    fn mark(&mut self, s: usize, position: &Position) {
+        let (bid, ask) = self.quotes[s];
+        let q = position.qty;
+        let pnl = if q > QTY_EPSILON && bid > 0.0 {
+            (bid - position.avg_price) * q
+        } else if q < -QTY_EPSILON && ask > 0.0 {
+            (ask - position.avg_price) * q
+        } else {
+            0.0
+        };
+        self.open_total += pnl - self.open[s];
+        self.open[s] = pnl;
+        let equity = self.equity();
+        if equity > self.base.peak_equity {
+            self.base.peak_equity = equity;
+        }
+    }
+
+    /// Sets the gauges and returns the first breaker at or past its limit.
+    #[inline]
+    fn check(&self) -> Option<Trip> {
+        let equity = self.equity();
+        let m = &self.metrics;
+        m.equity.set(equity);
+        m.peak_equity.set(self.base.peak_equity);
+        let drawdown =
+            if self.base.peak_equity > 0.0 { (self.base.peak_equity - equity) / self.base.peak_equity } else { 0.0 };
+        m.drawdown_ratio.set(drawdown.max(0.0));
+        m.daily_pnl.set(equity - self.base.day_start_equity);
+        let mut trip = None;
+        for (i, b) in self.breakers.iter().enumerate() {
+            let (value, limit) = match b.limit {
+                BreakerLimit::DailyLoss { amount, fraction } => {
+                    let by_fraction = fraction.map(|f| f * self.base.day_start_equity);
+                    let limit = match (amount, by_fraction) {
+                        (Some(a), Some(f)) => a.min(f),
+                        (a, f) => a.or(f).unwrap_or(f64::INFINITY),
+                    };
+                    (self.base.day_start_equity - equity, limit)
+                }
+                BreakerLimit::Drawdown { fraction } => (drawdown, fraction),
+                BreakerLimit::ConsecutiveLosses { count } => (f64::from(self.base.losses_in_a_row), f64::from(count)),
+                BreakerLimit::PositionLoss { amount } => (-self.open.iter().copied().fold(0.0, f64::min), amount),
+            };
+            let headroom = if limit > 0.0 { (1.0 - value / limit).clamp(0.0, 1.0) } else { 0.0 };
+            if let Some(g) = m.headroom.get(i) {
+                g.set(headroom);
+            }
+            if trip.is_none() && value >= limit {
+                trip = Some(Trip { breaker: i, name: b.limit.name(), action: b.action, value, limit });
+            }
+        }
+        trip
+    }
+
+    fn publish(&self) {
+        self.metrics.balance.set(self.balance());
+        let _ = self.check();
+    }
+
+    /// The name of a configured breaker.
+    pub fn breaker_name(&self, breaker: usize) -> &'static str {
+        self.breakers.get(breaker).map_or("?", |b| b.limit.name())
+    }
+
+    /// The trip counter of a configured breaker.
+    pub fn trips(&self, breaker: usize) -> Option<&prometheus::IntCounter> {
+        self.metrics.trips.get(breaker)
+    }
+
+    /// How long after a trip of this breaker the state returns to active by itself.
+    pub fn resume_after(&self, breaker: usize) -> Option<std::time::Duration> {
+        self.breakers.get(breaker).and_then(|b| b.resume_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::telemetry::metrics::Metrics;
+
+    fn protection(yaml: &str) -> (Protection, Metrics) {
+        let cfg = Config::parse(yaml, "t.yaml").expect("config");
+        let m = Metrics::new();
+        let names: Vec<&str> = cfg.protection.breakers.iter().map(|b| b.limit.name()).collect();
+        let em = m.engine("paper", &["EURUSD".into(), "GBPUSD".into()]);
+        (Protection::new(&cfg.protection, 2, em.protection(&names)), m)
+    }
+
+    fn long(qty: f64, avg: f64) -> Position {
+        Position { qty, avg_price: avg, realized_pnl: 0.0, fills: 1 }
+    }
+
+    fn ns(rfc3339: &str) -> i128 {
+        crate::support::timefmt::parse_timestamp(rfc3339).expect("time")
+    }
+
+    #[test]
+    fn open_pnl_alone_trips_the_drawdown_marked_at_the_bid() {
+        let (mut p, m) = protection("protection:\n  starting_balance: 1000\n  max_drawdown:\n    fraction: 0.1\n");
+        let pos = long(100.0, 10.0);
+        assert_eq!(p.on_quote(0, 10.5, 10.6, &pos), None, "up 50: a new peak");
+        assert_eq!(m.peak_equity.get(), 1050.0);
+        // The ask would say 10.0 (no loss); the bid says 9.45: down 105 from the peak of 1050.
+        let t = p.on_quote(0, 9.45, 10.0, &pos).expect("trips on open PnL");
+        assert_eq!((t.name, t.action), ("max_drawdown", BreakerAction::Halted));
+        assert!((t.value - 0.1).abs() < 1e-9 && t.limit == 0.1, "{t:?}");
+        assert!(m.breaker_headroom.with_label_values(&["max_drawdown"]).get() < 1e-9);
+        assert!(t.reason().contains("10.00%"), "{}", t.reason());
+        // A short is marked at the ask.
+        let (mut p, _) = protection("protection:\n  starting_balance: 1000\n  max_drawdown:\n    fraction: 0.1\n");
+        let short = Position { qty: -100.0, avg_price: 10.0, realized_pnl: 0.0, fills: 1 };
+        assert_eq!(p.on_quote(0, 9.0, 10.9, &short), None, "down 90 at the ask");
+        assert!(p.on_quote(0, 9.0, 11.0, &short).is_some(), "down 100 at the ask: 10% of 1000");
+    }
+
+    #[test]
+    fn realized_pnl_alone_trips_the_daily_loss_and_a_new_day_starts_from_its_equity() {
+        let (mut p, m) = protection(
+            "protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 50\n    action: reducing\n",
+        );
+        assert_eq!(p.on_wall_time(ns("2026-03-02T10:00:00Z")), None);
+        let flat = Position::default();
+        assert_eq!(p.on_fill(0, 1.0, &flat, -30.0), None);
+        assert_eq!(m.daily_pnl.get(), -30.0);
+        assert!((m.breaker_headroom.with_label_values(&["max_daily_loss"]).get() - 0.4).abs() < 1e-9);
+        let t = p.on_fill(0, 1.0, &flat, -20.0).expect("50 lost today");
+        assert_eq!((t.name, t.action, t.value), ("max_daily_loss", BreakerAction::Reducing, 50.0));
+        assert_eq!(m.balance.get(), 950.0);
+        // The same day later: still at the limit.
+        assert!(p.on_wall_time(ns("2026-03-02T23:59:59Z")).is_none(), "no new day yet");
+        // The next UTC day starts from 950.
+        assert_eq!(p.on_wall_time(ns("2026-03-03T00:00:01Z")), None);
+        assert_eq!(p.baselines().day_start_equity, 950.0);
+        assert_eq!(m.daily_pnl.get(), 0.0);
+    }
+
+    #[test]
+    fn a_fraction_and_an_amount_trip_at_whichever_comes_first() {
+        let yaml = "protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 80\n    fraction: 0.05\n";
+        let (mut p, _) = protection(yaml);
+        p.on_wall_time(ns("2026-03-02T10:00:00Z"));
+        assert!(p.on_fill(0, 1.0, &Position::default(), -49.0).is_none());
+        assert_eq!(p.on_fill(0, 1.0, &Position::default(), -1.0).map(|t| t.limit), Some(50.0));
+    }
+
+    #[test]
+    fn losing_round_trips_in_a_row_trip_and_a_winner_resets_the_count() {
+        let (mut p, _) = protection("protection:\n  max_consecutive_losses:\n    count: 3\n");
+        let flat = Position::default();
+        let open = long(1.0, 10.0);
+        // A partial close is not a round trip; the close that follows is, with both parts' PnL.
+        assert!(p.on_fill(0, 2.0, &open, 1.0).is_none());
+        assert!(p.on_fill(0, 1.0, &flat, -3.0).is_none());
+        assert_eq!(p.baselines().losses_in_a_row, 1, "the trip lost 2 in all");
+        assert!(p.on_fill(0, 1.0, &flat, 5.0).is_none());
+        assert_eq!(p.baselines().losses_in_a_row, 0, "a winner resets");
+        assert!(p.on_fill(0, 1.0, &flat, -1.0).is_none());
+        // A flip closes the round trip too.
+        assert!(p.on_fill(0, 1.0, &Position { qty: -1.0, ..open }, -1.0).is_none());
+        assert_eq!(p.on_fill(1, -1.0, &flat, -1.0).map(|t| (t.name, t.value)), Some(("max_consecutive_losses", 3.0)));
+    }
+
+    #[test]
+    fn one_positions_open_loss_trips_whatever_the_others_gain() {
+        let (mut p, _) = protection("protection:\n  max_position_loss:\n    amount: 20\n    action: flatten\n");
+        assert!(p.on_quote(1, 20.0, 20.1, &long(10.0, 10.0)).is_none(), "GBPUSD up 100");
+        let t = p.on_quote(0, 8.0, 8.1, &long(10.0, 10.0)).expect("EURUSD down 20");
+        assert_eq!((t.name, t.action, t.value), ("max_position_loss", BreakerAction::Flatten, 20.0));
+    }
+
+    #[test]
+    fn the_trading_day_follows_new_york_across_the_daylight_saving_change() {
+        let yaml = "protection:\n  day_start: '17:00'\n  timezone: America/New_York\n";
+        let (p, _) = protection(yaml);
+        let end = |t: &str| crate::support::timefmt::rfc3339_micros(i128::from(p.day_end_after(ns(t))));
+        // Winter (EST, UTC-5): 17:00 is 22:00 UTC.
+        assert_eq!(end("2026-03-06T21:00:00Z"), "2026-03-06T22:00:00.000000Z");
+        assert_eq!(end("2026-03-06T22:00:00Z"), "2026-03-07T22:00:00.000000Z", "at the boundary: the next one");
+        // DST starts 2026-03-08: 17:00 EDT is 21:00 UTC.
+        assert_eq!(end("2026-03-07T23:00:00Z"), "2026-03-08T21:00:00.000000Z");
+        assert_eq!(end("2026-03-09T20:59:59Z"), "2026-03-09T21:00:00.000000Z");
+    }
+
+    #[test]
+    fn with_no_breaker_equity_is_still_measured_and_nothing_trips() {
+        let (mut p, m) = protection("protection:\n  starting_balance: 500\n");
+        assert!(!p.is_on());
+        assert!(p.on_quote(0, 1.0, 1.1, &long(100.0, 10.0)).is_none());
+        assert_eq!(m.equity.get(), 500.0 - 900.0);
+    }
+}
