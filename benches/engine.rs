@@ -200,8 +200,12 @@ fn one_run(ticks: usize) -> (u64, u64, u64) {
 
 /// [`one_run`], with the order journal on when `journaled`, one tick every `gap` (spinning).
 fn one_run_journaled(ticks: usize, journaled: bool, gap: Duration) -> (u64, u64, u64) {
-    let cfg = one_order_per_tick();
-    let (mut core, m) = core(&cfg, MonotonicClock::new());
+    one_run_cfg(&one_order_per_tick(), ticks, journaled, gap)
+}
+
+/// [`one_run_journaled`] on `cfg`.
+fn one_run_cfg(cfg: &Config, ticks: usize, journaled: bool, gap: Duration) -> (u64, u64, u64) {
+    let (mut core, m) = core(cfg, MonotonicClock::new());
     let dir = journaled.then(JournalDir::new);
     if let Some(d) = &dir {
         d.attach(&mut core, &m);
@@ -295,7 +299,11 @@ fn journal_signals_run(n: u64, gap: Duration, journaled: bool) -> (u64, u64, f64
 /// after a yield, as an at-least-once client does, so the rate is what the journal sustains.
 /// Returns (signals/s, refusals retried).
 fn journal_throughput_run(n: u64, journaled: bool) -> (f64, u64) {
-    let mut cfg = one_order_per_tick();
+    throughput_run(one_order_per_tick(), n, journaled)
+}
+
+/// [`journal_throughput_run`] on `cfg`.
+fn throughput_run(mut cfg: Config, n: u64, journaled: bool) -> (f64, u64) {
     cfg.risk.max_open_orders = 1024;
     let (mut core, m) = core(&cfg, ManualClock::default());
     let dir = journaled.then(JournalDir::new);
@@ -401,6 +409,50 @@ fn journal_report(quick: bool) {
     );
 }
 
+/// `cfg` with every equity breaker on, at limits this run never reaches: what watching costs.
+fn with_every_breaker(mut cfg: Config) -> Config {
+    use mt5bot::config::{BreakerConfig, BreakerLimit};
+    use mt5bot::domain::types::BreakerAction;
+    let b = |limit| BreakerConfig { limit, action: BreakerAction::Halted, resume_after: None };
+    cfg.protection.breakers = vec![
+        b(BreakerLimit::DailyLoss { amount: Some(1e12), fraction: Some(0.99) }),
+        b(BreakerLimit::Drawdown { fraction: 0.99 }),
+        b(BreakerLimit::ConsecutiveLosses { count: u32::MAX }),
+        b(BreakerLimit::PositionLoss { amount: 1e12 }),
+    ];
+    cfg.protection.starting_balance = 1e9;
+    cfg
+}
+
+/// The equity breakers' cost, side by side in one run: tick-to-order p50/p99 (one market order
+/// per tick, unpaced) and signals/s through queue + executor + venue, with none and with all four
+/// on (never tripping), runs interleaved.
+fn protection_report(quick: bool) {
+    let (runs, ticks, total) = if quick { (5, 20_000, 100_000) } else { (5, 1_000_000, 1_000_000) };
+    let (none, all) = (one_order_per_tick(), with_every_breaker(one_order_per_tick()));
+    let (mut t_none, mut t_all, mut s_none, mut s_all) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        t_none.push(one_run_cfg(&none, ticks, false, Duration::ZERO));
+        t_all.push(one_run_cfg(&all, ticks, false, Duration::ZERO));
+        s_none.push(throughput_run(none.clone(), total, false).0);
+        s_all.push(throughput_run(all.clone(), total, false).0);
+    }
+    println!(
+        "
+equity breakers, tick_to_order per operation, {runs} runs x {ticks} ticks (interleaved):"
+    );
+    for (name, r) in [("none", &t_none), ("all ", &t_all)] {
+        println!(
+            "  {name} p50 {}   p99 {}",
+            median_min_max(r.iter().map(|r| r.0).collect()),
+            median_min_max(r.iter().map(|r| r.1).collect())
+        );
+    }
+    println!("equity breakers, signals through queue + executor + venue, {runs} runs x {total} signals (interleaved):");
+    println!("  none rate {}", median_min_max_f64(s_none, "signals/s"));
+    println!("  all  rate {}", median_min_max_f64(s_all, "signals/s"));
+}
+
 fn median_min_max(mut v: Vec<u64>) -> String {
     v.sort_unstable();
     format!("{} ns (min {}, max {})", v[v.len() / 2], v[0], v[v.len() - 1])
@@ -491,4 +543,5 @@ fn main() {
     signals_report(quick);
     percentile_report(quick);
     journal_report(quick);
+    protection_report(quick);
 }

@@ -153,6 +153,25 @@ fn limit_orders_and_partial_fills_allocate_nothing_after_start_up() {
 }
 
 #[test]
+fn watching_every_equity_breaker_allocates_nothing() {
+    use mt5bot::config::{BreakerConfig, BreakerLimit};
+    use mt5bot::domain::types::BreakerAction;
+    let mut cfg = busy_config(OrderKind::Market);
+    let b = |limit| BreakerConfig { limit, action: BreakerAction::Halted, resume_after: None };
+    cfg.protection.starting_balance = 1e9;
+    cfg.protection.breakers = vec![
+        b(BreakerLimit::DailyLoss { amount: Some(1e12), fraction: Some(0.99) }),
+        b(BreakerLimit::Drawdown { fraction: 0.99 }),
+        b(BreakerLimit::ConsecutiveLosses { count: u32::MAX }),
+        b(BreakerLimit::PositionLoss { amount: 1e12 }),
+    ];
+    let (allocs, m) = allocations_while_trading(&cfg, 20_000, 200_000);
+    assert!(m.trade_count.get() > 10_000, "the path was exercised: {} trades", m.trade_count.get());
+    assert_ne!(m.equity.get(), 1e9, "the breakers watched the equity move");
+    assert_eq!(allocs, 0, "heap allocations with every breaker on");
+}
+
+#[test]
 fn refusals_allocate_nothing() {
     let mut cfg = busy_config(OrderKind::Market);
     cfg.model.order_qty = 1.0;

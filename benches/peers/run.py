@@ -399,6 +399,15 @@ def bench_engine(quick, rows):
     rows.append(("order journal on: journal_behind refusals retried per run (writer-bound)",
                  grab(unpaced, "on  journal_behind refusals retried"), "", "", "", "", cmd))
     rows.append(("order journal size per million orders", grab(signals, "journal size"), "", "", "", "", cmd))
+    breakers = out[out.find("equity breakers, tick_to_order"):]
+    for side, key in (("none", "none p50"), ("all four", "all  p50")):
+        line = grab(breakers, key)
+        p50, _, p99 = line.partition("   p99 ")
+        rows.append((f"equity breakers {side}: tick-to-order, unpaced, p50 / p99", f"{p50.strip()} / {p99.strip()}",
+                     "", "", "all four within 50 ns p50 of none", "", cmd))
+    for side, key in (("none", "none rate"), ("all four", "all  rate")):
+        rows.append((f"equity breakers {side}: signals through queue + executor + venue", grab(breakers, key),
+                     "", "", "", "", cmd))
     rows.append(("order journal batch (seal + write + fdatasync, what a queued answer waits)",
                  grab(signals, "one batch (seal + write + fdatasync, what a queued answer waits)"), "", "", "", "",
                  cmd))
