@@ -290,7 +290,12 @@ fn the_dashboard_queries_only_metrics_mt5bot_exports_and_all_of_them_run() {
     assert!(exprs.len() > 25, "{} queries", exprs.len());
 
     let dir = TempDir::new("dashboard");
-    let (cfg, addr) = config_with(&dir, "");
+    // Every breaker on (at limits this run never reaches), so the protection panels have series.
+    let (cfg, addr) = config_with(
+        &dir,
+        "protection:\n  starting_balance: 1000000\n  max_daily_loss:\n    fraction: 0.9\n  max_drawdown:\n    fraction: 0.9\n\
+         \x20 max_consecutive_losses:\n    count: 1000000\n  max_position_loss:\n    amount: 1000000\n",
+    );
     let mut bot = Daemon::start(&dir, &cfg, &addr, &[]);
     bot.wait_metrics(Duration::from_secs(5));
     wait_for("a trade", Duration::from_secs(10), || sample(&bot.metrics(), "trade_count").filter(|t| *t > 0.0));

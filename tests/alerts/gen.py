@@ -66,6 +66,26 @@ cases=[
   "15m","17m",L(instance="bot:9898",severity="critical"),
   "mt5bot on bot:9898 gets signals but makes no trades",
   "mt5bot on bot:9898 received %s signals in the last 15 minutes but filled none, for 15 minutes. Check signals_dropped_total by reason (risk limits? paused?), broker_connected and open_orders." % V.get("stalled","?")),
+ # A trip at 10m: increase over 10 minutes is above 0 from then on; a count that stays put never alerts.
+ ("Mt5botBreakerTripped",[('breaker_trips_total{job="mt5bot", instance="bot:9898", breaker="max_daily_loss"}','0x9 1x20'),
+   ('breaker_trips_total{job="mt5bot", instance="calm:9898", breaker="max_daily_loss"}','3x30')],
+  "9m","11m",L(breaker="max_daily_loss",instance="bot:9898",job="mt5bot",severity="critical"),
+  "mt5bot's breaker max_daily_loss tripped on bot:9898",
+  "The equity breaker max_daily_loss of mt5bot on bot:9898 reached its limit and set the trading state to its action (reducing, halted, or a flatten). It stays so through restarts until `mt5bot ctl resume` (or its resume_after). Read why with `mt5bot ctl status`."),
+ # Headroom under 25% from t0 = 10m; exactly 25% never alerts.
+ ("Mt5botBreakerNearLimit",[('breaker_headroom{job="mt5bot", instance="bot:9898", breaker="max_drawdown"}','0.9x9 0.2x10'),
+   ('breaker_headroom{job="mt5bot", instance="calm:9898", breaker="max_drawdown"}','0.25x20')],
+  "11m","13m",L(breaker="max_drawdown",instance="bot:9898",job="mt5bot",severity="warning"),
+  "mt5bot's breaker max_drawdown on bot:9898 is near its limit",
+  "The equity breaker max_drawdown of mt5bot on bot:9898 has had less than 25% of its room left for 2 minutes (20%). Look at the open positions and equity before it trips."),
+ # Halted from t0 = 10m; an active instance never alerts.
+ ("Mt5botNotTrading",[('trading_state{job="mt5bot", instance="bot:9898", state="halted"}','0x9 1x40'),
+   ('trading_state{job="mt5bot", instance="bot:9898", state="active"}','1x9 0x40'),
+   ('trading_state{job="mt5bot", instance="calm:9898", state="halted"}','0x50'),
+   ('trading_state{job="mt5bot", instance="calm:9898", state="active"}','1x50')],
+  "39m","41m",L(instance="bot:9898",job="mt5bot",severity="warning",state="halted"),
+  "mt5bot on bot:9898 has been halted for 30 minutes",
+  "The trading state of mt5bot on bot:9898 has been halted for over 30 minutes. `mt5bot ctl status` says who set it and why; `mt5bot ctl resume` trades again."),
  # A checkpoint at time 0 becomes stale after 600 s (t0 = 11m); one refreshed every minute never does.
  ("Mt5botCheckpointStale",[('checkpoint_last_success_timestamp_seconds{job="mt5bot", instance="bot:9898"}','0x30'),
    ('checkpoint_last_success_timestamp_seconds{job="mt5bot", instance="calm:9898"}','0+60x30')],
