@@ -278,6 +278,12 @@ fn a_tripped_breaker_halts_the_daemon_across_a_sigkill_until_resume() {
     let (_, s) = call(&d, "GET", "/api/v1/status", Some(KEY));
     assert_eq!(s["trading"]["by"], "max_position_loss", "{s}");
     assert!(s["trading"]["reason"].as_str().unwrap_or("").contains("open loss"), "{s}");
+    let b = &s["equity"]["breakers"][0];
+    assert_eq!(
+        (b["name"].as_str(), b["action"].as_str(), b["limit"].as_f64()),
+        (Some("max_position_loss"), Some("halted"), Some(0.00001)),
+        "{s}"
+    );
     assert!(d.log_file().contains("breaker max_position_loss tripped"));
     // Give the journal a moment to write the trip, then kill.
     std::thread::sleep(Duration::from_millis(200));

@@ -225,20 +225,8 @@ impl Protection {
         m.daily_pnl.set(equity - self.base.day_start_equity);
         let mut trip = None;
         for (i, b) in self.breakers.iter().enumerate() {
-            let (value, limit) = match b.limit {
-                BreakerLimit::DailyLoss { amount, fraction } => {
-                    let by_fraction = fraction.map(|f| f * self.base.day_start_equity);
-                    let limit = match (amount, by_fraction) {
-                        (Some(a), Some(f)) => a.min(f),
-                        (a, f) => a.or(f).unwrap_or(f64::INFINITY),
-                    };
-                    (self.base.day_start_equity - equity, limit)
-                }
-                BreakerLimit::Drawdown { fraction } => (drawdown, fraction),
-                BreakerLimit::ConsecutiveLosses { count } => (f64::from(self.base.losses_in_a_row), f64::from(count)),
-                BreakerLimit::PositionLoss { amount } => (-self.open.iter().copied().fold(0.0, f64::min), amount),
-            };
-            let headroom = if limit > 0.0 { (1.0 - value / limit).clamp(0.0, 1.0) } else { 0.0 };
+            let (value, limit) = self.measure(b, equity, drawdown);
+            let headroom = headroom(value, limit);
             if let Some(g) = m.headroom.get(i) {
                 g.set(headroom);
             }
@@ -247,6 +235,38 @@ impl Protection {
             }
         }
         trip
+    }
+
+    /// What a breaker measures now, and its limit.
+    #[inline]
+    fn measure(&self, b: &BreakerConfig, equity: f64, drawdown: f64) -> (f64, f64) {
+        match b.limit {
+            BreakerLimit::DailyLoss { amount, fraction } => {
+                let by_fraction = fraction.map(|f| f * self.base.day_start_equity);
+                let limit = match (amount, by_fraction) {
+                    (Some(a), Some(f)) => a.min(f),
+                    (a, f) => a.or(f).unwrap_or(f64::INFINITY),
+                };
+                (self.base.day_start_equity - equity, limit)
+            }
+            BreakerLimit::Drawdown { fraction } => (drawdown, fraction),
+            BreakerLimit::ConsecutiveLosses { count } => (f64::from(self.base.losses_in_a_row), f64::from(count)),
+            BreakerLimit::PositionLoss { amount } => (-self.open.iter().copied().fold(0.0, f64::min), amount),
+        }
+    }
+
+    /// Each breaker that is on: its name, action, what it measures, its limit and its headroom.
+    pub fn report(&self) -> Vec<(&'static str, BreakerAction, f64, f64, f64)> {
+        let equity = self.equity();
+        let peak = self.base.peak_equity;
+        let drawdown = if peak > 0.0 { ((peak - equity) / peak).max(0.0) } else { 0.0 };
+        self.breakers
+            .iter()
+            .map(|b| {
+                let (value, limit) = self.measure(b, equity, drawdown);
+                (b.limit.name(), b.action, value, limit, headroom(value, limit))
+            })
+            .collect()
     }
 
     fn publish(&self) {
@@ -267,6 +287,16 @@ impl Protection {
     /// How long after a trip of this breaker the state returns to active by itself.
     pub fn resume_after(&self, breaker: usize) -> Option<std::time::Duration> {
         self.breakers.get(breaker).and_then(|b| b.resume_after)
+    }
+}
+
+/// 1 far from the limit, 0 at or past it.
+#[inline]
+fn headroom(value: f64, limit: f64) -> f64 {
+    if limit > 0.0 {
+        (1.0 - value / limit).clamp(0.0, 1.0)
+    } else {
+        0.0
     }
 }
 
@@ -330,6 +360,22 @@ mod tests {
         assert_eq!(p.on_wall_time(ns("2026-03-03T00:00:01Z")), None);
         assert_eq!(p.baselines().day_start_equity, 950.0);
         assert_eq!(m.daily_pnl.get(), 0.0);
+    }
+
+    #[test]
+    fn realized_and_open_pnl_together_trip_what_neither_does_alone() {
+        let (mut p, _) = protection("protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 50\n");
+        p.on_wall_time(ns("2026-03-02T10:00:00Z"));
+        // 30 realized on EURUSD, then 25 open on GBPUSD (long 10 from 10.0, bid 7.5).
+        assert!(p.on_fill(0, 1.0, &Position::default(), -30.0).is_none());
+        let gbp = long(10.0, 10.0);
+        assert!(p.on_quote(1, 8.1, 8.2, &gbp).is_none(), "30 realized + 19 open: 49");
+        let t = p.on_quote(1, 8.0, 8.1, &gbp).expect("30 realized + 20 open: 50");
+        assert_eq!((t.name, t.value), ("max_daily_loss", 50.0));
+        // Each alone stays under: 20 open without the realized loss.
+        let (mut q, _) = protection("protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 50\n");
+        q.on_wall_time(ns("2026-03-02T10:00:00Z"));
+        assert!(q.on_quote(1, 8.0, 8.1, &gbp).is_none());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct TradingStatus {
     pub since: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EquityStatus {
     /// Balance plus open positions marked to the quote.
     pub equity: f64,
@@ -56,6 +56,19 @@ pub struct EquityStatus {
     pub peak_equity: f64,
     pub day_start_equity: f64,
     pub losses_in_a_row: u32,
+    /// The breakers that are on.
+    pub breakers: Vec<BreakerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerStatus {
+    pub name: &'static str,
+    pub action: &'static str,
+    /// What it measures now (money, a fraction or a count) and its limit, in the same unit.
+    pub value: f64,
+    pub limit: f64,
+    /// 1 far from the limit, 0 at it.
+    pub headroom: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -209,8 +209,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// What the control API's `status` shows.
     pub fn status(&self) -> StatusReport {
         use crate::link::report::{
-            DriftAlarm, DriftStatus, EquityStatus, OpenOrderStatus, PausedStatus, PositionStatus, QueueStatus,
-            TradingStatus, VenueStatus,
+            BreakerStatus, DriftAlarm, DriftStatus, EquityStatus, OpenOrderStatus, PausedStatus, PositionStatus,
+            QueueStatus, TradingStatus, VenueStatus,
         };
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
         let v = &self.venue;
@@ -240,6 +240,18 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     peak_equity: b.peak_equity,
                     day_start_equity: b.day_start_equity,
                     losses_in_a_row: b.losses_in_a_row,
+                    breakers: self
+                        .protection
+                        .report()
+                        .into_iter()
+                        .map(|(name, action, value, limit, headroom)| BreakerStatus {
+                            name,
+                            action: action.as_str(),
+                            value,
+                            limit,
+                            headroom,
+                        })
+                        .collect(),
                 }
             },
             queue: QueueStatus { depth: self.queue.len(), capacity: self.queue.capacity() },
