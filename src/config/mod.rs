@@ -753,6 +753,32 @@ mod tests {
     }
 
     #[test]
+    fn protection_is_checked_key_by_key_and_zero_is_off() {
+        let e = err("protection:\n  timezone: Mars/Olympus\n");
+        assert_eq!((e.key.as_str(), e.line), ("protection.timezone", Some(2)), "{e}");
+        assert!(e.to_string().contains("IANA"), "{e}");
+        let e = err("protection:\n  day_start: '25:00'\n");
+        assert_eq!(e.key, "protection.day_start", "{e}");
+        let e = err("protection:\n  max_drawdown:\n    fraction: 1.5\n");
+        assert_eq!(e.key, "protection.max_drawdown.fraction", "{e}");
+        let e = err("protection:\n  max_daily_loss:\n    amount: -5\n");
+        assert_eq!(e.key, "protection.max_daily_loss.amount", "{e}");
+        let e = err("protection:\n  max_consecutive_losses:\n    count: 3\n    resume_after: soon\n");
+        assert_eq!(e.key, "protection.max_consecutive_losses.resume_after", "{e}");
+        let e = err("protection:\n  max_position_loss:\n    amount: 5\n    action: panic\n");
+        assert!(e.to_string().contains("reducing") && e.to_string().contains("flatten"), "{e}");
+        assert!(Config::embedded().protection.breakers.is_empty(), "every breaker is off by default");
+        let c = Config::parse(
+            "protection:\n  day_start: '17:00'\n  timezone: America/New_York\n  max_daily_loss:\n    fraction: 0.03\n    resume_after: 1h\n",
+            "t.yaml",
+        )
+        .expect("valid");
+        assert_eq!((c.protection.day_start_minutes, c.protection.breakers.len()), (17 * 60, 1));
+        assert_eq!(c.protection.breakers[0].resume_after, Some(Duration::from_secs(3600)));
+        assert_eq!(Config::parse(&c.to_yaml(), "again.yaml").expect("round trip").protection, c.protection);
+    }
+
+    #[test]
     fn empty_document_is_the_embedded_default() {
         let c = Config::parse("# nothing\n", "x.yaml").expect("valid");
         assert_eq!(Config { source: EMBEDDED_NAME.into(), ..c }, Config::embedded());
