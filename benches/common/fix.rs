@@ -3,8 +3,9 @@
 
 use std::hint::black_box;
 
-use mt5bot::venue::fix44::codec::{encode, frame, tag, Fields, Frame, Header, Message};
-use mt5bot::venue::fix44::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
+use mt5bot::venue::fix44::codec::{frame, tag, Fields, Frame, Message};
+use mt5bot::venue::fix44::session::{Application, RejectReason, Session, SessionConfig};
+use mt5bot::venue::fix44::testing;
 
 pub struct Quiet;
 
@@ -20,9 +21,7 @@ impl Application for Quiet {
 }
 
 pub fn peer_message(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])]) -> Vec<u8> {
-    let sending_time = b"20261124-07:06:19.123";
-    let h = Header { msg_type, sender: b"EXECUTOR", target: b"MT5BOT", seq, sending_time, poss_dup: None };
-    encode(&h, fields)
+    testing::peer_message("EXECUTOR", "MT5BOT", msg_type, seq, fields, false)
 }
 
 /// A session logged on and in sync with a simulated counterparty.
@@ -36,12 +35,7 @@ pub fn active_session() -> Session {
         username: None,
         password: None,
     };
-    let mut s = Session::new(cfg, SeqNums::default());
-    let mut out = Vec::new();
-    s.connected(0, 1_764_000_000_000_000_000, &mut out);
-    let mut input = peer_message(b"A", 1, &[(98, b"0"), (108, b"30")]);
-    out.clear();
-    s.on_bytes(&mut input, 0, &mut out, &mut Quiet).expect("logon");
+    let (mut s, mut out) = testing::logged_on(cfg, &mut Quiet, 1_764_000_000_000_000_000);
     let mut f = Fields::new();
     let Frame::Message(len) = frame(&out) else { panic!("no sync TestRequest") };
     let id = f.parse(&out[..len]).expect("parse").get(tag::TEST_REQ_ID).expect("id").to_vec();

@@ -4,8 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mt5bot::venue::fix44::codec::{encode, frame, tag, Fields, Frame, Header, Message, MAX_BODY};
-use mt5bot::venue::fix44::session::{Application, RejectReason, SeqNums, Session, SessionConfig};
+use mt5bot::venue::fix44::codec::{frame, tag, Fields, Frame, Message, MAX_BODY};
+use mt5bot::venue::fix44::session::{Application, RejectReason, SessionConfig};
+use mt5bot::venue::fix44::testing;
 
 struct Sink;
 
@@ -24,12 +25,6 @@ impl Application for Sink {
         assert!(begin < end);
     }
     fn on_in_sync(&mut self, _now: u64) {}
-}
-
-fn peer(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])]) -> Vec<u8> {
-    let h =
-        Header { msg_type, sender: b"V", target: b"B", seq, sending_time: b"20261124-07:06:19.123", poss_dup: None };
-    encode(&h, fields)
 }
 
 /// Every message the session wrote must frame and parse.
@@ -80,11 +75,7 @@ fuzz_target!(|data: &[u8]| {
         username: None,
         password: None,
     };
-    let mut s = Session::new(cfg, SeqNums::default());
-    let mut out = Vec::new();
-    s.connected(0, 0, &mut out);
-    let mut input = peer(b"A", 1, &[(98, b"0"), (108, b"30")]);
-    let _ = s.on_bytes(&mut input, 0, &mut out, &mut Sink);
+    let (mut s, mut out) = testing::logged_on(cfg, &mut Sink, 0);
     let cut = data.len() / 2;
     let mut input = data[..cut].to_vec();
     if s.on_bytes(&mut input, 1, &mut out, &mut Sink).is_ok() {

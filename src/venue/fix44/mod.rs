@@ -21,6 +21,8 @@ pub mod codec;
 mod orders;
 mod seq_store;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -790,15 +790,7 @@ mod tests {
 
     /// A message from the venue.
     fn peer(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])], poss_dup: bool) -> Vec<u8> {
-        let h = Header {
-            msg_type,
-            sender: b"VENUE",
-            target: b"BOT",
-            seq,
-            sending_time: b"20261124-07:06:19.123",
-            poss_dup: poss_dup.then_some(b"20261124-07:06:18.000".as_slice()),
-        };
-        crate::venue::fix44::codec::encode(&h, fields)
+        crate::venue::fix44::testing::peer_message("VENUE", "BOT", msg_type, seq, fields, poss_dup)
     }
 
     /// Every message in `out`, as (MsgType, fields), and clears it.
