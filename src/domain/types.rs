@@ -301,6 +301,11 @@ impl TradingState {
         TradingState::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
+    /// How much it refuses: active 0, reducing 1, halted 2 (a breaker only ever raises it).
+    pub fn strictness(self) -> u8 {
+        self.code()
+    }
+
     /// A small number for fixed-size records (the order journal).
     pub fn code(self) -> u8 {
         self as u8

@@ -270,7 +270,7 @@ impl Ingress {
         let reply_to = conn.reply_to(idx);
         loop {
             let now = core.clock().now();
-            flush(conn, metrics, now, durable(core));
+            flush(conn, metrics, now, core.journal_durable());
             if conn.closing {
                 break;
             }
@@ -281,7 +281,7 @@ impl Ingress {
             let more = read_lines(conn, max_line, reply_to, core, metrics);
             core.drain();
             if !more {
-                flush(conn, metrics, core.clock().now(), durable(core));
+                flush(conn, metrics, core.clock().now(), core.journal_durable());
                 break;
             }
         }
@@ -306,7 +306,7 @@ impl Ingress {
         core: &TradingCore<V, C>,
         metrics: &EngineMetrics,
     ) {
-        let durable = durable(core);
+        let durable = core.journal_durable();
         if durable == self.released {
             return;
         }
@@ -363,7 +363,7 @@ impl Ingress {
                 n_touched += 1;
             }
         });
-        let durable = durable(core);
+        let durable = core.journal_durable();
         for &idx in &touched[..n_touched] {
             if let Some(conn) = self.conns[idx].as_mut() {
                 flush(conn, metrics, now, durable);
@@ -542,10 +542,6 @@ fn flush(conn: &mut Conn, metrics: &EngineMetrics, now: Nanos, durable: u64) {
 }
 
 /// How far the journal is on disk (everything when there is none).
-fn durable<V: Venue, C: Clock>(core: &TradingCore<V, C>) -> u64 {
-    core.journal_marks().map_or(u64::MAX, |(_, durable)| durable)
-}
-
 fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>) {
     // Serializing this plain struct into a Vec cannot fail.
     if serde_json::to_writer(&mut *out, answer).is_ok() {

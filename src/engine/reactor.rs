@@ -530,7 +530,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         if self.held_replies.is_empty() {
             return;
         }
-        let durable = self.core.journal_marks().map_or(u64::MAX, |(_, durable)| durable);
+        let durable = self.core.journal_durable();
         self.held_replies.retain(|(entry, reply, answer)| {
             if *entry > durable {
                 return true;
@@ -547,7 +547,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             log::warn!("cannot notify systemd of the stop: {e}");
         }
         if let Some(ing) = self.ingress.as_mut() {
-            let durable = self.core.journal_marks().map_or(u64::MAX, |m| m.1);
+            let durable = self.core.journal_durable();
             ing.close_all(self.poll.registry(), &self.metrics, self.core.clock().now(), durable);
         }
         let why = match reason {

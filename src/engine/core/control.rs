@@ -34,15 +34,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// least as strict already (a trip never loosens it); `flatten` also cancels and closes.
     pub(super) fn trip(&mut self, trip: Trip) {
         let target = trip.action.state();
-        let strictness = |s: TradingState| match s {
-            TradingState::Active => 0,
-            TradingState::Reducing => 1,
-            TradingState::Halted => 2,
-        };
-        if strictness(self.trading.state) >= strictness(target) {
+        if self.trading.state.strictness() >= target.strictness() {
             return;
         }
-        if let Some(c) = self.protection_trips(trip.breaker) {
+        if let Some(c) = self.protection.trips(trip.breaker) {
             c.inc();
         }
         let reason = trip.reason();
@@ -73,19 +68,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
     }
 
-    fn protection_trips(&self, breaker: usize) -> Option<&prometheus::IntCounter> {
-        self.protection.trips(breaker)
-    }
-
     /// The trading state, who set it and why.
     pub fn trading(&self) -> &Trading {
         &self.trading
-    }
-
-    /// Halts (`true`, as `halt`) or resumes (as `resume`) for the operator: today's pause.
-    pub fn set_operator_pause(&mut self, paused: bool) -> bool {
-        let state = if paused { TradingState::Halted } else { TradingState::Active };
-        self.set_trading_state(state, "operator", if paused { "pause" } else { "resume" }).0
     }
 
     /// Asks the venue to cancel every open order; returns the ids it took the cancel for and those

@@ -182,6 +182,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.journal.as_ref().map(|j| (j.last(), j.durable()))
     }
 
+    /// How far the journal is on disk; everything is, without a journal.
+    #[inline]
+    pub fn journal_durable(&self) -> u64 {
+        self.journal_marks().map_or(u64::MAX, |(_, durable)| durable)
+    }
+
     /// Checkpoint `generation` was just taken from [`TradingCore::snapshot`]: the journal starts
     /// its segment.
     pub fn journal_rotate(&mut self, generation: u64) {
