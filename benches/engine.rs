@@ -16,7 +16,7 @@ use common::{median_min_max_f64, one_order_per_tick};
 use criterion::{Criterion, Throughput};
 use mt5bot::config::Config;
 use mt5bot::domain::clock::{ManualClock, MonotonicClock};
-use mt5bot::domain::types::{OrderKey, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, Tick};
+use mt5bot::domain::types::{OrderKey, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, Stops, Tick};
 use mt5bot::domain::types::{OrderKind, TimeInForce};
 use mt5bot::engine::core::TradingCore;
 use mt5bot::engine::queue::SignalQueue;
@@ -66,6 +66,7 @@ fn market_signal(prefix: &SignalId, n: u64) -> Signal {
         source: SignalSource::Ingress,
         origin_ns: 0,
         reply_to: ReplyTo::NONE,
+        stops: Stops::NONE,
     }
 }
 
@@ -487,6 +488,7 @@ fn floor_run(ops: usize) -> (u64, u64) {
             source: SignalSource::Model,
             origin_ns: 0,
             reply_to: ReplyTo::NONE,
+            stops: Stops::NONE,
         };
         let _ = ring.push(sig);
         let s = ring.pop().expect("one signal");
@@ -498,6 +500,8 @@ fn floor_run(ops: usize) -> (u64, u64) {
             qty: s.qty,
             kind: s.kind,
             price: s.price,
+            sl: 0.0,
+            tp: 0.0,
         };
         black_box(new_order_single(&mut session, &mut out, &req, "EURUSD", TimeInForce::Day, b"", n));
         let took = (start.elapsed().as_nanos() as u64).saturating_sub(overhead);

@@ -43,6 +43,8 @@ fn order(n: u64) -> OrderRequest {
         qty: 1.0,
         kind: OrderKind::Limit,
         price: 1.08512,
+        sl: 0.0,
+        tp: 0.0,
     }
 }
 

@@ -116,6 +116,10 @@ pub struct ProtectionConfig {
     pub tz: jiff::tz::TimeZone,
     /// The breakers that are on.
     pub breakers: Vec<BreakerConfig>,
+    /// The order a protective exit the engine holds sends: `market`, or a marketable `limit`
+    /// priced `exit_limit_bps` through the mark (for venues that take only limit orders).
+    pub exit_order: OrderKind,
+    pub exit_limit_bps: f64,
 }
 
 /// One breaker: what it watches, its limit, what it does, and whether it resumes by itself.
@@ -262,6 +266,10 @@ pub struct ModelConfig {
     pub order_qty: f64,
     pub order_type: OrderKind,
     pub limit_offset_bps: f64,
+    /// Stop-loss and take-profit of the model's positions, in basis points from the entry's
+    /// reference price; 0 for none.
+    pub sl_bps: f64,
+    pub tp_bps: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -567,6 +575,8 @@ impl Config {
                 order_qty: self.model.order_qty,
                 order_type: self.model.order_type,
                 limit_offset_bps: self.model.limit_offset_bps,
+                sl_bps: self.model.sl_bps,
+                tp_bps: self.model.tp_bps,
             },
             drift: RawDrift {
                 enabled: self.drift.enabled,
@@ -668,6 +678,8 @@ impl ProtectionConfig {
             starting_balance: self.starting_balance,
             day_start: format!("{:02}:{:02}", self.day_start_minutes / 60, self.day_start_minutes % 60),
             timezone: self.timezone.clone(),
+            exit_order: self.exit_order,
+            exit_limit_bps: self.exit_limit_bps,
             ..RawProtection::default()
         };
         for b in &self.breakers {

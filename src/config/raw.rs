@@ -213,6 +213,8 @@ pub struct RawModel {
     pub order_qty: f64,
     pub order_type: OrderKind,
     pub limit_offset_bps: f64,
+    pub sl_bps: f64,
+    pub tp_bps: f64,
 }
 
 impl Default for RawModel {
@@ -224,6 +226,8 @@ impl Default for RawModel {
             order_qty: 1.0,
             order_type: OrderKind::Market,
             limit_offset_bps: 0.5,
+            sl_bps: 0.0,
+            tp_bps: 0.0,
         }
     }
 }
@@ -488,6 +492,8 @@ pub struct RawProtection {
     pub max_drawdown: RawDrawdown,
     pub max_consecutive_losses: RawConsecutiveLosses,
     pub max_position_loss: RawPositionLoss,
+    pub exit_order: OrderKind,
+    pub exit_limit_bps: f64,
 }
 
 impl Default for RawProtection {
@@ -500,6 +506,8 @@ impl Default for RawProtection {
             max_drawdown: RawDrawdown::default(),
             max_consecutive_losses: RawConsecutiveLosses::default(),
             max_position_loss: RawPositionLoss::default(),
+            exit_order: OrderKind::Market,
+            exit_limit_bps: 20.0,
         }
     }
 }

@@ -190,7 +190,17 @@ fn protection(v: &mut Validator<'_>, raw: &RawConfig) -> ProtectionConfig {
             resume_after: resume(v, "protection.max_position_loss.resume_after", &d.resume_after),
         });
     }
-    ProtectionConfig { starting_balance, day_start_minutes, timezone: p.timezone.clone(), tz, breakers }
+    let exit_limit_bps =
+        v.range_f64("protection.exit_limit_bps", p.exit_limit_bps, 0.0, 5_000.0, "0 to 5000 basis points");
+    ProtectionConfig {
+        starting_balance,
+        day_start_minutes,
+        timezone: p.timezone.clone(),
+        tz,
+        breakers,
+        exit_order: p.exit_order,
+        exit_limit_bps,
+    }
 }
 
 /// The venues: paper, FIX 4.4 and the MT5 bridge, and which one trades.
@@ -417,6 +427,8 @@ fn model(v: &mut Validator<'_>, raw: &RawConfig) -> ModelConfig {
             10_000.0,
             "0 to 10000 basis points",
         ),
+        sl_bps: v.range_f64("model.sl_bps", m.sl_bps, 0.0, 9_999.0, "0 (none) to 9999 basis points"),
+        tp_bps: v.range_f64("model.tp_bps", m.tp_bps, 0.0, 1e6, "0 (none) to 1000000 basis points"),
     }
 }
 

@@ -145,16 +145,20 @@ pub enum SignalSource {
     Ingress,
     /// The control API (`flatten`).
     Control,
+    /// A protective exit the engine holds: a position's stop-loss or take-profit was crossed.
+    Protection,
 }
 
 impl SignalSource {
-    pub const ALL: [SignalSource; 3] = [SignalSource::Model, SignalSource::Ingress, SignalSource::Control];
+    pub const ALL: [SignalSource; 4] =
+        [SignalSource::Model, SignalSource::Ingress, SignalSource::Control, SignalSource::Protection];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SignalSource::Model => "model",
             SignalSource::Ingress => "ingress",
             SignalSource::Control => "control",
+            SignalSource::Protection => "protection",
         }
     }
 }
@@ -174,6 +178,116 @@ pub struct Signal {
     pub origin_ns: Nanos,
     /// Who hears of a refusal made after the signal was queued (an ingress connection).
     pub reply_to: ReplyTo,
+    /// The stop-loss and take-profit the position it opens is to carry.
+    pub stops: Stops,
+}
+
+/// A stop-loss or take-profit level as a signal gives it: a price, or a distance in basis points
+/// from the order's reference price (the limit price, or the quote a market order takes).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Level {
+    #[default]
+    None,
+    Price(f64),
+    Bps(f64),
+}
+
+impl Level {
+    /// From a price and a distance in basis points, at most one of them non-zero.
+    pub fn from_parts(price: f64, bps: f64) -> Level {
+        if price > 0.0 {
+            Level::Price(price)
+        } else if bps > 0.0 {
+            Level::Bps(bps)
+        } else {
+            Level::None
+        }
+    }
+
+    /// (price, bps): the fields a checkpoint keeps, 0 where not given.
+    pub fn parts(self) -> (f64, f64) {
+        match self {
+            Level::None => (0.0, 0.0),
+            Level::Price(p) => (p, 0.0),
+            Level::Bps(b) => (0.0, b),
+        }
+    }
+
+    /// The price of this level for an order on `side` at `reference`: a stop-loss lies on the
+    /// losing side of it (`toward_loss`), a take-profit on the winning side. 0 for none.
+    #[inline]
+    pub fn resolve(self, side: Side, reference: f64, toward_loss: bool) -> f64 {
+        match self {
+            Level::None => 0.0,
+            Level::Price(p) => p,
+            Level::Bps(b) => {
+                let away = if toward_loss { -side.sign() } else { side.sign() };
+                reference * (1.0 + away * b * 1e-4)
+            }
+        }
+    }
+}
+
+/// The protective levels a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stops {
+    pub sl: Level,
+    pub tp: Level,
+}
+
+impl Stops {
+    pub const NONE: Stops = Stops { sl: Level::None, tp: Level::None };
+
+    pub fn is_none(&self) -> bool {
+        self.sl == Level::None && self.tp == Level::None
+    }
+
+    /// The absolute (stop-loss, take-profit) prices for an order on `side` at `reference`.
+    #[inline]
+    pub fn resolve(&self, side: Side, reference: f64) -> (f64, f64) {
+        (self.sl.resolve(side, reference, true), self.tp.resolve(side, reference, false))
+    }
+}
+
+/// Which protective level closed a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopKind {
+    StopLoss,
+    TakeProfit,
+}
+
+impl StopKind {
+    pub const ALL: [StopKind; 2] = [StopKind::StopLoss, StopKind::TakeProfit];
+
+    /// As a metric label and in ids: `sl`, `tp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopKind::StopLoss => "sl",
+            StopKind::TakeProfit => "tp",
+        }
+    }
+
+    /// Which level, if any, a position of `qty` has crossed at this quote: a long closes at the
+    /// bid, a short at the ask. `sl`/`tp` are prices, 0 for none.
+    #[inline]
+    pub fn crossed(qty: f64, sl: f64, tp: f64, bid: f64, ask: f64) -> Option<StopKind> {
+        if qty > 0.0 && bid > 0.0 {
+            if sl > 0.0 && bid <= sl {
+                return Some(StopKind::StopLoss);
+            }
+            if tp > 0.0 && bid >= tp {
+                return Some(StopKind::TakeProfit);
+            }
+        } else if qty < 0.0 && ask > 0.0 {
+            if sl > 0.0 && ask >= sl {
+                return Some(StopKind::StopLoss);
+            }
+            if tp > 0.0 && ask <= tp {
+                return Some(StopKind::TakeProfit);
+            }
+        }
+        None
+    }
 }
 
 /// The ingress connection that sent a signal, to tell it of a refusal made after its `queued`
@@ -205,6 +319,7 @@ impl Default for Signal {
             source: SignalSource::Model,
             origin_ns: 0,
             reply_to: ReplyTo::NONE,
+            stops: Stops::NONE,
         }
     }
 }
@@ -376,6 +491,10 @@ pub struct OrderRequest {
     pub qty: f64,
     pub kind: OrderKind,
     pub price: f64,
+    /// Stop-loss and take-profit prices the position is to carry; 0 for none. A venue that holds
+    /// stops ([`crate::domain::venue::Venue::holds_stops`]) sends them with the order.
+    pub sl: f64,
+    pub tp: f64,
 }
 
 /// What a venue says about an order.
@@ -394,6 +513,11 @@ pub enum VenueEvent {
     /// With `only_if_unknown`, it books nothing when the id is already in the engine's memory
     /// (a venue reporting its whole recent history, whose known orders were booked already).
     Adopted { client_id: SignalId, symbol: SymbolId, side: Side, qty: f64, price: f64, only_if_unknown: bool },
+    /// The account's balance as the venue reports it (money, in the account's currency).
+    Balance { balance: f64 },
+    /// A stop-loss or take-profit the venue holds closed (part of) a position: its execution,
+    /// `ticket` being the venue's unique number of it (the MT5 deal ticket). Booked once per ticket.
+    StopExecuted { stop: StopKind, ticket: u64, symbol: SymbolId, side: Side, qty: f64, price: f64 },
 }
 
 #[cfg(test)]

@@ -74,6 +74,13 @@ pub trait Venue {
         Err("this venue cannot cancel orders")
     }
 
+    /// Whether the venue holds a position's stop-loss and take-profit itself (sent with the
+    /// order, working while mt5bot is down, its executions reported as fills); otherwise the
+    /// engine holds them and sends a closing market order when the mark crosses one.
+    fn holds_stops(&self) -> bool {
+        false
+    }
+
     /// Whether orders in flight outlive this process at the venue (a real counterparty holds
     /// them), so a checkpoint's open orders are restored and reconciled rather than dropped.
     fn keeps_orders(&self) -> bool {

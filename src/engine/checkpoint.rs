@@ -44,6 +44,11 @@ pub struct PositionState {
     pub avg_price: f64,
     pub realized_pnl: f64,
     pub fills: u64,
+    /// The position's stop-loss and take-profit prices; 0 for none.
+    #[serde(default)]
+    pub sl: f64,
+    #[serde(default)]
+    pub tp: f64,
 }
 
 /// An order still open (or in flight) when the checkpoint was taken.
@@ -63,6 +68,11 @@ pub struct OrderState {
     /// Unix time it was sent, in nanoseconds; 0 when unknown (checkpoints of older versions).
     #[serde(default)]
     pub sent_at_unix_ns: i64,
+    /// The stop-loss and take-profit prices it carries; 0 for none.
+    #[serde(default)]
+    pub sl: f64,
+    #[serde(default)]
+    pub tp: f64,
 }
 
 /// A signal that was queued, not yet sent, when the checkpoint was taken (or replayed from the
@@ -78,6 +88,16 @@ pub struct QueuedState {
     pub source: String,
     /// Unix time it was queued, in nanoseconds.
     pub queued_at_unix_ns: i64,
+    /// The stops it asks for: each a price, or a distance in basis points from its order's
+    /// reference price; 0 for none.
+    #[serde(default)]
+    pub sl: f64,
+    #[serde(default)]
+    pub tp: f64,
+    #[serde(default)]
+    pub sl_bps: f64,
+    #[serde(default)]
+    pub tp_bps: f64,
 }
 
 /// The engine's state in a checkpoint.
@@ -400,6 +420,7 @@ mod tests {
                 day_start_equity: 10_200.0,
                 day_end_unix_ns: 1_764_100_000_000_000_000,
                 losses_in_a_row: 2,
+                venue_starting_balance: Some(9_000.0),
             }),
             trading: Some(TradingRecord {
                 state: "halted".into(),
@@ -415,6 +436,8 @@ mod tests {
                 avg_price: 1.085,
                 realized_pnl: -0.5,
                 fills: 9,
+                sl: 1.08,
+                tp: 0.0,
             }],
             open_orders: vec![OrderState {
                 client_id: "s-1".into(),
@@ -427,6 +450,8 @@ mod tests {
                 state: "partially_filled".into(),
                 venue_ref: 0,
                 sent_at_unix_ns: 0,
+                sl: 0.0,
+                tp: 1.2,
             }],
             venue: serde_json::json!({ "next_in": 88 }),
             recent_ids: vec!["s-0".into(), "s-1".into()],

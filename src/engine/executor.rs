@@ -123,6 +123,9 @@ pub enum Applied {
         price: f64,
         realized_pnl: f64,
         order_done: bool,
+        /// The order's stop-loss and take-profit prices (0 for none).
+        sl: f64,
+        tp: f64,
     },
     /// The order was refused by the venue.
     Rejected { symbol: SymbolId, client_id: SignalId },
@@ -246,6 +249,11 @@ impl Executor {
         self.quotes.get(symbol as usize).is_some_and(Option::is_some)
     }
 
+    /// The last quote of a symbol (bid, ask), if one has arrived.
+    pub fn quote(&self, symbol: SymbolId) -> Option<(f64, f64)> {
+        self.quotes.get(symbol as usize).copied().flatten()
+    }
+
     /// Signed quantity of the open orders of a symbol.
     pub fn exposure(&self, symbol: SymbolId) -> f64 {
         self.exposure.get(symbol as usize).copied().unwrap_or(0.0)
@@ -333,8 +341,38 @@ impl Executor {
         if !self.rate.has_token(now) {
             return Err(DropReason::MaxOrdersPerSecond);
         }
-        let Some(slot) = self.free.pop() else { return Err(DropReason::MaxOpenOrders) };
+        let request = self.open_slot(sig, reference, now)?;
         self.rate.take();
+        Ok(request)
+    }
+
+    /// A protective exit (a stop-loss or take-profit the engine holds was crossed): a market or
+    /// marketable limit order that only reduces a position. Refused only as a duplicate, without a quote or without a
+    /// free slot: the size and rate limits are there to stop risk, not to keep a position open.
+    pub fn create_exit(&mut self, sig: &Signal, now: Nanos) -> Result<OrderRequest, DropReason> {
+        if self.recent.contains(&sig.id) {
+            return Err(DropReason::Duplicate);
+        }
+        let Some(Some((bid, ask))) = self.quotes.get(sig.symbol as usize).copied() else {
+            return Err(DropReason::NoQuote);
+        };
+        let reference = match (sig.kind, sig.side) {
+            (OrderKind::Limit, _) => sig.price,
+            (OrderKind::Market, Side::Buy) => ask,
+            (OrderKind::Market, Side::Sell) => bid,
+        };
+        let order = self.open_slot(sig, reference, now)?;
+        let forgot = self.recent.insert_new(sig.id, self.now_s);
+        self.note_forgotten(forgot);
+        Ok(order)
+    }
+
+    /// Takes a free slot for a `New` order of `sig` priced at `reference`.
+    #[inline]
+    fn open_slot(&mut self, sig: &Signal, reference: f64, now: Nanos) -> Result<OrderRequest, DropReason> {
+        let sym = sig.symbol as usize;
+        let Some(slot) = self.free.pop() else { return Err(DropReason::MaxOpenOrders) };
+        let (sl, tp) = sig.stops.resolve(sig.side, reference);
         let key = OrderKey::new(self.next_seq, slot);
         self.next_seq += 1;
         let request = OrderRequest {
@@ -345,11 +383,26 @@ impl Executor {
             qty: sig.qty,
             kind: sig.kind,
             price: if sig.kind == OrderKind::Limit { sig.price } else { 0.0 },
+            sl,
+            tp,
         };
         self.exposure[sym] += sig.side.sign() * sig.qty;
         self.orders[slot as usize] =
             Some(Order { request, state: OrderState::New, filled: 0.0, sent_ns: now, last_exec_id: 0 });
         Ok(request)
+    }
+
+    /// Gives an order not yet sent the stops it is to carry (the position's, when it adds to one).
+    pub fn set_stops(&mut self, key: OrderKey, sl: f64, tp: f64) {
+        if let Some(o) = self.order_mut(key) {
+            o.request.sl = sl;
+            o.request.tp = tp;
+        }
+    }
+
+    /// Quantity the open orders of `symbol` on `side` still have to fill.
+    pub fn pending(&self, symbol: SymbolId, side: Side) -> f64 {
+        self.open_orders().filter(|o| o.request.symbol == symbol && o.request.side == side).map(Order::remaining).sum()
     }
 
     /// Marks a `New` order as handed to the venue.
@@ -388,6 +441,7 @@ impl Executor {
                 let done = o.remaining() < QTY_EPSILON;
                 o.state = if done { OrderState::Filled } else { OrderState::PartiallyFilled };
                 let (symbol, side, client_id) = (o.request.symbol, o.request.side, o.request.client_id);
+                let (sl, tp) = (o.request.sl, o.request.tp);
                 let signed = side.sign() * qty;
                 let sym = symbol as usize;
                 self.exposure[sym] -= signed;
@@ -396,7 +450,7 @@ impl Executor {
                 if done {
                     self.release(key);
                 }
-                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, order_done: done }
+                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, order_done: done, sl, tp }
             }
             // `only_if_unknown` is the core's to check (it knows which ids only wait in the queue).
             VenueEvent::Adopted { client_id, symbol, side, qty, price, .. } => {
@@ -413,7 +467,18 @@ impl Executor {
                 let forgot = self.recent.insert(client_id, self.now_s);
                 self.note_forgotten(forgot);
                 self.adopted.insert(client_id, self.now_s);
-                Applied::Filled { symbol, side, client_id, exec_id: 0, qty, price, realized_pnl, order_done: true }
+                Applied::Filled {
+                    symbol,
+                    side,
+                    client_id,
+                    exec_id: 0,
+                    qty,
+                    price,
+                    realized_pnl,
+                    order_done: true,
+                    sl: 0.0,
+                    tp: 0.0,
+                }
             }
             VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
                 Some((symbol, client_id)) => Applied::Rejected { symbol, client_id },
@@ -423,6 +488,8 @@ impl Executor {
                 Some((symbol, client_id)) => Applied::Cancelled { symbol, client_id },
                 None => Applied::Ignored,
             },
+            // The core's to use (protection); nothing in the books changes.
+            VenueEvent::Balance { .. } | VenueEvent::StopExecuted { .. } => Applied::Ignored,
         }
     }
 
@@ -510,7 +577,7 @@ impl Executor {
         let slot = self.free.pop()?;
         let key = OrderKey::new(self.next_seq, slot);
         self.next_seq += 1;
-        let request = OrderRequest { key, client_id, symbol, side, qty, kind, price };
+        let request = OrderRequest { key, client_id, symbol, side, qty, kind, price, sl: order.sl, tp: order.tp };
         let state = if filled > 0.0 { OrderState::PartiallyFilled } else { OrderState::Sent };
         self.orders[slot as usize] = Some(Order { request, state, filled, sent_ns: 0, last_exec_id: 0 });
         if let Some(e) = self.exposure.get_mut(symbol as usize) {
@@ -553,6 +620,7 @@ mod tests {
             source: SignalSource::Ingress,
             origin_ns: 0,
             reply_to: ReplyTo::NONE,
+            stops: crate::domain::types::Stops::NONE,
         }
     }
 

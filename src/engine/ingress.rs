@@ -38,7 +38,9 @@ use crate::telemetry::metrics::EngineMetrics;
 use super::core::TradingCore;
 
 use crate::domain::clock::Clock;
-use crate::domain::types::{LateRefusal, Nanos, ReplyTo, Side, Signal, SignalId, SignalSource, SIGNAL_ID_MAX};
+use crate::domain::types::{
+    LateRefusal, Level, Nanos, ReplyTo, Side, Signal, SignalId, SignalSource, Stops, SIGNAL_ID_MAX,
+};
 
 /// Answers waiting for a client beyond this stop the reading of its input.
 pub const WRITE_BUFFER_LIMIT: usize = 64 * 1024;
@@ -63,6 +65,15 @@ struct WireSignal<'a> {
     kind: Cow<'a, str>,
     #[serde(default)]
     price: Option<f64>,
+    /// Stop-loss and take-profit: prices, or distances in basis points from the order's price.
+    #[serde(default)]
+    sl: Option<f64>,
+    #[serde(default)]
+    tp: Option<f64>,
+    #[serde(default)]
+    sl_bps: Option<f64>,
+    #[serde(default)]
+    tp_bps: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -616,8 +627,22 @@ fn handle_line<V: Venue, C: Clock>(
             )
         }
     };
-    let signal =
-        Signal { id, symbol, side, qty: wire.qty, kind, price, source: SignalSource::Ingress, origin_ns, reply_to };
+    let stops = match stops(&wire, side, kind, price, core.executor().quote(symbol)) {
+        Ok(s) => s,
+        Err(why) => return error(out, "bad_field", &why),
+    };
+    let signal = Signal {
+        id,
+        symbol,
+        side,
+        qty: wire.qty,
+        kind,
+        price,
+        source: SignalSource::Ingress,
+        origin_ns,
+        reply_to,
+        stops,
+    };
     let answer = match core.offer(signal) {
         Ok(()) => {
             if let Some((entry, _)) = core.journal_marks().filter(|(entry, durable)| entry > durable) {
@@ -630,4 +655,58 @@ fn handle_line<V: Venue, C: Clock>(
         }
     };
     write_answer(out, &answer);
+}
+
+/// The stops a wire signal asks for, checked: each a price or a distance in basis points (not
+/// both), on the losing side of the order's price for the stop-loss and the winning side for the
+/// take-profit (a limit's price; a market order's quote, when one has arrived).
+fn stops(
+    wire: &WireSignal<'_>,
+    side: Side,
+    kind: OrderKind,
+    price: f64,
+    quote: Option<(f64, f64)>,
+) -> Result<Stops, String> {
+    let level = |name: &str, p: Option<f64>, bps: Option<f64>, max_bps: f64| -> Result<Level, String> {
+        match (p, bps) {
+            (Some(_), Some(_)) => Err(format!("{name}, {name}_bps: give one of them, not both")),
+            (Some(p), None) if p.is_finite() && p > 0.0 => Ok(Level::Price(p)),
+            (Some(p), None) => Err(format!("{name}: {p} is not accepted; accepted: a price greater than 0")),
+            (None, Some(b)) if b.is_finite() && b > 0.0 && b <= max_bps => Ok(Level::Bps(b)),
+            (None, Some(b)) => {
+                Err(format!("{name}_bps: {b} is not accepted; accepted: more than 0, at most {max_bps}"))
+            }
+            (None, None) => Ok(Level::None),
+        }
+    };
+    let s = Stops { sl: level("sl", wire.sl, wire.sl_bps, 9_999.0)?, tp: level("tp", wire.tp, wire.tp_bps, 1e6)? };
+    // Where the position would close: a long at the bid, a short at the ask.
+    let exit = match (kind, quote) {
+        (OrderKind::Limit, _) => Some(price),
+        (OrderKind::Market, Some((bid, ask))) => Some(if side == Side::Buy { bid } else { ask }),
+        (OrderKind::Market, None) => None,
+    };
+    if let Some(at) = exit {
+        let below = side == Side::Buy;
+        let wrong = |p: f64, want_below: bool| if want_below { p >= at } else { p <= at };
+        if let Level::Price(p) = s.sl {
+            if wrong(p, below) {
+                return Err(format!(
+                    "sl: {p} is not {} {at}, where this {} would be closed",
+                    if below { "below" } else { "above" },
+                    side.as_str()
+                ));
+            }
+        }
+        if let Level::Price(p) = s.tp {
+            if wrong(p, !below) {
+                return Err(format!(
+                    "tp: {p} is not {} {at}, where this {} would be closed",
+                    if below { "above" } else { "below" },
+                    side.as_str()
+                ));
+            }
+        }
+    }
+    Ok(s)
 }

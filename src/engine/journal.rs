@@ -70,6 +70,13 @@ pub enum Kind {
     Closed = 4,
     /// The trading state changed: the state's code in `qty`, who set it in `id`.
     State = 5,
+    /// The stops of the signal or order `id` just journaled (after its `Queued` or `Sent`): the
+    /// stop-loss in `qty`, the take-profit in `price`, 0 for none; in `venue_ref` bit 0 says the
+    /// stop-loss is in basis points, bit 1 the take-profit.
+    Stops = 6,
+    /// A position's protective levels changed: stop-loss in `qty`, take-profit in `price`, 0 for
+    /// none (both 0: the position carries none).
+    Protect = 7,
 }
 
 /// One journal entry, fixed-size and `Copy`: what the engine hands the writer.
@@ -107,6 +114,7 @@ impl Entry {
             SignalSource::Model => 0,
             SignalSource::Ingress => 1,
             SignalSource::Control => 2,
+            SignalSource::Protection => 3,
         };
         out[4..6].copy_from_slice(&self.symbol.to_be_bytes());
         let id = self.id.as_str().as_bytes();
@@ -126,6 +134,8 @@ impl Entry {
             3 => Kind::Fill,
             4 => Kind::Closed,
             5 => Kind::State,
+            6 => Kind::Stops,
+            7 => Kind::Protect,
             _ => return None,
         };
         let side = match b[1] {
@@ -142,6 +152,7 @@ impl Entry {
             0 => SignalSource::Model,
             1 => SignalSource::Ingress,
             2 => SignalSource::Control,
+            3 => SignalSource::Protection,
             _ => return None,
         };
         let len = usize::from(b[6]);
@@ -817,6 +828,10 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 price: e.price,
                 source: e.source.as_str().to_owned(),
                 queued_at_unix_ns: e.unix_ns,
+                sl: 0.0,
+                tp: 0.0,
+                sl_bps: 0.0,
+                tp_bps: 0.0,
             });
         }
         Kind::Sent => {
@@ -834,6 +849,8 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 state: "sent".into(),
                 venue_ref: e.venue_ref,
                 sent_at_unix_ns: e.unix_ns,
+                sl: 0.0,
+                tp: 0.0,
             });
         }
         Kind::Fill => {
@@ -850,6 +867,8 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                         avg_price: 0.0,
                         realized_pnl: 0.0,
                         fills: 0,
+                        sl: 0.0,
+                        tp: 0.0,
                     };
                     apply_fill(&mut p, signed, e.price);
                     state.positions.push(p);
@@ -884,6 +903,29 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 since_unix_ns: e.unix_ns,
             });
         }
+        Kind::Stops => {
+            let (sl_bps, tp_bps) = (e.venue_ref & 1 != 0, e.venue_ref & 2 != 0);
+            // It follows the `Queued` or `Sent` of its id: the newest record of that id.
+            if let Some(q) = state.queued.iter_mut().rev().find(|q| q.id == id) {
+                (q.sl, q.sl_bps) = if sl_bps { (0.0, e.qty) } else { (e.qty, 0.0) };
+                (q.tp, q.tp_bps) = if tp_bps { (0.0, e.price) } else { (e.price, 0.0) };
+            }
+            if let Some(o) = state.open_orders.iter_mut().rev().find(|o| o.client_id == id) {
+                (o.sl, o.tp) = (e.qty, e.price);
+            }
+        }
+        Kind::Protect => match state.positions.iter_mut().find(|p| p.symbol == symbol) {
+            Some(p) => (p.sl, p.tp) = (e.qty, e.price),
+            None => state.positions.push(PositionState {
+                symbol: symbol.to_owned(),
+                qty: 0.0,
+                avg_price: 0.0,
+                realized_pnl: 0.0,
+                fills: 0,
+                sl: e.qty,
+                tp: e.price,
+            }),
+        },
         Kind::Closed => {
             done.closed += 1;
             index.unqueue(id);
@@ -1008,6 +1050,30 @@ mod tests {
         assert_eq!(left, expect);
         let settled: Vec<(&str, f64)> = done.settled.iter().map(|(i, f)| (i.as_str(), *f)).collect();
         assert_eq!(settled, [("q-1", 1.0), ("q-2", 1.0)], "each settled once, with all it filled");
+    }
+
+    #[test]
+    fn stops_follow_their_signal_and_order_and_a_position_keeps_its_last_levels() {
+        let dir = crate::support::testdir::TestDir::new("journal-stops");
+        let (mut j, base) = start(&dir, 3);
+        j.append(entry(Kind::Queued, "w-1", 1.0, 0.0));
+        // A queued signal's stops as it gave them: a stop-loss of 40 bps, a take-profit price.
+        j.append(Entry { venue_ref: 1, ..entry(Kind::Stops, "w-1", 40.0, 1.2) });
+        j.append(entry(Kind::Queued, "w-2", 1.0, 0.0));
+        j.append(entry(Kind::Sent, "w-2", 1.0, 0.0));
+        j.append(Entry { venue_ref: 0, ..entry(Kind::Stops, "w-2", 1.05, 1.15) });
+        j.append(entry(Kind::Protect, "0", 1.0, 0.0));
+        let last = j.append(entry(Kind::Protect, "0", 1.05, 1.15));
+        wait_durable(&mut j, last);
+        j.finish();
+        let mut state = State { generation: 3, ..State::default() };
+        replay(&base, &mut state, &keys()).expect("replay");
+        let q = &state.queued[0];
+        assert_eq!((q.id.as_str(), q.sl, q.sl_bps, q.tp, q.tp_bps), ("w-1", 0.0, 40.0, 1.2, 0.0));
+        let o = &state.open_orders[0];
+        assert_eq!((o.client_id.as_str(), o.sl, o.tp), ("w-2", 1.05, 1.15));
+        let p = &state.positions[0];
+        assert_eq!((p.symbol.as_str(), p.sl, p.tp), ("XAUUSD", 1.05, 1.15), "the last levels win");
     }
 
     #[test]
@@ -1139,6 +1205,8 @@ mod tests {
                 state: "acknowledged".into(),
                 venue_ref: 0,
                 sent_at_unix_ns: 0,
+                sl: 0.0,
+                tp: 0.0,
             }],
             ..State::default()
         };

@@ -53,6 +53,10 @@ pub struct Baselines {
     /// When the current trading day ends (Unix ns); 0 when not known yet.
     pub day_end_unix_ns: i64,
     pub losses_in_a_row: u32,
+    /// The balance before realized PnL, once the venue has reported the account's balance (MT5):
+    /// equity is measured from the venue's figure rather than `protection.starting_balance`.
+    #[serde(default)]
+    pub venue_starting_balance: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -90,6 +94,7 @@ impl Protection {
                 day_start_equity: cfg.starting_balance,
                 day_end_unix_ns: 0,
                 losses_in_a_row: 0,
+                venue_starting_balance: None,
             },
             metrics,
         };
@@ -118,13 +123,42 @@ impl Protection {
     pub fn restore(&mut self, positions: &[Position], base: Option<Baselines>) {
         self.realized = positions.iter().map(|p| p.realized_pnl).sum();
         match base {
-            Some(b) => self.base = b,
+            Some(b) => {
+                self.base = b;
+                if let Some(s) = b.venue_starting_balance.filter(|s| s.is_finite()) {
+                    self.starting_balance = s;
+                }
+            }
             None => {
                 self.base.peak_equity = self.equity();
                 self.base.day_start_equity = self.equity();
             }
         }
         self.publish();
+    }
+
+    /// The venue reported the account's balance: from now on the balance is the venue's (it holds
+    /// commissions and swaps mt5bot does not see) plus what mt5bot realizes until the next report.
+    /// The first report rebases the peak and the day's start, so a configured starting balance
+    /// that differs from the account's is not taken for a loss.
+    pub fn on_venue_balance(&mut self, balance: f64) -> Option<Trip> {
+        if !(balance.is_finite() && balance > 0.0) {
+            return None;
+        }
+        let first = self.base.venue_starting_balance.is_none();
+        self.starting_balance = balance - self.realized;
+        self.base.venue_starting_balance = Some(self.starting_balance);
+        if first {
+            log::info!(
+                "the venue reports an account balance of {balance}: equity is measured from it, not from \
+                 protection.starting_balance"
+            );
+            self.base.peak_equity = self.equity();
+            self.base.day_start_equity = self.equity();
+        }
+        self.base.peak_equity = self.base.peak_equity.max(self.equity());
+        self.publish();
+        self.check()
     }
 
     /// A quote: marks the symbol's position. Returns the first breaker at or past its limit.

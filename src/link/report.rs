@@ -84,6 +84,14 @@ pub struct PositionStatus {
     pub avg_price: f64,
     pub realized_pnl: f64,
     pub fills: u64,
+    /// The position's stop-loss and take-profit prices, when it carries them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp: Option<f64>,
+    /// Who holds them: `mt5bot` (it sends the closing order) or the venue's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops_held_by: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -12,7 +12,7 @@ use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::domain::types::{DropReason, SignalSource, TradingState};
+use crate::domain::types::{DropReason, SignalSource, StopKind, TradingState};
 use crate::support::build_info;
 
 /// Metric names, for code, tests and docs alike.
@@ -41,6 +41,7 @@ pub mod names {
     pub const DAILY_PNL: &str = "daily_pnl";
     pub const BREAKER_TRIPS: &str = "breaker_trips_total";
     pub const BREAKER_HEADROOM: &str = "breaker_headroom";
+    pub const PROTECTIVE_EXITS: &str = "protective_exits_total";
     pub const TICK_TO_ORDER: &str = "tick_to_order_seconds";
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
@@ -135,6 +136,7 @@ pub struct Metrics {
     pub drawdown_ratio: Gauge,
     pub daily_pnl: Gauge,
     pub breaker_trips: IntCounterVec,
+    pub protective_exits: IntCounterVec,
     pub breaker_headroom: GaugeVec,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
@@ -280,6 +282,7 @@ impl Metrics {
             daily_pnl: reg(&r, must(Gauge::new(DAILY_PNL, "Equity now minus equity at the start of the trading day (protection.day_start)."))),
             breaker_trips: reg(&r, must(IntCounterVec::new(Opts::new(BREAKER_TRIPS, "Equity breaker trips that changed the trading state, by breaker."), &["breaker"]))),
             breaker_headroom: reg(&r, must(GaugeVec::new(Opts::new(BREAKER_HEADROOM, "How far each configured breaker is from tripping: 1 far, 0 at its limit."), &["breaker"]))),
+            protective_exits: reg(&r, must(IntCounterVec::new(Opts::new(PROTECTIVE_EXITS, "Positions closed by their stop-loss (kind=sl) or take-profit (kind=tp): exits the engine sent, and stop executions the venue reported."), &["kind"]))),
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
@@ -396,6 +399,7 @@ impl Metrics {
             daily_pnl: self.daily_pnl.clone(),
             breaker_trips: self.breaker_trips.clone(),
             breaker_headroom: self.breaker_headroom.clone(),
+            protective_exits: StopKind::ALL.map(|k| self.protective_exits.with_label_values(&[k.as_str()])),
             tick_to_order: self.tick_to_order.clone(),
             order_roundtrip: self.order_roundtrip.clone(),
             broker_connected: self.broker_connected.with_label_values(&[venue]),
@@ -443,6 +447,8 @@ pub struct EngineMetrics {
     pub daily_pnl: Gauge,
     pub breaker_trips: IntCounterVec,
     pub breaker_headroom: GaugeVec,
+    /// Per [`StopKind`], in its order.
+    pub protective_exits: [IntCounter; StopKind::ALL.len()],
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGauge,

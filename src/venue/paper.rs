@@ -162,6 +162,8 @@ mod tests {
             qty,
             kind,
             price,
+            sl: 0.0,
+            tp: 0.0,
         }
     }
 

@@ -126,6 +126,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 source: SignalSource::Control,
                 origin_ns: self.clock.now(),
                 reply_to: ReplyTo::NONE,
+                stops: Stops::NONE,
             };
             self.metrics.received(SignalSource::Control);
             let now = self.clock.now();
@@ -245,12 +246,22 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 .symbols
                 .iter()
                 .zip(self.executor.positions())
-                .map(|(s, p)| PositionStatus {
+                .zip(&self.stops)
+                .map(|((s, p), &(sl, tp))| PositionStatus {
                     symbol: s.clone(),
                     qty: p.qty,
                     avg_price: p.avg_price,
                     realized_pnl: p.realized_pnl,
                     fills: p.fills,
+                    sl: (sl > 0.0).then_some(sl),
+                    tp: (tp > 0.0).then_some(tp),
+                    stops_held_by: (sl > 0.0 || tp > 0.0).then(|| {
+                        if self.engine_stops {
+                            "mt5bot"
+                        } else {
+                            self.venue.name()
+                        }
+                    }),
                 })
                 .collect(),
             open_orders: self

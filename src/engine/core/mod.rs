@@ -8,6 +8,7 @@
 
 mod control;
 mod persist;
+mod stops;
 
 use crate::config::{Config, DriftConfig};
 
@@ -26,8 +27,8 @@ use super::model::Model;
 use super::protection::{Protection, Trip};
 use super::queue::SignalQueue;
 use crate::domain::types::{
-    DropReason, LateRefusal, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, SymbolId, Tick,
-    TradeRecord, TradingState, VenueEvent,
+    DropReason, LateRefusal, Level, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, StopKind,
+    Stops, SymbolId, Tick, TradeRecord, TradingState, VenueEvent,
 };
 
 /// The trading state, who set it (`operator`, a breaker's name, `restore`) and why, since when.
@@ -108,7 +109,25 @@ pub struct TradingCore<V, C> {
     lots: Vec<(f64, f64)>,
     /// The order journal, when checkpoints are on.
     journal: Option<Journal>,
+    /// Per symbol: the position's stop-loss and take-profit prices (0 for none).
+    stops: Vec<(f64, f64)>,
+    /// Whether the engine holds the stops (the venue does not): it closes a position whose mark
+    /// crosses one.
+    engine_stops: bool,
+    /// Per symbol: no protective exit is tried again before this time (the last was refused).
+    exit_retry_at: Vec<Nanos>,
+    /// Prefixes of protective exits' ids, per [`StopKind`]: `<run_id>-sl`, `<run_id>-tp`.
+    exit_prefixes: [SignalId; 2],
+    /// Prefixes of the ids a venue's stop executions are booked under: `sl`, `tp`.
+    venue_stop_prefixes: [SignalId; 2],
+    /// The stops the model's signals carry (`model.sl_bps`, `model.tp_bps`).
+    model_stops: Stops,
+    /// What a protective exit sends (`protection.exit_order`, `exit_limit_bps`).
+    exit_order: (OrderKind, f64),
 }
+
+/// How long a refused protective exit waits before it is tried again.
+const EXIT_RETRY: Nanos = 1_000_000_000;
 
 /// A quantity this close to a whole number of steps counts as one (float noise).
 const STEP_TOLERANCE: f64 = 1e-6;
@@ -119,6 +138,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let n = cfg.feed.symbols.len();
         let d = &cfg.drift;
         let prefix = SignalId::parse(&format!("{run_id}-")).unwrap_or_default();
+        let exit_prefix = |k: StopKind| SignalId::parse(&format!("{run_id}-{}", k.as_str())).unwrap_or_default();
+        let engine_stops = !venue.holds_stops();
         metrics.broker_connected.set(i64::from(venue.is_up()));
         let mut executor =
             Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32);
@@ -153,6 +174,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             late_lost: 0,
             lots: cfg.feed.symbols.iter().map(|s| (s.min_qty, s.qty_step)).collect(),
             journal: None,
+            stops: vec![(0.0, 0.0); n],
+            engine_stops,
+            exit_retry_at: vec![0; n],
+            exit_prefixes: StopKind::ALL.map(exit_prefix),
+            venue_stop_prefixes: StopKind::ALL.map(|k| SignalId::parse(k.as_str()).unwrap_or_default()),
+            exit_order: (cfg.protection.exit_order, cfg.protection.exit_limit_bps),
+            model_stops: Stops {
+                sl: Level::from_parts(0.0, cfg.model.sl_bps),
+                tp: Level::from_parts(0.0, cfg.model.tp_bps),
+            },
         }
     }
 
@@ -252,6 +283,27 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }))
     }
 
+    /// Journals the stops of `id` (right after its `Queued` or `Sent`), or, with `Kind::Protect`,
+    /// a position's new levels.
+    #[inline]
+    fn journal_levels(&mut self, kind: journal::Kind, id: SignalId, symbol: SymbolId, sl: Level, tp: Level) {
+        let unix_ns = self.clock.unix_nanos() as i64;
+        let Some(j) = self.journal.as_mut() else { return };
+        let ((sl, sl_bps), (tp, tp_bps)) = (sl.parts(), tp.parts());
+        j.append(journal::Entry {
+            kind,
+            id,
+            symbol,
+            side: Side::Buy,
+            order_kind: OrderKind::Market,
+            source: SignalSource::Model,
+            qty: if sl_bps > 0.0 { sl_bps } else { sl },
+            price: if tp_bps > 0.0 { tp_bps } else { tp },
+            unix_ns,
+            venue_ref: u64::from(sl_bps > 0.0) | (u64::from(tp_bps > 0.0) << 1),
+        });
+    }
+
     /// Sends every fill to `sink` too (the trade history writer). Never blocks: when the channel is
     /// full the record is dropped and counted in `influx_points_dropped_total`.
     pub fn set_trade_sink(&mut self, sink: std::sync::mpsc::SyncSender<TradeRecord>) {
@@ -320,6 +372,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if let Some(trip) = self.protection.on_quote(tick.symbol, tick.bid, tick.ask, &position) {
             self.trip(trip);
         }
+        if self.engine_stops {
+            let (sl, tp) = self.stops.get(tick.symbol as usize).copied().unwrap_or_default();
+            if let Some(kind) = StopKind::crossed(position.qty, sl, tp, tick.bid, tick.ask) {
+                self.protective_exit(tick.symbol, kind, tick, now);
+            }
+        }
         if !self.accepting {
             return;
         }
@@ -344,6 +402,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 source: SignalSource::Model,
                 origin_ns: tick.recv_ns,
                 reply_to: ReplyTo::NONE,
+                stops: self.model_stops,
             };
             // A refusal is counted inside `offer`; the model simply tries again on its next crossing.
             let _ = self.offer(signal);
@@ -378,6 +437,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if result.is_ok() {
             let s = signal;
             self.journal(journal::Kind::Queued, s.id, s.symbol, s.side, s.kind, s.source, s.qty, s.price);
+            if !s.stops.is_none() {
+                self.journal_levels(journal::Kind::Stops, s.id, s.symbol, s.stops.sl, s.stops.tp);
+            }
         }
         match result {
             Ok(()) => self.metrics.queue_depth.set(self.queue.len() as i64),
@@ -421,7 +483,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 _ => {}
             }
             let order = match self.executor.create_claimed(&sig, now) {
-                Ok(order) => order,
+                Ok(order) => self.with_position_stops(order),
                 Err(reason) => {
                     self.refuse_late(&sig, reason);
                     continue;
@@ -441,6 +503,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         sig.qty,
                         order.price,
                     );
+                    if order.sl > 0.0 || order.tp > 0.0 {
+                        let (sl, tp) = (Level::from_parts(order.sl, 0.0), Level::from_parts(order.tp, 0.0));
+                        self.journal_levels(journal::Kind::Stops, sig.id, sig.symbol, sl, tp);
+                    }
                     let done = self.clock.now();
                     self.metrics.tick_to_order.observe(done.saturating_sub(sig.origin_ns) as f64 * 1e-9);
                     sent = true;
@@ -529,7 +595,23 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         let mut trip = None;
         for i in 0..self.events.len() {
-            let event = self.events[i];
+            let event = match self.events[i] {
+                VenueEvent::Balance { balance } => {
+                    if let Some(t) = self.protection.on_venue_balance(balance) {
+                        trip = trip.or(Some(t));
+                    }
+                    continue;
+                }
+                VenueEvent::StopExecuted { stop, ticket, symbol, side, qty, price } => {
+                    match self.venue_stop(stop, ticket, symbol) {
+                        Some(client_id) => {
+                            VenueEvent::Adopted { client_id, symbol, side, qty, price, only_if_unknown: true }
+                        }
+                        None => continue,
+                    }
+                }
+                e => e,
+            };
             // A fill the venue found in its history for an order not in flight here: an id the
             // engine knew before is an order it booked already; one that only waits in the queue
             // (its client repeated it after the crash) is booked and refused at its turn.
@@ -542,7 +624,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Applied::Acknowledged { roundtrip_ns } => {
                     self.metrics.order_roundtrip.observe(roundtrip_ns as f64 * 1e-9);
                 }
-                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, .. } => {
+                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, sl, tp, .. } => {
                     self.metrics.trade_count.inc();
                     if let Some(sink) = &self.trade_sink {
                         let record = TradeRecord {
@@ -577,6 +659,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         g.set(p.realized_pnl);
                     }
                     let before = p.qty - side.sign() * qty;
+                    self.update_stops(symbol, before, p.qty, side, sl, tp);
                     if let Some(t) = self.protection.on_fill(symbol, before, &p, realized_pnl) {
                         trip = trip.or(Some(t));
                     }
@@ -664,6 +747,7 @@ mod tests {
     use crate::domain::types::OrderKind;
     use crate::domain::types::Side;
     use crate::domain::types::TradingState;
+    use crate::domain::types::{Level, Stops};
     use crate::telemetry::metrics::Metrics;
     use crate::venue::feed::Feed;
     use crate::venue::paper::PaperVenue;
@@ -737,6 +821,7 @@ mod tests {
             source: SignalSource::Ingress,
             origin_ns: 0,
             reply_to: ReplyTo::NONE,
+            stops: Stops::NONE,
         }
     }
 
@@ -856,6 +941,102 @@ mod tests {
         assert_eq!(snap.trading.as_ref().map(|t| t.by.as_str()), Some("max_drawdown"));
         let base = snap.protection.expect("baselines");
         assert!(base.peak_equity >= 10_000.0, "{base:?}");
+    }
+
+    /// A signal with stops, as the ingress makes it.
+    fn protected(id: &str, side: Side, qty: f64, sl: Level, tp: Level) -> Signal {
+        Signal { stops: Stops { sl, tp }, ..ext(id, side, qty) }
+    }
+
+    #[test]
+    fn a_crossed_stop_loss_closes_the_position_once_even_while_halted() {
+        let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        let (mut c, m) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        // 100 bps under the ask the buy takes; a take-profit 50 bps over it.
+        c.offer(protected("p1", Side::Buy, 2.0, Level::Bps(100.0), Level::Bps(50.0))).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        let (sl, tp) = c.position_stops(0);
+        assert!((sl - 1.0002 * 0.99).abs() < 1e-12 && (tp - 1.0002 * 1.005).abs() < 1e-12, "{sl} {tp}");
+        let s = c.status();
+        assert_eq!((s.positions[0].sl, s.positions[0].stops_held_by), (Some(sl), Some("mt5bot")));
+        // Halted by the operator: a protective exit still goes out, it only closes.
+        c.set_trading_state(TradingState::Halted, "operator", "");
+        c.on_tick(&Tick { symbol: 0, bid: 0.995, ask: 0.9952, recv_ns: 3_000_000 });
+        assert_eq!(m.orders_sent.get(), 1, "above the stop: nothing");
+        c.on_tick(&Tick { symbol: 0, bid: 0.99, ask: 0.9902, recv_ns: 3_000_000 });
+        assert_eq!(m.orders_sent.get(), 2, "the exit");
+        // Crossed again while the exit is in flight: no second one.
+        c.on_tick(&Tick { symbol: 0, bid: 0.98, ask: 0.9802, recv_ns: 3_000_000 });
+        c.on_tick(&Tick { symbol: 0, bid: 0.97, ask: 0.9702, recv_ns: 3_000_000 });
+        assert_eq!(m.orders_sent.get(), 2, "one exit only");
+        assert_eq!(m.protective_exits.with_label_values(&["sl"]).get(), 1);
+        assert_eq!(m.signals_received.with_label_values(&["protection"]).get(), 1);
+        c.clock().set(10_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 0.0, "flat");
+        assert_eq!(c.position_stops(0), (0.0, 0.0), "a flat position carries no stops");
+        c.on_tick(&Tick { symbol: 0, bid: 0.9, ask: 0.9002, recv_ns: 10_000_000 });
+        assert_eq!(m.orders_sent.get(), 2);
+    }
+
+    #[test]
+    fn a_short_takes_profit_at_the_ask_and_an_order_adding_to_it_keeps_its_levels() {
+        let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        let (mut c, m) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(protected("s1", Side::Sell, 1.0, Level::Price(1.01), Level::Price(0.99))).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(c.position_stops(0), (1.01, 0.99));
+        // A second sell without levels adds to the short and keeps them.
+        c.offer(ext("s2", Side::Sell, 1.0)).expect("queued");
+        c.drain();
+        c.clock().set(4_000_000);
+        c.poll_venue();
+        assert_eq!((c.executor().position(0).qty, c.position_stops(0)), (-2.0, (1.01, 0.99)));
+        // The bid under the take-profit but the ask, where a short closes, not yet.
+        c.on_tick(&Tick { symbol: 0, bid: 0.9899, ask: 0.9901, recv_ns: 4_000_000 });
+        assert_eq!(m.orders_sent.get(), 2);
+        c.on_tick(&Tick { symbol: 0, bid: 0.9897, ask: 0.9899, recv_ns: 4_000_000 });
+        assert_eq!(m.orders_sent.get(), 3);
+        assert_eq!(m.protective_exits.with_label_values(&["tp"]).get(), 1);
+        c.clock().set(8_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 0.0);
+        assert!(c.executor().position(0).realized_pnl > 0.0, "a profit");
+    }
+
+    #[test]
+    fn stops_survive_a_snapshot_and_a_flip_without_levels_drops_them() {
+        let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        let (mut c, _) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(protected("k1", Side::Buy, 1.0, Level::Price(0.9), Level::None)).expect("queued");
+        // Waiting in the queue, the stops are in a snapshot too.
+        let queued = c.snapshot();
+        assert_eq!((queued.queued[0].sl, queued.queued[0].tp), (0.9, 0.0));
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        let snap = c.snapshot();
+        assert_eq!((snap.positions[0].sl, snap.positions[0].tp), (0.9, 0.0));
+        let (mut again, _) = core(&cfg);
+        again.restore(&snap).expect("restore");
+        assert_eq!(again.position_stops(0), (0.9, 0.0), "a restart keeps the stop");
+        // A sell of 3 flips the long to a short of 2 and carries none: the old stop is gone.
+        again.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        again.offer(ext("k2", Side::Sell, 3.0)).expect("queued");
+        again.drain();
+        again.clock().set(2_000_000);
+        again.poll_venue();
+        assert_eq!((again.executor().position(0).qty, again.position_stops(0)), (-2.0, (0.0, 0.0)));
     }
 
     #[test]

@@ -32,6 +32,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     avg_price: p.avg_price,
                     realized_pnl: p.realized_pnl,
                     fills: p.fills,
+                    sl: self.stops.get(i).map_or(0.0, |s| s.0),
+                    tp: self.stops.get(i).map_or(0.0, |s| s.1),
                 })
                 .collect(),
             open_orders: self
@@ -52,6 +54,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     } else {
                         unix_now - now.saturating_sub(o.sent_ns) as i64
                     },
+                    sl: o.request.sl,
+                    tp: o.request.tp,
                 })
                 .collect(),
             venue: self.venue.checkpoint(),
@@ -72,6 +76,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         price: q.price,
                         source: q.source.as_str().to_owned(),
                         queued_at_unix_ns: unix - now.saturating_sub(q.origin_ns) as i64,
+                        sl: q.stops.sl.parts().0,
+                        sl_bps: q.stops.sl.parts().1,
+                        tp: q.stops.tp.parts().0,
+                        tp_bps: q.stops.tp.parts().1,
                     })
                     .collect()
             },
@@ -95,6 +103,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 }
                 continue;
             };
+            if let Some(s) = self.stops.get_mut(sym as usize) {
+                *s = if p.qty.abs() < QTY_EPSILON { (0.0, 0.0) } else { (p.sl.max(0.0), p.tp.max(0.0)) };
+            }
             positions.push((
                 sym,
                 Position { qty: p.qty, avg_price: p.avg_price, realized_pnl: p.realized_pnl, fills: p.fills },
@@ -154,6 +165,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     qty: o.qty,
                     kind,
                     price: o.price,
+                    sl: o.sl.max(0.0),
+                    tp: o.tp.max(0.0),
                 };
                 let req = self
                     .executor
@@ -212,6 +225,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 source,
                 origin_ns: self.clock.now(),
                 reply_to: ReplyTo::NONE,
+                stops: Stops { sl: Level::from_parts(q.sl, q.sl_bps), tp: Level::from_parts(q.tp, q.tp_bps) },
             };
             if self.queue.push(signal).is_err() {
                 return Err(format!(

@@ -672,6 +672,8 @@ mod tests {
                 qty,
                 kind: OrderKind::Limit,
                 price: 1.1,
+                sl: 0.0,
+                tp: 0.0,
             },
             seq,
             created: 0,

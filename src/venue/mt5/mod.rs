@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 use crate::config::Mt5Config;
 
 use crate::domain::types::OrderKind;
-use crate::domain::types::{Nanos, OrderRequest, Side, SymbolId, Tick, VenueEvent};
+use crate::domain::types::{Nanos, OrderRequest, Side, StopKind, SymbolId, Tick, VenueEvent};
 use crate::secrets::Secret;
 use crate::support::auth::{constant_time_eq, hmac_sha256};
 use crate::support::encoding::hex;
@@ -469,6 +469,7 @@ impl Mt5Venue {
                 };
                 self.on_result(o, code, m);
             }
+            "deal" if m.reason.is_some() => self.on_stop_deal(i, m),
             "deal" => {
                 let (Some(id), Some(deal), Some(volume), Some(price)) = (m.id.as_deref(), m.deal, m.volume, m.price)
                 else {
@@ -480,7 +481,13 @@ impl Mt5Venue {
                 }
             }
             "snapshot" => self.on_snapshot(i, m, now),
-            "pong" | "account" => {}
+            "account" => match m.balance {
+                Some(balance) if balance.is_finite() && balance > 0.0 => {
+                    self.events.push(VenueEvent::Balance { balance })
+                }
+                _ => self.bad(i, "account needs a balance greater than 0"),
+            },
+            "pong" => {}
             "error" => log::warn!("mt5: the terminal reports: {}", m.error.as_deref().unwrap_or("(no text)")),
             _ => self.bad(i, "unknown type"),
         }
@@ -512,13 +519,17 @@ impl Mt5Venue {
             if known.contains(d.comment.as_ref()) {
                 continue;
             }
-            let Some(id) = crate::domain::types::SignalId::parse(&d.comment) else { continue };
             let symbol = d.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
             let side = match d.side.as_deref() {
                 Some("buy") => Some(Side::Buy),
                 Some("sell") => Some(Side::Sell),
                 _ => None,
             };
+            // A stop's deal: booked by `stop_deals`.
+            if d.reason.is_some() {
+                continue;
+            }
+            let Some(id) = crate::domain::types::SignalId::parse(&d.comment) else { continue };
             let (Some(symbol), Some(side)) = (symbol, side) else {
                 log::warn!(
                     "mt5: deal {} of order {} is not in flight here and the snapshot does not give its symbol and type; not booked (update the Expert Advisor)",
@@ -544,6 +555,66 @@ impl Mt5Venue {
         }
         for (id, symbol, side, qty, price) in found {
             self.events.push(VenueEvent::Adopted { client_id: id, symbol, side, qty, price, only_if_unknown: true });
+        }
+    }
+
+    /// A deal a stop-loss or take-profit the broker holds made: booked by its ticket, once.
+    fn on_stop_deal(&mut self, i: usize, m: &Inbound<'_>) {
+        let stop = match m.reason.as_deref() {
+            Some("sl") => StopKind::StopLoss,
+            Some("tp") => StopKind::TakeProfit,
+            _ => return self.bad(i, "deal reason must be sl or tp"),
+        };
+        let symbol = m.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
+        let side = match m.deal_type.as_deref() {
+            Some("buy") => Some(Side::Buy),
+            Some("sell") => Some(Side::Sell),
+            _ => None,
+        };
+        match (m.deal, symbol, side, m.volume, m.price) {
+            (Some(ticket), Some(symbol), Some(side), Some(qty), Some(price))
+                if qty > 0.0 && qty.is_finite() && price > 0.0 && price.is_finite() =>
+            {
+                self.last_deal = self.last_deal.max(ticket);
+                self.events.push(VenueEvent::StopExecuted {
+                    stop,
+                    ticket,
+                    symbol: symbol as SymbolId,
+                    side,
+                    qty,
+                    price,
+                });
+            }
+            (_, None, ..) if m.symbol.is_some() => {} // a symbol mt5bot does not trade
+            _ => self.bad(i, "a stop's deal needs deal, symbol, deal_type, volume > 0 and price > 0"),
+        }
+    }
+
+    /// A snapshot's deals made by broker-held stops after deal `since`: booked by their tickets
+    /// (the engine books each ticket once, so a snapshot repeating one books nothing).
+    fn stop_deals(&mut self, deals: &[SnapshotDeal<'_>], since: u64) {
+        for d in deals.iter().filter(|d| d.deal > since) {
+            let stop = match d.reason.as_deref() {
+                Some("sl") => StopKind::StopLoss,
+                Some("tp") => StopKind::TakeProfit,
+                _ => continue,
+            };
+            let symbol = d.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
+            let side = match d.side.as_deref() {
+                Some("buy") => Side::Buy,
+                Some("sell") => Side::Sell,
+                _ => continue,
+            };
+            if let Some(symbol) = symbol.filter(|_| d.volume > 0.0 && d.price > 0.0 && d.price.is_finite()) {
+                self.events.push(VenueEvent::StopExecuted {
+                    stop,
+                    ticket: d.deal,
+                    symbol: symbol as SymbolId,
+                    side,
+                    qty: d.volume,
+                    price: d.price,
+                });
+            }
         }
     }
 
@@ -666,6 +737,12 @@ impl Mt5Venue {
                 });
             }
         }
+        // Stops the broker executed while no session was up, since the last deal this process (or
+        // the checkpoint) saw; with neither, the history is older than mt5bot's books.
+        let since = self.restored_last_deal.unwrap_or(self.last_deal);
+        if since > 0 {
+            self.stop_deals(deals, since);
+        }
         if let Some(last) = self.restored_last_deal.take() {
             self.adopt_unknown_deals(deals, last, &maybe_sent);
         }
@@ -761,8 +838,10 @@ impl Mt5Venue {
         let id = req.client_id.as_str();
         let _ = writeln!(
             conn.wbuf,
-            r#"{{"type":"order","id":"{id}","action":"{action}","symbol":"{symbol}","volume":{},"type_order":"{kind}","price":{price},"sl":0,"tp":0,"deviation":{},"magic":{},"comment":"{id}","type_filling":"{}"}}"#,
+            r#"{{"type":"order","id":"{id}","action":"{action}","symbol":"{symbol}","volume":{},"type_order":"{kind}","price":{price},"sl":{},"tp":{},"deviation":{},"magic":{},"comment":"{id}","type_filling":"{}"}}"#,
             req.qty,
+            req.sl,
+            req.tp,
             self.cfg.deviation,
             self.cfg.magic,
             self.cfg.type_filling.as_str()
@@ -931,6 +1010,11 @@ impl Venue for Mt5Venue {
     }
 
     fn keeps_orders(&self) -> bool {
+        true
+    }
+
+    /// The broker holds stop-loss and take-profit: they go out in the order's `sl` and `tp`.
+    fn holds_stops(&self) -> bool {
         true
     }
 

@@ -72,6 +72,15 @@ pub(super) struct Inbound<'a> {
     pub(super) orders: Option<Vec<SnapshotOrder<'a>>>,
     #[serde(default, borrow)]
     pub(super) error: Option<Cow<'a, str>>,
+    /// `account`: the balance, in the account's currency.
+    #[serde(default)]
+    pub(super) balance: Option<f64>,
+    /// `deal`: `sl` or `tp` when a stop the broker holds made it (DEAL_REASON_SL, DEAL_REASON_TP).
+    #[serde(default, borrow)]
+    pub(super) reason: Option<Cow<'a, str>>,
+    /// `deal` of a stop: `buy` or `sell` (DEAL_TYPE).
+    #[serde(default, borrow)]
+    pub(super) deal_type: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +95,9 @@ pub(super) struct SnapshotDeal<'a> {
     /// `buy` or `sell` (DEAL_TYPE); EAs before it was added leave it out.
     #[serde(rename = "type", borrow, default)]
     pub(super) side: Option<Cow<'a, str>>,
+    /// `sl` or `tp` for a deal a broker-held stop made (its comment is the server's, not an id).
+    #[serde(borrow, default)]
+    pub(super) reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]

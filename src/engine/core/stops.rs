@@ -1,0 +1,192 @@
+//! Stop-loss and take-profit: the protective levels a position carries, and the closing order the
+//! engine sends when the mark crosses one (where the venue does not hold them itself).
+//!
+//! A position takes the levels of the order that opened it, flipped it or added to it (an order
+//! without levels that adds to a protected position is sent with the position's, so a venue
+//! holding them keeps them); it loses them when it is flat. Levels are journaled when they change
+//! and kept in checkpoints, so a restart keeps every protective exit.
+//!
+//! A protective exit is a market order (or a marketable limit, `protection.exit_order: limit`, for
+//! venues that take only limits) for what the position has left once the orders already
+//! closing it are counted: the exit in flight itself, so a tick that crosses again, a restart, or a
+//! repeated report never sends a second one. It goes out whatever the trading state (it only
+//! closes), past the size and rate limits, under its own id (`<run_id>-sl<n>`, `<run_id>-tp<n>`)
+//! with the same duplicate rules and journal as every order.
+
+use super::*;
+
+impl<V: Venue, C: Clock> TradingCore<V, C> {
+    /// The stop-loss and take-profit prices of a symbol's position (0 for none).
+    pub fn position_stops(&self, symbol: SymbolId) -> (f64, f64) {
+        self.stops.get(symbol as usize).copied().unwrap_or_default()
+    }
+
+    /// Whether the engine holds the stops (the venue does not).
+    pub fn engine_holds_stops(&self) -> bool {
+        self.engine_stops
+    }
+
+    /// An order without levels that adds to a protected position carries the position's.
+    #[inline]
+    pub(super) fn with_position_stops(&mut self, mut order: OrderRequest) -> OrderRequest {
+        if order.sl > 0.0 || order.tp > 0.0 {
+            return order;
+        }
+        let (sl, tp) = self.position_stops(order.symbol);
+        if (sl > 0.0 || tp > 0.0) && self.executor.position(order.symbol).qty * order.side.sign() > QTY_EPSILON {
+            order.sl = sl;
+            order.tp = tp;
+            self.executor.set_stops(order.key, sl, tp);
+        }
+        order
+    }
+
+    /// A fill moved a position from `before` to `after`: it takes the order's levels when the
+    /// order opened, flipped or added to it, and loses them when flat.
+    #[inline]
+    pub(super) fn update_stops(&mut self, symbol: SymbolId, before: f64, after: f64, side: Side, sl: f64, tp: f64) {
+        let Some(&current) = self.stops.get(symbol as usize) else { return };
+        let opened = before.abs() < QTY_EPSILON || before * after < 0.0;
+        let next = if after.abs() < QTY_EPSILON {
+            (0.0, 0.0)
+        } else if after * side.sign() > 0.0 && (opened || after.abs() > before.abs()) {
+            if sl > 0.0 || tp > 0.0 {
+                (sl, tp)
+            } else if opened {
+                (0.0, 0.0)
+            } else {
+                current
+            }
+        } else {
+            current
+        };
+        if next == current {
+            return;
+        }
+        self.stops[symbol as usize] = next;
+        let (sl, tp) = (Level::from_parts(next.0, 0.0), Level::from_parts(next.1, 0.0));
+        self.journal_levels(journal::Kind::Protect, SignalId::default(), symbol, sl, tp);
+        if next != (0.0, 0.0) {
+            log::info!(
+                "{}: position {after} protected by stop-loss {} and take-profit {} (held by {})",
+                self.symbols.get(symbol as usize).map_or("?", String::as_str),
+                level_text(next.0),
+                level_text(next.1),
+                if self.engine_stops { "mt5bot" } else { self.venue.name() },
+            );
+        }
+    }
+
+    /// A stop the venue holds was executed: the id its fill is booked under (`sl<ticket>`,
+    /// `tp<ticket>`), or `None` when that execution was booked already.
+    pub(super) fn venue_stop(&mut self, stop: StopKind, ticket: u64, symbol: SymbolId) -> Option<SignalId> {
+        let id = SignalId::with_counter(&self.venue_stop_prefixes[stop as usize], ticket);
+        if self.executor.knows(&id) {
+            return None;
+        }
+        if let Some(c) = self.metrics.protective_exits.get(stop as usize) {
+            c.inc();
+        }
+        log::warn!(
+            "{}: the {} held by {} was executed (ticket {ticket}); booked as {id}",
+            self.symbols.get(symbol as usize).map_or("?", String::as_str),
+            if stop == StopKind::StopLoss { "stop-loss" } else { "take-profit" },
+            self.venue.name()
+        );
+        Some(id)
+    }
+
+    /// The mark crossed a level of a position the engine protects: closes what is left of it.
+    pub(super) fn protective_exit(&mut self, symbol: SymbolId, kind: StopKind, tick: &Tick, now: Nanos) {
+        let s = symbol as usize;
+        if self.exit_retry_at.get(s).is_some_and(|&t| now < t) {
+            return;
+        }
+        let qty = self.executor.position(symbol).qty;
+        let side = if qty > 0.0 { Side::Sell } else { Side::Buy };
+        let left = qty.abs() - self.executor.pending(symbol, side);
+        if left < QTY_EPSILON {
+            return;
+        }
+        let id = SignalId::with_counter(&self.exit_prefixes[kind as usize], self.next_model_seq);
+        self.next_model_seq += 1;
+        let (order_kind, through_bps) = self.exit_order;
+        // A marketable limit: through the side it closes against by the configured margin.
+        let price = match (order_kind, side) {
+            (OrderKind::Market, _) => 0.0,
+            (OrderKind::Limit, Side::Sell) => tick.bid * (1.0 - through_bps * 1e-4),
+            (OrderKind::Limit, Side::Buy) => tick.ask * (1.0 + through_bps * 1e-4),
+        };
+        let signal = Signal {
+            id,
+            symbol,
+            side,
+            qty: (left * 1e8).round() / 1e8,
+            kind: order_kind,
+            price,
+            source: SignalSource::Protection,
+            origin_ns: tick.recv_ns,
+            reply_to: ReplyTo::NONE,
+            stops: Stops::NONE,
+        };
+        self.metrics.received(SignalSource::Protection);
+        let name = self.symbols.get(s).cloned().unwrap_or_default();
+        let (sl, tp) = self.position_stops(symbol);
+        let (mark, level) =
+            (if qty > 0.0 { tick.bid } else { tick.ask }, if kind == StopKind::StopLoss { sl } else { tp });
+        let what = if kind == StopKind::StopLoss { "stop-loss" } else { "take-profit" };
+        let refused = match self.executor.create_exit(&signal, now) {
+            Err(reason) => {
+                self.metrics.dropped(reason);
+                Some(reason.as_str())
+            }
+            Ok(order) => match self.venue.submit(&order, now) {
+                Ok(()) => {
+                    self.executor.mark_sent(order.key, now);
+                    self.metrics.orders_sent.inc();
+                    if let Some(c) = self.metrics.protective_exits.get(kind as usize) {
+                        c.inc();
+                    }
+                    let g = &signal;
+                    self.journal(journal::Kind::Sent, g.id, g.symbol, g.side, g.kind, g.source, g.qty, g.price);
+                    self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+                    let done = self.clock.now();
+                    self.metrics.tick_to_order.observe(done.saturating_sub(signal.origin_ns) as f64 * 1e-9);
+                    None
+                }
+                Err(why) => {
+                    self.metrics.orders_rejected.inc();
+                    self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
+                    Some(why)
+                }
+            },
+        };
+        match refused {
+            None => log::warn!(
+                "{name}: {what} {} crossed (mark {mark}): closing {} with {} order {id}",
+                level_text(level),
+                signal.qty,
+                order_kind.as_str()
+            ),
+            Some(why) => {
+                if let Some(t) = self.exit_retry_at.get_mut(s) {
+                    *t = now.saturating_add(EXIT_RETRY);
+                }
+                log::error!(
+                    "{name}: {what} {} crossed (mark {mark}) but the closing order {id} was refused ({why}); \
+                     trying again in 1 s",
+                    level_text(level)
+                );
+            }
+        }
+    }
+}
+
+/// A level for the log: its price, or `none`.
+fn level_text(price: f64) -> String {
+    if price > 0.0 {
+        price.to_string()
+    } else {
+        "none".into()
+    }
+}
