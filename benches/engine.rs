@@ -417,7 +417,7 @@ fn with_every_breaker(mut cfg: Config) -> Config {
     let b = |limit| BreakerConfig { limit, action: BreakerAction::Halted, resume_after: None };
     cfg.protection.breakers = vec![
         b(BreakerLimit::DailyLoss { amount: Some(1e12), fraction: Some(0.99) }),
-        b(BreakerLimit::Drawdown { fraction: 0.99 }),
+        b(BreakerLimit::Drawdown { fraction: 0.99, window: Some(Duration::from_secs(86_400)) }),
         b(BreakerLimit::ConsecutiveLosses { count: u32::MAX }),
         b(BreakerLimit::PositionLoss { amount: 1e12 }),
     ];
@@ -430,28 +430,39 @@ fn with_every_breaker(mut cfg: Config) -> Config {
 /// on (never tripping), runs interleaved.
 fn protection_report(quick: bool) {
     let (runs, ticks, total) = if quick { (5, 20_000, 100_000) } else { (5, 1_000_000, 1_000_000) };
-    let (none, all) = (one_order_per_tick(), with_every_breaker(one_order_per_tick()));
-    let (mut t_none, mut t_all, mut s_none, mut s_all) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let none = one_order_per_tick();
+    let all = with_every_breaker(one_order_per_tick());
+    // Every breaker, and every position protected by far levels: the stop checks run on each
+    // tick without sending exits, so the difference is their cost.
+    let mut stops = all.clone();
+    stops.model.sl_bps = 5_000.0;
+    stops.model.tp_bps = 5_000.0;
+    let variants = [("none       ", &none), ("all        ", &all), ("all + stops", &stops)];
+    let mut t: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); variants.len()];
+    let mut r: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for _ in 0..runs {
-        t_none.push(one_run_cfg(&none, ticks, false, Duration::ZERO));
-        t_all.push(one_run_cfg(&all, ticks, false, Duration::ZERO));
-        s_none.push(throughput_run(none.clone(), total, false).0);
-        s_all.push(throughput_run(all.clone(), total, false).0);
+        for (i, (_, cfg)) in variants.iter().enumerate() {
+            t[i].push(one_run_cfg(cfg, ticks, false, Duration::ZERO));
+            r[i].push(throughput_run((*cfg).clone(), total, false).0);
+        }
     }
     println!(
         "
-equity breakers, tick_to_order per operation, {runs} runs x {ticks} ticks (interleaved):"
+equity breakers and stops, tick_to_order per operation, {runs} runs x {ticks} ticks (interleaved):"
     );
-    for (name, r) in [("none", &t_none), ("all ", &t_all)] {
+    for (i, (name, _)) in variants.iter().enumerate() {
         println!(
             "  {name} p50 {}   p99 {}",
-            median_min_max(r.iter().map(|r| r.0).collect()),
-            median_min_max(r.iter().map(|r| r.1).collect())
+            median_min_max(t[i].iter().map(|r| r.0).collect()),
+            median_min_max(t[i].iter().map(|r| r.1).collect())
         );
     }
-    println!("equity breakers, signals through queue + executor + venue, {runs} runs x {total} signals (interleaved):");
-    println!("  none rate {}", median_min_max_f64(s_none, "signals/s"));
-    println!("  all  rate {}", median_min_max_f64(s_all, "signals/s"));
+    println!(
+        "equity breakers and stops, signals through queue + executor + venue, {runs} runs x {total} signals (interleaved):"
+    );
+    for (i, (name, _)) in variants.iter().enumerate() {
+        println!("  {name} rate {}", median_min_max_f64(r[i].clone(), "signals/s"));
+    }
 }
 
 fn median_min_max(mut v: Vec<u64>) -> String {

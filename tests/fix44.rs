@@ -365,6 +365,49 @@ fn logon_then_a_thousand_limit_orders_all_filled_once() {
     assert!(nums[0] > 1000 && nums[1] > 1000, "{nums:?}");
 }
 
+/// A stop-loss or take-profit mt5bot holds on FIX: when the synthetic mark crosses a level, the
+/// closing order (a marketable limit: the QuickFIX executor takes only limit orders) reaches the
+/// executor exactly once, and is filled once, however many ticks cross after it.
+#[test]
+fn a_crossed_level_sends_one_closing_order_to_the_executor() {
+    let dir = TempDir::new("fix-stops");
+    let exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = bot_config(&dir, &exec, &ingress);
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("protection:\n  exit_order: limit\n  exit_limit_bps: 20\n");
+    std::fs::write(&cfg, text).expect("config");
+    let mut d = start_connected(&dir, &cfg, &addr, &[("CHECKPOINT_AES_KEY", key().as_str())]);
+    let mut w = TcpStream::connect(&ingress).expect("ingress");
+    w.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut r = BufReader::new(w.try_clone().expect("clone"));
+    // 15 bps either side of the fill: the random walk (about 20 bps a second) crosses one soon.
+    w.write_all(
+        b"{\"id\":\"p-1\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":1,\"type\":\"limit\",\"price\":1.085,\"sl_bps\":15,\"tp_bps\":15}\n",
+    )
+    .expect("send");
+    let mut answer = String::new();
+    r.read_line(&mut answer).expect("answer");
+    assert!(answer.contains("queued"), "{answer}");
+    wait_metric(&d, "trade_count", 1.0, Duration::from_secs(10));
+    wait_metric(&d, "trade_count", 2.0, Duration::from_secs(60));
+    wait_metric(&d, "position{symbol=\"EURUSD\"}", 0.0, Duration::from_secs(10));
+    // More ticks cross the level while nothing is left to close.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(metric(&d, "orders_sent_total"), 2.0, "the entry and one exit");
+    let exits = metric(&d, "protective_exits_total{kind=\"sl\"}") + metric(&d, "protective_exits_total{kind=\"tp\"}");
+    assert_eq!(exits, 1.0);
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success(), "{}", d.stderr());
+    let l = ledger(&exec);
+    l.assert_clean();
+    let exit_ids: Vec<&String> = l.orders.keys().filter(|id| id.contains("-sl") || id.contains("-tp")).collect();
+    assert_eq!(exit_ids.len(), 1, "one closing order reached the executor: {:?}", l.orders);
+    assert_eq!(l.orders[exit_ids[0]], 1);
+    assert_eq!(l.fills.get(exit_ids[0]), Some(&1), "and was filled once");
+    assert_eq!(l.orders.len(), 2);
+}
+
 #[test]
 fn executor_killed_and_restarted_mid_run_loses_and_duplicates_nothing() {
     let dir = TempDir::new("fix-kill");

@@ -255,6 +255,71 @@ fn authenticated_terminal_streams_ticks_and_fills_orders_by_retcode() {
     assert!(d.log_file().contains("requote (10004)"), "{}", d.log_file());
 }
 
+/// Stop-loss and take-profit on MT5 are the broker's: they go out in the order (an order adding
+/// to the position carries the position's), mt5bot sends no exit of its own when the mark
+/// crosses, and the broker's stop deal is booked once however often it is reported. The account
+/// message anchors the balance.
+#[test]
+fn stops_go_out_with_the_order_and_the_brokers_stop_deal_books_once() {
+    let dir = TempDir::new("mt5-stops");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut ea = Ea::connect(&bridge);
+    assert_eq!(ea.authenticate(SECRET)["type"], "welcome");
+    let mut term = Terminal::default();
+    ea.send(&term.snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    ea.tick(1.08);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    iw.write_all(b"{\"id\":\"s1\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":1,\"type\":\"market\",\"sl\":1.07,\"tp\":1.09}\n")
+        .expect("ingress");
+    let mut answer = String::new();
+    ir.read_line(&mut answer).expect("answer");
+    assert!(answer.contains("queued"), "{answer}");
+    let o = ea.recv_skip_ping();
+    assert_eq!((o["id"].as_str(), o["sl"].as_f64(), o["tp"].as_f64()), (Some("s1"), Some(1.07), Some(1.09)), "{o}");
+    let deal = term.execute("s1", 1.0, 1.0802);
+    ea.send(&json!({"type":"result","id":"s1","retcode":10009,"deal":deal.ticket,"volume":1.0,"price":1.0802}));
+    wait_metric(&d, "trade_count", 1.0);
+    // An order without levels that adds to the position carries the position's.
+    signal(&mut iw, &mut ir, "s2", "buy", 1.0, "market");
+    let o = ea.recv_skip_ping();
+    assert_eq!((o["id"].as_str(), o["sl"].as_f64(), o["tp"].as_f64()), (Some("s2"), Some(1.07), Some(1.09)), "{o}");
+    let deal = term.execute("s2", 1.0, 1.0802);
+    ea.send(&json!({"type":"result","id":"s2","retcode":10009,"deal":deal.ticket,"volume":1.0,"price":1.0802}));
+    wait_metric(&d, "trade_count", 2.0);
+    // The mark crosses the stop: the broker closes, not mt5bot.
+    ea.tick(1.0695);
+    wait_metric(&d, "ticks_total", 2.0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(metric(&d, "orders_sent_total"), 2.0, "no exit of mt5bot's own");
+    term.next_ticket += 1;
+    let ticket = 50_000 + term.next_ticket;
+    let stop = json!({"type":"deal","reason":"sl","deal":ticket,"symbol":"EURUSD","deal_type":"sell","volume":2.0,"price":1.0695});
+    ea.send(&stop);
+    ea.send(&stop);
+    wait_metric(&d, "protective_exits_total{kind=\"sl\"}", 1.0);
+    wait_metric(&d, "position{symbol=\"EURUSD\"}", 0.0);
+    // A reconnect whose snapshot lists the stop's deal again books nothing more.
+    drop(ea);
+    let mut ea = Ea::connect(&bridge);
+    assert_eq!(ea.authenticate(SECRET)["type"], "welcome");
+    let mut snap = term.snapshot();
+    snap["deals"].as_array_mut().expect("deals").push(json!({"deal": ticket, "comment": "[sl 1.07000]", "volume": 2.0, "price": 1.0695, "symbol": "EURUSD", "type": "sell", "reason": "sl"}));
+    ea.send(&snap);
+    ea.send(&json!({"type":"account","balance":5000.0,"equity":5000.0,"margin":0.0}));
+    wait_metric(&d, "balance", 5000.0);
+    assert_eq!(metric(&d, "trade_count"), 3.0, "two buys and one stop deal");
+    assert_eq!(metric(&d, "protective_exits_total{kind=\"sl\"}"), 1.0);
+    assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), 0.0);
+    assert_eq!(metric(&d, "equity"), 5000.0, "flat: the venue's balance");
+    // An account message without a balance is a bad line, not a zero balance.
+    ea.send(&json!({"type":"account","equity":1.0}));
+    assert_eq!(ea.recv_skip_ping()["type"], "error");
+    wait_metric(&d, "venue_protocol_errors_total{kind=\"bad_line\",venue=\"mt5\"}", 1.0);
+    assert_eq!(metric(&d, "balance"), 5000.0);
+}
+
 #[test]
 fn a_disconnect_mid_order_is_reconciled_by_the_snapshot_without_duplicates() {
     let dir = TempDir::new("mt5-reconnect");

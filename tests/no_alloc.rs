@@ -161,7 +161,7 @@ fn watching_every_equity_breaker_allocates_nothing() {
     cfg.protection.starting_balance = 1e9;
     cfg.protection.breakers = vec![
         b(BreakerLimit::DailyLoss { amount: Some(1e12), fraction: Some(0.99) }),
-        b(BreakerLimit::Drawdown { fraction: 0.99 }),
+        b(BreakerLimit::Drawdown { fraction: 0.99, window: Some(std::time::Duration::from_secs(3600)) }),
         b(BreakerLimit::ConsecutiveLosses { count: u32::MAX }),
         b(BreakerLimit::PositionLoss { amount: 1e12 }),
     ];
@@ -169,6 +169,19 @@ fn watching_every_equity_breaker_allocates_nothing() {
     assert!(m.trade_count.get() > 10_000, "the path was exercised: {} trades", m.trade_count.get());
     assert_ne!(m.equity.get(), 1e9, "the breakers watched the equity move");
     assert_eq!(allocs, 0, "heap allocations with every breaker on");
+}
+
+#[test]
+fn stops_and_the_exits_they_send_allocate_nothing() {
+    let mut cfg = busy_config(OrderKind::Market);
+    // 1 bp either side of each entry: the walk (1 bp a tick) crosses one every few ticks.
+    cfg.model.sl_bps = 1.0;
+    cfg.model.tp_bps = 1.0;
+    let (allocs, m) = allocations_while_trading(&cfg, 20_000, 200_000);
+    let exits =
+        m.protective_exits.with_label_values(&["sl"]).get() + m.protective_exits.with_label_values(&["tp"]).get();
+    assert!(exits > 1_000, "exits were sent: {exits}");
+    assert_eq!(allocs, 0, "heap allocations with stops on every position");
 }
 
 #[test]

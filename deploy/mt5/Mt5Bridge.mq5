@@ -106,19 +106,46 @@ void TryConnect()
    Print("mt5bot bridge: connected to ", Host, ":", Port);
   }
 
+// "sl" or "tp" for a deal a broker-held stop made, else "".
+string StopReason(const ulong deal)
+  {
+   long r = HistoryDealGetInteger(deal, DEAL_REASON);
+   return r == DEAL_REASON_SL ? "sl" : r == DEAL_REASON_TP ? "tp" : "";
+  }
+
+// The account's balance, for mt5bot's equity breakers.
+void SendAccount()
+  {
+   Send(StringFormat("{\"type\":\"account\",\"balance\":%s,\"equity\":%s,\"margin\":%s}",
+        Num(AccountInfoDouble(ACCOUNT_BALANCE)), Num(AccountInfoDouble(ACCOUNT_EQUITY)), Num(AccountInfoDouble(ACCOUNT_MARGIN))));
+  }
+
 void SendSnapshot()
   {
    string deals = "", orders = "", positions = "";
    HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 60);
+   // Positions mt5bot opened: a stop's closing deal may not carry the magic, its position does.
+   long ours[];
    for(int i = 0; i < HistoryDealsTotal(); i++)
      {
       ulong t = HistoryDealGetTicket(i);
       if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic) continue;
+      int n = ArraySize(ours); ArrayResize(ours, n + 1); ours[n] = HistoryDealGetInteger(t, DEAL_POSITION_ID);
+     }
+   for(int i = 0; i < HistoryDealsTotal(); i++)
+     {
+      ulong t = HistoryDealGetTicket(i);
+      string stop = StopReason(t);
+      bool mine = HistoryDealGetInteger(t, DEAL_MAGIC) == Magic;
+      if(!mine && stop != "")
+         for(int k = 0; k < ArraySize(ours) && !mine; k++) mine = ours[k] == HistoryDealGetInteger(t, DEAL_POSITION_ID);
+      if(!mine) continue;
       ulong o = HistoryDealGetInteger(t, DEAL_ORDER);
       string id = HistoryOrderSelect(o) ? HistoryOrderGetString(o, ORDER_COMMENT) : HistoryDealGetString(t, DEAL_COMMENT);
       string side = HistoryDealGetInteger(t, DEAL_TYPE) == DEAL_TYPE_BUY ? "buy" : "sell";
-      deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\",\"type\":\"%s\"}",
-               t, id, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL), side);
+      deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\",\"type\":\"%s\"%s}",
+               t, stop == "" ? id : "", Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL), side,
+               stop == "" ? "" : ",\"reason\":\"" + stop + "\"");
      }
    for(int i = 0; i < OrdersTotal(); i++)
      {
@@ -165,16 +192,18 @@ void Execute(const string msg)
   {
    string id = Field(msg, "id"), sym = Field(msg, "symbol"), type = Field(msg, "type_order");
    double vol = StringToDouble(Field(msg, "volume")), price = StringToDouble(Field(msg, "price"));
+   // The position's stop-loss and take-profit (0: none); the broker holds them.
+   double sl = StringToDouble(Field(msg, "sl")), tp = StringToDouble(Field(msg, "tp"));
    if(ReportExisting(id)) return;   // never twice
    int n = ArraySize(executed); ArrayResize(executed, n + 1); executed[n] = id;
    trade.SetDeviationInPoints((ulong)StringToInteger(Field(msg, "deviation")));
    string f = Field(msg, "type_filling");
    trade.SetTypeFilling(f == "fok" ? ORDER_FILLING_FOK : f == "return" ? ORDER_FILLING_RETURN : ORDER_FILLING_IOC);
    bool ok = false;
-   if(type == "buy")             ok = trade.Buy(vol, sym, 0, 0, 0, id);
-   else if(type == "sell")       ok = trade.Sell(vol, sym, 0, 0, 0, id);
-   else if(type == "buy_limit")  ok = trade.BuyLimit(vol, price, sym, 0, 0, ORDER_TIME_GTC, 0, id);
-   else if(type == "sell_limit") ok = trade.SellLimit(vol, price, sym, 0, 0, ORDER_TIME_GTC, 0, id);
+   if(type == "buy")             ok = trade.Buy(vol, sym, 0, sl, tp, id);
+   else if(type == "sell")       ok = trade.Sell(vol, sym, 0, sl, tp, id);
+   else if(type == "buy_limit")  ok = trade.BuyLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
+   else if(type == "sell_limit") ok = trade.SellLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
    Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"comment\":\"%s\"}",
         id, trade.ResultRetcode(), trade.ResultDeal(), trade.ResultOrder(), Num(trade.ResultVolume()), Num(trade.ResultPrice()),
         trade.ResultComment()));
@@ -196,6 +225,7 @@ void Handle(const string msg)
       ArrayResize(last_msc, ArraySize(streamed)); ArrayInitialize(last_msc, 0);
       for(int i = 0; i < ArraySize(streamed); i++) SymbolSelect(streamed[i], true);
       SendSnapshot();
+      SendAccount();
      }
    else if(type == "order" && authed) Execute(msg);
    else if(type == "ping") Send("{\"type\":\"pong\"}");
@@ -251,7 +281,25 @@ void OnTimer()
 void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &req, const MqlTradeResult &res)
   {
    if(!authed || tx.type != TRADE_TRANSACTION_DEAL_ADD || !HistoryDealSelect(tx.deal)) return;
+   string stop = StopReason(tx.deal);
+   if(stop != "")
+     {
+      // A stop the broker holds closed a position; reported by ticket, with symbol and side.
+      string sym = HistoryDealGetString(tx.deal, DEAL_SYMBOL);
+      string side = HistoryDealGetInteger(tx.deal, DEAL_TYPE) == DEAL_TYPE_BUY ? "buy" : "sell";
+      double vol = HistoryDealGetDouble(tx.deal, DEAL_VOLUME), px = HistoryDealGetDouble(tx.deal, DEAL_PRICE);
+      bool mine = HistoryDealGetInteger(tx.deal, DEAL_MAGIC) == Magic;
+      if(!mine && HistorySelectByPosition(HistoryDealGetInteger(tx.deal, DEAL_POSITION_ID)))
+         for(int i = 0; i < HistoryDealsTotal() && !mine; i++)
+            mine = HistoryDealGetInteger(HistoryDealGetTicket(i), DEAL_MAGIC) == Magic;
+      if(!mine) return;
+      Send(StringFormat("{\"type\":\"deal\",\"reason\":\"%s\",\"deal\":%I64u,\"symbol\":\"%s\",\"deal_type\":\"%s\",\"volume\":%s,\"price\":%s}",
+           stop, tx.deal, sym, side, Num(vol), Num(px)));
+      SendAccount();
+      return;
+     }
    if(HistoryDealGetInteger(tx.deal, DEAL_MAGIC) != Magic) return;
+   SendAccount();
    // Market orders are reported by their result; this reports fills of resting (limit) orders.
    ulong o = HistoryDealGetInteger(tx.deal, DEAL_ORDER);
    if(!HistoryOrderSelect(o) || HistoryOrderGetInteger(o, ORDER_TYPE) <= ORDER_TYPE_SELL) return;

@@ -144,9 +144,16 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
     println!("trades: {}", state.trades);
     println!("positions:");
     for p in &state.positions {
+        let level = |v: f64| if v > 0.0 { v.to_string() } else { "-".into() };
         println!(
-            "  {:<10} qty {:>12.4}  avg {:>12.5}  realized pnl {:>12.5}  fills {}",
-            p.symbol, p.qty, p.avg_price, p.realized_pnl, p.fills
+            "  {:<10} qty {:>12.4}  avg {:>12.5}  realized pnl {:>12.5}  fills {}  sl {}  tp {}",
+            p.symbol,
+            p.qty,
+            p.avg_price,
+            p.realized_pnl,
+            p.fills,
+            level(p.sl),
+            level(p.tp)
         );
     }
     println!("open orders: {}", state.open_orders.len());

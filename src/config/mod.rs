@@ -137,8 +137,9 @@ pub enum BreakerLimit {
     /// Loss since the start of the trading day: an amount, a fraction of start-of-day equity, or
     /// both (whichever is reached first).
     DailyLoss { amount: Option<f64>, fraction: Option<f64> },
-    /// Fall from the peak equity, as a fraction of the peak.
-    Drawdown { fraction: f64 },
+    /// Fall from the peak equity, as a fraction of the peak: the peak over the life of the
+    /// account, or over a rolling `window`.
+    Drawdown { fraction: f64, window: Option<Duration> },
     /// Closed round trips in a row with a loss.
     ConsecutiveLosses { count: u32 },
     /// One position's open loss.
@@ -693,8 +694,13 @@ impl ProtectionConfig {
                         resume_after,
                     }
                 }
-                BreakerLimit::Drawdown { fraction } => {
-                    raw.max_drawdown = RawDrawdown { fraction, action: b.action, resume_after }
+                BreakerLimit::Drawdown { fraction, window } => {
+                    raw.max_drawdown = RawDrawdown {
+                        fraction,
+                        window: window.map(format_duration).unwrap_or_default(),
+                        action: b.action,
+                        resume_after,
+                    }
                 }
                 BreakerLimit::ConsecutiveLosses { count } => {
                     raw.max_consecutive_losses = RawConsecutiveLosses { count, action: b.action, resume_after }

@@ -531,13 +531,14 @@ impl Default for RawDailyLoss {
 #[serde(deny_unknown_fields, default)]
 pub struct RawDrawdown {
     pub fraction: f64,
+    pub window: String,
     pub action: BreakerAction,
     pub resume_after: String,
 }
 
 impl Default for RawDrawdown {
     fn default() -> Self {
-        Self { fraction: 0.0, action: BreakerAction::Halted, resume_after: String::new() }
+        Self { fraction: 0.0, window: String::new(), action: BreakerAction::Halted, resume_after: String::new() }
     }
 }
 

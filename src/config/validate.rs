@@ -168,8 +168,16 @@ fn protection(v: &mut Validator<'_>, raw: &RawConfig) -> ProtectionConfig {
     }
     let d = &p.max_drawdown;
     if let Some(fraction) = fraction(v, "protection.max_drawdown.fraction", d.fraction) {
+        let window = (!d.window.trim().is_empty()).then(|| {
+            v.duration(
+                "protection.max_drawdown.window",
+                &d.window,
+                Duration::from_secs(60),
+                Duration::from_secs(366 * 86_400),
+            )
+        });
         breakers.push(BreakerConfig {
-            limit: BreakerLimit::Drawdown { fraction },
+            limit: BreakerLimit::Drawdown { fraction, window },
             action: d.action,
             resume_after: resume(v, "protection.max_drawdown.resume_after", &d.resume_after),
         });

@@ -421,6 +421,7 @@ mod tests {
                 day_end_unix_ns: 1_764_100_000_000_000_000,
                 losses_in_a_row: 2,
                 venue_starting_balance: Some(9_000.0),
+                window_peak: Some((10_400.0, 29_400_000)),
             }),
             trading: Some(TradingRecord {
                 state: "halted".into(),

@@ -57,6 +57,101 @@ pub struct Baselines {
     /// equity is measured from the venue's figure rather than `protection.starting_balance`.
     #[serde(default)]
     pub venue_starting_balance: Option<f64>,
+    /// With `max_drawdown.window`: the highest equity in the window, and the step of the window
+    /// it was reached in (Unix ns / the step's length), so a restart keeps the rolling peak.
+    #[serde(default)]
+    pub window_peak: Option<(f64, i64)>,
+}
+
+/// Steps a rolling drawdown window is kept in: an old peak leaves the window up to one step
+/// (window / 60) late.
+const WINDOW_STEPS: usize = 60;
+
+/// The highest equity over a rolling window, in [`WINDOW_STEPS`] steps: a tick raises the current
+/// step's maximum (one comparison); the maximum over the closed steps is taken again only when a
+/// step ends. Fixed-size: nothing is allocated after start.
+#[derive(Debug, Clone)]
+struct RollingPeak {
+    step_ns: i128,
+    /// Per slot: the step number it holds (`i64::MIN`: none yet) and the highest equity in it.
+    slots: [(i64, f64); WINDOW_STEPS],
+    /// The step now (`i64::MIN` before the first wall time).
+    current: i64,
+    current_max: f64,
+    /// The highest equity of the closed steps still in the window.
+    closed_max: f64,
+}
+
+impl RollingPeak {
+    fn new(window: std::time::Duration, equity: f64) -> RollingPeak {
+        RollingPeak {
+            step_ns: (window.as_nanos() as i128 / WINDOW_STEPS as i128).max(1),
+            slots: [(i64::MIN, f64::NEG_INFINITY); WINDOW_STEPS],
+            current: i64::MIN,
+            current_max: equity,
+            closed_max: f64::NEG_INFINITY,
+        }
+    }
+
+    #[inline]
+    fn peak(&self) -> f64 {
+        self.closed_max.max(self.current_max)
+    }
+
+    #[inline]
+    fn on_equity(&mut self, equity: f64) {
+        if equity > self.current_max {
+            self.current_max = equity;
+        }
+    }
+
+    /// Moves the window to `unix_ns`; true when a step ended (the peak may have fallen).
+    fn on_time(&mut self, unix_ns: i128, equity: f64) -> bool {
+        let step = (unix_ns.div_euclid(self.step_ns)).clamp(i128::from(i64::MIN + 1), i128::from(i64::MAX)) as i64;
+        if step == self.current {
+            return false;
+        }
+        if self.current != i64::MIN {
+            self.store(self.current, self.current_max);
+            self.current_max = equity;
+        } else {
+            self.current_max = self.current_max.max(equity);
+        }
+        self.current = step;
+        let oldest = step.saturating_sub(WINDOW_STEPS as i64 - 1);
+        self.closed_max = self
+            .slots
+            .iter()
+            .filter(|(s, _)| *s >= oldest && *s < step)
+            .map(|(_, m)| *m)
+            .fold(f64::NEG_INFINITY, f64::max);
+        true
+    }
+
+    fn store(&mut self, step: i64, max: f64) {
+        let slot = step.rem_euclid(WINDOW_STEPS as i64) as usize;
+        if self.slots[slot].0 != step || self.slots[slot].1 < max {
+            self.slots[slot] = (step, max);
+        }
+    }
+
+    /// Forgets every step: the window starts again from `equity`.
+    fn reset(&mut self, equity: f64) {
+        self.slots = [(i64::MIN, f64::NEG_INFINITY); WINDOW_STEPS];
+        self.current_max = equity;
+        self.closed_max = f64::NEG_INFINITY;
+    }
+
+    /// The highest step kept and its step number, for a checkpoint.
+    fn best(&self) -> (f64, i64) {
+        let mut best = (self.current_max, self.current);
+        for &(s, m) in &self.slots {
+            if s != i64::MIN && m > best.0 {
+                best = (m, s);
+            }
+        }
+        best
+    }
 }
 
 #[derive(Debug)]
@@ -74,6 +169,8 @@ pub struct Protection {
     /// Realized PnL of each symbol's round trip under way.
     round_trip: Vec<f64>,
     base: Baselines,
+    /// With `max_drawdown.window`: the peak over it.
+    rolling: Option<RollingPeak>,
     metrics: ProtectionMetrics,
 }
 
@@ -95,7 +192,12 @@ impl Protection {
                 day_end_unix_ns: 0,
                 losses_in_a_row: 0,
                 venue_starting_balance: None,
+                window_peak: None,
             },
+            rolling: cfg.breakers.iter().find_map(|b| match b.limit {
+                BreakerLimit::Drawdown { window: Some(w), .. } => Some(RollingPeak::new(w, cfg.starting_balance)),
+                _ => None,
+            }),
             metrics,
         };
         p.publish();
@@ -116,17 +218,33 @@ impl Protection {
     }
 
     pub fn baselines(&self) -> Baselines {
-        self.base
+        Baselines { window_peak: self.rolling.as_ref().map(RollingPeak::best), ..self.base }
+    }
+
+    /// The peak drawdown is measured from: over the window when one is set, else over the life
+    /// of the account.
+    #[inline]
+    pub fn peak(&self) -> f64 {
+        self.rolling.as_ref().map_or(self.base.peak_equity, RollingPeak::peak)
     }
 
     /// After a restore: the books' realized PnL, and the baselines the checkpoint kept.
     pub fn restore(&mut self, positions: &[Position], base: Option<Baselines>) {
         self.realized = positions.iter().map(|p| p.realized_pnl).sum();
+        let equity = self.equity();
+        if let Some(r) = &mut self.rolling {
+            r.reset(equity);
+        }
         match base {
             Some(b) => {
                 self.base = b;
                 if let Some(s) = b.venue_starting_balance.filter(|s| s.is_finite()) {
                     self.starting_balance = s;
+                }
+                if let (Some(r), Some((peak, step))) = (&mut self.rolling, b.window_peak) {
+                    if peak.is_finite() && step != i64::MIN {
+                        r.store(step, peak);
+                    }
                 }
             }
             None => {
@@ -155,8 +273,16 @@ impl Protection {
             );
             self.base.peak_equity = self.equity();
             self.base.day_start_equity = self.equity();
+            let equity = self.equity();
+            if let Some(r) = &mut self.rolling {
+                r.reset(equity);
+            }
         }
         self.base.peak_equity = self.base.peak_equity.max(self.equity());
+        let equity = self.equity();
+        if let Some(r) = &mut self.rolling {
+            r.on_equity(equity);
+        }
         self.publish();
         self.check()
     }
@@ -197,8 +323,10 @@ impl Protection {
 
     /// The wall clock: starts a new trading day when the current one is over.
     pub fn on_wall_time(&mut self, unix_ns: i128) -> Option<Trip> {
+        let equity = self.equity();
+        let moved = self.rolling.as_mut().is_some_and(|r| r.on_time(unix_ns, equity));
         if i128::from(self.base.day_end_unix_ns) > unix_ns {
-            return None;
+            return if moved { self.check() } else { None };
         }
         let first = self.base.day_end_unix_ns == 0;
         self.base.day_end_unix_ns = self.day_end_after(unix_ns);
@@ -244,6 +372,9 @@ impl Protection {
         if equity > self.base.peak_equity {
             self.base.peak_equity = equity;
         }
+        if let Some(r) = &mut self.rolling {
+            r.on_equity(equity);
+        }
     }
 
     /// Sets the gauges and returns the first breaker at or past its limit.
@@ -252,9 +383,9 @@ impl Protection {
         let equity = self.equity();
         let m = &self.metrics;
         m.equity.set(equity);
-        m.peak_equity.set(self.base.peak_equity);
-        let drawdown =
-            if self.base.peak_equity > 0.0 { (self.base.peak_equity - equity) / self.base.peak_equity } else { 0.0 };
+        let peak = self.peak();
+        m.peak_equity.set(peak);
+        let drawdown = if peak > 0.0 { (peak - equity) / peak } else { 0.0 };
         m.drawdown_ratio.set(drawdown.max(0.0));
         m.daily_pnl.set(equity - self.base.day_start_equity);
         let mut trip = None;
@@ -283,7 +414,7 @@ impl Protection {
                 };
                 (self.base.day_start_equity - equity, limit)
             }
-            BreakerLimit::Drawdown { fraction } => (drawdown, fraction),
+            BreakerLimit::Drawdown { fraction, .. } => (drawdown, fraction),
             BreakerLimit::ConsecutiveLosses { count } => (f64::from(self.base.losses_in_a_row), f64::from(count)),
             BreakerLimit::PositionLoss { amount } => (-self.open.iter().copied().fold(0.0, f64::min), amount),
         }
@@ -292,7 +423,7 @@ impl Protection {
     /// Each breaker that is on: its name, action, what it measures, its limit and its headroom.
     pub fn report(&self) -> Vec<(&'static str, BreakerAction, f64, f64, f64)> {
         let equity = self.equity();
-        let peak = self.base.peak_equity;
+        let peak = self.peak();
         let drawdown = if peak > 0.0 { ((peak - equity) / peak).max(0.0) } else { 0.0 };
         self.breakers
             .iter()
@@ -373,6 +504,41 @@ mod tests {
         let short = Position { qty: -100.0, avg_price: 10.0, realized_pnl: 0.0, fills: 1 };
         assert_eq!(p.on_quote(0, 9.0, 10.9, &short), None, "down 90 at the ask");
         assert!(p.on_quote(0, 9.0, 11.0, &short).is_some(), "down 100 at the ask: 10% of 1000");
+    }
+
+    #[test]
+    fn a_rolling_window_forgets_an_old_peak_and_a_restart_keeps_the_window_peak() {
+        let yaml = "protection:\n  starting_balance: 1000\n  max_drawdown:\n    fraction: 0.1\n    window: 1h\n";
+        let (mut p, m) = protection(yaml);
+        let pos = long(100.0, 10.0);
+        p.on_wall_time(ns("2026-03-02T10:00:00Z"));
+        assert_eq!(p.on_quote(0, 12.0, 12.1, &pos), None, "up 200: a peak of 1200");
+        assert_eq!(m.peak_equity.get(), 1200.0);
+        assert_eq!(p.on_quote(0, 11.0, 11.1, &pos), None, "1100: 8.3% under the peak");
+        // Steps after it start from the equity of their start, 1100.
+        p.on_wall_time(ns("2026-03-02T10:30:00Z"));
+        // Within the hour, 1070 is 10.8% under 1200: a trip.
+        p.on_wall_time(ns("2026-03-02T10:50:00Z"));
+        let snap = p.baselines();
+        assert_eq!(snap.window_peak.map(|w| w.0), Some(1200.0));
+        assert!(p.on_quote(0, 10.7, 10.8, &pos).is_some(), "in the window");
+        // An hour and a step later the peak of 10:00 is out: the peak is what came since.
+        assert_eq!(p.on_quote(0, 11.0, 11.1, &pos), None);
+        p.on_wall_time(ns("2026-03-02T11:02:00Z"));
+        assert_eq!(m.peak_equity.get(), 1100.0, "the 10:00 peak left the window");
+        assert_eq!(p.on_quote(0, 10.7, 10.8, &pos), None, "1070 is 2.7% under 1100");
+        // Over the life of the account the same fall would trip.
+        let (mut life, _) = protection("protection:\n  starting_balance: 1000\n  max_drawdown:\n    fraction: 0.1\n");
+        life.on_quote(0, 12.0, 12.1, &pos);
+        life.on_wall_time(ns("2026-03-02T11:02:00Z"));
+        assert!(life.on_quote(0, 10.7, 10.8, &pos).is_some());
+        // A restart from the 10:50 baselines keeps 1200 as the window's peak until it ages out.
+        let (mut again, m2) = protection(yaml);
+        again.restore(&[pos], Some(snap));
+        again.on_wall_time(ns("2026-03-02T10:55:00Z"));
+        assert!(again.on_quote(0, 10.7, 10.8, &pos).is_some(), "the restored peak is in the window");
+        again.on_wall_time(ns("2026-03-02T11:05:00Z"));
+        assert!(m2.peak_equity.get() < 1200.0, "and leaves it: {}", m2.peak_equity.get());
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl Metrics {
             trading_state: reg(&r, must(IntGaugeVec::new(Opts::new(TRADING_STATE, "1 for the trading state the engine is in (active, reducing, halted), 0 for the others."), &["state"]))),
             trading_state_changes: reg(&r, must(IntCounterVec::new(Opts::new(TRADING_STATE_CHANGES, "Changes of the trading state, by who or what made them (operator, a breaker's name)."), &["reason"]))),
             equity: reg(&r, must(Gauge::new(EQUITY, "Starting balance plus realized PnL plus open positions marked to the quote (bid for longs, ask for shorts)."))),
-            balance: reg(&r, must(Gauge::new(BALANCE, "Starting balance plus realized PnL."))),
+            balance: reg(&r, must(Gauge::new(BALANCE, "Starting balance plus realized PnL; the venue's figure where it reports one (MT5), plus what was realized since."))),
             peak_equity: reg(&r, must(Gauge::new(PEAK_EQUITY, "The highest equity seen (the base of drawdown_ratio)."))),
             drawdown_ratio: reg(&r, must(Gauge::new(DRAWDOWN_RATIO, "Fall of equity from its peak, as a fraction of the peak."))),
             daily_pnl: reg(&r, must(Gauge::new(DAILY_PNL, "Equity now minus equity at the start of the trading day (protection.day_start)."))),

@@ -223,7 +223,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 EquityStatus {
                     equity: self.protection.equity(),
                     balance: self.protection.balance(),
-                    peak_equity: b.peak_equity,
+                    peak_equity: self.protection.peak(),
                     day_start_equity: b.day_start_equity,
                     losses_in_a_row: b.losses_in_a_row,
                     breakers: self

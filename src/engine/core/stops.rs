@@ -70,8 +70,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             log::info!(
                 "{}: position {after} protected by stop-loss {} and take-profit {} (held by {})",
                 self.symbols.get(symbol as usize).map_or("?", String::as_str),
-                level_text(next.0),
-                level_text(next.1),
+                LevelText(next.0),
+                LevelText(next.1),
                 if self.engine_stops { "mt5bot" } else { self.venue.name() },
             );
         }
@@ -130,7 +130,6 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             stops: Stops::NONE,
         };
         self.metrics.received(SignalSource::Protection);
-        let name = self.symbols.get(s).cloned().unwrap_or_default();
         let (sl, tp) = self.position_stops(symbol);
         let (mark, level) =
             (if qty > 0.0 { tick.bid } else { tick.ask }, if kind == StopKind::StopLoss { sl } else { tp });
@@ -161,32 +160,37 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 }
             },
         };
+        let name = self.symbols.get(s).map_or("?", String::as_str);
         match refused {
             None => log::warn!(
                 "{name}: {what} {} crossed (mark {mark}): closing {} with {} order {id}",
-                level_text(level),
+                LevelText(level),
                 signal.qty,
                 order_kind.as_str()
             ),
             Some(why) => {
-                if let Some(t) = self.exit_retry_at.get_mut(s) {
-                    *t = now.saturating_add(EXIT_RETRY);
-                }
                 log::error!(
                     "{name}: {what} {} crossed (mark {mark}) but the closing order {id} was refused ({why}); \
                      trying again in 1 s",
-                    level_text(level)
+                    LevelText(level)
                 );
+                if let Some(t) = self.exit_retry_at.get_mut(s) {
+                    *t = now.saturating_add(EXIT_RETRY);
+                }
             }
         }
     }
 }
 
-/// A level for the log: its price, or `none`.
-fn level_text(price: f64) -> String {
-    if price > 0.0 {
-        price.to_string()
-    } else {
-        "none".into()
+/// A level for the log: its price, or `none` (formatted in place, not into a `String`).
+struct LevelText(f64);
+
+impl std::fmt::Display for LevelText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 > 0.0 {
+            write!(f, "{}", self.0)
+        } else {
+            f.write_str("none")
+        }
     }
 }
