@@ -279,8 +279,9 @@ fn stops_go_out_with_the_order_and_the_brokers_stop_deal_books_once() {
     let o = ea.recv_skip_ping();
     assert_eq!((o["id"].as_str(), o["sl"].as_f64(), o["tp"].as_f64()), (Some("s1"), Some(1.07), Some(1.09)), "{o}");
     let deal = term.execute("s1", 1.0, 1.0802);
-    ea.send(&json!({"type":"result","id":"s1","retcode":10009,"deal":deal.ticket,"volume":1.0,"price":1.0802}));
+    ea.send(&json!({"type":"result","id":"s1","retcode":10009,"deal":deal.ticket,"volume":1.0,"price":1.0802,"commission":-3.5}));
     wait_metric(&d, "trade_count", 1.0);
+    assert_eq!(metric(&d, "commissions_paid"), 3.5, "MT5 reports a charge as negative");
     // An order without levels that adds to the position carries the position's.
     signal(&mut iw, &mut ir, "s2", "buy", 1.0, "market");
     let o = ea.recv_skip_ping();

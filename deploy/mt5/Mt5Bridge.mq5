@@ -204,9 +204,11 @@ void Execute(const string msg)
    else if(type == "sell")       ok = trade.Sell(vol, sym, 0, sl, tp, id);
    else if(type == "buy_limit")  ok = trade.BuyLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
    else if(type == "sell_limit") ok = trade.SellLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
-   Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"comment\":\"%s\"}",
+   // DEAL_COMMISSION of the execution (negative for a charge), for mt5bot's balance.
+   double commission = trade.ResultDeal() > 0 && HistoryDealSelect(trade.ResultDeal()) ? HistoryDealGetDouble(trade.ResultDeal(), DEAL_COMMISSION) : 0;
+   Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"comment\":\"%s\"}",
         id, trade.ResultRetcode(), trade.ResultDeal(), trade.ResultOrder(), Num(trade.ResultVolume()), Num(trade.ResultPrice()),
-        trade.ResultComment()));
+        Num(commission), trade.ResultComment()));
   }
 
 void Handle(const string msg)
@@ -288,23 +290,26 @@ void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &re
       string sym = HistoryDealGetString(tx.deal, DEAL_SYMBOL);
       string side = HistoryDealGetInteger(tx.deal, DEAL_TYPE) == DEAL_TYPE_BUY ? "buy" : "sell";
       double vol = HistoryDealGetDouble(tx.deal, DEAL_VOLUME), px = HistoryDealGetDouble(tx.deal, DEAL_PRICE);
+      double fee = HistoryDealGetDouble(tx.deal, DEAL_COMMISSION);
       bool mine = HistoryDealGetInteger(tx.deal, DEAL_MAGIC) == Magic;
       if(!mine && HistorySelectByPosition(HistoryDealGetInteger(tx.deal, DEAL_POSITION_ID)))
          for(int i = 0; i < HistoryDealsTotal() && !mine; i++)
             mine = HistoryDealGetInteger(HistoryDealGetTicket(i), DEAL_MAGIC) == Magic;
       if(!mine) return;
-      Send(StringFormat("{\"type\":\"deal\",\"reason\":\"%s\",\"deal\":%I64u,\"symbol\":\"%s\",\"deal_type\":\"%s\",\"volume\":%s,\"price\":%s}",
-           stop, tx.deal, sym, side, Num(vol), Num(px)));
+      Send(StringFormat("{\"type\":\"deal\",\"reason\":\"%s\",\"deal\":%I64u,\"symbol\":\"%s\",\"deal_type\":\"%s\",\"volume\":%s,\"price\":%s,\"commission\":%s}",
+           stop, tx.deal, sym, side, Num(vol), Num(px), Num(fee)));
       SendAccount();
       return;
      }
    if(HistoryDealGetInteger(tx.deal, DEAL_MAGIC) != Magic) return;
-   SendAccount();
    // Market orders are reported by their result; this reports fills of resting (limit) orders.
    ulong o = HistoryDealGetInteger(tx.deal, DEAL_ORDER);
-   if(!HistoryOrderSelect(o) || HistoryOrderGetInteger(o, ORDER_TYPE) <= ORDER_TYPE_SELL) return;
-   Send(StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s}",
-        HistoryOrderGetString(o, ORDER_COMMENT), tx.deal, Num(HistoryDealGetDouble(tx.deal, DEAL_VOLUME)),
-        Num(HistoryDealGetDouble(tx.deal, DEAL_PRICE))));
+   if(HistoryOrderSelect(o) && HistoryOrderGetInteger(o, ORDER_TYPE) > ORDER_TYPE_SELL)
+      Send(StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s}",
+           HistoryOrderGetString(o, ORDER_COMMENT), tx.deal, Num(HistoryDealGetDouble(tx.deal, DEAL_VOLUME)),
+           Num(HistoryDealGetDouble(tx.deal, DEAL_PRICE)), Num(HistoryDealGetDouble(tx.deal, DEAL_COMMISSION))));
+   // After the deal it follows (its result was sent when the order went out): the balance
+   // includes it.
+   SendAccount();
   }
 //+------------------------------------------------------------------+

@@ -235,6 +235,11 @@ pub struct SymbolConfig {
     pub min_qty: f64,
     /// Ingress quantities must be whole multiples of it; model orders are rounded down to it.
     pub qty_step: f64,
+    /// What a quantity of 1 stands for (MT5's SYMBOL_TRADE_CONTRACT_SIZE): PnL in money is the
+    /// price difference times quantity times this.
+    pub contract_size: f64,
+    /// Commission per lot and side that the paper venue charges (money).
+    pub commission_per_lot: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -561,6 +566,8 @@ impl Config {
                         price: s.price,
                         min_qty: s.min_qty,
                         qty_step: s.qty_step,
+                        contract_size: s.contract_size,
+                        commission_per_lot: s.commission_per_lot,
                     })
                     .collect(),
                 seed,

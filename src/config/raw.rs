@@ -153,6 +153,16 @@ pub struct RawSymbol {
     /// Quantities are whole multiples of this (MT5's SYMBOL_VOLUME_STEP).
     #[serde(default = "default_lot")]
     pub qty_step: f64,
+    /// What a quantity of 1 stands for (MT5's SYMBOL_TRADE_CONTRACT_SIZE).
+    #[serde(default = "default_contract_size")]
+    pub contract_size: f64,
+    /// Commission per lot and side on the paper venue.
+    #[serde(default)]
+    pub commission_per_lot: f64,
+}
+
+fn default_contract_size() -> f64 {
+    1.0
 }
 
 /// The default minimum lot and lot step: 0.01, a micro lot, as most MT5 FX symbols have.
@@ -179,8 +189,22 @@ impl Default for RawFeed {
         Self {
             kind: FeedKind::Synthetic,
             symbols: vec![
-                RawSymbol { name: "EURUSD".into(), price: 1.085, min_qty: DEFAULT_LOT, qty_step: DEFAULT_LOT },
-                RawSymbol { name: "GBPUSD".into(), price: 1.265, min_qty: DEFAULT_LOT, qty_step: DEFAULT_LOT },
+                RawSymbol {
+                    name: "EURUSD".into(),
+                    price: 1.085,
+                    min_qty: DEFAULT_LOT,
+                    qty_step: DEFAULT_LOT,
+                    contract_size: 1.0,
+                    commission_per_lot: 0.0,
+                },
+                RawSymbol {
+                    name: "GBPUSD".into(),
+                    price: 1.265,
+                    min_qty: DEFAULT_LOT,
+                    qty_step: DEFAULT_LOT,
+                    contract_size: 1.0,
+                    commission_per_lot: 0.0,
+                },
             ],
             seed: 42,
             tick_rate: 1000.0,

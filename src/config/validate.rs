@@ -375,7 +375,28 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
             v.range_f64(&format!("feed.symbols[{i}].min_qty"), s.min_qty, 1e-8, 1e9, "a quantity from 1e-8 to 1e9");
         let qty_step =
             v.range_f64(&format!("feed.symbols[{i}].qty_step"), s.qty_step, 1e-8, 1e9, "a quantity from 1e-8 to 1e9");
-        symbols.push(SymbolConfig { name: s.name.clone(), price, min_qty, qty_step });
+        let contract_size = v.range_f64(
+            &format!("feed.symbols[{i}].contract_size"),
+            s.contract_size,
+            1e-8,
+            1e12,
+            "a size from 1e-8 to 1e12 (MT5's SYMBOL_TRADE_CONTRACT_SIZE)",
+        );
+        let commission_per_lot = v.range_f64(
+            &format!("feed.symbols[{i}].commission_per_lot"),
+            s.commission_per_lot,
+            0.0,
+            1e9,
+            "0 or an amount greater than 0",
+        );
+        symbols.push(SymbolConfig {
+            name: s.name.clone(),
+            price,
+            min_qty,
+            qty_step,
+            contract_size,
+            commission_per_lot,
+        });
     }
     let source = match f.kind {
         FeedKind::Synthetic => FeedSource::Synthetic {

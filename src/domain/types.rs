@@ -515,6 +515,9 @@ pub enum VenueEvent {
     Adopted { client_id: SignalId, symbol: SymbolId, side: Side, qty: f64, price: f64, only_if_unknown: bool },
     /// The account's balance as the venue reports it (money, in the account's currency).
     Balance { balance: f64 },
+    /// The commission charged for the fill reported just before it (money; positive is a cost).
+    /// Booked only when that fill was.
+    Commission { symbol: SymbolId, amount: f64 },
     /// A stop-loss or take-profit the venue holds closed (part of) a position: its execution,
     /// `ticket` being the venue's unique number of it (the MT5 deal ticket). Booked once per ticket.
     StopExecuted { stop: StopKind, ticket: u64, symbol: SymbolId, side: Side, qty: f64, price: f64 },

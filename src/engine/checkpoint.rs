@@ -105,6 +105,9 @@ pub struct QueuedState {
 pub struct State {
     /// RFC 3339 time of writing.
     pub written_at: String,
+    /// Commissions booked over the life of the books (money, positive a cost).
+    #[serde(default)]
+    pub commissions: f64,
     pub trades: u64,
     pub next_model_seq: u64,
     pub positions: Vec<PositionState>,
@@ -414,6 +417,7 @@ mod tests {
 
     fn state() -> State {
         State {
+            commissions: 1.5,
             written_at: "2026-11-24T08:00:00.000000Z".into(),
             protection: Some(super::super::protection::Baselines {
                 peak_equity: 10_500.0,

@@ -489,7 +489,9 @@ impl Executor {
                 None => Applied::Ignored,
             },
             // The core's to use (protection); nothing in the books changes.
-            VenueEvent::Balance { .. } | VenueEvent::StopExecuted { .. } => Applied::Ignored,
+            VenueEvent::Balance { .. } | VenueEvent::StopExecuted { .. } | VenueEvent::Commission { .. } => {
+                Applied::Ignored
+            }
         }
     }
 

@@ -77,6 +77,8 @@ pub enum Kind {
     /// A position's protective levels changed: stop-loss in `qty`, take-profit in `price`, 0 for
     /// none (both 0: the position carries none).
     Protect = 7,
+    /// A commission was booked: the amount (money, positive a cost) in `qty`.
+    Commission = 8,
 }
 
 /// One journal entry, fixed-size and `Copy`: what the engine hands the writer.
@@ -136,6 +138,7 @@ impl Entry {
             5 => Kind::State,
             6 => Kind::Stops,
             7 => Kind::Protect,
+            8 => Kind::Commission,
             _ => return None,
         };
         let side = match b[1] {
@@ -914,6 +917,11 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 (o.sl, o.tp) = (e.qty, e.price);
             }
         }
+        Kind::Commission => {
+            if e.qty.is_finite() {
+                state.commissions += e.qty;
+            }
+        }
         Kind::Protect => match state.positions.iter_mut().find(|p| p.symbol == symbol) {
             Some(p) => (p.sl, p.tp) = (e.qty, e.price),
             None => state.positions.push(PositionState {
@@ -1053,7 +1061,7 @@ mod tests {
     }
 
     #[test]
-    fn stops_follow_their_signal_and_order_and_a_position_keeps_its_last_levels() {
+    fn stops_and_commissions_replay_into_the_state() {
         let dir = crate::support::testdir::TestDir::new("journal-stops");
         let (mut j, base) = start(&dir, 3);
         j.append(entry(Kind::Queued, "w-1", 1.0, 0.0));
@@ -1063,6 +1071,8 @@ mod tests {
         j.append(entry(Kind::Sent, "w-2", 1.0, 0.0));
         j.append(Entry { venue_ref: 0, ..entry(Kind::Stops, "w-2", 1.05, 1.15) });
         j.append(entry(Kind::Protect, "0", 1.0, 0.0));
+        j.append(entry(Kind::Commission, "0", 1.5, 0.0));
+        j.append(entry(Kind::Commission, "0", 0.25, 0.0));
         let last = j.append(entry(Kind::Protect, "0", 1.05, 1.15));
         wait_durable(&mut j, last);
         j.finish();
@@ -1074,6 +1084,7 @@ mod tests {
         assert_eq!((o.client_id.as_str(), o.sl, o.tp), ("w-2", 1.05, 1.15));
         let p = &state.positions[0];
         assert_eq!((p.symbol.as_str(), p.sl, p.tp), ("XAUUSD", 1.05, 1.15), "the last levels win");
+        assert_eq!(state.commissions, 1.75, "commissions booked since the checkpoint add up");
     }
 
     #[test]

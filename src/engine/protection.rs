@@ -160,7 +160,12 @@ pub struct Protection {
     tz: TimeZone,
     day_start_minutes: u32,
     starting_balance: f64,
+    /// Realized PnL in money (price difference x quantity x contract size).
     realized: f64,
+    /// Commissions booked (money, positive a cost).
+    commissions: f64,
+    /// Per symbol: the contract size a quantity of 1 stands for (`feed.symbols[].contract_size`).
+    sizes: Vec<f64>,
     /// Open PnL per symbol, and their sum.
     open: Vec<f64>,
     open_total: f64,
@@ -175,13 +180,18 @@ pub struct Protection {
 }
 
 impl Protection {
-    pub fn new(cfg: &ProtectionConfig, symbols: usize, metrics: ProtectionMetrics) -> Protection {
+    /// `sizes`: per symbol, the contract size of a quantity of 1 (PnL in money is the price
+    /// difference times quantity times it).
+    pub fn new(cfg: &ProtectionConfig, sizes: &[f64], metrics: ProtectionMetrics) -> Protection {
+        let symbols = sizes.len();
         let p = Protection {
             breakers: cfg.breakers.clone(),
             tz: cfg.tz.clone(),
             day_start_minutes: cfg.day_start_minutes,
             starting_balance: cfg.starting_balance,
             realized: 0.0,
+            commissions: 0.0,
+            sizes: sizes.to_vec(),
             open: vec![0.0; symbols],
             open_total: 0.0,
             quotes: vec![(0.0, 0.0); symbols],
@@ -210,11 +220,27 @@ impl Protection {
     }
 
     pub fn equity(&self) -> f64 {
-        self.starting_balance + self.realized + self.open_total
+        self.balance() + self.open_total
     }
 
     pub fn balance(&self) -> f64 {
-        self.starting_balance + self.realized
+        self.starting_balance + self.realized - self.commissions
+    }
+
+    /// Commissions booked (money, positive a cost).
+    pub fn commissions(&self) -> f64 {
+        self.commissions
+    }
+
+    /// A commission for a fill just booked: it lowers the balance.
+    pub fn on_commission(&mut self, amount: f64) -> Option<Trip> {
+        if !amount.is_finite() {
+            return None;
+        }
+        self.commissions += amount;
+        self.metrics.commissions.set(self.commissions);
+        self.metrics.balance.set(self.balance());
+        self.check()
     }
 
     pub fn baselines(&self) -> Baselines {
@@ -229,8 +255,10 @@ impl Protection {
     }
 
     /// After a restore: the books' realized PnL, and the baselines the checkpoint kept.
-    pub fn restore(&mut self, positions: &[Position], base: Option<Baselines>) {
-        self.realized = positions.iter().map(|p| p.realized_pnl).sum();
+    pub fn restore(&mut self, positions: &[Position], base: Option<Baselines>, commissions: f64) {
+        self.realized = positions.iter().zip(&self.sizes).map(|(p, size)| p.realized_pnl * size).sum();
+        self.commissions = if commissions.is_finite() { commissions } else { 0.0 };
+        self.metrics.commissions.set(self.commissions);
         let equity = self.equity();
         if let Some(r) = &mut self.rolling {
             r.reset(equity);
@@ -264,7 +292,7 @@ impl Protection {
             return None;
         }
         let first = self.base.venue_starting_balance.is_none();
-        self.starting_balance = balance - self.realized;
+        self.starting_balance = balance - self.realized + self.commissions;
         self.base.venue_starting_balance = Some(self.starting_balance);
         if first {
             log::info!(
@@ -305,6 +333,7 @@ impl Protection {
         if s >= self.open.len() {
             return None;
         }
+        let realized = realized * self.sizes[s];
         self.realized += realized;
         self.metrics.balance.set(self.balance());
         self.round_trip[s] += realized;
@@ -360,9 +389,9 @@ impl Protection {
         let (bid, ask) = self.quotes[s];
         let q = position.qty;
         let pnl = if q > QTY_EPSILON && bid > 0.0 {
-            (bid - position.avg_price) * q
+            (bid - position.avg_price) * q * self.sizes[s]
         } else if q < -QTY_EPSILON && ask > 0.0 {
-            (ask - position.avg_price) * q
+            (ask - position.avg_price) * q * self.sizes[s]
         } else {
             0.0
         };
@@ -476,7 +505,7 @@ mod tests {
         let m = Metrics::new();
         let names: Vec<&str> = cfg.protection.breakers.iter().map(|b| b.limit.name()).collect();
         let em = m.engine("paper", &["EURUSD".into(), "GBPUSD".into()]);
-        (Protection::new(&cfg.protection, 2, em.protection(&names)), m)
+        (Protection::new(&cfg.protection, &[1.0, 1.0], em.protection(&names)), m)
     }
 
     fn long(qty: f64, avg: f64) -> Position {
@@ -534,11 +563,34 @@ mod tests {
         assert!(life.on_quote(0, 10.7, 10.8, &pos).is_some());
         // A restart from the 10:50 baselines keeps 1200 as the window's peak until it ages out.
         let (mut again, m2) = protection(yaml);
-        again.restore(&[pos], Some(snap));
+        again.restore(&[pos], Some(snap), 0.0);
         again.on_wall_time(ns("2026-03-02T10:55:00Z"));
         assert!(again.on_quote(0, 10.7, 10.8, &pos).is_some(), "the restored peak is in the window");
         again.on_wall_time(ns("2026-03-02T11:05:00Z"));
         assert!(m2.peak_equity.get() < 1200.0, "and leaves it: {}", m2.peak_equity.get());
+    }
+
+    #[test]
+    fn contract_size_makes_pnl_money_and_commissions_lower_the_balance() {
+        let cfg =
+            Config::parse("protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 100\n", "t.yaml")
+                .expect("config");
+        let m = Metrics::new();
+        let em = m.engine("paper", &["EURUSD".into(), "GBPUSD".into()]);
+        // EURUSD lots of 100,000.
+        let mut p = Protection::new(&cfg.protection, &[100_000.0, 1.0], em.protection(&["max_daily_loss"]));
+        p.on_wall_time(ns("2026-03-02T10:00:00Z"));
+        let lot = long(0.1, 1.1);
+        assert!(p.on_quote(0, 1.0960, 1.0962, &lot).is_none(), "40 pips on 0.1 lot: 40");
+        assert!((m.equity.get() - 960.0).abs() < 1e-6, "{}", m.equity.get());
+        assert!(p.on_commission(30.0).is_none());
+        assert_eq!((m.balance.get(), m.commissions_paid.get()), (970.0, 30.0));
+        let t = p.on_commission(30.0).expect("40 open and 60 commissions: 100 lost today");
+        assert_eq!(t.name, "max_daily_loss");
+        // A restart keeps the commissions paid.
+        let mut again = Protection::new(&cfg.protection, &[100_000.0, 1.0], em.protection(&["max_daily_loss"]));
+        again.restore(&[Position::default(), Position::default()], Some(p.baselines()), p.commissions());
+        assert_eq!(again.balance(), 940.0);
     }
 
     #[test]

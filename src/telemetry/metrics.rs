@@ -42,6 +42,7 @@ pub mod names {
     pub const BREAKER_TRIPS: &str = "breaker_trips_total";
     pub const BREAKER_HEADROOM: &str = "breaker_headroom";
     pub const PROTECTIVE_EXITS: &str = "protective_exits_total";
+    pub const COMMISSIONS_PAID: &str = "commissions_paid";
     pub const TICK_TO_ORDER: &str = "tick_to_order_seconds";
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
@@ -137,6 +138,7 @@ pub struct Metrics {
     pub daily_pnl: Gauge,
     pub breaker_trips: IntCounterVec,
     pub protective_exits: IntCounterVec,
+    pub commissions_paid: Gauge,
     pub breaker_headroom: GaugeVec,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
@@ -282,6 +284,7 @@ impl Metrics {
             daily_pnl: reg(&r, must(Gauge::new(DAILY_PNL, "Equity now minus equity at the start of the trading day (protection.day_start)."))),
             breaker_trips: reg(&r, must(IntCounterVec::new(Opts::new(BREAKER_TRIPS, "Equity breaker trips that changed the trading state, by breaker."), &["breaker"]))),
             breaker_headroom: reg(&r, must(GaugeVec::new(Opts::new(BREAKER_HEADROOM, "How far each configured breaker is from tripping: 1 far, 0 at its limit."), &["breaker"]))),
+            commissions_paid: reg(&r, must(Gauge::new(COMMISSIONS_PAID, "Commissions booked over the life of the books, in account currency (the venue's, or feed.symbols[].commission_per_lot on paper)."))),
             protective_exits: reg(&r, must(IntCounterVec::new(Opts::new(PROTECTIVE_EXITS, "Positions closed by their stop-loss (kind=sl) or take-profit (kind=tp): exits the engine sent, and stop executions the venue reported."), &["kind"]))),
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
@@ -399,6 +402,7 @@ impl Metrics {
             daily_pnl: self.daily_pnl.clone(),
             breaker_trips: self.breaker_trips.clone(),
             breaker_headroom: self.breaker_headroom.clone(),
+            commissions_paid: self.commissions_paid.clone(),
             protective_exits: StopKind::ALL.map(|k| self.protective_exits.with_label_values(&[k.as_str()])),
             tick_to_order: self.tick_to_order.clone(),
             order_roundtrip: self.order_roundtrip.clone(),
@@ -449,6 +453,7 @@ pub struct EngineMetrics {
     pub breaker_headroom: GaugeVec,
     /// Per [`StopKind`], in its order.
     pub protective_exits: [IntCounter; StopKind::ALL.len()],
+    pub commissions_paid: Gauge,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGauge,
@@ -477,6 +482,7 @@ impl EngineMetrics {
             peak_equity: self.peak_equity.clone(),
             drawdown_ratio: self.drawdown_ratio.clone(),
             daily_pnl: self.daily_pnl.clone(),
+            commissions: self.commissions_paid.clone(),
             headroom: breakers.iter().map(|b| self.breaker_headroom.with_label_values(&[b])).collect(),
             trips: breakers.iter().map(|b| self.breaker_trips.with_label_values(&[b])).collect(),
         }
@@ -510,6 +516,7 @@ pub struct ProtectionMetrics {
     pub peak_equity: Gauge,
     pub drawdown_ratio: Gauge,
     pub daily_pnl: Gauge,
+    pub commissions: Gauge,
     /// One per configured breaker, in the order of the configuration.
     pub headroom: Vec<Gauge>,
     pub trips: Vec<IntCounter>,

@@ -31,6 +31,8 @@ pub struct PaperVenue {
     orders: Vec<PaperOrder>,
     capacity: usize,
     next_exec_id: u64,
+    /// Per symbol: commission per lot and side (0: none).
+    commissions: Vec<f64>,
 }
 
 impl PaperVenue {
@@ -43,7 +45,14 @@ impl PaperVenue {
             orders: Vec::with_capacity(max_open_orders),
             capacity: max_open_orders,
             next_exec_id: 1,
+            commissions: vec![0.0; symbols],
         }
+    }
+
+    /// Charges `per_lot[symbol]` per lot of every fill (`feed.symbols[].commission_per_lot`).
+    pub fn with_commissions(mut self, per_lot: Vec<f64>) -> Self {
+        self.commissions = per_lot;
+        self
     }
 
     /// Fills what it can of order `i`; returns true when nothing remains.
@@ -60,6 +69,10 @@ impl PaperVenue {
         let exec_id = self.next_exec_id;
         self.next_exec_id += 1;
         events.push(VenueEvent::Fill { key: o.req.key, exec_id, qty, price });
+        let rate = self.commissions.get(o.req.symbol as usize).copied().unwrap_or(0.0);
+        if rate > 0.0 {
+            events.push(VenueEvent::Commission { symbol: o.req.symbol, amount: rate * qty });
+        }
         self.orders[i].remaining -= qty;
         self.orders[i].remaining <= 1e-12
     }

@@ -145,7 +145,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32);
         let unix_start = clock.unix_nanos();
         let breakers: Vec<&str> = cfg.protection.breakers.iter().map(|b| b.limit.name()).collect();
-        let protection = Protection::new(&cfg.protection, n, metrics.protection(&breakers));
+        let sizes: Vec<f64> = cfg.feed.symbols.iter().map(|s| s.contract_size).collect();
+        let protection = Protection::new(&cfg.protection, &sizes, metrics.protection(&breakers));
         executor.set_wall_seconds((unix_start / 1_000_000_000) as u32);
         TradingCore {
             clock,
@@ -156,8 +157,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             drift_cfg: d.clone(),
             executor,
             venue,
-            // Every event a poll can produce fits: one accept and one fill or reject per order.
-            events: Vec::with_capacity(2 * cfg.risk.max_open_orders + 16),
+            // Every event a poll can produce fits: one accept, and one fill (with its commission)
+            // or reject, per order.
+            events: Vec::with_capacity(3 * cfg.risk.max_open_orders + 16),
             metrics,
             id_prefix: prefix,
             next_model_seq: 1,
@@ -301,6 +303,24 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             price: if tp_bps > 0.0 { tp_bps } else { tp },
             unix_ns,
             venue_ref: u64::from(sl_bps > 0.0) | (u64::from(tp_bps > 0.0) << 1),
+        });
+    }
+
+    /// Journals a commission booked (the amount in `qty`).
+    fn journal_commission(&mut self, symbol: SymbolId, amount: f64) {
+        let unix_ns = self.clock.unix_nanos() as i64;
+        let Some(j) = self.journal.as_mut() else { return };
+        j.append(journal::Entry {
+            kind: journal::Kind::Commission,
+            id: SignalId::default(),
+            symbol,
+            side: Side::Buy,
+            order_kind: OrderKind::Market,
+            source: SignalSource::Model,
+            qty: amount,
+            price: 0.0,
+            unix_ns,
+            venue_ref: 0,
         });
     }
 
@@ -594,8 +614,20 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             return;
         }
         let mut trip = None;
+        // Whether the event before was a fill that was booked (its commission is booked with it).
+        let mut booked = false;
         for i in 0..self.events.len() {
+            let was_booked = std::mem::take(&mut booked);
             let event = match self.events[i] {
+                VenueEvent::Commission { symbol, amount } => {
+                    if was_booked && amount.is_finite() && amount != 0.0 {
+                        self.journal_commission(symbol, amount);
+                        if let Some(t) = self.protection.on_commission(amount) {
+                            trip = trip.or(Some(t));
+                        }
+                    }
+                    continue;
+                }
                 VenueEvent::Balance { balance } => {
                     if let Some(t) = self.protection.on_venue_balance(balance) {
                         trip = trip.or(Some(t));
@@ -625,6 +657,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     self.metrics.order_roundtrip.observe(roundtrip_ns as f64 * 1e-9);
                 }
                 Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, sl, tp, .. } => {
+                    booked = true;
                     self.metrics.trade_count.inc();
                     if let Some(sink) = &self.trade_sink {
                         let record = TradeRecord {
@@ -1037,6 +1070,29 @@ mod tests {
         again.clock().set(2_000_000);
         again.poll_venue();
         assert_eq!((again.executor().position(0).qty, again.position_stops(0)), (-2.0, (0.0, 0.0)));
+    }
+
+    #[test]
+    fn paper_commissions_are_booked_with_their_fills_and_kept_in_a_snapshot() {
+        let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        let metrics = Metrics::new();
+        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let venue =
+            PaperVenue::new(&cfg.venue.paper, names.len(), cfg.risk.max_open_orders).with_commissions(vec![2.5, 0.0]);
+        let mut c = TradingCore::new(&cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "T");
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0, recv_ns: 0 });
+        c.offer(ext("c1", Side::Buy, 2.0)).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(metrics.commissions_paid.get(), 5.0, "2.5 a lot of 2");
+        assert_eq!(metrics.balance.get(), 10_000.0 - 5.0);
+        let snap = c.snapshot();
+        assert_eq!(snap.commissions, 5.0);
+        let (mut again, m2) = core(&cfg);
+        again.restore(&snap).expect("restore");
+        assert_eq!((m2.commissions_paid.get(), m2.balance.get()), (5.0, 9_995.0));
     }
 
     #[test]

@@ -13,6 +13,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         State {
             written_at: crate::support::timefmt::rfc3339_micros(self.clock.unix_nanos()),
             protection: Some(self.protection.baselines()),
+            commissions: self.protection.commissions(),
             trading: Some(crate::engine::checkpoint::TradingRecord {
                 state: self.trading.state.as_str().to_owned(),
                 by: self.trading.by.clone(),
@@ -112,7 +113,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             ));
         }
         self.executor.restore(&positions, state.trades);
-        self.protection.restore(self.executor.positions(), state.protection);
+        self.protection.restore(self.executor.positions(), state.protection, state.commissions);
         if let Some(t) = &state.trading {
             // A state this version does not know halts: the safe reading.
             let known = TradingState::parse(&t.state);

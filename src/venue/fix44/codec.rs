@@ -29,6 +29,8 @@ pub mod tag {
     pub const BODY_LENGTH: u32 = 9;
     pub const CHECKSUM: u32 = 10;
     pub const CL_ORD_ID: u32 = 11;
+    pub const COMMISSION: u32 = 12;
+    pub const COMM_TYPE: u32 = 13;
     pub const CUM_QTY: u32 = 14;
     pub const END_SEQ_NO: u32 = 16;
     pub const EXEC_ID: u32 = 17;

@@ -749,6 +749,30 @@ mod tests {
     }
 
     #[test]
+    fn a_commission_follows_its_fill_by_comm_type_and_a_repeat_books_none() {
+        let mut b = book();
+        let key = add(&mut b, "o1", 4.0, 5);
+        let mut per_unit = report("o1", "F", "1", "2", Some(("2", "1.1")));
+        per_unit.extend([(tag::COMMISSION, "0.5"), (tag::COMM_TYPE, "1")]);
+        deliver(&mut b, b"8", &per_unit).expect("fill");
+        deliver(&mut b, b"8", &per_unit).expect("the same again: no fill, no commission");
+        let mut absolute = report("o1", "F", "2", "4", Some(("2", "1.2")));
+        absolute.extend([(tag::COMMISSION, "3"), (tag::COMM_TYPE, "3")]);
+        deliver(&mut b, b"8", &absolute).expect("fill");
+        let commissions: Vec<f64> = b
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                VenueEvent::Commission { amount, symbol: 0 } => Some(*amount),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commissions, [1.0, 3.0], "0.5 a unit of 2, then 3 for the fill");
+        assert!(matches!(b.events[2], VenueEvent::Commission { .. }), "right after its fill: {:?}", b.events);
+        let _ = key;
+    }
+
+    #[test]
     fn a_report_seen_twice_books_nothing_twice() {
         let mut b = book();
         let key = add(&mut b, "o1", 2.0, 5);

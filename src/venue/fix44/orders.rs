@@ -232,6 +232,16 @@ impl Book {
             o.notional += qty * price;
             self.next_exec_id += 1;
             self.events.push(VenueEvent::Fill { key, exec_id: self.next_exec_id, qty, price });
+            // Commission (12) of this execution, by CommType (13): 1 per unit, 2 a fraction of
+            // the notional, 3 (and the rest) an amount.
+            if let Some(c) = m.get_f64(tag::COMMISSION).filter(|c| c.is_finite() && *c != 0.0) {
+                let amount = match m.get_str(tag::COMM_TYPE) {
+                    Some("1") => c * qty,
+                    Some("2") => c * qty * price,
+                    _ => c,
+                };
+                self.events.push(VenueEvent::Commission { symbol: o.req.symbol, amount });
+            }
         }
         let done = o.cum + QTY_EPSILON >= o.req.qty;
         match status {

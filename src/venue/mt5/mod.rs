@@ -476,7 +476,7 @@ impl Mt5Venue {
                     return self.bad(i, "deal needs id, deal, volume and price");
                 };
                 if let Some(o) = self.orders.iter().position(|o| o.req.client_id.as_str() == id) {
-                    self.book_deal(o, deal, volume, price);
+                    self.book_deal(o, deal, volume, price, m.commission);
                     self.finish_if_filled(o);
                 }
             }
@@ -614,6 +614,7 @@ impl Mt5Venue {
                     qty: d.volume,
                     price: d.price,
                 });
+                self.commission(symbol as SymbolId, d.commission);
             }
         }
     }
@@ -635,7 +636,7 @@ impl Mt5Venue {
                     self.events.push(VenueEvent::Accepted { key });
                 }
                 if let (Some(deal), Some(volume), Some(price)) = (m.deal, m.volume, m.price) {
-                    self.book_deal(o, deal, volume, price);
+                    self.book_deal(o, deal, volume, price, m.commission);
                 }
                 if self.finish_if_filled(o) {
                     return;
@@ -665,7 +666,9 @@ impl Mt5Venue {
         }
     }
 
-    fn book_deal(&mut self, o: usize, deal: u64, volume: f64, price: f64) {
+    /// Books one deal of order `o`, once per ticket; `commission` as MT5 reports it (negative
+    /// for a charge).
+    fn book_deal(&mut self, o: usize, deal: u64, volume: f64, price: f64, commission: Option<f64>) {
         self.last_deal = self.last_deal.max(deal);
         let ord = &mut self.orders[o];
         if ord.seen(deal) || !(volume > 0.0 && price > 0.0 && price.is_finite()) {
@@ -685,7 +688,16 @@ impl Mt5Venue {
             self.events.push(VenueEvent::Accepted { key: ord.req.key });
         }
         self.next_exec_id += 1;
+        let symbol = ord.req.symbol;
         self.events.push(VenueEvent::Fill { key: ord.req.key, exec_id: self.next_exec_id, qty, price });
+        self.commission(symbol, commission);
+    }
+
+    /// A deal's commission, after its fill: MT5 reports a charge as negative.
+    fn commission(&mut self, symbol: SymbolId, commission: Option<f64>) {
+        if let Some(c) = commission.filter(|c| c.is_finite() && *c != 0.0) {
+            self.events.push(VenueEvent::Commission { symbol, amount: -c });
+        }
     }
 
     /// Removes the order when fully filled; true if it was.
@@ -772,7 +784,7 @@ impl Mt5Venue {
                 }
             } else {
                 for d in &mine {
-                    self.book_deal(o, d.deal, d.volume, d.price);
+                    self.book_deal(o, d.deal, d.volume, d.price, d.commission);
                 }
             }
             if self.finish_if_filled(o) {

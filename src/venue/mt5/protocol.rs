@@ -72,6 +72,10 @@ pub(super) struct Inbound<'a> {
     pub(super) orders: Option<Vec<SnapshotOrder<'a>>>,
     #[serde(default, borrow)]
     pub(super) error: Option<Cow<'a, str>>,
+    /// `result`, `deal`: the deal's commission as MT5 reports it (DEAL_COMMISSION, negative
+    /// for a charge).
+    #[serde(default)]
+    pub(super) commission: Option<f64>,
     /// `account`: the balance, in the account's currency.
     #[serde(default)]
     pub(super) balance: Option<f64>,
@@ -98,6 +102,9 @@ pub(super) struct SnapshotDeal<'a> {
     /// `sl` or `tp` for a deal a broker-held stop made (its comment is the server's, not an id).
     #[serde(borrow, default)]
     pub(super) reason: Option<Cow<'a, str>>,
+    /// DEAL_COMMISSION (negative for a charge).
+    #[serde(default)]
+    pub(super) commission: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
