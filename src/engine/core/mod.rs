@@ -266,62 +266,58 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
     }
 
-    /// Journals a change of the trading state (the state's code in the quantity, who in the id);
-    /// returns the entry's number.
-    fn journal_state(&mut self, state: TradingState, by: &str) -> Option<u64> {
+    /// Journals an entry that records a fact rather than an order (a state change, levels, a
+    /// commission): its side and order kind mean nothing. Returns the entry's number.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn journal_record(
+        &mut self,
+        kind: journal::Kind,
+        id: SignalId,
+        symbol: SymbolId,
+        source: SignalSource,
+        qty: f64,
+        price: f64,
+        venue_ref: u64,
+    ) -> Option<u64> {
         let unix_ns = self.clock.unix_nanos() as i64;
         let j = self.journal.as_mut()?;
         Some(j.append(journal::Entry {
-            kind: journal::Kind::State,
-            id: SignalId::parse(by).unwrap_or_default(),
-            symbol: 0,
+            kind,
+            id,
+            symbol,
             side: Side::Buy,
             order_kind: OrderKind::Market,
-            source: SignalSource::Control,
-            qty: f64::from(state.code()),
-            price: 0.0,
+            source,
+            qty,
+            price,
             unix_ns,
-            venue_ref: 0,
+            venue_ref,
         }))
+    }
+
+    /// Journals a change of the trading state (the state's code in the quantity, who in the id);
+    /// returns the entry's number.
+    fn journal_state(&mut self, state: TradingState, by: &str) -> Option<u64> {
+        let id = SignalId::parse(by).unwrap_or_default();
+        self.journal_record(journal::Kind::State, id, 0, SignalSource::Control, f64::from(state.code()), 0.0, 0)
     }
 
     /// Journals the stops of `id` (right after its `Queued` or `Sent`), or, with `Kind::Protect`,
     /// a position's new levels.
     #[inline]
     fn journal_levels(&mut self, kind: journal::Kind, id: SignalId, symbol: SymbolId, sl: Level, tp: Level) {
-        let unix_ns = self.clock.unix_nanos() as i64;
-        let Some(j) = self.journal.as_mut() else { return };
         let ((sl, sl_bps), (tp, tp_bps)) = (sl.parts(), tp.parts());
-        j.append(journal::Entry {
-            kind,
-            id,
-            symbol,
-            side: Side::Buy,
-            order_kind: OrderKind::Market,
-            source: SignalSource::Model,
-            qty: if sl_bps > 0.0 { sl_bps } else { sl },
-            price: if tp_bps > 0.0 { tp_bps } else { tp },
-            unix_ns,
-            venue_ref: u64::from(sl_bps > 0.0) | (u64::from(tp_bps > 0.0) << 1),
-        });
+        let qty = if sl_bps > 0.0 { sl_bps } else { sl };
+        let price = if tp_bps > 0.0 { tp_bps } else { tp };
+        let flags = u64::from(sl_bps > 0.0) | (u64::from(tp_bps > 0.0) << 1);
+        self.journal_record(kind, id, symbol, SignalSource::Model, qty, price, flags);
     }
 
     /// Journals a commission booked (the amount in `qty`).
     fn journal_commission(&mut self, symbol: SymbolId, amount: f64) {
-        let unix_ns = self.clock.unix_nanos() as i64;
-        let Some(j) = self.journal.as_mut() else { return };
-        j.append(journal::Entry {
-            kind: journal::Kind::Commission,
-            id: SignalId::default(),
-            symbol,
-            side: Side::Buy,
-            order_kind: OrderKind::Market,
-            source: SignalSource::Model,
-            qty: amount,
-            price: 0.0,
-            unix_ns,
-            venue_ref: 0,
-        });
+        let id = SignalId::default();
+        self.journal_record(journal::Kind::Commission, id, symbol, SignalSource::Model, amount, 0.0, 0);
     }
 
     /// Sends every fill to `sink` too (the trade history writer). Never blocks: when the channel is
