@@ -364,8 +364,7 @@ fn run_logged(
     let parts = Parts { metrics, influx_target, health, server, clock, feed, symbols, config_path };
     match cfg.venue.kind {
         VenueKind::Paper => {
-            let venue = PaperVenue::new(&cfg.venue.paper, parts.symbols.len(), cfg.risk.max_open_orders)
-                .with_commissions(cfg.feed.symbols.iter().map(|s| s.commission_per_lot).collect());
+            let venue = PaperVenue::for_config(cfg);
             run_venue(cfg, secrets, discard_checkpoint, venue, parts)
         }
         VenueKind::Fix44 => {

@@ -25,3 +25,4 @@ pub mod protection;
 pub mod queue;
 pub mod reactor;
 pub mod recent;
+pub mod replay;

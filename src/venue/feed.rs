@@ -56,9 +56,17 @@ enum Source {
         at: usize,
         speed: f64,
         start: Nanos,
+        start_unix_ns: i128,
     },
     /// The venue delivers ticks; the feed has none of its own.
     Venue,
+}
+
+/// A replay file read and checked: its rows, and the wall time of the first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvReplay {
+    pub start_unix_ns: i128,
+    pub rows: Vec<CsvRow>,
 }
 
 /// A source of ticks.
@@ -85,7 +93,8 @@ impl Feed {
             },
             FeedSource::Csv { path, speed } => {
                 let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
-                Source::Csv { rows: load_csv(path, &names)?, at: 0, speed: *speed, start: now }
+                let replay = load_csv(path, &names)?;
+                Source::Csv { rows: replay.rows, at: 0, speed: *speed, start: now, start_unix_ns: replay.start_unix_ns }
             }
             FeedSource::Venue => {
                 return Ok(Feed { source: Source::Venue, next_due: None, emitted_this_turn: 0, skipped: 0 })
@@ -97,6 +106,15 @@ impl Feed {
     /// When the next tick is due; `None` once a replay has ended.
     pub fn next_due(&self) -> Option<Nanos> {
         self.next_due
+    }
+
+    /// The wall time of a replay's first row (a replay on a manual clock starts its clock there);
+    /// `None` for the other sources.
+    pub fn start_unix_ns(&self) -> Option<i128> {
+        match &self.source {
+            Source::Csv { start_unix_ns, .. } => Some(*start_unix_ns),
+            _ => None,
+        }
     }
 
     /// Ticks skipped after stalls.
@@ -144,7 +162,7 @@ impl Feed {
                     recv_ns: now,
                 })
             }
-            Source::Csv { rows, at, speed, start } => {
+            Source::Csv { rows, at, speed, start, .. } => {
                 let row = rows[*at];
                 *at += 1;
                 self.next_due = rows.get(*at).map(|next| {
@@ -172,7 +190,7 @@ fn gaussian_pair(rng: &mut Xoshiro256PlusPlus) -> (f64, f64) {
 
 /// Reads a `timestamp,symbol,bid,ask` file. A header line is allowed; rows must be in time order.
 /// Every problem names the file, the line and what would be accepted.
-pub fn load_csv(path: &Path, symbols: &[&str]) -> Result<Vec<CsvRow>, FeedError> {
+pub fn load_csv(path: &Path, symbols: &[&str]) -> Result<CsvReplay, FeedError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| FeedError(format!("{}: cannot read the replay file (feed.csv.path): {e}", path.display())))?;
     let mut rows = Vec::new();
@@ -211,10 +229,10 @@ pub fn load_csv(path: &Path, symbols: &[&str]) -> Result<Vec<CsvRow>, FeedError>
         let first = *first_ts.get_or_insert(ts);
         rows.push(CsvRow { offset_ns: (ts - first) as Nanos, symbol: symbol as SymbolId, bid, ask });
     }
-    if rows.is_empty() {
-        return Err(FeedError(format!("{}: the replay file has no rows", path.display())));
+    match first_ts {
+        Some(start_unix_ns) => Ok(CsvReplay { start_unix_ns, rows }),
+        None => Err(FeedError(format!("{}: the replay file has no rows", path.display()))),
     }
-    Ok(rows)
 }
 
 #[cfg(test)]
@@ -274,11 +292,13 @@ mod tests {
             "ok",
             "timestamp,symbol,bid,ask\n2026-01-01T00:00:00Z,EURUSD,1.0,1.1\n2026-01-01T00:00:01Z,GBPUSD,2.0,2.1\n",
         );
-        let rows = load_csv(&p, &["EURUSD", "GBPUSD"]).expect("valid");
-        assert_eq!(rows[1], CsvRow { offset_ns: 1_000_000_000, symbol: 1, bid: 2.0, ask: 2.1 });
+        let replay = load_csv(&p, &["EURUSD", "GBPUSD"]).expect("valid");
+        assert_eq!(replay.start_unix_ns, 1_767_225_600_000_000_000);
+        assert_eq!(replay.rows[1], CsvRow { offset_ns: 1_000_000_000, symbol: 1, bid: 2.0, ask: 2.1 });
         let mut cfg = Config::embedded().feed;
         cfg.source = FeedSource::Csv { path: p, speed: 2.0 };
         let mut f = Feed::new(&cfg, 100).expect("feed");
+        assert_eq!(f.start_unix_ns(), Some(1_767_225_600_000_000_000));
         assert!(f.poll(100).is_some());
         assert_eq!(f.next_due(), Some(100 + 500_000_000));
         assert!(f.poll(100 + 499_999_999).is_none());

@@ -50,6 +50,13 @@ impl PaperVenue {
     }
 
     /// Charges `per_lot[symbol]` per lot of every fill (`feed.symbols[].commission_per_lot`).
+    /// The paper venue a configuration describes: its fills, the feed's symbols and their
+    /// commissions.
+    pub fn for_config(cfg: &crate::config::Config) -> Self {
+        PaperVenue::new(&cfg.venue.paper, cfg.feed.symbols.len(), cfg.risk.max_open_orders)
+            .with_commissions(cfg.feed.symbols.iter().map(|s| s.commission_per_lot).collect())
+    }
+
     pub fn with_commissions(mut self, per_lot: Vec<f64>) -> Self {
         self.commissions = per_lot;
         self

@@ -1,0 +1,173 @@
+//! The live engine on history: a replay file drives a [`TradingCore`] on a [`ManualClock`] that
+//! the data moves, with nothing else on the loop (no sockets, no timers but the engine's own).
+//!
+//! Each step moves the clock to whichever comes first, the next row of the file or something the
+//! engine waits for (a paper fill's latency, the end of a drift pause), and handles what is due
+//! then, as one turn of the reactor would. The clock's wall time starts at the file's first row,
+//! so trading days, breakers and id ages see the data's own dates. Same file, same config: the
+//! same orders, fills and trips, whatever the machine or the hour.
+
+use crate::config::{Config, FeedSource};
+use crate::domain::clock::{Clock, ManualClock};
+use crate::domain::types::{Nanos, Signal};
+use crate::domain::venue::Venue;
+use crate::telemetry::metrics::Metrics;
+use crate::venue::feed::{Feed, FeedError};
+use crate::venue::paper::PaperVenue;
+
+use super::core::TradingCore;
+
+/// Steps in a row at one instant after which the engine's own deadline is taken as stuck and
+/// the replay moves on to the next row (a guard: no venue keeps a deadline it has passed).
+const MAX_STEPS_AT_ONE_INSTANT: u32 = 64;
+
+/// A [`TradingCore`] and the feed that replays history into it.
+#[derive(Debug)]
+pub struct Replay<V: Venue = PaperVenue> {
+    core: TradingCore<V, ManualClock>,
+    feed: Feed,
+    ticks: u64,
+    stuck: u32,
+}
+
+impl Replay<PaperVenue> {
+    /// The paper venue `cfg` describes, fed by `cfg.feed`. A CSV file replays at its own pace in
+    /// manual time whatever its `speed` (a manual clock makes any speed instant); the synthetic
+    /// feed runs from [`crate::domain::clock::MANUAL_EPOCH_UNIX_NS`].
+    pub fn paper(cfg: &Config, metrics: &Metrics, run_id: &str) -> Result<Self, FeedError> {
+        let mut feed_cfg = cfg.feed.clone();
+        if let FeedSource::Csv { speed, .. } = &mut feed_cfg.source {
+            *speed = 1.0;
+        }
+        let feed = Feed::new(&feed_cfg, 0)?;
+        let clock = ManualClock::default();
+        if let Some(start) = feed.start_unix_ns() {
+            clock.set_epoch(start);
+        }
+        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let core = TradingCore::new(cfg, PaperVenue::for_config(cfg), clock, metrics.engine("paper", &names), run_id);
+        Ok(Replay { core, feed, ticks: 0, stuck: 0 })
+    }
+}
+
+impl<V: Venue> Replay<V> {
+    /// When the next thing happens: the next row, or something the engine waits for; `None` when
+    /// the data has ended and nothing is pending.
+    pub fn next_event(&self) -> Option<Nanos> {
+        let engine = if self.stuck >= MAX_STEPS_AT_ONE_INSTANT { None } else { self.core.next_deadline() };
+        match (self.feed.next_due(), engine) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Moves the clock to the next event and handles what is due then: the rows, then the venue.
+    /// Returns false, doing nothing, when there is nothing left to happen.
+    pub fn step(&mut self) -> bool {
+        let Some(at) = self.next_event() else { return false };
+        let before = self.core.clock().now();
+        let now = at.max(before);
+        self.core.clock().set(now);
+        let ticks = self.ticks;
+        self.feed.begin_turn();
+        while let Some(tick) = self.feed.poll(now) {
+            self.core.on_tick(&tick);
+            self.ticks += 1;
+        }
+        self.core.poll_venue();
+        self.stuck = if now == before && self.ticks == ticks { self.stuck + 1 } else { 0 };
+        true
+    }
+
+    /// Runs until the clock would pass `t` (manual nanoseconds from the first row), then sets it
+    /// to `t`; returns false if the data ended first.
+    pub fn run_until(&mut self, t: Nanos) -> bool {
+        while let Some(at) = self.next_event() {
+            if at > t {
+                self.core.clock().set(t.max(self.core.clock().now()));
+                return true;
+            }
+            self.step();
+        }
+        false
+    }
+
+    /// Runs to the end of the data and until no order is in flight.
+    pub fn run(&mut self) {
+        while self.step() {}
+    }
+
+    /// Offers `signal` now, as a client on the ingress would, and sends what may go.
+    pub fn offer(&mut self, signal: Signal) -> Result<(), crate::domain::types::DropReason> {
+        let answer = self.core.offer(signal);
+        self.core.drain();
+        answer
+    }
+
+    /// Ticks replayed so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    pub fn core(&self) -> &TradingCore<V, ManualClock> {
+        &self.core
+    }
+
+    pub fn core_mut(&mut self) -> &mut TradingCore<V, ManualClock> {
+        &mut self.core
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::support::testdir::TestDir;
+
+    fn replay(dir: &TestDir, rows: &str, extra: &str) -> (Replay, Metrics) {
+        let path = dir.join("ticks.csv");
+        std::fs::write(&path, format!("timestamp,symbol,bid,ask\n{rows}")).expect("write");
+        let yaml = format!(
+            "feed:\n  kind: csv\n  symbols:\n    - name: EURUSD\n      price: 1.1\n  csv:\n    path: {}\n    speed: 0\n{extra}",
+            path.display()
+        );
+        let cfg = Config::parse(&yaml, "test.yaml").expect("config");
+        let metrics = Metrics::new();
+        (Replay::paper(&cfg, &metrics, "R").expect("replay"), metrics)
+    }
+
+    #[test]
+    fn the_clock_follows_the_rows_and_starts_at_the_first_ones_wall_time() {
+        let dir = TestDir::new("replay-clock");
+        let (mut r, _m) = replay(
+            &dir,
+            "2026-03-02T10:00:00Z,EURUSD,1.1,1.1002\n2026-03-02T10:00:05Z,EURUSD,1.1,1.1002\n2026-03-02T11:00:00Z,EURUSD,1.1,1.1002\n",
+            "",
+        );
+        let start = crate::support::timefmt::parse_timestamp("2026-03-02T10:00:00Z").expect("ts");
+        assert_eq!(r.core().clock().unix_nanos(), start);
+        assert!(r.run_until(4_000_000_000));
+        assert_eq!((r.ticks(), r.core().clock().now()), (1, 4_000_000_000));
+        r.run();
+        assert_eq!(r.ticks(), 3);
+        assert_eq!(r.core().clock().unix_nanos(), start + 3_600_000_000_000, "the last row's time");
+        assert!(!r.step(), "nothing left");
+    }
+
+    #[test]
+    fn a_paper_fill_waits_for_its_latency_in_manual_time() {
+        let dir = TestDir::new("replay-latency");
+        let (mut r, _m) = replay(
+            &dir,
+            "2026-03-02T10:00:00Z,EURUSD,1.1,1.1002\n2026-03-02T10:00:10Z,EURUSD,1.1,1.1002\n",
+            "venue:\n  paper:\n    latency: 50ms\n",
+        );
+        assert!(r.run_until(0));
+        let id = crate::domain::types::SignalId::parse("t-1").expect("id");
+        let buy = Signal { id, qty: 1.0, source: crate::domain::types::SignalSource::Ingress, ..Signal::default() };
+        r.offer(buy).expect("queued");
+        assert_eq!(r.core().next_deadline(), Some(50_000_000), "the fill is due after the latency");
+        r.step();
+        assert_eq!(r.core().clock().now(), 50_000_000, "the clock went to the fill, not to the next row");
+        assert_eq!(r.core().executor().position(0).qty, 1.0);
+    }
+}
