@@ -40,8 +40,27 @@ fn redact_long_values(message: &str) -> String {
 pub(super) fn yaml_error(e: &serde_yaml::Error, text: &str, name: &str) -> ConfigError {
     // A file that is not a YAML mapping is not a config at all (an env file of secrets given by
     // mistake, a symlink to the wrong file): say so and where, and repeat nothing of it.
-    let mapping = matches!(serde_yaml::from_str::<serde_yaml::Value>(text), Ok(serde_yaml::Value::Mapping(_)));
-    if !mapping {
+    let value = serde_yaml::from_str::<serde_yaml::Value>(text);
+    // A key written twice (two `venue:` sections) is a mapping all the same: name the key and the
+    // second place, rather than calling the file something else.
+    if let Err(dup) = &value {
+        let message = dup.to_string();
+        // serde_yaml puts the path of a nested mapping first: "venue: duplicate entry ...".
+        if let Some(rest) = message.find("duplicate entry ").map(|at| &message[at + "duplicate entry ".len()..]) {
+            let what = rest.split(" at line ").next().unwrap_or(rest);
+            let key = what.strip_prefix("with key ").map(|k| k.trim_matches('"')).unwrap_or_default();
+            let map = dup.location().map(|l| (l.line(), l.column()));
+            return ConfigError {
+                file: name.to_owned(),
+                line: map.and_then(|(line, column)| second_entry(text, key, line, column)).or(map.map(|m| m.0)),
+                key: String::new(),
+                message: redact_long_values(&format!(
+                    "duplicate entry {what}: a key appears twice in one section; merge the two into one"
+                )),
+            };
+        }
+    }
+    if !matches!(value, Ok(serde_yaml::Value::Mapping(_))) {
         return ConfigError {
             file: name.to_owned(),
             line: e.location().map(|l| l.line()),
@@ -77,6 +96,30 @@ pub(super) fn yaml_error(e: &serde_yaml::Error, text: &str, name: &str) -> Confi
     };
     let line = line.or_else(|| locate(text, &key));
     ConfigError { file: name.to_owned(), line, key, message: redact_long_values(&message) }
+}
+
+/// The 1-based line where `key` appears the second time among the entries of the block mapping
+/// that starts at `line`, `column` (as serde_yaml places a mapping: at its first key).
+fn second_entry(text: &str, key: &str, line: usize, column: usize) -> Option<usize> {
+    let indent = column.checked_sub(1)?;
+    let mut seen = 0;
+    for (no, raw) in text.lines().enumerate().skip(line.checked_sub(1)?) {
+        let content = raw.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let at = raw.len() - content.len();
+        if at < indent {
+            return None; // left the mapping
+        }
+        if at == indent && content.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':')) {
+            seen += 1;
+            if seen == 2 {
+                return Some(no + 1);
+            }
+        }
+    }
+    None
 }
 
 /// Finds the 1-based line of a dotted key in block-style YAML, for errors raised after parsing.

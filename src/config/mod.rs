@@ -899,6 +899,17 @@ mod tests {
     }
 
     #[test]
+    fn a_section_written_twice_is_named_with_its_second_line() {
+        let e = err("venue:\n  kind: paper\nfeed:\n  kind: synthetic\nvenue:\n  paper:\n    latency: 1ms\n");
+        assert!(e.message.contains("duplicate entry with key \"venue\"") && e.message.contains("twice"), "{e}");
+        assert_eq!(e.line, Some(5), "{e}");
+        let long = "k".repeat(60);
+        let e = err(&format!("venue:\n  kind: paper\n  {long}: 1\n  {long}: 2\n"));
+        assert!(!e.to_string().contains(&long), "a long key is not repeated: {e}");
+        assert_eq!(e.line, Some(4), "{e}");
+    }
+
+    #[test]
     fn errors_never_repeat_a_file_that_is_not_a_config_nor_long_values() {
         let secret = "0123456789abcdef0123456789abcdef0123456789";
         let env = format!("API_KEY={secret}\nCONTROLLER_SHARED_SECRET={secret}\n");
