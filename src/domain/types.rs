@@ -34,6 +34,15 @@ impl Side {
             Side::Sell => "sell",
         }
     }
+
+    /// From its name as [`Side::as_str`] writes it.
+    pub fn parse(s: &str) -> Option<Side> {
+        match s {
+            "buy" => Some(Side::Buy),
+            "sell" => Some(Side::Sell),
+            _ => None,
+        }
+    }
 }
 
 /// One quote update.
@@ -265,6 +274,11 @@ impl StopKind {
             StopKind::StopLoss => "sl",
             StopKind::TakeProfit => "tp",
         }
+    }
+
+    /// From its name as [`StopKind::as_str`] writes it.
+    pub fn parse(s: &str) -> Option<StopKind> {
+        StopKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
     /// Which level, if any, a position of `qty` has crossed at this quote: a long closes at the

@@ -600,10 +600,8 @@ fn handle_line<V: Venue, C: Clock>(
             &format!("symbol: {:?} is not traded; accepted: {}", wire.symbol, core.symbols().join(", ")),
         );
     };
-    let side = match wire.side.to_ascii_lowercase().as_str() {
-        "buy" => Side::Buy,
-        "sell" => Side::Sell,
-        _ => return error(out, "bad_field", &format!("side: {:?} is not a side; accepted: buy, sell", wire.side)),
+    let Some(side) = Side::parse(&wire.side.to_ascii_lowercase()) else {
+        return error(out, "bad_field", &format!("side: {:?} is not a side; accepted: buy, sell", wire.side));
     };
     if !(wire.qty.is_finite() && wire.qty > 0.0) {
         return error(

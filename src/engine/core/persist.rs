@@ -156,7 +156,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         o.client_id, o.symbol
                     ));
                 };
-                let side = if o.side == "sell" { Side::Sell } else { Side::Buy };
+                let side = Side::parse(&o.side).unwrap_or(Side::Buy);
                 let kind = if o.kind == "limit" { OrderKind::Limit } else { OrderKind::Market };
                 let template = OrderRequest {
                     key: crate::domain::types::OrderKey(0),
@@ -219,7 +219,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             let signal = Signal {
                 id,
                 symbol,
-                side: if q.side == "sell" { Side::Sell } else { Side::Buy },
+                side: Side::parse(&q.side).unwrap_or(Side::Buy),
                 qty: q.qty,
                 kind: if q.kind == "limit" { OrderKind::Limit } else { OrderKind::Market },
                 price: q.price,

@@ -520,11 +520,7 @@ impl Mt5Venue {
                 continue;
             }
             let symbol = d.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
-            let side = match d.side.as_deref() {
-                Some("buy") => Some(Side::Buy),
-                Some("sell") => Some(Side::Sell),
-                _ => None,
-            };
+            let side = d.side.as_deref().and_then(Side::parse);
             // A stop's deal: booked by `stop_deals`.
             if d.reason.is_some() {
                 continue;
@@ -560,17 +556,11 @@ impl Mt5Venue {
 
     /// A deal a stop-loss or take-profit the broker holds made: booked by its ticket, once.
     fn on_stop_deal(&mut self, i: usize, m: &Inbound<'_>) {
-        let stop = match m.reason.as_deref() {
-            Some("sl") => StopKind::StopLoss,
-            Some("tp") => StopKind::TakeProfit,
-            _ => return self.bad(i, "deal reason must be sl or tp"),
+        let Some(stop) = m.reason.as_deref().and_then(StopKind::parse) else {
+            return self.bad(i, "deal reason must be sl or tp");
         };
         let symbol = m.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
-        let side = match m.deal_type.as_deref() {
-            Some("buy") => Some(Side::Buy),
-            Some("sell") => Some(Side::Sell),
-            _ => None,
-        };
+        let side = m.deal_type.as_deref().and_then(Side::parse);
         match (m.deal, symbol, side, m.volume, m.price) {
             (Some(ticket), Some(symbol), Some(side), Some(qty), Some(price))
                 if qty > 0.0 && qty.is_finite() && price > 0.0 && price.is_finite() =>
@@ -594,17 +584,9 @@ impl Mt5Venue {
     /// (the engine books each ticket once, so a snapshot repeating one books nothing).
     fn stop_deals(&mut self, deals: &[SnapshotDeal<'_>], since: u64) {
         for d in deals.iter().filter(|d| d.deal > since) {
-            let stop = match d.reason.as_deref() {
-                Some("sl") => StopKind::StopLoss,
-                Some("tp") => StopKind::TakeProfit,
-                _ => continue,
-            };
+            let Some(stop) = d.reason.as_deref().and_then(StopKind::parse) else { continue };
             let symbol = d.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
-            let side = match d.side.as_deref() {
-                Some("buy") => Side::Buy,
-                Some("sell") => Side::Sell,
-                _ => continue,
-            };
+            let Some(side) = d.side.as_deref().and_then(Side::parse) else { continue };
             if let Some(symbol) = symbol.filter(|_| d.volume > 0.0 && d.price > 0.0 && d.price.is_finite()) {
                 self.events.push(VenueEvent::StopExecuted {
                     stop,
