@@ -10,7 +10,7 @@ mod support;
 
 use mt5bot::config::Config;
 use mt5bot::domain::clock::Clock;
-use mt5bot::domain::types::{DropReason, Level, Side, Signal, SignalId, SignalSource, Stops, TradingState};
+use mt5bot::domain::types::{DropReason, Level, Side, Signal, SignalId, Stops, TradingState};
 use mt5bot::engine::replay::Replay;
 use mt5bot::telemetry::metrics::Metrics;
 use support::TempDir;
@@ -70,7 +70,7 @@ impl Script {
     fn order(&mut self, side: Side, qty: f64, stops: Stops) -> Result<(), DropReason> {
         self.next_id += 1;
         let id = SignalId::parse(&format!("b-{}", self.next_id)).expect("id");
-        let signal = Signal { id, side, qty, source: SignalSource::Ingress, stops, ..Signal::default() };
+        let signal = Signal { stops, ..Signal::market(id, 0, side, qty) };
         let answer = self.replay.offer(signal);
         self.replay.run_until(self.now() + 10_000_000);
         answer

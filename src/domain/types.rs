@@ -321,6 +321,13 @@ pub struct LateRefusal {
     pub reason: DropReason,
 }
 
+impl Signal {
+    /// A client's market order for one symbol's `qty` (ingress, no levels, no reply slot).
+    pub fn market(id: SignalId, symbol: SymbolId, side: Side, qty: f64) -> Signal {
+        Signal { id, symbol, side, qty, source: SignalSource::Ingress, ..Signal::default() }
+    }
+}
+
 impl Default for Signal {
     fn default() -> Self {
         Signal {

@@ -604,26 +604,13 @@ impl Executor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::types::ReplyTo;
-    use crate::domain::types::SignalSource;
 
     fn risk() -> RiskConfig {
         RiskConfig { max_position: 3.0, max_orders_per_second: 5, max_notional: 1000.0, max_open_orders: 4 }
     }
 
     fn sig(id: &str, side: Side, qty: f64) -> Signal {
-        Signal {
-            id: SignalId::parse(id).expect("id"),
-            symbol: 0,
-            side,
-            qty,
-            kind: OrderKind::Market,
-            price: 0.0,
-            source: SignalSource::Ingress,
-            origin_ns: 0,
-            reply_to: ReplyTo::NONE,
-            stops: crate::domain::types::Stops::NONE,
-        }
+        Signal::market(SignalId::parse(id).expect("id"), 0, side, qty)
     }
 
     fn exec() -> Executor {

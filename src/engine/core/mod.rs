@@ -773,7 +773,6 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::domain::clock::ManualClock;
-    use crate::domain::types::OrderKind;
     use crate::domain::types::Side;
     use crate::domain::types::TradingState;
     use crate::domain::types::{Level, Stops};
@@ -840,18 +839,7 @@ mod tests {
     }
 
     fn ext(id: &str, side: Side, qty: f64) -> Signal {
-        Signal {
-            id: SignalId::parse(id).expect("id"),
-            symbol: 0,
-            side,
-            qty,
-            kind: OrderKind::Market,
-            price: 0.0,
-            source: SignalSource::Ingress,
-            origin_ns: 0,
-            reply_to: ReplyTo::NONE,
-            stops: Stops::NONE,
-        }
+        Signal::market(SignalId::parse(id).expect("id"), 0, side, qty)
     }
 
     #[test]
