@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::types::{BreakerAction, DriftAction, Filling, OrderKind, TimeInForce};
+use crate::domain::types::{AtClose, BreakerAction, DriftAction, Filling, OrderKind, TimeInForce};
 
 /// Name shown in errors for the built-in configuration.
 pub const EMBEDDED_NAME: &str = "<embedded default>";
@@ -102,6 +102,63 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     pub engine: EngineConfig,
     pub protection: ProtectionConfig,
+    pub sessions: SessionsConfig,
+}
+
+/// When each symbol's market is open (`sessions:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionsConfig {
+    /// The calendars some symbol trades on (`always` is none of them).
+    pub calendars: Vec<CalendarConfig>,
+    /// For each of `feed.symbols`, in order: the index of its calendar in `calendars`, or `None`
+    /// for `always`.
+    pub symbols: Vec<Option<usize>>,
+    /// As written, for `config check` and the round trip.
+    pub raw: RawSessions,
+}
+
+impl SessionsConfig {
+    /// True when every symbol trades on `always` (today's behaviour: nothing to check).
+    pub fn is_always(&self) -> bool {
+        self.symbols.iter().all(Option::is_none)
+    }
+}
+
+/// A market's calendar: open windows per weekday in its zone, closed days, early closes, and what
+/// happens around the close and the open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarConfig {
+    pub name: String,
+    pub tz: jiff::tz::TimeZone,
+    /// Open windows per weekday, Monday first, as minutes after local midnight, `[start, end)`;
+    /// a window written past midnight is split at it.
+    pub week: [Vec<(u16, u16)>; 7],
+    /// Days closed all day, in the calendar's zone, sorted.
+    pub closed: Vec<jiff::civil::Date>,
+    /// Days that close early: the day and the minute after local midnight it closes, sorted.
+    pub early_close: Vec<(jiff::civil::Date, u16)>,
+    /// How long before a close `at_close` applies (zero: not before the close).
+    pub close_before: Duration,
+    pub at_close: AtClose,
+    /// How long after an open new signals are still refused (zero: from the open).
+    pub open_after: Duration,
+}
+
+impl CalendarConfig {
+    /// The built-in `fx` calendar: Sunday 17:00 to Friday 17:00, New York time.
+    pub fn fx() -> CalendarConfig {
+        let day = vec![(0, 1440)];
+        CalendarConfig {
+            name: "fx".into(),
+            tz: jiff::tz::TimeZone::get("America/New_York").unwrap_or(jiff::tz::TimeZone::UTC),
+            week: [day.clone(), day.clone(), day.clone(), day, vec![(0, 17 * 60)], Vec::new(), vec![(17 * 60, 1440)]],
+            closed: Vec::new(),
+            early_close: Vec::new(),
+            close_before: Duration::ZERO,
+            at_close: AtClose::Nothing,
+            open_after: Duration::ZERO,
+        }
+    }
 }
 
 /// The equity circuit breakers and what they measure from.
@@ -676,6 +733,7 @@ impl Config {
                 status_interval: format_duration(self.engine.status_interval),
             },
             protection: self.protection.to_raw(),
+            sessions: self.sessions.raw.clone(),
         }
     }
 }
@@ -896,6 +954,49 @@ mod tests {
     fn not_a_mapping() {
         let e = err("- just\n- a list\n");
         assert!(e.message.contains("not a YAML mapping"), "{e}");
+    }
+
+    #[test]
+    fn sessions_are_checked_key_by_key() {
+        let cal = |body: &str| format!("sessions:\n  default: c\n  calendars:\n    c:\n{body}");
+        let e = err(&cal("      mon: ['9-17']\n"));
+        assert_eq!((e.key.as_str(), e.line), ("sessions.calendars.c.mon", Some(5)), "{e}");
+        assert!(e.message.contains("HH:MM-HH:MM"), "{e}");
+        assert_eq!(err(&cal("      tz: Mars/Olympus\n      mon: ['09:00-17:00']\n")).key, "sessions.calendars.c.tz");
+        assert!(err(&cal("      tz: UTC\n")).message.contains("no open window"));
+        let e = err(&cal("      mon: ['09:00-17:00']\n      closed: ['2026-13-01']\n"));
+        assert_eq!(e.key, "sessions.calendars.c.closed", "{e}");
+        let e = err(&cal("      mon: ['09:00-17:00']\n      close_before: soon\n"));
+        assert_eq!(e.key, "sessions.calendars.c.close_before", "{e}");
+        let e = err("sessions:\n  calendars:\n    fx:\n      mon: ['09:00-17:00']\n");
+        assert!(e.message.contains("built in"), "{e}");
+        let e = err("sessions:\n  symbols:\n    EURUSD: metals\n");
+        assert_eq!(e.key, "sessions.symbols.EURUSD", "{e}");
+        assert!(e.message.contains("always, fx"), "{e}");
+        let e = err("sessions:\n  symbols:\n    XAUUSD: fx\n");
+        assert!(e.message.contains("not in feed.symbols"), "{e}");
+        assert!(Config::embedded().sessions.is_always(), "every symbol trades always by default");
+        let e = err(&cal("      like: fx\n      sun: ['18:00-24:00']\n"));
+        assert_eq!(e.key, "sessions.calendars.c.like", "{e}");
+        let e = err(&cal("      like: metals\n"));
+        assert!(e.message.contains("accepted: fx"), "{e}");
+        let e = err(&cal("      like: fx\n      at_close: flatten\n"));
+        assert_eq!(e.key, "sessions.calendars.c.at_close", "flatten needs close_before: {e}");
+        let c = Config::parse(&cal("      like: fx\n      close_before: 10m\n      at_close: flatten\n"), "s.yaml")
+            .expect("valid");
+        let fx = CalendarConfig::fx();
+        let c0 = &c.sessions.calendars[0];
+        assert_eq!((&c0.week, &c0.tz, c0.close_before), (&fx.week, &fx.tz, Duration::from_secs(600)));
+        let c = Config::parse(
+            &cal("      tz: Asia/Tokyo\n      mon: ['17:00-06:00', '08:45-15:45']\n      early_close: {'2026-12-30': '11:30'}\n"),
+            "s.yaml",
+        )
+        .expect("valid");
+        let c0 = &c.sessions.calendars[0];
+        assert_eq!((c0.week[0].clone(), c0.week[1].clone()), (vec![(525, 945), (1020, 1440)], vec![(0, 360)]));
+        assert_eq!(c0.early_close.len(), 1);
+        assert_eq!(c.sessions.symbols, vec![Some(0); c.feed.symbols.len()]);
+        assert_eq!(Config::parse(&c.to_yaml(), "again.yaml").expect("round trip").sessions, c.sessions);
     }
 
     #[test]

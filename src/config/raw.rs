@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub checkpoint: RawCheckpoint,
     pub engine: RawEngine,
     pub protection: RawProtection,
+    pub sessions: RawSessions,
 }
 
 /// Which venue orders go to.
@@ -591,5 +592,83 @@ pub struct RawPositionLoss {
 impl Default for RawPositionLoss {
     fn default() -> Self {
         Self { amount: 0.0, action: BreakerAction::Halted, resume_after: String::new() }
+    }
+}
+
+/// When each symbol's market is open: a calendar per symbol.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSessions {
+    /// The calendar of the symbols `symbols` does not list.
+    pub default: String,
+    /// Symbol -> calendar name.
+    pub symbols: std::collections::BTreeMap<String, String>,
+    /// Calendars beside the built-in `always` and `fx`.
+    pub calendars: std::collections::BTreeMap<String, RawCalendar>,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        Self { default: "always".into(), symbols: Default::default(), calendars: Default::default() }
+    }
+}
+
+/// One calendar: open windows per weekday in a time zone, closed days and early closes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCalendar {
+    /// A calendar whose zone and weekday windows this one takes (`fx`, or another of
+    /// `calendars`); its own closed days, early closes and close/open rules still apply.
+    pub like: String,
+    pub tz: String,
+    pub mon: Vec<String>,
+    pub tue: Vec<String>,
+    pub wed: Vec<String>,
+    pub thu: Vec<String>,
+    pub fri: Vec<String>,
+    pub sat: Vec<String>,
+    pub sun: Vec<String>,
+    /// Dates closed all day, YYYY-MM-DD in `tz`.
+    pub closed: Vec<String>,
+    /// Date -> the time (HH:MM in `tz`) the market closes that day.
+    pub early_close: std::collections::BTreeMap<String, String>,
+    pub close_before: String,
+    pub at_close: AtClose,
+    pub open_after: String,
+}
+
+impl Default for RawCalendar {
+    fn default() -> Self {
+        Self {
+            like: String::new(),
+            tz: String::new(),
+            mon: Vec::new(),
+            tue: Vec::new(),
+            wed: Vec::new(),
+            thu: Vec::new(),
+            fri: Vec::new(),
+            sat: Vec::new(),
+            sun: Vec::new(),
+            closed: Vec::new(),
+            early_close: Default::default(),
+            close_before: String::new(),
+            at_close: AtClose::Nothing,
+            open_after: String::new(),
+        }
+    }
+}
+
+impl RawCalendar {
+    /// The weekday lists, Monday first, with their keys.
+    pub fn week(&self) -> [(&'static str, &Vec<String>); 7] {
+        [
+            ("mon", &self.mon),
+            ("tue", &self.tue),
+            ("wed", &self.wed),
+            ("thu", &self.thu),
+            ("fri", &self.fri),
+            ("sat", &self.sat),
+            ("sun", &self.sun),
+        ]
     }
 }

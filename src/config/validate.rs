@@ -88,6 +88,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     let checkpoint = checkpoint(&mut v, &raw);
     let engine = engine(&mut v, &raw);
     let protection = protection(&mut v, &raw);
+    let sessions = sessions(&mut v, &raw);
 
     if let Some(first) = v.errors.into_iter().next() {
         return Err(first);
@@ -111,10 +112,205 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         checkpoint,
         engine,
         protection,
+        sessions,
     })
 }
 
 /// The equity breakers: the trading day, and each breaker whose limit is not 0.
+/// `HH:MM` as minutes after midnight; `24:00` only where `end` allows it.
+fn minutes(s: &str, end: bool) -> Option<u16> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h.to_string().len() <= 2 && m < 60 && (h < 24 || (end && h == 24 && m == 0))).then_some(h * 60 + m)
+}
+
+/// The weekday windows of `c` as minutes, Monday first: a window past midnight split at it, and
+/// overlapping ones merged. A window that does not parse is reported under `key` when `v` is given
+/// (and left out).
+fn week_of(mut v: Option<&mut Validator<'_>>, key: &str, c: &RawCalendar) -> [Vec<(u16, u16)>; 7] {
+    let mut week: [Vec<(u16, u16)>; 7] = Default::default();
+    for (day, (day_key, windows)) in c.week().into_iter().enumerate() {
+        for w in windows {
+            let parsed = w.split_once('-').and_then(|(a, b)| Some((minutes(a, false)?, minutes(b, true)?)));
+            let Some((start, end)) = parsed else {
+                if let Some(v) = v.as_deref_mut() {
+                    v.fail(
+                        &format!("{key}.{day_key}"),
+                        format!(
+                            "{w:?} is not a window; accepted: HH:MM-HH:MM, e.g. 09:30-16:00, 22:00-02:00 past \
+                             midnight, 00:00-24:00 all day"
+                        ),
+                    );
+                }
+                continue;
+            };
+            if end > start {
+                week[day].push((start, end));
+            } else {
+                // Past midnight: the rest of this day and the start of the next.
+                week[day].push((start, 1440));
+                if end > 0 {
+                    week[(day + 1) % 7].push((0, end));
+                }
+            }
+        }
+    }
+    for day in &mut week {
+        day.sort_unstable();
+        let mut merged: Vec<(u16, u16)> = Vec::with_capacity(day.len());
+        for &(a, b) in day.iter() {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *day = merged;
+    }
+    week
+}
+
+fn sessions(v: &mut Validator<'_>, raw: &RawConfig) -> SessionsConfig {
+    let s = &raw.sessions;
+    let mut calendars: Vec<CalendarConfig> = Vec::new();
+    for (name, c) in &s.calendars {
+        let key = format!("sessions.calendars.{name}");
+        if name == "always" || name == "fx" {
+            v.fail(&key, format!("{name} is built in; give this calendar another name"));
+            continue;
+        }
+        let tz_name = if c.tz.trim().is_empty() { "UTC" } else { c.tz.trim() };
+        let mut tz = jiff::tz::TimeZone::get(tz_name).unwrap_or_else(|_| {
+            v.fail(
+                &format!("{key}.tz"),
+                format!("{:?} is not a time zone; accepted: an IANA name such as UTC or America/New_York", c.tz),
+            );
+            jiff::tz::TimeZone::UTC
+        });
+        let mut week: [Vec<(u16, u16)>; 7] = Default::default();
+        let like = c.like.trim();
+        if !like.is_empty() {
+            let own_windows = c.week().iter().any(|(_, w)| !w.is_empty()) || !c.tz.trim().is_empty();
+            let base = match like {
+                "fx" => Some(CalendarConfig::fx()),
+                other => s.calendars.get(other).filter(|b| b.like.trim().is_empty()).map(|b| CalendarConfig {
+                    // Checked on its own as a calendar; here only its zone and windows are taken.
+                    name: other.to_owned(),
+                    tz: jiff::tz::TimeZone::get(if b.tz.trim().is_empty() { "UTC" } else { b.tz.trim() })
+                        .unwrap_or(jiff::tz::TimeZone::UTC),
+                    week: week_of(None, "", b),
+                    ..CalendarConfig::fx()
+                }),
+            };
+            match base {
+                Some(_) if own_windows => v.fail(
+                    &format!("{key}.like"),
+                    format!("takes the zone and windows of {like}; drop tz and the weekday lists, or drop like"),
+                ),
+                Some(b) => (tz, week) = (b.tz, b.week),
+                None => {
+                    let mut known = vec!["fx"];
+                    known.extend(s.calendars.iter().filter(|(_, b)| b.like.trim().is_empty()).map(|(n, _)| n.as_str()));
+                    v.fail(
+                        &format!("{key}.like"),
+                        format!("{like:?} is not a calendar it can take after; accepted: {}", known.join(", ")),
+                    );
+                }
+            }
+        }
+        if like.is_empty() {
+            week = week_of(Some(v), &key, c);
+        }
+        if week.iter().all(Vec::is_empty) {
+            v.fail(&key, "has no open window; give it at least one weekday, e.g. mon: [\"09:00-17:00\"]".into());
+        }
+        let date = |v: &mut Validator<'_>, k: &str, d: &str| -> Option<jiff::civil::Date> {
+            let parsed = d.trim().parse::<jiff::civil::Date>().ok().filter(|_| d.trim().len() == 10);
+            if parsed.is_none() {
+                v.fail(k, format!("{d:?} is not a date; accepted: YYYY-MM-DD"));
+            }
+            parsed
+        };
+        let mut closed: Vec<jiff::civil::Date> =
+            c.closed.iter().filter_map(|d| date(v, &format!("{key}.closed"), d)).collect();
+        closed.sort_unstable();
+        let mut early_close = Vec::new();
+        for (d, at) in &c.early_close {
+            let k = format!("{key}.early_close");
+            if let Some(day) = date(v, &k, d) {
+                match minutes(at, false) {
+                    Some(m) => early_close.push((day, m)),
+                    None => v.fail(&k, format!("{d}: {at:?} is not a time; accepted: HH:MM")),
+                }
+            }
+        }
+        let optional = |v: &mut Validator<'_>, k: &str, value: &str| -> Duration {
+            if value.trim().is_empty() {
+                Duration::ZERO
+            } else {
+                v.duration(k, value, Duration::from_secs(1), Duration::from_secs(24 * 3600))
+            }
+        };
+        if c.at_close != AtClose::Nothing && c.close_before.trim().is_empty() {
+            v.fail(
+                &format!("{key}.at_close"),
+                format!(
+                    "{} acts close_before the close, and close_before is not set; set it too, e.g. close_before: 10m",
+                    c.at_close.as_str()
+                ),
+            );
+        }
+        calendars.push(CalendarConfig {
+            name: name.clone(),
+            tz,
+            week,
+            closed,
+            early_close,
+            close_before: optional(v, &format!("{key}.close_before"), &c.close_before),
+            at_close: c.at_close,
+            open_after: optional(v, &format!("{key}.open_after"), &c.open_after),
+        });
+    }
+    let names: Vec<&str> = raw.feed.symbols.iter().map(|s| s.name.as_str()).collect();
+    for sym in s.symbols.keys() {
+        if !names.contains(&sym.as_str()) {
+            v.fail(&format!("sessions.symbols.{sym}"), format!("{sym} is not in feed.symbols ({})", names.join(", ")));
+        }
+    }
+    // Only the calendars some symbol uses are kept; fx is added when used.
+    let mut used: Vec<CalendarConfig> = Vec::new();
+    let mut index_of = |v: &mut Validator<'_>, key: &str, name: &str| -> Option<usize> {
+        if name == "always" {
+            return None;
+        }
+        if let Some(i) = used.iter().position(|c| c.name == name) {
+            return Some(i);
+        }
+        let found =
+            if name == "fx" { Some(CalendarConfig::fx()) } else { calendars.iter().find(|c| c.name == name).cloned() };
+        match found {
+            Some(c) => {
+                used.push(c);
+                Some(used.len() - 1)
+            }
+            None => {
+                let mut known = vec!["always", "fx"];
+                known.extend(s.calendars.keys().map(String::as_str));
+                v.fail(key, format!("{name:?} is not a calendar; accepted: {}", known.join(", ")));
+                None
+            }
+        }
+    };
+    let default = index_of(v, "sessions.default", &s.default);
+    let symbols = names
+        .iter()
+        .map(|n| match s.symbols.get(*n) {
+            Some(cal) => index_of(v, &format!("sessions.symbols.{n}"), cal),
+            None => default,
+        })
+        .collect();
+    SessionsConfig { calendars: used, symbols, raw: s.clone() }
+}
+
 fn protection(v: &mut Validator<'_>, raw: &RawConfig) -> ProtectionConfig {
     let p = &raw.protection;
     let starting_balance = v.range_f64(

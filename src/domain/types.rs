@@ -367,10 +367,13 @@ pub enum DropReason {
     Halted,
     /// Trading is reducing: only orders that bring a position toward zero are sent.
     Reducing,
+    /// The symbol's market is closed (`sessions:`), or about to close and taking only orders that
+    /// reduce.
+    MarketClosed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::QueueFull,
         DropReason::Paused,
         DropReason::Stopping,
@@ -385,6 +388,7 @@ impl DropReason {
         DropReason::JournalBehind,
         DropReason::Halted,
         DropReason::Reducing,
+        DropReason::MarketClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -403,6 +407,7 @@ impl DropReason {
             DropReason::JournalBehind => "journal_behind",
             DropReason::Halted => "halted",
             DropReason::Reducing => "reducing",
+            DropReason::MarketClosed => "market_closed",
         }
     }
 
@@ -478,6 +483,29 @@ impl BreakerAction {
         match self {
             BreakerAction::Reducing => TradingState::Reducing,
             BreakerAction::Halted | BreakerAction::Flatten => TradingState::Halted,
+        }
+    }
+}
+
+/// What a market's calendar does in the `close_before` minutes before it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AtClose {
+    /// Close the symbol's position and cancel its orders; then only orders that reduce go out.
+    Flatten,
+    /// Only orders that bring the symbol's position toward zero go out.
+    Reducing,
+    /// Trade on until the close.
+    #[default]
+    Nothing,
+}
+
+impl AtClose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AtClose::Flatten => "flatten",
+            AtClose::Reducing => "reducing",
+            AtClose::Nothing => "nothing",
         }
     }
 }

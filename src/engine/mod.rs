@@ -4,6 +4,8 @@
 //! - [`model`] and [`drift`]: the EWMA-crossover model and its Page-Hinkley drift detector.
 //! - [`executor`]: risk limits, order lifecycle, positions and PnL.
 //! - [`protection`]: equity and the equity circuit breakers.
+//! - [`sessions`]: market hours, from each symbol's calendar.
+//! - [`replay`]: the engine on a replay file and a manual clock.
 //! - [`checkpoint`]: the encrypted checkpoint file format.
 //! - [`journal`]: the order journal, a write-ahead log between checkpoints.
 //! - [`core`]: the sans-IO glue that turns a tick into orders and venue events into books.
@@ -26,3 +28,4 @@ pub mod queue;
 pub mod reactor;
 pub mod recent;
 pub mod replay;
+pub mod sessions;
