@@ -2,87 +2,25 @@
 //! manual clock moved by the file's own timestamps (`engine::replay`), the way `mt5bot run` would
 //! trade it, and the trip is checked at the row that crosses the limit, not before.
 //!
-//! Prices: EURUSD with a 1 pip spread and 100,000 units a lot, so one pip on one lot is 10 in
+//! Prices (`support::replay`): EURUSD with a 1 pip spread and 100,000 units a lot, so one pip on one lot is 10 in
 //! account currency; `slippage_bps: 10` makes a market fill about 110 worse than the touch, which
 //! is how a fill alone can cross a limit the mark never reached.
 
 mod support;
 
-use mt5bot::config::Config;
-use mt5bot::domain::clock::Clock;
-use mt5bot::domain::types::{DropReason, Level, Side, Signal, SignalId, Stops, TradingState};
-use mt5bot::engine::replay::Replay;
-use mt5bot::telemetry::metrics::Metrics;
-use support::TempDir;
+use mt5bot::domain::types::{DropReason, Level, Side, Stops, TradingState};
+use support::replay::Script;
 
-const SPREAD: f64 = 0.0001;
-
-/// A replay: rows of (seconds from the start, bid) from `start`, and the protection section.
-struct Script {
-    _dir: TempDir,
-    replay: Replay,
-    _metrics: Metrics,
-    next_id: u32,
+/// A replay with a protection section (a starting balance of 10,000 and `protection`).
+fn script(name: &str, start: &str, rows: &[(u64, f64)], protection: &str, slippage_bps: f64) -> Script {
+    let sections = format!("protection:\n  starting_balance: 10000\n{protection}");
+    Script::new(&format!("breakers-{name}"), start, rows, &sections, slippage_bps)
 }
 
 impl Script {
-    fn new(name: &str, start: &str, rows: &[(u64, f64)], protection: &str) -> Script {
-        Self::with(name, start, rows, protection, 10.0)
-    }
-
-    fn with(name: &str, start: &str, rows: &[(u64, f64)], protection: &str, slippage_bps: f64) -> Script {
-        let dir = TempDir::new(&format!("breakers-{name}"));
-        let t0 = mt5bot::support::timefmt::parse_timestamp(start).expect("start") / 1_000_000_000;
-        let mut csv = String::from("timestamp,symbol,bid,ask\n");
-        for (s, bid) in rows {
-            csv.push_str(&format!("{},EURUSD,{bid:.5},{:.5}\n", t0 + *s as i128, bid + SPREAD));
-        }
-        let path = dir.write("ticks.csv", &csv);
-        let yaml = format!(
-            "feed:\n  kind: csv\n  symbols:\n    - name: EURUSD\n      price: 1.1\n      contract_size: 100000\n  csv:\n    path: {}\n\
-             venue:\n  paper:\n    slippage_bps: {slippage_bps}\n\
-             risk:\n  max_position: 5\n  max_notional: 10000000\n\
-             model:\n  threshold_bps: 10000\n\
-             protection:\n  starting_balance: 10000\n{protection}",
-            path.display()
-        );
-        let cfg = Config::parse(&yaml, "breakers.yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-        let metrics = Metrics::new();
-        let replay = Replay::paper(&cfg, &metrics, "B").expect("replay");
-        Script { _dir: dir, replay, _metrics: metrics, next_id: 0 }
-    }
-
-    /// Replays the rows up to `s` seconds and what they set off (a paper fill takes 2 ms).
-    fn to(&mut self, s: u64) -> &mut Self {
-        self.replay.run_until(s * 1_000_000_000 + 5_000_000);
-        self
-    }
-
-    fn now(&self) -> u64 {
-        self.replay.core().clock().now()
-    }
-
-    /// A market order of `qty` lots now, given the time to fill.
-    fn market(&mut self, side: Side, qty: f64) -> Result<(), DropReason> {
-        self.order(side, qty, Stops::NONE)
-    }
-
-    fn order(&mut self, side: Side, qty: f64, stops: Stops) -> Result<(), DropReason> {
-        self.next_id += 1;
-        let id = SignalId::parse(&format!("b-{}", self.next_id)).expect("id");
-        let signal = Signal { stops, ..Signal::market(id, 0, side, qty) };
-        let answer = self.replay.offer(signal);
-        self.replay.run_until(self.now() + 10_000_000);
-        answer
-    }
-
     fn state(&self) -> (TradingState, String) {
         let t = self.replay.core().trading();
         (t.state, t.by.clone())
-    }
-
-    fn qty(&self) -> f64 {
-        self.replay.core().executor().position(0).qty
     }
 
     /// Realized PnL in account currency, and the open PnL at the mark.
@@ -119,7 +57,7 @@ fn falling() -> Vec<(u64, f64)> {
 /// open PnL alone, realized alone, and both when neither alone would.
 fn three_crossings(breaker: &str, limits: impl Fn(f64) -> String) {
     // Open alone: one lot bought at about 1.1012; each pip down is 10 more.
-    let mut s = Script::new(&format!("{breaker}-open"), "2026-03-02T10:00:00Z", &falling(), &limits(200.0));
+    let mut s = script(&format!("{breaker}-open"), "2026-03-02T10:00:00Z", &falling(), &limits(200.0), 10.0);
     s.to(1).market(Side::Buy, 1.0).expect("buy");
     s.to(61);
     s.assert_active("about 170 open loss at 1.0995");
@@ -132,7 +70,7 @@ fn three_crossings(breaker: &str, limits: impl Fn(f64) -> String) {
     assert_eq!(s.qty(), 1.0, "halted keeps the position");
 
     // Realized alone: the mark says -120; selling at the bid less 10 bps realizes about -230.
-    let mut s = Script::new(&format!("{breaker}-realized"), "2026-03-02T10:00:00Z", &falling(), &limits(200.0));
+    let mut s = script(&format!("{breaker}-realized"), "2026-03-02T10:00:00Z", &falling(), &limits(200.0), 10.0);
     s.to(1).market(Side::Buy, 1.0).expect("buy");
     s.assert_active("the open loss of about 120");
     s.to(2).market(Side::Sell, 1.0).expect("sell");
@@ -141,7 +79,7 @@ fn three_crossings(breaker: &str, limits: impl Fn(f64) -> String) {
     assert!(s.qty() == 0.0 && open == 0.0 && realized <= -200.0, "flat, tripped by the fill: {:?}", s.pnl());
 
     // Both: realize about -230 under a limit of 300, then an open loss of about 120.
-    let mut s = Script::new(&format!("{breaker}-both"), "2026-03-02T10:00:00Z", &falling(), &limits(300.0));
+    let mut s = script(&format!("{breaker}-both"), "2026-03-02T10:00:00Z", &falling(), &limits(300.0), 10.0);
     s.to(1).market(Side::Buy, 1.0).expect("buy");
     s.to(2).market(Side::Sell, 1.0).expect("sell");
     s.assert_active("about 230 realized, under 300");
@@ -168,7 +106,7 @@ fn max_drawdown_is_measured_from_the_peak_not_the_start() {
     let mut rows: Vec<(u64, f64)> = (0..10).map(|s| (s, 1.1000)).collect();
     rows.extend((10..=20).map(|s| (s, 1.1050)));
     rows.extend((1..=10).map(|i| (20 + i, 1.1050 - 0.0005 * i as f64)));
-    let mut s = Script::with("drawdown-peak", "2026-03-02T10:00:00Z", &rows, &drawdown(0.019), 0.0);
+    let mut s = script("drawdown-peak", "2026-03-02T10:00:00Z", &rows, &drawdown(0.019), 0.0);
     s.to(1).market(Side::Buy, 1.0).expect("buy");
     s.to(10).market(Side::Sell, 1.0).expect("sell at the top");
     let peak = s.replay.core().status().equity.peak_equity;
@@ -185,11 +123,12 @@ fn max_drawdown_is_measured_from_the_peak_not_the_start() {
 #[test]
 fn max_consecutive_losses_counts_closed_round_trips_in_a_row() {
     let rows: Vec<(u64, f64)> = (0..30).map(|s| (s, 1.1000)).collect();
-    let mut s = Script::new(
+    let mut s = script(
         "streak",
         "2026-03-02T10:00:00Z",
         &rows,
         "  max_consecutive_losses:\n    count: 3\n    action: reducing\n",
+        10.0,
     );
     for (n, at) in [1u64, 3, 5].into_iter().enumerate() {
         s.assert_active(&format!("after {n} losing round trips"));
@@ -202,11 +141,12 @@ fn max_consecutive_losses_counts_closed_round_trips_in_a_row() {
 
 #[test]
 fn max_position_loss_trips_on_one_positions_open_loss() {
-    let mut s = Script::new(
+    let mut s = script(
         "position",
         "2026-03-02T10:00:00Z",
         &falling(),
         "  max_position_loss:\n    amount: 250\n    action: flatten\n",
+        10.0,
     );
     s.to(1).market(Side::Buy, 1.0).expect("buy");
     s.to(62);
@@ -225,7 +165,7 @@ fn the_trading_day_starts_at_midnight_in_its_own_zone() {
     let mut trips = Vec::new();
     for zone in ["UTC", "America/New_York"] {
         let zone_cfg = format!("  timezone: {zone}\n{}", daily_loss(300.0));
-        let mut s = Script::new(&format!("day-{zone}").replace('/', "-"), "2026-01-15T04:30:00Z", &rows, &zone_cfg);
+        let mut s = script(&format!("day-{zone}").replace('/', "-"), "2026-01-15T04:30:00Z", &rows, &zone_cfg, 10.0);
         s.to(60).market(Side::Buy, 1.0).expect("buy");
         s.to(120).market(Side::Sell, 1.0).expect("sell");
         s.assert_active("one losing round trip");
@@ -244,7 +184,7 @@ fn the_trading_day_starts_at_midnight_in_its_own_zone() {
     let mut trips = Vec::new();
     for zone in ["UTC", "America/New_York"] {
         let zone_cfg = format!("  timezone: {zone}\n{}", daily_loss(300.0));
-        let mut s = Script::new(&format!("night-{zone}").replace('/', "-"), "2026-01-15T23:30:00Z", &rows, &zone_cfg);
+        let mut s = script(&format!("night-{zone}").replace('/', "-"), "2026-01-15T23:30:00Z", &rows, &zone_cfg, 10.0);
         s.to(60).market(Side::Buy, 1.0).expect("buy");
         s.to(120).market(Side::Sell, 1.0).expect("sell");
         s.to(3600 + 60).market(Side::Buy, 1.0).expect("buy after 00:30 UTC");
@@ -256,11 +196,12 @@ fn the_trading_day_starts_at_midnight_in_its_own_zone() {
 
 #[test]
 fn reducing_refuses_a_new_position_and_lets_a_closing_order_through_and_resume_clears_it() {
-    let mut s = Script::new(
+    let mut s = script(
         "reducing",
         "2026-03-02T10:00:00Z",
         &falling(),
         "  max_position_loss:\n    amount: 300\n    action: reducing\n",
+        10.0,
     );
     s.to(1).market(Side::Buy, 2.0).expect("buy two lots");
     s.to(60);
@@ -287,7 +228,7 @@ fn stop_loss_and_take_profit_close_once_on_paper_at_the_crossing_row() {
     rows.extend((1..=6).map(|i| (10 + i, 1.1000 - 0.0010 * i as f64)));
     rows.extend((20..30).map(|s| (s, 1.1000)));
     rows.extend((1..=6).map(|i| (30 + i, 1.1000 + 0.0010 * i as f64)));
-    let mut s = Script::with("stops", "2026-03-02T10:00:00Z", &rows, "", 0.0);
+    let mut s = script("stops", "2026-03-02T10:00:00Z", &rows, "", 0.0);
     let stops = Stops { sl: Level::Price(1.0970), tp: Level::Price(1.1040) };
     s.to(1).order(Side::Buy, 1.0, stops).expect("buy with levels");
     s.to(12);

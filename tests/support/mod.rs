@@ -7,6 +7,7 @@
 pub mod client;
 pub mod influx_v2;
 pub mod openapi;
+pub mod replay;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
