@@ -185,6 +185,19 @@ fn stops_and_the_exits_they_send_allocate_nothing() {
 }
 
 #[test]
+fn market_hours_allocate_nothing_between_changes_of_phase() {
+    // The manual clock's wall time starts on a Thursday: fx is open for the whole run, the
+    // calendar is read at start-up and not again, and the gauges are set once a second.
+    let mut cfg = busy_config(OrderKind::Market);
+    let text = "sessions:\n  symbols: {EURUSD: fx}\n";
+    cfg.sessions = Config::parse(text, "s.yaml").expect("sessions").sessions;
+    let (allocs, m) = allocations_while_trading(&cfg, 20_000, 200_000);
+    assert_eq!(m.market_open.with_label_values(&["EURUSD"]).get(), 1);
+    assert!(m.orders_sent.get() > 10_000, "the path was exercised");
+    assert_eq!(allocs, 0, "heap allocations with a calendar on");
+}
+
+#[test]
 fn refusals_allocate_nothing() {
     let mut cfg = busy_config(OrderKind::Market);
     cfg.model.order_qty = 1.0;

@@ -261,7 +261,7 @@ mt5bot ctl: operate the running daemon through its control API
 Usage: mt5bot ctl <ACTION> [--reason TEXT] [--url URL] [--config FILE] [--env-file FILE]
 
 Actions:
-  status    Trading state, venue, positions, open orders, queue, last drift alarm
+  status    Trading state, venue, positions, open orders, queue, markets, last drift alarm
   config    The effective configuration (secrets are listed by name only)
   halt      Trading state halted: send nothing; orders in flight settle
   reduce    Trading state reducing: send only orders that bring a position

@@ -20,6 +20,21 @@ pub struct StatusReport {
     pub positions: Vec<PositionStatus>,
     pub open_orders: Vec<OpenOrderStatus>,
     pub drift: DriftStatus,
+    /// Each symbol's market hours.
+    pub markets: Vec<MarketStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketStatus {
+    pub symbol: String,
+    /// `always`, `fx`, or a calendar of `sessions.calendars`.
+    pub calendar: String,
+    /// Whether it takes orders now (open or closing).
+    pub open: bool,
+    /// `open`, `closing` (within close_before), `closed`, or `opening` (within open_after).
+    pub phase: &'static str,
+    /// When `open` next changes (RFC 3339, UTC); none for `always`.
+    pub next_change: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -43,6 +43,9 @@ pub mod names {
     pub const BREAKER_HEADROOM: &str = "breaker_headroom";
     pub const PROTECTIVE_EXITS: &str = "protective_exits_total";
     pub const COMMISSIONS_PAID: &str = "commissions_paid";
+    pub const MARKET_OPEN: &str = "market_open";
+    pub const MARKET_NEXT_CHANGE: &str = "market_next_change_seconds";
+    pub const LAST_TICK: &str = "last_tick_timestamp_seconds";
     pub const TICK_TO_ORDER: &str = "tick_to_order_seconds";
     pub const ORDER_ROUNDTRIP: &str = "order_roundtrip_seconds";
     pub const BROKER_CONNECTED: &str = "broker_connected";
@@ -139,6 +142,9 @@ pub struct Metrics {
     pub breaker_trips: IntCounterVec,
     pub protective_exits: IntCounterVec,
     pub commissions_paid: Gauge,
+    pub market_open: IntGaugeVec,
+    pub market_next_change: GaugeVec,
+    pub last_tick: GaugeVec,
     pub breaker_headroom: GaugeVec,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
@@ -284,6 +290,9 @@ impl Metrics {
             daily_pnl: reg(&r, must(Gauge::new(DAILY_PNL, "Equity now minus equity at the start of the trading day (protection.day_start)."))),
             breaker_trips: reg(&r, must(IntCounterVec::new(Opts::new(BREAKER_TRIPS, "Equity breaker trips that changed the trading state, by breaker."), &["breaker"]))),
             breaker_headroom: reg(&r, must(GaugeVec::new(Opts::new(BREAKER_HEADROOM, "How far each configured breaker is from tripping: 1 far, 0 at its limit."), &["breaker"]))),
+            market_open: reg(&r, must(IntGaugeVec::new(Opts::new(MARKET_OPEN, "1 while the symbol's market takes orders by its calendar (sessions:), else 0."), &["symbol"]))),
+            market_next_change: reg(&r, must(GaugeVec::new(Opts::new(MARKET_NEXT_CHANGE, "Seconds until market_open next changes, for symbols with a calendar."), &["symbol"]))),
+            last_tick: reg(&r, must(GaugeVec::new(Opts::new(LAST_TICK, "When the symbol's last tick arrived (Unix seconds, to the second)."), &["symbol"]))),
             commissions_paid: reg(&r, must(Gauge::new(COMMISSIONS_PAID, "Commissions booked over the life of the books, in account currency (the venue's, or feed.symbols[].commission_per_lot on paper)."))),
             protective_exits: reg(&r, must(IntCounterVec::new(Opts::new(PROTECTIVE_EXITS, "Positions closed by their stop-loss (kind=sl) or take-profit (kind=tp): exits the engine sent, and stop executions the venue reported."), &["kind"]))),
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
@@ -403,6 +412,9 @@ impl Metrics {
             breaker_trips: self.breaker_trips.clone(),
             breaker_headroom: self.breaker_headroom.clone(),
             commissions_paid: self.commissions_paid.clone(),
+            market_open: symbols.iter().map(|s| self.market_open.with_label_values(&[s])).collect(),
+            market_next_change: self.market_next_change.clone(),
+            last_tick: symbols.iter().map(|s| self.last_tick.with_label_values(&[s])).collect(),
             protective_exits: StopKind::ALL.map(|k| self.protective_exits.with_label_values(&[k.as_str()])),
             tick_to_order: self.tick_to_order.clone(),
             order_roundtrip: self.order_roundtrip.clone(),
@@ -454,6 +466,11 @@ pub struct EngineMetrics {
     /// Per [`StopKind`], in its order.
     pub protective_exits: [IntCounter; StopKind::ALL.len()],
     pub commissions_paid: Gauge,
+    /// Per symbol, in `feed.symbols` order.
+    pub market_open: Vec<IntGauge>,
+    pub market_next_change: GaugeVec,
+    /// Per symbol, in `feed.symbols` order.
+    pub last_tick: Vec<Gauge>,
     pub tick_to_order: Histogram,
     pub order_roundtrip: Histogram,
     pub broker_connected: IntGauge,

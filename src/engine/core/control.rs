@@ -76,8 +76,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// Asks the venue to cancel every open order; returns the ids it took the cancel for and those
     /// it refused, with the reason.
     pub fn cancel_all(&mut self) -> (Vec<OrderRequest>, Vec<(OrderRequest, &'static str)>) {
+        self.cancel_where(|_| true)
+    }
+
+    /// [`TradingCore::cancel_all`] for the open orders `which` picks.
+    pub(super) fn cancel_where(
+        &mut self,
+        which: impl Fn(&OrderRequest) -> bool,
+    ) -> (Vec<OrderRequest>, Vec<(OrderRequest, &'static str)>) {
         let now = self.clock.now();
-        let open: Vec<OrderRequest> = self.executor.open_orders().map(|o| o.request).collect();
+        let open: Vec<OrderRequest> = self.executor.open_orders().map(|o| o.request).filter(|r| which(r)).collect();
         let (mut asked, mut refused) = (Vec::new(), Vec::new());
         for req in open {
             match self.venue.cancel(&req, now, &mut self.events) {
@@ -101,69 +109,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.set_trading_state(TradingState::Halted, by, reason);
         let (asked, refused) = self.cancel_all();
         let mut done = Vec::new();
-        let stamp = self.clock.unix_nanos() / 1_000_000;
         for sym in 0..self.symbols.len() {
-            let id = sym as SymbolId;
-            let uncancelled: f64 = refused
-                .iter()
-                .filter(|(r, _)| r.symbol == id)
-                .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open()))
-                .map(|o| o.request.side.sign() * o.remaining())
-                .sum();
-            let net = self.executor.position(id).qty + uncancelled;
-            if net.abs() < QTY_EPSILON {
-                continue;
-            }
-            let name = self.symbols[sym].clone();
-            let Some(signal_id) = SignalId::parse(&format!("F{stamp}-{sym}")) else { continue };
-            let signal = Signal {
-                id: signal_id,
-                symbol: id,
-                side: if net > 0.0 { Side::Sell } else { Side::Buy },
-                qty: net.abs(),
-                kind: OrderKind::Market,
-                price: 0.0,
-                source: SignalSource::Control,
-                origin_ns: self.clock.now(),
-                reply_to: ReplyTo::NONE,
-                stops: Stops::NONE,
-            };
-            self.metrics.received(SignalSource::Control);
-            let now = self.clock.now();
-            let outcome = match self.executor.create(&signal, now) {
-                Err(reason) => {
-                    self.metrics.dropped(reason);
-                    Err(reason.as_str().to_owned())
-                }
-                Ok(order) => match self.venue.submit(&order, now) {
-                    Ok(()) => {
-                        self.executor.mark_sent(order.key, now);
-                        self.metrics.orders_sent.inc();
-                        let s = &signal;
-                        self.journal(journal::Kind::Sent, s.id, s.symbol, s.side, s.kind, s.source, s.qty, order.price);
-                        Ok(())
-                    }
-                    Err(why) => {
-                        self.metrics.orders_rejected.inc();
-                        self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
-                        Err(why.to_owned())
-                    }
-                },
-            };
-            let (sent, reason) = match outcome {
-                Ok(()) => (true, None),
-                Err(why) => (false, Some(why)),
-            };
-            let line = FlattenOrder {
-                symbol: name,
-                side: signal.side.as_str(),
-                qty: signal.qty,
-                id: signal.id.as_str().to_owned(),
-                sent,
-                reason,
-            };
-            log::warn!("flatten: {line}");
-            done.push(line);
+            done.extend(self.close_position(sym as SymbolId, &refused, 'F', SignalSource::Control));
         }
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         FlattenReport {
@@ -174,6 +121,79 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 .collect(),
             orders: done,
         }
+    }
+
+    /// Sends a market order that brings `id`'s position to zero, counting its open orders the
+    /// venue would not cancel (`refused`); `None` when it is flat. The order's id is
+    /// `<tag><unix ms>-<symbol index>`.
+    pub(super) fn close_position(
+        &mut self,
+        id: SymbolId,
+        refused: &[(OrderRequest, &'static str)],
+        tag: char,
+        source: SignalSource,
+    ) -> Option<FlattenOrder> {
+        let sym = id as usize;
+        let uncancelled: f64 = refused
+            .iter()
+            .filter(|(r, _)| r.symbol == id)
+            .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open()))
+            .map(|o| o.request.side.sign() * o.remaining())
+            .sum();
+        let net = self.executor.position(id).qty + uncancelled;
+        if net.abs() < QTY_EPSILON {
+            return None;
+        }
+        let stamp = self.clock.unix_nanos() / 1_000_000;
+        let signal_id = SignalId::parse(&format!("{tag}{stamp}-{sym}"))?;
+        let signal = Signal {
+            id: signal_id,
+            symbol: id,
+            side: if net > 0.0 { Side::Sell } else { Side::Buy },
+            qty: net.abs(),
+            kind: OrderKind::Market,
+            price: 0.0,
+            source,
+            origin_ns: self.clock.now(),
+            reply_to: ReplyTo::NONE,
+            stops: Stops::NONE,
+        };
+        self.metrics.received(source);
+        let now = self.clock.now();
+        let outcome = match self.executor.create(&signal, now) {
+            Err(reason) => {
+                self.metrics.dropped(reason);
+                Err(reason.as_str().to_owned())
+            }
+            Ok(order) => match self.venue.submit(&order, now) {
+                Ok(()) => {
+                    self.executor.mark_sent(order.key, now);
+                    self.metrics.orders_sent.inc();
+                    let s = &signal;
+                    self.journal(journal::Kind::Sent, s.id, s.symbol, s.side, s.kind, s.source, s.qty, order.price);
+                    Ok(())
+                }
+                Err(why) => {
+                    self.metrics.orders_rejected.inc();
+                    self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
+                    Err(why.to_owned())
+                }
+            },
+        };
+        let (sent, reason) = match outcome {
+            Ok(()) => (true, None),
+            Err(why) => (false, Some(why)),
+        };
+        let line = FlattenOrder {
+            symbol: self.symbols[sym].clone(),
+            side: signal.side.as_str(),
+            qty: signal.qty,
+            id: signal.id.as_str().to_owned(),
+            sent,
+            reason,
+        };
+        log::warn!("flatten: {line}");
+        Some(line)
     }
 
     /// Applies the parts of a new configuration that can change while running; the caller has
@@ -283,6 +303,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     .last_drift
                     .map(|(s, at)| DriftAlarm { symbol: name(s), at: crate::support::timefmt::rfc3339_micros(at) }),
             },
+            markets: self.market_status(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`TradingCore::new`] on the tick-to-order path (a test proves it with a counting allocator).
 
 mod control;
+mod markets;
 mod persist;
 mod stops;
 
@@ -26,6 +27,7 @@ use super::journal::{self, Journal};
 use super::model::Model;
 use super::protection::{Protection, Trip};
 use super::queue::SignalQueue;
+use super::sessions::{MarketHours, PhaseChange};
 use crate::domain::types::{
     DropReason, LateRefusal, Level, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, StopKind,
     Stops, SymbolId, Tick, TradeRecord, TradingState, VenueEvent,
@@ -124,6 +126,16 @@ pub struct TradingCore<V, C> {
     model_stops: Stops,
     /// What a protective exit sends (`protection.exit_order`, `exit_limit_bps`).
     exit_order: (OrderKind, f64),
+    /// Each symbol's market hours (`sessions:`).
+    market: MarketHours,
+    /// Phase changes of one update, handled after it (allocated once).
+    market_changes: Vec<PhaseChange>,
+    /// The wall-clock second the market gauges were last set.
+    market_second: i64,
+    /// Per symbol: a tick arrived since the gauges were last set.
+    ticked: Vec<bool>,
+    /// Per symbol with a calendar: `market_next_change_seconds`.
+    next_change_gauges: Vec<Option<prometheus::Gauge>>,
 }
 
 /// How long a refused protective exit waits before it is tried again.
@@ -148,7 +160,21 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let sizes: Vec<f64> = cfg.feed.symbols.iter().map(|s| s.contract_size).collect();
         let protection = Protection::new(&cfg.protection, &sizes, metrics.protection(&breakers));
         executor.set_wall_seconds((unix_start / 1_000_000_000) as u32);
-        TradingCore {
+        let market = MarketHours::new(&cfg.sessions);
+        for (s, g) in metrics.market_open.iter().enumerate() {
+            // A symbol with a calendar is set by its first update; one without is always open.
+            if cfg.sessions.symbols.get(s).is_none_or(Option::is_none) {
+                g.set(1);
+            }
+        }
+        let next_change_gauges = cfg
+            .sessions
+            .symbols
+            .iter()
+            .zip(&cfg.feed.symbols)
+            .map(|(cal, s)| cal.map(|_| metrics.market_next_change.with_label_values(&[&s.name])))
+            .collect();
+        let mut core = TradingCore {
             clock,
             symbols: cfg.feed.symbols.iter().map(|s| s.name.clone()).collect(),
             queue: SignalQueue::with_capacity(cfg.queue_capacity),
@@ -186,7 +212,15 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 sl: Level::from_parts(0.0, cfg.model.sl_bps),
                 tp: Level::from_parts(0.0, cfg.model.tp_bps),
             },
-        }
+            market,
+            market_changes: Vec::with_capacity(n),
+            market_second: 0,
+            ticked: vec![false; n],
+            next_change_gauges,
+        };
+        // Each market's phase from the start, before a signal can arrive.
+        core.update_markets(unix_start);
+        core
     }
 
     /// Journals every signal queued, order sent, fill booked and order closed from now on.
@@ -381,6 +415,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     pub fn on_tick(&mut self, tick: &Tick) {
         let now = self.clock.now();
         self.metrics.ticks.inc();
+        if let Some(t) = self.ticked.get_mut(tick.symbol as usize) {
+            *t = true;
+        }
         self.executor.set_quote(tick.symbol, tick.bid, tick.ask);
         self.venue.on_tick(tick, now, &mut self.events);
         self.apply_events(now);
@@ -442,6 +479,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             && !self.executor.reduces(signal.symbol, signal.side, signal.qty)
         {
             Err(DropReason::Reducing)
+        } else if !self.market_takes(&signal) {
+            Err(DropReason::MarketClosed)
         } else if self.executor.knows(&signal.id) {
             Err(DropReason::Duplicate)
         } else if self.journal.as_ref().is_some_and(Journal::is_behind) {
@@ -497,6 +536,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     continue;
                 }
                 _ => {}
+            }
+            // ... and so may the market: a closed one's signals do not wait for it to open.
+            if !self.market_takes(&sig) {
+                self.refuse_late(&sig, DropReason::MarketClosed);
+                continue;
             }
             let order = match self.executor.create_claimed(&sig, now) {
                 Ok(order) => self.with_position_stops(order),
@@ -590,6 +634,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if let Some(trip) = self.protection.on_wall_time(unix_ns) {
             self.trip(trip);
         }
+        self.update_markets(unix_ns);
         self.resume_if_due(now);
         self.venue.poll(now, &mut self.events);
         self.apply_events(now);
