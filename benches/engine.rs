@@ -427,7 +427,7 @@ fn with_every_breaker(mut cfg: Config) -> Config {
 
 /// The equity breakers' cost, side by side in one run: tick-to-order p50/p99 (one market order
 /// per tick, unpaced) and signals/s through queue + executor + venue, with none and with all four
-/// on (never tripping), runs interleaved.
+/// on (never tripping), then with stops and market hours on top, runs interleaved.
 fn protection_report(quick: bool) {
     let (runs, ticks, total) = if quick { (5, 20_000, 100_000) } else { (5, 1_000_000, 1_000_000) };
     let none = one_order_per_tick();
@@ -437,7 +437,25 @@ fn protection_report(quick: bool) {
     let mut stops = all.clone();
     stops.model.sl_bps = 5_000.0;
     stops.model.tp_bps = 5_000.0;
-    let variants = [("none       ", &none), ("all        ", &all), ("all + stops", &stops)];
+    // ... and every symbol on the fx calendar (open all through the run: the market check per
+    // signal and the one comparison per turn).
+    let mut hours = stops.clone();
+    let text = format!(
+        "sessions:\n  default: fx\nfeed:\n  symbols:\n{}",
+        hours
+            .feed
+            .symbols
+            .iter()
+            .map(|s| format!("    - name: {}\n      price: {}\n", s.name, s.price))
+            .collect::<String>()
+    );
+    hours.sessions = Config::parse(&text, "bench.yaml").expect("sessions").sessions;
+    let variants = [
+        ("none              ", &none),
+        ("all               ", &all),
+        ("all + stops       ", &stops),
+        ("all + stops + fx  ", &hours),
+    ];
     let mut t: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); variants.len()];
     let mut r: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for _ in 0..runs {

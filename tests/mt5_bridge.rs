@@ -321,6 +321,56 @@ fn stops_go_out_with_the_order_and_the_brokers_stop_deal_books_once() {
     assert_eq!(metric(&d, "balance"), 5000.0);
 }
 
+/// The terminal's session times (in server time, UTC+2 here) are compared with the calendars:
+/// EURUSD's weekday calendar in UTC agrees, GBPUSD on `always` does not (the terminal closes it at
+/// weekends), and a window that makes no sense is left out with a warning.
+#[test]
+fn the_terminals_session_times_are_checked_against_the_calendars() {
+    let dir = TempDir::new("mt5-sessions");
+    let weekdays = ["mon", "tue", "wed", "thu", "fri"].map(|d| format!("      {d}: ['00:00-24:00']\n")).concat();
+    let (mut d, bridge, _ing) = start(
+        &dir,
+        &format!("sessions:\n  symbols:\n    EURUSD: desk\n  calendars:\n    desk:\n      tz: UTC\n{weekdays}"),
+    );
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    // Monday 00:00 UTC to Saturday 00:00 UTC is Monday 02:00 to Saturday 02:00 server time.
+    let mut week = vec![json!([1, 7200, 86400])];
+    week.extend((2..=5).map(|day| json!([day, 0, 86400])));
+    week.push(json!([6, 0, 7200]));
+    let mut gbp = week.clone();
+    gbp.push(json!([3, 50000, 40000]));
+    let mut snap = Terminal::default().snapshot();
+    snap["server_offset"] = json!(7200);
+    snap["sessions"] = json!({"EURUSD": week, "GBPUSD": gbp, "XAUUSD": [[1, 0, 86400]]});
+    ea.send(&snap);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    let log = wait_for("the comparison in the log", Duration::from_secs(5), || {
+        let l = d.stderr();
+        (l.contains("EURUSD: the mt5 terminal's session times") && l.contains("GBPUSD: the mt5 terminal's"))
+            .then_some(l)
+    });
+    assert!(log.contains("EURUSD: the mt5 terminal's session times agree with calendar desk"), "{log}");
+    assert!(
+        log.contains(
+            "GBPUSD: the mt5 terminal's session times disagree with calendar always in 192 of the coming week's 672"
+        ),
+        "two weekend days of quarters: {log}"
+    );
+    assert!(log.contains("(terminal: closed, calendar: open)"), "{log}");
+    assert!(log.contains("GBPUSD: session [3, 50000, 40000] from the terminal is not a window"), "{log}");
+    // A server offset that is no time zone's: ignored, said so.
+    let mut ea2 = Ea::connect(&bridge);
+    ea2.authenticate(SECRET);
+    let mut snap = Terminal::default().snapshot();
+    snap["server_offset"] = json!(86_400);
+    snap["sessions"] = json!({"EURUSD": [[1, 0, 86400]]});
+    ea2.send(&snap);
+    wait_for("the refusal", Duration::from_secs(5), || d.stderr().contains("is not a time zone offset").then_some(()));
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
 #[test]
 fn a_disconnect_mid_order_is_reconciled_by_the_snapshot_without_duplicates() {
     let dir = TempDir::new("mt5-reconnect");

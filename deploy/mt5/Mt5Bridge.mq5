@@ -120,6 +120,26 @@ void SendAccount()
         Num(AccountInfoDouble(ACCOUNT_BALANCE)), Num(AccountInfoDouble(ACCOUNT_EQUITY)), Num(AccountInfoDouble(ACCOUNT_MARGIN))));
   }
 
+// The trading sessions of the streamed symbols as the terminal has them, in server time, and the
+// server's offset from UTC: mt5bot compares them with its calendars (sessions:).
+string SessionsJson()
+  {
+   string out = "";
+   for(int i = 0; i < ArraySize(streamed); i++)
+     {
+      string days = "";
+      for(int d = 0; d < 7; d++)
+         for(uint k = 0; ; k++)
+           {
+            datetime from, to;
+            if(!SymbolInfoSessionTrade(streamed[i], (ENUM_DAY_OF_WEEK)d, k, from, to)) break;
+            days += (days == "" ? "" : ",") + StringFormat("[%d,%I64d,%I64d]", d, (long)from, (long)to);
+           }
+      out += (out == "" ? "" : ",") + "\"" + streamed[i] + "\":[" + days + "]";
+     }
+   return StringFormat("\"server_offset\":%I64d,\"sessions\":{%s}", (long)(TimeTradeServer() - TimeGMT()), out);
+  }
+
 void SendSnapshot()
   {
    string deals = "", orders = "", positions = "";
@@ -162,7 +182,7 @@ void SendSnapshot()
                    t, PositionGetString(POSITION_SYMBOL), Num(PositionGetDouble(POSITION_VOLUME)),
                    PositionGetInteger(POSITION_TYPE) == POSITION_TYPE_BUY ? "buy" : "sell");
      }
-   Send("{\"type\":\"snapshot\",\"deals\":[" + deals + "],\"orders\":[" + orders + "],\"positions\":[" + positions + "]}");
+   Send("{\"type\":\"snapshot\",\"deals\":[" + deals + "],\"orders\":[" + orders + "],\"positions\":[" + positions + "]," + SessionsJson() + "}");
   }
 
 //--- orders ---------------------------------------------------------

@@ -570,6 +570,17 @@ pub enum VenueEvent {
     /// A stop-loss or take-profit the venue holds closed (part of) a position: its execution,
     /// `ticket` being the venue's unique number of it (the MT5 deal ticket). Booked once per ticket.
     StopExecuted { stop: StopKind, ticket: u64, symbol: SymbolId, side: Side, qty: f64, price: f64 },
+    /// The venue reported its own trading hours for the symbol ([`crate::domain::venue::Venue::trade_sessions`]).
+    SessionTimes { symbol: SymbolId },
+}
+
+/// Seconds in a week.
+pub const WEEK_SECONDS: u32 = 7 * 86_400;
+
+/// Where a Unix time falls in its week, in seconds from Sunday 00:00 UTC (the Unix epoch was a
+/// Thursday).
+pub fn week_second_utc(unix_s: i64) -> u32 {
+    (unix_s + 4 * 86_400).rem_euclid(i64::from(WEEK_SECONDS)) as u32
 }
 
 #[cfg(test)]

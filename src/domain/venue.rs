@@ -81,6 +81,12 @@ pub trait Venue {
         false
     }
 
+    /// The venue's own trading hours for `symbol` when it reports them (the MT5 terminal's
+    /// session times): windows of seconds from Sunday 00:00 UTC, `[from, to)`, within one week.
+    fn trade_sessions(&self, _symbol: SymbolId) -> Option<&[(u32, u32)]> {
+        None
+    }
+
     /// Whether orders in flight outlive this process at the venue (a real counterparty holds
     /// them), so a checkpoint's open orders are restored and reconciled rather than dropped.
     fn keeps_orders(&self) -> bool {

@@ -489,9 +489,10 @@ impl Executor {
                 None => Applied::Ignored,
             },
             // The core's to use (protection); nothing in the books changes.
-            VenueEvent::Balance { .. } | VenueEvent::StopExecuted { .. } | VenueEvent::Commission { .. } => {
-                Applied::Ignored
-            }
+            VenueEvent::Balance { .. }
+            | VenueEvent::StopExecuted { .. }
+            | VenueEvent::Commission { .. }
+            | VenueEvent::SessionTimes { .. } => Applied::Ignored,
         }
     }
 

@@ -77,6 +77,43 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
     }
 
+    /// The venue reported its own trading hours for `symbol`: compares them with the symbol's
+    /// calendar over the coming week, a quarter of an hour at a time (sampled mid-quarter, so
+    /// edges a few minutes apart agree), and warns when they disagree.
+    #[cold]
+    pub(super) fn compare_venue_sessions(&mut self, symbol: SymbolId) {
+        const QUARTER: i128 = 900 * 1_000_000_000;
+        let Some(windows) = self.venue.trade_sessions(symbol) else { return };
+        let calendar = self.market.calendar_of(symbol);
+        let now = self.clock.unix_nanos();
+        let start = now - now.rem_euclid(QUARTER) + QUARTER / 2;
+        let (mut differ, mut first) = (0u32, None);
+        for k in 0..(7 * 96) {
+            let t = start + k * QUARTER;
+            let w = crate::domain::types::week_second_utc((t / 1_000_000_000) as i64);
+            let venue = windows.iter().any(|&(a, b)| a <= w && w < b);
+            let ours = calendar.is_none_or(|c| c.is_open_at(t));
+            if venue != ours {
+                differ += 1;
+                first.get_or_insert((t, venue));
+            }
+        }
+        let name = self.symbols.get(symbol as usize).map_or("?", String::as_str);
+        let cal = calendar.map_or("always", |c| c.name.as_str());
+        let venue = self.venue.name();
+        match first {
+            None => log::info!("{name}: the {venue} terminal's session times agree with calendar {cal} over the coming week"),
+            Some((t, venue_open)) => log::warn!(
+                "{name}: the {venue} terminal's session times disagree with calendar {cal} in {differ} of the coming \
+                 week's 672 quarter hours, first at {} (terminal: {}, calendar: {}); set sessions: in the config to the \
+                 broker's hours",
+                crate::support::timefmt::rfc3339_micros(t),
+                if venue_open { "open" } else { "closed" },
+                if venue_open { "closed" } else { "open" },
+            ),
+        }
+    }
+
     /// Each symbol's market: its calendar, phase and next change.
     pub(super) fn market_status(&self) -> Vec<MarketStatus> {
         self.market

@@ -675,6 +675,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     }
                     continue;
                 }
+                VenueEvent::SessionTimes { symbol } => {
+                    self.compare_venue_sessions(symbol);
+                    continue;
+                }
                 VenueEvent::StopExecuted { stop, ticket, symbol, side, qty, price } => {
                     match self.venue_stop(stop, ticket, symbol) {
                         Some(client_id) => {

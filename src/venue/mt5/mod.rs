@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 use crate::config::Mt5Config;
 
 use crate::domain::types::OrderKind;
-use crate::domain::types::{Nanos, OrderRequest, Side, StopKind, SymbolId, Tick, VenueEvent};
+use crate::domain::types::{Nanos, OrderRequest, Side, StopKind, SymbolId, Tick, VenueEvent, WEEK_SECONDS};
 use crate::secrets::Secret;
 use crate::support::auth::{constant_time_eq, hmac_sha256};
 use crate::support::encoding::hex;
@@ -130,6 +130,9 @@ pub struct Mt5Venue {
     /// checkpoint had: deals above it in the first snapshot may be of orders the crash hid.
     last_deal: u64,
     restored_last_deal: Option<u64>,
+    /// Per symbol: the terminal's trading sessions from its last snapshot, as windows of seconds
+    /// from Sunday 00:00 UTC.
+    trade_hours: Vec<Option<Vec<(u32, u32)>>>,
 }
 
 impl Mt5Venue {
@@ -169,6 +172,7 @@ impl Mt5Venue {
             maybe_sent: Vec::new(),
             last_deal: 0,
             restored_last_deal: None,
+            trade_hours: vec![None; symbols.len()],
         })
     }
 
@@ -691,7 +695,43 @@ impl Mt5Venue {
         done
     }
 
+    /// The terminal's session times (`SymbolInfoSessionTrade`, in server time, with the server's
+    /// offset from UTC), kept per symbol in UTC week seconds for the engine to compare with its
+    /// calendars. A window that makes no sense is left out and logged.
+    fn on_session_times(&mut self, m: &Inbound<'_>) {
+        let (Some(sessions), Some(offset)) = (m.sessions.as_ref(), m.server_offset) else { return };
+        if offset.abs() > 14 * 3600 {
+            log::warn!(
+                "mt5: the terminal's server_offset {offset} s is not a time zone offset; its session times are ignored"
+            );
+            return;
+        }
+        for (name, windows) in sessions {
+            let Some(symbol) = self.symbols.iter().position(|n| n == name.as_ref()) else { continue };
+            let mut week = Vec::with_capacity(windows.len() + 1);
+            for &(day, from, to) in windows {
+                let to = if to == 0 { 86_400 } else { to };
+                if day > 6 || from >= to || to > 86_400 {
+                    log::warn!("mt5: {name}: session [{day}, {from}, {to}] from the terminal is not a window of one weekday; left out");
+                    continue;
+                }
+                let start =
+                    (i64::from(day) * 86_400 + i64::from(from) - offset).rem_euclid(i64::from(WEEK_SECONDS)) as u32;
+                let end = start + (to - from);
+                if end <= WEEK_SECONDS {
+                    week.push((start, end));
+                } else {
+                    week.push((start, WEEK_SECONDS));
+                    week.push((0, end - WEEK_SECONDS));
+                }
+            }
+            self.trade_hours[symbol] = Some(week);
+            self.events.push(VenueEvent::SessionTimes { symbol: symbol as SymbolId });
+        }
+    }
+
     fn on_snapshot(&mut self, i: usize, m: &Inbound<'_>, now: Nanos) {
+        self.on_session_times(m);
         let session = self.slots[i].as_ref().map_or(0, |c| c.session);
         let deals = m.deals.as_deref().unwrap_or_default();
         let resting = m.orders.as_deref().unwrap_or_default();
@@ -1010,6 +1050,10 @@ impl Venue for Mt5Venue {
     /// The broker holds stop-loss and take-profit: they go out in the order's `sl` and `tp`.
     fn holds_stops(&self) -> bool {
         true
+    }
+
+    fn trade_sessions(&self, symbol: SymbolId) -> Option<&[(u32, u32)]> {
+        self.trade_hours.get(symbol as usize).and_then(Option::as_deref)
     }
 
     fn restore_queued(&mut self, queued: &[(crate::domain::types::SignalId, SymbolId, Side)]) {

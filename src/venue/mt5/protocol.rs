@@ -85,7 +85,19 @@ pub(super) struct Inbound<'a> {
     /// `deal` of a stop: `buy` or `sell` (DEAL_TYPE).
     #[serde(default, borrow)]
     pub(super) deal_type: Option<Cow<'a, str>>,
+    /// `snapshot`: each symbol's trading sessions as the terminal has them
+    /// (`SymbolInfoSessionTrade`): `[weekday (0 Sunday), from, to]`, seconds after the server's
+    /// midnight.
+    #[serde(default, borrow)]
+    pub(super) sessions: Option<std::collections::BTreeMap<Cow<'a, str>, Vec<SessionWindow>>>,
+    /// `snapshot`: the trade server's offset from UTC in seconds (`TimeTradeServer() - TimeGMT()`).
+    #[serde(default)]
+    pub(super) server_offset: Option<i64>,
 }
+
+/// One trading session of a symbol as the terminal reports it: weekday (0 Sunday), from, to in
+/// seconds after the trade server's midnight.
+pub(super) type SessionWindow = (u8, u32, u32);
 
 #[derive(Debug, Deserialize)]
 pub(super) struct SnapshotDeal<'a> {
