@@ -399,15 +399,23 @@ def bench_engine(quick, rows):
     rows.append(("order journal on: journal_behind refusals retried per run (writer-bound)",
                  grab(unpaced, "on  journal_behind refusals retried"), "", "", "", "", cmd))
     rows.append(("order journal size per million orders", grab(signals, "journal size"), "", "", "", "", cmd))
-    breakers = out[out.find("equity breakers, tick_to_order"):]
-    for side, key in (("none", "none p50"), ("all four", "all  p50")):
-        line = grab(breakers, key)
-        p50, _, p99 = line.partition("   p99 ")
-        rows.append((f"equity breakers {side}: tick-to-order, unpaced, p50 / p99", f"{p50.strip()} / {p99.strip()}",
-                     "", "", "all four within 50 ns p50 of none", "", cmd))
-    for side, key in (("none", "none rate"), ("all four", "all  rate")):
-        rows.append((f"equity breakers {side}: signals through queue + executor + venue", grab(breakers, key),
-                     "", "", "", "", cmd))
+    breakers = out[out.find("equity breakers and stops, tick_to_order"):]
+    p50s = {}
+    for side in ("none", "all", "all + stops", "all + stops + fx"):
+        m = re.search(rf"^\s*{re.escape(side)}\s+p50 (.+?)   p99 (.+)$", breakers, re.M)
+        p50, p99 = (m.group(1).strip(), m.group(2).strip()) if m else ("(not found)", "(not found)")
+        p50s[side] = first_number(p50)
+        target, met = "", ""
+        if side == "all" and None not in (p50s.get("none"), p50s.get("all")):
+            target, met = "within 50 ns p50 of none", status(p50s["all"] - p50s["none"], lambda v: v <= 50)
+        label = {"all": "all four"}.get(side, side)
+        rows.append((f"equity breakers {label}: tick-to-order, unpaced, p50 / p99", f"{p50} / {p99}", "", "", target,
+                     met, cmd))
+    for side in ("none", "all", "all + stops", "all + stops + fx"):
+        m = re.search(rf"^\s*{re.escape(side)}\s+rate (.+)$", breakers, re.M)
+        label = {"all": "all four"}.get(side, side)
+        rows.append((f"equity breakers {label}: signals through queue + executor + venue",
+                     m.group(1).strip() if m else "(not found)", "", "", "", "", cmd))
     rows.append(("order journal batch (seal + write + fdatasync, what a queued answer waits)",
                  grab(signals, "one batch (seal + write + fdatasync, what a queued answer waits)"), "", "", "", "",
                  cmd))
