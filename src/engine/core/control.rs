@@ -110,7 +110,15 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let (asked, refused) = self.cancel_all();
         let mut done = Vec::new();
         for sym in 0..self.symbols.len() {
-            done.extend(self.close_position(sym as SymbolId, &refused, 'F', SignalSource::Control));
+            let id = sym as SymbolId;
+            let uncancelled: f64 = refused
+                .iter()
+                .filter(|(r, _)| r.symbol == id)
+                .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open()))
+                .map(|o| o.request.side.sign() * o.remaining())
+                .sum();
+            let net = self.executor.position(id).qty + uncancelled;
+            done.extend(self.close_position(id, net, 'F', SignalSource::Control));
         }
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         FlattenReport {
@@ -123,24 +131,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
     }
 
-    /// Sends a market order that brings `id`'s position to zero, counting its open orders the
-    /// venue would not cancel (`refused`); `None` when it is flat. The order's id is
-    /// `<tag><unix ms>-<symbol index>`.
+    /// Sends a market order against `net` (a long of `net` is sold, a short bought) in `id`;
+    /// `None` when it is zero. The order's id is `<tag><unix ms>-<symbol index>`.
     pub(super) fn close_position(
         &mut self,
         id: SymbolId,
-        refused: &[(OrderRequest, &'static str)],
+        net: f64,
         tag: char,
         source: SignalSource,
     ) -> Option<FlattenOrder> {
         let sym = id as usize;
-        let uncancelled: f64 = refused
-            .iter()
-            .filter(|(r, _)| r.symbol == id)
-            .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open()))
-            .map(|o| o.request.side.sign() * o.remaining())
-            .sum();
-        let net = self.executor.position(id).qty + uncancelled;
         if net.abs() < QTY_EPSILON {
             return None;
         }

@@ -46,6 +46,28 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     g.set(((at - unix_ns) as f64 * 1e-9).max(0.0));
                 }
             }
+            // Closing with at_close: flatten, a position still open (restored after a restart,
+            // or its closing order refused or not yet possible) is closed again, once a second.
+            for s in 0..self.symbols.len() as SymbolId {
+                if self.market.phase(s) == Phase::Closing && self.market.at_close(s) == AtClose::Flatten {
+                    self.flatten_before_close(s);
+                }
+            }
+        }
+    }
+
+    /// Closes what is left of `symbol`'s position with a market order, counting the orders
+    /// already closing it; nothing while the venue cannot take orders.
+    fn flatten_before_close(&mut self, symbol: SymbolId) {
+        let qty = self.executor.position(symbol).qty;
+        if qty.abs() < QTY_EPSILON || !self.venue.ready_for_orders() {
+            return;
+        }
+        let side = if qty > 0.0 { Side::Sell } else { Side::Buy };
+        let left = qty.abs() - self.executor.pending(symbol, side);
+        if left >= QTY_EPSILON {
+            self.close_position(symbol, left * qty.signum(), 'C', SignalSource::Control);
+            self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         }
     }
 
@@ -68,10 +90,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             Phase::Closing => {
                 log::warn!("{name}: market closes {when} (calendar {calendar}); at_close: {}", c.at_close.as_str());
                 if c.at_close == AtClose::Flatten {
+                    // The symbol's orders go; the position is closed by `flatten_before_close`.
                     let symbol = c.symbol;
-                    let (_, refused) = self.cancel_where(|r| r.symbol == symbol);
-                    self.close_position(symbol, &refused, 'C', SignalSource::Control);
-                    self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+                    self.cancel_where(|r| r.symbol == symbol);
+                    self.flatten_before_close(symbol);
                 }
             }
         }

@@ -1079,6 +1079,37 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_inside_the_closing_period_still_goes_flat_before_the_close() {
+        let text = "model:\n  threshold_bps: 10000\nsessions:\n  default: f\n  calendars:\n    f:\n      like: fx\n      close_before: 10m\n      at_close: flatten\n";
+        let cfg = Config::parse(text, "t.yaml").expect("config");
+        // Before: long 1 on Thursday, when fx is open.
+        let (mut c, _) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(ext("r1", Side::Buy, 1.0)).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 1.0);
+        let snap = c.snapshot();
+        // The restart: Friday 16:55 New York, five minutes before the close.
+        let clock = ManualClock::default();
+        clock.set_epoch(crate::support::timefmt::parse_timestamp("2026-01-16T21:55:00Z").expect("ts"));
+        let metrics = Metrics::new();
+        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let venue = PaperVenue::new(&cfg.venue.paper, names.len(), cfg.risk.max_open_orders);
+        let mut again = TradingCore::new(&cfg, venue, clock, metrics.engine("paper", &names), "T");
+        again.restore(&snap).expect("restore");
+        assert_eq!(again.status().markets[0].phase, "closing");
+        again.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        for ms in [1_000, 1_002, 2_000, 2_002] {
+            again.clock().set(ms * 1_000_000);
+            again.poll_venue();
+        }
+        assert_eq!(again.executor().position(0).qty, 0.0, "closed within a second of the restart");
+        assert_eq!(metrics.orders_sent.get(), 1, "one closing order, not one a second");
+    }
+
+    #[test]
     fn stops_survive_a_snapshot_and_a_flip_without_levels_drops_them() {
         let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
         cfg.risk.max_position = 100.0;
