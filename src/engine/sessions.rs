@@ -20,10 +20,10 @@ use crate::domain::types::{AtClose, SymbolId};
 
 /// How far ahead a change of state is looked for; a calendar closed longer than this reads as
 /// closed with no known reopening.
-const HORIZON_DAYS: i64 = 400;
+pub const HORIZON_DAYS: i64 = 400;
 
 /// How far back the last open is looked for (for `open_after`).
-const LOOKBACK_DAYS: i64 = 8;
+pub const LOOKBACK_DAYS: i64 = 8;
 
 /// Where a symbol's market stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
