@@ -29,6 +29,11 @@ struct Executor {
 
 impl Executor {
     fn start(dir: &TempDir) -> Executor {
+        Self::start_scheduled(dir, "00:00:00", "00:00:00")
+    }
+
+    /// [`Executor::start`] with a daily session from `start` to `end` (UTC, HH:MM:SS).
+    fn start_scheduled(dir: &TempDir, start: &str, end: &str) -> Executor {
         let gz = std::fs::read(EXECUTOR_GZ).unwrap_or_else(|e| {
             panic!("{EXECUTOR_GZ}: {e}; run `make test` (or scripts/install-test-deps.sh) to install libquickfix-doc")
         });
@@ -45,7 +50,7 @@ impl Executor {
             "executor.cfg",
             &format!(
                 "[DEFAULT]\nConnectionType=acceptor\nSocketAcceptPort={port}\nSocketReuseAddress=Y\n\
-                 StartTime=00:00:00\nEndTime=00:00:00\nFileStorePath={}\nUseDataDictionary=Y\n\
+                 StartTime={start}\nEndTime={end}\nFileStorePath={}\nUseDataDictionary=Y\n\
                  DataDictionary={}\nValidateFieldsOutOfOrder=Y\nValidateUserDefinedFields=Y\n\
                  ScreenLogShowIncoming=Y\nScreenLogShowOutgoing=Y\nScreenLogShowEvents=Y\n\n\
                  [SESSION]\nBeginString=FIX.4.4\nSenderCompID=EXECUTOR\nTargetCompID=MT5BOT\nHeartBtInt=30\n",
@@ -56,6 +61,21 @@ impl Executor {
         let mut e = Executor { child: None, dir: dir.path().to_path_buf(), port, runs: 0 };
         e.spawn();
         e
+    }
+
+    /// Gives the next run a daily session from `start` to `end` (UTC, HH:MM:SS).
+    fn reschedule(&self, start: &str, end: &str) {
+        let path = self.dir.join("executor.cfg");
+        let text = std::fs::read_to_string(&path).expect("executor.cfg");
+        let text: String = text
+            .lines()
+            .map(|l| match l.split_once('=') {
+                Some(("StartTime", _)) => format!("StartTime={start}\n"),
+                Some(("EndTime", _)) => format!("EndTime={end}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(&path, text).expect("executor.cfg");
     }
 
     fn spawn(&mut self) {
@@ -181,10 +201,15 @@ impl Ledger {
 }
 
 fn bot_config(dir: &TempDir, e: &Executor, ingress: &str) -> (PathBuf, String) {
+    bot_config_with(dir, e, ingress, "")
+}
+
+/// [`bot_config`] with more `venue.fix44` keys (`fix44`: lines indented by four spaces).
+fn bot_config_with(dir: &TempDir, e: &Executor, ingress: &str, fix44: &str) -> (PathBuf, String) {
     config_with(
         dir,
         &format!(
-            "venue:\n  kind: fix44\n  fix44:\n    connect: 127.0.0.1:{}\n    sender_comp_id: MT5BOT\n    \
+            "venue:\n  kind: fix44\n  fix44:\n{fix44}    connect: 127.0.0.1:{}\n    sender_comp_id: MT5BOT\n    \
              target_comp_id: EXECUTOR\n    heartbeat_interval: 5s\n    reconnect_min: 100ms\n    reconnect_max: 1s\n    \
              logon_timeout: 2s\n    state_dir: {}\n\
              model:\n  threshold_bps: 10000\n\
@@ -599,6 +624,82 @@ fn signals_queued_while_the_venue_is_down_survive_a_sigkill_and_are_sent_once() 
         r.read_line(&mut answer).expect("an answer");
         assert!(answer.contains("\"duplicate\""), "q-{n} repeated: {answer}");
     }
+    second.signal("TERM");
+    assert!(second.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// UTC time of day `secs` from now, as QuickFIX's StartTime and EndTime write it.
+fn utc_in(secs: i64) -> String {
+    let t = (mt5bot::support::timefmt::unix_nanos() / 1_000_000_000) as i64 + secs;
+    let d = t.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", d / 3600, d / 60 % 60, d % 60)
+}
+
+/// A session schedule a few seconds long on both sides: orders in the first session, its end
+/// (mt5bot logs out and stops reconnecting), orders queued in the gap, then the next session
+/// (both sides reset their sequence numbers, mt5bot's Logon is MsgSeqNum 1) where the queued
+/// orders and new ones go out. No duplicate, none lost, no Reject from the strict dictionary.
+#[test]
+fn a_scheduled_session_ends_resets_and_the_next_one_takes_the_orders_queued_between() {
+    let dir = TempDir::new("fix-schedule");
+    let (start1, end1) = (utc_in(-60), utc_in(8));
+    let mut exec = Executor::start_scheduled(&dir, &start1, &end1);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let schedule = |a: &str, b: &str| format!("    schedule:\n      start_time: '{a}'\n      end_time: '{b}'\n");
+    let (cfg, addr) = bot_config_with(&dir, &exec, &ingress, &schedule(&start1, &end1));
+    let env = [("CHECKPOINT_AES_KEY", key())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let mut first = start_connected(&dir, &cfg, &addr, &env);
+    assert_eq!(send_orders(&ingress, "s1", 0..20, Duration::ZERO).0, 20);
+    wait_metric(&first, "trade_count", 20.0, Duration::from_secs(10));
+    // The end of the first session: logged out, and no reconnecting until the next one.
+    wait_metric(&first, "broker_connected{venue=\"fix44\"}", 0.0, Duration::from_secs(15));
+    let connects = first.log_file().matches("FIX: connected to").count();
+    assert_eq!(send_orders(&ingress, "gap", 0..10, Duration::ZERO).0, 10, "queued while out of session");
+    std::thread::sleep(Duration::from_secs(1));
+    let log = first.log_file();
+    assert!(log.contains("the session's scheduled end"), "{log}");
+    assert_eq!(log.matches("FIX: connected to").count(), connects, "no connection outside the session\n{log}");
+    first.signal("TERM");
+    assert!(first.wait_exit(Duration::from_secs(10)).success(), "{}", first.stderr());
+    drop(first);
+
+    // The next session, on both sides: a new period starts the sequence numbers again at 1.
+    let (start2, end2) = (utc_in(3), utc_in(60));
+    exec.kill();
+    exec.reschedule(&start2, &end2);
+    exec.spawn();
+    let (cfg, addr) = bot_config_with(&dir, &exec, &ingress, &schedule(&start2, &end2));
+    let mut second = Daemon::start(&dir, &cfg, &addr, &env);
+    second.wait_metrics(Duration::from_secs(10));
+    wait_metric(&second, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(15));
+    assert_eq!(send_orders(&ingress, "s2", 0..10, Duration::ZERO).0, 10);
+    wait_metric(&second, "queue_depth", 0.0, Duration::from_secs(10));
+    wait_metric(&second, "open_orders", 0.0, Duration::from_secs(10));
+    let log = second.log_file();
+    assert!(log.contains("a new session period"), "{log}");
+    let logons: Vec<_> = exec
+        .messages()
+        .into_iter()
+        .filter(|(dir, f, run)| dir == "incoming" && *run == 2 && f.get(&35).map(String::as_str) == Some("A"))
+        .map(|(_, f, _)| f[&34].clone())
+        .collect();
+    assert_eq!(logons.first().map(String::as_str), Some("1"), "the next session's Logon starts at 1: {logons:?}");
+    let l = ledger(&exec);
+    l.assert_clean();
+    for (prefix, n) in [("s1", 20), ("gap", 10), ("s2", 10)] {
+        for i in 0..n {
+            assert_eq!(
+                l.orders.get(&format!("{prefix}-{i}")),
+                Some(&1),
+                "{prefix}-{i} reached the executor once\n{log}"
+            );
+        }
+    }
+    let (eur, gbp) = positions_of((0..20).chain(0..10).chain(0..10));
+    assert_eq!(metric(&second, "position{symbol=\"EURUSD\"}"), eur, "{log}");
+    assert_eq!(metric(&second, "position{symbol=\"GBPUSD\"}"), gbp, "{log}");
     second.signal("TERM");
     assert!(second.wait_exit(Duration::from_secs(10)).success());
 }

@@ -275,6 +275,26 @@ pub struct Fix44Config {
     pub account: String,
     /// Folder of the sequence-number file.
     pub state_dir: PathBuf,
+    /// When the session runs (`venue.fix44.schedule`); `None`: always.
+    pub schedule: Option<FixSchedule>,
+    /// Both sides start again at 1 after a Logout (sent or received), or after any disconnect.
+    pub reset_on_logout: bool,
+    pub reset_on_disconnect: bool,
+    /// As written, for the round trip.
+    pub raw_schedule: RawFixSchedule,
+}
+
+/// A FIX session's schedule, as QuickFIX reads StartTime/EndTime/StartDay/EndDay: daily from
+/// `start` to `end` (past midnight when `end` is not after `start`; the same time for a session
+/// that runs all day and starts anew there), or weekly from `start_day` to `end_day`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixSchedule {
+    pub tz: jiff::tz::TimeZone,
+    /// Seconds after local midnight.
+    pub start: u32,
+    pub end: u32,
+    /// Weekly sessions: the weekdays, Monday 0.
+    pub days: Option<(u8, u8)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -599,6 +619,7 @@ impl Config {
                     time_in_force: f.time_in_force,
                     account: f.account.clone(),
                     state_dir: f.state_dir.display().to_string(),
+                    schedule: f.raw_schedule.clone(),
                 },
                 mt5: RawMt5 {
                     listen: m5.listen.to_string(),

@@ -96,6 +96,20 @@ pub struct RawFix44 {
     pub time_in_force: TimeInForce,
     pub account: String,
     pub state_dir: String,
+    pub schedule: RawFixSchedule,
+}
+
+/// When the FIX session runs, with QuickFIX's meaning; empty times: always.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFixSchedule {
+    pub start_time: String,
+    pub end_time: String,
+    pub start_day: String,
+    pub end_day: String,
+    pub tz: String,
+    pub reset_on_logout: bool,
+    pub reset_on_disconnect: bool,
 }
 
 impl Default for RawFix44 {
@@ -113,6 +127,7 @@ impl Default for RawFix44 {
             time_in_force: TimeInForce::Day,
             account: String::new(),
             state_dir: "state".into(),
+            schedule: RawFixSchedule::default(),
         }
     }
 }

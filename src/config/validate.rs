@@ -117,6 +117,67 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
 }
 
 /// The equity breakers: the trading day, and each breaker whose limit is not 0.
+/// `HH:MM:SS` or `HH:MM` as seconds after midnight.
+fn day_seconds(s: &str) -> Option<u32> {
+    let mut it = s.trim().split(':');
+    let (h, m, sec) = (it.next()?, it.next()?, it.next().unwrap_or("0"));
+    if it.next().is_some() || h.len() > 2 || m.len() != 2 || sec.len() > 2 {
+        return None;
+    }
+    let (h, m, sec): (u32, u32, u32) = (h.parse().ok()?, m.parse().ok()?, sec.parse().ok()?);
+    (h < 24 && m < 60 && sec < 60).then_some(h * 3600 + m * 60 + sec)
+}
+
+/// A weekday as QuickFIX and the calendars write it (`mon` or `monday`, any case), Monday 0.
+fn weekday(s: &str) -> Option<u8> {
+    const NAMES: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let s = s.trim().to_ascii_lowercase();
+    NAMES.iter().position(|n| s == *n || (s.len() == 3 && n.starts_with(&s))).map(|i| i as u8)
+}
+
+fn fix_schedule(v: &mut Validator<'_>, s: &RawFixSchedule) -> Option<FixSchedule> {
+    let key = "venue.fix44.schedule";
+    if s.start_time.trim().is_empty() && s.end_time.trim().is_empty() {
+        for (k, value) in [("start_day", &s.start_day), ("end_day", &s.end_day)] {
+            if !value.trim().is_empty() {
+                v.fail(&format!("{key}.{k}"), "needs start_time and end_time too".into());
+            }
+        }
+        return None;
+    }
+    let time = |v: &mut Validator<'_>, k: &str, value: &str| {
+        day_seconds(value).or_else(|| {
+            v.fail(
+                &format!("{key}.{k}"),
+                format!("{value:?} is not a time; accepted: HH:MM:SS or HH:MM, e.g. 17:05:00"),
+            );
+            None
+        })
+    };
+    let (start, end) = (time(v, "start_time", &s.start_time), time(v, "end_time", &s.end_time));
+    let days = match (s.start_day.trim().is_empty(), s.end_day.trim().is_empty()) {
+        (true, true) => None,
+        (false, false) => {
+            let day = |v: &mut Validator<'_>, k: &str, value: &str| {
+                weekday(value).or_else(|| {
+                    v.fail(&format!("{key}.{k}"), format!("{value:?} is not a weekday; accepted: mon ... sun"));
+                    None
+                })
+            };
+            Some((day(v, "start_day", &s.start_day)?, day(v, "end_day", &s.end_day)?))
+        }
+        _ => {
+            v.fail(&format!("{key}.start_day"), "a weekly session needs both start_day and end_day".into());
+            None
+        }
+    };
+    let tz_name = if s.tz.trim().is_empty() { "UTC" } else { s.tz.trim() };
+    let tz = jiff::tz::TimeZone::get(tz_name).map_err(|_| {
+        v.fail(&format!("{key}.tz"), format!("{:?} is not a time zone; accepted: an IANA name such as UTC", s.tz));
+    });
+    Some(FixSchedule { tz: tz.ok()?, start: start?, end: end?, days })
+}
+
 /// `HH:MM` as minutes after midnight; `24:00` only where `end` allows it.
 fn minutes(s: &str, end: bool) -> Option<u16> {
     let (h, m) = s.trim().split_once(':')?;
@@ -461,6 +522,10 @@ fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
             }
             d
         },
+        schedule: fix_schedule(v, &fx.schedule),
+        reset_on_logout: fx.schedule.reset_on_logout,
+        reset_on_disconnect: fx.schedule.reset_on_disconnect,
+        raw_schedule: fx.schedule.clone(),
         reset_on_logon: fx.reset_on_logon,
         logon_timeout: v.duration(
             "venue.fix44.logon_timeout",

@@ -19,6 +19,7 @@
 
 pub mod codec;
 mod orders;
+pub mod schedule;
 mod seq_store;
 pub mod session;
 #[cfg(any(test, feature = "testing"))]
@@ -92,6 +93,15 @@ pub struct FixVenue {
     cancels: u64,
     status_timeout: Nanos,
     next_status_check: Nanos,
+    /// `venue.fix44.schedule`, and when to look at it again (Unix ns).
+    schedule: Option<crate::config::FixSchedule>,
+    schedule_check_at: i128,
+    /// Whether the schedule has the session on now (always true without one).
+    in_session: bool,
+    /// Unix time minus engine time, for the schedule (taken at the first poll and each connect).
+    unix_offset: Option<i128>,
+    reset_on_logout: bool,
+    reset_on_disconnect: bool,
 }
 
 impl FixVenue {
@@ -157,7 +167,66 @@ impl FixVenue {
             cancels: 0,
             status_timeout: cfg.status_timeout.as_nanos() as Nanos,
             next_status_check: 0,
+            schedule: cfg.schedule.clone(),
+            schedule_check_at: i128::MIN,
+            in_session: true,
+            unix_offset: None,
+            reset_on_logout: cfg.reset_on_logout,
+            reset_on_disconnect: cfg.reset_on_disconnect,
         })
+    }
+
+    /// Where the schedule stands at `now`: a new period starts the sequence numbers again at 1
+    /// on both sides (as the counterparty's own schedule does); the end of one logs out and
+    /// waits for the next. Costs one comparison until something is due.
+    fn follow_schedule(&mut self, now: Nanos) {
+        let Some(schedule) = &self.schedule else { return };
+        let offset = *self.unix_offset.get_or_insert_with(|| crate::support::timefmt::unix_nanos() - now as i128);
+        let unix = now as i128 + offset;
+        if unix < self.schedule_check_at {
+            return;
+        }
+        let iso = crate::support::timefmt::rfc3339_micros;
+        match schedule.current(unix) {
+            Some(period) => {
+                self.in_session = true;
+                self.schedule_check_at = period.end;
+                let start = (period.start / 1_000_000_000) as i64;
+                if start != self.store.period {
+                    if self.store.period != 0 {
+                        log::warn!(
+                            "FIX: a new session period ({} to {}): sequence numbers start again at 1",
+                            iso(period.start),
+                            iso(period.end)
+                        );
+                        if !matches!(self.conn, Conn::Down { .. }) {
+                            self.session.logout("new session period", now, &mut self.wbuf);
+                            self.drop_connection(now, "a new session period");
+                            self.conn = Conn::Down { retry_at: now };
+                        }
+                        self.session.reset_seqs();
+                    } else {
+                        log::info!("FIX: in the session period {} to {}", iso(period.start), iso(period.end));
+                    }
+                    self.store.period = start;
+                    self.store.save_now(self.session.seqs());
+                }
+            }
+            None => {
+                self.in_session = false;
+                let next = schedule.next_start(unix).unwrap_or(unix + 3_600_000_000_000);
+                self.schedule_check_at = next;
+                let wait = (next - unix).max(0) as Nanos;
+                if !matches!(self.conn, Conn::Down { .. }) {
+                    log::info!("FIX: the session's scheduled end; logging out until {}", iso(next));
+                    self.session.logout("end of the session", now, &mut self.wbuf);
+                    self.drop_connection(now, "the session's scheduled end");
+                } else {
+                    log::info!("FIX: outside the session's schedule; the next starts {}", iso(next));
+                }
+                self.conn = Conn::Down { retry_at: now + wait };
+            }
+        }
     }
 
     /// The sequence numbers now (for tests and the status line).
@@ -204,7 +273,15 @@ impl FixVenue {
         if !std::mem::take(&mut self.session_up) {
             self.metrics.connect_failures.inc();
         }
+        let logged_out = self.session.logged_out();
         self.session.disconnected();
+        if self.reset_on_disconnect || (self.reset_on_logout && logged_out) {
+            self.session.reset_seqs();
+            log::info!(
+                "FIX: sequence numbers start again at 1 (venue.fix44.schedule.reset_on_{})",
+                if self.reset_on_disconnect { "disconnect" } else { "logout" }
+            );
+        }
         self.rbuf.clear();
         self.wbuf.clear();
         self.store.save(self.session.seqs());
@@ -441,9 +518,10 @@ impl Venue for FixVenue {
     fn on_tick(&mut self, _tick: &Tick, _now: Nanos, _events: &mut Vec<VenueEvent>) {}
 
     fn poll(&mut self, now: Nanos, events: &mut Vec<VenueEvent>) {
+        self.follow_schedule(now);
         match &mut self.conn {
             Conn::Down { retry_at } => {
-                if now >= *retry_at {
+                if now >= *retry_at && self.in_session {
                     self.connect(now);
                 }
             }

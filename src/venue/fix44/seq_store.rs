@@ -12,6 +12,10 @@ pub(super) struct SeqStore {
     pub(super) failed: bool,
     /// Engine time of the last lazy save of the expected number.
     pub(super) saved_at: Nanos,
+    /// The start (Unix seconds) of the schedule's session period these numbers belong to; 0 when
+    /// unknown (no schedule, or a file from before schedules).
+    pub(super) period: i64,
+    saved_period: i64,
 }
 
 impl SeqStore {
@@ -29,46 +33,53 @@ impl SeqStore {
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let mut text = String::new();
         (&file).read_to_string(&mut text).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let seqs = if text.trim().is_empty() {
-            SeqNums::default()
+        let (seqs, period) = if text.trim().is_empty() {
+            (SeqNums::default(), 0)
         } else {
             let mut it = text.split_whitespace().map(str::parse::<u64>);
-            match (it.next(), it.next(), it.next()) {
-                (Some(Ok(o)), Some(Ok(i)), None) if o >= 1 && i >= 1 => SeqNums { next_out: o, next_in: i },
+            match (it.next(), it.next(), it.next(), it.next()) {
+                (Some(Ok(o)), Some(Ok(i)), p, None) if o >= 1 && i >= 1 && !matches!(p, Some(Err(_))) => {
+                    (SeqNums { next_out: o, next_in: i }, p.and_then(Result::ok).unwrap_or(0) as i64)
+                }
                 _ => {
                     return Err(format!(
-                        "{} is not a sequence-number file (expected two numbers: next to send, next expected); \
-                         restore it, or agree a sequence reset with the broker and delete it",
+                        "{} is not a sequence-number file (expected two numbers: next to send, next expected, \
+                         and the session period's start); restore it, or agree a sequence reset with the broker \
+                         and delete it",
                         path.display()
                     ))
                 }
             }
         };
-        Ok((SeqStore { file, path, saved: seqs, failed: false, saved_at: 0 }, seqs))
+        Ok((SeqStore { file, path, saved: seqs, failed: false, saved_at: 0, period, saved_period: period }, seqs))
     }
 
-    /// Writes `s` when it changed. Fixed width, so the file never needs truncating.
+    /// Writes `s` when it (or the period) changed. Fixed width, so the file never needs
+    /// truncating.
     pub(super) fn save(&mut self, s: SeqNums) {
-        if s == self.saved {
+        if s == self.saved && self.period == self.saved_period {
             return;
         }
-        let mut line = [b' '; 41];
+        self.save_now(s);
+    }
+
+    /// Writes `s` and the period now.
+    pub(super) fn save_now(&mut self, s: SeqNums) {
+        let mut buf = [b' '; 63];
         let mut put = |at: usize, mut v: u64| {
             for i in (at..at + 20).rev() {
-                line[i] = b'0' + (v % 10) as u8;
+                buf[i] = b'0' + (v % 10) as u8;
                 v /= 10;
             }
         };
         put(0, s.next_out);
-        put(20, s.next_in);
-        let mut buf = [0u8; 42];
-        buf[..20].copy_from_slice(&line[..20]);
-        buf[20] = b' ';
-        buf[21..41].copy_from_slice(&line[20..40]);
-        buf[41] = b'\n';
+        put(21, s.next_in);
+        put(42, self.period.max(0) as u64);
+        buf[62] = b'\n';
         match self.file.write_all_at(&buf, 0) {
             Ok(()) => {
                 self.saved = s;
+                self.saved_period = self.period;
                 self.failed = false;
             }
             Err(e) => {

@@ -118,6 +118,8 @@ pub struct Session {
     /// counterparty has dealt with any gap in what it received from us, so no order goes out
     /// before it (an order sent earlier could be taken for one the counterparty missed).
     sync_pending: Option<(u64, Nanos)>,
+    /// A Logout was sent or received on this connection.
+    logged_out: bool,
     builder: Builder,
     fields: Fields,
     pub counters: Counters,
@@ -141,6 +143,7 @@ impl Session {
             resend_until: None,
             logon_seq: 0,
             sync_pending: None,
+            logged_out: false,
             builder: Builder::new(),
             fields: Fields::new(),
             counters: Counters::default(),
@@ -163,6 +166,19 @@ impl Session {
         }
     }
 
+    /// Both sides start again at 1 (a new session period, or a reset the config asks for); only
+    /// between connections.
+    pub fn reset_seqs(&mut self) {
+        if self.state == State::Disconnected {
+            self.seqs = SeqNums::default();
+        }
+    }
+
+    /// Whether a Logout was sent or received on this connection.
+    pub fn logged_out(&self) -> bool {
+        self.logged_out
+    }
+
     pub fn is_active(&self) -> bool {
         self.state == State::Active
     }
@@ -178,6 +194,7 @@ impl Session {
         self.test_pending = None;
         self.resend_until = None;
         self.sync_pending = None;
+        self.logged_out = false;
         self.last_recv = now;
         if self.cfg.reset_on_logon {
             self.seqs = SeqNums::default();
@@ -213,6 +230,7 @@ impl Session {
     /// Sends Logout; the session ends when the answer comes or after a short wait.
     pub fn logout(&mut self, text: &str, now: Nanos, out: &mut Vec<u8>) {
         if matches!(self.state, State::Active | State::LogonSent { .. }) {
+            self.logged_out = true;
             self.send(b"5", now, out, |b| {
                 b.field(tag::TEXT, text.as_bytes());
             });
@@ -647,6 +665,7 @@ impl Session {
 
     fn on_logout(&mut self, m: &Message<'_>, now: Nanos, out: &mut Vec<u8>) -> Result<(), Disconnect> {
         let text = m.get_str(tag::TEXT).unwrap_or("").to_owned();
+        self.logged_out = true;
         if !matches!(self.state, State::LogoutSent { .. }) {
             self.send(b"5", now, out, |_| {});
         }
