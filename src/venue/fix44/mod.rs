@@ -98,7 +98,7 @@ pub struct FixVenue {
     schedule_check_at: i128,
     /// Whether the schedule has the session on now (always true without one).
     in_session: bool,
-    /// Unix time minus engine time, for the schedule (taken at the first poll and each connect).
+    /// Unix time minus engine time, for the schedule (taken again whenever something is due).
     unix_offset: Option<i128>,
     reset_on_logout: bool,
     reset_on_disconnect: bool,
@@ -182,6 +182,13 @@ impl FixVenue {
     fn follow_schedule(&mut self, now: Nanos) {
         let Some(schedule) = &self.schedule else { return };
         let offset = *self.unix_offset.get_or_insert_with(|| crate::support::timefmt::unix_nanos() - now as i128);
+        if now as i128 + offset < self.schedule_check_at {
+            return;
+        }
+        // Due by the engine's clock: read the wall clock itself before acting on it (it may have
+        // been stepped since the offset was taken).
+        let offset = crate::support::timefmt::unix_nanos() - now as i128;
+        self.unix_offset = Some(offset);
         let unix = now as i128 + offset;
         if unix < self.schedule_check_at {
             return;
