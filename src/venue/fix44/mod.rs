@@ -7,7 +7,11 @@
 //!
 //! Reliability rules this module keeps:
 //! - Sequence numbers are written to `<state_dir>/fix44-<sender>-<target>.seqnums` before the bytes
-//!   that use them are handed to the socket, so a restart continues the session.
+//!   that use them are handed to the socket, so a restart never reuses one. The file holds a bound
+//!   [`SEQ_WINDOW`] numbers ahead of the last used, written when a message would pass it, so a
+//!   NewOrderSingle costs one write syscall (the socket's), not two; a clean stop or disconnect
+//!   writes the exact number. After a SIGKILL the next Logon is up to a window ahead and the
+//!   counterparty's ResendRequest for the numbers never used is gap-filled, as for any gap.
 //! - The ClOrdID is the signal id, so an order the venue has seen is a duplicate it refuses.
 //! - An order is never sent twice: a counterparty's ResendRequest is gap-filled. An order it
 //!   proves it never received (its ResendRequest covers the order's sequence number and no
@@ -54,6 +58,9 @@ const MAX_READS_PER_POLL: usize = 64;
 const READ_CHUNK: usize = 64 * 1024;
 /// How often the next expected sequence number is written when nothing is sent.
 const SEQ_SAVE_INTERVAL: Nanos = 100_000_000;
+/// How far ahead of the last number used the file's bound is set (one file write per this many
+/// messages sent).
+pub const SEQ_WINDOW: u64 = 1024;
 
 #[derive(Debug)]
 enum Conn {
@@ -102,6 +109,20 @@ pub struct FixVenue {
     unix_offset: Option<i128>,
     reset_on_logout: bool,
     reset_on_disconnect: bool,
+    /// Socket calls made, and (while measuring) the time spent in them.
+    io: IoStats,
+    measure_io: bool,
+}
+
+/// The socket calls the venue made: how many writes and reads, and, while measured, the time
+/// inside them (what the kernel costs, apart from mt5bot's own work); and the writes of the
+/// sequence-number file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    pub writes: u64,
+    pub reads: u64,
+    pub nanos: u64,
+    pub file_writes: u64,
 }
 
 impl FixVenue {
@@ -173,7 +194,19 @@ impl FixVenue {
             unix_offset: None,
             reset_on_logout: cfg.reset_on_logout,
             reset_on_disconnect: cfg.reset_on_disconnect,
+            io: IoStats::default(),
+            measure_io: false,
         })
+    }
+
+    /// The socket calls made so far.
+    pub fn io_stats(&self) -> IoStats {
+        IoStats { file_writes: self.store.writes, ..self.io }
+    }
+
+    /// Times the socket calls from now on (benchmarks: the kernel's share of a round trip).
+    pub fn measure_io(&mut self, on: bool) {
+        self.measure_io = on;
     }
 
     /// Where the schedule stands at `now`: a new period starts the sequence numbers again at 1
@@ -303,13 +336,20 @@ impl FixVenue {
             return;
         }
         let seqs = self.session.seqs();
-        if seqs.next_out != self.store.saved.next_out {
-            self.store.save(seqs);
+        if seqs.next_out > self.store.saved.next_out {
+            // A number past the file's bound is about to go out: move the bound a window ahead.
+            self.store.save(SeqNums { next_out: seqs.next_out + SEQ_WINDOW - 1, next_in: seqs.next_in });
         }
         let Conn::Up { stream } = &mut self.conn else { return };
         let mut written = 0;
         while written < self.wbuf.len() {
-            match stream.write(&self.wbuf[written..]) {
+            self.io.writes += 1;
+            let started = self.measure_io.then(std::time::Instant::now);
+            let result = stream.write(&self.wbuf[written..]);
+            if let Some(t) = started {
+                self.io.nanos += t.elapsed().as_nanos() as u64;
+            }
+            match result {
                 Ok(0) => break,
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -335,7 +375,13 @@ impl FixVenue {
                 break;
             }
             reads += 1;
-            match stream.read(&mut self.chunk) {
+            self.io.reads += 1;
+            let started = self.measure_io.then(std::time::Instant::now);
+            let result = stream.read(&mut self.chunk);
+            if let Some(t) = started {
+                self.io.nanos += t.elapsed().as_nanos() as u64;
+            }
+            match result {
                 Ok(0) => return Err("the venue closed the connection".into()),
                 Ok(n) => self.rbuf.extend_from_slice(&self.chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -596,7 +642,9 @@ impl Venue for FixVenue {
                         // The next expected number is kept lazily: losing it costs only a resend
                         // of reports the CumQty rule ignores, and saves a write per report.
                         if now >= self.store.saved_at + SEQ_SAVE_INTERVAL {
-                            self.store.save(self.session.seqs());
+                            let seqs = self.session.seqs();
+                            let next_out = seqs.next_out.max(self.store.saved.next_out);
+                            self.store.save(SeqNums { next_out, ..seqs });
                             self.store.saved_at = now;
                         }
                     }

@@ -16,6 +16,8 @@ pub(super) struct SeqStore {
     /// unknown (no schedule, or a file from before schedules).
     pub(super) period: i64,
     saved_period: i64,
+    /// Writes of the file so far.
+    pub(super) writes: u64,
 }
 
 impl SeqStore {
@@ -51,7 +53,10 @@ impl SeqStore {
                 }
             }
         };
-        Ok((SeqStore { file, path, saved: seqs, failed: false, saved_at: 0, period, saved_period: period }, seqs))
+        Ok((
+            SeqStore { file, path, saved: seqs, failed: false, saved_at: 0, period, saved_period: period, writes: 0 },
+            seqs,
+        ))
     }
 
     /// Writes `s` when it (or the period) changed. Fixed width, so the file never needs
@@ -76,6 +81,7 @@ impl SeqStore {
         put(21, s.next_in);
         put(42, self.period.max(0) as u64);
         buf[62] = b'\n';
+        self.writes += 1;
         match self.file.write_all_at(&buf, 0) {
             Ok(()) => {
                 self.saved = s;
