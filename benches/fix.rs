@@ -191,6 +191,11 @@ struct RoundTrip {
     own: Vec<u64>,
     submit: Vec<u64>,
     process: Vec<u64>,
+    /// `own` less the time inside socket reads and writes: encode, sequence-number write, parse,
+    /// book.
+    user: Vec<u64>,
+    /// Write syscalls made by all the submits: the socket's and the sequence-number file's.
+    writes: u64,
 }
 
 /// Sends `orders` limit orders one at a time through the FIX venue and times each.
@@ -232,19 +237,28 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
         own: Vec::with_capacity(n),
         submit: Vec::with_capacity(n),
         process: Vec::with_capacity(n),
+        user: Vec::with_capacity(n),
+        writes: 0,
     };
+    venue.measure_io(true);
     for n in 1..=orders {
         let mut req = order(n);
         req.client_id = SignalId::with_counter(&prefix, n);
+        let io_before = venue.io_stats();
         let t0 = Instant::now();
         venue.submit(&req, now()).expect("submit");
         let submit_ns = t0.elapsed().as_nanos() as u64;
+        let io_submit = venue.io_stats();
+        rt.writes += (io_submit.writes - io_before.writes) + (io_submit.file_writes - io_before.file_writes);
         let mut processing = 0;
+        let mut processing_io = 0;
         loop {
             out.clear();
+            let io = venue.io_stats();
             let spent = turn(&mut venue, &mut out);
             if !out.is_empty() {
                 processing = spent;
+                processing_io = venue.io_stats().nanos - io.nanos;
             }
             if out.iter().any(|e| matches!(e, VenueEvent::Fill { .. })) {
                 break;
@@ -255,6 +269,8 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
         rt.own.push(submit_ns + processing);
         rt.submit.push(submit_ns);
         rt.process.push(processing);
+        let io_ns = (io_submit.nanos - io_before.nanos) + processing_io;
+        rt.user.push((submit_ns + processing).saturating_sub(io_ns));
     }
     let _ = std::fs::remove_dir_all(&cfg.state_dir);
     rt
@@ -304,10 +320,14 @@ fn median_min_max(mut v: Vec<u64>) -> String {
 fn round_trip_report(quick: bool) {
     let (runs, orders) = if quick { (5, 2_000) } else { (5, 10_000) };
     let exec = Executor::start();
-    let mut rows: Vec<[u64; 8]> = Vec::new();
+    let peer = quickfix_initiator(&exec);
+    let mut rows: Vec<[u64; 11]> = Vec::new();
+    let mut writes = Vec::new();
+    let mut peer_rows: Vec<(u64, u64)> = Vec::new();
     for run in 0..runs {
         let mut rt = fix_round_trips(exec.port, orders, run);
         let mut tcp = tcp_round_trips(orders, 160);
+        writes.push(rt.writes as f64 / orders as f64);
         rows.push([
             pct(&mut rt.total, 0.5),
             pct(&mut rt.total, 0.99),
@@ -317,7 +337,14 @@ fn round_trip_report(quick: bool) {
             pct(&mut rt.own, 0.99),
             pct(&mut rt.submit, 0.5),
             pct(&mut rt.process, 0.5),
+            pct(&mut rt.user, 0.5),
+            pct(&mut rt.user, 0.99),
+            0,
         ]);
+        // QuickFIX's own initiator, same executor, same orders, right after mt5bot's run.
+        if let Some(p) = &peer {
+            peer_rows.push(p.run(orders, run));
+        }
     }
     let col = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
     println!("\nNewOrderSingle -> ExecutionReport against the QuickFIX executor, {runs} runs x {orders} orders:");
@@ -329,6 +356,101 @@ fn round_trip_report(quick: bool) {
     println!("  mt5bot's share p99  {}", median_min_max(col(5)));
     println!("    of which submit p50   {}  (encode + seqnum write + socket write)", median_min_max(col(6)));
     println!("    of which receive p50  {}  (socket read + parse + book)", median_min_max(col(7)));
+    println!(
+        "  user-space share p50  {}  (encode + seqnum write + parse + book; socket calls excluded)",
+        median_min_max(col(8))
+    );
+    println!("  user-space share p99  {}", median_min_max(col(9)));
+    writes.sort_by(f64::total_cmp);
+    println!(
+        "  write syscalls per NewOrderSingle {:.3} (min {:.3}, max {:.3})  (socket + sequence-number file)",
+        writes[writes.len() / 2],
+        writes[0],
+        writes[writes.len() - 1]
+    );
+    match peer {
+        None => println!("  QuickFIX C++ initiator: skipped (no g++ or no libquickfix-dev headers; scripts/install-test-deps.sh installs them)"),
+        Some(_) => {
+            let p50: Vec<u64> = peer_rows.iter().map(|r| r.0).collect();
+            let p99: Vec<u64> = peer_rows.iter().map(|r| r.1).collect();
+            println!("  QuickFIX C++ initiator round trip p50  {}", median_min_max(p50.clone()));
+            println!("  QuickFIX C++ initiator round trip p99  {}", median_min_max(p99.clone()));
+            let ratio = |i: usize, peer: &[u64]| {
+                let mut r: Vec<f64> = rows.iter().zip(peer).map(|(m, q)| m[i] as f64 / *q as f64).collect();
+                r.sort_by(f64::total_cmp);
+                format!("{:.2}x (min {:.2}, max {:.2})", r[r.len() / 2], r[0], r[r.len() - 1])
+            };
+            println!("  mt5bot / QuickFIX round trip p50  {}", ratio(0, &p50));
+            println!("  mt5bot / QuickFIX round trip p99  {}", ratio(1, &p99));
+        }
+    }
+}
+
+/// QuickFIX's own C++ initiator (`benches/peers/quickfix_initiator.cpp`), built here with g++
+/// against Debian's libquickfix-dev; `None` (the report says so) where either is missing.
+struct Initiator {
+    exe: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+fn quickfix_initiator(exec: &Executor) -> Option<Initiator> {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/quickfix_initiator.cpp");
+    if !std::path::Path::new("/usr/include/quickfix/SocketInitiator.h").exists() {
+        return None;
+    }
+    let dir = exec._dir.0.join("initiator");
+    std::fs::create_dir_all(&dir).ok()?;
+    let exe = dir.join("quickfix_initiator");
+    let built = Command::new("g++")
+        .args(["-std=c++14", "-O2", "-w", "-o"])
+        .arg(&exe)
+        .arg(&source)
+        .args(["-lquickfix", "-lpthread"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("QuickFIX C++ initiator: g++ failed on {}", source.display());
+        return None;
+    }
+    Some(Initiator { exe, dir, port: exec.port })
+}
+
+impl Initiator {
+    /// `orders` round trips; their p50 and p99 in nanoseconds.
+    fn run(&self, orders: u64, run: usize) -> (u64, u64) {
+        let dictionary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/fix44/FIX44.xml");
+        let cfg = self.dir.join(format!("initiator-{run}.cfg"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[DEFAULT]\nConnectionType=initiator\nReconnectInterval=1\nFileStorePath={}\nStartTime=00:00:00\n\
+                 EndTime=00:00:00\nUseDataDictionary=Y\nDataDictionary={}\nSocketNodelay=Y\nResetOnLogon=Y\n\n\
+                 [SESSION]\nBeginString=FIX.4.4\nSenderCompID=MT5BOT\nTargetCompID=EXECUTOR\n\
+                 SocketConnectHost=127.0.0.1\nSocketConnectPort={}\nHeartBtInt=30\n",
+                self.dir.join(format!("store-{run}")).display(),
+                dictionary.display(),
+                self.port
+            ),
+        )
+        .expect("initiator cfg");
+        let out = Command::new(&self.exe)
+            .arg(&cfg)
+            .arg(orders.to_string())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run the QuickFIX initiator");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| -> u64 {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("QuickFIX initiator: no {name} in {text:?}"))
+        };
+        (field("p50_ns="), field("p99_ns="))
+    }
 }
 
 fn main() {

@@ -33,7 +33,7 @@ declare -A NEED=(
 
 # packages that ship no program on PATH (the executor example and the library it links; rsyslog's
 # TLS driver)
-NEED_PACKAGES=(libquickfix-doc libquickfix17 rsyslog-gnutls systemd)
+NEED_PACKAGES=(libquickfix-doc libquickfix17 libquickfix-dev rsyslog-gnutls systemd)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
