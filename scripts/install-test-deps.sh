@@ -31,8 +31,8 @@ declare -A NEED=(
   [curl]=curl
 )
 
-# packages that ship no program on PATH (the executor example and the library it links; rsyslog's
-# TLS driver)
+# packages that ship no program on PATH (the executor example, the library it links and its headers
+# for the QuickFIX initiator the FIX bench runs beside mt5bot; rsyslog's TLS driver)
 NEED_PACKAGES=(libquickfix-doc libquickfix17 libquickfix-dev rsyslog-gnutls systemd)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

@@ -424,7 +424,7 @@ def bench_engine(quick, rows):
 def bench_fix(quick, rows):
     out = cargo_bench("fix", quick)
     cmd = "cargo bench --bench fix" + (" -- --quick" if quick else "")
-    # The target of issue 4 as restated: the user-space share <= 3 us p50 and one write per
+    # The target as restated: the user-space share <= 3 us p50 and one write per
     # NewOrderSingle; the kernel's part is reported beside it. And QuickFIX's own C++ initiator
     # against the same executor in the same run: mt5bot at most 0.6x its round trip.
     peer_p50 = grab(out, "QuickFIX C++ initiator round trip p50")
