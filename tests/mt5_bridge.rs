@@ -321,6 +321,33 @@ fn stops_go_out_with_the_order_and_the_brokers_stop_deal_books_once() {
     assert_eq!(metric(&d, "balance"), 5000.0);
 }
 
+/// An id longer than the 31 characters an MT5 comment holds is refused at the ingress with the
+/// reason, never queued (it could never be sent); 31 characters go out.
+#[test]
+fn an_id_the_terminal_cannot_carry_is_refused_at_the_ingress() {
+    let dir = TempDir::new("mt5-long-id");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&Terminal::default().snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    ea.tick(1.08);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    let long = "x".repeat(32);
+    let line = format!("{{\"id\":\"{long}\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":1,\"type\":\"market\"}}\n");
+    iw.write_all(line.as_bytes()).expect("ingress");
+    let mut answer = String::new();
+    ir.read_line(&mut answer).expect("answer");
+    let a: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(a["status"], "error", "{a}");
+    assert!(a["error"].as_str().is_some_and(|e| e.contains("32 characters; the mt5 venue carries at most 31")), "{a}");
+    assert_eq!(metric(&d, "queue_depth"), 0.0);
+    signal(&mut iw, &mut ir, &"y".repeat(31), "buy", 1.0, "market");
+    let o = ea.recv_skip_ping();
+    assert_eq!((o["type"].as_str(), o["id"].as_str()), (Some("order"), Some("y".repeat(31).as_str())), "{o}");
+}
+
 /// The terminal's session times (in server time, UTC+2 here) are compared with the calendars:
 /// EURUSD's weekday calendar in UTC agrees, GBPUSD on `always` does not (the terminal closes it at
 /// weekends), and a window that makes no sense is left out with a warning.

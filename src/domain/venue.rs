@@ -81,6 +81,12 @@ pub trait Venue {
         false
     }
 
+    /// The longest order id (client order id) the venue carries; a longer signal id is refused at
+    /// the ingress rather than queued and refused on submit.
+    fn max_id_len(&self) -> usize {
+        super::types::SIGNAL_ID_MAX
+    }
+
     /// The venue's own trading hours for `symbol` when it reports them (the MT5 terminal's
     /// session times): windows of seconds from Sunday 00:00 UTC, `[from, to)`, within one week.
     fn trade_sessions(&self, _symbol: SymbolId) -> Option<&[(u32, u32)]> {

@@ -593,6 +593,14 @@ fn handle_line<V: Venue, C: Clock>(
             &format!("id: expected 1 to {SIGNAL_ID_MAX} characters of A-Z a-z 0-9 . _ - :"),
         );
     };
+    let most = core.venue().max_id_len();
+    if id.as_str().len() > most {
+        return error(
+            out,
+            "bad_field",
+            &format!("id: {} characters; the {} venue carries at most {most}", id.as_str().len(), core.venue().name()),
+        );
+    }
     let Some(symbol) = core.symbol_id(&wire.symbol) else {
         return error(
             out,

@@ -1052,6 +1052,11 @@ impl Venue for Mt5Venue {
         true
     }
 
+    /// The id travels in the order's comment, which holds 31 characters.
+    fn max_id_len(&self) -> usize {
+        MAX_COMMENT
+    }
+
     fn trade_sessions(&self, symbol: SymbolId) -> Option<&[(u32, u32)]> {
         self.trade_hours.get(symbol as usize).and_then(Option::as_deref)
     }
