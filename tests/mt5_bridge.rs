@@ -228,6 +228,22 @@ fn authenticated_terminal_streams_ticks_and_fills_orders_by_retcode() {
     assert_eq!(ea.recv_skip_ping()["id"], "o2");
     ea.send(&json!({"type":"result","id":"o2","retcode":10004,"comment":"Requote"}));
     wait_metric(&d, "orders_rejected_total", 1.0);
+    assert_eq!(metric(&d, "venue_refusals_total{reason=\"requote\",venue=\"mt5\"}"), 1.0);
+    // Algo Trading switched off in the terminal: counted by its reason, and logged as the
+    // operator's to fix (the alert Mt5botVenueNeedsOperator watches the count).
+    signal(&mut iw, &mut ir, "o2b", "buy", 1.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "o2b");
+    ea.send(&json!({"type":"result","id":"o2b","retcode":10027,"comment":"AutoTrading disabled by client"}));
+    wait_metric(&d, "venue_refusals_total{reason=\"autotrading_disabled_by_client\",venue=\"mt5\"}", 1.0);
+    assert_eq!(metric(&d, "venue_refusals_total{reason=\"other\",venue=\"mt5\"}"), 0.0);
+    let log = wait_for("the refusal in the log", Duration::from_secs(5), || {
+        let l = d.stderr();
+        l.contains("order o2b refused").then_some(l)
+    });
+    assert!(
+        log.contains("autotrading disabled in the terminal (10027)") && log.contains("needs the operator"),
+        "{log}"
+    );
 
     signal(&mut iw, &mut ir, "o3", "sell", 1.0, "market");
     assert_eq!(ea.recv_skip_ping()["id"], "o3");
@@ -251,7 +267,7 @@ fn authenticated_terminal_streams_ticks_and_fills_orders_by_retcode() {
     wait_metric(&d, "open_orders", 0.0);
     // 1 - 0.4 + 2
     assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 2.6).abs() < 1e-9);
-    assert_eq!(metric(&d, "orders_rejected_total"), 1.0);
+    assert_eq!(metric(&d, "orders_rejected_total"), 2.0, "the requote and the autotrading refusal");
     assert!(d.log_file().contains("requote (10004)"), "{}", d.log_file());
 }
 

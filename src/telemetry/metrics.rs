@@ -51,6 +51,7 @@ pub mod names {
     pub const BROKER_CONNECTED: &str = "broker_connected";
     pub const BROKER_RECONNECTS: &str = "broker_reconnects_total";
     pub const BROKER_CONNECT_FAILURES: &str = "broker_connect_failures_total";
+    pub const VENUE_REFUSALS: &str = "venue_refusals_total";
     pub const VENUE_PROTOCOL_ERRORS: &str = "venue_protocol_errors_total";
     pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
@@ -151,6 +152,7 @@ pub struct Metrics {
     pub broker_connected: IntGaugeVec,
     pub broker_reconnects: IntCounterVec,
     pub broker_connect_failures: IntCounterVec,
+    pub venue_refusals: IntCounterVec,
     pub venue_protocol_errors: IntCounterVec,
     pub ingress_connections: IntGauge,
     pub ingress_errors: IntCounterVec,
@@ -299,6 +301,7 @@ impl Metrics {
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
             broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Venue sessions established after the first (fix44: Logon answered; mt5: the EA authenticated). The paper venue never reconnects."), &["venue"]))),
+            venue_refusals: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_REFUSALS, "Orders the venue refused, by its reason (mt5: the trade server's retcode, e.g. no_money, autotrading_disabled_by_client, market_closed)."), &["venue", "reason"]))),
             broker_connect_failures: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_CONNECT_FAILURES, "Connection attempts to the venue that ended before a session was established (refused, timed out, dropped before Logon)."), &["venue"]))),
             venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), bad_line, line_too_long."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
@@ -385,6 +388,7 @@ impl Metrics {
             bad_line: e("bad_line"),
             line_too_long: e("line_too_long"),
             handshake_evicted: e("handshake_evicted"),
+            refusals: self.venue_refusals.clone(),
         }
     }
 
@@ -564,6 +568,8 @@ pub struct Mt5Metrics {
     pub bad_line: IntCounter,
     pub line_too_long: IntCounter,
     pub handshake_evicted: IntCounter,
+    /// `venue_refusals_total`; the venue takes a counter per reason it knows.
+    pub refusals: IntCounterVec,
 }
 
 #[cfg(test)]

@@ -74,6 +74,12 @@ cases=[
   "15m","17m",L(instance="bot:9898",severity="critical"),
   "mt5bot on bot:9898 gets signals but makes no trades",
   "mt5bot on bot:9898 received %s signals in the last 15 minutes for markets that were open but filled none, for 15 minutes. Check signals_dropped_total by reason (risk limits? paused?), broker_connected and open_orders." % V.get("stalled","?")),
+ # A refusal that needs the operator at 10m; requotes, however many, never alert.
+ ("Mt5botVenueNeedsOperator",[('venue_refusals_total{job="mt5bot", instance="bot:9898", venue="mt5", reason="autotrading_disabled_by_client"}','0x9 1x20'),
+   ('venue_refusals_total{job="mt5bot", instance="bot:9898", venue="mt5", reason="requote"}','0+5x30')],
+  "9m","11m",L(instance="bot:9898",job="mt5bot",reason="autotrading_disabled_by_client",severity="critical",venue="mt5"),
+  "the mt5 venue of mt5bot on bot:9898 refuses orders: autotrading_disabled_by_client",
+  "The mt5 venue of mt5bot on bot:9898 refused orders in the last 10 minutes with autotrading_disabled_by_client, which retrying will not mend: switch Algo Trading on in the terminal (autotrading_disabled_by_client), ask the broker (autotrading_disabled_by_server, trade_disabled), or free margin (no_money). The log names the orders."),
  # The last tick at 9m (540 s): more than 300 s old from 15m, for 5m; a closed market and a symbol
  # without a calendar (no market_next_change_seconds) never alert.
  ("Mt5botNoTicksWhileMarketOpen",[('last_tick_timestamp_seconds{job="mt5bot", instance="bot:9898", symbol="EURUSD"}','0+60x9 540x30'),

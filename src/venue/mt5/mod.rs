@@ -133,6 +133,8 @@ pub struct Mt5Venue {
     /// Per symbol: the terminal's trading sessions from its last snapshot, as windows of seconds
     /// from Sunday 00:00 UTC.
     trade_hours: Vec<Option<Vec<(u32, u32)>>>,
+    /// `venue_refusals_total{venue="mt5"}` per [`retcode::REFUSALS`] entry, then `other`.
+    refusals: Vec<prometheus::IntCounter>,
 }
 
 impl Mt5Venue {
@@ -146,6 +148,12 @@ impl Mt5Venue {
         metrics: Mt5Metrics,
     ) -> io::Result<Mt5Venue> {
         let listener = TcpListener::bind(cfg.listen)?;
+        let refusals = retcode::REFUSALS
+            .iter()
+            .map(|r| r.1)
+            .chain([retcode::OTHER])
+            .map(|label| metrics.refusals.with_label_values(&["mt5", label]))
+            .collect();
         Ok(Mt5Venue {
             cfg: cfg.clone(),
             secret,
@@ -173,6 +181,7 @@ impl Mt5Venue {
             last_deal: 0,
             restored_last_deal: None,
             trade_hours: vec![None; symbols.len()],
+            refusals,
         })
     }
 
@@ -640,12 +649,23 @@ impl Mt5Venue {
                 }
             }
             code => {
-                log::warn!(
-                    "mt5: order {} refused by the terminal: retcode {code}, {}{}",
-                    self.orders[o].req.client_id,
-                    retcode::reason(code),
-                    m.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
-                );
+                if let Some(c) = self.refusals.get(retcode::index(code)) {
+                    c.inc();
+                }
+                let comment = m.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+                let id = self.orders[o].req.client_id;
+                if retcode::needs_operator(code) {
+                    log::error!(
+                        "mt5: order {id} refused by the terminal: retcode {code}, {}{comment}; this needs the operator \
+                         (Algo Trading switched on in the terminal and the account's margin), not a retry",
+                        retcode::reason(code)
+                    );
+                } else {
+                    log::warn!(
+                        "mt5: order {id} refused by the terminal: retcode {code}, {}{comment}",
+                        retcode::reason(code)
+                    );
+                }
                 self.events.push(VenueEvent::Rejected { key, reason: retcode::reason(code) });
                 self.orders.swap_remove(o);
             }

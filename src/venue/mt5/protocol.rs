@@ -24,21 +24,65 @@ pub mod retcode {
     pub const TOO_MANY_REQUESTS: u32 = 10024;
     pub const CONNECTION: u32 = 10031;
 
+    /// The trade server's return codes of a refusal (MqlTradeResult.retcode, as the MQL5
+    /// reference lists them), with the `reason` label of `venue_refusals_total` and what it means.
+    pub const REFUSALS: [(u32, &str, &str); 38] = [
+        (REQUOTE, "requote", "requote (10004)"),
+        (REJECT, "rejected", "rejected by the trade server (10006)"),
+        (CANCEL, "cancelled_by_trader", "cancelled by the trader (10007)"),
+        (10011, "processing_error", "request processing error (10011)"),
+        (10012, "timeout", "cancelled by timeout (10012)"),
+        (10013, "invalid_request", "invalid request (10013)"),
+        (INVALID_VOLUME, "invalid_volume", "invalid volume (10014)"),
+        (INVALID_PRICE, "invalid_price", "invalid price (10015)"),
+        (10016, "invalid_stops", "invalid stops (10016)"),
+        (10017, "trade_disabled", "trading is disabled for the symbol or account (10017)"),
+        (MARKET_CLOSED, "market_closed", "market closed (10018)"),
+        (NO_MONEY, "no_money", "not enough money (10019)"),
+        (10020, "price_changed", "prices changed (10020)"),
+        (PRICE_OFF, "no_quotes", "no quotes to process the request (10021)"),
+        (10022, "invalid_expiration", "invalid order expiration (10022)"),
+        (10023, "order_changed", "order state changed (10023)"),
+        (TOO_MANY_REQUESTS, "too_many_requests", "too many requests (10024)"),
+        (10025, "no_changes", "no changes in the request (10025)"),
+        (10026, "autotrading_disabled_by_server", "autotrading disabled by the server (10026)"),
+        (10027, "autotrading_disabled_by_client", "autotrading disabled in the terminal (10027)"),
+        (10028, "locked", "request locked for processing (10028)"),
+        (10029, "frozen", "order or position frozen (10029)"),
+        (10030, "invalid_filling", "unsupported filling mode (10030)"),
+        (CONNECTION, "no_connection", "no connection to the trade server (10031)"),
+        (10032, "live_accounts_only", "allowed only on live accounts (10032)"),
+        (10033, "pending_orders_limit", "the pending orders limit is reached (10033)"),
+        (10034, "volume_limit", "the symbol's volume limit is reached (10034)"),
+        (10035, "invalid_order", "incorrect or prohibited order type (10035)"),
+        (10036, "position_closed", "the position is already closed (10036)"),
+        (10038, "invalid_close_volume", "the close volume exceeds the position (10038)"),
+        (10039, "close_order_exists", "a close order already exists for the position (10039)"),
+        (10040, "positions_limit", "the open positions limit is reached (10040)"),
+        (10041, "activation_rejected", "pending order activation rejected, order cancelled (10041)"),
+        (10042, "long_only", "only long positions are allowed (10042)"),
+        (10043, "short_only", "only short positions are allowed (10043)"),
+        (10044, "close_only", "only closing positions is allowed (10044)"),
+        (10045, "fifo_close", "positions close only by FIFO (10045)"),
+        (10046, "hedging_prohibited", "opposite positions on one symbol are disabled (10046)"),
+    ];
+
+    /// The label for codes the table does not list.
+    pub const OTHER: &str = "other";
+
+    /// Where `code` stands in [`REFUSALS`] (`REFUSALS.len()` for [`OTHER`]).
+    pub fn index(code: u32) -> usize {
+        REFUSALS.iter().position(|r| r.0 == code).unwrap_or(REFUSALS.len())
+    }
+
     /// A short reason for a refusal, for logs and `Rejected` events.
     pub fn reason(code: u32) -> &'static str {
-        match code {
-            REQUOTE => "requote (10004)",
-            REJECT => "rejected by the trade server (10006)",
-            CANCEL => "cancelled by the trader (10007)",
-            INVALID_VOLUME => "invalid volume (10014)",
-            INVALID_PRICE => "invalid price (10015)",
-            MARKET_CLOSED => "market closed (10018)",
-            NO_MONEY => "not enough money (10019)",
-            PRICE_OFF => "no quotes to process the request (10021)",
-            TOO_MANY_REQUESTS => "too many requests (10024)",
-            CONNECTION => "no connection to the trade server (10031)",
-            _ => "refused by the terminal (see the log for the retcode)",
-        }
+        REFUSALS.get(index(code)).map_or("refused by the terminal (see the log for the retcode)", |r| r.2)
+    }
+
+    /// The codes that need the operator (money, or trading switched off), not a retry.
+    pub fn needs_operator(code: u32) -> bool {
+        matches!(code, 10017 | NO_MONEY | 10026 | 10027)
     }
 }
 
