@@ -337,6 +337,62 @@ fn stops_go_out_with_the_order_and_the_brokers_stop_deal_books_once() {
     assert_eq!(metric(&d, "balance"), 5000.0);
 }
 
+/// With the symbol's specs in the snapshot, an order's prices go out on the tick grid (a buy
+/// limit rounded down, its stop-loss to the nearest tick) and a volume off the symbol's step
+/// (0.1 here, finer than feed.symbols' 0.01) is refused before it reaches the terminal; a spec
+/// that makes no sense is ignored with a warning.
+#[test]
+fn orders_follow_the_symbol_specs_the_terminal_reports() {
+    let dir = TempDir::new("mt5-specs");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    let mut snap = Terminal::default().snapshot();
+    snap["specs"] = json!({
+        "EURUSD": {"digits": 5, "tick_size": 0.00001, "volume_min": 0.1, "volume_max": 50, "volume_step": 0.1},
+        "GBPUSD": {"digits": 5, "tick_size": 0, "volume_min": 0.01, "volume_max": 50, "volume_step": 0.01},
+    });
+    ea.send(&snap);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    ea.tick(1.0860);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    let send = |iw: &mut TcpStream, ir: &mut BufReader<TcpStream>, line: &str| {
+        iw.write_all(format!("{line}\n").as_bytes()).expect("ingress");
+        let mut answer = String::new();
+        ir.read_line(&mut answer).expect("answer");
+        answer
+    };
+    let a = send(
+        &mut iw,
+        &mut ir,
+        r#"{"id":"p1","symbol":"EURUSD","side":"buy","qty":0.5,"type":"limit","price":1.0854042675000002,"sl":1.0800063}"#,
+    );
+    assert!(a.contains("queued"), "{a}");
+    let o = ea.recv_skip_ping();
+    assert_eq!(
+        (o["id"].as_str(), o["price"].as_f64(), o["sl"].as_f64()),
+        (Some("p1"), Some(1.0854), Some(1.08001)),
+        "{o}"
+    );
+    let a = send(&mut iw, &mut ir, r#"{"id":"p2","symbol":"EURUSD","side":"buy","qty":0.15,"type":"market"}"#);
+    assert!(a.contains("queued"), "{a}");
+    let late = {
+        let mut answer = String::new();
+        ir.read_line(&mut answer).expect("the refusal after queuing");
+        answer
+    };
+    assert!(late.contains("\"p2\"") && late.contains("venue_rejected"), "{late}");
+    wait_metric(&d, "orders_rejected_total", 1.0);
+    // The logger writes on its own thread.
+    let log = wait_for("the refusal's reason in the log", Duration::from_secs(5), || {
+        let l = d.stderr();
+        l.contains("order p2 refused by the mt5 venue before it went out").then_some(l)
+    });
+    assert!(log.contains("SYMBOL_VOLUME_STEP"), "{log}");
+    assert!(log.contains("GBPUSD: the terminal's symbol specs"), "{log}");
+}
+
 /// An id longer than the 31 characters an MT5 comment holds is refused at the ingress with the
 /// reason, never queued (it could never be sent); 31 characters go out.
 #[test]

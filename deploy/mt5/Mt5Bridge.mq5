@@ -140,6 +140,19 @@ string SessionsJson()
    return StringFormat("\"server_offset\":%I64d,\"sessions\":{%s}", (long)(TimeTradeServer() - TimeGMT()), out);
   }
 
+// The trading rules of the streamed symbols: mt5bot puts prices on the tick grid and checks
+// volumes against them before sending.
+string SpecsJson()
+  {
+   string out = "";
+   for(int i = 0; i < ArraySize(streamed); i++)
+      out += (out == "" ? "" : ",") + StringFormat("\"%s\":{\"digits\":%d,\"tick_size\":%s,\"volume_min\":%s,\"volume_max\":%s,\"volume_step\":%s}",
+             streamed[i], (int)SymbolInfoInteger(streamed[i], SYMBOL_DIGITS), Num(SymbolInfoDouble(streamed[i], SYMBOL_TRADE_TICK_SIZE)),
+             Num(SymbolInfoDouble(streamed[i], SYMBOL_VOLUME_MIN)), Num(SymbolInfoDouble(streamed[i], SYMBOL_VOLUME_MAX)),
+             Num(SymbolInfoDouble(streamed[i], SYMBOL_VOLUME_STEP)));
+   return "\"specs\":{" + out + "}";
+  }
+
 void SendSnapshot()
   {
    string deals = "", orders = "", positions = "";
@@ -182,7 +195,7 @@ void SendSnapshot()
                    t, PositionGetString(POSITION_SYMBOL), Num(PositionGetDouble(POSITION_VOLUME)),
                    PositionGetInteger(POSITION_TYPE) == POSITION_TYPE_BUY ? "buy" : "sell");
      }
-   Send("{\"type\":\"snapshot\",\"deals\":[" + deals + "],\"orders\":[" + orders + "],\"positions\":[" + positions + "]," + SessionsJson() + "}");
+   Send("{\"type\":\"snapshot\",\"deals\":[" + deals + "],\"orders\":[" + orders + "],\"positions\":[" + positions + "]," + SessionsJson() + "," + SpecsJson() + "}");
   }
 
 //--- orders ---------------------------------------------------------
@@ -219,11 +232,27 @@ void Execute(const string msg)
    trade.SetDeviationInPoints((ulong)StringToInteger(Field(msg, "deviation")));
    string f = Field(msg, "type_filling");
    trade.SetTypeFilling(f == "fok" ? ORDER_FILLING_FOK : f == "return" ? ORDER_FILLING_RETURN : ORDER_FILLING_IOC);
+   // mt5bot rounds to the specs of the snapshot; the EA makes sure (the server refuses a price off
+   // the tick grid with 10015).
+   double tick = SymbolInfoDouble(sym, SYMBOL_TRADE_TICK_SIZE);
+   int digits = (int)SymbolInfoInteger(sym, SYMBOL_DIGITS);
+   if(tick > 0)
+     {
+      if(price > 0) price = NormalizeDouble(MathRound(price / tick) * tick, digits);
+      if(sl > 0) sl = NormalizeDouble(MathRound(sl / tick) * tick, digits);
+      if(tp > 0) tp = NormalizeDouble(MathRound(tp / tick) * tick, digits);
+     }
    bool ok = false;
    if(type == "buy")             ok = trade.Buy(vol, sym, 0, sl, tp, id);
    else if(type == "sell")       ok = trade.Sell(vol, sym, 0, sl, tp, id);
    else if(type == "buy_limit")  ok = trade.BuyLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
    else if(type == "sell_limit") ok = trade.SellLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
+   else
+     {
+      // Not an order type this bridge knows: refused (10013), never the previous order's result.
+      Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"order\":0,\"volume\":0,\"price\":0,\"commission\":0,\"comment\":\"unknown type_order\"}", id));
+      return;
+     }
    // DEAL_COMMISSION of the execution (negative for a charge), for mt5bot's balance.
    double commission = trade.ResultDeal() > 0 && HistoryDealSelect(trade.ResultDeal()) ? HistoryDealGetDouble(trade.ResultDeal(), DEAL_COMMISSION) : 0;
    Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"comment\":\"%s\"}",

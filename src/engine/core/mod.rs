@@ -571,9 +571,15 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     self.metrics.tick_to_order.observe(done.saturating_sub(sig.origin_ns) as f64 * 1e-9);
                     sent = true;
                 }
-                Err(_) => {
+                Err(why) => {
                     self.metrics.orders_rejected.inc();
-                    self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: "refused on submit" }, now);
+                    log::warn!(
+                        "{}: order {} refused by the {} venue before it went out: {why}",
+                        self.symbols.get(sig.symbol as usize).map_or("?", String::as_str),
+                        sig.id,
+                        self.venue.name()
+                    );
+                    self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
                     self.refuse_late(&sig, DropReason::VenueRejected);
                 }
             }

@@ -39,7 +39,7 @@ use crate::domain::venue::Venue;
 mod protocol;
 
 pub use self::protocol::{retcode, PROTOCOL_VERSION};
-use self::protocol::{Inbound, SnapshotDeal};
+use self::protocol::{Inbound, SnapshotDeal, SymbolSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
@@ -92,6 +92,26 @@ impl Mt5Order {
     }
 }
 
+/// A price in JSON with at most `.1` decimals, without trailing zeros (0 stands for none).
+struct PriceText(f64, usize);
+
+impl std::fmt::Display for PriceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 0.0 || !self.0.is_finite() {
+            return f.write_str("0");
+        }
+        let mut buf = [0u8; 64];
+        let mut w = std::io::Cursor::new(&mut buf[..]);
+        if std::io::Write::write_fmt(&mut w, format_args!("{:.*}", self.1, self.0)).is_err() {
+            return write!(f, "{}", self.0);
+        }
+        let n = w.position() as usize;
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("0");
+        let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
+        f.write_str(text)
+    }
+}
+
 /// MqlTradeRequest.comment holds at most 31 characters; the order id travels in it.
 const MAX_COMMENT: usize = 31;
 const READ_CHUNK: usize = 64 * 1024;
@@ -135,6 +155,8 @@ pub struct Mt5Venue {
     trade_hours: Vec<Option<Vec<(u32, u32)>>>,
     /// `venue_refusals_total{venue="mt5"}` per [`retcode::REFUSALS`] entry, then `other`.
     refusals: Vec<prometheus::IntCounter>,
+    /// Per symbol: its trading rules from the last snapshot that had them.
+    specs: Vec<Option<SymbolSpec>>,
 }
 
 impl Mt5Venue {
@@ -182,6 +204,7 @@ impl Mt5Venue {
             restored_last_deal: None,
             trade_hours: vec![None; symbols.len()],
             refusals,
+            specs: vec![None; symbols.len()],
         })
     }
 
@@ -750,8 +773,22 @@ impl Mt5Venue {
         }
     }
 
+    /// The symbols' trading rules: prices are rounded to their ticks and volumes checked against
+    /// them before an order goes out. Figures that make no sense are left out with a warning.
+    fn on_symbol_specs(&mut self, m: &Inbound<'_>) {
+        for (name, spec) in m.specs.iter().flatten() {
+            let Some(symbol) = self.symbols.iter().position(|n| n == name.as_ref()) else { continue };
+            if spec.is_sane() {
+                self.specs[symbol] = Some(*spec);
+            } else {
+                log::warn!("mt5: {name}: the terminal's symbol specs {spec:?} make no sense; orders go out unchecked");
+            }
+        }
+    }
+
     fn on_snapshot(&mut self, i: usize, m: &Inbound<'_>, now: Nanos) {
         self.on_session_times(m);
+        self.on_symbol_specs(m);
         let session = self.slots[i].as_ref().map_or(0, |c| c.session);
         let deals = m.deals.as_deref().unwrap_or_default();
         let resting = m.orders.as_deref().unwrap_or_default();
@@ -890,12 +927,25 @@ impl Mt5Venue {
             (OrderKind::Limit, Side::Sell) => ("pending", "sell_limit", req.price),
         };
         let id = req.client_id.as_str();
+        // On the symbol's tick grid where its specs are known (the server refuses others, 10015).
+        let spec = self.specs.get(req.symbol as usize).copied().flatten();
+        let (price, sl, tp, dp) = match spec {
+            Some(s) => (
+                s.round_price(price, Some(req.side == Side::Buy)),
+                s.round_price(req.sl, None),
+                s.round_price(req.tp, None),
+                s.decimals(),
+            ),
+            None => (price, req.sl, req.tp, 10),
+        };
+        let p = |v: f64| PriceText(v, dp);
         let _ = writeln!(
             conn.wbuf,
-            r#"{{"type":"order","id":"{id}","action":"{action}","symbol":"{symbol}","volume":{},"type_order":"{kind}","price":{price},"sl":{},"tp":{},"deviation":{},"magic":{},"comment":"{id}","type_filling":"{}"}}"#,
+            r#"{{"type":"order","id":"{id}","action":"{action}","symbol":"{symbol}","volume":{},"type_order":"{kind}","price":{},"sl":{},"tp":{},"deviation":{},"magic":{},"comment":"{id}","type_filling":"{}"}}"#,
             req.qty,
-            req.sl,
-            req.tp,
+            p(price),
+            p(sl),
+            p(tp),
             self.cfg.deviation,
             self.cfg.magic,
             self.cfg.type_filling.as_str()
@@ -987,6 +1037,11 @@ impl Venue for Mt5Venue {
         }
         if order.client_id.as_str().len() > MAX_COMMENT {
             return Err("the order id is longer than the 31 characters of an MT5 comment");
+        }
+        if let Some(why) =
+            self.specs.get(order.symbol as usize).copied().flatten().and_then(|s| s.volume_error(order.qty))
+        {
+            return Err(why);
         }
         let session = self.slots[i].as_ref().map_or(0, |c| c.session);
         self.orders.push(Mt5Order {

@@ -137,6 +137,80 @@ pub(super) struct Inbound<'a> {
     /// `snapshot`: the trade server's offset from UTC in seconds (`TimeTradeServer() - TimeGMT()`).
     #[serde(default)]
     pub(super) server_offset: Option<i64>,
+    /// `snapshot`: each streamed symbol's trading rules (SymbolInfoDouble/SymbolInfoInteger).
+    #[serde(default, borrow)]
+    pub(super) specs: Option<std::collections::BTreeMap<Cow<'a, str>, SymbolSpec>>,
+}
+
+/// A symbol's trading rules as the terminal reports them: prices are multiples of `tick_size`
+/// (SYMBOL_TRADE_TICK_SIZE) written with `digits` decimals (SYMBOL_DIGITS); volumes lie between
+/// `volume_min` and `volume_max` in steps of `volume_step` (SYMBOL_VOLUME_*).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub(super) struct SymbolSpec {
+    #[serde(default)]
+    pub(super) digits: Option<u32>,
+    pub(super) tick_size: f64,
+    pub(super) volume_min: f64,
+    pub(super) volume_max: f64,
+    pub(super) volume_step: f64,
+}
+
+impl SymbolSpec {
+    /// Whether the figures make sense (all positive and finite, min <= max, at most 10 digits).
+    pub(super) fn is_sane(&self) -> bool {
+        let pos = |v: f64| v.is_finite() && v > 0.0;
+        pos(self.tick_size)
+            && pos(self.volume_min)
+            && pos(self.volume_max)
+            && pos(self.volume_step)
+            && self.volume_min <= self.volume_max
+            && self.digits.is_none_or(|d| d <= 10)
+    }
+
+    /// Decimals to write a price with: `digits`, or those of the tick size.
+    pub(super) fn decimals(&self) -> usize {
+        match self.digits {
+            Some(d) => d as usize,
+            None => (-self.tick_size.log10()).ceil().clamp(0.0, 10.0) as usize,
+        }
+    }
+
+    /// `price` on the tick grid: a buy limit rounds down and a sell limit up (never a worse
+    /// price than asked), other prices (stops) to the nearest tick.
+    pub(super) fn round_price(&self, price: f64, toward: Option<bool>) -> f64 {
+        if price <= 0.0 {
+            return price;
+        }
+        let ticks = price / self.tick_size;
+        // A price already on the grid stays put despite float noise.
+        let near = ticks.round();
+        let ticks = if (ticks - near).abs() < 1e-7 {
+            near
+        } else {
+            match toward {
+                Some(true) => ticks.floor(),
+                Some(false) => ticks.ceil(),
+                None => near,
+            }
+        };
+        ticks * self.tick_size
+    }
+
+    /// Why `qty` cannot be sent, if it cannot.
+    pub(super) fn volume_error(&self, qty: f64) -> Option<&'static str> {
+        let eps = 1e-9 * qty.abs().max(1.0);
+        if qty + eps < self.volume_min {
+            return Some("the volume is under the symbol's minimum (SYMBOL_VOLUME_MIN)");
+        }
+        if qty > self.volume_max + eps {
+            return Some("the volume is over the symbol's maximum (SYMBOL_VOLUME_MAX)");
+        }
+        let steps = qty / self.volume_step;
+        if (steps - steps.round()).abs() > 1e-7 {
+            return Some("the volume is off the symbol's step (SYMBOL_VOLUME_STEP)");
+        }
+        None
+    }
 }
 
 /// One trading session of a symbol as the terminal reports it: weekday (0 Sunday), from, to in
@@ -167,4 +241,40 @@ pub(super) struct SnapshotDeal<'a> {
 pub(super) struct SnapshotOrder<'a> {
     #[serde(borrow)]
     pub(super) comment: Cow<'a, str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eurusd() -> SymbolSpec {
+        SymbolSpec { digits: Some(5), tick_size: 0.00001, volume_min: 0.01, volume_max: 100.0, volume_step: 0.01 }
+    }
+
+    #[test]
+    fn prices_go_on_the_tick_grid_never_worse_for_a_limit() {
+        let s = eurusd();
+        let p = 1.085_404_267_500_000_2;
+        assert!((s.round_price(p, Some(true)) - 1.08540).abs() < 1e-12, "a buy limit rounds down");
+        assert!((s.round_price(p, Some(false)) - 1.08541).abs() < 1e-12, "a sell limit rounds up");
+        assert!((s.round_price(1.085_406, None) - 1.08541).abs() < 1e-12, "a stop to the nearest tick");
+        assert!((s.round_price(1.08540 + 1e-13, Some(false)) - 1.08540).abs() < 1e-12, "on the grid stays");
+        assert_eq!(s.round_price(0.0, None), 0.0, "no level stays none");
+        assert_eq!(s.decimals(), 5);
+        let jpy = SymbolSpec { digits: None, tick_size: 0.001, ..eurusd() };
+        assert_eq!(jpy.decimals(), 3);
+    }
+
+    #[test]
+    fn volumes_are_checked_against_min_max_and_step() {
+        let s = eurusd();
+        assert_eq!(s.volume_error(0.3), None, "0.1 + 0.2 is on the step despite float noise");
+        assert_eq!(s.volume_error(0.1 + 0.2), None);
+        assert!(s.volume_error(0.015).is_some_and(|e| e.contains("SYMBOL_VOLUME_STEP")));
+        assert!(s.volume_error(0.001).is_some_and(|e| e.contains("SYMBOL_VOLUME_MIN")));
+        assert!(s.volume_error(101.0).is_some_and(|e| e.contains("SYMBOL_VOLUME_MAX")));
+        assert!(!SymbolSpec { tick_size: 0.0, ..s }.is_sane());
+        assert!(!SymbolSpec { volume_min: 5.0, volume_max: 1.0, ..s }.is_sane());
+        assert!(!SymbolSpec { volume_step: f64::NAN, ..s }.is_sane());
+    }
 }
