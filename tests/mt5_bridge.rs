@@ -393,6 +393,35 @@ fn orders_follow_the_symbol_specs_the_terminal_reports() {
     assert!(log.contains("GBPUSD: the terminal's symbol specs"), "{log}");
 }
 
+/// A 10009 answer with deal 0 (a synchronous OrderSend that placed a pending order, or a market
+/// order whose deal comes later) books nothing: the fill comes with its deal, once.
+#[test]
+fn a_result_without_a_deal_books_no_fill_and_the_deal_books_it_once() {
+    let dir = TempDir::new("mt5-deal-zero");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&Terminal::default().snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    ea.tick(1.0800);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    signal(&mut iw, &mut ir, "z1", "buy", 1.0, "limit");
+    assert_eq!(ea.recv_skip_ping()["id"], "z1");
+    ea.send(&json!({"type":"result","id":"z1","retcode":10009,"deal":0,"order":777,"volume":1.0,"price":1.08,"comment":"Request executed"}));
+    ea.tick(1.0801);
+    wait_metric(&d, "ticks_total", 2.0);
+    assert_eq!(metric(&d, "trade_count"), 0.0, "placing the limit is no fill");
+    assert_eq!(metric(&d, "open_orders"), 1.0);
+    ea.send(&json!({"type":"deal","id":"z1","deal":9001,"volume":1.0,"price":1.08}));
+    wait_metric(&d, "trade_count", 1.0);
+    ea.send(&json!({"type":"deal","id":"z1","deal":9001,"volume":1.0,"price":1.08}));
+    ea.tick(1.0802);
+    wait_metric(&d, "ticks_total", 3.0);
+    assert_eq!((metric(&d, "trade_count"), metric(&d, "position{symbol=\"EURUSD\"}")), (1.0, 1.0));
+    assert_eq!(metric(&d, "open_orders"), 0.0);
+}
+
 /// An id longer than the 31 characters an MT5 comment holds is refused at the ingress with the
 /// reason, never queued (it could never be sent); 31 characters go out.
 #[test]

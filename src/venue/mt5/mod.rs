@@ -698,6 +698,11 @@ impl Mt5Venue {
     /// Books one deal of order `o`, once per ticket; `commission` as MT5 reports it (negative
     /// for a charge).
     fn book_deal(&mut self, o: usize, deal: u64, volume: f64, price: f64, commission: Option<f64>) {
+        // Deal 0 is no deal: a synchronous OrderSend that placed a pending order (or whose market
+        // deal comes later) answers 10009 with the order's ticket and deal 0. Only deals book fills.
+        if deal == 0 {
+            return;
+        }
         self.last_deal = self.last_deal.max(deal);
         let ord = &mut self.orders[o];
         if ord.seen(deal) || !(volume > 0.0 && price > 0.0 && price.is_finite()) {
