@@ -23,6 +23,7 @@ string  inbuf = "";
 string  streamed[];
 long    last_msc[];
 string  executed[];                   // ids executed since start: never execute one twice
+string  results[];                    // the result line sent for each of them, sent again if asked
 uint    backoff_ms = 500;
 ulong   next_try = 0;
 
@@ -215,10 +216,19 @@ bool ReportExisting(const string id)
            id, t, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE))));
       return true;
      }
+   // Executed since start but no trace at the server (a requote, a reject): the same result again,
+   // so mt5bot settles the order instead of keeping it in flight.
    for(int i = 0; i < ArraySize(executed); i++)
       if(executed[i] == id)
-        { Send(StringFormat("{\"type\":\"error\",\"error\":\"order %s was already sent to the trade server\"}", id)); return true; }
+        { Send(results[i]); return true; }
    return false;
+  }
+
+// Sends the result line of the order just executed (index `n` of executed[]) and keeps it.
+void SendResult(const int n, const string line)
+  {
+   if(n >= 0 && n < ArraySize(results)) results[n] = line;
+   Send(line);
   }
 
 void Execute(const string msg)
@@ -229,6 +239,8 @@ void Execute(const string msg)
    double sl = StringToDouble(Field(msg, "sl")), tp = StringToDouble(Field(msg, "tp"));
    if(ReportExisting(id)) return;   // never twice
    int n = ArraySize(executed); ArrayResize(executed, n + 1); executed[n] = id;
+   ArrayResize(results, n + 1);
+   results[n] = StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"comment\":\"no result was recorded\"}", id);
    trade.SetDeviationInPoints((ulong)StringToInteger(Field(msg, "deviation")));
    string f = Field(msg, "type_filling");
    trade.SetTypeFilling(f == "fok" ? ORDER_FILLING_FOK : f == "return" ? ORDER_FILLING_RETURN : ORDER_FILLING_IOC);
@@ -250,12 +262,12 @@ void Execute(const string msg)
    else
      {
       // Not an order type this bridge knows: refused (10013), never the previous order's result.
-      Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"order\":0,\"volume\":0,\"price\":0,\"commission\":0,\"comment\":\"unknown type_order\"}", id));
+      SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"order\":0,\"volume\":0,\"price\":0,\"commission\":0,\"comment\":\"unknown type_order\"}", id));
       return;
      }
    // DEAL_COMMISSION of the execution (negative for a charge), for mt5bot's balance.
    double commission = trade.ResultDeal() > 0 && HistoryDealSelect(trade.ResultDeal()) ? HistoryDealGetDouble(trade.ResultDeal(), DEAL_COMMISSION) : 0;
-   Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"comment\":\"%s\"}",
+   SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"comment\":\"%s\"}",
         id, trade.ResultRetcode(), trade.ResultDeal(), trade.ResultOrder(), Num(trade.ResultVolume()), Num(trade.ResultPrice()),
         Num(commission), trade.ResultComment()));
   }
