@@ -15,11 +15,17 @@ input uint   Port    = 7788;         // mt5bot's venue.mt5.listen port
 input string Secret  = "";           // CONTROLLER_SHARED_SECRET
 input long   Magic   = 5550001;      // must equal venue.mt5.magic
 input string Symbols = "";           // comma-separated; empty: the symbols mt5bot names in welcome
+input uint   Silence = 60;           // seconds without a byte from mt5bot (it pings when idle) before reconnecting
 
 CTrade  trade;
 int     sock = INVALID_HANDLE;
 bool    authed = false;
-string  inbuf = "";
+uchar   inraw[];                      // bytes read and not yet a whole line (decoded per line, so a
+                                      // UTF-8 character split between reads stays whole)
+ulong   last_recv = 0;
+bool    send_failed = false;
+#define MAX_INBUF (16 * 1024 * 1024)
+#define ERR_NETSOCKET_IO_ERROR_CODE 5273
 string  streamed[];
 long    last_msc[];
 string  executed[];                   // ids executed since start: never execute one twice
@@ -32,7 +38,11 @@ bool Send(const string line)
   {
    uchar buf[];
    int n = StringToCharArray(line + "\n", buf, 0, WHOLE_ARRAY, CP_UTF8) - 1;
-   return sock != INVALID_HANDLE && SocketSend(sock, buf, n) == n;
+   bool ok = sock != INVALID_HANDLE && SocketSend(sock, buf, n) == n;
+   // A failed send means a broken connection: the next timer reconnects (and the snapshot after
+   // it tells mt5bot what happened meanwhile).
+   if(!ok && sock != INVALID_HANDLE) send_failed = true;
+   return ok;
   }
 
 string Hex(const uchar &b[])
@@ -92,7 +102,8 @@ void Disconnect(const string why)
    if(sock != INVALID_HANDLE) SocketClose(sock);
    sock = INVALID_HANDLE;
    authed = false;
-   inbuf = "";
+   ArrayResize(inraw, 0);
+   send_failed = false;
    next_try = GetTickCount64() + backoff_ms;
    PrintFormat("mt5bot bridge: disconnected (%s); retrying in %u ms", why, backoff_ms);
    backoff_ms = MathMin(backoff_ms * 2, 30000);
@@ -104,6 +115,7 @@ void TryConnect()
    sock = SocketCreate();
    if(sock == INVALID_HANDLE || !SocketConnect(sock, Host, Port, 2000))
      { Disconnect("cannot connect, error " + IntegerToString(GetLastError())); return; }
+   last_recv = GetTickCount64();   // the silence clock starts at the connect
    Print("mt5bot bridge: connected to ", Host, ":", Port);
   }
 
@@ -324,20 +336,43 @@ void OnTimer()
   {
    if(sock == INVALID_HANDLE) { TryConnect(); return; }
    if(!SocketIsConnected(sock)) { Disconnect("connection lost"); return; }
-   uint n = SocketIsReadable(sock);
-   if(n > 0)
+   if(send_failed) { Disconnect("send failed"); return; }
+   // Drain what is readable now, not one chunk per timer.
+   for(uint n = SocketIsReadable(sock); n > 0; n = SocketIsReadable(sock))
      {
       uchar buf[];
+      ResetLastError();
       int got = SocketRead(sock, buf, n, 100);
-      if(got < 0) { Disconnect("read failed"); return; }
-      inbuf += CharArrayToString(buf, 0, got, CP_UTF8);
-      int nl;
-      while((nl = StringFind(inbuf, "\n")) >= 0)
+      if(got < 0)
         {
-         Handle(StringSubstr(inbuf, 0, nl));
-         inbuf = StringSubstr(inbuf, nl + 1);
+         // Readable may say so with nothing to read: a timeout is not a broken connection.
+         if(GetLastError() == ERR_NETSOCKET_IO_ERROR_CODE) { Disconnect("read failed"); return; }
+         break;
+        }
+      if(got == 0) break;
+      last_recv = GetTickCount64();
+      int have = ArraySize(inraw);
+      if(have + got > MAX_INBUF) { Disconnect("a line from mt5bot longer than 16 MiB"); return; }
+      ArrayResize(inraw, have + got);
+      ArrayCopy(inraw, buf, have, 0, got);
+      int start = 0;
+      for(int i = 0; i < ArraySize(inraw); i++)
+        {
+         if(inraw[i] != 10) continue;
+         int end = i > start && inraw[i - 1] == 13 ? i - 1 : i;   // \r\n as \n
+         Handle(CharArrayToString(inraw, start, end - start, CP_UTF8));
+         if(sock == INVALID_HANDLE) return;                      // Handle disconnected
+         start = i + 1;
+        }
+      if(start > 0)
+        {
+         int rest = ArraySize(inraw) - start;
+         ArrayCopy(inraw, inraw, 0, start, rest);
+         ArrayResize(inraw, rest);
         }
      }
+   if(last_recv > 0 && GetTickCount64() - last_recv > (ulong)Silence * 1000)
+     { Disconnect(StringFormat("nothing from mt5bot for %u s", Silence)); return; }
    if(authed) StreamTicks();
   }
 
