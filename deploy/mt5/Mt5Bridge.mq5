@@ -366,9 +366,10 @@ void OnTimer()
         }
       if(start > 0)
         {
-         int rest = ArraySize(inraw) - start;
-         ArrayCopy(inraw, inraw, 0, start, rest);
-         ArrayResize(inraw, rest);
+         uchar tail[];
+         ArrayCopy(tail, inraw, 0, start, ArraySize(inraw) - start);
+         ArrayFree(inraw);
+         ArrayCopy(inraw, tail);
         }
      }
    if(last_recv > 0 && GetTickCount64() - last_recv > (ulong)Silence * 1000)
