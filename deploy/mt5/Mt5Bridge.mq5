@@ -366,10 +366,11 @@ void OnTimer()
         }
       if(start > 0)
         {
+         int rest = ArraySize(inraw) - start;
          uchar tail[];
-         ArrayCopy(tail, inraw, 0, start, ArraySize(inraw) - start);
+         if(rest > 0) ArrayCopy(tail, inraw, 0, start, rest);
          ArrayFree(inraw);
-         ArrayCopy(inraw, tail);
+         if(rest > 0) ArrayCopy(inraw, tail, 0, 0, rest);
         }
      }
    if(last_recv > 0 && GetTickCount64() - last_recv > (ulong)Silence * 1000)
