@@ -30,6 +30,7 @@ string  streamed[];
 long    last_msc[];
 string  executed[];                   // ids executed since start: never execute one twice
 string  results[];                    // the result line sent for each of them, sent again if asked
+ulong   tickets[];                    // the order ticket each got (ResultOrder): its deals' id
 uint    backoff_ms = 500;
 ulong   next_try = 0;
 
@@ -117,6 +118,17 @@ void TryConnect()
      { Disconnect("cannot connect, error " + IntegerToString(GetLastError())); return; }
    last_recv = GetTickCount64();   // the silence clock starts at the connect
    Print("mt5bot bridge: connected to ", Host, ":", Port);
+  }
+
+// mt5bot's id of an order ticket: from the tickets the EA's own orders got, else the comment of
+// the order (active, then in history); "" when none.
+string IdOfOrder(const ulong o)
+  {
+   for(int k = ArraySize(tickets) - 1; k >= 0; k--)
+      if(tickets[k] == o && o != 0) return executed[k];
+   if(OrderSelect(o)) return OrderGetString(ORDER_COMMENT);
+   if(HistoryOrderSelect(o)) return HistoryOrderGetString(o, ORDER_COMMENT);
+   return "";
   }
 
 // "sl" or "tp" for a deal a broker-held stop made, else "".
@@ -252,10 +264,18 @@ void Execute(const string msg)
    if(ReportExisting(id)) return;   // never twice
    int n = ArraySize(executed); ArrayResize(executed, n + 1); executed[n] = id;
    ArrayResize(results, n + 1);
+   ArrayResize(tickets, n + 1);
+   tickets[n] = 0;
    results[n] = StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"comment\":\"no result was recorded\"}", id);
    trade.SetDeviationInPoints((ulong)StringToInteger(Field(msg, "deviation")));
+   // mt5bot's filling mode when the symbol allows it, else the symbol's own (an IOC on a FOK-only
+   // symbol is refused with 10030); the result says which went out.
    string f = Field(msg, "type_filling");
-   trade.SetTypeFilling(f == "fok" ? ORDER_FILLING_FOK : f == "return" ? ORDER_FILLING_RETURN : ORDER_FILLING_IOC);
+   ENUM_ORDER_TYPE_FILLING want = f == "fok" ? ORDER_FILLING_FOK : f == "return" ? ORDER_FILLING_RETURN : ORDER_FILLING_IOC;
+   long modes = SymbolInfoInteger(sym, SYMBOL_FILLING_MODE);
+   bool allowed = want == ORDER_FILLING_FOK ? (modes & SYMBOL_FILLING_FOK) != 0
+                : want == ORDER_FILLING_IOC ? (modes & SYMBOL_FILLING_IOC) != 0 : true;
+   if(allowed) trade.SetTypeFilling(want); else trade.SetTypeFillingBySymbol(sym);
    // mt5bot rounds to the specs of the snapshot; the EA makes sure (the server refuses a price off
    // the tick grid with 10015).
    double tick = SymbolInfoDouble(sym, SYMBOL_TRADE_TICK_SIZE);
@@ -277,11 +297,14 @@ void Execute(const string msg)
       SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"order\":0,\"volume\":0,\"price\":0,\"commission\":0,\"comment\":\"unknown type_order\"}", id));
       return;
      }
+   tickets[n] = trade.ResultOrder();
+   ENUM_ORDER_TYPE_FILLING used = trade.RequestTypeFilling();   // what went out, after CTrade's choice
+   string filling = used == ORDER_FILLING_FOK ? "fok" : used == ORDER_FILLING_IOC ? "ioc" : "return";
    // DEAL_COMMISSION of the execution (negative for a charge), for mt5bot's balance.
    double commission = trade.ResultDeal() > 0 && HistoryDealSelect(trade.ResultDeal()) ? HistoryDealGetDouble(trade.ResultDeal(), DEAL_COMMISSION) : 0;
-   SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"comment\":\"%s\"}",
+   SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"type_filling\":\"%s\",\"comment\":\"%s\"}",
         id, trade.ResultRetcode(), trade.ResultDeal(), trade.ResultOrder(), Num(trade.ResultVolume()), Num(trade.ResultPrice()),
-        Num(commission), trade.ResultComment()));
+        Num(commission), filling, trade.ResultComment()));
   }
 
 void Handle(const string msg)
@@ -400,11 +423,13 @@ void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &re
       return;
      }
    if(HistoryDealGetInteger(tx.deal, DEAL_MAGIC) != Magic) return;
-   // Market orders are reported by their result; this reports fills of resting (limit) orders.
-   ulong o = HistoryDealGetInteger(tx.deal, DEAL_ORDER);
-   if(HistoryOrderSelect(o) && HistoryOrderGetInteger(o, ORDER_TYPE) > ORDER_TYPE_SELL)
+   // Every deal of mt5bot's orders, market and limit: mt5bot books each ticket once, so one its
+   // result carried already books nothing more, and a limit order's deals are reported while the
+   // order is still active (not yet in history).
+   string id = IdOfOrder(HistoryDealGetInteger(tx.deal, DEAL_ORDER));
+   if(id != "")
       Send(StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s}",
-           HistoryOrderGetString(o, ORDER_COMMENT), tx.deal, Num(HistoryDealGetDouble(tx.deal, DEAL_VOLUME)),
+           id, tx.deal, Num(HistoryDealGetDouble(tx.deal, DEAL_VOLUME)),
            Num(HistoryDealGetDouble(tx.deal, DEAL_PRICE)), Num(HistoryDealGetDouble(tx.deal, DEAL_COMMISSION))));
    // After the deal it follows (its result was sent when the order went out): the balance
    // includes it.
