@@ -80,6 +80,22 @@ string HmacSha256Hex(const string key, const string msg)
   }
 
 // The value of "key" in a flat JSON object: a string without escapes, or a number.
+// `s` as the inside of a JSON string: quotes, backslashes and control characters escaped (a
+// server's comment may hold any of them).
+string Esc(const string s)
+  {
+   string out = "";
+   for(int i = 0; i < StringLen(s); i++)
+     {
+      ushort c = StringGetCharacter(s, i);
+      if(c == '"') out += "\\\"";
+      else if(c == '\\') out += "\\\\";
+      else if(c < 32) out += StringFormat("\\u%04x", c);
+      else out += ShortToString(c);
+     }
+   return out;
+  }
+
 string Field(const string json, const string key)
   {
    int p = StringFind(json, "\"" + key + "\":");
@@ -304,7 +320,7 @@ void Execute(const string msg)
    double commission = trade.ResultDeal() > 0 && HistoryDealSelect(trade.ResultDeal()) ? HistoryDealGetDouble(trade.ResultDeal(), DEAL_COMMISSION) : 0;
    SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"type_filling\":\"%s\",\"comment\":\"%s\"}",
         id, trade.ResultRetcode(), trade.ResultDeal(), trade.ResultOrder(), Num(trade.ResultVolume()), Num(trade.ResultPrice()),
-        Num(commission), filling, trade.ResultComment()));
+        Num(commission), filling, Esc(trade.ResultComment())));
   }
 
 void Handle(const string msg)
@@ -312,9 +328,16 @@ void Handle(const string msg)
    string type = Field(msg, "type");
    if(type == "hello")
       Send("{\"type\":\"auth\",\"hmac\":\"" + HmacSha256Hex(Secret, Field(msg, "challenge")) + "\",\"login\":" +
-           IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + ",\"terminal\":\"" + TerminalInfoString(TERMINAL_COMPANY) + "\"}");
+           IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + ",\"terminal\":\"" + Esc(AccountInfoString(ACCOUNT_SERVER)) + "\"}");
    else if(type == "welcome")
      {
+      // Orders and deals are told apart by magic: both sides must use the same.
+      if(Field(msg, "magic") != "" && StringToInteger(Field(msg, "magic")) != Magic)
+        {
+         PrintFormat("mt5bot bridge: mt5bot's venue.mt5.magic is %s but this EA's Magic input is %I64d; set them equal", Field(msg, "magic"), Magic);
+         ExpertRemove();
+         return;
+        }
       authed = true;
       backoff_ms = 500;
       string list = Symbols;
