@@ -422,6 +422,29 @@ fn a_result_without_a_deal_books_no_fill_and_the_deal_books_it_once() {
     assert_eq!(metric(&d, "open_orders"), 0.0);
 }
 
+/// The account message's figures are on /metrics, and a terminal that does not allow trading
+/// (Algo Trading off) shows as `venue_trade_allowed 0` with an error in the log, until it does.
+#[test]
+fn the_account_and_whether_the_terminal_allows_trading_are_shown() {
+    let dir = TempDir::new("mt5-account");
+    let (d, bridge, _ing) = start(&dir, "");
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&Terminal::default().snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    assert_eq!(metric(&d, "venue_trade_allowed{venue=\"mt5\"}"), 1.0);
+    ea.send(&json!({"type":"account","balance":10000.0,"equity":9950.5,"margin":120.0,"margin_free":9830.5,"currency":"USD","trade_allowed":false}));
+    wait_metric(&d, "venue_trade_allowed{venue=\"mt5\"}", 0.0);
+    assert_eq!(metric(&d, "venue_account{figure=\"equity\",venue=\"mt5\"}"), 9950.5);
+    assert_eq!(metric(&d, "venue_account{figure=\"margin_free\",venue=\"mt5\"}"), 9830.5);
+    wait_for("the error in the log", Duration::from_secs(5), || {
+        d.stderr().contains("the terminal does not allow trading").then_some(())
+    });
+    ea.send(&json!({"type":"account","balance":10000.0,"equity":9951.0,"margin":120.0,"margin_free":9831.0,"trade_allowed":true}));
+    wait_metric(&d, "venue_trade_allowed{venue=\"mt5\"}", 1.0);
+    assert_eq!(metric(&d, "venue_account{figure=\"balance\",venue=\"mt5\"}"), 10000.0);
+}
+
 /// An id longer than the 31 characters an MT5 comment holds is refused at the ingress with the
 /// reason, never queued (it could never be sent); 31 characters go out.
 #[test]

@@ -157,8 +157,13 @@ string StopReason(const ulong deal)
 // The account's balance, for mt5bot's equity breakers.
 void SendAccount()
   {
-   Send(StringFormat("{\"type\":\"account\",\"balance\":%s,\"equity\":%s,\"margin\":%s}",
-        Num(AccountInfoDouble(ACCOUNT_BALANCE)), Num(AccountInfoDouble(ACCOUNT_EQUITY)), Num(AccountInfoDouble(ACCOUNT_MARGIN))));
+   // trade_allowed: the terminal's Algo Trading button, this EA's "Allow Algo Trading" and the
+   // account's own permission; false means every order would be refused (10027 and kin).
+   bool allowed = TerminalInfoInteger(TERMINAL_TRADE_ALLOWED) && MQLInfoInteger(MQL_TRADE_ALLOWED)
+                  && AccountInfoInteger(ACCOUNT_TRADE_ALLOWED) && AccountInfoInteger(ACCOUNT_TRADE_EXPERT);
+   Send(StringFormat("{\"type\":\"account\",\"balance\":%s,\"equity\":%s,\"margin\":%s,\"margin_free\":%s,\"currency\":\"%s\",\"trade_allowed\":%s}",
+        Num(AccountInfoDouble(ACCOUNT_BALANCE)), Num(AccountInfoDouble(ACCOUNT_EQUITY)), Num(AccountInfoDouble(ACCOUNT_MARGIN)),
+        Num(AccountInfoDouble(ACCOUNT_MARGIN_FREE)), Esc(AccountInfoString(ACCOUNT_CURRENCY)), allowed ? "true" : "false"));
   }
 
 // The trading sessions of the streamed symbols as the terminal has them, in server time, and the

@@ -52,6 +52,8 @@ pub mod names {
     pub const BROKER_RECONNECTS: &str = "broker_reconnects_total";
     pub const BROKER_CONNECT_FAILURES: &str = "broker_connect_failures_total";
     pub const VENUE_REFUSALS: &str = "venue_refusals_total";
+    pub const VENUE_ACCOUNT: &str = "venue_account";
+    pub const VENUE_TRADE_ALLOWED: &str = "venue_trade_allowed";
     pub const VENUE_PROTOCOL_ERRORS: &str = "venue_protocol_errors_total";
     pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
@@ -153,6 +155,8 @@ pub struct Metrics {
     pub broker_reconnects: IntCounterVec,
     pub broker_connect_failures: IntCounterVec,
     pub venue_refusals: IntCounterVec,
+    pub venue_account: GaugeVec,
+    pub venue_trade_allowed: IntGaugeVec,
     pub venue_protocol_errors: IntCounterVec,
     pub ingress_connections: IntGauge,
     pub ingress_errors: IntCounterVec,
@@ -301,6 +305,8 @@ impl Metrics {
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
             broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Venue sessions established after the first (fix44: Logon answered; mt5: the EA authenticated). The paper venue never reconnects."), &["venue"]))),
+            venue_account: reg(&r, must(GaugeVec::new(Opts::new(VENUE_ACCOUNT, "The account as the venue reports it, in its currency: figure=balance, equity, margin, margin_free (mt5: the terminal's ACCOUNT_*)."), &["venue", "figure"]))),
+            venue_trade_allowed: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_TRADE_ALLOWED, "1 while the venue lets mt5bot trade (mt5: Algo Trading on in the terminal and the EA, and allowed for the account), 0 when every order would be refused."), &["venue"]))),
             venue_refusals: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_REFUSALS, "Orders the venue refused, by its reason (mt5: the trade server's retcode, e.g. no_money, autotrading_disabled_by_client, market_closed)."), &["venue", "reason"]))),
             broker_connect_failures: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_CONNECT_FAILURES, "Connection attempts to the venue that ended before a session was established (refused, timed out, dropped before Logon)."), &["venue"]))),
             venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), bad_line, line_too_long."), &["venue", "kind"]))),
@@ -389,6 +395,9 @@ impl Metrics {
             line_too_long: e("line_too_long"),
             handshake_evicted: e("handshake_evicted"),
             refusals: self.venue_refusals.clone(),
+            account: ["balance", "equity", "margin", "margin_free"]
+                .map(|f| self.venue_account.with_label_values(&["mt5", f])),
+            trade_allowed: self.venue_trade_allowed.with_label_values(&["mt5"]),
         }
     }
 
@@ -570,6 +579,9 @@ pub struct Mt5Metrics {
     pub handshake_evicted: IntCounter,
     /// `venue_refusals_total`; the venue takes a counter per reason it knows.
     pub refusals: IntCounterVec,
+    /// `venue_account{figure}`: balance, equity, margin, margin_free.
+    pub account: [Gauge; 4],
+    pub trade_allowed: IntGauge,
 }
 
 #[cfg(test)]

@@ -80,6 +80,12 @@ cases=[
   "9m","11m",L(instance="bot:9898",job="mt5bot",reason="autotrading_disabled_by_client",severity="critical",venue="mt5"),
   "the mt5 venue of mt5bot on bot:9898 refuses orders: autotrading_disabled_by_client",
   "The mt5 venue of mt5bot on bot:9898 refused orders in the last 10 minutes with autotrading_disabled_by_client, which retrying will not mend: switch Algo Trading on in the terminal (autotrading_disabled_by_client), ask the broker (autotrading_disabled_by_server, trade_disabled), or free margin (no_money). The log names the orders."),
+ # Trading not allowed from 10m, for 2m; an instance that allows it never alerts.
+ ("Mt5botVenueTradingNotAllowed",[('venue_trade_allowed{job="mt5bot", instance="bot:9898", venue="mt5"}','1x9 0x10'),
+   ('venue_trade_allowed{job="mt5bot", instance="calm:9898", venue="mt5"}','1x20')],
+  "11m","13m",L(instance="bot:9898",job="mt5bot",severity="critical",venue="mt5"),
+  "the mt5 venue of mt5bot on bot:9898 does not allow trading",
+  "For 2 minutes the mt5 venue of mt5bot on bot:9898 has said that it would refuse every order: for MT5, Algo Trading is off in the terminal or in the Expert Advisor's settings, or the account may not trade. Switch Algo Trading on; signals are refused by the venue meanwhile."),
  # The last tick at 9m (540 s): more than 300 s old from 15m, for 5m; a closed market and a symbol
  # without a calendar (no market_next_change_seconds) never alert.
  ("Mt5botNoTicksWhileMarketOpen",[('last_tick_timestamp_seconds{job="mt5bot", instance="bot:9898", symbol="EURUSD"}','0+60x9 540x30'),

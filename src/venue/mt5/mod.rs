@@ -170,6 +170,8 @@ impl Mt5Venue {
         metrics: Mt5Metrics,
     ) -> io::Result<Mt5Venue> {
         let listener = TcpListener::bind(cfg.listen)?;
+        // Not known to be refused until the terminal says so.
+        metrics.trade_allowed.set(1);
         let refusals = retcode::REFUSALS
             .iter()
             .map(|r| r.1)
@@ -519,7 +521,25 @@ impl Mt5Venue {
             "snapshot" => self.on_snapshot(i, m, now),
             "account" => match m.balance {
                 Some(balance) if balance.is_finite() && balance > 0.0 => {
-                    self.events.push(VenueEvent::Balance { balance })
+                    self.events.push(VenueEvent::Balance { balance });
+                    let figures = [Some(balance), m.equity, m.margin, m.margin_free];
+                    for (g, v) in self.metrics.account.iter().zip(figures) {
+                        if let Some(v) = v.filter(|v| v.is_finite()) {
+                            g.set(v);
+                        }
+                    }
+                    if let Some(allowed) = m.trade_allowed {
+                        let was = self.metrics.trade_allowed.get();
+                        self.metrics.trade_allowed.set(i64::from(allowed));
+                        if !allowed && was != 0 {
+                            log::error!(
+                                "mt5: the terminal does not allow trading (Algo Trading off in the terminal or the EA, or \
+                                 the account may not trade): every order would be refused"
+                            );
+                        } else if allowed && was == 0 {
+                            log::info!("mt5: the terminal allows trading again");
+                        }
+                    }
                 }
                 _ => self.bad(i, "account needs a balance greater than 0"),
             },

@@ -123,6 +123,16 @@ pub(super) struct Inbound<'a> {
     /// `account`: the balance, in the account's currency.
     #[serde(default)]
     pub(super) balance: Option<f64>,
+    /// `account`: equity, margin used and free margin (ACCOUNT_EQUITY, _MARGIN, _MARGIN_FREE).
+    #[serde(default)]
+    pub(super) equity: Option<f64>,
+    #[serde(default)]
+    pub(super) margin: Option<f64>,
+    #[serde(default)]
+    pub(super) margin_free: Option<f64>,
+    /// `account`: whether the terminal, the EA and the account allow trading.
+    #[serde(default)]
+    pub(super) trade_allowed: Option<bool>,
     /// `deal`: `sl` or `tp` when a stop the broker holds made it (DEAL_REASON_SL, DEAL_REASON_TP).
     #[serde(default, borrow)]
     pub(super) reason: Option<Cow<'a, str>>,
