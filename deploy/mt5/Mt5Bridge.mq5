@@ -375,7 +375,9 @@ int OnInit()
   {
    if(Secret == "") { Print("mt5bot bridge: set the Secret input (CONTROLLER_SHARED_SECRET)"); return INIT_PARAMETERS_INCORRECT; }
    trade.SetExpertMagicNumber(Magic);
-   EventSetMillisecondTimer(50);
+   // The finest timer the terminal takes: an order waits at most one tick of it before the EA
+   // reads it (Windows timers run at about 10-16 ms whatever is asked).
+   EventSetMillisecondTimer(1);
    return INIT_SUCCEEDED;
   }
 
