@@ -445,6 +445,35 @@ fn the_account_and_whether_the_terminal_allows_trading_are_shown() {
     assert_eq!(metric(&d, "venue_account{figure=\"balance\",venue=\"mt5\"}"), 10000.0);
 }
 
+/// A snapshot in pages (`more: true` on all but the last) is settled once, with every page's deals
+/// and orders; nothing is sent before the last page.
+#[test]
+fn a_snapshot_in_pages_is_settled_once_after_its_last_page() {
+    let dir = TempDir::new("mt5-pages");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    let deal = |n: u64| json!({"deal": 60_000 + n, "comment": format!("old-{n}"), "volume": 0.1, "price": 1.08, "symbol": "EURUSD", "type": "buy"});
+    ea.send(&json!({"type":"snapshot","more":true,"deals":[deal(1), deal(2)],"orders":[],"positions":[]}));
+    ea.tick(1.0800);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    signal(&mut iw, &mut ir, "pg1", "buy", 1.0, "market");
+    // Not synced yet: the signal waits in the queue.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(metric(&d, "queue_depth"), 1.0, "nothing goes out before the last page");
+    ea.send(&json!({"type":"snapshot","more":true,"deals":[deal(3)],"orders":[{"order": 5, "comment": "rest-1", "symbol": "EURUSD"}],"positions":[]}));
+    ea.send(&json!({"type":"snapshot","deals":[],"orders":[],"positions":[]}));
+    let o = ea.recv_skip_ping();
+    assert_eq!((o["type"].as_str(), o["id"].as_str()), (Some("order"), Some("pg1")), "{o}");
+    let log = wait_for("the settled snapshot in the log", Duration::from_secs(5), || {
+        let l = d.stderr();
+        l.contains("snapshot from session 1").then_some(l)
+    });
+    assert!(log.contains("snapshot from session 1: 3 deals, 1 resting orders"), "{log}");
+    assert_eq!(log.matches("snapshot from session").count(), 1, "settled once: {log}");
+}
+
 /// An id longer than the 31 characters an MT5 comment holds is refused at the ingress with the
 /// reason, never queued (it could never be sent); 31 characters go out.
 #[test]

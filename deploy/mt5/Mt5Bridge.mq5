@@ -25,6 +25,7 @@ uchar   inraw[];                      // bytes read and not yet a whole line (de
 ulong   last_recv = 0;
 bool    send_failed = false;
 #define MAX_INBUF (16 * 1024 * 1024)
+#define PAGE_DEALS 200
 #define ERR_NETSOCKET_IO_ERROR_CODE 5273
 string  streamed[];
 long    last_msc[];
@@ -201,7 +202,10 @@ string SpecsJson()
 
 void SendSnapshot()
   {
+   // A day of deals can outgrow one line: they go in pages of PAGE_DEALS (about 110 bytes each,
+   // well inside mt5bot's 64 KiB line), "more":true on all but the last page.
    string deals = "", orders = "", positions = "";
+   int in_page = 0;
    HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 60);
    // Positions mt5bot opened: a stop's closing deal may not carry the magic, its position does.
    long ours[];
@@ -223,8 +227,14 @@ void SendSnapshot()
       string id = HistoryOrderSelect(o) ? HistoryOrderGetString(o, ORDER_COMMENT) : HistoryDealGetString(t, DEAL_COMMENT);
       string side = HistoryDealGetInteger(t, DEAL_TYPE) == DEAL_TYPE_BUY ? "buy" : "sell";
       deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\",\"type\":\"%s\"%s}",
-               t, stop == "" ? id : "", Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL), side,
+               t, stop == "" ? Esc(id) : "", Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL), side,
                stop == "" ? "" : ",\"reason\":\"" + stop + "\"");
+      if(++in_page == PAGE_DEALS)
+        {
+         Send("{\"type\":\"snapshot\",\"more\":true,\"deals\":[" + deals + "],\"orders\":[],\"positions\":[]}");
+         deals = "";
+         in_page = 0;
+        }
      }
    for(int i = 0; i < OrdersTotal(); i++)
      {

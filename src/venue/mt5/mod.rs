@@ -39,7 +39,7 @@ use crate::domain::venue::Venue;
 mod protocol;
 
 pub use self::protocol::{retcode, PROTOCOL_VERSION};
-use self::protocol::{Inbound, SnapshotDeal, SymbolSpec};
+use self::protocol::{Inbound, SnapshotDeal, SnapshotOrder, SymbolSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
@@ -157,6 +157,8 @@ pub struct Mt5Venue {
     refusals: Vec<prometheus::IntCounter>,
     /// Per symbol: its trading rules from the last snapshot that had them.
     specs: Vec<Option<SymbolSpec>>,
+    /// The pages of a snapshot so far, until its last (`more` left out): deals and resting orders.
+    pages: Option<(Vec<SnapshotDeal<'static>>, Vec<SnapshotOrder<'static>>)>,
 }
 
 impl Mt5Venue {
@@ -207,6 +209,7 @@ impl Mt5Venue {
             trade_hours: vec![None; symbols.len()],
             refusals,
             specs: vec![None; symbols.len()],
+            pages: None,
         })
     }
 
@@ -475,6 +478,8 @@ impl Mt5Venue {
             conn.session, self.cfg.magic
         );
         log::info!("mt5: terminal at {} authenticated (session {}); waiting for its snapshot", conn.peer, conn.session);
+        // Pages of an earlier session's snapshot belong to it, not to this one.
+        self.pages = None;
         if let Some(old) = self.active.replace(i) {
             if old != i {
                 self.close(old, "replaced by a newer authenticated session");
@@ -811,12 +816,37 @@ impl Mt5Venue {
         }
     }
 
+    /// One page of the snapshot: kept while `more` says others follow (each page is a line within
+    /// `venue.mt5.max_line_bytes`; all of them together within `max_snapshot_bytes`), settled
+    /// with the last. Orders wait until then.
     fn on_snapshot(&mut self, i: usize, m: &Inbound<'_>, now: Nanos) {
         self.on_session_times(m);
         self.on_symbol_specs(m);
+        let page_deals = m.deals.as_deref().unwrap_or_default();
+        let page_orders = m.orders.as_deref().unwrap_or_default();
+        if m.more == Some(true) || self.pages.is_some() {
+            let (deals, orders) = self.pages.get_or_insert_with(Default::default);
+            deals.extend(page_deals.iter().cloned().map(SnapshotDeal::into_owned));
+            orders.extend(page_orders.iter().cloned().map(SnapshotOrder::into_owned));
+            // A deal takes some 100 bytes on the wire: the pages may hold what one snapshot line may.
+            let bound = self.cfg.max_snapshot_bytes / 64;
+            if deals.len() + orders.len() > bound {
+                self.pages = None;
+                return self.bad(i, "the snapshot's pages hold more than venue.mt5.max_snapshot_bytes would");
+            }
+            if m.more == Some(true) {
+                return;
+            }
+            let (deals, orders) = self.pages.take().unwrap_or_default();
+            return self.settle_snapshot(i, &deals, &orders, now);
+        }
+        self.settle_snapshot(i, page_deals, page_orders, now);
+    }
+
+    /// The whole snapshot: what the terminal executed and holds, reconciled with the orders in
+    /// flight; the session is synced after it.
+    fn settle_snapshot(&mut self, i: usize, deals: &[SnapshotDeal<'_>], resting: &[SnapshotOrder<'_>], now: Nanos) {
         let session = self.slots[i].as_ref().map_or(0, |c| c.session);
-        let deals = m.deals.as_deref().unwrap_or_default();
-        let resting = m.orders.as_deref().unwrap_or_default();
         // Signals queued before the restart whose sending the crash may have hidden: what the
         // terminal executed for them is booked, and the engine refuses them as duplicates.
         let maybe_sent = std::mem::take(&mut self.maybe_sent);

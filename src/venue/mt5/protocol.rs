@@ -150,6 +150,35 @@ pub(super) struct Inbound<'a> {
     /// `snapshot`: each streamed symbol's trading rules (SymbolInfoDouble/SymbolInfoInteger).
     #[serde(default, borrow)]
     pub(super) specs: Option<std::collections::BTreeMap<Cow<'a, str>, SymbolSpec>>,
+    /// `snapshot`: more pages follow this one; the last page leaves it out (or says false).
+    #[serde(default)]
+    pub(super) more: Option<bool>,
+}
+
+fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(c.into_owned())
+}
+
+impl SnapshotDeal<'_> {
+    /// The deal, holding its own strings (a page kept until the last one arrives).
+    pub(super) fn into_owned(self) -> SnapshotDeal<'static> {
+        SnapshotDeal {
+            deal: self.deal,
+            comment: owned(self.comment),
+            volume: self.volume,
+            price: self.price,
+            symbol: self.symbol.map(owned),
+            side: self.side.map(owned),
+            reason: self.reason.map(owned),
+            commission: self.commission,
+        }
+    }
+}
+
+impl SnapshotOrder<'_> {
+    pub(super) fn into_owned(self) -> SnapshotOrder<'static> {
+        SnapshotOrder { comment: owned(self.comment) }
+    }
 }
 
 /// A symbol's trading rules as the terminal reports them: prices are multiples of `tick_size`
@@ -227,7 +256,7 @@ impl SymbolSpec {
 /// seconds after the trade server's midnight.
 pub(super) type SessionWindow = (u8, u32, u32);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(super) struct SnapshotDeal<'a> {
     pub(super) deal: u64,
     #[serde(borrow)]
@@ -247,7 +276,7 @@ pub(super) struct SnapshotDeal<'a> {
     pub(super) commission: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(super) struct SnapshotOrder<'a> {
     #[serde(borrow)]
     pub(super) comment: Cow<'a, str>,
