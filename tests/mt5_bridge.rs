@@ -179,6 +179,19 @@ fn signal(ingress: &mut TcpStream, r: &mut BufReader<TcpStream>, id: &str, side:
     assert!(answer.contains("\"queued\""), "{answer}");
 }
 
+/// A daemon on the mt5 venue with a simulated terminal logged on, its empty snapshot sent and one
+/// EURUSD tick in (the quote orders need): the daemon, the terminal and the ingress address.
+fn synced(dir: &TempDir) -> (Daemon, Ea, String) {
+    let (d, bridge, ing) = start(dir, "");
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&Terminal::default().snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    ea.tick(1.0800);
+    wait_metric(&d, "ticks_total", 1.0);
+    (d, ea, ing)
+}
+
 fn ingress(addr: &str) -> (TcpStream, BufReader<TcpStream>) {
     let s = TcpStream::connect(addr).expect("ingress");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -398,13 +411,7 @@ fn orders_follow_the_symbol_specs_the_terminal_reports() {
 #[test]
 fn a_result_without_a_deal_books_no_fill_and_the_deal_books_it_once() {
     let dir = TempDir::new("mt5-deal-zero");
-    let (d, bridge, ing) = start(&dir, "");
-    let mut ea = Ea::connect(&bridge);
-    ea.authenticate(SECRET);
-    ea.send(&Terminal::default().snapshot());
-    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
-    ea.tick(1.0800);
-    wait_metric(&d, "ticks_total", 1.0);
+    let (d, mut ea, ing) = synced(&dir);
     let (mut iw, mut ir) = ingress(&ing);
     signal(&mut iw, &mut ir, "z1", "buy", 1.0, "limit");
     assert_eq!(ea.recv_skip_ping()["id"], "z1");
@@ -479,13 +486,7 @@ fn a_snapshot_in_pages_is_settled_once_after_its_last_page() {
 #[test]
 fn an_id_the_terminal_cannot_carry_is_refused_at_the_ingress() {
     let dir = TempDir::new("mt5-long-id");
-    let (d, bridge, ing) = start(&dir, "");
-    let mut ea = Ea::connect(&bridge);
-    ea.authenticate(SECRET);
-    ea.send(&Terminal::default().snapshot());
-    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
-    ea.tick(1.08);
-    wait_metric(&d, "ticks_total", 1.0);
+    let (d, mut ea, ing) = synced(&dir);
     let (mut iw, mut ir) = ingress(&ing);
     let long = "x".repeat(32);
     let line = format!("{{\"id\":\"{long}\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":1,\"type\":\"market\"}}\n");
