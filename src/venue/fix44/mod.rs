@@ -245,6 +245,7 @@ impl FixVenue {
                             self.conn = Conn::Down { retry_at: now };
                         }
                         self.session.reset_seqs();
+                        self.book.forget_sequence_numbers();
                     } else {
                         log::info!("FIX: in the session period {} to {}", iso(period.start), iso(period.end));
                     }
@@ -317,6 +318,7 @@ impl FixVenue {
         self.session.disconnected();
         if self.reset_on_disconnect || (self.reset_on_logout && logged_out) {
             self.session.reset_seqs();
+            self.book.forget_sequence_numbers();
             log::info!(
                 "FIX: sequence numbers start again at 1 (venue.fix44.schedule.reset_on_{})",
                 if self.reset_on_disconnect { "disconnect" } else { "logout" }
@@ -1047,5 +1049,17 @@ mod tests {
         let d: Vec<Delivery> = b.orders.iter().map(|o| o.delivery).collect();
         assert_eq!(d, vec![Delivery::Undelivered, Delivery::Sent { conn: 1 }, Delivery::Sent { conn: 1 }]);
         assert!(b.reconcile_due);
+    }
+
+    #[test]
+    fn after_a_sequence_reset_the_new_sessions_resend_request_takes_no_order_of_the_old_one() {
+        let mut b = book();
+        add(&mut b, "o1", 1.0, 5);
+        add(&mut b, "o2", 1.0, 6);
+        b.forget_sequence_numbers();
+        assert!(b.reconcile_due, "asked about once in sync instead");
+        // The new session's numbers 1..10 are other messages: nothing is taken as undelivered.
+        b.on_peer_missed(1, 10, 0);
+        assert!(b.orders.iter().all(|o| o.delivery == Delivery::Sent { conn: 1 }), "{:?}", b.orders);
     }
 }

@@ -69,6 +69,16 @@ pub(super) const COMPLETED: usize = 4096;
 pub(super) const CHECKPOINT_COMPLETED: usize = 1024;
 
 impl Book {
+    /// The sequence numbers start again at 1: the numbers the orders in flight went out under
+    /// belong to the session before, so a ResendRequest of the new one must not take them for
+    /// its own (they are asked about with an OrderStatusRequest instead, once in sync).
+    pub(super) fn forget_sequence_numbers(&mut self) {
+        for o in &mut self.orders {
+            o.seq = 0;
+        }
+        self.reconcile_due = !self.orders.is_empty();
+    }
+
     /// The newest completed orders and what was booked of each, for a checkpoint.
     pub(super) fn completed_state(&self) -> serde_json::Value {
         let skip = self.completed_order.len().saturating_sub(CHECKPOINT_COMPLETED);
