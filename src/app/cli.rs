@@ -15,6 +15,8 @@ pub enum Command {
     Run { config: Option<PathBuf>, checkpoint: crate::app::daemon::CheckpointPolicy },
     /// `mt5bot checkpoint inspect FILE`
     CheckpointInspect { file: PathBuf },
+    /// `mt5bot backtest --config FILE --data CSV [--report DIR] [--set KEY=VALUE]...`
+    Backtest(crate::app::backtest::Options),
     /// `mt5bot config check [--config FILE]`
     ConfigCheck { config: Option<PathBuf> },
     /// `mt5bot runtime-secrets ...`
@@ -65,6 +67,8 @@ Commands:
   influx-bootstrap      Set up or ensure an InfluxDB v2 org, bucket and bucket-scoped
                         token; write deploy/secrets/influx.env
   checkpoint inspect    Decrypt and summarise a checkpoint (no secret printed)
+  backtest              Run a config on history: the live engine on the paper venue,
+                        driven by the data's own clock; writes a report
   ctl                   Ask the running daemon: status, config, halt, reduce,
                         resume, flatten, reload (control API, needs API_KEY)
   diagnostics           Write the nightly report; push mismatches to the Pushgateway
@@ -225,6 +229,25 @@ Options:
   -h, --help           Show this help
 ";
 
+pub const BACKTEST_HELP: &str = "\
+mt5bot backtest: run a configuration on history
+
+Usage: mt5bot backtest --config FILE --data CSV [--report DIR] [--set KEY=VALUE]...
+
+The live engine (model, risk limits, breakers, market hours, stop-loss and take-profit) on the
+paper venue, fed by a replay file (timestamp,symbol,bid,ask; as feed.kind: csv) on a clock the
+data moves: the trading day, breakers and calendars see the data's own dates. Same data, same
+config: the same report. Prints a summary; with --report, writes report.json and report.html
+(a self-contained page with the equity curve) into DIR.
+
+Options:
+  -c, --config FILE     The configuration to test (its venue is replaced by paper)
+  --data CSV            The replay file (its symbols must be in feed.symbols)
+  --report DIR          Write report.json and report.html here (created if missing)
+  --set KEY=VALUE       Override one config key for this run, e.g. model.fast_period=10;
+                        repeatable
+";
+
 pub const CHECK_DATA_VERSIONS_HELP: &str = "\
 mt5bot check-data-versions: compare datasets with their manifest
 
@@ -350,6 +373,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 Some("checkpoint") => Ok(Command::Help(CHECKPOINT_HELP)),
                 Some("check-data-versions") => Ok(Command::Help(CHECK_DATA_VERSIONS_HELP)),
                 Some("ctl") => Ok(Command::Help(CTL_HELP)),
+                Some("backtest") => Ok(Command::Help(BACKTEST_HELP)),
                 Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
             }
         }
@@ -461,6 +485,33 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             finish(args, help)?;
             let push = if push { Some(true) } else if no_push { Some(false) } else { None };
             Ok(Command::Diagnostics(crate::diagnostics::Options { config, out, manifest, secrets_dir, push }))
+        }
+        Some("backtest") => {
+            let help = BACKTEST_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let config = config_flag(&mut args, help)?.ok_or_else(|| usage("backtest needs --config FILE", help))?;
+            let data: Option<String> =
+                args.opt_value_from_str("--data").map_err(|e| usage(format!("--data: {e}"), help))?;
+            let data = data.filter(|d| !d.is_empty()).ok_or_else(|| usage("backtest needs --data CSV", help))?;
+            let report: Option<String> =
+                args.opt_value_from_str("--report").map_err(|e| usage(format!("--report: {e}"), help))?;
+            let sets: Vec<String> = args.values_from_str("--set").map_err(|e| usage(format!("--set: {e}"), help))?;
+            let mut overrides = Vec::new();
+            for set in sets {
+                match set.split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() => overrides.push((k.trim().to_owned(), v.to_owned())),
+                    _ => return Err(usage(format!("--set {set:?}: expected KEY=VALUE, e.g. model.fast_period=10"), help)),
+                }
+            }
+            finish(args, help)?;
+            Ok(Command::Backtest(crate::app::backtest::Options {
+                config,
+                data: PathBuf::from(data),
+                report: report.map(PathBuf::from),
+                overrides,
+            }))
         }
         Some("check-data-versions") => {
             let help = CHECK_DATA_VERSIONS_HELP;

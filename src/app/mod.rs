@@ -3,6 +3,7 @@
 //! exit codes in one place ([`Error::exit_code`]): 0 success, 1 runtime failure, 2 usage or
 //! configuration error.
 
+pub mod backtest;
 pub mod cli;
 pub mod commands;
 pub mod ctl;
@@ -105,6 +106,7 @@ pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
         Command::Diagnostics(opts) => commands::diagnostics(&opts),
         Command::CheckDataVersions { manifest, write } => commands::check_data_versions(&manifest, write),
         Command::CheckpointInspect { file } => commands::inspect_checkpoint(&file),
+        Command::Backtest(opts) => backtest::run(&opts),
         Command::Ctl(opts) => {
             print!("{}", ctl::run(&opts, &|k| std::env::var(k).ok())?);
             Ok(())

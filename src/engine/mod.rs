@@ -5,7 +5,7 @@
 //! - [`executor`]: risk limits, order lifecycle, positions and PnL.
 //! - [`protection`]: equity and the equity circuit breakers.
 //! - [`sessions`]: market hours, from each symbol's calendar.
-//! - [`replay`]: the engine on a replay file and a manual clock.
+//! - [`replay`]: the engine on a replay file and a manual clock; [`backtest`] sums a run up.
 //! - [`checkpoint`]: the encrypted checkpoint file format.
 //! - [`journal`]: the order journal, a write-ahead log between checkpoints.
 //! - [`core`]: the sans-IO glue that turns a tick into orders and venue events into books.
@@ -16,6 +16,7 @@
 //! nothing here is touched by another thread (other threads send
 //! [`crate::link::Command`]s).
 
+pub mod backtest;
 pub mod checkpoint;
 pub mod core;
 pub mod drift;

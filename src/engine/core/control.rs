@@ -73,6 +73,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         &self.trading
     }
 
+    /// Equity now: the balance plus the open positions marked to the quote.
+    pub fn equity(&self) -> f64 {
+        self.protection.equity()
+    }
+
     /// Asks the venue to cancel every open order; returns the ids it took the cancel for and those
     /// it refused, with the reason.
     pub fn cancel_all(&mut self) -> (Vec<OrderRequest>, Vec<(OrderRequest, &'static str)>) {

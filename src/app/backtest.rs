@@ -1,0 +1,226 @@
+//! `mt5bot backtest`: a configuration on history. The config file is checked as `run` checks it,
+//! `--set` overrides are applied to it, its venue becomes paper and its feed the replay file,
+//! then [`crate::engine::backtest::run`] drives the engine; the summary is printed and, with
+//! `--report`, written as `report.json` and a self-contained `report.html`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::Error;
+use crate::config::Config;
+use crate::engine::backtest::Summary;
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub config: PathBuf,
+    pub data: PathBuf,
+    pub report: Option<PathBuf>,
+    /// `--set KEY=VALUE`, in order.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// The version of `report.json`'s layout.
+const SCHEMA: u32 = 1;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    schema: u32,
+    config: String,
+    data: String,
+    overrides: &'a [(String, String)],
+    summary: &'a Summary,
+}
+
+/// The configuration to test: the file as `run` would read it, the overrides, paper and the data.
+fn configure(opts: &Options) -> Result<Config, Error> {
+    let cfg = Config::load(&opts.config).map_err(|e| Error::usage(format!("configuration error: {e}")))?;
+    let mut doc = serde_yaml::to_value(cfg.to_raw()).map_err(|e| Error::failed(format!("config: {e}")))?;
+    let data = opts.data.display().to_string();
+    let forced = [("venue.kind", "paper"), ("feed.kind", "csv"), ("feed.csv.path", data.as_str())];
+    for (key, value) in opts.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(forced) {
+        set(&mut doc, key, value).map_err(|e| Error::usage(format!("--set {key}={value}: {e}")))?;
+    }
+    let text = serde_yaml::to_string(&doc).map_err(|e| Error::failed(format!("config: {e}")))?;
+    let name = format!("{} with the backtest's overrides", opts.config.display());
+    Config::parse(&text, &name).map_err(|e| Error::usage(format!("configuration error: {e}")))
+}
+
+/// Sets the dotted `key` of a YAML document to `value` (read as YAML: `10`, `true`, `fx`).
+fn set(doc: &mut serde_yaml::Value, key: &str, value: &str) -> Result<(), String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| format!("the value is not YAML: {e}"))?;
+    let mut node = doc;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let serde_yaml::Value::Mapping(map) = node else {
+            return Err(format!("{} is not a section (lists are set in the config file)", parts[..i].join(".")));
+        };
+        let k = serde_yaml::Value::String((*part).to_owned());
+        if i + 1 == parts.len() {
+            map.insert(k, value);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    }
+    Err("an empty key".into())
+}
+
+/// `mt5bot backtest`.
+pub fn run(opts: &Options) -> Result<(), Error> {
+    let cfg = configure(opts)?;
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let summary = crate::engine::backtest::run(&cfg, |ticks, unix_ns| {
+        if last.elapsed() >= Duration::from_secs(2) {
+            last = Instant::now();
+            let rate = ticks as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprintln!(
+                "backtest: {ticks} ticks, at {}, {:.0} ticks/s",
+                crate::support::timefmt::rfc3339_micros(unix_ns),
+                rate
+            );
+        }
+    })
+    .map_err(|e| Error::usage(format!("data error: {e}")))?;
+    print!("{}", text(&summary, started.elapsed()));
+    if let Some(dir) = &opts.report {
+        write_report(dir, opts, &summary)?;
+        println!("report: {}, {}", dir.join("report.json").display(), dir.join("report.html").display());
+    }
+    Ok(())
+}
+
+/// The summary as the terminal shows it.
+fn text(s: &Summary, took: Duration) -> String {
+    let mut out = format!(
+        "backtest {} to {}: {} ticks in {:.2} s\n  net {:+.2} (equity {:.2} from {:.2}), max drawdown {:.2} ({:.2}%), commissions {:.2}\n  {} signals, {} orders, {} fills; trading state {} (by {})\n",
+        s.from,
+        s.to,
+        s.ticks,
+        took.as_secs_f64(),
+        s.net_pnl,
+        s.final_equity,
+        s.starting_balance,
+        s.max_drawdown,
+        s.max_drawdown_ratio * 100.0,
+        s.commissions,
+        s.signals,
+        s.orders_sent,
+        s.fills,
+        s.trading_state,
+        s.trading_state_by
+    );
+    for p in &s.symbols {
+        out.push_str(&format!(
+            "  {}: position {}, realized {:.5} (price x quantity), {} fills\n",
+            p.symbol, p.position, p.realized_pnl, p.fills
+        ));
+    }
+    out
+}
+
+fn write_report(dir: &Path, opts: &Options, s: &Summary) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))?;
+    let report = Report {
+        schema: SCHEMA,
+        config: opts.config.display().to_string(),
+        data: opts.data.display().to_string(),
+        overrides: &opts.overrides,
+        summary: s,
+    };
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::failed(format!("report: {e}")))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        crate::support::files::write_atomic(&path, bytes)
+            .map(|_| ())
+            .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))
+    };
+    write("report.json", &json)?;
+    write("report.html", html(&report).as_bytes())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A page that needs nothing else: the summary, and the equity curve as an SVG polyline.
+fn html(r: &Report<'_>) -> String {
+    let s = r.summary;
+    let (w, h, pad) = (900.0, 320.0, 40.0);
+    let (t0, t1) = (s.equity_curve.first().map_or(0, |p| p.0), s.equity_curve.last().map_or(1, |p| p.0));
+    let (lo, hi) = s.equity_curve.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+    let span = (t1 - t0).max(1) as f64;
+    let points: Vec<String> = s
+        .equity_curve
+        .iter()
+        .map(|&(t, e)| {
+            let x = pad + (t - t0) as f64 / span * (w - 2.0 * pad);
+            let y = h - pad - (e - lo) / (hi - lo) * (h - 2.0 * pad);
+            format!("{x:.1},{y:.1}")
+        })
+        .collect();
+    let row = |k: &str, v: String| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(&v));
+    let mut rows = String::new();
+    rows += &row("period", format!("{} to {}", s.from, s.to));
+    rows += &row("ticks", s.ticks.to_string());
+    rows += &row("net profit", format!("{:+.2}", s.net_pnl));
+    rows += &row("final equity", format!("{:.2} (from {:.2})", s.final_equity, s.starting_balance));
+    rows += &row("max drawdown", format!("{:.2} ({:.2}%)", s.max_drawdown, s.max_drawdown_ratio * 100.0));
+    rows += &row("commissions", format!("{:.2}", s.commissions));
+    rows += &row("signals / orders / fills", format!("{} / {} / {}", s.signals, s.orders_sent, s.fills));
+    rows += &row("trading state at the end", format!("{} (by {})", s.trading_state, s.trading_state_by));
+    for p in &s.symbols {
+        rows += &row(
+            &p.symbol,
+            format!("position {}, realized {:.5} (price x quantity), {} fills", p.position, p.realized_pnl, p.fills),
+        );
+    }
+    let overrides: String =
+        r.overrides.iter().map(|(k, v)| format!("<code>{}={}</code> ", escape(k), escape(v))).collect();
+    format!(
+        r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mt5bot backtest: {config}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ text-align: left; padding: .2em 1em .2em 0; border-bottom: 1px solid #ddd; }}
+svg {{ border: 1px solid #ccc; background: #fafafa; }}
+.axis {{ font-size: 11px; fill: #555; }}
+</style></head>
+<body>
+<h1>Backtest of {config}</h1>
+<p>Data: <code>{data}</code>. {overrides_line}</p>
+<table>
+{rows}</table>
+<h2>Equity</h2>
+<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="equity over time">
+<line x1="{pad}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#999"/>
+<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{bottom}" stroke="#999"/>
+<text class="axis" x="{pad}" y="{label_y}">{from}</text>
+<text class="axis" x="{right}" y="{label_y}" text-anchor="end">{to}</text>
+<text class="axis" x="4" y="{pad}">{hi:.2}</text>
+<text class="axis" x="4" y="{bottom}">{lo:.2}</text>
+<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{points}"/>
+</svg>
+</body></html>
+"##,
+        config = escape(&r.config),
+        data = escape(&r.data),
+        overrides_line = if overrides.is_empty() { String::new() } else { format!("Overrides: {overrides}") },
+        rows = rows,
+        w = w,
+        h = h,
+        pad = pad,
+        bottom = h - pad,
+        right = w - pad,
+        label_y = h - pad + 16.0,
+        from = escape(&s.from),
+        to = escape(&s.to),
+        hi = hi,
+        lo = lo,
+        points = points.join(" "),
+    )
+}

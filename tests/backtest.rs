@@ -1,0 +1,126 @@
+//! `mt5bot backtest` as a trader runs it: the binary on a replay file with a config, its summary,
+//! `report.json` and `report.html`, the same bytes from the same input, `--set` overrides, and
+//! clear errors for bad data and bad overrides.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+/// Ten-second ticks from 2026-01-01 10:00 UTC: flat, a rise, then a long fall, so the crossover
+/// model buys and sells.
+fn ticks(dir: &TempDir) -> std::path::PathBuf {
+    let mut csv = String::from("timestamp,symbol,bid,ask\n");
+    let mut mid = 1.1f64;
+    for i in 0..3000u64 {
+        mid *= match i {
+            0..=149 => 1.0,
+            150..=999 => 1.0002,
+            _ => 0.9999,
+        };
+        csv.push_str(&format!("{},EURUSD,{:.6},{:.6}\n", 1_767_261_600 + i * 10, mid - 0.00005, mid + 0.00005));
+    }
+    dir.write("ticks.csv", &csv)
+}
+
+fn config(dir: &TempDir, extra: &str) -> std::path::PathBuf {
+    dir.write(
+        "config.yaml",
+        &format!(
+            "feed:\n  symbols:\n    - name: EURUSD\n      price: 1.1\n      contract_size: 100000\n\
+             protection:\n  starting_balance: 10000\n{extra}"
+        ),
+    )
+}
+
+fn backtest(dir: &TempDir, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("backtest").args(args).current_dir(dir.path()).output().expect("run mt5bot backtest")
+}
+
+#[test]
+fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input() {
+    let dir = TempDir::new("backtest-report");
+    ticks(&dir);
+    config(&dir, "");
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--report", "out"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("backtest 2026-01-01T10:00:00.000000Z to 2026-01-01T18:19:50.000000Z: 3000 ticks"),
+        "{stdout}"
+    );
+    let json = std::fs::read(dir.join("out/report.json")).expect("report.json");
+    let r: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    assert_eq!(r["schema"], 1);
+    let s = &r["summary"];
+    assert_eq!(s["ticks"], 3000);
+    assert!(s["fills"].as_u64().is_some_and(|f| f >= 2), "the model traded: {s}");
+    let (net, equity) = (s["net_pnl"].as_f64().expect("net"), s["final_equity"].as_f64().expect("equity"));
+    assert!((equity - 10_000.0 - net).abs() < 1e-6, "{s}");
+    assert!(s["max_drawdown"].as_f64().is_some_and(|d| d > 0.0), "the fall shows as a drawdown: {s}");
+    let curve = s["equity_curve"].as_array().expect("curve");
+    assert!(curve.len() >= 400, "a point a minute over 8 hours: {}", curve.len());
+    let html = std::fs::read_to_string(dir.join("out/report.html")).expect("report.html");
+    assert!(html.contains("<polyline") && html.contains("Backtest of config.yaml"), "{html}");
+    assert!(!html.contains("http://") && !html.contains("https://"), "a page that fetches nothing");
+    // The same data and config: the same bytes.
+    let again = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--report", "out2"]);
+    assert!(again.status.success());
+    assert_eq!(std::fs::read(dir.join("out2/report.json")).expect("again"), json, "deterministic");
+}
+
+#[test]
+fn overrides_change_the_run_and_a_breaker_trips_on_history() {
+    let dir = TempDir::new("backtest-set");
+    ticks(&dir);
+    config(&dir, "");
+    let out = backtest(
+        &dir,
+        &[
+            "--config",
+            "config.yaml",
+            "--data",
+            "ticks.csv",
+            "--report",
+            "out",
+            "--set",
+            "model.sl_bps=0",
+            "--set",
+            "protection.max_drawdown.fraction=0.01",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("out/report.json")).expect("report")).expect("JSON");
+    assert_eq!(r["overrides"][1], serde_json::json!(["protection.max_drawdown.fraction", "0.01"]));
+    assert_eq!(
+        (r["summary"]["trading_state"].as_str(), r["summary"]["trading_state_by"].as_str()),
+        (Some("halted"), Some("max_drawdown")),
+        "a 1% drawdown breaker trips in the fall: {r}"
+    );
+}
+
+#[test]
+fn bad_data_and_bad_overrides_are_usage_errors_that_say_where() {
+    let dir = TempDir::new("backtest-bad");
+    config(&dir, "");
+    dir.write(
+        "bad.csv",
+        "timestamp,symbol,bid,ask\n2026-01-01T00:00:00Z,EURUSD,1.1,1.1001\n2026-01-01T00:00:01Z,EURUSD,abc,1.1\n",
+    );
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "bad.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv:3") && err.contains("bid"), "{err}");
+    ticks(&dir);
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--set", "model.no_such_key=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--set", "model.fast_period"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=VALUE"));
+    let out = backtest(&dir, &["--data", "ticks.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}
