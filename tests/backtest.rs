@@ -102,6 +102,45 @@ fn overrides_change_the_run_and_a_breaker_trips_on_history() {
 }
 
 #[test]
+fn from_and_to_run_on_part_of_the_data() {
+    let dir = TempDir::new("backtest-window");
+    ticks(&dir);
+    config(&dir, "");
+    let out = backtest(
+        &dir,
+        &[
+            "--config",
+            "config.yaml",
+            "--data",
+            "ticks.csv",
+            "--from",
+            "2026-01-01T12:00:00Z",
+            "--to",
+            "1767272400",
+            "--report",
+            "out",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("out/report.json")).expect("report")).expect("JSON");
+    let s = &r["summary"];
+    assert_eq!((s["ticks"].as_u64(), s["from"].as_str()), (Some(360), Some("2026-01-01T12:00:00.000000Z")), "{s}");
+    assert_eq!(s["to"], "2026-01-01T12:59:50.000000Z");
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--from", "2026-01-02T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("between --from and --to"));
+    let out = backtest(
+        &dir,
+        &["--config", "config.yaml", "--data", "ticks.csv", "--from", "1767272400", "--to", "1767261600"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--to must come after --from"));
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--from", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn bad_data_and_bad_overrides_are_usage_errors_that_say_where() {
     let dir = TempDir::new("backtest-bad");
     config(&dir, "");

@@ -20,6 +20,9 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// `--set KEY=VALUE`, in order.
     pub overrides: Vec<(String, String)>,
+    /// `--from`, `--to`: the part of the data to run on (Unix ns).
+    pub from: Option<i128>,
+    pub to: Option<i128>,
 }
 
 /// The version of `report.json`'s layout.
@@ -72,7 +75,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
     let cfg = configure(opts)?;
     let started = Instant::now();
     let mut last = Instant::now();
-    let summary = crate::engine::backtest::run(&cfg, |ticks, unix_ns| {
+    let summary = crate::engine::backtest::run(&cfg, (opts.from, opts.to), |ticks, unix_ns| {
         if last.elapsed() >= Duration::from_secs(2) {
             last = Instant::now();
             let rate = ticks as f64 / started.elapsed().as_secs_f64().max(1e-9);

@@ -232,7 +232,8 @@ Options:
 pub const BACKTEST_HELP: &str = "\
 mt5bot backtest: run a configuration on history
 
-Usage: mt5bot backtest --config FILE --data CSV [--report DIR] [--set KEY=VALUE]...
+Usage: mt5bot backtest --config FILE --data CSV [--from T] [--to T] [--report DIR]
+                       [--set KEY=VALUE]...
 
 The live engine (model, risk limits, breakers, market hours, stop-loss and take-profit) on the
 paper venue, fed by a replay file (timestamp,symbol,bid,ask; as feed.kind: csv) on a clock the
@@ -243,6 +244,8 @@ config: the same report. Prints a summary; with --report, writes report.json and
 Options:
   -c, --config FILE     The configuration to test (its venue is replaced by paper)
   --data CSV            The replay file (its symbols must be in feed.symbols)
+  --from T, --to T      Run on the rows from T (inclusive) to T (exclusive): RFC 3339
+                        (2026-01-05T00:00:00Z) or Unix seconds
   --report DIR          Write report.json and report.html here (created if missing)
   --set KEY=VALUE       Override one config key for this run, e.g. model.fast_period=10;
                         repeatable
@@ -497,6 +500,17 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             let data = data.filter(|d| !d.is_empty()).ok_or_else(|| usage("backtest needs --data CSV", help))?;
             let report: Option<String> =
                 args.opt_value_from_str("--report").map_err(|e| usage(format!("--report: {e}"), help))?;
+            let mut time = |flag: &'static str| -> Result<Option<i128>, UsageError> {
+                let v: Option<String> = args.opt_value_from_str(flag).map_err(|e| usage(format!("{flag}: {e}"), help))?;
+                v.map(|v| crate::support::timefmt::parse_timestamp(&v).map_err(|e| usage(format!("{flag}: {e}"), help)))
+                    .transpose()
+            };
+            let (from, to) = (time("--from")?, time("--to")?);
+            if let (Some(f), Some(t)) = (from, to) {
+                if t <= f {
+                    return Err(usage("--to must come after --from", help));
+                }
+            }
             let sets: Vec<String> = args.values_from_str("--set").map_err(|e| usage(format!("--set: {e}"), help))?;
             let mut overrides = Vec::new();
             for set in sets {
@@ -511,6 +525,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 data: PathBuf::from(data),
                 report: report.map(PathBuf::from),
                 overrides,
+                from,
+                to,
             }))
         }
         Some("check-data-versions") => {

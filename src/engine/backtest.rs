@@ -50,11 +50,15 @@ pub struct Summary {
     pub equity_curve: Vec<(i64, f64)>,
 }
 
-/// Runs `cfg` (its feed a CSV replay) to the end of the data; `progress` hears how far it got
-/// (ticks, the data's Unix nanoseconds) every 65,536 steps.
-pub fn run(cfg: &Config, mut progress: impl FnMut(u64, i128)) -> Result<Summary, FeedError> {
+/// Runs `cfg` (its feed a CSV replay) on the data from `from` to `to` (Unix ns; `None`: all);
+/// `progress` hears how far it got (ticks, the data's Unix nanoseconds) every 65,536 steps.
+pub fn run(
+    cfg: &Config,
+    (from, to): (Option<i128>, Option<i128>),
+    mut progress: impl FnMut(u64, i128),
+) -> Result<Summary, FeedError> {
     let metrics = Metrics::new();
-    let mut replay = Replay::paper(cfg, &metrics, "BT")?;
+    let mut replay = Replay::paper_between(cfg, &metrics, "BT", from, to)?;
     let start_unix = replay.core().clock().unix_nanos();
     let start_balance = cfg.protection.starting_balance;
     let (mut peak, mut max_dd, mut max_ratio) = (start_balance, 0.0f64, 0.0f64);

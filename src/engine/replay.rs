@@ -35,11 +35,23 @@ impl Replay<PaperVenue> {
     /// manual time whatever its `speed` (a manual clock makes any speed instant); the synthetic
     /// feed runs from [`crate::domain::clock::MANUAL_EPOCH_UNIX_NS`].
     pub fn paper(cfg: &Config, metrics: &Metrics, run_id: &str) -> Result<Self, FeedError> {
+        Self::paper_between(cfg, metrics, run_id, None, None)
+    }
+
+    /// [`Replay::paper`] on the rows from `from` (inclusive) to `to` (exclusive), Unix ns.
+    pub fn paper_between(
+        cfg: &Config,
+        metrics: &Metrics,
+        run_id: &str,
+        from: Option<i128>,
+        to: Option<i128>,
+    ) -> Result<Self, FeedError> {
         let mut feed_cfg = cfg.feed.clone();
         if let FeedSource::Csv { speed, .. } = &mut feed_cfg.source {
             *speed = 1.0;
         }
-        let feed = Feed::new(&feed_cfg, 0)?;
+        let mut feed = Feed::new(&feed_cfg, 0)?;
+        feed.window(from, to)?;
         let clock = ManualClock::default();
         if let Some(start) = feed.start_unix_ns() {
             clock.set_epoch(start);

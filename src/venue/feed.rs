@@ -117,6 +117,26 @@ impl Feed {
         }
     }
 
+    /// Keeps a replay's rows from `from` (inclusive) to `to` (exclusive), Unix nanoseconds; the
+    /// replay then starts at the first row kept. Errors when none is left.
+    pub fn window(&mut self, from: Option<i128>, to: Option<i128>) -> Result<(), FeedError> {
+        let Source::Csv { rows, at, start_unix_ns, .. } = &mut self.source else { return Ok(()) };
+        let base = *start_unix_ns;
+        rows.retain(|r| {
+            let t = base + i128::from(r.offset_ns);
+            from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)
+        });
+        let Some(first) = rows.first().map(|r| r.offset_ns) else {
+            return Err(FeedError("no row of the replay file lies between --from and --to".into()));
+        };
+        for r in rows.iter_mut() {
+            r.offset_ns -= first;
+        }
+        *start_unix_ns = base + i128::from(first);
+        *at = 0;
+        Ok(())
+    }
+
     /// Ticks skipped after stalls.
     pub fn skipped(&self) -> u64 {
         self.skipped
