@@ -38,12 +38,25 @@ fn backtest(dir: &TempDir, args: &[&str]) -> std::process::Output {
     Command::new(BIN).arg("backtest").args(args).current_dir(dir.path()).output().expect("run mt5bot backtest")
 }
 
+/// `mt5bot backtest --config config.yaml --data ticks.csv` and `args`.
+fn on_ticks(dir: &TempDir, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--config", "config.yaml", "--data", "ticks.csv"];
+    all.extend_from_slice(args);
+    backtest(dir, &all)
+}
+
+/// The `report.json` a run wrote under `out`.
+fn report(dir: &TempDir, out: &str) -> serde_json::Value {
+    let bytes = std::fs::read(dir.join(&format!("{out}/report.json"))).expect("report.json");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
 #[test]
 fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input() {
     let dir = TempDir::new("backtest-report");
     ticks(&dir);
     config(&dir, "");
-    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--report", "out"]);
+    let out = on_ticks(&dir, &["--report", "out"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -65,7 +78,7 @@ fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input(
     assert!(html.contains("<polyline") && html.contains("Backtest of config.yaml"), "{html}");
     assert!(!html.contains("http://") && !html.contains("https://"), "a page that fetches nothing");
     // The same data and config: the same bytes.
-    let again = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--report", "out2"]);
+    let again = on_ticks(&dir, &["--report", "out2"]);
     assert!(again.status.success());
     assert_eq!(std::fs::read(dir.join("out2/report.json")).expect("again"), json, "deterministic");
 }
@@ -75,24 +88,12 @@ fn overrides_change_the_run_and_a_breaker_trips_on_history() {
     let dir = TempDir::new("backtest-set");
     ticks(&dir);
     config(&dir, "");
-    let out = backtest(
+    let out = on_ticks(
         &dir,
-        &[
-            "--config",
-            "config.yaml",
-            "--data",
-            "ticks.csv",
-            "--report",
-            "out",
-            "--set",
-            "model.sl_bps=0",
-            "--set",
-            "protection.max_drawdown.fraction=0.01",
-        ],
+        &["--report", "out", "--set", "model.sl_bps=0", "--set", "protection.max_drawdown.fraction=0.01"],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("out/report.json")).expect("report")).expect("JSON");
+    let r = report(&dir, "out");
     assert_eq!(r["overrides"][1], serde_json::json!(["protection.max_drawdown.fraction", "0.01"]));
     assert_eq!(
         (r["summary"]["trading_state"].as_str(), r["summary"]["trading_state_by"].as_str()),
@@ -106,37 +107,19 @@ fn from_and_to_run_on_part_of_the_data() {
     let dir = TempDir::new("backtest-window");
     ticks(&dir);
     config(&dir, "");
-    let out = backtest(
-        &dir,
-        &[
-            "--config",
-            "config.yaml",
-            "--data",
-            "ticks.csv",
-            "--from",
-            "2026-01-01T12:00:00Z",
-            "--to",
-            "1767272400",
-            "--report",
-            "out",
-        ],
-    );
+    let out = on_ticks(&dir, &["--from", "2026-01-01T12:00:00Z", "--to", "1767272400", "--report", "out"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("out/report.json")).expect("report")).expect("JSON");
+    let r = report(&dir, "out");
     let s = &r["summary"];
     assert_eq!((s["ticks"].as_u64(), s["from"].as_str()), (Some(360), Some("2026-01-01T12:00:00.000000Z")), "{s}");
     assert_eq!(s["to"], "2026-01-01T12:59:50.000000Z");
-    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--from", "2026-01-02T00:00:00Z"]);
+    let out = on_ticks(&dir, &["--from", "2026-01-02T00:00:00Z"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("between --from and --to"));
-    let out = backtest(
-        &dir,
-        &["--config", "config.yaml", "--data", "ticks.csv", "--from", "1767272400", "--to", "1767261600"],
-    );
+    let out = on_ticks(&dir, &["--from", "1767272400", "--to", "1767261600"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--to must come after --from"));
-    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--from", "yesterday"]);
+    let out = on_ticks(&dir, &["--from", "yesterday"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -153,10 +136,10 @@ fn bad_data_and_bad_overrides_are_usage_errors_that_say_where() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.csv:3") && err.contains("bid"), "{err}");
     ticks(&dir);
-    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--set", "model.no_such_key=1"]);
+    let out = on_ticks(&dir, &["--set", "model.no_such_key=1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = backtest(&dir, &["--config", "config.yaml", "--data", "ticks.csv", "--set", "model.fast_period"]);
+    let out = on_ticks(&dir, &["--set", "model.fast_period"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=VALUE"));
     let out = backtest(&dir, &["--data", "ticks.csv"]);
