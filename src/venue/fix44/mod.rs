@@ -7,11 +7,7 @@
 //!
 //! Reliability rules this module keeps:
 //! - Sequence numbers are written to `<state_dir>/fix44-<sender>-<target>.seqnums` before the bytes
-//!   that use them are handed to the socket, so a restart never reuses one. The file holds a bound
-//!   [`SEQ_WINDOW`] numbers ahead of the last used, written when a message would pass it, so a
-//!   NewOrderSingle costs one write syscall (the socket's), not two; a clean stop or disconnect
-//!   writes the exact number. After a SIGKILL the next Logon is up to a window ahead and the
-//!   counterparty's ResendRequest for the numbers never used is gap-filled, as for any gap.
+//!   that use them are handed to the socket, so a restart continues the session.
 //! - The ClOrdID is the signal id, so an order the venue has seen is a duplicate it refuses.
 //! - An order is never sent twice: a counterparty's ResendRequest is gap-filled. An order it
 //!   proves it never received (its ResendRequest covers the order's sequence number and no
@@ -58,9 +54,6 @@ const MAX_READS_PER_POLL: usize = 64;
 const READ_CHUNK: usize = 64 * 1024;
 /// How often the next expected sequence number is written when nothing is sent.
 const SEQ_SAVE_INTERVAL: Nanos = 100_000_000;
-/// How far ahead of the last number used the file's bound is set (one file write per this many
-/// messages sent).
-pub const SEQ_WINDOW: u64 = 1024;
 
 #[derive(Debug)]
 enum Conn {
@@ -338,9 +331,8 @@ impl FixVenue {
             return;
         }
         let seqs = self.session.seqs();
-        if seqs.next_out > self.store.saved.next_out {
-            // A number past the file's bound is about to go out: move the bound a window ahead.
-            self.store.save(SeqNums { next_out: seqs.next_out + SEQ_WINDOW - 1, next_in: seqs.next_in });
+        if seqs.next_out != self.store.saved.next_out {
+            self.store.save(seqs);
         }
         let Conn::Up { stream } = &mut self.conn else { return };
         let mut written = 0;
@@ -644,9 +636,7 @@ impl Venue for FixVenue {
                         // The next expected number is kept lazily: losing it costs only a resend
                         // of reports the CumQty rule ignores, and saves a write per report.
                         if now >= self.store.saved_at + SEQ_SAVE_INTERVAL {
-                            let seqs = self.session.seqs();
-                            let next_out = seqs.next_out.max(self.store.saved.next_out);
-                            self.store.save(SeqNums { next_out, ..seqs });
+                            self.store.save(self.session.seqs());
                             self.store.saved_at = now;
                         }
                     }
