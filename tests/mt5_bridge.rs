@@ -431,10 +431,11 @@ fn a_result_without_a_deal_books_no_fill_and_the_deal_books_it_once() {
 
 /// The account message's figures are on /metrics, and a terminal that does not allow trading
 /// (Algo Trading off) shows as `venue_trade_allowed 0` with an error in the log, until it does.
+/// An account in another currency than `protection.account_currency` is an error in the log.
 #[test]
 fn the_account_and_whether_the_terminal_allows_trading_are_shown() {
     let dir = TempDir::new("mt5-account");
-    let (d, bridge, _ing) = start(&dir, "");
+    let (d, bridge, _ing) = start(&dir, "protection:\n  account_currency: EUR\n");
     let mut ea = Ea::connect(&bridge);
     ea.authenticate(SECRET);
     ea.send(&Terminal::default().snapshot());
@@ -447,6 +448,11 @@ fn the_account_and_whether_the_terminal_allows_trading_are_shown() {
     wait_for("the error in the log", Duration::from_secs(5), || {
         d.stderr().contains("the terminal does not allow trading").then_some(())
     });
+    assert!(
+        d.stderr().contains("the account is in USD but protection.account_currency is EUR"),
+        "the currency mismatch is logged: {}",
+        d.stderr()
+    );
     ea.send(&json!({"type":"account","balance":10000.0,"equity":9951.0,"margin":120.0,"margin_free":9831.0,"trade_allowed":true}));
     wait_metric(&d, "venue_trade_allowed{venue=\"mt5\"}", 1.0);
     assert_eq!(metric(&d, "venue_account{figure=\"balance\",venue=\"mt5\"}"), 10000.0);

@@ -392,7 +392,8 @@ fn run_logged(
                     "cannot listen on venue.mt5.listen {}: {e}; choose another address or stop what uses it",
                     m.listen
                 ))
-            })?;
+            })?
+            .expect_account_currency(cfg.protection.account_currency.as_deref());
             log::info!("MT5 bridge: waiting for the Expert Advisor on {}", m.listen);
             run_venue(cfg, secrets, discard_checkpoint, venue, parts)
         }

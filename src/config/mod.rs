@@ -166,6 +166,11 @@ impl CalendarConfig {
 pub struct ProtectionConfig {
     /// The account's balance before the first trade (paper; and today every venue).
     pub starting_balance: f64,
+    /// The currency of the account, and of every amount the breakers watch; `None`: every
+    /// symbol's PnL is taken as it is.
+    pub account_currency: Option<String>,
+    /// Per symbol (in `feed.symbols` order): how its PnL becomes account currency.
+    pub rates: Vec<RateSource>,
     /// Minutes after local midnight when the trading day starts.
     pub day_start_minutes: u32,
     /// The zone of the trading day (an IANA name).
@@ -177,6 +182,19 @@ pub struct ProtectionConfig {
     /// priced `exit_limit_bps` through the mark (for venues that take only limit orders).
     pub exit_order: OrderKind,
     pub exit_limit_bps: f64,
+}
+
+/// How a symbol's PnL, in the currency its prices are in, becomes account currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateSource {
+    /// It is in account currency already.
+    #[default]
+    Unit,
+    /// Times the mid price of symbol `symbol` (its index in `feed.symbols`): a symbol priced in
+    /// the account currency whose base is this one's currency (GBPUSD for a GBP PnL on a USD
+    /// account); with `invert`, divided by it: the account currency is its base (USDJPY for a
+    /// JPY PnL on a USD account, USDJPY's own included).
+    Via { symbol: usize, invert: bool },
 }
 
 /// One breaker: what it watches, its limit, what it does, and whether it resumes by itself.
@@ -317,6 +335,10 @@ pub struct SymbolConfig {
     pub contract_size: f64,
     /// Commission per lot and side that the paper venue charges (money).
     pub commission_per_lot: f64,
+    /// The currency its prices are in, when it is not the account's (`feed.symbols[].currency`).
+    pub currency: Option<String>,
+    /// `feed.symbols[].conversion` as configured (the symbol that converts its PnL).
+    pub conversion: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -646,6 +668,8 @@ impl Config {
                         qty_step: s.qty_step,
                         contract_size: s.contract_size,
                         commission_per_lot: s.commission_per_lot,
+                        currency: s.currency.clone().unwrap_or_default(),
+                        conversion: s.conversion.clone().unwrap_or_default(),
                     })
                     .collect(),
                 seed,
@@ -763,6 +787,7 @@ impl ProtectionConfig {
     fn to_raw(&self) -> RawProtection {
         let mut raw = RawProtection {
             starting_balance: self.starting_balance,
+            account_currency: self.account_currency.clone().unwrap_or_default(),
             day_start: format!("{:02}:{:02}", self.day_start_minutes / 60, self.day_start_minutes % 60),
             timezone: self.timezone.clone(),
             exit_order: self.exit_order,
@@ -880,6 +905,45 @@ mod tests {
         assert_eq!((c.protection.day_start_minutes, c.protection.breakers.len()), (17 * 60, 1));
         assert_eq!(c.protection.breakers[0].resume_after, Some(Duration::from_secs(3600)));
         assert_eq!(Config::parse(&c.to_yaml(), "again.yaml").expect("round trip").protection, c.protection);
+    }
+
+    #[test]
+    fn a_symbol_in_another_currency_needs_a_symbol_that_converts_it() {
+        let feed = |symbols: &str, account: &str| {
+            format!("protection:\n  account_currency: {account}\nfeed:\n  symbols:\n{symbols}")
+        };
+        let jpy = "    - {name: USDJPY, price: 150, currency: JPY}\n";
+        let e = err(&format!("feed:\n  symbols:\n{jpy}"));
+        assert_eq!(e.key, "feed.symbols[0].currency", "{e}");
+        assert!(e.message.contains("protection.account_currency"), "{e}");
+        let e = err(&feed(jpy, "usd"));
+        assert_eq!(e.key, "protection.account_currency", "{e}");
+        assert!(e.message.contains("three capital letters"), "{e}");
+        // USDJPY converts its own yen; EURGBP needs GBPUSD (a broker suffix is fine) or USDGBP.
+        let eurgbp = "    - {name: EURGBP, price: 0.85, currency: GBP}\n";
+        let e = err(&feed(eurgbp, "USD"));
+        assert_eq!(e.key, "feed.symbols[0].currency", "{e}");
+        assert!(e.message.contains("GBPUSD or USDGBP"), "{e}");
+        let c = Config::parse(&feed(&format!("{jpy}{eurgbp}    - {{name: GBPUSD.m, price: 1.25}}\n"), "USD"), "t.yaml")
+            .expect("valid");
+        assert_eq!(
+            c.protection.rates,
+            [
+                RateSource::Via { symbol: 0, invert: true },
+                RateSource::Via { symbol: 2, invert: false },
+                RateSource::Unit
+            ]
+        );
+        assert_eq!(Config::parse(&c.to_yaml(), "again.yaml").expect("round trip").protection, c.protection);
+        // A named conversion must pair the two currencies.
+        let e = err(&feed(
+            "    - {name: EURGBP, price: 0.85, currency: GBP, conversion: EURCHF}\n    - {name: EURCHF, price: 0.95, currency: CHF}\n",
+            "USD",
+        ));
+        assert_eq!(e.key, "feed.symbols[0].conversion", "{e}");
+        assert!(e.message.contains("priced in CHF"), "{e}");
+        let e = err(&feed("    - {name: EURGBP, price: 0.85, currency: GBP, conversion: CABLE}\n", "USD"));
+        assert!(e.message.contains("not in feed.symbols"), "{e}");
     }
 
     #[test]

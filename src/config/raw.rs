@@ -175,6 +175,13 @@ pub struct RawSymbol {
     /// Commission per lot and side on the paper venue.
     #[serde(default)]
     pub commission_per_lot: f64,
+    /// The currency its prices, and so its PnL, are in (MT5's SYMBOL_CURRENCY_PROFIT); empty:
+    /// the account's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+    /// The symbol whose quote converts that currency to the account's; empty: found by name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub conversion: String,
 }
 
 fn default_contract_size() -> f64 {
@@ -212,6 +219,8 @@ impl Default for RawFeed {
                     qty_step: DEFAULT_LOT,
                     contract_size: 1.0,
                     commission_per_lot: 0.0,
+                    currency: String::new(),
+                    conversion: String::new(),
                 },
                 RawSymbol {
                     name: "GBPUSD".into(),
@@ -220,6 +229,8 @@ impl Default for RawFeed {
                     qty_step: DEFAULT_LOT,
                     contract_size: 1.0,
                     commission_per_lot: 0.0,
+                    currency: String::new(),
+                    conversion: String::new(),
                 },
             ],
             seed: 42,
@@ -526,6 +537,8 @@ impl Default for RawEngine {
 #[serde(deny_unknown_fields, default)]
 pub struct RawProtection {
     pub starting_balance: f64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub account_currency: String,
     pub day_start: String,
     pub timezone: String,
     pub max_daily_loss: RawDailyLoss,
@@ -540,6 +553,7 @@ impl Default for RawProtection {
     fn default() -> Self {
         Self {
             starting_balance: 10_000.0,
+            account_currency: String::new(),
             day_start: "00:00".into(),
             timezone: "UTC".into(),
             max_daily_loss: RawDailyLoss::default(),

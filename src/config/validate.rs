@@ -87,7 +87,8 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     let log_forward = log_forward(&mut v, &raw);
     let checkpoint = checkpoint(&mut v, &raw);
     let engine = engine(&mut v, &raw);
-    let protection = protection(&mut v, &raw);
+    let mut protection = protection(&mut v, &raw);
+    protection.rates = rates(&mut v, &feed, protection.account_currency.as_deref());
     let sessions = sessions(&mut v, &raw);
 
     if let Some(first) = v.errors.into_iter().next() {
@@ -457,8 +458,12 @@ fn protection(v: &mut Validator<'_>, raw: &RawConfig) -> ProtectionConfig {
     }
     let exit_limit_bps =
         v.range_f64("protection.exit_limit_bps", p.exit_limit_bps, 0.0, 5_000.0, "0 to 5000 basis points");
+    let account_currency =
+        (!p.account_currency.is_empty()).then(|| currency(v, "protection.account_currency", &p.account_currency));
     ProtectionConfig {
         starting_balance,
+        account_currency,
+        rates: Vec::new(),
         day_start_minutes,
         timezone: p.timezone.clone(),
         tz,
@@ -608,6 +613,97 @@ fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
     VenueConfig { kind: raw.venue.kind, paper, fix44, mt5 }
 }
 
+/// A currency code: three letters A-Z (ISO 4217, as MT5 names them).
+fn currency(v: &mut Validator<'_>, key: &str, value: &str) -> String {
+    if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+        v.fail(key, format!("{value:?} is not a currency; accepted: three capital letters, such as USD, EUR or JPY"));
+    }
+    value.to_owned()
+}
+
+/// How each symbol's PnL becomes account currency: directly when it is priced in it, else
+/// through the quote of a symbol that pairs the two currencies (named by
+/// `feed.symbols[].conversion`, or found among the feed's symbols by name: `<ccy><account>` or
+/// `<account><ccy>`, with any broker suffix such as `.m`).
+fn rates(v: &mut Validator<'_>, feed: &FeedConfig, account: Option<&str>) -> Vec<RateSource> {
+    let symbols = &feed.symbols;
+    let Some(account) = account else {
+        if let Some((i, s)) = symbols.iter().enumerate().find(|(_, s)| s.currency.is_some()) {
+            v.fail(
+                &format!("feed.symbols[{i}].currency"),
+                format!(
+                    "is set for {} but protection.account_currency is not; accepted: set protection.account_currency (such as USD) so PnL in other currencies can be converted",
+                    s.name
+                ),
+            );
+        }
+        return vec![RateSource::Unit; symbols.len()];
+    };
+    // What a symbol is priced in: its currency, or the account's when none is set.
+    let priced_in = |s: &SymbolConfig| s.currency.as_deref().unwrap_or(account).to_owned();
+    let via = |j: usize, ccy: &str| -> Option<RateSource> {
+        let c = priced_in(&symbols[j]);
+        if c == account {
+            Some(RateSource::Via { symbol: j, invert: false })
+        } else if c == ccy {
+            Some(RateSource::Via { symbol: j, invert: true })
+        } else {
+            None
+        }
+    };
+    let mut rates = Vec::with_capacity(symbols.len());
+    for (i, s) in symbols.iter().enumerate() {
+        let ccy = priced_in(s);
+        if ccy == account {
+            rates.push(RateSource::Unit);
+            continue;
+        }
+        let rate = match &s.conversion {
+            Some(name) => match symbols.iter().position(|x| &x.name == name) {
+                None => {
+                    v.fail(
+                        &format!("feed.symbols[{i}].conversion"),
+                        format!("{name:?} is not in feed.symbols; accepted: the name of a feed symbol that pairs {ccy} with {account}"),
+                    );
+                    None
+                }
+                Some(j) => via(j, &ccy).or_else(|| {
+                    v.fail(
+                        &format!("feed.symbols[{i}].conversion"),
+                        format!(
+                            "{name} is priced in {}, so it cannot convert {ccy} to {account}; accepted: a symbol priced in {account} (base {ccy}) or in {ccy} (base {account})",
+                            priced_in(&symbols[j])
+                        ),
+                    );
+                    None
+                }),
+            },
+            None => {
+                let (direct, inverse) = (format!("{ccy}{account}"), format!("{account}{ccy}"));
+                let found = [&direct, &inverse].iter().find_map(|pair| {
+                    symbols
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.name.starts_with(pair.as_str()))
+                        .find_map(|(j, _)| via(j, &ccy))
+                });
+                if found.is_none() {
+                    v.fail(
+                        &format!("feed.symbols[{i}].currency"),
+                        format!(
+                            "{} is priced in {ccy} but protection.account_currency is {account}, and no feed symbol converts them; accepted: add {direct} or {inverse} to feed.symbols (its ticks give the rate), or name one in feed.symbols[{i}].conversion",
+                            s.name
+                        ),
+                    );
+                }
+                found
+            }
+        };
+        rates.push(rate.unwrap_or_default());
+    }
+    rates
+}
+
 /// The symbols and where their ticks come from.
 fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
     let f = &raw.feed;
@@ -650,6 +746,9 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
             1e9,
             "0 or an amount greater than 0",
         );
+        let currency =
+            (!s.currency.is_empty()).then(|| currency(v, &format!("feed.symbols[{i}].currency"), &s.currency));
+        let conversion = (!s.conversion.is_empty()).then(|| s.conversion.clone());
         symbols.push(SymbolConfig {
             name: s.name.clone(),
             price,
@@ -657,6 +756,8 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
             qty_step,
             contract_size,
             commission_per_lot,
+            currency,
+            conversion,
         });
     }
     let source = match f.kind {

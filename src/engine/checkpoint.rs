@@ -49,6 +49,11 @@ pub struct PositionState {
     pub sl: f64,
     #[serde(default)]
     pub tp: f64,
+    /// The realized PnL in account currency, and the part of `realized_pnl` it converts (they
+    /// differ by fills the journal replays after the checkpoint, converted at the next rate).
+    /// Absent from older checkpoints: converted at the first rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realized_money: Option<(f64, f64)>,
 }
 
 /// An order still open (or in flight) when the checkpoint was taken.
@@ -443,6 +448,7 @@ mod tests {
                 fills: 9,
                 sl: 1.08,
                 tp: 0.0,
+                realized_money: Some((-0.5, -0.5)),
             }],
             open_orders: vec![OrderState {
                 client_id: "s-1".into(),

@@ -872,6 +872,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                         fills: 0,
                         sl: 0.0,
                         tp: 0.0,
+                        realized_money: Some((0.0, 0.0)),
                     };
                     apply_fill(&mut p, signed, e.price);
                     state.positions.push(p);
@@ -932,6 +933,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 fills: 0,
                 sl: e.qty,
                 tp: e.price,
+                realized_money: Some((0.0, 0.0)),
             }),
         },
         Kind::Closed => {

@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::executor::Position;
-use crate::config::{BreakerConfig, BreakerLimit, ProtectionConfig};
+use crate::config::{BreakerConfig, BreakerLimit, ProtectionConfig, RateSource};
 use crate::domain::types::{BreakerAction, SymbolId};
 use crate::support::names::QTY_EPSILON;
 use crate::telemetry::metrics::ProtectionMetrics;
@@ -160,8 +160,24 @@ pub struct Protection {
     tz: TimeZone,
     day_start_minutes: u32,
     starting_balance: f64,
-    /// Realized PnL in money (price difference x quantity x contract size).
+    /// `protection.account_currency`.
+    currency: Option<String>,
+    /// Realized PnL in account currency (price difference x quantity x contract size x rate).
     realized: f64,
+    /// Per symbol: how its PnL becomes account currency, and the rate now (1 for
+    /// [`RateSource::Unit`]; 0 until the converting symbol's first quote).
+    rates: Vec<RateSource>,
+    rate: Vec<f64>,
+    /// Per symbol: the symbols whose rate its quote gives (empty for most).
+    converts: Vec<Vec<usize>>,
+    /// Per symbol: its book's realized PnL (price units x quantity), the part of it already
+    /// converted, and what that came to in account currency. A fill while the rate is not known
+    /// yet waits, and is converted at the first rate.
+    native: Vec<f64>,
+    converted: Vec<f64>,
+    money: Vec<f64>,
+    /// Per symbol: the position marked (quantity, average price).
+    held: Vec<(f64, f64)>,
     /// Commissions booked (money, positive a cost).
     commissions: f64,
     /// Per symbol: the contract size a quantity of 1 stands for (`feed.symbols[].contract_size`).
@@ -171,7 +187,8 @@ pub struct Protection {
     open_total: f64,
     /// The last quote per symbol (bid, ask), to mark a position after a fill.
     quotes: Vec<(f64, f64)>,
-    /// Realized PnL of each symbol's round trip under way.
+    /// Realized PnL of each symbol's round trip under way, in price units x quantity (only its
+    /// sign is used: a rate does not change it).
     round_trip: Vec<f64>,
     base: Baselines,
     /// With `max_drawdown.window`: the peak over it.
@@ -184,12 +201,29 @@ impl Protection {
     /// difference times quantity times it).
     pub fn new(cfg: &ProtectionConfig, sizes: &[f64], metrics: ProtectionMetrics) -> Protection {
         let symbols = sizes.len();
+        let rates: Vec<RateSource> = (0..symbols).map(|i| cfg.rates.get(i).copied().unwrap_or_default()).collect();
+        let mut converts = vec![Vec::new(); symbols];
+        for (i, r) in rates.iter().enumerate() {
+            if let RateSource::Via { symbol, .. } = *r {
+                if let Some(c) = converts.get_mut(symbol) {
+                    c.push(i);
+                }
+            }
+        }
         let p = Protection {
             breakers: cfg.breakers.clone(),
             tz: cfg.tz.clone(),
             day_start_minutes: cfg.day_start_minutes,
             starting_balance: cfg.starting_balance,
             realized: 0.0,
+            currency: cfg.account_currency.clone(),
+            rate: rates.iter().map(|r| if *r == RateSource::Unit { 1.0 } else { 0.0 }).collect(),
+            rates,
+            converts,
+            native: vec![0.0; symbols],
+            converted: vec![0.0; symbols],
+            money: vec![0.0; symbols],
+            held: vec![(0.0, 0.0); symbols],
             commissions: 0.0,
             sizes: sizes.to_vec(),
             open: vec![0.0; symbols],
@@ -223,6 +257,11 @@ impl Protection {
         self.balance() + self.open_total
     }
 
+    /// The account currency every amount is in, when configured.
+    pub fn currency(&self) -> Option<&str> {
+        self.currency.as_deref()
+    }
+
     pub fn balance(&self) -> f64 {
         self.starting_balance + self.realized - self.commissions
     }
@@ -254,9 +293,37 @@ impl Protection {
         self.rolling.as_ref().map_or(self.base.peak_equity, RollingPeak::peak)
     }
 
-    /// After a restore: the books' realized PnL, and the baselines the checkpoint kept.
-    pub fn restore(&mut self, positions: &[Position], base: Option<Baselines>, commissions: f64) {
-        self.realized = positions.iter().zip(&self.sizes).map(|(p, size)| p.realized_pnl * size).sum();
+    /// A symbol's realized PnL in account currency, and the part of its book's realized PnL that
+    /// came to (what a checkpoint keeps, so a restart need not know old rates).
+    pub fn realized_money(&self, symbol: SymbolId) -> (f64, f64) {
+        let s = symbol as usize;
+        (self.money.get(s).copied().unwrap_or(0.0), self.converted.get(s).copied().unwrap_or(0.0))
+    }
+
+    /// After a restore: the books, what of their realized PnL the checkpoint had converted to
+    /// account currency (`(money, converted)` per symbol; `None` from a checkpoint that did not
+    /// keep it: converted now at the first rate), and the baselines the checkpoint kept.
+    pub fn restore(
+        &mut self,
+        positions: &[Position],
+        converted: &[Option<(f64, f64)>],
+        base: Option<Baselines>,
+        commissions: f64,
+    ) {
+        for (s, p) in positions.iter().enumerate().take(self.native.len()) {
+            self.native[s] = p.realized_pnl;
+            self.held[s] = (p.qty, p.avg_price);
+            let (money, done) = converted
+                .get(s)
+                .copied()
+                .flatten()
+                .filter(|(m, c)| m.is_finite() && c.is_finite())
+                .unwrap_or((0.0, 0.0));
+            self.money[s] = money;
+            self.converted[s] = done;
+            self.convert(s);
+        }
+        self.realized = self.money.iter().sum();
         self.commissions = if commissions.is_finite() { commissions } else { 0.0 };
         self.metrics.commissions.set(self.commissions);
         let equity = self.equity();
@@ -323,18 +390,64 @@ impl Protection {
             return None;
         }
         self.quotes[s] = (bid, ask);
-        self.mark(s, position);
+        self.held[s] = (position.qty, position.avg_price);
+        if self.converts[s].is_empty() {
+            self.mark(s);
+        } else {
+            self.on_rate(s, bid, ask);
+        }
         self.check()
     }
 
-    /// A fill: `realized` is the PnL it realized, `before` the position's quantity before it.
-    pub fn on_fill(&mut self, symbol: SymbolId, before: f64, position: &Position, realized: f64) -> Option<Trip> {
+    /// A quote of a symbol that converts others' PnL: their rate moves, and they are marked again.
+    #[cold]
+    fn on_rate(&mut self, s: usize, bid: f64, ask: f64) {
+        let mid = (bid + ask) / 2.0;
+        for k in 0..self.converts[s].len() {
+            let d = self.converts[s][k];
+            if let RateSource::Via { invert, .. } = self.rates[d] {
+                let rate = if invert { 1.0 / mid } else { mid };
+                if rate.is_finite() && rate > 0.0 {
+                    self.rate[d] = rate;
+                    self.convert(d);
+                }
+            }
+        }
+        self.mark(s);
+        for k in 0..self.converts[s].len() {
+            let d = self.converts[s][k];
+            if d != s {
+                self.mark(d);
+            }
+        }
+        self.metrics.balance.set(self.balance());
+    }
+
+    /// Converts what a symbol realized since the last conversion, at the rate now (nothing while
+    /// the rate is not known).
+    #[inline]
+    fn convert(&mut self, s: usize) {
+        let rate = self.rate[s];
+        let delta = self.native[s] - self.converted[s];
+        if rate > 0.0 && delta != 0.0 {
+            let money = delta * self.sizes[s] * rate;
+            self.money[s] += money;
+            self.realized += money;
+            self.converted[s] = self.native[s];
+        }
+    }
+
+    /// A fill: `position` is the book after it (its realized PnL includes the fill's), `before`
+    /// the position's quantity before it.
+    pub fn on_fill(&mut self, symbol: SymbolId, before: f64, position: &Position) -> Option<Trip> {
         let s = symbol as usize;
         if s >= self.open.len() {
             return None;
         }
-        let realized = realized * self.sizes[s];
-        self.realized += realized;
+        let realized = position.realized_pnl - self.native[s];
+        self.native[s] = position.realized_pnl;
+        self.held[s] = (position.qty, position.avg_price);
+        self.convert(s);
         self.metrics.balance.set(self.balance());
         self.round_trip[s] += realized;
         let closed = before.abs() > QTY_EPSILON && (position.qty.abs() < QTY_EPSILON || before * position.qty < 0.0);
@@ -346,7 +459,7 @@ impl Protection {
             }
             self.round_trip[s] = 0.0;
         }
-        self.mark(s, position);
+        self.mark(s);
         self.check()
     }
 
@@ -385,13 +498,14 @@ impl Protection {
     }
 
     #[inline]
-    fn mark(&mut self, s: usize, position: &Position) {
+    fn mark(&mut self, s: usize) {
         let (bid, ask) = self.quotes[s];
-        let q = position.qty;
+        let (q, avg) = self.held[s];
+        let value = self.sizes[s] * self.rate[s];
         let pnl = if q > QTY_EPSILON && bid > 0.0 {
-            (bid - position.avg_price) * q * self.sizes[s]
+            (bid - avg) * q * value
         } else if q < -QTY_EPSILON && ask > 0.0 {
-            (ask - position.avg_price) * q * self.sizes[s]
+            (ask - avg) * q * value
         } else {
             0.0
         };
@@ -508,6 +622,11 @@ mod tests {
         (Protection::new(&cfg.protection, &[1.0, 1.0], em.protection(&names)), m)
     }
 
+    /// A flat book that has realized `realized` in all.
+    fn booked(realized: f64) -> Position {
+        Position { realized_pnl: realized, ..Position::default() }
+    }
+
     fn long(qty: f64, avg: f64) -> Position {
         Position { qty, avg_price: avg, realized_pnl: 0.0, fills: 1 }
     }
@@ -563,7 +682,7 @@ mod tests {
         assert!(life.on_quote(0, 10.7, 10.8, &pos).is_some());
         // A restart from the 10:50 baselines keeps 1200 as the window's peak until it ages out.
         let (mut again, m2) = protection(yaml);
-        again.restore(&[pos], Some(snap), 0.0);
+        again.restore(&[pos], &[], Some(snap), 0.0);
         again.on_wall_time(ns("2026-03-02T10:55:00Z"));
         assert!(again.on_quote(0, 10.7, 10.8, &pos).is_some(), "the restored peak is in the window");
         again.on_wall_time(ns("2026-03-02T11:05:00Z"));
@@ -589,7 +708,7 @@ mod tests {
         assert_eq!(t.name, "max_daily_loss");
         // A restart keeps the commissions paid.
         let mut again = Protection::new(&cfg.protection, &[100_000.0, 1.0], em.protection(&["max_daily_loss"]));
-        again.restore(&[Position::default(), Position::default()], Some(p.baselines()), p.commissions());
+        again.restore(&[Position::default(), Position::default()], &[], Some(p.baselines()), p.commissions());
         assert_eq!(again.balance(), 940.0);
     }
 
@@ -599,11 +718,10 @@ mod tests {
             "protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 50\n    action: reducing\n",
         );
         assert_eq!(p.on_wall_time(ns("2026-03-02T10:00:00Z")), None);
-        let flat = Position::default();
-        assert_eq!(p.on_fill(0, 1.0, &flat, -30.0), None);
+        assert_eq!(p.on_fill(0, 1.0, &booked(-30.0)), None);
         assert_eq!(m.daily_pnl.get(), -30.0);
         assert!((m.breaker_headroom.with_label_values(&["max_daily_loss"]).get() - 0.4).abs() < 1e-9);
-        let t = p.on_fill(0, 1.0, &flat, -20.0).expect("50 lost today");
+        let t = p.on_fill(0, 1.0, &booked(-50.0)).expect("50 lost today");
         assert_eq!((t.name, t.action, t.value), ("max_daily_loss", BreakerAction::Reducing, 50.0));
         assert_eq!(m.balance.get(), 950.0);
         // The same day later: still at the limit.
@@ -619,7 +737,7 @@ mod tests {
         let (mut p, _) = protection("protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 50\n");
         p.on_wall_time(ns("2026-03-02T10:00:00Z"));
         // 30 realized on EURUSD, then 25 open on GBPUSD (long 10 from 10.0, bid 7.5).
-        assert!(p.on_fill(0, 1.0, &Position::default(), -30.0).is_none());
+        assert!(p.on_fill(0, 1.0, &booked(-30.0)).is_none());
         let gbp = long(10.0, 10.0);
         assert!(p.on_quote(1, 8.1, 8.2, &gbp).is_none(), "30 realized + 19 open: 49");
         let t = p.on_quote(1, 8.0, 8.1, &gbp).expect("30 realized + 20 open: 50");
@@ -635,25 +753,24 @@ mod tests {
         let yaml = "protection:\n  starting_balance: 1000\n  max_daily_loss:\n    amount: 80\n    fraction: 0.05\n";
         let (mut p, _) = protection(yaml);
         p.on_wall_time(ns("2026-03-02T10:00:00Z"));
-        assert!(p.on_fill(0, 1.0, &Position::default(), -49.0).is_none());
-        assert_eq!(p.on_fill(0, 1.0, &Position::default(), -1.0).map(|t| t.limit), Some(50.0));
+        assert!(p.on_fill(0, 1.0, &booked(-49.0)).is_none());
+        assert_eq!(p.on_fill(0, 1.0, &booked(-50.0)).map(|t| t.limit), Some(50.0));
     }
 
     #[test]
     fn losing_round_trips_in_a_row_trip_and_a_winner_resets_the_count() {
         let (mut p, _) = protection("protection:\n  max_consecutive_losses:\n    count: 3\n");
-        let flat = Position::default();
-        let open = long(1.0, 10.0);
+        let open = |qty: f64, realized: f64| Position { qty, avg_price: 10.0, realized_pnl: realized, fills: 1 };
         // A partial close is not a round trip; the close that follows is, with both parts' PnL.
-        assert!(p.on_fill(0, 2.0, &open, 1.0).is_none());
-        assert!(p.on_fill(0, 1.0, &flat, -3.0).is_none());
+        assert!(p.on_fill(0, 2.0, &open(1.0, 1.0)).is_none());
+        assert!(p.on_fill(0, 1.0, &booked(-2.0)).is_none());
         assert_eq!(p.baselines().losses_in_a_row, 1, "the trip lost 2 in all");
-        assert!(p.on_fill(0, 1.0, &flat, 5.0).is_none());
+        assert!(p.on_fill(0, 1.0, &booked(3.0)).is_none());
         assert_eq!(p.baselines().losses_in_a_row, 0, "a winner resets");
-        assert!(p.on_fill(0, 1.0, &flat, -1.0).is_none());
+        assert!(p.on_fill(0, 1.0, &booked(2.0)).is_none());
         // A flip closes the round trip too.
-        assert!(p.on_fill(0, 1.0, &Position { qty: -1.0, ..open }, -1.0).is_none());
-        assert_eq!(p.on_fill(1, -1.0, &flat, -1.0).map(|t| (t.name, t.value)), Some(("max_consecutive_losses", 3.0)));
+        assert!(p.on_fill(0, 1.0, &open(-1.0, 1.0)).is_none());
+        assert_eq!(p.on_fill(1, -1.0, &booked(-1.0)).map(|t| (t.name, t.value)), Some(("max_consecutive_losses", 3.0)));
     }
 
     #[test]
@@ -683,5 +800,68 @@ mod tests {
         assert!(!p.is_on());
         assert!(p.on_quote(0, 1.0, 1.1, &long(100.0, 10.0)).is_none());
         assert_eq!(m.equity.get(), 500.0 - 900.0);
+    }
+
+    /// A protection over the config's own symbols, sized by their contract sizes.
+    fn protection_for(yaml: &str) -> (Protection, Metrics) {
+        let cfg = Config::parse(yaml, "t.yaml").expect("config");
+        let m = Metrics::new();
+        let names: Vec<&str> = cfg.protection.breakers.iter().map(|b| b.limit.name()).collect();
+        let symbols: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let sizes: Vec<f64> = cfg.feed.symbols.iter().map(|s| s.contract_size).collect();
+        let em = m.engine("paper", &symbols);
+        (Protection::new(&cfg.protection, &sizes, em.protection(&names)), m)
+    }
+
+    #[test]
+    fn a_yen_pnl_is_converted_to_the_account_currency_by_the_symbols_own_quote() {
+        let (mut p, m) = protection_for(
+            "protection:\n  starting_balance: 1000\n  account_currency: USD\n  max_position_loss:\n    amount: 10\n\
+             feed:\n  symbols:\n    - {name: USDJPY, price: 150, currency: JPY, contract_size: 1000}\n",
+        );
+        assert_eq!(p.currency(), Some("USD"));
+        let pos = long(1.0, 150.0);
+        // 1 lot of 1000 USD down 1 yen: 1000 JPY, at 1/149.01 USD a yen.
+        assert!(p.on_quote(0, 149.0, 149.02, &pos).is_none());
+        let open = -1000.0 / 149.01;
+        assert!((m.equity.get() - (1000.0 + open)).abs() < 1e-9, "{}", m.equity.get());
+        // Down 2 yen: 13.4 USD, past the 10 USD limit (2000 JPY would be past any JPY reading too,
+        // but 1 yen is 6.7 USD, under it).
+        let t = p.on_quote(0, 148.0, 148.02, &pos).expect("13.4 USD open loss");
+        assert!((t.value - 2000.0 / 148.01).abs() < 1e-9, "{t:?}");
+        // Closing books the yen at the rate of the moment.
+        let closed = Position { realized_pnl: -2.0, fills: 2, ..Position::default() };
+        p.on_fill(0, 1.0, &closed);
+        assert!((p.balance() - (1000.0 - 2000.0 / 148.01)).abs() < 1e-9, "{}", p.balance());
+        assert!((p.realized_money(0).0 + 2000.0 / 148.01).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_cross_waits_for_its_rate_and_moves_with_the_converting_symbol() {
+        let yaml = "protection:\n  starting_balance: 1000\n  account_currency: USD\n\
+                    feed:\n  symbols:\n    - {name: EURGBP, price: 0.85, currency: GBP}\n    - {name: GBPUSD.m, price: 1.25}\n";
+        let (mut p, m) = protection_for(yaml);
+        // A close before any GBPUSD quote: 10 GBP realized, waiting for a rate.
+        let closed = Position { realized_pnl: 10.0, fills: 2, ..Position::default() };
+        p.on_fill(0, 1.0, &closed);
+        assert_eq!(p.balance(), 1000.0, "not converted before a rate is known");
+        assert!(p.on_quote(1, 1.2499, 1.2501, &Position::default()).is_none());
+        assert!((p.balance() - 1012.5).abs() < 1e-9, "10 GBP at 1.25: {}", p.balance());
+        // An open EURGBP position is marked again when only GBPUSD moves.
+        let pos = Position { qty: 100.0, avg_price: 0.85, realized_pnl: 10.0, fills: 3 };
+        p.on_fill(0, 0.0, &pos);
+        assert!(p.on_quote(0, 0.86, 0.8602, &pos).is_none());
+        assert!((m.equity.get() - (1012.5 + 1.0 * 1.25)).abs() < 1e-9, "1 GBP open: {}", m.equity.get());
+        assert!(p.on_quote(1, 1.4999, 1.5001, &Position::default()).is_none());
+        assert!((m.equity.get() - (1012.5 + 1.5)).abs() < 1e-9, "the same GBP at 1.5: {}", m.equity.get());
+        // A restart keeps the converted money, and converts at the next rate only what the journal
+        // replayed after the checkpoint (here 4 GBP more).
+        let (money, done) = p.realized_money(0);
+        let (mut again, _) = protection_for(yaml);
+        let replayed = Position { realized_pnl: 14.0, ..pos };
+        again.restore(&[replayed, Position::default()], &[Some((money, done)), None], Some(p.baselines()), 0.0);
+        assert!((again.balance() - 1012.5).abs() < 1e-9, "{}", again.balance());
+        again.on_quote(1, 1.9999, 2.0001, &Position::default());
+        assert!((again.balance() - 1020.5).abs() < 1e-9, "4 GBP at 2.0 on top: {}", again.balance());
     }
 }

@@ -68,6 +68,8 @@ pub struct EquityStatus {
     pub equity: f64,
     /// Starting balance plus realized PnL.
     pub balance: f64,
+    /// The currency of every amount here (`protection.account_currency`); null when not set.
+    pub currency: Option<String>,
     pub peak_equity: f64,
     pub day_start_equity: f64,
     pub losses_in_a_row: u32,

@@ -248,6 +248,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 EquityStatus {
                     equity: self.protection.equity(),
                     balance: self.protection.balance(),
+                    currency: self.protection.currency().map(str::to_owned),
                     peak_equity: self.protection.peak(),
                     day_start_equity: b.day_start_equity,
                     losses_in_a_row: b.losses_in_a_row,

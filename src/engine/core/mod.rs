@@ -744,7 +744,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     }
                     let before = p.qty - side.sign() * qty;
                     self.update_stops(symbol, before, p.qty, side, sl, tp);
-                    if let Some(t) = self.protection.on_fill(symbol, before, &p, realized_pnl) {
+                    if let Some(t) = self.protection.on_fill(symbol, before, &p) {
                         trip = trip.or(Some(t));
                     }
                 }

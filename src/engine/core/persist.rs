@@ -35,6 +35,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     fills: p.fills,
                     sl: self.stops.get(i).map_or(0.0, |s| s.0),
                     tp: self.stops.get(i).map_or(0.0, |s| s.1),
+                    realized_money: Some(self.protection.realized_money(i as SymbolId)),
                 })
                 .collect(),
             open_orders: self
@@ -94,6 +95,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     pub fn restore(&mut self, state: &crate::engine::checkpoint::State) -> Result<(usize, usize), String> {
         use crate::engine::executor::Position;
         let mut positions = Vec::new();
+        let mut converted = vec![None; self.symbols.len()];
         for p in &state.positions {
             let Some(sym) = self.symbol_id(&p.symbol) else {
                 if p.qty != 0.0 {
@@ -104,6 +106,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 }
                 continue;
             };
+            if let Some(c) = converted.get_mut(sym as usize) {
+                *c = p.realized_money;
+            }
             if let Some(s) = self.stops.get_mut(sym as usize) {
                 *s = if p.qty.abs() < QTY_EPSILON { (0.0, 0.0) } else { (p.sl.max(0.0), p.tp.max(0.0)) };
             }
@@ -113,7 +118,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             ));
         }
         self.executor.restore(&positions, state.trades);
-        self.protection.restore(self.executor.positions(), state.protection, state.commissions);
+        self.protection.restore(self.executor.positions(), &converted, state.protection, state.commissions);
         if let Some(t) = &state.trading {
             // A state this version does not know halts: the safe reading.
             let known = TradingState::parse(&t.state);

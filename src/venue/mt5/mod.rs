@@ -129,6 +129,10 @@ pub struct Mt5Venue {
     active: Option<usize>,
     sessions: u64,
     symbols: Vec<String>,
+    /// `protection.account_currency`, to compare with the account's, and whether a mismatch
+    /// was logged.
+    account_currency: Option<String>,
+    currency_mismatch: bool,
     orders: Vec<Mt5Order>,
     capacity: usize,
     events: Vec<VenueEvent>,
@@ -162,6 +166,13 @@ pub struct Mt5Venue {
 }
 
 impl Mt5Venue {
+    /// The account currency the config measures PnL in (`protection.account_currency`): an
+    /// account in another is logged as an error.
+    pub fn expect_account_currency(mut self, currency: Option<&str>) -> Mt5Venue {
+        self.account_currency = currency.map(str::to_owned);
+        self
+    }
+
     /// Binds the listener. The EA connects to it; nothing else happens until the first `poll`.
     pub fn bind(
         cfg: &Mt5Config,
@@ -191,6 +202,8 @@ impl Mt5Venue {
             active: None,
             sessions: 0,
             symbols: symbols.to_vec(),
+            account_currency: None,
+            currency_mismatch: false,
             orders: Vec::with_capacity(max_open_orders),
             capacity: max_open_orders,
             events: Vec::with_capacity(2 * max_open_orders + 16),
@@ -532,6 +545,16 @@ impl Mt5Venue {
                         if let Some(v) = v.filter(|v| v.is_finite()) {
                             g.set(v);
                         }
+                    }
+                    if let (Some(theirs), Some(ours)) = (m.currency.as_deref(), self.account_currency.as_deref()) {
+                        let differs = theirs != ours;
+                        if differs && !self.currency_mismatch {
+                            log::error!(
+                                "mt5: the account is in {theirs} but protection.account_currency is {ours}: every \
+                                 breaker limit and PnL is read in the wrong currency; set protection.account_currency: {theirs}"
+                            );
+                        }
+                        self.currency_mismatch = differs;
                     }
                     if let Some(allowed) = m.trade_allowed {
                         let was = self.metrics.trade_allowed.get();

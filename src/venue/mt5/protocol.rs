@@ -133,6 +133,9 @@ pub(super) struct Inbound<'a> {
     /// `account`: whether the terminal, the EA and the account allow trading.
     #[serde(default)]
     pub(super) trade_allowed: Option<bool>,
+    /// `account`: the account's currency (ACCOUNT_CURRENCY).
+    #[serde(default, borrow)]
+    pub(super) currency: Option<Cow<'a, str>>,
     /// `deal`: `sl` or `tp` when a stop the broker holds made it (DEAL_REASON_SL, DEAL_REASON_TP).
     #[serde(default, borrow)]
     pub(super) reason: Option<Cow<'a, str>>,
