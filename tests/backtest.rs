@@ -65,7 +65,7 @@ fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input(
     );
     let json = std::fs::read(dir.join("out/report.json")).expect("report.json");
     let r: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
-    assert_eq!(r["schema"], 1);
+    assert_eq!(r["schema"], 2);
     let s = &r["summary"];
     assert_eq!(s["ticks"], 3000);
     assert!(s["fills"].as_u64().is_some_and(|f| f >= 2), "the model traded: {s}");
@@ -145,4 +145,70 @@ fn bad_data_and_bad_overrides_are_usage_errors_that_say_where() {
     let out = backtest(&dir, &["--data", "ticks.csv"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}
+
+/// MetaTrader 5's own exports, as a trader saves them from the terminal: EURUSD ticks and GBPUSD
+/// one-minute bars on a UTC+2 server clock, merged by time into one run.
+#[test]
+fn mt5_tick_and_bar_exports_merge_into_one_run_on_the_server_clock() {
+    let dir = TempDir::new("backtest-mt5");
+    dir.write(
+        "config.yaml",
+        "feed:\n  symbols:\n    - {name: EURUSD, price: 1.1}\n    - {name: GBPUSD, price: 1.27}\n\
+         protection:\n  starting_balance: 10000\n",
+    );
+    let mut ticks = String::from("<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\n");
+    for i in 0..600u32 {
+        // A tick a second from 12:00 server time; every tenth row changes only the ask.
+        let (h, m, s) = (12, i / 60, i % 60);
+        let bid = format!("{:.5}", 1.1 + f64::from(i) * 0.00001);
+        let (b, a) = if i % 10 == 5 {
+            (String::new(), format!("{:.5}", 1.1002 + f64::from(i) * 0.00001))
+        } else {
+            (bid.clone(), format!("{:.5}", 1.1001 + f64::from(i) * 0.00001))
+        };
+        ticks.push_str(&format!("2026.01.05\t{h:02}:{m:02}:{s:02}.000\t{b}\t{a}\t\t\t6\n"));
+    }
+    dir.write("EURUSD_202601051200_202601051209.csv", &ticks);
+    let mut bars = String::from("<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n");
+    for m in 0..10u32 {
+        bars.push_str(&format!("2026.01.05\t12:{m:02}:00\t1.27000\t1.27100\t1.26900\t1.27050\t50\t0\t15\n"));
+    }
+    dir.write("GBPUSD_M1_202601051200_202601051209.csv", &bars);
+    let out = backtest(
+        &dir,
+        &[
+            "--config",
+            "config.yaml",
+            "--data",
+            "EURUSD_202601051200_202601051209.csv",
+            "--data",
+            "GBPUSD_M1_202601051200_202601051209.csv",
+            "--data-timezone",
+            "+02:00",
+            "--report",
+            "out",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(&dir, "out");
+    let s = &r["summary"];
+    assert_eq!(s["ticks"], 600 + 40, "every tick, and four quotes a bar: {s}");
+    assert_eq!(s["from"], "2026-01-05T10:00:00.000000Z", "12:00 at UTC+2");
+    assert_eq!(r["data"].as_array().map(Vec::len), Some(2));
+    let out = backtest(
+        &dir,
+        &["--config", "config.yaml", "--data", "EURUSD_202601051200_202601051209.csv", "--data-timezone", "Mars/Base"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--data-timezone"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.write("XAUUSD_M1.csv", &bars);
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "XAUUSD_M1.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("XAUUSD_M1.csv") && err.contains("rename"), "{err}");
 }

@@ -3,6 +3,7 @@
 //! then [`crate::engine::backtest::run`] drives the engine; the summary is printed and, with
 //! `--report`, written as `report.json` and a self-contained `report.html`.
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,10 @@ use crate::engine::backtest::Summary;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub config: PathBuf,
-    pub data: PathBuf,
+    /// The replay files, merged by time.
+    pub data: Vec<PathBuf>,
+    /// `--data-timezone`: the zone of MT5 export times (else `feed.csv.timezone`).
+    pub data_timezone: Option<String>,
     pub report: Option<PathBuf>,
     /// `--set KEY=VALUE`, in order.
     pub overrides: Vec<(String, String)>,
@@ -25,14 +29,14 @@ pub struct Options {
     pub to: Option<i128>,
 }
 
-/// The version of `report.json`'s layout.
-const SCHEMA: u32 = 1;
+/// The version of `report.json`'s layout (2: `data` is the list of replay files).
+const SCHEMA: u32 = 2;
 
 #[derive(Serialize)]
 struct Report<'a> {
     schema: u32,
     config: String,
-    data: String,
+    data: Vec<String>,
     overrides: &'a [(String, String)],
     summary: &'a Summary,
 }
@@ -41,19 +45,32 @@ struct Report<'a> {
 fn configure(opts: &Options) -> Result<Config, Error> {
     let cfg = Config::load(&opts.config).map_err(|e| Error::usage(format!("configuration error: {e}")))?;
     let mut doc = serde_yaml::to_value(cfg.to_raw()).map_err(|e| Error::failed(format!("config: {e}")))?;
-    let data = opts.data.display().to_string();
-    let forced = [("venue.kind", "paper"), ("feed.kind", "csv"), ("feed.csv.path", data.as_str())];
-    for (key, value) in opts.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(forced) {
-        set(&mut doc, key, value).map_err(|e| Error::usage(format!("--set {key}={value}: {e}")))?;
+    for (key, value) in &opts.overrides {
+        let parsed: serde_yaml::Value = serde_yaml::from_str(value)
+            .map_err(|e| Error::usage(format!("--set {key}={value}: the value is not YAML: {e}")))?;
+        set(&mut doc, key, parsed).map_err(|e| Error::usage(format!("--set {key}={value}: {e}")))?;
+    }
+    let data: Vec<serde_yaml::Value> =
+        opts.data.iter().map(|p| serde_yaml::Value::String(p.display().to_string())).collect();
+    let mut forced = vec![
+        ("venue.kind", serde_yaml::Value::from("paper")),
+        ("feed.kind", serde_yaml::Value::from("csv")),
+        ("feed.csv.path", serde_yaml::Value::Sequence(data)),
+    ];
+    if let Some(tz) = &opts.data_timezone {
+        forced.push(("feed.csv.timezone", serde_yaml::Value::from(tz.as_str())));
+    }
+    for (key, value) in forced {
+        set(&mut doc, key, value).map_err(|e| Error::failed(format!("config {key}: {e}")))?;
     }
     let text = serde_yaml::to_string(&doc).map_err(|e| Error::failed(format!("config: {e}")))?;
     let name = format!("{} with the backtest's overrides", opts.config.display());
     Config::parse(&text, &name).map_err(|e| Error::usage(format!("configuration error: {e}")))
 }
 
-/// Sets the dotted `key` of a YAML document to `value` (read as YAML: `10`, `true`, `fx`).
-fn set(doc: &mut serde_yaml::Value, key: &str, value: &str) -> Result<(), String> {
-    let value: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| format!("the value is not YAML: {e}"))?;
+/// Sets the dotted `key` of a YAML document to `value` (a `--set` value is read as YAML: `10`,
+/// `true`, `fx`).
+fn set(doc: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) -> Result<(), String> {
     let mut node = doc;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -74,25 +91,91 @@ fn set(doc: &mut serde_yaml::Value, key: &str, value: &str) -> Result<(), String
 pub fn run(opts: &Options) -> Result<(), Error> {
     let cfg = configure(opts)?;
     let started = Instant::now();
-    let mut last = Instant::now();
-    let summary = crate::engine::backtest::run(&cfg, (opts.from, opts.to), |ticks, unix_ns| {
-        if last.elapsed() >= Duration::from_secs(2) {
-            last = Instant::now();
-            let rate = ticks as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprintln!(
-                "backtest: {ticks} ticks, at {}, {:.0} ticks/s",
-                crate::support::timefmt::rfc3339_micros(unix_ns),
-                rate
-            );
-        }
-    })
-    .map_err(|e| Error::usage(format!("data error: {e}")))?;
+    let mut bar = ProgressBar::new(std::io::stderr().is_terminal());
+    let summary = crate::engine::backtest::run(&cfg, (opts.from, opts.to), |p| bar.show(p, started.elapsed()));
+    bar.clear();
+    let summary = summary.map_err(|e| Error::usage(format!("data error: {e}")))?;
     print!("{}", text(&summary, started.elapsed()));
     if let Some(dir) = &opts.report {
         write_report(dir, opts, &summary)?;
         println!("report: {}, {}", dir.join("report.json").display(), dir.join("report.html").display());
     }
     Ok(())
+}
+
+/// How far the run is, on stderr: on a terminal a bar redrawn in place a few times a second;
+/// elsewhere (a log, CI) a line every 10 seconds.
+struct ProgressBar {
+    terminal: bool,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    const WIDTH: usize = 30;
+
+    fn new(terminal: bool) -> ProgressBar {
+        ProgressBar { terminal, last: None, drawn: false }
+    }
+
+    fn show(&mut self, p: crate::engine::backtest::Progress, elapsed: Duration) {
+        let every = if self.terminal { Duration::from_millis(200) } else { Duration::from_secs(10) };
+        if self.last.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        if self.last.is_none() && elapsed < every {
+            // Short runs finish before a bar would help.
+            return;
+        }
+        self.last = Some(Instant::now());
+        let line = progress_line(p, elapsed);
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            let _ = write!(err, "\r{line}\x1b[K");
+            self.drawn = true;
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    /// Takes the bar off the terminal before the summary is printed.
+    fn clear(&mut self) {
+        if self.drawn {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+/// `backtest [#######.......]  45%  1.2M of 2.7M ticks, at 2026-01-05 13:00:00 UTC, 850k ticks/s, 3s left`
+fn progress_line(p: crate::engine::backtest::Progress, elapsed: Duration) -> String {
+    let fraction = if p.rows > 0 { (p.ticks as f64 / p.rows as f64).clamp(0.0, 1.0) } else { 0.0 };
+    let filled = (fraction * ProgressBar::WIDTH as f64).round() as usize;
+    let rate = p.ticks as f64 / elapsed.as_secs_f64().max(1e-9);
+    let left = if rate > 0.0 { (p.rows.saturating_sub(p.ticks)) as f64 / rate } else { 0.0 };
+    let at = crate::support::timefmt::rfc3339_micros(p.unix_ns);
+    format!(
+        "backtest [{}{}] {:>3.0}%  {} of {} ticks, at {} UTC, {}/s, {:.0}s left",
+        "#".repeat(filled),
+        ".".repeat(ProgressBar::WIDTH - filled),
+        fraction * 100.0,
+        count(p.ticks as f64),
+        count(p.rows as f64),
+        at.get(..19).unwrap_or(&at).replace('T', " "),
+        count(rate),
+        left.ceil()
+    )
+}
+
+/// 950, 12.3k, 4.5M.
+fn count(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.1}M", n / 1e6)
+    } else if n >= 1e4 {
+        format!("{:.1}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
 }
 
 /// The summary as the terminal shows it.
@@ -129,7 +212,7 @@ fn write_report(dir: &Path, opts: &Options, s: &Summary) -> Result<(), Error> {
     let report = Report {
         schema: SCHEMA,
         config: opts.config.display().to_string(),
-        data: opts.data.display().to_string(),
+        data: opts.data.iter().map(|p| p.display().to_string()).collect(),
         overrides: &opts.overrides,
         summary: s,
     };
@@ -211,7 +294,7 @@ svg {{ border: 1px solid #ccc; background: #fafafa; }}
 </body></html>
 "##,
         config = escape(&r.config),
-        data = escape(&r.data),
+        data = escape(&r.data.join(", ")),
         overrides_line = if overrides.is_empty() { String::new() } else { format!("Overrides: {overrides}") },
         rows = rows,
         w = w,
@@ -226,4 +309,23 @@ svg {{ border: 1px solid #ccc; background: #fafafa; }}
         lo = lo,
         points = points.join(" "),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::backtest::Progress;
+
+    #[test]
+    fn the_progress_line_shows_the_share_done_the_data_time_the_rate_and_the_time_left() {
+        let p = Progress { ticks: 1_200_000, rows: 2_400_000, unix_ns: 1_767_607_200_000_000_000 };
+        let line = progress_line(p, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "backtest [###############...............]  50%  1.2M of 2.4M ticks, at 2026-01-05 10:00:00 UTC, 600.0k/s, 2s left"
+        );
+        let done = progress_line(Progress { ticks: 10, rows: 10, unix_ns: 0 }, Duration::from_millis(1));
+        assert!(done.contains("[##############################] 100%") && done.contains("0s left"), "{done}");
+        assert!(progress_line(Progress { ticks: 0, rows: 0, unix_ns: 0 }, Duration::ZERO).contains("  0%"));
+    }
 }

@@ -232,18 +232,23 @@ Options:
 pub const BACKTEST_HELP: &str = "\
 mt5bot backtest: run a configuration on history
 
-Usage: mt5bot backtest --config FILE --data CSV [--from T] [--to T] [--report DIR]
-                       [--set KEY=VALUE]...
+Usage: mt5bot backtest --config FILE --data CSV... [--data-timezone TZ] [--from T] [--to T]
+                       [--report DIR] [--set KEY=VALUE]...
 
 The live engine (model, risk limits, breakers, market hours, stop-loss and take-profit) on the
-paper venue, fed by a replay file (timestamp,symbol,bid,ask; as feed.kind: csv) on a clock the
-data moves: the trading day, breakers and calendars see the data's own dates. Same data, same
-config: the same report. Prints a summary; with --report, writes report.json and report.html
-(a self-contained page with the equity curve) into DIR.
+paper venue, fed by replay files (as feed.kind: csv) on a clock the data moves: the trading day,
+breakers and calendars see the data's own dates. Same data, same config: the same report.
+Prints a summary; with --report, writes report.json and report.html (a self-contained page with
+the equity curve) into DIR.
 
 Options:
   -c, --config FILE     The configuration to test (its venue is replaced by paper)
-  --data CSV            The replay file (its symbols must be in feed.symbols)
+  --data CSV            A replay file: timestamp,symbol,bid,ask rows, or an MT5 tick or bar
+                        export (Symbols > Ticks/Bars > Export; one symbol, named by the file:
+                        EURUSD_....csv). Repeat it to merge several files by time. Its
+                        symbols must be in feed.symbols
+  --data-timezone TZ    The zone of MT5 export times (the trade server's clock): an IANA name
+                        or an offset such as +02:00 [default: feed.csv.timezone, UTC]
   --from T, --to T      Run on the rows from T (inclusive) to T (exclusive): RFC 3339
                         (2026-01-05T00:00:00Z) or Unix seconds
   --report DIR          Write report.json and report.html here (created if missing)
@@ -495,9 +500,20 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 return Ok(Command::Help(help));
             }
             let config = config_flag(&mut args, help)?.ok_or_else(|| usage("backtest needs --config FILE", help))?;
-            let data: Option<String> =
-                args.opt_value_from_str("--data").map_err(|e| usage(format!("--data: {e}"), help))?;
-            let data = data.filter(|d| !d.is_empty()).ok_or_else(|| usage("backtest needs --data CSV", help))?;
+            let data: Vec<String> = args.values_from_str("--data").map_err(|e| usage(format!("--data: {e}"), help))?;
+            if data.is_empty() || data.iter().any(String::is_empty) {
+                return Err(usage("backtest needs --data CSV", help));
+            }
+            let data_timezone: Option<String> =
+                args.opt_value_from_str("--data-timezone").map_err(|e| usage(format!("--data-timezone: {e}"), help))?;
+            if let Some(tz) = &data_timezone {
+                if crate::support::timefmt::parse_zone(tz).is_none() {
+                    return Err(usage(
+                        format!("--data-timezone {tz:?} is not a time zone; accepted: an IANA name such as Europe/Athens, or an offset such as +02:00"),
+                        help,
+                    ));
+                }
+            }
             let report: Option<String> =
                 args.opt_value_from_str("--report").map_err(|e| usage(format!("--report: {e}"), help))?;
             let mut time = |flag: &'static str| -> Result<Option<i128>, UsageError> {
@@ -522,7 +538,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             finish(args, help)?;
             Ok(Command::Backtest(crate::app::backtest::Options {
                 config,
-                data: PathBuf::from(data),
+                data: data.into_iter().map(PathBuf::from).collect(),
+                data_timezone,
                 report: report.map(PathBuf::from),
                 overrides,
                 from,

@@ -349,9 +349,13 @@ pub enum FeedSource {
         volatility: f64,
         spread_bps: f64,
     },
+    /// A replay of one or more files, merged by time ([`crate::venue::history`]).
     Csv {
-        path: PathBuf,
+        paths: Vec<PathBuf>,
         speed: f64,
+        /// `feed.csv.timezone`: the zone of MT5 export times, as configured and as read.
+        timezone: String,
+        tz: jiff::tz::TimeZone,
     },
     /// Ticks come from the venue.
     Venue,
@@ -614,9 +618,13 @@ impl Config {
             FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => {
                 (FeedKind::Synthetic, *seed, *tick_rate, *volatility, *spread_bps, RawCsv::default())
             }
-            FeedSource::Csv { path, speed } => {
+            FeedSource::Csv { paths, speed, timezone, .. } => {
                 let d = RawFeed::default();
-                let csv = RawCsv { path: path.display().to_string(), speed: *speed };
+                let csv = RawCsv {
+                    path: RawPaths::from_vec(paths.iter().map(|p| p.display().to_string()).collect()),
+                    speed: *speed,
+                    timezone: timezone.clone(),
+                };
                 (FeedKind::Csv, d.seed, d.tick_rate, d.volatility, d.spread_bps, csv)
             }
             FeedSource::Venue => {
@@ -944,6 +952,22 @@ mod tests {
         assert!(e.message.contains("priced in CHF"), "{e}");
         let e = err(&feed("    - {name: EURGBP, price: 0.85, currency: GBP, conversion: CABLE}\n", "USD"));
         assert!(e.message.contains("not in feed.symbols"), "{e}");
+    }
+
+    #[test]
+    fn a_replay_is_one_file_or_a_list_with_the_zone_of_mt5_times() {
+        let c = Config::parse(
+            "feed:\n  kind: csv\n  csv:\n    path: [a.csv, EURUSD_M1.csv]\n    timezone: '+02:00'\n",
+            "t.yaml",
+        )
+        .expect("valid");
+        let FeedSource::Csv { paths, timezone, .. } = &c.feed.source else { panic!("csv: {:?}", c.feed.source) };
+        assert_eq!((paths.len(), timezone.as_str()), (2, "+02:00"));
+        assert_eq!(Config::parse(&c.to_yaml(), "again.yaml").expect("round trip").feed, c.feed);
+        let e = err("feed:\n  kind: csv\n  csv:\n    timezone: Mars/Base\n");
+        assert_eq!((e.key.as_str(), e.line), ("feed.csv.timezone", Some(4)), "{e}");
+        let e = err("feed:\n  kind: csv\n  csv:\n    path: []\n");
+        assert_eq!(e.key, "feed.csv.path", "{e}");
     }
 
     #[test]

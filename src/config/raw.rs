@@ -245,13 +245,39 @@ impl Default for RawFeed {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCsv {
-    pub path: String,
+    pub path: RawPaths,
     pub speed: f64,
+    pub timezone: String,
 }
 
 impl Default for RawCsv {
     fn default() -> Self {
-        Self { path: "data/ticks.csv".into(), speed: 1.0 }
+        Self { path: RawPaths::One("data/ticks.csv".into()), speed: 1.0, timezone: "UTC".into() }
+    }
+}
+
+/// One path, or a list of them.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawPaths {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawPaths {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            RawPaths::One(p) => vec![p.clone()],
+            RawPaths::Many(ps) => ps.clone(),
+        }
+    }
+
+    pub fn from_vec(mut paths: Vec<String>) -> RawPaths {
+        if paths.len() == 1 {
+            RawPaths::One(paths.remove(0))
+        } else {
+            RawPaths::Many(paths)
+        }
     }
 }
 

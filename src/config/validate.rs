@@ -775,11 +775,22 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
         },
         FeedKind::Venue => FeedSource::Venue,
         FeedKind::Csv => {
-            if f.csv.path.trim().is_empty() {
-                v.fail("feed.csv.path", "is empty; accepted: the path of a timestamp,symbol,bid,ask file".into());
+            let paths = f.csv.path.to_vec();
+            if paths.is_empty() || paths.iter().any(|p| p.trim().is_empty()) {
+                v.fail(
+                    "feed.csv.path",
+                    "is empty; accepted: the path of a replay file (timestamp,symbol,bid,ask rows, or an MT5 tick or bar export), or a list of them".into(),
+                );
             }
+            let tz = crate::support::timefmt::parse_zone(&f.csv.timezone).unwrap_or_else(|| {
+                v.fail(
+                    "feed.csv.timezone",
+                    format!("{:?} is not a time zone; accepted: an IANA name such as Europe/Athens, or an offset such as +02:00", f.csv.timezone),
+                );
+                jiff::tz::TimeZone::UTC
+            });
             FeedSource::Csv {
-                path: PathBuf::from(&f.csv.path),
+                paths: paths.iter().map(PathBuf::from).collect(),
                 speed: v.range_f64(
                     "feed.csv.speed",
                     f.csv.speed,
@@ -787,6 +798,8 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
                     1e6,
                     "0 (as fast as possible) or a positive replay speed factor",
                 ),
+                timezone: f.csv.timezone.clone(),
+                tz,
             }
         }
     };

@@ -50,12 +50,20 @@ pub struct Summary {
     pub equity_curve: Vec<(i64, f64)>,
 }
 
+/// How far a run is: ticks replayed of the rows in all, and the data's time reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub ticks: u64,
+    pub rows: u64,
+    pub unix_ns: i128,
+}
+
 /// Runs `cfg` (its feed a CSV replay) on the data from `from` to `to` (Unix ns; `None`: all);
-/// `progress` hears how far it got (ticks, the data's Unix nanoseconds) every 65,536 steps.
+/// `progress` hears how far it got every 65,536 steps.
 pub fn run(
     cfg: &Config,
     (from, to): (Option<i128>, Option<i128>),
-    mut progress: impl FnMut(u64, i128),
+    mut progress: impl FnMut(Progress),
 ) -> Result<Summary, FeedError> {
     let metrics = Metrics::new();
     let mut replay = Replay::paper_between(cfg, &metrics, "BT", from, to)?;
@@ -83,7 +91,11 @@ pub fn run(
             }
         }
         if steps % 65_536 == 0 {
-            progress(replay.ticks(), replay.core().clock().unix_nanos());
+            progress(Progress {
+                ticks: replay.ticks(),
+                rows: replay.rows(),
+                unix_ns: replay.core().clock().unix_nanos(),
+            });
         }
     }
     let core = replay.core();

@@ -121,6 +121,11 @@ impl<V: Venue> Replay<V> {
         self.ticks
     }
 
+    /// The rows the replay holds in all (0 for a feed without an end).
+    pub fn rows(&self) -> u64 {
+        self.feed.rows() as u64
+    }
+
     pub fn core(&self) -> &TradingCore<V, ManualClock> {
         &self.core
     }

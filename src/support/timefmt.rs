@@ -162,6 +162,22 @@ pub fn file_stamp(rfc3339: &str) -> String {
     format!("{date}T{time}Z")
 }
 
+/// A zone for `feed.csv.timezone`: an IANA name, or a fixed offset such as `+02:00`.
+pub fn parse_zone(s: &str) -> Option<jiff::tz::TimeZone> {
+    let s = s.trim();
+    if let Some(sign) = s.strip_prefix('+').map(|r| (1, r)).or_else(|| s.strip_prefix('-').map(|r| (-1, r))) {
+        let (k, rest) = sign;
+        let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+        let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+        if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+            return None;
+        }
+        let offset = jiff::tz::Offset::from_seconds(k * (h * 3600 + m * 60)).ok()?;
+        return Some(jiff::tz::TimeZone::fixed(offset));
+    }
+    jiff::tz::TimeZone::get(s).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +231,13 @@ mod tests {
         assert_eq!(super::file_stamp("2026-11-24T07:57:10.123456Z"), "2026-11-24T075710Z");
         assert_eq!(super::file_stamp(&super::rfc3339_micros(0)), "1970-01-01T000000Z");
         assert_eq!(super::file_stamp("2026"), "2026TZ", "short input does not panic");
+    }
+
+    #[test]
+    fn zones_are_iana_names_or_fixed_offsets() {
+        assert!(parse_zone("Europe/Athens").is_some());
+        assert_eq!(parse_zone("+03:00").map(|z| z.to_fixed_offset().ok()), Some(jiff::tz::Offset::from_hours(3).ok()));
+        assert!(parse_zone("-05").is_some());
+        assert!(parse_zone("+25:00").is_none() && parse_zone("Mars/Olympus").is_none() && parse_zone("+x").is_none());
     }
 }

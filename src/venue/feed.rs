@@ -1,44 +1,22 @@
-//! Tick feeds for the paper venue: a seeded random walk, or a CSV replay.
+//! Tick feeds for the paper venue: a seeded random walk, or a replay of history ([`super::history`]).
 //!
 //! The engine asks [`Feed::next_due`] for the poll timeout and calls [`Feed::poll`] until it returns
 //! `None`. A feed hands out at most [`MAX_TICKS_PER_TURN`] ticks per loop turn so a high tick rate
 //! (100k ticks/s and more) cannot starve sockets and timers; ticks owed after a stall longer than a
 //! second are skipped rather than replayed in a burst, and counted.
 
-use std::path::Path;
-
 use rand::{rngs::Xoshiro256PlusPlus, Rng, SeedableRng};
 
 use crate::config::{FeedConfig, FeedSource};
 use crate::domain::types::{Nanos, SymbolId, Tick};
-use crate::support::timefmt::parse_timestamp;
+
+pub use super::history::{load, load_csv, CsvReplay, CsvRow, FeedError};
 
 /// Upper bound of ticks produced in one loop turn.
 pub const MAX_TICKS_PER_TURN: usize = 4096;
 
 /// A stall longer than this is not caught up.
 const MAX_LAG: Nanos = 1_000_000_000;
-
-/// Why a CSV file cannot be replayed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedError(pub String);
-
-impl std::fmt::Display for FeedError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for FeedError {}
-
-/// One row of a replay file, with its time relative to the first row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CsvRow {
-    pub offset_ns: Nanos,
-    pub symbol: SymbolId,
-    pub bid: f64,
-    pub ask: f64,
-}
 
 #[derive(Debug)]
 enum Source {
@@ -60,13 +38,6 @@ enum Source {
     },
     /// The venue delivers ticks; the feed has none of its own.
     Venue,
-}
-
-/// A replay file read and checked: its rows, and the wall time of the first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CsvReplay {
-    pub start_unix_ns: i128,
-    pub rows: Vec<CsvRow>,
 }
 
 /// A source of ticks.
@@ -91,9 +62,9 @@ impl Feed {
                 cursor: 0,
                 spare: None,
             },
-            FeedSource::Csv { path, speed } => {
+            FeedSource::Csv { paths, speed, tz, .. } => {
                 let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
-                let replay = load_csv(path, &names)?;
+                let replay = load(paths, &names, tz)?;
                 Source::Csv { rows: replay.rows, at: 0, speed: *speed, start: now, start_unix_ns: replay.start_unix_ns }
             }
             FeedSource::Venue => {
@@ -135,6 +106,14 @@ impl Feed {
         *start_unix_ns = base + i128::from(first);
         *at = 0;
         Ok(())
+    }
+
+    /// The rows a replay holds in all; 0 for the other sources.
+    pub fn rows(&self) -> usize {
+        match &self.source {
+            Source::Csv { rows, .. } => rows.len(),
+            _ => 0,
+        }
     }
 
     /// Ticks skipped after stalls.
@@ -208,53 +187,6 @@ fn gaussian_pair(rng: &mut Xoshiro256PlusPlus) -> (f64, f64) {
     (r * c, r * s)
 }
 
-/// Reads a `timestamp,symbol,bid,ask` file. A header line is allowed; rows must be in time order.
-/// Every problem names the file, the line and what would be accepted.
-pub fn load_csv(path: &Path, symbols: &[&str]) -> Result<CsvReplay, FeedError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| FeedError(format!("{}: cannot read the replay file (feed.csv.path): {e}", path.display())))?;
-    let mut rows = Vec::new();
-    let mut first_ts: Option<i128> = None;
-    let mut last_ts = i128::MIN;
-    for (i, line) in text.lines().enumerate() {
-        let no = i + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (no == 1 && line.to_ascii_lowercase().starts_with("timestamp")) {
-            continue;
-        }
-        let fail = |what: String| FeedError(format!("{}:{no}: {what}", path.display()));
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [ts, sym, bid, ask] = fields[..] else {
-            return Err(fail(format!("expected 4 fields timestamp,symbol,bid,ask, found {}", fields.len())));
-        };
-        let ts = parse_timestamp(ts).map_err(fail)?;
-        let symbol = symbols
-            .iter()
-            .position(|s| *s == sym)
-            .ok_or_else(|| fail(format!("symbol {sym:?} is not in feed.symbols ({})", symbols.join(", "))))?;
-        let price = |v: &str, name: &str| -> Result<f64, FeedError> {
-            match v.parse::<f64>() {
-                Ok(p) if p.is_finite() && p > 0.0 => Ok(p),
-                _ => Err(fail(format!("{name} {v:?} is not a positive price"))),
-            }
-        };
-        let (bid, ask) = (price(bid, "bid")?, price(ask, "ask")?);
-        if bid > ask {
-            return Err(fail(format!("bid {bid} is above ask {ask}")));
-        }
-        if ts < last_ts {
-            return Err(fail("timestamp goes back in time; rows must be in time order".into()));
-        }
-        last_ts = ts;
-        let first = *first_ts.get_or_insert(ts);
-        rows.push(CsvRow { offset_ns: (ts - first) as Nanos, symbol: symbol as SymbolId, bid, ask });
-    }
-    match first_ts {
-        Some(start_unix_ns) => Ok(CsvReplay { start_unix_ns, rows }),
-        None => Err(FeedError(format!("{}: the replay file has no rows", path.display()))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,7 +248,8 @@ mod tests {
         assert_eq!(replay.start_unix_ns, 1_767_225_600_000_000_000);
         assert_eq!(replay.rows[1], CsvRow { offset_ns: 1_000_000_000, symbol: 1, bid: 2.0, ask: 2.1 });
         let mut cfg = Config::embedded().feed;
-        cfg.source = FeedSource::Csv { path: p, speed: 2.0 };
+        cfg.source =
+            FeedSource::Csv { paths: vec![p], speed: 2.0, timezone: "UTC".into(), tz: jiff::tz::TimeZone::UTC };
         let mut f = Feed::new(&cfg, 100).expect("feed");
         assert_eq!(f.start_unix_ns(), Some(1_767_225_600_000_000_000));
         assert!(f.poll(100).is_some());
@@ -350,6 +283,9 @@ mod tests {
             let e = load_csv(&p, &["EURUSD"]).expect_err(name);
             assert!(e.0.contains(want), "{name}: {e}");
         }
-        assert!(load_csv(Path::new("/nonexistent/t.csv"), &["EURUSD"]).expect_err("missing").0.contains("cannot read"));
+        assert!(load_csv(std::path::Path::new("/nonexistent/t.csv"), &["EURUSD"])
+            .expect_err("missing")
+            .0
+            .contains("cannot read"));
     }
 }
