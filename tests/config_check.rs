@@ -146,3 +146,20 @@ fn a_secrets_file_given_as_config_is_never_echoed_and_a_huge_file_is_refused_unr
     assert!(err.contains("a config is at most 1048576 bytes"), "{err}");
     eprintln!("a 60 MiB config was refused in {:?}", start.elapsed());
 }
+
+/// A reader that went away (`mt5bot config check | head -1` once head has its line) ends the
+/// command quietly with 0, not with a panic about a broken pipe.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -17,9 +17,9 @@ pub fn config_check(path: Option<&Path>) -> Result<(), Error> {
     for w in cfg.warnings() {
         eprintln!("mt5bot: warning: {w}");
     }
-    println!("# effective configuration of {} (valid)", cfg.source);
-    println!("# secrets are never read from the config file; none appear here");
-    print!("{}", cfg.to_yaml());
+    crate::outln!("# effective configuration of {} (valid)", cfg.source);
+    crate::outln!("# secrets are never read from the config file; none appear here");
+    crate::out!("{}", cfg.to_yaml());
     Ok(())
 }
 
@@ -61,7 +61,7 @@ fn finish_helper(result: Result<(Option<String>, Vec<String>), DeployError>) -> 
         eprintln!("mt5bot: warning: {w}");
     }
     for line in exports {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(())
 }
@@ -102,7 +102,7 @@ pub fn check_data_versions(path: &Path, write: bool) -> Result<(), Error> {
         }
     };
     let rows = dv::check(path, &manifest, true).map_err(Error::usage)?;
-    print!("{}", dv::table(&rows));
+    crate::out!("{}", dv::table(&rows));
     if write {
         let m = dv::recorded(&rows);
         dv::save(path, &m).map_err(Error::failed)?;
@@ -136,16 +136,16 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
         checkpoint::open(&bytes, &keys).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
     let key_id = checkpoint::header(&bytes).map(|h| h.key_id).unwrap_or_default();
     let key_name = if used == checkpoint::KeyUsed::Current { CHECKPOINT_AES_KEY } else { CHECKPOINT_AES_KEY_PREVIOUS };
-    println!("checkpoint: {}", path.display());
-    println!("written at: {}", state.written_at);
-    println!("generation: {}", state.generation);
-    println!("key id: {key_id} ({key_name})");
-    println!("size: {} bytes", bytes.len());
-    println!("trades: {}", state.trades);
-    println!("positions:");
+    crate::outln!("checkpoint: {}", path.display());
+    crate::outln!("written at: {}", state.written_at);
+    crate::outln!("generation: {}", state.generation);
+    crate::outln!("key id: {key_id} ({key_name})");
+    crate::outln!("size: {} bytes", bytes.len());
+    crate::outln!("trades: {}", state.trades);
+    crate::outln!("positions:");
     for p in &state.positions {
         let level = |v: f64| if v > 0.0 { v.to_string() } else { "-".into() };
-        println!(
+        crate::outln!(
             "  {:<10} qty {:>12.4}  avg {:>12.5}  realized pnl {:>12.5}  fills {}  sl {}  tp {}",
             p.symbol,
             p.qty,
@@ -156,16 +156,23 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
             level(p.tp)
         );
     }
-    println!("open orders: {}", state.open_orders.len());
+    crate::outln!("open orders: {}", state.open_orders.len());
     for o in &state.open_orders {
-        println!(
+        crate::outln!(
             "  {:<32} {:<10} {:<4} {:<6} qty {} filled {} price {} {}",
-            o.client_id, o.symbol, o.side, o.kind, o.qty, o.filled, o.price, o.state
+            o.client_id,
+            o.symbol,
+            o.side,
+            o.kind,
+            o.qty,
+            o.filled,
+            o.price,
+            o.state
         );
     }
-    println!("queued signals: {}", state.queued.len());
+    crate::outln!("queued signals: {}", state.queued.len());
     for q in &state.queued {
-        println!(
+        crate::outln!(
             "  {:<32} {:<10} {:<4} {:<6} qty {} price {} queued {}",
             q.id,
             q.symbol,
@@ -176,13 +183,13 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
             crate::support::timefmt::rfc3339_micros(i128::from(q.queued_at_unix_ns))
         );
     }
-    println!("signal ids remembered: {}", state.recent_ids.len());
+    crate::outln!("signal ids remembered: {}", state.recent_ids.len());
     if let Ok(list) = crate::engine::journal::segments(path) {
         if !list.is_empty() {
-            println!("order journal segments after it (replayed at the next start):");
+            crate::outln!("order journal segments after it (replayed at the next start):");
             for (g, p) in list {
                 let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                println!("  generation {g}: {} ({size} bytes)", p.display());
+                crate::outln!("  generation {g}: {} ({size} bytes)", p.display());
             }
         }
     }

@@ -92,11 +92,11 @@ impl From<daemon::DaemonError> for Error {
 pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
     match cli::parse(argv)? {
         Command::Version => {
-            print!("{}", crate::support::build_info::version_text());
+            crate::out!("{}", crate::support::build_info::version_text());
             Ok(())
         }
         Command::Help(text) => {
-            print!("{text}");
+            crate::out!("{text}");
             Ok(())
         }
         Command::ConfigCheck { config } => commands::config_check(config.as_deref()),
@@ -108,7 +108,7 @@ pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
         Command::CheckpointInspect { file } => commands::inspect_checkpoint(&file),
         Command::Backtest(opts) => backtest::run(&opts),
         Command::Ctl(opts) => {
-            print!("{}", ctl::run(&opts, &|k| std::env::var(k).ok())?);
+            crate::out!("{}", ctl::run(&opts, &|k| std::env::var(k).ok())?);
             Ok(())
         }
         Command::Run { config, checkpoint } => match daemon::run(config.as_deref(), checkpoint)? {
