@@ -74,8 +74,19 @@ fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input(
     assert!(s["max_drawdown"].as_f64().is_some_and(|d| d > 0.0), "the fall shows as a drawdown: {s}");
     let curve = s["equity_curve"].as_array().expect("curve");
     assert!(curve.len() >= 400, "a point a minute over 8 hours: {}", curve.len());
+    // The round trips: listed, in figures, and adding up to the net when flat at the end.
+    let trades = s["trades"].as_array().expect("trades");
+    let stats = &s["trade_stats"];
+    assert!(!trades.is_empty() && stats["trades"].as_u64() == Some(trades.len() as u64), "{stats}");
+    assert_eq!(s["symbols"][0]["position"], 0.0, "the model closed its position: {s}");
+    let sum: f64 = trades.iter().map(|t| t["pnl"].as_f64().expect("pnl")).sum();
+    assert!((sum - net).abs() < 1e-6, "round trips {sum} against net {net}");
+    assert!(trades[0]["side"] == "long" && trades[0]["opened"].as_str() < trades[0]["closed"].as_str(), "{trades:?}");
+    assert!(stdout.contains("round trip") && stdout.contains("won"), "{stdout}");
     let html = std::fs::read_to_string(dir.join("out/report.html")).expect("report.html");
     assert!(html.contains("<polyline") && html.contains("Backtest of config.yaml"), "{html}");
+    assert!(html.contains("<h2>Drawdown</h2>") && html.contains("<polygon"), "a drawdown chart");
+    assert!(html.contains("<th>entry</th>") && html.contains("<td>EURUSD</td><td>long</td>"), "a trades table");
     assert!(!html.contains("http://") && !html.contains("https://"), "a page that fetches nothing");
     // The same data and config: the same bytes.
     let again = on_ticks(&dir, &["--report", "out2"]);

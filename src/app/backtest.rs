@@ -95,10 +95,13 @@ pub fn run(opts: &Options) -> Result<(), Error> {
     let summary = crate::engine::backtest::run(&cfg, (opts.from, opts.to), |p| bar.show(p, started.elapsed()));
     bar.clear();
     let summary = summary.map_err(|e| Error::usage(format!("data error: {e}")))?;
-    print!("{}", text(&summary, started.elapsed()));
+    // The report first: a reader of the summary that goes away must not cost it.
     if let Some(dir) = &opts.report {
         write_report(dir, opts, &summary)?;
-        println!("report: {}, {}", dir.join("report.json").display(), dir.join("report.html").display());
+    }
+    crate::out!("{}", text(&summary, started.elapsed()));
+    if let Some(dir) = &opts.report {
+        crate::outln!("report: {}, {}", dir.join("report.json").display(), dir.join("report.html").display());
     }
     Ok(())
 }
@@ -167,6 +170,17 @@ fn progress_line(p: crate::engine::backtest::Progress, elapsed: Duration) -> Str
     )
 }
 
+/// A holding time a person reads: 45s, 12m 5s, 3h 20m, 2d 4h.
+fn held(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// 950, 12.3k, 4.5M.
 fn count(n: f64) -> String {
     if n >= 1e6 {
@@ -198,6 +212,7 @@ fn text(s: &Summary, took: Duration) -> String {
         s.trading_state,
         s.trading_state_by
     );
+    out.push_str(&format!("  {}\n", trades_line(&s.trade_stats)));
     for p in &s.symbols {
         out.push_str(&format!(
             "  {}: position {}, realized {:.5} (price x quantity), {} fills\n",
@@ -205,6 +220,29 @@ fn text(s: &Summary, took: Duration) -> String {
         ));
     }
     out
+}
+
+/// `12 round trips: 7 won (58.3%), profit factor 1.85, average +3.20, best +40.00, worst -22.00, ...`
+fn trades_line(t: &crate::engine::backtest::TradeStats) -> String {
+    if t.trades == 0 {
+        return "no round trip closed".into();
+    }
+    let mut line = format!(
+        "{} round trip{}: {} won ({:.1}%), profit factor {}, average {:+.2}",
+        t.trades,
+        if t.trades == 1 { "" } else { "s" },
+        t.wins,
+        t.win_rate * 100.0,
+        t.profit_factor.map_or("- (nothing lost)".to_owned(), |f| format!("{f:.2}")),
+        t.average_pnl,
+    );
+    if t.wins > 0 {
+        line += &format!(", best {:+.2}", t.largest_win);
+    }
+    if t.losses > 0 {
+        line += &format!(", worst {:+.2}, {} lost in a row at most", t.largest_loss, t.max_losses_in_a_row);
+    }
+    line + &format!(", held {} on average", held(t.average_holding_seconds))
 }
 
 fn write_report(dir: &Path, opts: &Options, s: &Summary) -> Result<(), Error> {
@@ -258,12 +296,52 @@ fn html(r: &Report<'_>) -> String {
     rows += &row("commissions", format!("{:.2}", s.commissions));
     rows += &row("signals / orders / fills", format!("{} / {} / {}", s.signals, s.orders_sent, s.fills));
     rows += &row("trading state at the end", format!("{} (by {})", s.trading_state, s.trading_state_by));
+    rows += &row("round trips", trades_line(&s.trade_stats));
     for p in &s.symbols {
         rows += &row(
             &p.symbol,
             format!("position {}, realized {:.5} (price x quantity), {} fills", p.position, p.realized_pnl, p.fills),
         );
     }
+    // The fall from the running peak, as a share of it, under the equity.
+    let mut peak = f64::MIN;
+    let falls: Vec<(i64, f64)> = s
+        .equity_curve
+        .iter()
+        .map(|&(t, e)| {
+            peak = peak.max(e);
+            (t, if peak > 0.0 { (peak - e) / peak } else { 0.0 })
+        })
+        .collect();
+    let deepest = falls.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9);
+    let dd_h = 160.0;
+    let mut dd_points: Vec<String> = vec![format!("{pad:.1},{pad:.1}")];
+    dd_points.extend(falls.iter().map(|&(t, f)| {
+        let x = pad + (t - t0) as f64 / span * (w - 2.0 * pad);
+        let y = pad + f / deepest * (dd_h - 2.0 * pad);
+        format!("{x:.1},{y:.1}")
+    }));
+    dd_points.push(format!("{:.1},{pad:.1}", w - pad));
+    let mut trades = String::new();
+    for t in s.trades.iter().rev().take(200) {
+        trades += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.5}</td><td>{:.5}</td><td class=\"{}\">{:+.2}</td></tr>\n",
+            escape(&t.opened),
+            escape(&t.closed),
+            escape(&t.symbol),
+            t.side,
+            t.qty,
+            t.entry_price,
+            t.exit_price,
+            if t.pnl < 0.0 { "loss" } else { "win" },
+            t.pnl
+        );
+    }
+    let trades_heading = match s.trades.len() {
+        0 => "Round trips: none closed".to_owned(),
+        n if n > 200 => format!("Round trips: the last 200 of {} (report.json lists {n})", s.trade_stats.trades),
+        n => format!("Round trips: {n}"),
+    };
     let overrides: String =
         r.overrides.iter().map(|(k, v)| format!("<code>{}={}</code> ", escape(k), escape(v))).collect();
     format!(
@@ -275,6 +353,8 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ text-align: left; padding: .2em 1em .2em 0; border-bottom: 1px solid #ddd; }}
 svg {{ border: 1px solid #ccc; background: #fafafa; }}
 .axis {{ font-size: 11px; fill: #555; }}
+.loss {{ color: #b42318; }} .win {{ color: #067647; }}
+td {{ font-variant-numeric: tabular-nums; }}
 </style></head>
 <body>
 <h1>Backtest of {config}</h1>
@@ -291,6 +371,17 @@ svg {{ border: 1px solid #ccc; background: #fafafa; }}
 <text class="axis" x="4" y="{bottom}">{lo:.2}</text>
 <polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{points}"/>
 </svg>
+<h2>Drawdown</h2>
+<svg width="{w}" height="{dd_h}" viewBox="0 0 {w} {dd_h}" role="img" aria-label="drawdown from the running peak">
+<line x1="{pad}" y1="{pad}" x2="{right}" y2="{pad}" stroke="#999"/>
+<text class="axis" x="4" y="{pad}">0%</text>
+<text class="axis" x="4" y="{dd_bottom}">-{deepest_pct:.2}%</text>
+<polygon fill="#f9d0cc" stroke="#b42318" stroke-width="1" points="{dd_points}"/>
+</svg>
+<h2>{trades_heading}</h2>
+<table>
+<tr><th>opened</th><th>closed</th><th>symbol</th><th>side</th><th>size</th><th>entry</th><th>exit</th><th>PnL</th></tr>
+{trades}</table>
 </body></html>
 "##,
         config = escape(&r.config),
@@ -308,6 +399,12 @@ svg {{ border: 1px solid #ccc; background: #fafafa; }}
         hi = hi,
         lo = lo,
         points = points.join(" "),
+        dd_h = dd_h,
+        dd_bottom = dd_h - pad,
+        deepest_pct = if deepest > 1e-9 { deepest * 100.0 } else { 0.0 },
+        dd_points = dd_points.join(" "),
+        trades_heading = escape(&trades_heading),
+        trades = trades,
     )
 }
 
@@ -327,5 +424,13 @@ mod tests {
         let done = progress_line(Progress { ticks: 10, rows: 10, unix_ns: 0 }, Duration::from_millis(1));
         assert!(done.contains("[##############################] 100%") && done.contains("0s left"), "{done}");
         assert!(progress_line(Progress { ticks: 0, rows: 0, unix_ns: 0 }, Duration::ZERO).contains("  0%"));
+    }
+
+    #[test]
+    fn holding_times_read_as_a_person_says_them() {
+        assert_eq!(
+            [held(44.6), held(725.0), held(12_000.0), held(187_200.0), held(-1.0)],
+            ["45s", "12m 5s", "3h 20m", "2d 4h", "0s"]
+        );
     }
 }

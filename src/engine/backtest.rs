@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::domain::clock::Clock;
+use crate::domain::types::{SymbolId, TradeRecord};
+use crate::support::names::QTY_EPSILON;
 use crate::telemetry::metrics::Metrics;
 use crate::venue::feed::FeedError;
 
@@ -14,6 +16,169 @@ use super::replay::Replay;
 
 /// Equity points kept for the curve, at most (older ones are thinned to every other).
 const MAX_CURVE_POINTS: usize = 2048;
+
+/// Round trips listed in the summary, at most (the statistics count every one).
+pub const MAX_LISTED_TRADES: usize = 10_000;
+
+/// One round trip: a position from flat (or a flip) back to flat (or the next flip).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trade {
+    pub symbol: String,
+    /// `long` or `short`.
+    pub side: &'static str,
+    /// RFC 3339, UTC.
+    pub opened: String,
+    pub closed: String,
+    /// The largest size the position reached.
+    pub qty: f64,
+    /// Average prices of the fills that built it and of those that closed it.
+    pub entry_price: f64,
+    pub exit_price: f64,
+    /// What it realized, in account currency (commissions are in the summary's own figure).
+    pub pnl: f64,
+    pub holding_seconds: f64,
+}
+
+/// The round trips in figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct TradeStats {
+    pub trades: u64,
+    pub wins: u64,
+    pub losses: u64,
+    /// Wins over trades (0 without trades).
+    pub win_rate: f64,
+    pub gross_profit: f64,
+    /// A positive amount.
+    pub gross_loss: f64,
+    /// Gross profit over gross loss; null when nothing was lost.
+    pub profit_factor: Option<f64>,
+    pub average_pnl: f64,
+    pub average_win: f64,
+    pub average_loss: f64,
+    pub largest_win: f64,
+    pub largest_loss: f64,
+    pub max_losses_in_a_row: u32,
+    pub average_holding_seconds: f64,
+}
+
+impl TradeStats {
+    fn add(&mut self, t: &Trade, losses_in_a_row: &mut u32) {
+        self.trades += 1;
+        if t.pnl > 0.0 {
+            self.wins += 1;
+            self.gross_profit += t.pnl;
+            self.largest_win = self.largest_win.max(t.pnl);
+            *losses_in_a_row = 0;
+        } else if t.pnl < 0.0 {
+            self.losses += 1;
+            self.gross_loss -= t.pnl;
+            self.largest_loss = self.largest_loss.min(t.pnl);
+            *losses_in_a_row += 1;
+            self.max_losses_in_a_row = self.max_losses_in_a_row.max(*losses_in_a_row);
+        }
+        self.average_holding_seconds += t.holding_seconds;
+    }
+
+    /// Turns the sums into averages and ratios.
+    fn finish(mut self) -> TradeStats {
+        let n = self.trades as f64;
+        if self.trades > 0 {
+            self.win_rate = self.wins as f64 / n;
+            self.average_pnl = (self.gross_profit - self.gross_loss) / n;
+            self.average_holding_seconds /= n;
+        }
+        if self.wins > 0 {
+            self.average_win = self.gross_profit / self.wins as f64;
+        }
+        if self.losses > 0 {
+            self.average_loss = -self.gross_loss / self.losses as f64;
+        }
+        self.profit_factor = (self.gross_loss > 0.0).then(|| self.gross_profit / self.gross_loss);
+        self
+    }
+}
+
+/// A position being built and closed, per symbol.
+#[derive(Debug, Clone, Copy, Default)]
+struct OpenTrip {
+    /// Signed quantity now, and whether it opened long.
+    qty: f64,
+    long: bool,
+    opened_ns: i128,
+    max_qty: f64,
+    /// Sums of price x quantity and quantity of the fills that built it and that closed it.
+    entry: (f64, f64),
+    exit: (f64, f64),
+    /// The symbol's realized money when it opened.
+    money_at_open: f64,
+}
+
+/// Turns fills into round trips.
+#[derive(Debug, Default)]
+struct RoundTrips {
+    open: Vec<OpenTrip>,
+    listed: Vec<Trade>,
+    stats: TradeStats,
+    losses_in_a_row: u32,
+}
+
+impl RoundTrips {
+    fn new(symbols: usize) -> RoundTrips {
+        RoundTrips { open: vec![OpenTrip::default(); symbols], ..RoundTrips::default() }
+    }
+
+    /// A fill; `money` is the symbol's realized money after the step that booked it.
+    fn on_fill(&mut self, r: &TradeRecord, money: f64, names: &[String]) {
+        let Some(t) = self.open.get_mut(r.symbol as usize) else { return };
+        let signed = r.side.sign() * r.qty;
+        let mut rest = signed;
+        if t.qty.abs() > QTY_EPSILON && t.qty * signed < 0.0 {
+            // Closing, all or part; a flip closes and opens with what is left.
+            let closing = signed.abs().min(t.qty.abs());
+            t.exit.0 += r.price * closing;
+            t.exit.1 += closing;
+            t.qty += closing * signed.signum();
+            rest = signed - closing * signed.signum();
+            if t.qty.abs() <= QTY_EPSILON {
+                let done = *t;
+                *t = OpenTrip::default();
+                self.close(r.symbol, done, r.unix_ns, money, names);
+            }
+        }
+        if rest.abs() > QTY_EPSILON {
+            let t = &mut self.open[r.symbol as usize];
+            if t.qty.abs() <= QTY_EPSILON {
+                *t = OpenTrip { long: rest > 0.0, opened_ns: r.unix_ns, money_at_open: money, ..OpenTrip::default() };
+            }
+            t.qty += rest;
+            t.entry.0 += r.price * rest.abs();
+            t.entry.1 += rest.abs();
+            t.max_qty = t.max_qty.max(t.qty.abs());
+        }
+    }
+
+    fn close(&mut self, symbol: SymbolId, t: OpenTrip, at: i128, money: f64, names: &[String]) {
+        let iso = crate::support::timefmt::rfc3339_micros;
+        let avg = |(value, qty): (f64, f64)| if qty > 0.0 { value / qty } else { 0.0 };
+        let entry = avg(t.entry);
+        let exit = avg(t.exit);
+        let trade = Trade {
+            symbol: names.get(symbol as usize).cloned().unwrap_or_default(),
+            side: if t.long { "long" } else { "short" },
+            opened: iso(t.opened_ns),
+            closed: iso(at),
+            qty: t.max_qty,
+            entry_price: entry,
+            exit_price: exit,
+            pnl: money - t.money_at_open,
+            holding_seconds: (at - t.opened_ns) as f64 / 1e9,
+        };
+        self.stats.add(&trade, &mut self.losses_in_a_row);
+        if self.listed.len() < MAX_LISTED_TRADES {
+            self.listed.push(trade);
+        }
+    }
+}
 
 /// One symbol at the end.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,6 +211,9 @@ pub struct Summary {
     pub trading_state: &'static str,
     pub trading_state_by: String,
     pub symbols: Vec<SymbolSummary>,
+    /// The round trips closed, in figures, and listed (the first [`MAX_LISTED_TRADES`]).
+    pub trade_stats: TradeStats,
+    pub trades: Vec<Trade>,
     /// Equity over time: (Unix milliseconds, equity), one point a minute of data at most.
     pub equity_curve: Vec<(i64, f64)>,
 }
@@ -73,8 +241,17 @@ pub fn run(
     let mut curve: Vec<(i64, f64)> = Vec::new();
     let mut stride: i64 = 60_000; // ms between curve points; doubles when the curve is full
     let mut steps: u64 = 0;
+    let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+    let mut trips = RoundTrips::new(names.len());
+    // A step books a few fills at most; the channel is drained after each.
+    let (fills_in, fills) = std::sync::mpsc::sync_channel::<TradeRecord>(4096);
+    replay.core_mut().set_trade_sink(fills_in);
     while replay.step() {
         steps += 1;
+        while let Ok(fill) = fills.try_recv() {
+            let money = replay.core().realized_money(fill.symbol);
+            trips.on_fill(&fill, money, &names);
+        }
         let equity = replay.core().equity();
         if equity > peak {
             peak = equity;
@@ -128,6 +305,74 @@ pub fn run(
             .into_iter()
             .map(|p| SymbolSummary { symbol: p.symbol, position: p.qty, realized_pnl: p.realized_pnl, fills: p.fills })
             .collect(),
+        trade_stats: trips.stats.finish(),
+        trades: trips.listed,
         equity_curve: curve,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::types::{Side, SignalId};
+
+    fn fill(symbol: SymbolId, side: Side, qty: f64, price: f64, secs: i128) -> TradeRecord {
+        TradeRecord {
+            unix_ns: secs * 1_000_000_000,
+            symbol,
+            side,
+            client_id: SignalId::default(),
+            exec_id: 0,
+            qty,
+            price,
+            realized_pnl: 0.0,
+        }
+    }
+
+    #[test]
+    fn fills_become_round_trips_with_partial_closes_and_flips() {
+        let names = vec!["EURUSD".to_owned(), "GBPUSD".to_owned()];
+        let mut t = RoundTrips::new(2);
+        // Long 1 at 1.0, add 1 at 1.2 (entry 1.1), close half at 1.3 and half at 1.5: +0.6.
+        t.on_fill(&fill(0, Side::Buy, 1.0, 1.0, 0), 0.0, &names);
+        t.on_fill(&fill(0, Side::Buy, 1.0, 1.2, 10), 0.0, &names);
+        t.on_fill(&fill(0, Side::Sell, 1.0, 1.3, 20), 0.2, &names);
+        assert!(t.listed.is_empty(), "a partial close is not a round trip");
+        t.on_fill(&fill(0, Side::Sell, 1.0, 1.5, 30), 0.6, &names);
+        // GBPUSD: short 2 at 2.0, flipped by a buy of 3 at 2.5 (-1.0), the long 1 closed at 2.4 (-0.1).
+        t.on_fill(&fill(1, Side::Sell, 2.0, 2.0, 40), 0.0, &names);
+        t.on_fill(&fill(1, Side::Buy, 3.0, 2.5, 50), -1.0, &names);
+        t.on_fill(&fill(1, Side::Sell, 1.0, 2.4, 70), -1.1, &names);
+        let got: Vec<(&str, &str, f64, f64, f64, f64, f64)> = t
+            .listed
+            .iter()
+            .map(|x| (x.symbol.as_str(), x.side, x.qty, x.entry_price, x.exit_price, x.pnl, x.holding_seconds))
+            .collect();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert_eq!(got.len(), 3, "{got:?}");
+        let (s, side, q, entry, exit, pnl, held) = got[0];
+        assert!(
+            (s, side, q) == ("EURUSD", "long", 2.0)
+                && close(entry, 1.1)
+                && close(exit, 1.4)
+                && close(pnl, 0.6)
+                && held == 30.0,
+            "{got:?}"
+        );
+        let (_, side, q, entry, exit, pnl, _) = got[1];
+        assert!(side == "short" && q == 2.0 && close(entry, 2.0) && close(exit, 2.5) && close(pnl, -1.0), "{got:?}");
+        let (_, side, q, entry, exit, pnl, held) = got[2];
+        assert!(
+            side == "long" && q == 1.0 && close(entry, 2.5) && close(exit, 2.4) && close(pnl, -0.1) && held == 20.0,
+            "{got:?}"
+        );
+        let s = std::mem::take(&mut t.stats).finish();
+        assert_eq!((s.trades, s.wins, s.losses, s.max_losses_in_a_row), (3, 1, 2, 2));
+        assert!(close(s.win_rate, 1.0 / 3.0) && close(s.gross_profit, 0.6) && close(s.gross_loss, 1.1));
+        assert!(close(s.profit_factor.expect("losses"), 0.6 / 1.1) && close(s.largest_loss, -1.0));
+        assert!(
+            close(s.average_pnl, -0.5 / 3.0) && close(s.average_loss, -0.55) && close(s.average_holding_seconds, 20.0)
+        );
+        assert_eq!(TradeStats::default().finish().profit_factor, None, "nothing lost, no factor");
+    }
 }

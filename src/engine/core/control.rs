@@ -78,6 +78,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.protection.equity()
     }
 
+    /// What a symbol has realized, in account currency (converted where it is priced in another).
+    pub fn realized_money(&self, symbol: SymbolId) -> f64 {
+        self.protection.realized_money(symbol).0
+    }
+
     /// Asks the venue to cancel every open order; returns the ids it took the cancel for and those
     /// it refused, with the reason.
     pub fn cancel_all(&mut self) -> (Vec<OrderRequest>, Vec<(OrderRequest, &'static str)>) {
