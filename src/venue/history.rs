@@ -12,7 +12,7 @@
 //!   prices are bids; the ask is the bid plus SPREAD points, a point being one unit of the last
 //!   digit the file writes prices with (MT5 writes them with the symbol's digits).
 //!
-//! An MT5 export holds one symbol, named by the file: `EURUSD_202401020000_202401312359.csv` as
+//! Any of them may be gzip-compressed (`ticks.csv.gz`). An MT5 export holds one symbol, named by the file: `EURUSD_202401020000_202401312359.csv` as
 //! the terminal names it, or `EURUSD.csv`. Its times are the trade server's clock, which has no
 //! zone in the file: `feed.csv.timezone` says which (brokers often run UTC+2, UTC+3 in summer).
 //! Every problem names the file, the line and what would be accepted.
@@ -143,9 +143,20 @@ fn read_file(path: &Path, symbols: &[&str], tz: &TimeZone, out: &mut Vec<Quote>)
     }
 }
 
-/// The text of a file: UTF-8, or the UTF-16 (little-endian, with its byte-order mark) that
-/// MetaTrader writes some exports in.
+/// The text of a file: gzip-compressed or not (told by its magic bytes, not its name), UTF-8, or
+/// the UTF-16 (little-endian, with its byte-order mark) that MetaTrader writes some exports in.
 fn decode(bytes: &[u8]) -> Result<String, String> {
+    if bytes.starts_with(&[0x1F, 0x8B]) {
+        use std::io::Read;
+        let mut raw = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("is gzip-compressed but cannot be decompressed: {e}"))?;
+        if raw.starts_with(&[0x1F, 0x8B]) {
+            return Err("is compressed twice; accepted: one gzip layer".into());
+        }
+        return decode(&raw);
+    }
     if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         let units: Vec<u16> = rest.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
         return String::from_utf16(&units).map_err(|_| "is UTF-16 but not valid text".into());
@@ -158,7 +169,9 @@ fn decode(bytes: &[u8]) -> Result<String, String> {
 /// The feed symbol an MT5 export is for: the longest feed symbol its file name starts with,
 /// followed by `_`, `.csv` or nothing.
 fn symbol_of_export(path: &Path, symbols: &[&str]) -> Result<SymbolId, FeedError> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    let stem = name.rsplit_once('.').filter(|(_, ext)| ext.eq_ignore_ascii_case("csv")).map_or(name, |(s, _)| s);
     symbols
         .iter()
         .enumerate()
@@ -463,14 +476,34 @@ mod tests {
     }
 
     #[test]
-    fn a_utf16_export_is_read_as_the_terminal_writes_it() {
+    fn a_gzip_file_is_read_and_a_broken_one_is_an_error() {
+        use std::io::Write;
+        let dir = TestDir::new("history-gzip");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"2024-01-02T00:00:00Z,EURUSD,1.1,1.1001\n2024-01-02T00:00:01Z,GBPUSD,1.27,1.2701\n")
+            .expect("gzip");
+        let bytes = gz.finish().expect("gzip");
+        let p = dir.path().join("ticks.csv.gz");
+        std::fs::write(&p, &bytes).expect("write");
+        let r = load(&[p], &SYMBOLS, &TimeZone::UTC).expect("valid");
+        assert_eq!(r.rows.len(), 2);
+        let cut = dir.path().join("cut.csv.gz");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+        let e = load(&[cut], &SYMBOLS, &TimeZone::UTC).expect_err("truncated").0;
+        assert!(e.contains("cut.csv.gz") && e.contains("cannot be decompressed"), "{e}");
+    }
+
+    #[test]
+    fn a_utf16_export_is_read_as_the_terminal_writes_it_compressed_too() {
         let dir = TestDir::new("history-utf16");
         let text =
             "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\r\n2024.01.02\t00:00:00\t1.1\t1.1001\t\t\t6\r\n";
         let mut bytes = vec![0xFF, 0xFE];
         bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
-        let p = dir.path().join("EURUSD.csv");
-        std::fs::write(&p, bytes).expect("write");
+        let p = dir.path().join("EURUSD.csv.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &bytes).expect("gzip");
+        std::fs::write(&p, gz.finish().expect("gzip")).expect("write");
         let r = load(&[p], &SYMBOLS, &TimeZone::UTC).expect("valid");
         assert_eq!((r.rows.len(), r.rows[0].bid), (1, 1.1));
     }
