@@ -65,7 +65,8 @@ pub fn run(config_path: Option<&Path>, discard_checkpoint: CheckpointPolicy) -> 
         Some(p) => Config::load(p).map_err(DaemonError::Config)?,
         None => Config::embedded(),
     };
-    let metrics = Metrics::new();
+    let mut metrics = Metrics::new();
+    metrics.set_identity(&cfg.identity.labels);
     let forwarder = match &cfg.log_forward {
         Some(lf) => Some(
             crate::telemetry::log_forward::Forwarder::spawn(lf, &metrics, crate::support::host::hostname(), &|k| {
@@ -644,8 +645,9 @@ fn run_venue<V: Venue>(
 
 /// Pushes the final metric values to `PROM_PUSH_URL`, when set, so they outlive the process.
 fn push_final_values(metrics: &Metrics) {
-    use crate::telemetry::pushgateway::{push, Mode, PROM_PUSH_URL};
+    use crate::telemetry::pushgateway::{grouped, push, Mode, PROM_PUSH_URL};
     let Some(url) = std::env::var(PROM_PUSH_URL).ok().filter(|u| !u.is_empty()) else { return };
+    let url = grouped(&url, metrics.identity());
     let mut body = Vec::new();
     if let Err(e) = metrics.encode(&mut body) {
         log::warn!("cannot encode the final metrics for the Pushgateway: {e}");

@@ -103,6 +103,30 @@ pub struct Config {
     pub engine: EngineConfig,
     pub protection: ProtectionConfig,
     pub sessions: SessionsConfig,
+    pub identity: IdentityConfig,
+}
+
+/// Which bot this is (`identity:`): the labels that tell it from the others of a fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdentityConfig {
+    /// `(name, value)` in this order: `account`, `strategy`, `venue`; empty when neither account
+    /// nor strategy is set (one bot alone: its series keep their plain names).
+    pub labels: Vec<(String, String)>,
+    /// As written, for `config check` and the round trip.
+    pub raw: RawIdentity,
+}
+
+impl IdentityConfig {
+    /// The value of one identity label, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `account/strategy` (or whichever is set), to name the bot in a message; empty when alone.
+    pub fn name(&self) -> String {
+        let parts: Vec<&str> = self.labels.iter().filter(|(k, _)| k != "venue").map(|(_, v)| v.as_str()).collect();
+        parts.join("/")
+    }
 }
 
 /// When each symbol's market is open (`sessions:`).
@@ -787,6 +811,7 @@ impl Config {
             },
             protection: self.protection.to_raw(),
             sessions: self.sessions.raw.clone(),
+            identity: self.identity.raw.clone(),
         }
     }
 }
@@ -968,6 +993,20 @@ mod tests {
         assert_eq!((e.key.as_str(), e.line), ("feed.csv.timezone", Some(4)), "{e}");
         let e = err("feed:\n  kind: csv\n  csv:\n    path: []\n");
         assert_eq!(e.key, "feed.csv.path", "{e}");
+    }
+
+    #[test]
+    fn identity_labels_are_set_once_and_checked() {
+        assert!(Config::embedded().identity.labels.is_empty(), "a bot alone has none");
+        let c = Config::parse("identity:\n  account: acct1\n  strategy: ewma\n", "t.yaml").expect("valid");
+        let labels: Vec<(&str, &str)> = c.identity.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(labels, [("account", "acct1"), ("strategy", "ewma"), ("venue", "paper")], "venue from venue.kind");
+        assert_eq!(c.identity.name(), "acct1/ewma");
+        assert_eq!(Config::parse(&c.to_yaml(), "again.yaml").expect("round trip").identity, c.identity);
+        let e = err("identity:\n  account: 'a b'\n");
+        assert_eq!((e.key.as_str(), e.line), ("identity.account", Some(2)), "{e}");
+        let e = err("identity:\n  venue: icm\n");
+        assert!(e.message.contains("identity.account"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,16 @@ pub struct RawConfig {
     pub engine: RawEngine,
     pub protection: RawProtection,
     pub sessions: RawSessions,
+    pub identity: RawIdentity,
+}
+
+/// Which bot this is, among several (`identity:`): labels on every series and forwarded record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentity {
+    pub account: String,
+    pub strategy: String,
+    pub venue: String,
 }
 
 /// Which venue orders go to.

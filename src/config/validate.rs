@@ -90,6 +90,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     let mut protection = protection(&mut v, &raw);
     protection.rates = rates(&mut v, &feed, protection.account_currency.as_deref());
     let sessions = sessions(&mut v, &raw);
+    let identity = identity(&mut v, &raw, &venue);
 
     if let Some(first) = v.errors.into_iter().next() {
         return Err(first);
@@ -114,6 +115,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         engine,
         protection,
         sessions,
+        identity,
     })
 }
 
@@ -611,6 +613,34 @@ fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
         _ => {}
     }
     VenueConfig { kind: raw.venue.kind, paper, fix44, mt5 }
+}
+
+/// `identity:`: label values that are safe in a series, a Pushgateway path, a file and a
+/// systemd instance name.
+fn identity(v: &mut Validator<'_>, raw: &RawConfig, venue: &VenueConfig) -> IdentityConfig {
+    let i = &raw.identity;
+    for (key, value) in
+        [("identity.account", &i.account), ("identity.strategy", &i.strategy), ("identity.venue", &i.venue)]
+    {
+        let ok =
+            value.len() <= 64 && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            v.fail(key, format!("{value:?} is not accepted; accepted: up to 64 characters of A-Z a-z 0-9 _ - ."));
+        }
+    }
+    let mut labels = Vec::new();
+    if !i.account.is_empty() || !i.strategy.is_empty() {
+        for (name, value) in [("account", &i.account), ("strategy", &i.strategy)] {
+            if !value.is_empty() {
+                labels.push((name.to_owned(), value.clone()));
+            }
+        }
+        let venue = if i.venue.is_empty() { venue.name().to_owned() } else { i.venue.clone() };
+        labels.push(("venue".to_owned(), venue));
+    } else if !i.venue.is_empty() {
+        v.fail("identity.venue", "is set without identity.account or identity.strategy; accepted: set one of them too (the venue label tells bots apart only beside them)".into());
+    }
+    IdentityConfig { labels, raw: i.clone() }
 }
 
 /// A currency code: three letters A-Z (ISO 4217, as MT5 names them).

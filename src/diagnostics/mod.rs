@@ -138,6 +138,9 @@ pub struct Report {
     pub disk: Vec<DiskInfo>,
     pub daemon: Option<DaemonInfo>,
     pub data: Option<DataInfo>,
+    /// The config's `identity:` labels, put on the pushed series (not part of the JSON report).
+    #[serde(skip)]
+    pub identity: Vec<(String, String)>,
     pub prometheus_24h: Option<PrometheusSummary>,
     pub mismatches: Vec<Mismatch>,
     pub errors: Vec<String>,
@@ -416,6 +419,7 @@ pub fn build(opts: &Options, inputs: &Inputs<'_>) -> Report {
         disk,
         daemon,
         data,
+        identity: cfg.as_ref().map(|c| c.identity.labels.clone()).unwrap_or_default(),
         prometheus_24h,
         mismatches,
         errors,
@@ -499,7 +503,7 @@ impl Report {
     pub fn push_body(&self, now_s: f64) -> String {
         let kinds: Vec<(&str, bool)> =
             KINDS.iter().map(|&k| (k, self.mismatches.iter().any(|m| m.kind == k))).collect();
-        crate::telemetry::metrics::diagnostics_exposition(&kinds, now_s, self.status == "clean")
+        crate::telemetry::metrics::diagnostics_exposition(&kinds, now_s, self.status == "clean", &self.identity)
     }
 }
 
@@ -519,7 +523,9 @@ pub fn run(opts: &Options, inputs: &Inputs<'_>) -> Result<(Report, PathBuf), Str
     };
     if let Some(url) = &push_url {
         let now = crate::support::timefmt::unix_nanos() as f64 / 1e9;
-        if let Err(e) = pushgateway::push(url, report.push_body(now).as_bytes(), Mode::Merge, Duration::from_secs(10)) {
+        let url = pushgateway::grouped(url, &report.identity);
+        if let Err(e) = pushgateway::push(&url, report.push_body(now).as_bytes(), Mode::Merge, Duration::from_secs(10))
+        {
             report.errors.push(e);
             report.status = "error";
         }

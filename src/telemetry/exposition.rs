@@ -11,8 +11,10 @@ use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 
 /// Appends the families to `out`. Summaries and histograms are expanded as the format describes.
 /// Untyped families, which nothing in mt5bot creates (and the crate's encoder refuses), are left out.
-pub fn encode(families: &[MetricFamily], out: &mut Vec<u8>) {
-    let mut w = Out { buf: std::mem::take(out) };
+/// `identity` labels (`identity:`, which bot of a fleet this is) are added to every sample that
+/// does not carry a label of that name already (a venue series keeps its own `venue`).
+pub fn encode(families: &[MetricFamily], identity: &[(String, String)], out: &mut Vec<u8>) {
+    let mut w = Out { buf: std::mem::take(out), identity };
     for mf in families {
         let kind = mf.get_field_type();
         let type_line = match kind {
@@ -73,11 +75,12 @@ pub fn encode(families: &[MetricFamily], out: &mut Vec<u8>) {
 #[derive(Clone, Copy)]
 struct Value(f64);
 
-struct Out {
+struct Out<'a> {
     buf: Vec<u8>,
+    identity: &'a [(String, String)],
 }
 
-impl Out {
+impl Out<'_> {
     fn text(&mut self, s: &str) {
         self.buf.extend_from_slice(s.as_bytes());
     }
@@ -125,13 +128,25 @@ impl Out {
     ) {
         self.text(name);
         self.text(suffix);
-        if !labels.is_empty() || extra.is_some() {
+        if !labels.is_empty() || extra.is_some() || !self.identity.is_empty() {
             let mut sep = "{";
             for lp in labels {
                 self.text(sep);
                 self.text(lp.name());
                 self.text("=\"");
                 self.escaped(lp.value(), true);
+                self.text("\"");
+                sep = ",";
+            }
+            let identity = self.identity;
+            for (k, v) in identity {
+                if labels.iter().any(|lp| lp.name() == k) {
+                    continue;
+                }
+                self.text(sep);
+                self.text(k);
+                self.text("=\"");
+                self.escaped(v, true);
                 self.text("\"");
                 sep = ",";
             }
@@ -168,7 +183,7 @@ mod tests {
 
     fn ours(families: &[MetricFamily]) -> String {
         let mut out = b"kept ".to_vec();
-        encode(families, &mut out);
+        encode(families, &[], &mut out);
         String::from_utf8(out).expect("utf-8").strip_prefix("kept ").expect("appends").to_owned()
     }
 
@@ -215,5 +230,25 @@ mod tests {
         assert!(got.contains("g{k=\"pos\"} +Inf\n"), "{got}");
         assert!(got.contains("g{k=\"neg\"} -Inf\n"), "{got}");
         assert!(got.contains("g{k=\"nan\"} NaN\n"), "{got}");
+    }
+
+    #[test]
+    fn identity_labels_go_on_every_sample_that_lacks_them() {
+        let r = Registry::new();
+        let g = GaugeVec::new(Opts::new("g", "h"), &["venue"]).expect("valid metric");
+        r.register(Box::new(g.clone())).expect("valid metric");
+        g.with_label_values(&["fix44"]).set(1.0);
+        let lone = Gauge::new("lone", "no labels").expect("valid metric");
+        r.register(Box::new(lone.clone())).expect("valid metric");
+        let h = HistogramVec::new(HistogramOpts::new("h", "x").buckets(vec![1.0]), &[]).expect("valid metric");
+        r.register(Box::new(h.clone())).expect("valid metric");
+        h.with_label_values::<&str>(&[]).observe(0.5);
+        let identity = [("account".to_owned(), "acct \"1\"".to_owned()), ("venue".to_owned(), "mt5".to_owned())];
+        let mut out = Vec::new();
+        encode(&r.gather(), &identity, &mut out);
+        let got = String::from_utf8(out).expect("utf-8");
+        assert!(got.contains("g{venue=\"fix44\",account=\"acct \\\"1\\\"\"} 1\n"), "the series keeps its venue: {got}");
+        assert!(got.contains("lone{account=\"acct \\\"1\\\"\",venue=\"mt5\"} 0\n"), "{got}");
+        assert!(got.contains("h_bucket{account=\"acct \\\"1\\\"\",venue=\"mt5\",le=\"1\"} 1\n"), "{got}");
     }
 }

@@ -120,6 +120,8 @@ pub const HTTP_HANDLERS: [&str; 5] = ["metrics", "healthz", "readyz", "api", "ot
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pub registry: Registry,
+    /// `identity:` labels, added to every series when it is encoded.
+    identity: Vec<(String, String)>,
     pub cpu_usage_pct: Gauge,
     pub rss_usage_mb: Gauge,
     pub queue_depth: IntGauge,
@@ -193,7 +195,12 @@ pub struct Metrics {
 /// The nightly diagnostics' metrics in the text format, for `mt5bot diagnostics` to push (the
 /// daemon never serves them): `diagnostics_mismatch{kind}` 1 or 0 per kind, the time of this run,
 /// and, when it was clean, the time of the last clean run.
-pub fn diagnostics_exposition(mismatches: &[(&str, bool)], now_s: f64, clean: bool) -> String {
+pub fn diagnostics_exposition(
+    mismatches: &[(&str, bool)],
+    now_s: f64,
+    clean: bool,
+    identity: &[(String, String)],
+) -> String {
     use names::{DIAGNOSTICS_LAST_RUN, DIAGNOSTICS_LAST_SUCCESS, DIAGNOSTICS_MISMATCH};
     let r = Registry::new();
     let help = "1 when the nightly diagnostics found a mismatch of this kind.";
@@ -206,7 +213,7 @@ pub fn diagnostics_exposition(mismatches: &[(&str, bool)], now_s: f64, clean: bo
         reg(&r, must(Gauge::new(DIAGNOSTICS_LAST_SUCCESS, "When the diagnostics last ran clean."))).set(now_s);
     }
     let mut out = Vec::new();
-    super::exposition::encode(&r.gather(), &mut out);
+    super::exposition::encode(&r.gather(), identity, &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -339,6 +346,7 @@ impl Metrics {
             influx_write_errors: reg(&r, must(IntCounterVec::new(Opts::new(INFLUX_WRITE_ERRORS, "Failed InfluxDB write requests, by kind (connect, server, refused, throttled)."), &["kind"]))),
             build_info: reg(&r, must(IntGaugeVec::new(Opts::new(BUILD_INFO, "Always 1; labels say which build is running."), &["version", "commit", "rustc", "target"]))),
             registry: r,
+            identity: Vec::new(),
         };
         m.build_info
             .with_label_values(&[
@@ -439,9 +447,18 @@ impl Metrics {
         }
     }
 
+    /// Every series will carry these labels (`identity:`), except where it has its own of a name.
+    pub fn set_identity(&mut self, labels: &[(String, String)]) {
+        self.identity = labels.to_vec();
+    }
+
+    pub fn identity(&self) -> &[(String, String)] {
+        &self.identity
+    }
+
     /// Renders the registry in the text exposition format 0.0.4.
     pub fn encode(&self, buf: &mut Vec<u8>) -> prometheus::Result<()> {
-        super::exposition::encode(&self.registry.gather(), buf);
+        super::exposition::encode(&self.registry.gather(), &self.identity, buf);
         Ok(())
     }
 }

@@ -13,7 +13,10 @@ pub(super) fn http_body(
         LogFormat::Json => {
             let mut out = String::new();
             for r in batch {
-                let v = json!({ "ts": rfc3339_micros(r.unix_ns()), "level": r.level, "target": r.target, "msg": r.msg, "host": ctx.host, "app": ctx.app });
+                let mut v = json!({ "ts": rfc3339_micros(r.unix_ns()), "level": r.level, "target": r.target, "msg": r.msg, "host": ctx.host, "app": ctx.app });
+                for (k, value) in &ctx.identity {
+                    v[k] = json!(value);
+                }
                 out.push_str(&v.to_string());
                 out.push('\n');
             }
@@ -23,7 +26,11 @@ pub(super) fn http_body(
             let mut out = String::new();
             let action = json!({ "create": { "_index": index } }).to_string();
             for r in batch {
-                let doc = json!({ "@timestamp": rfc3339_micros(r.unix_ns()), "message": r.msg, "log.level": r.level, "log.logger": r.target, "host.name": ctx.host, "service.name": ctx.app });
+                let mut doc = json!({ "@timestamp": rfc3339_micros(r.unix_ns()), "message": r.msg, "log.level": r.level, "log.logger": r.target, "host.name": ctx.host, "service.name": ctx.app });
+                // ECS keeps custom keywords under `labels`.
+                for (k, value) in &ctx.identity {
+                    doc[format!("labels.{k}")] = json!(value);
+                }
                 out.push_str(&action);
                 out.push('\n');
                 out.push_str(&doc.to_string());
@@ -63,7 +70,13 @@ pub(super) fn http_body(
             }
             let streams: Vec<serde_json::Value> = streams
                 .into_iter()
-                .map(|(level, values)| json!({ "stream": { "job": ctx.app, "host": ctx.host, "level": level }, "values": values }))
+                .map(|(level, values)| {
+                    let mut stream = json!({ "job": ctx.app, "host": ctx.host, "level": level });
+                    for (k, value) in &ctx.identity {
+                        stream[k] = json!(value);
+                    }
+                    json!({ "stream": stream, "values": values })
+                })
                 .collect();
             (json!({ "streams": streams }).to_string(), "application/json", batch.len())
         }
@@ -71,7 +84,7 @@ pub(super) fn http_body(
 }
 
 pub(super) fn datadog_entry(r: &ForwardRecord, msg: &str, ctx: &Context) -> String {
-    json!({
+    let mut entry = json!({
         "message": msg,
         "ddsource": "mt5bot",
         "service": ctx.app,
@@ -79,6 +92,10 @@ pub(super) fn datadog_entry(r: &ForwardRecord, msg: &str, ctx: &Context) -> Stri
         "status": r.level.to_ascii_lowercase(),
         "logger": { "name": r.target },
         "timestamp": (r.unix_ns() / 1_000_000) as i64,
-    })
-    .to_string()
+    });
+    if !ctx.identity.is_empty() {
+        let tags: Vec<String> = ctx.identity.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        entry["ddtags"] = json!(tags.join(","));
+    }
+    entry.to_string()
 }

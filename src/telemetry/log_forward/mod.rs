@@ -225,7 +225,13 @@ impl Forwarder {
             }
         };
         let (tx, rx) = mpsc::sync_channel(cfg.buffer_records);
-        let ctx = Context { host, app: cfg.app_name.clone(), facility: cfg.facility, pid: std::process::id() };
+        let ctx = Context {
+            host,
+            app: cfg.app_name.clone(),
+            facility: cfg.facility,
+            pid: std::process::id(),
+            identity: metrics.identity().to_vec(),
+        };
         let state = State {
             sink,
             spool,
@@ -533,8 +539,20 @@ mod tests {
         let mut r = ForwardRecord::new(0, Level::Warn, "a\"b]c", "line1\nline2");
         r.pid = 42;
         assert_eq!(
-            syslog_message(&r, 1, "host1", "mt5bot", 7),
+            syslog_message(&r, &Context { host: "host1".into(), app: "mt5bot".into(), facility: 1, pid: 7, identity: Vec::new() }),
             "<12>1 1970-01-01T00:00:00.000000Z host1 mt5bot 42 log [mt5bot@32473 level=\"WARN\" target=\"a\\\"b\\]c\"] line1 line2"
+        );
+        let fleet = Context {
+            host: "host1".into(),
+            app: "mt5bot".into(),
+            facility: 1,
+            pid: 7,
+            identity: vec![("account".into(), "a]1".into()), ("venue".into(), "mt5".into())],
+        };
+        assert!(
+            syslog_message(&r, &fleet).contains("target=\"a\\\"b\\]c\" account=\"a\\]1\" venue=\"mt5\"] line1"),
+            "{}",
+            syslog_message(&r, &fleet)
         );
     }
 
@@ -580,7 +598,7 @@ mod tests {
 
     #[test]
     fn http_bodies() {
-        let ctx = Context { host: "h".into(), app: "mt5bot".into(), facility: 1, pid: 1 };
+        let ctx = Context { host: "h".into(), app: "mt5bot".into(), facility: 1, pid: 1, identity: Vec::new() };
         let batch = vec![rec(1), ForwardRecord::new(5, Level::Error, "t", "boom")];
         let (b, ct, n) = http_body(LogFormat::Elasticsearch, &batch, &ctx, "idx");
         assert_eq!((ct, n, b.lines().count()), ("application/x-ndjson", 2, 4));
@@ -596,5 +614,19 @@ mod tests {
         assert!(v[0]["message"]
             .as_str()
             .is_some_and(|m| m.ends_with(TRUNCATION_MARKER) && m.len() < DATADOG_MAX_ENTRY));
+        // A bot of a fleet: its identity in every format.
+        let ctx = Context { identity: vec![("account".into(), "a1".into()), ("strategy".into(), "s".into())], ..ctx };
+        let (b, _, _) = http_body(LogFormat::Json, &batch, &ctx, "");
+        let v: serde_json::Value = serde_json::from_str(b.lines().next().expect("line")).expect("json");
+        assert_eq!((v["account"].as_str(), v["strategy"].as_str()), (Some("a1"), Some("s")));
+        let (b, _, _) = http_body(LogFormat::Elasticsearch, &batch, &ctx, "idx");
+        let v: serde_json::Value = serde_json::from_str(b.lines().nth(1).expect("doc")).expect("json");
+        assert_eq!(v["labels.account"], "a1");
+        let (b, _, _) = http_body(LogFormat::Loki, &batch, &ctx, "");
+        let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+        assert_eq!(v["streams"][0]["stream"]["account"], "a1", "a Loki stream label");
+        let (b, _, _) = http_body(LogFormat::Datadog, &batch, &ctx, "");
+        let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+        assert_eq!(v[0]["ddtags"], "account:a1,strategy:s");
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct Context {
     pub(super) app: String,
     pub(super) facility: u8,
     pub(super) pid: u32,
+    /// `identity:` labels (account, strategy, venue), on every record; empty for a bot alone.
+    pub(super) identity: Vec<(String, String)>,
 }
 
 /// Where a TLS syslog connection goes and whom it trusts.
@@ -260,10 +262,7 @@ impl Sink {
                     Err(_) => return Sent::Retry(None),
                 };
                 for r in batch {
-                    let msg = truncate_for_udp(
-                        &syslog_message(r, ctx.facility, &ctx.host, &ctx.app, ctx.pid),
-                        MAX_UDP_MESSAGE,
-                    );
+                    let msg = truncate_for_udp(&syslog_message(r, ctx), MAX_UDP_MESSAGE);
                     // Datagrams are fire and forget; a refused one (no listener) is not retried.
                     let _ = sock.send(msg.as_bytes());
                 }
@@ -300,7 +299,7 @@ impl Sink {
                 let mut frames = Vec::with_capacity(batch.len() * 200);
                 for r in batch {
                     scratch.clear();
-                    write_syslog_message(scratch, r, ctx.facility, &ctx.host, &ctx.app, ctx.pid);
+                    write_syslog_message(scratch, r, ctx);
                     let _ = write!(frames, "{} ", scratch.len());
                     frames.extend_from_slice(scratch);
                 }
