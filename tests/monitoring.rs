@@ -33,8 +33,10 @@ fn rules() -> Vec<serde_yaml::Value> {
 
 #[test]
 fn shipped_configs_pass_promtool_and_amtool() {
-    let out = run_ok("promtool", &["check", "config", "deploy/prometheus.yml"]);
-    assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
+    for config in ["deploy/prometheus.yml", "deploy/prometheus-fleet.yml"] {
+        let out = run_ok("promtool", &["check", "config", config]);
+        assert!(out.contains("SUCCESS: 1 rule files found"), "{config}: {out}");
+    }
     run_ok("promtool", &["check", "rules", "deploy/alert.rules.yml"]);
     let out = run_ok("amtool", &["check-config", "deploy/alertmanager.yml"]);
     assert!(out.contains("SUCCESS"), "{out}");

@@ -19,6 +19,8 @@ pub enum Command {
     Backtest(crate::app::backtest::Options),
     /// `mt5bot config check [--config FILE]`
     ConfigCheck { config: Option<PathBuf> },
+    /// `mt5bot config target [--config FILE] [--out FILE]`
+    ConfigTarget { config: Option<PathBuf>, out: Option<PathBuf> },
     /// `mt5bot runtime-secrets ...`
     RuntimeSecrets(runtime_secrets::Options),
     /// `mt5bot prometheus-endpoints ...`
@@ -109,15 +111,22 @@ up to engine.shutdown_grace, the final state is logged, exit 0. Under systemd
 
 pub const CONFIG_HELP: &str = "\
 mt5bot config check: validate a configuration file
+mt5bot config target: this bot as a Prometheus file_sd target
 
 Usage: mt5bot config check [--config FILE]
+       mt5bot config target [--config FILE] [--out FILE]
 
-Reads FILE (or the embedded default), checks every key and value, and prints the
+check reads FILE (or the embedded default), checks every key and value, and prints the
 effective configuration as YAML. On an error it prints the file, line, key and what
 is accepted, and exits 2. Suitable as systemd ExecStartPre.
 
+target prints (or, with --out, writes atomically, mode 0644) the JSON target file that
+Prometheus's file_sd_configs read: metrics.listen and the identity: labels (account,
+strategy, venue), one file per bot (deploy/prometheus-fleet.yml).
+
 Options:
-  -c, --config FILE  Configuration file to check
+  -c, --config FILE  Configuration file to read
+  --out FILE         target: write the file here instead of printing it
   -h, --help         Show this help
 ";
 
@@ -408,8 +417,17 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                     finish(args, CONFIG_HELP)?;
                     Ok(Command::ConfigCheck { config })
                 }
-                Some(other) => Err(usage(format!("unknown config action {other:?}; accepted: check"), CONFIG_HELP)),
-                None => Err(usage("missing config action; accepted: check", CONFIG_HELP)),
+                Some("target") => {
+                    let config = config_flag(&mut args, CONFIG_HELP)?;
+                    let out: Option<String> =
+                        args.opt_value_from_str("--out").map_err(|e| usage(format!("--out: {e}"), CONFIG_HELP))?;
+                    finish(args, CONFIG_HELP)?;
+                    Ok(Command::ConfigTarget { config, out: out.map(PathBuf::from) })
+                }
+                Some(other) => {
+                    Err(usage(format!("unknown config action {other:?}; accepted: check, target"), CONFIG_HELP))
+                }
+                None => Err(usage("missing config action; accepted: check, target", CONFIG_HELP)),
             }
         }
         Some("runtime-secrets") => {

@@ -23,6 +23,28 @@ pub fn config_check(path: Option<&Path>) -> Result<(), Error> {
     Ok(())
 }
 
+/// `mt5bot config target`: the Prometheus file_sd target of this bot, printed or written.
+pub fn config_target(path: Option<&Path>, out: Option<&Path>) -> Result<(), Error> {
+    let cfg = match path {
+        Some(path) => Config::load(path),
+        None => Ok(Config::embedded()),
+    }
+    .map_err(|e| Error::usage(format!("configuration error: {e}")))?;
+    let labels: serde_json::Map<String, serde_json::Value> =
+        cfg.identity.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect();
+    let target = serde_json::json!([{ "targets": [cfg.metrics.listen.to_string()], "labels": labels }]);
+    let text = format!("{}\n", serde_json::to_string_pretty(&target).unwrap_or_default());
+    match out {
+        None => crate::out!("{text}"),
+        Some(file) => {
+            crate::support::files::write_atomic_mode(file, text.as_bytes(), 0o644)
+                .map_err(|e| Error::failed(format!("cannot write {}: {e}", file.display())))?;
+            eprintln!("mt5bot: wrote the Prometheus target of {} to {}", cfg.metrics.listen, file.display());
+        }
+    }
+    Ok(())
+}
+
 /// `mt5bot runtime-secrets`.
 pub fn runtime_secrets(opts: &runtime_secrets::Options) -> Result<(), Error> {
     finish_helper(runtime_secrets::run(opts, runtime_secrets::generate).map(|r| {

@@ -100,6 +100,7 @@ pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
             Ok(())
         }
         Command::ConfigCheck { config } => commands::config_check(config.as_deref()),
+        Command::ConfigTarget { config, out } => commands::config_target(config.as_deref(), out.as_deref()),
         Command::RuntimeSecrets(opts) => commands::runtime_secrets(&opts),
         Command::PrometheusEndpoints(opts) => commands::prometheus_endpoints(&opts),
         Command::InfluxBootstrap(opts) => commands::influx_bootstrap(&opts),

@@ -23,6 +23,11 @@ cases=[
   "10m","12m",L(instance="bot:9898",job="mt5bot",severity="critical"),
   "mt5bot on bot:9898 is down or not answering scrapes",
   "Prometheus has failed to scrape mt5bot at bot:9898 for 1 minute. Trading may have stopped. Run `systemctl status mt5bot` and `journalctl -u mt5bot -n 100`."),
+ # A bot of a fleet is named by its identity labels (deploy/prometheus-fleet.yml's target files).
+ ("Mt5botTargetDown",[('up{job="mt5bot", instance="h:9901", account="acct2", strategy="ewma", venue="mt5"}','1x9 0x10'),('up{job="mt5bot", instance="h:9902", account="acct3", strategy="ewma", venue="mt5"}','1x20')],
+  "10m","12m",L(instance="h:9901",job="mt5bot",severity="critical",account="acct2",strategy="ewma",venue="mt5"),
+  "mt5bot acct2/ewma on h:9901 is down or not answering scrapes",
+  "Prometheus has failed to scrape mt5bot at h:9901 for 1 minute. Trading may have stopped. Run `systemctl status mt5bot` and `journalctl -u mt5bot -n 100`."),
  # absent() is true from t0 = 0 when only another job exists.
  ("Mt5botTargetAbsent",[('up{job="other", instance="x:1"}','1x10')],
   "4m","6m",L(job="mt5bot",severity="critical"),

@@ -479,6 +479,12 @@ impl Peer {
         p
     }
 
+    /// SIGKILLs the peer: it dies as a crashed host would, telling no one.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the peer as an operator would (SIGTERM, so it flushes what it accepted), killing it
     /// only if it has not exited within 10 s.
     pub fn stop(&mut self) {
