@@ -22,6 +22,18 @@ Every setting comes from the environment:
                            cargo build --release --locked when missing]
   MT5BOT_USER              Service user and group [default mt5bot]
 
+  MT5BOT_INSTANCE          Install one bot of a fleet under this name (A-Z a-z 0-9 _ - .):
+                           the template unit mt5bot@.service runs it as mt5bot@NAME, with its
+                           config, secrets, state and logs in CONFIG_DIR/NAME, /var/lib/mt5bot/
+                           NAME and /var/log/mt5bot/NAME. Its new config gets identity.account
+                           NAME and MT5BOT_METRICS_LISTEN (required: each bot needs a port of
+                           its own), and its Prometheus target file is written (mt5bot config
+                           target) to PROM_TARGETS_DIR/NAME.json [default CONFIG_DIR/targets],
+                           the folder deploy/prometheus-fleet.yml reads. The nightly diagnostics
+                           units stay those of the single-bot install.
+  MT5BOT_METRICS_LISTEN    With MT5BOT_INSTANCE: the bot's metrics.listen, e.g. 127.0.0.1:9901
+  PROM_TARGETS_DIR         With MT5BOT_INSTANCE: where its target file goes
+
   RUNTIME_SECRETS_SKIP=1   Do not run mt5bot runtime-secrets
   RUNTIME_SECRETS_ROTATE   Space-separated names to rotate, e.g. "API_KEY CHECKPOINT_AES_KEY"
                            (each passed as --rotate NAME)
@@ -55,6 +67,19 @@ CONFIG_DIR=${CONFIG_DIR:-/etc/mt5bot}
 UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
 MT5BOT_USER=${MT5BOT_USER:-mt5bot}
 binary=${MT5BOT_BINARY:-$repo/target/release/mt5bot}
+INSTANCE=${MT5BOT_INSTANCE:-}
+BASE_CONFIG_DIR=$CONFIG_DIR
+if [ -n "$INSTANCE" ]; then
+  if ! [[ "$INSTANCE" =~ ^[A-Za-z0-9_.-]{1,64}$ ]]; then
+    echo "install_service.sh: MT5BOT_INSTANCE=$INSTANCE is not accepted; accepted: 1 to 64 of A-Z a-z 0-9 _ - ." >&2
+    exit 2
+  fi
+  if [ -z "${MT5BOT_METRICS_LISTEN:-}" ]; then
+    echo "install_service.sh: MT5BOT_INSTANCE needs MT5BOT_METRICS_LISTEN (each bot serves /metrics on a port of its own), e.g. 127.0.0.1:9901" >&2
+    exit 2
+  fi
+  CONFIG_DIR=$BASE_CONFIG_DIR/$INSTANCE
+fi
 
 say() { echo "install_service: $*" >&2; }
 
@@ -99,17 +124,19 @@ else
   say "DESTDIR is set: not creating the user $MT5BOT_USER"
 fi
 
-# 3. The unit, with this install's paths.
+# 3. The unit, with this install's paths: mt5bot.service, or the template for an instance.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+unit=mt5bot.service
+if [ -n "$INSTANCE" ]; then unit=mt5bot@.service; fi
 sed -e "s#/usr/local/bin/mt5bot#$PREFIX/bin/mt5bot#g" -e "s#/usr/local/share/doc/mt5bot#$PREFIX/share/doc/mt5bot#g" \
-    -e "s#/etc/mt5bot#$CONFIG_DIR#g" \
+    -e "s#/etc/mt5bot#$BASE_CONFIG_DIR#g" \
     -e "s#^User=mt5bot#User=$MT5BOT_USER#" -e "s#^Group=mt5bot#Group=$MT5BOT_USER#" \
-    "$repo/deploy/mt5bot.service" > "$tmp/mt5bot.service"
-install_file "$tmp/mt5bot.service" "$DESTDIR$UNIT_DIR/mt5bot.service" 0644
+    "$repo/deploy/$unit" > "$tmp/$unit"
+install_file "$tmp/$unit" "$DESTDIR$UNIT_DIR/$unit" 0644
 for f in mt5bot-diagnostics.service mt5bot-diagnostics.timer mt5bot.cron; do
   sed -e "s#/usr/local/bin/mt5bot#$PREFIX/bin/mt5bot#g" -e "s#/usr/local/lib/mt5bot#$PREFIX/lib/mt5bot#g" \
-      -e "s#/usr/local/share/doc/mt5bot#$PREFIX/share/doc/mt5bot#g" -e "s#/etc/mt5bot#$CONFIG_DIR#g" \
+      -e "s#/usr/local/share/doc/mt5bot#$PREFIX/share/doc/mt5bot#g" -e "s#/etc/mt5bot#$BASE_CONFIG_DIR#g" \
       -e "s#^User=mt5bot#User=$MT5BOT_USER#" -e "s#^Group=mt5bot#Group=$MT5BOT_USER#" \
       "$repo/deploy/$f" > "$tmp/$f"
 done
@@ -117,14 +144,31 @@ install_file "$tmp/mt5bot-diagnostics.service" "$DESTDIR$UNIT_DIR/mt5bot-diagnos
 install_file "$tmp/mt5bot-diagnostics.timer" "$DESTDIR$UNIT_DIR/mt5bot-diagnostics.timer" 0644
 install_file "$tmp/mt5bot.cron" "$DESTDIR$PREFIX/share/doc/mt5bot/mt5bot.cron" 0644
 
-# 4. The config: installed once, never overwritten (it is the operator's).
+# 4. The config: installed once, never overwritten (it is the operator's). An instance's names
+# its account and its metrics port, and logs under its own folder.
 config="$DESTDIR$CONFIG_DIR/config.yaml"
 if [ ! -e "$config" ]; then
-  sed -e "s#^  file: logs/mt5bot.log#  file: /var/log/mt5bot/mt5bot.log#" "$repo/config.example.yaml" > "$tmp/config.yaml"
+  if [ -n "$INSTANCE" ]; then
+    # set_key SECTION KEY VALUE: the first "  KEY:" line of the top-level SECTION.
+    awk -v log_file="/var/log/mt5bot/$INSTANCE/mt5bot.log" -v listen="$MT5BOT_METRICS_LISTEN" -v account="$INSTANCE" '
+      /^[a-z_]+:/ { section = $1; sub(":", "", section) }
+      section == "metrics" && /^  listen: / && !m++ { print "  listen: " listen; next }
+      section == "logging" && /^  file: / && !l++ { print "  file: " log_file; next }
+      section == "identity" && /^  account: / && !a++ { print "  account: " account; next }
+      { print }' "$repo/config.example.yaml" > "$tmp/config.yaml"
+  else
+    sed -e "s#^  file: logs/mt5bot.log#  file: /var/log/mt5bot/mt5bot.log#" "$repo/config.example.yaml" > "$tmp/config.yaml"
+  fi
   install -D -m 0644 "$tmp/config.yaml" "$config"
   say "installed $config (edit it, then: mt5bot config check --config $CONFIG_DIR/config.yaml)"
 fi
 "$mt5bot" config check --config "$config" >/dev/null
+if [ -n "$INSTANCE" ]; then
+  targets="$DESTDIR${PROM_TARGETS_DIR:-$BASE_CONFIG_DIR/targets}"
+  install -d -m 0755 "$targets"
+  "$mt5bot" config target --config "$config" > "$tmp/target.json"
+  install_file "$tmp/target.json" "$targets/$INSTANCE.json" 0644
+fi
 
 # 5. Secrets.
 secrets="$DESTDIR$CONFIG_DIR/secrets"
@@ -146,13 +190,15 @@ else
 fi
 
 # 6. systemd.
+service=mt5bot.service
+if [ -n "$INSTANCE" ]; then service="mt5bot@$INSTANCE.service"; fi
 if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
-  systemctl enable mt5bot.service
+  systemctl enable "$service"
   systemctl enable --now mt5bot-diagnostics.timer
-  say "enabled mt5bot.service and mt5bot-diagnostics.timer; start the daemon with: systemctl start mt5bot"
+  say "enabled $service and mt5bot-diagnostics.timer; start the daemon with: systemctl start $service"
 else
   say "systemd is not running here (or DESTDIR is set): not calling systemctl." \
-      "On the target: systemctl daemon-reload && systemctl enable --now mt5bot mt5bot-diagnostics.timer" \
+      "On the target: systemctl daemon-reload && systemctl enable --now $service mt5bot-diagnostics.timer" \
       "(without systemd: cp $PREFIX/share/doc/mt5bot/mt5bot.cron /etc/cron.d/mt5bot)"
 fi

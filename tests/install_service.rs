@@ -241,3 +241,90 @@ fn the_unit_verifies_and_is_well_hardened() {
     let bounded = d.metrics.max_connections + d.ingress.max_connections + d.venue.mt5.max_handshakes + 2;
     assert!(bounded + 256 <= nofile, "LimitNOFILE={nofile} leaves too little beside {bounded} client sockets");
 }
+
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/mt5bot@.service");
+
+/// One bot of a fleet: `MT5BOT_INSTANCE=acct1` installs the template unit, a config of its own
+/// (its account, its metrics port, its log folder), its secrets beside it, and the Prometheus
+/// target file the fleet config reads; a rerun changes nothing, and a second instance is
+/// installed beside the first without touching it.
+#[test]
+fn an_instance_of_a_fleet_gets_its_own_folders_unit_and_target_file() {
+    let dir = TempDir::new("install-instance");
+    let root = dir.join("root");
+    let acct1 =
+        [("MT5BOT_INSTANCE", "acct1"), ("MT5BOT_METRICS_LISTEN", "127.0.0.1:9901"), ("RUNTIME_SECRETS_SKIP", "1")];
+    install(&root, &acct1);
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/mt5bot@.service")).expect("template unit");
+    assert!(unit.contains("ExecStart=/usr/local/bin/mt5bot run --config /etc/mt5bot/%i/config.yaml"), "{unit}");
+    assert!(!root.join("etc/systemd/system/mt5bot.service").exists(), "an instance install leaves the single unit out");
+    let config = std::fs::read_to_string(root.join("etc/mt5bot/acct1/config.yaml")).expect("instance config");
+    for line in ["  listen: 127.0.0.1:9901\n", "  file: /var/log/mt5bot/acct1/mt5bot.log\n", "  account: acct1\n"] {
+        assert!(config.contains(line), "the instance config has {line:?}");
+    }
+    assert!(root.join("etc/mt5bot/acct1/secrets/runtime.env").is_file(), "secrets beside its config");
+    let target: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("etc/mt5bot/targets/acct1.json")).expect("target"))
+            .expect("JSON");
+    assert_eq!(target[0]["targets"][0], "127.0.0.1:9901");
+    assert_eq!(target[0]["labels"]["account"], "acct1");
+    let before = tree(&root);
+    install(&root, &acct1);
+    assert_eq!(tree(&root), before, "a second run changes nothing");
+    install(
+        &root,
+        &[("MT5BOT_INSTANCE", "acct2"), ("MT5BOT_METRICS_LISTEN", "127.0.0.1:9902"), ("RUNTIME_SECRETS_SKIP", "1")],
+    );
+    assert!(root.join("etc/mt5bot/targets/acct2.json").is_file());
+    assert_eq!(std::fs::read_to_string(root.join("etc/mt5bot/acct1/config.yaml")).expect("kept"), config);
+
+    // Without a port of its own, or with a name systemd and Prometheus cannot carry: refused.
+    for env in [
+        vec![("MT5BOT_INSTANCE", "acct3")],
+        vec![("MT5BOT_INSTANCE", "a b"), ("MT5BOT_METRICS_LISTEN", "127.0.0.1:9903")],
+    ] {
+        let mut cmd = Command::new("bash");
+        cmd.arg(SCRIPT).env("DESTDIR", &root).env("MT5BOT_BINARY", BIN).env_remove("MT5BOT_METRICS_LISTEN");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    // The installed template, for one instance, passes the real systemd-analyze.
+    let analyze = require("systemd-analyze");
+    let r = root.to_str().expect("utf8");
+    let local = unit
+        .replace("/usr/local/bin/mt5bot", &format!("{r}/usr/local/bin/mt5bot"))
+        .replace("/etc/mt5bot", &format!("{r}/etc/mt5bot"));
+    let copy = dir.write("mt5bot@acct1.service", &local);
+    let out = Command::new(&analyze).arg("verify").arg(&copy).output().expect("systemd-analyze verify");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "systemd-analyze verify:\n{report}");
+}
+
+/// The template is the single unit with the instance in its paths, line for line: a change to
+/// one without the other fails here.
+#[test]
+fn the_template_unit_is_the_single_unit_per_instance() {
+    let single = std::fs::read_to_string(UNIT).expect("unit");
+    let template = std::fs::read_to_string(TEMPLATE).expect("template");
+    let body = |text: &str| -> Vec<String> {
+        text.lines().skip_while(|l| !l.starts_with("[Unit]")).map(str::to_owned).collect()
+    };
+    let expected: Vec<String> = body(&single)
+        .into_iter()
+        .map(|l| {
+            let l = l.replace("/etc/mt5bot/", "/etc/mt5bot/%i/");
+            match l.as_str() {
+                "Description=mt5bot trading daemon for MetaTrader 5" => format!("{l} (%i)"),
+                "StateDirectory=mt5bot" | "LogsDirectory=mt5bot" | "WorkingDirectory=/var/lib/mt5bot" => {
+                    format!("{l}/%i")
+                }
+                _ => l,
+            }
+        })
+        .collect();
+    assert_eq!(body(&template), expected);
+}
