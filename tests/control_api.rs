@@ -419,3 +419,92 @@ fn without_api_key_the_api_is_off() {
     assert_eq!(code, 503);
     assert!(body["error"].as_str().is_some_and(|e| e.contains("API_KEY is not set")));
 }
+
+/// `mt5bot ctl --fleet FILE`: every bot at once, one table, each key from where the file says;
+/// a dead bot, a bot that never answers and a wrong key are rows that failed (exit 1) and the
+/// others are still done. The keys never appear.
+#[test]
+fn ctl_fans_out_across_a_fleet_and_says_which_bots_failed() {
+    let (dir1, dir2) = (TempDir::new("fleet-ctl-1"), TempDir::new("fleet-ctl-2"));
+    let (d1, _, _) = start(&dir1, "");
+    let (d2, _, _) = start(&dir2, "");
+    let dir = TempDir::new("fleet-ctl");
+    dir.write("acct1.env", &format!("API_KEY={KEY}\n"));
+    dir.write("acct2.key", &format!("{KEY}\n"));
+    // A listener that takes connections and never answers, and a port nothing listens on.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let fleet = |bots: &str| dir.write("fleet.yaml", &format!("bots:\n{bots}"));
+    let live = format!(
+        "  - {{name: acct1, url: 'http://{}', env_file: acct1.env}}\n  - {{name: acct2, url: 'http://{}', credential: acct2.key}}\n",
+        d1.metrics_addr, d2.metrics_addr
+    );
+    let ctl = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mt5bot"));
+        // From elsewhere: the fleet file's own paths are found beside it.
+        c.arg("ctl").args(args).current_dir("/").env_remove("API_KEY").env("ACCT4_KEY", "wrong-key-value");
+        c.output().expect("run mt5bot ctl")
+    };
+    fleet(&format!(
+        "{live}  - {{name: acct3, url: 'http://{dead}', env_file: acct1.env}}\n  - {{name: acct4, url: 'http://{}', api_key_env: ACCT4_KEY}}\n  - {{name: acct5, url: 'http://{}', env_file: acct1.env}}\n",
+        d1.metrics_addr,
+        silent.local_addr().expect("addr")
+    ));
+    let file = dir.join("fleet.yaml");
+    let file = file.to_str().expect("path");
+    let out = ctl(&["--fleet", file, "--timeout", "1s", "status"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{table}{err}");
+    assert!(err.contains("3 of 5 bots failed"), "{err}");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}: {table}"))
+            .to_owned()
+    };
+    assert!(table.starts_with("BOT"), "{table}");
+    for name in ["acct1", "acct2"] {
+        let r = row(name);
+        assert!(r.contains(" ok ") && r.contains(" active ") && r.contains("paper up") && r.contains("10000"), "{r}");
+    }
+    assert!(row("acct3").contains("FAILED") && row("acct3").contains("cannot reach"), "{}", row("acct3"));
+    assert!(row("acct4").contains("FAILED") && row("acct4").contains("401"), "{}", row("acct4"));
+    assert!(row("acct5").contains("FAILED"), "the silent bot times out: {}", row("acct5"));
+    assert!(!table.contains("wrong-key-value") && !table.contains(KEY) && !err.contains(KEY), "keys never shown");
+
+    // An action on the live bots: both halted, exit 0.
+    fleet(&live);
+    let out = ctl(&["--fleet", file, "halt", "--reason", "fleet maintenance"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in [&d1, &d2] {
+        let (_, v) = call(d, "GET", "/api/v1/status", Some(KEY));
+        assert_eq!(
+            (v["trading"]["state"].as_str(), v["trading"]["reason"].as_str()),
+            (Some("halted"), Some("fleet maintenance"))
+        );
+    }
+    let out = ctl(&["--fleet", file, "resume"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains(" active")).count() == 2);
+
+    // Bad fleet files are usage errors naming the file, never echoing it.
+    fleet("  - {name: acct1, url: 'ftp://x', env_file: a.env}\n");
+    let out = ctl(&["--fleet", file, "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("accepted: http://HOST:PORT"));
+    dir.write("fleet.yaml", "API_KEY=super-secret-value\n");
+    let out = ctl(&["--fleet", file, "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a fleet file") && !err.contains("super-secret-value"), "{err}");
+    let out = ctl(&["--fleet", file, "--url", "http://x:1", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -299,6 +299,7 @@ pub const CTL_HELP: &str = "\
 mt5bot ctl: operate the running daemon through its control API
 
 Usage: mt5bot ctl <ACTION> [--reason TEXT] [--url URL] [--config FILE] [--env-file FILE]
+       mt5bot ctl --fleet FILE <ACTION> [--reason TEXT] [--timeout DURATION]
 
 Actions:
   status    Trading state, venue, positions, open orders, queue, markets, last drift alarm
@@ -320,10 +321,21 @@ Options:
   -c, --config FILE  Config file to find metrics.listen in
   --env-file FILE    Where to read API_KEY when it is not in the environment
                      [default: deploy/secrets/runtime.env]
+  --fleet FILE       Ask every bot a YAML file lists, at once, and print one table
+                     (bot, result, trading state, venue, equity, drawdown):
+                       bots:
+                         - {name: acct1, url: http://127.0.0.1:9901,
+                            env_file: /etc/mt5bot/acct1/secrets/runtime.env}
+                         - {name: acct2, url: http://10.0.0.2:9898, credential: /run/k2}
+                         - {name: acct3, url: http://10.0.0.3:9898, api_key_env: ACCT3_KEY}
+                     each with one of env_file (API_KEY in it), credential (a file
+                     holding the key) or api_key_env (a variable of this shell)
+  --timeout DURATION How long each bot of a fleet has to answer [default: 10s]
   -h, --help         Show this help
 
-Prints the daemon's JSON answer. Exit codes: 0 done, 1 the daemon refused or could
-not be reached, 2 usage or configuration error.
+Prints the daemon's JSON answer (with --fleet, the table). Exit codes: 0 done, 1 the
+daemon refused or could not be reached (with --fleet: any bot), 2 usage or
+configuration error.
 ";
 
 fn usage(message: impl Into<String>, help: &'static str) -> UsageError {
@@ -589,6 +601,20 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             }
             let reason: Option<String> =
                 args.opt_value_from_str("--reason").map_err(|e| usage(format!("--reason: {e}"), help))?;
+            let fleet: Option<String> =
+                args.opt_value_from_str("--fleet").map_err(|e| usage(format!("--fleet: {e}"), help))?;
+            let timeout: Option<String> =
+                args.opt_value_from_str("--timeout").map_err(|e| usage(format!("--timeout: {e}"), help))?;
+            let timeout = match timeout {
+                None => std::time::Duration::from_secs(10),
+                Some(t) => crate::config::parse_duration(&t)
+                    .ok()
+                    .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(600))
+                    .ok_or_else(|| usage(format!("--timeout {t:?}; accepted: a duration from 1ms to 10m, e.g. 5s"), help))?,
+            };
+            if fleet.is_some() && (url.is_some() || config.is_some()) {
+                return Err(usage("--fleet names every bot's URL; it does not go with --url or --config", help));
+            }
             let action = args.subcommand().map_err(|e| usage(e.to_string(), help))?;
             let action = match action.as_deref() {
                 Some(a) => crate::app::ctl::Action::parse(a).ok_or_else(|| {
@@ -605,7 +631,15 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 return Err(usage(format!("--reason is for halt, reduce, resume and pause, not {}", action.name()), help));
             }
             finish(args, help)?;
-            Ok(Command::Ctl(crate::app::ctl::Options { action, url, config, env_file, reason }))
+            Ok(Command::Ctl(crate::app::ctl::Options {
+                action,
+                url,
+                config,
+                env_file,
+                reason,
+                fleet: fleet.map(PathBuf::from),
+                timeout,
+            }))
         }
         Some(other) => Err(usage(
             format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, ctl, diagnostics, check-data-versions, help"),

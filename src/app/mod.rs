@@ -109,7 +109,12 @@ pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
         Command::CheckpointInspect { file } => commands::inspect_checkpoint(&file),
         Command::Backtest(opts) => backtest::run(&opts),
         Command::Ctl(opts) => {
-            crate::out!("{}", ctl::run(&opts, &|k| std::env::var(k).ok())?);
+            let env = |k: &str| std::env::var(k).ok();
+            let answer = match &opts.fleet {
+                Some(file) => ctl::run_fleet(&opts, file, &env)?,
+                None => ctl::run(&opts, &env)?,
+            };
+            crate::out!("{answer}");
             Ok(())
         }
         Command::Run { config, checkpoint } => match daemon::run(config.as_deref(), checkpoint)? {
