@@ -290,17 +290,37 @@ fn the_dashboard_queries_only_metrics_mt5bot_exports_and_all_of_them_run() {
         .filter_map(|t| t["expr"].as_str().map(str::to_owned))
         .collect();
     assert!(exprs.len() > 25, "{} queries", exprs.len());
+    // A fleet's bots are picked by account and strategy: every query honours both variables.
+    let vars: Vec<&str> =
+        dash["templating"]["list"].as_array().expect("variables").iter().filter_map(|v| v["name"].as_str()).collect();
+    assert!(vars.contains(&"account") && vars.contains(&"strategy"), "{vars:?}");
+    for e in &exprs {
+        assert!(
+            e.contains("account=~\"$account\"") && e.contains("strategy=~\"$strategy\""),
+            "{e} ignores the fleet variables"
+        );
+    }
+    assert!(
+        dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .any(|p| p["type"] == "row" && p["title"].as_str().is_some_and(|t| t.starts_with("Fleet"))),
+        "a fleet overview row"
+    );
 
     let dir = TempDir::new("dashboard");
     // Every breaker on (at limits this run never reaches), so the protection panels have series.
     let (cfg, addr) = config_with(
         &dir,
         "protection:\n  starting_balance: 1000000\n  max_daily_loss:\n    fraction: 0.9\n  max_drawdown:\n    fraction: 0.9\n\
-         \x20 max_consecutive_losses:\n    count: 1000000\n  max_position_loss:\n    amount: 1000000\n",
+         \x20 max_consecutive_losses:\n    count: 1000000\n  max_position_loss:\n    amount: 1000000\n\
+         identity:\n  account: acct1\n  strategy: ewma\n",
     );
     let mut bot = Daemon::start(&dir, &cfg, &addr, &[]);
     bot.wait_metrics(Duration::from_secs(5));
-    wait_for("a trade", Duration::from_secs(10), || sample(&bot.metrics(), "trade_count").filter(|t| *t > 0.0));
+    let trades = "trade_count{account=\"acct1\",strategy=\"ewma\",venue=\"paper\"}";
+    wait_for("a trade", Duration::from_secs(10), || sample(&bot.metrics(), trades).filter(|t| *t > 0.0));
     let exported = bot.metrics();
     let families: Vec<&str> = exported
         .lines()
@@ -313,7 +333,8 @@ fn the_dashboard_queries_only_metrics_mt5bot_exports_and_all_of_them_run() {
         assert!(exprs.iter().any(|e| metric_names(e).iter().any(|n| n == name)), "the dashboard shows {name}");
     }
     for e in &exprs {
-        for name in metric_names(e) {
+        // `up` is the series Prometheus itself writes for every target it scrapes.
+        for name in metric_names(e).into_iter().filter(|n| n != "up") {
             assert!(
                 families.contains(&name.as_str()) || series_names.contains(&name.as_str()),
                 "{name} (in {e}) is not in mt5bot's /metrics"
@@ -325,10 +346,14 @@ fn the_dashboard_queries_only_metrics_mt5bot_exports_and_all_of_them_run() {
     let prom = Prometheus::start(&dir, &format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mt5bot\n    static_configs:\n      - targets: ['{addr}']\n"));
     wait_for("a scrape", Duration::from_secs(30), || prom.query("up{job=\"mt5bot\"} == 1").into_iter().next());
     for e in &exprs {
-        let q = e.replace("$job", "mt5bot").replace("$instance", ".*");
+        let q =
+            e.replace("$job", "mt5bot").replace("$instance", ".*").replace("$account", ".*").replace("$strategy", ".*");
         let r = get(&prom.addr, &format!("/api/v1/query?query={}", urlencode(&q))).expect("query");
         assert_eq!(r.status, 200, "{q}: {}", r.body);
     }
     let trades = prom.query("sum(trade_count{job=\"mt5bot\", instance=~\".*\"})");
     assert!(!trades.is_empty(), "the overview's trade panel has data");
+    let equity =
+        prom.query("sum by (account, strategy) (equity{job=\"mt5bot\", account=~\"acct1\", strategy=~\".*\"})");
+    assert_eq!(equity.len(), 1, "the fleet row's equity panel has the bot: {equity:?}");
 }
