@@ -54,6 +54,12 @@ cases=[
   "9m","11m",L(instance="bot:9898",reason="queue_full",severity="warning"),
   "mt5bot on bot:9898 dropped signals (queue_full)",
   "mt5bot on bot:9898 dropped %s signals in 10 minutes for reason queue_full. queue_full: raise queue.capacity or find what slows the venue; venue_rejected: read the venue's reasons in the log; stopping: a stop was in progress." % V.get("dropped","?")),
+ # Two bots of a fleet behind one address (a Pushgateway, a proxy): each keeps its own alert.
+ ("Mt5botSignalsDropped",[('signals_dropped_total{job="mt5bot", instance="h:9898", account="acct1", strategy="ewma", reason="queue_full"}','0x9 6x10'),
+   ('signals_dropped_total{job="mt5bot", instance="h:9898", account="acct2", strategy="ewma", reason="queue_full"}','0x20')],
+  "9m","11m",L(instance="h:9898",account="acct1",strategy="ewma",reason="queue_full",severity="warning"),
+  "mt5bot on h:9898 dropped signals (queue_full)",
+  "mt5bot on h:9898 dropped %s signals in 10 minutes for reason queue_full. queue_full: raise queue.capacity or find what slows the venue; venue_rejected: read the venue's reasons in the log; stopping: a stop was in progress." % V.get("dropped","?")),
  ("Mt5botDriftDetected",[('drift_events{job="mt5bot", instance="bot:9898"}','0x9 1x10'),('drift_events{job="mt5bot", instance="calm:9898"}','3x20')],
   "9m","11m",L(instance="bot:9898",job="mt5bot",severity="warning"),
   "mt5bot's model drifted on bot:9898",
