@@ -87,6 +87,34 @@ fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input(
     assert!(html.contains("<polyline") && html.contains("Backtest of config.yaml"), "{html}");
     assert!(html.contains("<h2>Drawdown</h2>") && html.contains("<polygon"), "a drawdown chart");
     assert!(html.contains("<th>entry</th>") && html.contains("<td>EURUSD</td><td>long</td>"), "a trades table");
+    // The page's figures are report.json's.
+    let figure = |key: &str| {
+        let at = html.find(&format!("data-figure=\"{key}\">")).unwrap_or_else(|| panic!("no figure {key}"));
+        html[at..].split('>').nth(1).and_then(|t| t.split('<').next()).unwrap_or("").to_owned()
+    };
+    assert_eq!(figure("net_pnl"), format!("{net:+.2}"));
+    assert_eq!(figure("ticks"), "3000");
+    assert!(figure("exposure").starts_with(&format!("{:.1}%", s["exposure"].as_f64().expect("exposure") * 100.0)));
+    assert!(
+        s["max_drawdown_seconds"].as_f64().is_some_and(|d| d > 0.0) && s["monthly_returns"][0][0] == "2026-01",
+        "{s}"
+    );
+    // The plots beside the page, and the round trips for a spreadsheet.
+    for plot in ["equity.svg", "drawdown.svg", "monthly.svg", "trades.svg"] {
+        let svg = std::fs::read_to_string(dir.join(&format!("out/{plot}"))).expect(plot);
+        assert!(
+            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+                && (svg.contains("<rect x=") || svg.contains("points=")),
+            "{plot}"
+        );
+        assert!(html.contains(svg.lines().nth(3).unwrap_or("?")), "{plot} is in the page too");
+    }
+    let csv = std::fs::read_to_string(dir.join("out/trades.csv")).expect("trades.csv");
+    assert_eq!(csv.lines().count(), trades.len() + 1, "{csv}");
+    assert!(
+        csv.starts_with("symbol,side,opened,closed,qty,entry_price,exit_price,pnl,holding_seconds\nEURUSD,long,"),
+        "{csv}"
+    );
     assert!(!html.contains("http://") && !html.contains("https://"), "a page that fetches nothing");
     // The same data and config: the same bytes.
     let again = on_ticks(&dir, &["--report", "out2"]);

@@ -206,6 +206,18 @@ pub struct Summary {
     /// The deepest fall from a running peak, in money and as a fraction of that peak.
     pub max_drawdown: f64,
     pub max_drawdown_ratio: f64,
+    /// The longest time equity spent under a previous peak, in seconds of data.
+    pub max_drawdown_seconds: f64,
+    /// Annualised (x sqrt 252) Sharpe and Sortino ratios of the daily returns (UTC days, equity
+    /// at each day's last tick; no risk-free rate); null with fewer than two days.
+    pub sharpe: Option<f64>,
+    pub sortino: Option<f64>,
+    /// The share of the data's time with a position open in some symbol.
+    pub exposure: f64,
+    /// Each month's return (UTC, `YYYY-MM`, a fraction of the month's starting equity).
+    pub monthly_returns: Vec<(String, f64)>,
+    /// Equity breaker trips that changed the trading state.
+    pub breaker_trips: u64,
     pub commissions: f64,
     /// The trading state at the end, and who set it (a breaker's name when one tripped).
     pub trading_state: &'static str,
@@ -216,6 +228,142 @@ pub struct Summary {
     pub trades: Vec<Trade>,
     /// Equity over time: (Unix milliseconds, equity), one point a minute of data at most.
     pub equity_curve: Vec<(i64, f64)>,
+}
+
+/// The breakers a config turns on, by name.
+fn names_of_breakers(cfg: &Config) -> Vec<&'static str> {
+    cfg.protection.breakers.iter().map(|b| b.limit.name()).collect()
+}
+
+/// Figures over the data's time, kept as the run goes: nothing is stored per tick.
+#[derive(Debug)]
+struct Performance {
+    last_ns: i128,
+    last_equity: f64,
+    /// The running peak and when it was set.
+    peak: f64,
+    peak_ns: i128,
+    max_drawdown_ns: i128,
+    /// Data time with a position open, and whether one was open at the last step.
+    exposed_ns: i128,
+    was_open: bool,
+    start_ns: i128,
+    /// The UTC day and month of the last step, the equity at the end of each day so far, and
+    /// each month's starting equity.
+    day: i64,
+    daily: Vec<f64>,
+    month: (i32, i8),
+    month_start: f64,
+    monthly: Vec<(String, f64)>,
+}
+
+const DAY_NS: i128 = 86_400_000_000_000;
+
+impl Performance {
+    fn new(start_ns: i128, equity: f64) -> Performance {
+        Performance {
+            last_ns: start_ns,
+            last_equity: equity,
+            peak: equity,
+            peak_ns: start_ns,
+            max_drawdown_ns: 0,
+            exposed_ns: 0,
+            was_open: false,
+            start_ns,
+            day: start_ns.div_euclid(DAY_NS) as i64,
+            daily: vec![equity],
+            month: month_of(start_ns),
+            month_start: equity,
+            monthly: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn on_step(&mut self, now: i128, equity: f64, open: bool) {
+        if self.was_open {
+            self.exposed_ns += now - self.last_ns;
+        }
+        self.was_open = open;
+        let day = now.div_euclid(DAY_NS) as i64;
+        if day != self.day {
+            // The day before ended with the equity of its last step.
+            self.daily.push(self.last_equity);
+            self.day = day;
+            let month = month_of(now);
+            if month != self.month {
+                self.close_month();
+                self.month = month;
+                self.month_start = self.last_equity;
+            }
+        }
+        if equity >= self.peak {
+            self.peak = equity;
+            self.peak_ns = now;
+        } else {
+            self.max_drawdown_ns = self.max_drawdown_ns.max(now - self.peak_ns);
+        }
+        self.last_ns = now;
+        self.last_equity = equity;
+    }
+
+    fn close_month(&mut self) {
+        let (y, m) = self.month;
+        let r = if self.month_start > 0.0 { self.last_equity / self.month_start - 1.0 } else { 0.0 };
+        self.monthly.push((format!("{y:04}-{m:02}"), r));
+    }
+
+    fn finish(mut self, end_ns: i128, equity: f64) -> PerformanceFigures {
+        if self.was_open {
+            self.exposed_ns += end_ns - self.last_ns;
+        }
+        self.last_equity = equity;
+        self.daily.push(equity);
+        self.close_month();
+        let returns: Vec<f64> = self.daily.windows(2).filter(|w| w[0] > 0.0).map(|w| w[1] / w[0] - 1.0).collect();
+        let (sharpe, sortino) = ratios(&returns);
+        let span = (end_ns - self.start_ns).max(0);
+        PerformanceFigures {
+            max_drawdown_seconds: self.max_drawdown_ns as f64 / 1e9,
+            sharpe,
+            sortino,
+            exposure: if span > 0 { self.exposed_ns as f64 / span as f64 } else { 0.0 },
+            monthly: self.monthly,
+        }
+    }
+}
+
+struct PerformanceFigures {
+    max_drawdown_seconds: f64,
+    sharpe: Option<f64>,
+    sortino: Option<f64>,
+    exposure: f64,
+    monthly: Vec<(String, f64)>,
+}
+
+/// Annualised Sharpe and Sortino of daily returns (sqrt 252); `None` without two returns or
+/// without spread.
+fn ratios(returns: &[f64]) -> (Option<f64>, Option<f64>) {
+    if returns.len() < 2 {
+        return (None, None);
+    }
+    let n = returns.len() as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let sd = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let down = (returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
+    let annual = 252f64.sqrt();
+    let ratio = |d: f64| (d > 0.0 && d.is_finite()).then(|| mean / d * annual);
+    (ratio(sd), ratio(down))
+}
+
+/// The UTC year and month of a Unix nanosecond time.
+fn month_of(unix_ns: i128) -> (i32, i8) {
+    match jiff::Timestamp::from_nanosecond(unix_ns) {
+        Ok(ts) => {
+            let d = ts.to_zoned(jiff::tz::TimeZone::UTC).date();
+            (i32::from(d.year()), d.month())
+        }
+        Err(_) => (1970, 1),
+    }
 }
 
 /// How far a run is: ticks replayed of the rows in all, and the data's time reached.
@@ -246,8 +394,12 @@ pub fn run(
     // A step books a few fills at most; the channel is drained after each.
     let (fills_in, fills) = std::sync::mpsc::sync_channel::<TradeRecord>(4096);
     replay.core_mut().set_trade_sink(fills_in);
+    let mut perf = Performance::new(start_unix, start_balance);
     while replay.step() {
         steps += 1;
+        let now = replay.core().clock().unix_nanos();
+        let open = replay.core().executor().positions().iter().any(|p| p.qty.abs() > QTY_EPSILON);
+        perf.on_step(now, replay.core().equity(), open);
         while let Ok(fill) = fills.try_recv() {
             let money = replay.core().realized_money(fill.symbol);
             trips.on_fill(&fill, money, &names);
@@ -283,6 +435,7 @@ pub fn run(
     }
     let status = core.status();
     let iso = crate::support::timefmt::rfc3339_micros;
+    let perf = perf.finish(end_unix, final_equity);
     Ok(Summary {
         from: iso(start_unix),
         to: iso(end_unix),
@@ -297,6 +450,12 @@ pub fn run(
         peak_equity: peak,
         max_drawdown: max_dd,
         max_drawdown_ratio: max_ratio,
+        max_drawdown_seconds: perf.max_drawdown_seconds,
+        sharpe: perf.sharpe,
+        sortino: perf.sortino,
+        exposure: perf.exposure,
+        monthly_returns: perf.monthly,
+        breaker_trips: names_of_breakers(cfg).iter().map(|b| metrics.breaker_trips.with_label_values(&[b]).get()).sum(),
         commissions: metrics.commissions_paid.get(),
         trading_state: status.trading.state,
         trading_state_by: status.trading.by,
@@ -374,5 +533,34 @@ mod tests {
             close(s.average_pnl, -0.5 / 3.0) && close(s.average_loss, -0.55) && close(s.average_holding_seconds, 20.0)
         );
         assert_eq!(TradeStats::default().finish().profit_factor, None, "nothing lost, no factor");
+    }
+
+    #[test]
+    fn drawdown_duration_exposure_daily_ratios_and_months_come_from_the_steps() {
+        let h = 3_600_000_000_000i128;
+        // 2026-01-30 00:00 UTC.
+        let t0 = 1_769_731_200_000_000_000i128;
+        let mut p = Performance::new(t0, 100.0);
+        p.on_step(t0 + h, 110.0, true); // a peak at 01:00, a position open from here
+        p.on_step(t0 + 5 * h, 105.0, false); // under it, flat from here
+        p.on_step(t0 + 24 * h, 108.0, false); // the next day (Jan 31), still under
+        p.on_step(t0 + 48 * h, 120.0, true); // Feb 1: a new peak
+        let f = p.finish(t0 + 49 * h, 121.0);
+        assert_eq!(f.max_drawdown_seconds, 23.0 * 3600.0, "from 01:00 to the next day's 00:00");
+        assert!((f.exposure - 5.0 / 49.0).abs() < 1e-12, "{}", f.exposure);
+        // Days end at 105 (Jan 30), 108 (Jan 31), then 121 at the end: January 100 -> 108, February 108 -> 121.
+        let months: Vec<(&str, f64)> = f.monthly.iter().map(|(m, r)| (m.as_str(), *r)).collect();
+        assert_eq!(months.len(), 2, "{months:?}");
+        assert!(months[0].0 == "2026-01" && (months[0].1 - 0.08).abs() < 1e-12, "{months:?}");
+        assert!(months[1].0 == "2026-02" && (months[1].1 - (121.0 / 108.0 - 1.0)).abs() < 1e-12, "{months:?}");
+        assert!(f.sharpe.is_some_and(|s| s > 0.0) && f.sortino.is_none(), "no losing day: no downside deviation");
+        let (sharpe, sortino) = ratios(&[0.01, -0.01, 0.02]);
+        let (mean, sd) = (
+            0.02 / 3.0,
+            ((0.01f64 - 0.02 / 3.0).powi(2) + (-0.01f64 - 0.02 / 3.0).powi(2) + (0.02f64 - 0.02 / 3.0).powi(2)) / 2.0,
+        );
+        assert!((sharpe.expect("sharpe") - mean / sd.sqrt() * 252f64.sqrt()).abs() < 1e-9);
+        assert!((sortino.expect("sortino") - mean / (0.0001f64 / 3.0).sqrt() * 252f64.sqrt()).abs() < 1e-9);
+        assert_eq!(ratios(&[0.01]), (None, None));
     }
 }

@@ -1,13 +1,16 @@
 //! `mt5bot backtest`: a configuration on history. The config file is checked as `run` checks it,
 //! `--set` overrides are applied to it, its venue becomes paper and its feed the replay file,
 //! then [`crate::engine::backtest::run`] drives the engine; the summary is printed and, with
-//! `--report`, written as `report.json` and a self-contained `report.html`.
+//! `--report`, written as `report.json`, `trades.csv`, the plots as SVG files and a
+//! self-contained `report.html` ([`report`]).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+mod report;
 
 use super::Error;
 use crate::config::Config;
@@ -33,12 +36,12 @@ pub struct Options {
 const SCHEMA: u32 = 2;
 
 #[derive(Serialize)]
-struct Report<'a> {
+pub(crate) struct Report<'a> {
     schema: u32,
-    config: String,
-    data: Vec<String>,
-    overrides: &'a [(String, String)],
-    summary: &'a Summary,
+    pub(crate) config: String,
+    pub(crate) data: Vec<String>,
+    pub(crate) overrides: &'a [(String, String)],
+    pub(crate) summary: &'a Summary,
 }
 
 /// The configuration to test: the file as `run` would read it, the overrides, paper and the data.
@@ -171,7 +174,7 @@ fn progress_line(p: crate::engine::backtest::Progress, elapsed: Duration) -> Str
 }
 
 /// A holding time a person reads: 45s, 12m 5s, 3h 20m, 2d 4h.
-fn held(seconds: f64) -> String {
+pub(crate) fn held(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     match s {
         0..60 => format!("{s}s"),
@@ -213,6 +216,15 @@ fn text(s: &Summary, took: Duration) -> String {
         s.trading_state_by
     );
     out.push_str(&format!("  {}\n", trades_line(&s.trade_stats)));
+    let ratio = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+    out.push_str(&format!(
+        "  Sharpe {}, Sortino {} (daily, annualised); {} at most under a peak; in a position {:.1}% of the time; {} breaker trips\n",
+        ratio(s.sharpe),
+        ratio(s.sortino),
+        held(s.max_drawdown_seconds),
+        s.exposure * 100.0,
+        s.breaker_trips
+    ));
     for p in &s.symbols {
         out.push_str(&format!(
             "  {}: position {}, realized {:.5} (price x quantity), {} fills\n",
@@ -223,7 +235,7 @@ fn text(s: &Summary, took: Duration) -> String {
 }
 
 /// `12 round trips: 7 won (58.3%), profit factor 1.85, average +3.20, best +40.00, worst -22.00, ...`
-fn trades_line(t: &crate::engine::backtest::TradeStats) -> String {
+pub(crate) fn trades_line(t: &crate::engine::backtest::TradeStats) -> String {
     if t.trades == 0 {
         return "no round trip closed".into();
     }
@@ -262,150 +274,11 @@ fn write_report(dir: &Path, opts: &Options, s: &Summary) -> Result<(), Error> {
             .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))
     };
     write("report.json", &json)?;
-    write("report.html", html(&report).as_bytes())
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// A page that needs nothing else: the summary, and the equity curve as an SVG polyline.
-fn html(r: &Report<'_>) -> String {
-    let s = r.summary;
-    let (w, h, pad) = (900.0, 320.0, 40.0);
-    let (t0, t1) = (s.equity_curve.first().map_or(0, |p| p.0), s.equity_curve.last().map_or(1, |p| p.0));
-    let (lo, hi) = s.equity_curve.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
-    let span = (t1 - t0).max(1) as f64;
-    let points: Vec<String> = s
-        .equity_curve
-        .iter()
-        .map(|&(t, e)| {
-            let x = pad + (t - t0) as f64 / span * (w - 2.0 * pad);
-            let y = h - pad - (e - lo) / (hi - lo) * (h - 2.0 * pad);
-            format!("{x:.1},{y:.1}")
-        })
-        .collect();
-    let row = |k: &str, v: String| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(&v));
-    let mut rows = String::new();
-    rows += &row("period", format!("{} to {}", s.from, s.to));
-    rows += &row("ticks", s.ticks.to_string());
-    rows += &row("net profit", format!("{:+.2}", s.net_pnl));
-    rows += &row("final equity", format!("{:.2} (from {:.2})", s.final_equity, s.starting_balance));
-    rows += &row("max drawdown", format!("{:.2} ({:.2}%)", s.max_drawdown, s.max_drawdown_ratio * 100.0));
-    rows += &row("commissions", format!("{:.2}", s.commissions));
-    rows += &row("signals / orders / fills", format!("{} / {} / {}", s.signals, s.orders_sent, s.fills));
-    rows += &row("trading state at the end", format!("{} (by {})", s.trading_state, s.trading_state_by));
-    rows += &row("round trips", trades_line(&s.trade_stats));
-    for p in &s.symbols {
-        rows += &row(
-            &p.symbol,
-            format!("position {}, realized {:.5} (price x quantity), {} fills", p.position, p.realized_pnl, p.fills),
-        );
+    write("trades.csv", report::trades_csv(s).as_bytes())?;
+    for (name, svg) in report::plots(s) {
+        write(name, svg.as_bytes())?;
     }
-    // The fall from the running peak, as a share of it, under the equity.
-    let mut peak = f64::MIN;
-    let falls: Vec<(i64, f64)> = s
-        .equity_curve
-        .iter()
-        .map(|&(t, e)| {
-            peak = peak.max(e);
-            (t, if peak > 0.0 { (peak - e) / peak } else { 0.0 })
-        })
-        .collect();
-    let deepest = falls.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9);
-    let dd_h = 160.0;
-    let mut dd_points: Vec<String> = vec![format!("{pad:.1},{pad:.1}")];
-    dd_points.extend(falls.iter().map(|&(t, f)| {
-        let x = pad + (t - t0) as f64 / span * (w - 2.0 * pad);
-        let y = pad + f / deepest * (dd_h - 2.0 * pad);
-        format!("{x:.1},{y:.1}")
-    }));
-    dd_points.push(format!("{:.1},{pad:.1}", w - pad));
-    let mut trades = String::new();
-    for t in s.trades.iter().rev().take(200) {
-        trades += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.5}</td><td>{:.5}</td><td class=\"{}\">{:+.2}</td></tr>\n",
-            escape(&t.opened),
-            escape(&t.closed),
-            escape(&t.symbol),
-            t.side,
-            t.qty,
-            t.entry_price,
-            t.exit_price,
-            if t.pnl < 0.0 { "loss" } else { "win" },
-            t.pnl
-        );
-    }
-    let trades_heading = match s.trades.len() {
-        0 => "Round trips: none closed".to_owned(),
-        n if n > 200 => format!("Round trips: the last 200 of {} (report.json lists {n})", s.trade_stats.trades),
-        n => format!("Round trips: {n}"),
-    };
-    let overrides: String =
-        r.overrides.iter().map(|(k, v)| format!("<code>{}={}</code> ", escape(k), escape(v))).collect();
-    format!(
-        r##"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>mt5bot backtest: {config}</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ text-align: left; padding: .2em 1em .2em 0; border-bottom: 1px solid #ddd; }}
-svg {{ border: 1px solid #ccc; background: #fafafa; }}
-.axis {{ font-size: 11px; fill: #555; }}
-.loss {{ color: #b42318; }} .win {{ color: #067647; }}
-td {{ font-variant-numeric: tabular-nums; }}
-</style></head>
-<body>
-<h1>Backtest of {config}</h1>
-<p>Data: <code>{data}</code>. {overrides_line}</p>
-<table>
-{rows}</table>
-<h2>Equity</h2>
-<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="equity over time">
-<line x1="{pad}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#999"/>
-<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{bottom}" stroke="#999"/>
-<text class="axis" x="{pad}" y="{label_y}">{from}</text>
-<text class="axis" x="{right}" y="{label_y}" text-anchor="end">{to}</text>
-<text class="axis" x="4" y="{pad}">{hi:.2}</text>
-<text class="axis" x="4" y="{bottom}">{lo:.2}</text>
-<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{points}"/>
-</svg>
-<h2>Drawdown</h2>
-<svg width="{w}" height="{dd_h}" viewBox="0 0 {w} {dd_h}" role="img" aria-label="drawdown from the running peak">
-<line x1="{pad}" y1="{pad}" x2="{right}" y2="{pad}" stroke="#999"/>
-<text class="axis" x="4" y="{pad}">0%</text>
-<text class="axis" x="4" y="{dd_bottom}">-{deepest_pct:.2}%</text>
-<polygon fill="#f9d0cc" stroke="#b42318" stroke-width="1" points="{dd_points}"/>
-</svg>
-<h2>{trades_heading}</h2>
-<table>
-<tr><th>opened</th><th>closed</th><th>symbol</th><th>side</th><th>size</th><th>entry</th><th>exit</th><th>PnL</th></tr>
-{trades}</table>
-</body></html>
-"##,
-        config = escape(&r.config),
-        data = escape(&r.data.join(", ")),
-        overrides_line = if overrides.is_empty() { String::new() } else { format!("Overrides: {overrides}") },
-        rows = rows,
-        w = w,
-        h = h,
-        pad = pad,
-        bottom = h - pad,
-        right = w - pad,
-        label_y = h - pad + 16.0,
-        from = escape(&s.from),
-        to = escape(&s.to),
-        hi = hi,
-        lo = lo,
-        points = points.join(" "),
-        dd_h = dd_h,
-        dd_bottom = dd_h - pad,
-        deepest_pct = if deepest > 1e-9 { deepest * 100.0 } else { 0.0 },
-        dd_points = dd_points.join(" "),
-        trades_heading = escape(&trades_heading),
-        trades = trades,
-    )
+    write("report.html", report::html(&report).as_bytes())
 }
 
 #[cfg(test)]
