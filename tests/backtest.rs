@@ -251,3 +251,61 @@ fn mt5_tick_and_bar_exports_merge_into_one_run_on_the_server_clock() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("XAUUSD_M1.csv") && err.contains("rename"), "{err}");
 }
+
+/// `--sweep`: every combination, one table sorted by the chosen figure, the same whatever the
+/// threads; sweep.csv and the best run's report under --report; a bad sweep is a usage error.
+#[test]
+fn a_sweep_runs_the_grid_and_ranks_it() {
+    let dir = TempDir::new("backtest-sweep");
+    ticks(&dir);
+    config(&dir, "");
+    let out = on_ticks(
+        &dir,
+        &["--sweep", "model.fast_period=5,20", "--sweep", "model.slow_period=50,100,200", "--report", "out"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sweep: 6 of 6 runs done"));
+    let csv = std::fs::read_to_string(dir.join("out/sweep.csv")).expect("sweep.csv");
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert!(csv.starts_with("model.fast_period,model.slow_period,net_pnl,"), "{csv}");
+    assert_eq!(rows.len(), 6, "{csv}");
+    let net: Vec<f64> = rows.iter().map(|r| r[2].parse().expect("net")).collect();
+    assert!(net.windows(2).all(|w| w[0] >= w[1]), "best first: {net:?}");
+    let mut combos: Vec<String> = rows.iter().map(|r| format!("{}/{}", r[0], r[1])).collect();
+    combos.sort();
+    assert_eq!(combos, ["20/100", "20/200", "20/50", "5/100", "5/200", "5/50"]);
+    // The best run's own report, whose net is the table's first.
+    let best = report(&dir, "out/best");
+    assert!((best["summary"]["net_pnl"].as_f64().expect("net") - net[0]).abs() < 0.01, "{best}");
+    // Each run equals the same backtest run alone.
+    let (fast, slow) = (rows[0][0], rows[0][1]);
+    let alone = on_ticks(
+        &dir,
+        &[
+            "--set",
+            &format!("model.fast_period={fast}"),
+            "--set",
+            &format!("model.slow_period={slow}"),
+            "--report",
+            "alone",
+        ],
+    );
+    assert!(alone.status.success());
+    assert_eq!(report(&dir, "alone")["summary"], best["summary"]);
+    assert!(stdout.contains("sweep sorted by net_pnl"), "{stdout}");
+    // Sorted by drawdown, smallest first.
+    let out = on_ticks(&dir, &["--sweep", "model.fast_period=5,20", "--sort", "max_drawdown", "--report", "dd"]);
+    assert!(out.status.success());
+    let csv = std::fs::read_to_string(dir.join("dd/sweep.csv")).expect("sweep.csv");
+    let dd: Vec<f64> =
+        csv.lines().skip(1).map(|l| l.split(',').nth(3).and_then(|v| v.parse().ok()).expect("dd")).collect();
+    assert!(dd.windows(2).all(|w| w[0] <= w[1]), "{dd:?}");
+    for bad in [["--sweep", "model.fast_period"], ["--sweep", "model.fast_period=5,,7"], ["--sort", "luck"]] {
+        let out = on_ticks(&dir, &bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    let out = on_ticks(&dir, &["--sweep", "model.no_such_key=1,2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -242,7 +242,8 @@ pub const BACKTEST_HELP: &str = "\
 mt5bot backtest: run a configuration on history
 
 Usage: mt5bot backtest --config FILE --data CSV... [--data-timezone TZ] [--from T] [--to T]
-                       [--report DIR] [--set KEY=VALUE]...
+                       [--report DIR] [--set KEY=VALUE]... [--sweep KEY=V1,V2,...]...
+                       [--sort FIGURE]
 
 The live engine (model, risk limits, breakers, market hours, stop-loss and take-profit) on the
 paper venue, fed by replay files (as feed.kind: csv) on a clock the data moves: the trading day,
@@ -263,6 +264,11 @@ Options:
   --report DIR          Write report.json and report.html here (created if missing)
   --set KEY=VALUE       Override one config key for this run, e.g. model.fast_period=10;
                         repeatable
+  --sweep KEY=V1,V2,... Run every combination of the values (repeatable: a grid), one
+                        engine per core, and print one table sorted by --sort; with
+                        --report, write sweep.csv and the best run's report in DIR/best
+  --sort FIGURE         net_pnl (default), sharpe, profit_factor, max_drawdown (smallest
+                        first) or win_rate
 ";
 
 pub const CHECK_DATA_VERSIONS_HELP: &str = "\
@@ -565,8 +571,41 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                     _ => return Err(usage(format!("--set {set:?}: expected KEY=VALUE, e.g. model.fast_period=10"), help)),
                 }
             }
+            let sweeps: Vec<String> =
+                args.values_from_str("--sweep").map_err(|e| usage(format!("--sweep: {e}"), help))?;
+            let mut sweep: Vec<(String, Vec<String>)> = Vec::new();
+            for s in sweeps {
+                match s.split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() && v.split(',').all(|x| !x.trim().is_empty()) => {
+                        if sweep.iter().any(|(key, _)| key == k.trim()) {
+                            return Err(usage(format!("--sweep {}: the key is swept twice", k.trim()), help));
+                        }
+                        sweep.push((k.trim().to_owned(), v.split(',').map(|x| x.trim().to_owned()).collect()));
+                    }
+                    _ => {
+                        return Err(usage(
+                            format!("--sweep {s:?}: expected KEY=V1,V2,..., e.g. model.fast_period=5,10,20"),
+                            help,
+                        ))
+                    }
+                }
+            }
+            let runs: usize = sweep.iter().map(|(_, v)| v.len()).product();
+            if runs > 10_000 {
+                return Err(usage(format!("--sweep makes {runs} runs; accepted: at most 10000"), help));
+            }
+            let sort: Option<String> = args.opt_value_from_str("--sort").map_err(|e| usage(format!("--sort: {e}"), help))?;
+            let sort = match sort {
+                None => crate::app::backtest::sweep::SortKey::NetPnl,
+                Some(s) => crate::app::backtest::sweep::SortKey::parse(&s).ok_or_else(|| {
+                    let names: Vec<&str> = crate::app::backtest::sweep::SortKey::ALL.iter().map(|(n, _)| *n).collect();
+                    usage(format!("--sort {s:?}; accepted: {}", names.join(", ")), help)
+                })?,
+            };
             finish(args, help)?;
             Ok(Command::Backtest(crate::app::backtest::Options {
+                sweep,
+                sort,
                 config,
                 data: data.into_iter().map(PathBuf::from).collect(),
                 data_timezone,

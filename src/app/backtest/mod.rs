@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 mod report;
+pub mod sweep;
 
 use super::Error;
 use crate::config::Config;
@@ -30,6 +31,10 @@ pub struct Options {
     /// `--from`, `--to`: the part of the data to run on (Unix ns).
     pub from: Option<i128>,
     pub to: Option<i128>,
+    /// `--sweep KEY=V1,V2,...`, in order: a grid of runs instead of one.
+    pub sweep: Vec<(String, Vec<String>)>,
+    /// `--sort`: the figure the sweep's table is sorted by.
+    pub sort: sweep::SortKey,
 }
 
 /// The version of `report.json`'s layout (2: `data` is the list of replay files).
@@ -92,6 +97,9 @@ fn set(doc: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) -> Resu
 
 /// `mt5bot backtest`.
 pub fn run(opts: &Options) -> Result<(), Error> {
+    if !opts.sweep.is_empty() {
+        return sweep::run(opts);
+    }
     let cfg = configure(opts)?;
     let started = Instant::now();
     let mut bar = ProgressBar::new(std::io::stderr().is_terminal());
