@@ -174,6 +174,13 @@ fn bad_data_and_bad_overrides_are_usage_errors_that_say_where() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.csv:3") && err.contains("bid"), "{err}");
+    // --skip-bad-rows counts and names them instead, and runs on the rest.
+    let out = backtest(&dir, &["--config", "config.yaml", "--data", "bad.csv", "--skip-bad-rows", "--report", "skip"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 bad rows left out") && stdout.contains("bad.csv:3: bid"), "{stdout}");
+    let r = report(&dir, "skip");
+    assert_eq!((r["summary"]["ticks"].as_u64(), r["summary"]["skipped_rows"].as_u64()), (Some(1), Some(1)));
     ticks(&dir);
     let out = on_ticks(&dir, &["--set", "model.no_such_key=1"]);
     assert_eq!(out.status.code(), Some(2));

@@ -243,7 +243,7 @@ mt5bot backtest: run a configuration on history
 
 Usage: mt5bot backtest --config FILE --data CSV... [--data-timezone TZ] [--from T] [--to T]
                        [--report DIR] [--set KEY=VALUE]... [--sweep KEY=V1,V2,...]...
-                       [--sort FIGURE]
+                       [--sort FIGURE] [--skip-bad-rows]
 
 The live engine (model, risk limits, breakers, market hours, stop-loss and take-profit) on the
 paper venue, fed by replay files (as feed.kind: csv) on a clock the data moves: the trading day,
@@ -259,6 +259,8 @@ Options:
                         symbols must be in feed.symbols
   --data-timezone TZ    The zone of MT5 export times (the trade server's clock): an IANA name
                         or an offset such as +02:00 [default: feed.csv.timezone, UTC]
+  --skip-bad-rows       Count and leave out bad rows (named in the summary, the first ten)
+                        instead of stopping at the first with its file and line
   --from T, --to T      Run on the rows from T (inclusive) to T (exclusive): RFC 3339
                         (2026-01-05T00:00:00Z) or Unix seconds
   --report DIR          Write report.json and report.html here (created if missing)
@@ -602,8 +604,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                     usage(format!("--sort {s:?}; accepted: {}", names.join(", ")), help)
                 })?,
             };
+            let skip_bad_rows = args.contains("--skip-bad-rows");
             finish(args, help)?;
             Ok(Command::Backtest(crate::app::backtest::Options {
+                skip_bad_rows,
                 sweep,
                 sort,
                 config,

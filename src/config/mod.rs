@@ -380,6 +380,8 @@ pub enum FeedSource {
         /// `feed.csv.timezone`: the zone of MT5 export times, as configured and as read.
         timezone: String,
         tz: jiff::tz::TimeZone,
+        /// `feed.csv.skip_bad_rows`: count and leave out bad rows instead of refusing the file.
+        skip_bad_rows: bool,
     },
     /// Ticks come from the venue.
     Venue,
@@ -642,12 +644,13 @@ impl Config {
             FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => {
                 (FeedKind::Synthetic, *seed, *tick_rate, *volatility, *spread_bps, RawCsv::default())
             }
-            FeedSource::Csv { paths, speed, timezone, .. } => {
+            FeedSource::Csv { paths, speed, timezone, skip_bad_rows, .. } => {
                 let d = RawFeed::default();
                 let csv = RawCsv {
                     path: RawPaths::from_vec(paths.iter().map(|p| p.display().to_string()).collect()),
                     speed: *speed,
                     timezone: timezone.clone(),
+                    skip_bad_rows: *skip_bad_rows,
                 };
                 (FeedKind::Csv, d.seed, d.tick_rate, d.volatility, d.spread_bps, csv)
             }

@@ -258,11 +258,12 @@ pub struct RawCsv {
     pub path: RawPaths,
     pub speed: f64,
     pub timezone: String,
+    pub skip_bad_rows: bool,
 }
 
 impl Default for RawCsv {
     fn default() -> Self {
-        Self { path: RawPaths::One("data/ticks.csv".into()), speed: 1.0, timezone: "UTC".into() }
+        Self { path: RawPaths::One("data/ticks.csv".into()), speed: 1.0, timezone: "UTC".into(), skip_bad_rows: false }
     }
 }
 

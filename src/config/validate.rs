@@ -830,6 +830,7 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
                 ),
                 timezone: f.csv.timezone.clone(),
                 tz,
+                skip_bad_rows: f.csv.skip_bad_rows,
             }
         }
     };

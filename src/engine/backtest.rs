@@ -196,6 +196,9 @@ pub struct Summary {
     pub from: String,
     pub to: String,
     pub ticks: u64,
+    /// Bad rows left out (`--skip-bad-rows`), and the first few as `file:line: why`.
+    pub skipped_rows: u64,
+    pub skipped_first: Vec<String>,
     pub signals: u64,
     pub orders_sent: u64,
     pub fills: u64,
@@ -440,6 +443,8 @@ pub fn run(
         from: iso(start_unix),
         to: iso(end_unix),
         ticks: replay.ticks(),
+        skipped_rows: replay.skipped_rows().rows,
+        skipped_first: replay.skipped_rows().first.clone(),
         signals: metrics.signals_received.with_label_values(&["model"]).get()
             + metrics.signals_received.with_label_values(&["protection"]).get(),
         orders_sent: metrics.orders_sent.get(),

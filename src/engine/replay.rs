@@ -121,6 +121,11 @@ impl<V: Venue> Replay<V> {
         self.ticks
     }
 
+    /// The replay's bad rows left out (`feed.csv.skip_bad_rows`).
+    pub fn skipped_rows(&self) -> &crate::venue::feed::Skipped {
+        self.feed.skipped_rows()
+    }
+
     /// The rows the replay holds in all (0 for a feed without an end).
     pub fn rows(&self) -> u64 {
         self.feed.rows() as u64

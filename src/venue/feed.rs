@@ -10,7 +10,7 @@ use rand::{rngs::Xoshiro256PlusPlus, Rng, SeedableRng};
 use crate::config::{FeedConfig, FeedSource};
 use crate::domain::types::{Nanos, SymbolId, Tick};
 
-pub use super::history::{load, load_csv, CsvReplay, CsvRow, FeedError};
+pub use super::history::{load, load_csv, CsvReplay, CsvRow, FeedError, Skipped};
 
 /// Upper bound of ticks produced in one loop turn.
 pub const MAX_TICKS_PER_TURN: usize = 4096;
@@ -47,11 +47,14 @@ pub struct Feed {
     next_due: Option<Nanos>,
     emitted_this_turn: usize,
     skipped: u64,
+    /// The replay's bad rows left out by `feed.csv.skip_bad_rows`.
+    skipped_rows: Skipped,
 }
 
 impl Feed {
     /// Builds the feed; a CSV source is read and checked in full here, before trading starts.
     pub fn new(cfg: &FeedConfig, now: Nanos) -> Result<Feed, FeedError> {
+        let mut skipped_rows = Skipped::default();
         let source = match &cfg.source {
             FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => Source::Synthetic {
                 rng: Xoshiro256PlusPlus::seed_from_u64(*seed),
@@ -62,16 +65,30 @@ impl Feed {
                 cursor: 0,
                 spare: None,
             },
-            FeedSource::Csv { paths, speed, tz, .. } => {
+            FeedSource::Csv { paths, speed, tz, skip_bad_rows, .. } => {
                 let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
-                let replay = load(paths, &names, tz)?;
+                let replay = load(paths, &names, tz, *skip_bad_rows)?;
+                if replay.skipped.rows > 0 {
+                    log::warn!(
+                        "the replay left out {} bad rows (feed.csv.skip_bad_rows), the first: {}",
+                        replay.skipped.rows,
+                        replay.skipped.first.join("; ")
+                    );
+                }
+                skipped_rows = replay.skipped;
                 Source::Csv { rows: replay.rows, at: 0, speed: *speed, start: now, start_unix_ns: replay.start_unix_ns }
             }
             FeedSource::Venue => {
-                return Ok(Feed { source: Source::Venue, next_due: None, emitted_this_turn: 0, skipped: 0 })
+                return Ok(Feed {
+                    source: Source::Venue,
+                    next_due: None,
+                    emitted_this_turn: 0,
+                    skipped: 0,
+                    skipped_rows,
+                })
             }
         };
-        Ok(Feed { source, next_due: Some(now), emitted_this_turn: 0, skipped: 0 })
+        Ok(Feed { source, next_due: Some(now), emitted_this_turn: 0, skipped: 0, skipped_rows })
     }
 
     /// When the next tick is due; `None` once a replay has ended.
@@ -114,6 +131,11 @@ impl Feed {
             Source::Csv { rows, .. } => rows.len(),
             _ => 0,
         }
+    }
+
+    /// The replay's bad rows left out (`feed.csv.skip_bad_rows`).
+    pub fn skipped_rows(&self) -> &Skipped {
+        &self.skipped_rows
     }
 
     /// Ticks skipped after stalls.
@@ -248,8 +270,13 @@ mod tests {
         assert_eq!(replay.start_unix_ns, 1_767_225_600_000_000_000);
         assert_eq!(replay.rows[1], CsvRow { offset_ns: 1_000_000_000, symbol: 1, bid: 2.0, ask: 2.1 });
         let mut cfg = Config::embedded().feed;
-        cfg.source =
-            FeedSource::Csv { paths: vec![p], speed: 2.0, timezone: "UTC".into(), tz: jiff::tz::TimeZone::UTC };
+        cfg.source = FeedSource::Csv {
+            paths: vec![p],
+            speed: 2.0,
+            timezone: "UTC".into(),
+            tz: jiff::tz::TimeZone::UTC,
+            skip_bad_rows: false,
+        };
         let mut f = Feed::new(&cfg, 100).expect("feed");
         assert_eq!(f.start_unix_ns(), Some(1_767_225_600_000_000_000));
         assert!(f.poll(100).is_some());

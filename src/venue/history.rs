@@ -53,6 +53,8 @@ pub struct CsvRow {
 pub struct CsvReplay {
     pub start_unix_ns: i128,
     pub rows: Vec<CsvRow>,
+    /// The bad rows left out (always none unless they were asked to be skipped).
+    pub skipped: Skipped,
 }
 
 /// The layout of a replay file, told by its first line.
@@ -94,12 +96,14 @@ struct Quote {
 }
 
 /// Reads every file and merges their quotes by time (quotes at the same instant keep the order
-/// of the files, then of their lines). `tz` is the zone of MT5 export times.
-pub fn load(paths: &[PathBuf], symbols: &[&str], tz: &TimeZone) -> Result<CsvReplay, FeedError> {
+/// of the files, then of their lines). `tz` is the zone of MT5 export times. A bad row stops the
+/// load with its file and line, or with `skip_bad_rows` is counted and left out.
+pub fn load(paths: &[PathBuf], symbols: &[&str], tz: &TimeZone, skip_bad_rows: bool) -> Result<CsvReplay, FeedError> {
     let mut quotes = Vec::new();
+    let mut skipped = Skipped::default();
     for path in paths {
         let before = quotes.len();
-        read_file(path, symbols, tz, &mut quotes)?;
+        read_file(path, symbols, tz, &mut quotes, skip_bad_rows, &mut skipped)?;
         if quotes.len() == before {
             return Err(FeedError(format!("{}: the replay file has no rows", path.display())));
         }
@@ -115,21 +119,28 @@ pub fn load(paths: &[PathBuf], symbols: &[&str], tz: &TimeZone) -> Result<CsvRep
         .into_iter()
         .map(|q| CsvRow { offset_ns: (q.unix_ns - start_unix_ns) as Nanos, symbol: q.symbol, bid: q.bid, ask: q.ask })
         .collect();
-    Ok(CsvReplay { start_unix_ns, rows })
+    Ok(CsvReplay { start_unix_ns, rows, skipped })
 }
 
 /// Reads a `timestamp,symbol,bid,ask` file (the format before the others were read; kept for
 /// callers that have one file of it).
 pub fn load_csv(path: &Path, symbols: &[&str]) -> Result<CsvReplay, FeedError> {
-    load(&[path.to_path_buf()], symbols, &TimeZone::UTC)
+    load(&[path.to_path_buf()], symbols, &TimeZone::UTC, false)
 }
 
-fn read_file(path: &Path, symbols: &[&str], tz: &TimeZone, out: &mut Vec<Quote>) -> Result<(), FeedError> {
+fn read_file(
+    path: &Path,
+    symbols: &[&str],
+    tz: &TimeZone,
+    out: &mut Vec<Quote>,
+    skip_bad_rows: bool,
+    skipped: &mut Skipped,
+) -> Result<(), FeedError> {
     let bytes = std::fs::read(path)
         .map_err(|e| FeedError(format!("{}: cannot read the replay file (feed.csv.path): {e}", path.display())))?;
     let text = decode(&bytes).map_err(|e| FeedError(format!("{}: {e}", path.display())))?;
     let format = Format::of(text.lines().next().unwrap_or(""));
-    let mut file = File { path, symbols, tz, out, last_ts: i128::MIN };
+    let mut file = File { path, symbols, tz, out, last_ts: i128::MIN, skip_bad_rows, skipped };
     match format {
         Format::Rows => file.rows(&text),
         Format::Mt5Ticks | Format::Mt5Bars => {
@@ -188,26 +199,54 @@ fn symbol_of_export(path: &Path, symbols: &[&str]) -> Result<SymbolId, FeedError
         })
 }
 
-/// One file being read: where its quotes go, and the time of its last row.
+/// One file being read: where its quotes go, the time of its last row, and (with
+/// `skip_bad_rows`) the rows it skipped.
 struct File<'a> {
     path: &'a Path,
     symbols: &'a [&'a str],
     tz: &'a TimeZone,
     out: &'a mut Vec<Quote>,
     last_ts: i128,
+    skip_bad_rows: bool,
+    skipped: &'a mut Skipped,
 }
+
+/// Rows left out by `--skip-bad-rows`: how many, and the first few as `file:line: why`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub rows: u64,
+    pub first: Vec<String>,
+}
+
+/// Skipped rows named in full, at most.
+const SKIPPED_NAMED: usize = 10;
 
 impl File<'_> {
     fn fail(&self, no: usize, what: String) -> FeedError {
         FeedError(format!("{}:{no}: {what}", self.path.display()))
     }
 
-    fn push(&mut self, no: usize, unix_ns: i128, symbol: SymbolId, bid: f64, ask: f64) -> Result<(), FeedError> {
+    /// A row's outcome: a bad row stops the file, or with `skip_bad_rows` is counted and left out.
+    fn row(&mut self, no: usize, outcome: Result<(), String>) -> Result<(), FeedError> {
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(why) if self.skip_bad_rows => {
+                self.skipped.rows += 1;
+                if self.skipped.first.len() < SKIPPED_NAMED {
+                    self.skipped.first.push(format!("{}:{no}: {why}", self.path.display()));
+                }
+                Ok(())
+            }
+            Err(why) => Err(self.fail(no, why)),
+        }
+    }
+
+    fn push(&mut self, unix_ns: i128, symbol: SymbolId, bid: f64, ask: f64) -> Result<(), String> {
         if bid > ask {
-            return Err(self.fail(no, format!("bid {bid} is above ask {ask}")));
+            return Err(format!("bid {bid} is above ask {ask}"));
         }
         if unix_ns < self.last_ts {
-            return Err(self.fail(no, "timestamp goes back in time; rows must be in time order".into()));
+            return Err("timestamp goes back in time; rows must be in time order".into());
         }
         self.last_ts = unix_ns;
         self.out.push(Quote { unix_ns, symbol, bid, ask });
@@ -224,107 +263,75 @@ impl File<'_> {
             {
                 continue;
             }
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let [ts, sym, bid, ask] = fields[..] else {
-                return Err(self.fail(
-                    no,
-                    format!(
-                        "expected 4 fields timestamp,symbol,bid,ask, found {} (an MT5 export starts with a <DATE> header)",
-                        fields.len()
-                    ),
-                ));
-            };
-            let ts = parse_timestamp(ts).map_err(|e| self.fail(no, e))?;
-            let symbol = self.symbols.iter().position(|s| *s == sym).ok_or_else(|| {
-                self.fail(no, format!("symbol {sym:?} is not in feed.symbols ({})", self.symbols.join(", ")))
-            })?;
-            let (bid, ask) =
-                (price(bid, "bid").map_err(|e| self.fail(no, e))?, price(ask, "ask").map_err(|e| self.fail(no, e))?);
-            self.push(no, ts, symbol as SymbolId, bid, ask)?;
+            let outcome = self.csv_row(line);
+            self.row(no, outcome)?;
         }
         Ok(())
     }
 
+    fn csv_row(&mut self, line: &str) -> Result<(), String> {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [ts, sym, bid, ask] = fields[..] else {
+            return Err(format!(
+                "expected 4 fields timestamp,symbol,bid,ask, found {} (an MT5 export starts with a <DATE> header)",
+                fields.len()
+            ));
+        };
+        let ts = parse_timestamp(ts)?;
+        let symbol = self
+            .symbols
+            .iter()
+            .position(|s| *s == sym)
+            .ok_or_else(|| format!("symbol {sym:?} is not in feed.symbols ({})", self.symbols.join(", ")))?;
+        let (bid, ask) = (price(bid, "bid")?, price(ask, "ask")?);
+        self.push(ts, symbol as SymbolId, bid, ask)
+    }
+
     fn mt5_ticks(&mut self, text: &str, symbol: SymbolId) -> Result<(), FeedError> {
-        let (mut bid, mut ask) = (0.0f64, 0.0f64);
+        let mut quote = (0.0f64, 0.0f64);
         for (i, line) in text.lines().enumerate().skip(1) {
             let no = i + 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let f: Vec<&str> = line.split('\t').map(str::trim).collect();
-            if f.len() < 4 {
-                return Err(
-                    self.fail(no, format!("expected at least <DATE> <TIME> <BID> <ASK>, found {} fields", f.len()))
-                );
-            }
-            let ts = self.mt5_time(no, f[0], f[1])?;
-            let (b, a) = (optional_price(f[2], "<BID>"), optional_price(f[3], "<ASK>"));
-            let (b, a) = (b.map_err(|e| self.fail(no, e))?, a.map_err(|e| self.fail(no, e))?);
-            if b.is_none() && a.is_none() {
-                continue;
-            }
-            bid = b.unwrap_or(bid);
-            ask = a.unwrap_or(ask);
-            if bid > 0.0 && ask > 0.0 {
-                self.push(no, ts, symbol, bid, ask)?;
-            }
+            let outcome = self.mt5_tick(line, symbol, &mut quote);
+            self.row(no, outcome)?;
         }
         Ok(())
     }
 
-    fn mt5_bars(&mut self, text: &str, symbol: SymbolId) -> Result<(), FeedError> {
-        struct Bar {
-            no: usize,
-            ts: i128,
-            ohlc: [f64; 4],
-            spread: f64,
+    /// One tick row; `quote` is the bid and ask so far (a row leaves unchanged sides empty).
+    fn mt5_tick(&mut self, line: &str, symbol: SymbolId, quote: &mut (f64, f64)) -> Result<(), String> {
+        let f: Vec<&str> = line.split('\t').map(str::trim).collect();
+        if f.len() < 4 {
+            return Err(format!("expected at least <DATE> <TIME> <BID> <ASK>, found {} fields", f.len()));
         }
-        let mut bars = Vec::new();
+        let ts = self.mt5_time(f[0], f[1])?;
+        let (b, a) = (optional_price(f[2], "<BID>")?, optional_price(f[3], "<ASK>")?);
+        if b.is_none() && a.is_none() {
+            return Ok(());
+        }
+        let (bid, ask) = (b.unwrap_or(quote.0), a.unwrap_or(quote.1));
+        if bid > 0.0 && ask > 0.0 {
+            self.push(ts, symbol, bid, ask)?;
+        }
+        *quote = (bid, ask);
+        Ok(())
+    }
+
+    fn mt5_bars(&mut self, text: &str, symbol: SymbolId) -> Result<(), FeedError> {
+        let mut bars: Vec<Bar> = Vec::new();
         let mut digits = 0usize;
         for (i, line) in text.lines().enumerate().skip(1) {
             let no = i + 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let f: Vec<&str> = line.split('\t').map(str::trim).collect();
-            if f.len() < 6 {
-                return Err(self.fail(
-                    no,
-                    format!(
-                        "expected <DATE> <TIME> <OPEN> <HIGH> <LOW> <CLOSE> <TICKVOL> <VOL> <SPREAD>, found {} fields",
-                        f.len()
-                    ),
-                ));
-            }
-            let ts = self.mt5_time(no, f[0], f[1])?;
-            let mut ohlc = [0.0; 4];
-            for (k, name) in ["<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>"].iter().enumerate() {
-                ohlc[k] = price(f[2 + k], name).map_err(|e| self.fail(no, e))?;
-                digits = digits.max(f[2 + k].split_once('.').map_or(0, |(_, d)| d.len()));
-            }
-            let [o, h, l, c] = ohlc;
-            if h < o.max(c).max(l) || l > o.min(c) {
-                return Err(
-                    self.fail(no, format!("the bar's high {h} and low {l} do not hold its open {o} and close {c}"))
-                );
-            }
-            let spread = match f.get(8).filter(|s| !s.is_empty()) {
-                None => 0.0,
-                Some(s) => s
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| self.fail(no, format!("<SPREAD> {s:?} is not a number of points")))?,
-            };
-            if let Some(last) = bars.last().map(|b: &Bar| b.ts) {
-                if ts <= last {
-                    return Err(
-                        self.fail(no, "the bar does not come after the one before; bars must be in time order".into())
-                    );
-                }
-            }
-            bars.push(Bar { no, ts, ohlc, spread });
+            let outcome = self.mt5_bar(line, bars.last().map(|b| b.ts)).map(|(bar, d)| {
+                digits = digits.max(d);
+                bars.push(bar);
+            });
+            self.row(no, outcome)?;
         }
         let point = 10f64.powi(-(digits.min(12) as i32));
         // A bar lasts until the next; the last one as long as the shortest seen (a minute if alone).
@@ -336,21 +343,61 @@ impl File<'_> {
             let ask_over = bar.spread * point;
             for (step, bid) in path.into_iter().enumerate() {
                 let at = bar.ts + length * step as i128 / 4;
-                self.push(bar.no, at, symbol, bid, bid + ask_over)?;
+                // Bars are checked in order and each quote holds its bid under its ask.
+                self.push(at, symbol, bid, bid + ask_over).map_err(|e| self.fail(0, e))?;
             }
         }
         Ok(())
     }
 
-    /// An MT5 `<DATE> <TIME>` (`2024.01.02`, `13:05:00` or `13:05:00.123`) on the server clock.
-    fn mt5_time(&self, no: usize, date: &str, time: &str) -> Result<i128, FeedError> {
-        let bad = || {
-            self.fail(no, format!("{date:?} {time:?} is not an MT5 time; accepted: YYYY.MM.DD and HH:MM[:SS[.fff]]"))
+    /// One bar row, after the bar at `last` (if any): the bar and the digits its prices have.
+    fn mt5_bar(&self, line: &str, last: Option<i128>) -> Result<(Bar, usize), String> {
+        let f: Vec<&str> = line.split('\t').map(str::trim).collect();
+        if f.len() < 6 {
+            return Err(format!(
+                "expected <DATE> <TIME> <OPEN> <HIGH> <LOW> <CLOSE> <TICKVOL> <VOL> <SPREAD>, found {} fields",
+                f.len()
+            ));
+        }
+        let ts = self.mt5_time(f[0], f[1])?;
+        let mut ohlc = [0.0; 4];
+        let mut digits = 0;
+        for (k, name) in ["<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>"].iter().enumerate() {
+            ohlc[k] = price(f[2 + k], name)?;
+            digits = digits.max(f[2 + k].split_once('.').map_or(0, |(_, d)| d.len()));
+        }
+        let [o, h, l, c] = ohlc;
+        if h < o.max(c).max(l) || l > o.min(c) {
+            return Err(format!("the bar's high {h} and low {l} do not hold its open {o} and close {c}"));
+        }
+        let spread = match f.get(8).filter(|s| !s.is_empty()) {
+            None => 0.0,
+            Some(s) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| format!("<SPREAD> {s:?} is not a number of points"))?,
         };
+        if last.is_some_and(|last| ts <= last) {
+            return Err("the bar does not come after the one before; bars must be in time order".into());
+        }
+        Ok((Bar { ts, ohlc, spread }, digits))
+    }
+
+    /// An MT5 `<DATE> <TIME>` (`2024.01.02`, `13:05:00` or `13:05:00.123`) on the server clock.
+    fn mt5_time(&self, date: &str, time: &str) -> Result<i128, String> {
+        let bad = || format!("{date:?} {time:?} is not an MT5 time; accepted: YYYY.MM.DD and HH:MM[:SS[.fff]]");
         let civil: DateTime = format!("{}T{time}", date.replace('.', "-")).parse().map_err(|_| bad())?;
         let zoned = civil.to_zoned(self.tz.clone()).map_err(|_| bad())?;
         Ok(zoned.timestamp().as_nanosecond())
     }
+}
+
+/// A bar of an MT5 export: its time, open, high, low, close and spread in points.
+struct Bar {
+    ts: i128,
+    ohlc: [f64; 4],
+    spread: f64,
 }
 
 fn price(v: &str, name: &str) -> Result<f64, String> {
@@ -398,7 +445,7 @@ mod tests {
              2024.01.02\t00:00:02\t1.10440\t\t\t\t2\n",
         );
         let tz = parse_zone("+02:00").expect("zone");
-        let r = load(&[p], &SYMBOLS, &tz).expect("valid");
+        let r = load(&[p], &SYMBOLS, &tz, false).expect("valid");
         assert_eq!(r.start_unix_ns, ns("2024-01-01T22:00:00.12Z"), "server time at UTC+2");
         let quotes: Vec<(SymbolId, f64, f64)> = r.rows.iter().map(|q| (q.symbol, q.bid, q.ask)).collect();
         assert_eq!(
@@ -419,7 +466,7 @@ mod tests {
              2024.01.02\t00:00:00\t1.27000\t1.27050\t1.26980\t1.27040\t100\t0\t12\n\
              2024.01.02\t00:01:00\t1.27040\t1.27060\t1.26900\t1.26950\t90\t0\t10\n",
         );
-        let r = load(&[p], &SYMBOLS, &TimeZone::UTC).expect("valid");
+        let r = load(&[p], &SYMBOLS, &TimeZone::UTC, false).expect("valid");
         let bids: Vec<f64> = r.rows.iter().map(|q| q.bid).collect();
         // Rising bar: open, low, high, close; falling bar: open, high, low, close.
         assert_eq!(bids, [1.27, 1.2698, 1.2705, 1.2704, 1.2704, 1.2706, 1.269, 1.2695]);
@@ -439,7 +486,7 @@ mod tests {
             "GBPUSD.csv",
             "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\n2024.01.02\t00:00:01\t1.27\t1.2701\t\t\t6\n2024.01.02\t00:00:02\t1.28\t1.2801\t\t\t6\n",
         );
-        let r = load(&[a, b], &SYMBOLS, &TimeZone::UTC).expect("valid");
+        let r = load(&[a, b], &SYMBOLS, &TimeZone::UTC, false).expect("valid");
         let order: Vec<(u64, SymbolId)> = r.rows.iter().map(|q| (q.offset_ns / 1_000_000_000, q.symbol)).collect();
         assert_eq!(order, [(0, 0), (1, 2), (2, 0), (2, 2)], "ties keep the order of the files");
     }
@@ -448,8 +495,9 @@ mod tests {
     fn bad_exports_name_the_file_the_line_and_what_is_accepted() {
         let dir = TestDir::new("history-bad");
         let head = "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\n";
-        let err =
-            |name: &str, text: &str| load(&[write(&dir, name, text)], &SYMBOLS, &TimeZone::UTC).expect_err(name).0;
+        let err = |name: &str, text: &str| {
+            load(&[write(&dir, name, text)], &SYMBOLS, &TimeZone::UTC, false).expect_err(name).0
+        };
         let e = err("USDJPY_1.csv", &format!("{head}2024.01.02\t00:00:00\t150\t150.01\t\t\t6\n"));
         assert!(e.contains("starts with none of feed.symbols") && e.contains("rename"), "{e}");
         let e = err("EURUSD_2.csv", &format!("{head}2024.13.02\t00:00:00\t1.1\t1.1001\t\t\t6\n"));
@@ -466,12 +514,12 @@ mod tests {
         assert!(e.contains("do not hold"), "{e}");
         let e = err("EURUSD_6.csv", head);
         assert!(e.contains("no rows"), "{e}");
-        let e = load(&[dir.path().join("EURUSD_7.csv")], &SYMBOLS, &TimeZone::UTC).expect_err("missing").0;
+        let e = load(&[dir.path().join("EURUSD_7.csv")], &SYMBOLS, &TimeZone::UTC, false).expect_err("missing").0;
         assert!(e.contains("cannot read"), "{e}");
         let e = err("EURUSD_8.csv", "\u{0}\u{ff}\u{fe}garbage");
         assert!(!e.is_empty());
         std::fs::write(dir.path().join("bin.csv"), [0xC3u8, 0x28, 0x0A]).expect("write");
-        let e = load(&[dir.path().join("bin.csv")], &SYMBOLS, &TimeZone::UTC).expect_err("binary").0;
+        let e = load(&[dir.path().join("bin.csv")], &SYMBOLS, &TimeZone::UTC, false).expect_err("binary").0;
         assert!(e.contains("not valid UTF-8"), "{e}");
     }
 
@@ -485,11 +533,11 @@ mod tests {
         let bytes = gz.finish().expect("gzip");
         let p = dir.path().join("ticks.csv.gz");
         std::fs::write(&p, &bytes).expect("write");
-        let r = load(&[p], &SYMBOLS, &TimeZone::UTC).expect("valid");
+        let r = load(&[p], &SYMBOLS, &TimeZone::UTC, false).expect("valid");
         assert_eq!(r.rows.len(), 2);
         let cut = dir.path().join("cut.csv.gz");
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
-        let e = load(&[cut], &SYMBOLS, &TimeZone::UTC).expect_err("truncated").0;
+        let e = load(&[cut], &SYMBOLS, &TimeZone::UTC, false).expect_err("truncated").0;
         assert!(e.contains("cut.csv.gz") && e.contains("cannot be decompressed"), "{e}");
     }
 
@@ -504,7 +552,31 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &bytes).expect("gzip");
         std::fs::write(&p, gz.finish().expect("gzip")).expect("write");
-        let r = load(&[p], &SYMBOLS, &TimeZone::UTC).expect("valid");
+        let r = load(&[p], &SYMBOLS, &TimeZone::UTC, false).expect("valid");
         assert_eq!((r.rows.len(), r.rows[0].bid), (1, 1.1));
+    }
+
+    #[test]
+    fn skipping_bad_rows_counts_names_and_keeps_the_rest() {
+        let dir = TestDir::new("history-skip");
+        let head = "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\n";
+        let rows = format!(
+            "{head}2024.01.02\t00:00:01\t1.1\t1.1001\t\t\t6\n2024.01.02\t00:00:00\t1.1\t1.1001\t\t\t6\n\
+             garbage\n2024.13.40\t00:00:02\t1.1\t1.1001\t\t\t6\n2024.01.02\t00:00:03\t1.2\t1.2001\t\t\t6\n"
+        );
+        let p = write(&dir, "EURUSD.csv", &rows);
+        assert!(load(&[p.clone()], &SYMBOLS, &TimeZone::UTC, false).is_err(), "stops at the first without the switch");
+        let r = load(&[p], &SYMBOLS, &TimeZone::UTC, true).expect("skips");
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.skipped.rows, 3);
+        assert!(
+            r.skipped.first[0].ends_with("EURUSD.csv:3: timestamp goes back in time; rows must be in time order"),
+            "{:?}",
+            r.skipped
+        );
+        assert!(r.skipped.first[1].contains(":4: expected at least"), "{:?}", r.skipped);
+        let many = format!("2024-01-02T00:00:00Z,EURUSD,1.1,1.1001\n{}", "x\n".repeat(50));
+        let r = load(&[write(&dir, "many.csv", &many)], &SYMBOLS, &TimeZone::UTC, true).expect("skips");
+        assert_eq!((r.skipped.rows, r.skipped.first.len()), (50, SKIPPED_NAMED), "counted all, named the first ten");
     }
 }

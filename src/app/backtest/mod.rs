@@ -35,6 +35,8 @@ pub struct Options {
     pub sweep: Vec<(String, Vec<String>)>,
     /// `--sort`: the figure the sweep's table is sorted by.
     pub sort: sweep::SortKey,
+    /// `--skip-bad-rows`: count and leave out bad rows instead of stopping.
+    pub skip_bad_rows: bool,
 }
 
 /// The version of `report.json`'s layout (2: `data` is the list of replay files).
@@ -67,6 +69,9 @@ fn configure(opts: &Options) -> Result<Config, Error> {
     ];
     if let Some(tz) = &opts.data_timezone {
         forced.push(("feed.csv.timezone", serde_yaml::Value::from(tz.as_str())));
+    }
+    if opts.skip_bad_rows {
+        forced.push(("feed.csv.skip_bad_rows", serde_yaml::Value::from(true)));
     }
     for (key, value) in forced {
         set(&mut doc, key, value).map_err(|e| Error::failed(format!("config {key}: {e}")))?;
@@ -223,6 +228,13 @@ fn text(s: &Summary, took: Duration) -> String {
         s.trading_state,
         s.trading_state_by
     );
+    if s.skipped_rows > 0 {
+        out.push_str(&format!(
+            "  {} bad rows left out (--skip-bad-rows); the first: {}\n",
+            s.skipped_rows,
+            s.skipped_first.join("; ")
+        ));
+    }
     out.push_str(&format!("  {}\n", trades_line(&s.trade_stats)));
     let ratio = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
     out.push_str(&format!(
