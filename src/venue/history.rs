@@ -565,7 +565,10 @@ mod tests {
              garbage\n2024.13.40\t00:00:02\t1.1\t1.1001\t\t\t6\n2024.01.02\t00:00:03\t1.2\t1.2001\t\t\t6\n"
         );
         let p = write(&dir, "EURUSD.csv", &rows);
-        assert!(load(&[p.clone()], &SYMBOLS, &TimeZone::UTC, false).is_err(), "stops at the first without the switch");
+        assert!(
+            load(std::slice::from_ref(&p), &SYMBOLS, &TimeZone::UTC, false).is_err(),
+            "stops at the first without the switch"
+        );
         let r = load(&[p], &SYMBOLS, &TimeZone::UTC, true).expect("skips");
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.skipped.rows, 3);
