@@ -17,13 +17,13 @@ pub fn write(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// `print!` for commands: see [`write`].
+/// `print!` for commands: see [`write()`].
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => { $crate::support::stdout::write(format_args!($($arg)*)) };
 }
 
-/// `println!` for commands: see [`write`].
+/// `println!` for commands: see [`write()`].
 #[macro_export]
 macro_rules! outln {
     () => { $crate::support::stdout::write(format_args!("\n")) };

@@ -2,7 +2,7 @@
 //! `--set` overrides are applied to it, its venue becomes paper and its feed the replay file,
 //! then [`crate::engine::backtest::run`] drives the engine; the summary is printed and, with
 //! `--report`, written as `report.json`, `trades.csv`, the plots as SVG files and a
-//! self-contained `report.html` ([`report`]).
+//! self-contained `report.html` (the `report` module).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
