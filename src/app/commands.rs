@@ -17,9 +17,9 @@ pub fn config_check(path: Option<&Path>) -> Result<(), Error> {
     for w in cfg.warnings() {
         eprintln!("mt5bot: warning: {w}");
     }
-    crate::outln!("# effective configuration of {} (valid)", cfg.source);
-    crate::outln!("# secrets are never read from the config file; none appear here");
-    crate::out!("{}", cfg.to_yaml());
+    outln!("# effective configuration of {} (valid)", cfg.source);
+    outln!("# secrets are never read from the config file; none appear here");
+    out!("{}", cfg.to_yaml());
     Ok(())
 }
 
@@ -35,7 +35,7 @@ pub fn config_target(path: Option<&Path>, out: Option<&Path>) -> Result<(), Erro
     let target = serde_json::json!([{ "targets": [cfg.metrics.listen.to_string()], "labels": labels }]);
     let text = format!("{}\n", serde_json::to_string_pretty(&target).unwrap_or_default());
     match out {
-        None => crate::out!("{text}"),
+        None => out!("{text}"),
         Some(file) => {
             crate::support::files::write_atomic_mode(file, text.as_bytes(), 0o644)
                 .map_err(|e| Error::failed(format!("cannot write {}: {e}", file.display())))?;
@@ -83,7 +83,7 @@ fn finish_helper(result: Result<(Option<String>, Vec<String>), DeployError>) -> 
         eprintln!("mt5bot: warning: {w}");
     }
     for line in exports {
-        crate::outln!("{line}");
+        outln!("{line}");
     }
     Ok(())
 }
@@ -124,7 +124,7 @@ pub fn check_data_versions(path: &Path, write: bool) -> Result<(), Error> {
         }
     };
     let rows = dv::check(path, &manifest, true).map_err(Error::usage)?;
-    crate::out!("{}", dv::table(&rows));
+    out!("{}", dv::table(&rows));
     if write {
         let m = dv::recorded(&rows);
         dv::save(path, &m).map_err(Error::failed)?;
@@ -158,16 +158,16 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
         checkpoint::open(&bytes, &keys).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
     let key_id = checkpoint::header(&bytes).map(|h| h.key_id).unwrap_or_default();
     let key_name = if used == checkpoint::KeyUsed::Current { CHECKPOINT_AES_KEY } else { CHECKPOINT_AES_KEY_PREVIOUS };
-    crate::outln!("checkpoint: {}", path.display());
-    crate::outln!("written at: {}", state.written_at);
-    crate::outln!("generation: {}", state.generation);
-    crate::outln!("key id: {key_id} ({key_name})");
-    crate::outln!("size: {} bytes", bytes.len());
-    crate::outln!("trades: {}", state.trades);
-    crate::outln!("positions:");
+    outln!("checkpoint: {}", path.display());
+    outln!("written at: {}", state.written_at);
+    outln!("generation: {}", state.generation);
+    outln!("key id: {key_id} ({key_name})");
+    outln!("size: {} bytes", bytes.len());
+    outln!("trades: {}", state.trades);
+    outln!("positions:");
     for p in &state.positions {
         let level = |v: f64| if v > 0.0 { v.to_string() } else { "-".into() };
-        crate::outln!(
+        outln!(
             "  {:<10} qty {:>12.4}  avg {:>12.5}  realized pnl {:>12.5}  fills {}  sl {}  tp {}",
             p.symbol,
             p.qty,
@@ -178,9 +178,9 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
             level(p.tp)
         );
     }
-    crate::outln!("open orders: {}", state.open_orders.len());
+    outln!("open orders: {}", state.open_orders.len());
     for o in &state.open_orders {
-        crate::outln!(
+        outln!(
             "  {:<32} {:<10} {:<4} {:<6} qty {} filled {} price {} {}",
             o.client_id,
             o.symbol,
@@ -192,9 +192,9 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
             o.state
         );
     }
-    crate::outln!("queued signals: {}", state.queued.len());
+    outln!("queued signals: {}", state.queued.len());
     for q in &state.queued {
-        crate::outln!(
+        outln!(
             "  {:<32} {:<10} {:<4} {:<6} qty {} price {} queued {}",
             q.id,
             q.symbol,
@@ -205,13 +205,13 @@ pub fn inspect_checkpoint(path: &Path) -> Result<(), Error> {
             crate::support::timefmt::rfc3339_micros(i128::from(q.queued_at_unix_ns))
         );
     }
-    crate::outln!("signal ids remembered: {}", state.recent_ids.len());
+    outln!("signal ids remembered: {}", state.recent_ids.len());
     if let Ok(list) = crate::engine::journal::segments(path) {
         if !list.is_empty() {
-            crate::outln!("order journal segments after it (replayed at the next start):");
+            outln!("order journal segments after it (replayed at the next start):");
             for (g, p) in list {
                 let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                crate::outln!("  generation {g}: {} ({size} bytes)", p.display());
+                outln!("  generation {g}: {} ({size} bytes)", p.display());
             }
         }
     }

@@ -269,7 +269,7 @@ pub fn run_fleet(
     if failed == 0 {
         Ok(table)
     } else {
-        crate::out!("{table}");
+        out!("{table}");
         Err(Error::failed(format!("{failed} of {} bots failed", rows.len())))
     }
 }
@@ -318,12 +318,5 @@ pub fn fleet_table(action: Action, rows: &[FleetRow]) -> String {
         }
         lines.push(line);
     }
-    let widths: Vec<usize> = (0..8).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for l in &lines {
-        let cells: Vec<String> = l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::support::columns::render(&lines, crate::support::columns::Align::Left)
 }

@@ -3,6 +3,18 @@
 //! exit codes in one place ([`Error::exit_code`]): 0 success, 1 runtime failure, 2 usage or
 //! configuration error.
 
+/// `print!` for commands: a reader that went away ends the command quietly
+/// ([`crate::support::stdout::write`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::support::stdout::write(format_args!($($arg)*)) };
+}
+
+/// `println!` for commands, as [`out!`].
+macro_rules! outln {
+    () => { $crate::support::stdout::write(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::support::stdout::write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 pub mod backtest;
 pub mod cli;
 pub mod commands;
@@ -92,11 +104,11 @@ impl From<daemon::DaemonError> for Error {
 pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
     match cli::parse(argv)? {
         Command::Version => {
-            crate::out!("{}", crate::support::build_info::version_text());
+            out!("{}", crate::support::build_info::version_text());
             Ok(())
         }
         Command::Help(text) => {
-            crate::out!("{text}");
+            out!("{text}");
             Ok(())
         }
         Command::ConfigCheck { config } => commands::config_check(config.as_deref()),
@@ -114,7 +126,7 @@ pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
                 Some(file) => ctl::run_fleet(&opts, file, &env)?,
                 None => ctl::run(&opts, &env)?,
             };
-            crate::out!("{answer}");
+            out!("{answer}");
             Ok(())
         }
         Command::Run { config, checkpoint } => match daemon::run(config.as_deref(), checkpoint)? {

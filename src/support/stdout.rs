@@ -1,6 +1,7 @@
 //! What a command prints on standard output. A reader that goes away (`mt5bot ctl status | head`)
 //! ends the command quietly, as ripgrep and cargo do, instead of the panic `println!` makes of a
-//! broken pipe; any other failure to write is an error on stderr and exit code 1.
+//! broken pipe; any other failure to write is an error on stderr and exit code 1. The commands
+//! print through `out!` and `outln!` (`crate::app`), which call [`write()`].
 
 use std::io::Write;
 
@@ -15,17 +16,4 @@ pub fn write(args: std::fmt::Arguments<'_>) {
         let _ = writeln!(std::io::stderr(), "mt5bot: cannot write to standard output: {e}");
         std::process::exit(1);
     }
-}
-
-/// `print!` for commands: see [`write()`].
-#[macro_export]
-macro_rules! out {
-    ($($arg:tt)*) => { $crate::support::stdout::write(format_args!($($arg)*)) };
-}
-
-/// `println!` for commands: see [`write()`].
-#[macro_export]
-macro_rules! outln {
-    () => { $crate::support::stdout::write(format_args!("\n")) };
-    ($($arg:tt)*) => { $crate::support::stdout::write(format_args!("{}\n", format_args!($($arg)*))) };
 }

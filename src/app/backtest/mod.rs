@@ -115,9 +115,9 @@ pub fn run(opts: &Options) -> Result<(), Error> {
     if let Some(dir) = &opts.report {
         write_report(dir, opts, &summary)?;
     }
-    crate::out!("{}", text(&summary, started.elapsed()));
+    out!("{}", text(&summary, started.elapsed()));
     if let Some(dir) = &opts.report {
-        crate::outln!("report: {}, {}", dir.join("report.json").display(), dir.join("report.html").display());
+        outln!("report: {}, {}", dir.join("report.json").display(), dir.join("report.html").display());
     }
     Ok(())
 }

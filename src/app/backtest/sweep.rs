@@ -175,15 +175,7 @@ pub fn table(keys: &[String], runs: &[Run]) -> String {
         ]);
         rows.push(row);
     }
-    let widths: Vec<usize> =
-        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for r in &rows {
-        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect();
-        out += cells.join("  ").trim_end();
-        out.push('\n');
-    }
-    out
+    crate::support::columns::render(&rows, crate::support::columns::Align::Right)
 }
 
 /// `mt5bot backtest --sweep ...`: the table on stdout, and with `--report DIR`, `sweep.csv` and
@@ -205,9 +197,9 @@ pub fn run(opts: &Options) -> Result<(), Error> {
             super::write_report(&dir.join("best"), &o, &best.summary)?;
         }
     }
-    crate::out!("sweep sorted by {}, best first:\n{}", opts.sort.name(), table(&keys, &ranked));
+    out!("sweep sorted by {}, best first:\n{}", opts.sort.name(), table(&keys, &ranked));
     if let Some(dir) = &opts.report {
-        crate::outln!("report: {}, the best run in {}", dir.join("sweep.csv").display(), dir.join("best").display());
+        outln!("report: {}, the best run in {}", dir.join("sweep.csv").display(), dir.join("best").display());
     }
     Ok(())
 }
