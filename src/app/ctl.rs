@@ -135,6 +135,10 @@ fn call(base: &str, key: &str, action: Action, reason: Option<&str>, timeout: Du
     }
 }
 
+/// Requests of `ctl --fleet` in flight at once, at most: a fleet of hundreds does not start
+/// hundreds of threads.
+const FLEET_THREADS: usize = 16;
+
 /// One bot of a fleet file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,31 +243,34 @@ pub fn run_fleet(
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<String, Error> {
     let bots = load_fleet(file)?;
-    let rows: Vec<FleetRow> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bots
-            .iter()
-            .map(|b| {
-                scope.spawn(move || {
-                    let outcome = fleet_key(b, env).and_then(|key| {
-                        call(b.url.trim_end_matches('/'), &key, opts.action, opts.reason.as_deref(), opts.timeout)
-                            .map_err(|e| e.message.unwrap_or_default())
-                    });
-                    FleetRow { name: b.name.clone(), url: b.url.clone(), outcome }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(&bots)
-            .map(|(h, b)| {
-                h.join().unwrap_or_else(|_| FleetRow {
-                    name: b.name.clone(),
-                    url: b.url.clone(),
-                    outcome: Err("the request thread failed".into()),
-                })
-            })
-            .collect()
+    // At most FLEET_THREADS requests at once, taken in order by whichever thread is free.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let rows: Vec<std::sync::Mutex<Option<FleetRow>>> = bots.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..bots.len().min(FLEET_THREADS) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(b) = bots.get(i) else { break };
+                let outcome = fleet_key(b, env).and_then(|key| {
+                    call(b.url.trim_end_matches('/'), &key, opts.action, opts.reason.as_deref(), opts.timeout)
+                        .map_err(|e| e.message.unwrap_or_default())
+                });
+                let row = FleetRow { name: b.name.clone(), url: b.url.clone(), outcome };
+                *rows[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(row);
+            });
+        }
     });
+    let rows: Vec<FleetRow> = rows
+        .into_iter()
+        .zip(&bots)
+        .map(|(r, b)| {
+            r.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or_else(|| FleetRow {
+                name: b.name.clone(),
+                url: b.url.clone(),
+                outcome: Err("the request thread failed".into()),
+            })
+        })
+        .collect();
     let table = fleet_table(opts.action, &rows);
     let failed = rows.iter().filter(|r| r.outcome.is_err()).count();
     if failed == 0 {
