@@ -804,6 +804,10 @@ fn an_order_without_a_report_after_status_timeout_is_asked_about_once() {
     std::fs::write(&cfg, text.replace("    logon_timeout: 2s\n", "    logon_timeout: 2s\n    status_timeout: 300ms\n"))
         .expect("config");
     let mut d = start_connected(&dir, &cfg, &addr, &[]);
+    // Connected is not yet in sync (the Logon's TestRequest may still be unanswered, and orders
+    // wait until it is): one order filled first proves the session takes orders.
+    assert_eq!(send_orders(&ingress, "w", 0..1, Duration::ZERO).0, 1);
+    wait_metric(&d, "trade_count", 1.0, Duration::from_secs(20));
     // The executor stops answering (SIGSTOP) while the order goes out, and resumes later.
     let pid = exec.child.as_ref().expect("executor running").id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
@@ -812,7 +816,7 @@ fn an_order_without_a_report_after_status_timeout_is_asked_about_once() {
         Some(d.log_file()).filter(|l| l.contains("no execution report for order h-0"))
     });
     assert!(Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
-    wait_metric(&d, "trade_count", 1.0, Duration::from_secs(20));
+    wait_metric(&d, "trade_count", 2.0, Duration::from_secs(20));
     wait_metric(&d, "open_orders", 0.0, Duration::from_secs(10));
     let requests: Vec<_> = exec
         .messages()
