@@ -208,6 +208,9 @@ pub struct ProtectionConfig {
     pub exit_limit_bps: f64,
 }
 
+/// Weekday names as the config writes them, Monday first.
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
 /// How a symbol's PnL, in the currency its prices are in, becomes account currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RateSource {
@@ -344,6 +347,12 @@ pub struct PaperConfig {
     pub latency: Duration,
     pub slippage_bps: f64,
     pub depth: f64,
+    /// The nightly rollover: minutes after midnight in `rollover_tz`, and the weekday
+    /// (0 = Monday) that charges three nights.
+    pub rollover_minutes: u32,
+    pub rollover_timezone: String,
+    pub rollover_tz: jiff::tz::TimeZone,
+    pub triple_swap_day: u8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -359,6 +368,9 @@ pub struct SymbolConfig {
     pub contract_size: f64,
     /// Commission per lot and side that the paper venue charges (money).
     pub commission_per_lot: f64,
+    /// Swap per lot and night on the paper venue, long and short (positive credited).
+    pub swap_long: f64,
+    pub swap_short: f64,
     /// The currency its prices are in, when it is not the account's (`feed.symbols[].currency`).
     pub currency: Option<String>,
     /// `feed.symbols[].conversion` as configured (the symbol that converts its PnL).
@@ -662,7 +674,14 @@ impl Config {
         RawConfig {
             venue: RawVenue {
                 kind: self.venue.kind,
-                paper: RawPaper { latency: format_duration(p.latency), slippage_bps: p.slippage_bps, depth: p.depth },
+                paper: RawPaper {
+                    latency: format_duration(p.latency),
+                    slippage_bps: p.slippage_bps,
+                    depth: p.depth,
+                    rollover: format!("{:02}:{:02}", p.rollover_minutes / 60, p.rollover_minutes % 60),
+                    rollover_timezone: p.rollover_timezone.clone(),
+                    triple_swap_day: WEEKDAYS[usize::from(p.triple_swap_day)].to_owned(),
+                },
                 fix44: RawFix44 {
                     connect: f.connect.clone(),
                     sender_comp_id: f.sender_comp_id.clone(),
@@ -703,6 +722,8 @@ impl Config {
                         qty_step: s.qty_step,
                         contract_size: s.contract_size,
                         commission_per_lot: s.commission_per_lot,
+                        swap_long: s.swap_long,
+                        swap_short: s.swap_short,
                         currency: s.currency.clone().unwrap_or_default(),
                         conversion: s.conversion.clone().unwrap_or_default(),
                     })

@@ -148,11 +148,23 @@ pub struct RawPaper {
     pub latency: String,
     pub slippage_bps: f64,
     pub depth: f64,
+    /// When the paper venue charges the night's swaps (HH:MM in `rollover_timezone`), and the
+    /// weekday it charges three nights (the weekend's).
+    pub rollover: String,
+    pub rollover_timezone: String,
+    pub triple_swap_day: String,
 }
 
 impl Default for RawPaper {
     fn default() -> Self {
-        Self { latency: "2ms".into(), slippage_bps: 0.5, depth: 2.0 }
+        Self {
+            latency: "2ms".into(),
+            slippage_bps: 0.5,
+            depth: 2.0,
+            rollover: "17:00".into(),
+            rollover_timezone: "America/New_York".into(),
+            triple_swap_day: "wed".into(),
+        }
     }
 }
 
@@ -185,6 +197,12 @@ pub struct RawSymbol {
     /// Commission per lot and side on the paper venue.
     #[serde(default)]
     pub commission_per_lot: f64,
+    /// Swap per lot and night on the paper venue, long and short (MT5's sign: positive is
+    /// credited, negative charged).
+    #[serde(default)]
+    pub swap_long: f64,
+    #[serde(default)]
+    pub swap_short: f64,
     /// The currency its prices, and so its PnL, are in (MT5's SYMBOL_CURRENCY_PROFIT); empty:
     /// the account's.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -229,6 +247,8 @@ impl Default for RawFeed {
                     qty_step: DEFAULT_LOT,
                     contract_size: 1.0,
                     commission_per_lot: 0.0,
+                    swap_long: 0.0,
+                    swap_short: 0.0,
                     currency: String::new(),
                     conversion: String::new(),
                 },
@@ -239,6 +259,8 @@ impl Default for RawFeed {
                     qty_step: DEFAULT_LOT,
                     contract_size: 1.0,
                     commission_per_lot: 0.0,
+                    swap_long: 0.0,
+                    swap_short: 0.0,
                     currency: String::new(),
                     conversion: String::new(),
                 },

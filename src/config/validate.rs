@@ -384,17 +384,7 @@ fn protection(v: &mut Validator<'_>, raw: &RawConfig) -> ProtectionConfig {
         1e15,
         "an amount greater than 0 (the account currency)",
     );
-    let day_start_minutes = match p.day_start.split_once(':') {
-        Some((h, m)) if h.len() == 2 && m.len() == 2 => match (h.parse::<u32>(), m.parse::<u32>()) {
-            (Ok(h), Ok(m)) if h < 24 && m < 60 => Some(h * 60 + m),
-            _ => None,
-        },
-        _ => None,
-    }
-    .unwrap_or_else(|| {
-        v.fail("protection.day_start", format!("{:?} is not accepted; accepted: HH:MM, e.g. 17:00", p.day_start));
-        0
-    });
+    let day_start_minutes = hh_mm(v, "protection.day_start", &p.day_start);
     let tz = jiff::tz::TimeZone::get(&p.timezone).unwrap_or_else(|_| {
         v.fail(
             "protection.timezone",
@@ -492,6 +482,31 @@ fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
             f64::MIN_POSITIVE,
             1e12,
             "a quantity greater than 0",
+        ),
+        rollover_minutes: hh_mm(v, "venue.paper.rollover", &raw.venue.paper.rollover),
+        rollover_timezone: raw.venue.paper.rollover_timezone.clone(),
+        rollover_tz: jiff::tz::TimeZone::get(&raw.venue.paper.rollover_timezone).unwrap_or_else(|_| {
+            v.fail(
+                "venue.paper.rollover_timezone",
+                format!(
+                    "{:?} is not a time zone; accepted: an IANA name such as America/New_York",
+                    raw.venue.paper.rollover_timezone
+                ),
+            );
+            jiff::tz::TimeZone::UTC
+        }),
+        triple_swap_day: WEEKDAYS.iter().position(|d| *d == raw.venue.paper.triple_swap_day).map_or_else(
+            || {
+                v.fail(
+                    "venue.paper.triple_swap_day",
+                    format!(
+                        "{:?} is not a weekday; accepted: mon, tue, wed, thu, fri",
+                        raw.venue.paper.triple_swap_day
+                    ),
+                );
+                2
+            },
+            |d| d as u8,
         ),
     };
     let fx = &raw.venue.fix44;
@@ -613,6 +628,21 @@ fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
         _ => {}
     }
     VenueConfig { kind: raw.venue.kind, paper, fix44, mt5 }
+}
+
+/// A time of day written `HH:MM`, in minutes after midnight (0 after an error).
+fn hh_mm(v: &mut Validator<'_>, key: &str, value: &str) -> u32 {
+    match value.split_once(':') {
+        Some((h, m)) if h.len() == 2 && m.len() == 2 => match (h.parse::<u32>(), m.parse::<u32>()) {
+            (Ok(h), Ok(m)) if h < 24 && m < 60 => Some(h * 60 + m),
+            _ => None,
+        },
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        v.fail(key, format!("{value:?} is not accepted; accepted: HH:MM, e.g. 17:00"));
+        0
+    })
 }
 
 /// `identity:`: label values that are safe in a series, a Pushgateway path, a file and a
@@ -779,6 +809,16 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
         let currency =
             (!s.currency.is_empty()).then(|| currency(v, &format!("feed.symbols[{i}].currency"), &s.currency));
         let conversion = (!s.conversion.is_empty()).then(|| s.conversion.clone());
+        let swap = |v: &mut Validator<'_>, key: &str, value: f64| {
+            v.range_f64(
+                &format!("feed.symbols[{i}].{key}"),
+                value,
+                -1e9,
+                1e9,
+                "an amount per lot and night (positive credited)",
+            )
+        };
+        let (swap_long, swap_short) = (swap(v, "swap_long", s.swap_long), swap(v, "swap_short", s.swap_short));
         symbols.push(SymbolConfig {
             name: s.name.clone(),
             price,
@@ -786,6 +826,8 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
             qty_step,
             contract_size,
             commission_per_lot,
+            swap_long,
+            swap_short,
             currency,
             conversion,
         });

@@ -222,6 +222,8 @@ pub struct Summary {
     /// Equity breaker trips that changed the trading state.
     pub breaker_trips: u64,
     pub commissions: f64,
+    /// Swaps booked at the nights' rollovers (positive a credit).
+    pub swaps: f64,
     /// The trading state at the end, and who set it (a breaker's name when one tripped).
     pub trading_state: &'static str,
     pub trading_state_by: String,
@@ -462,6 +464,7 @@ pub fn run(
         monthly_returns: perf.monthly,
         breaker_trips: names_of_breakers(cfg).iter().map(|b| metrics.breaker_trips.with_label_values(&[b]).get()).sum(),
         commissions: metrics.commissions_paid.get(),
+        swaps: metrics.swaps_booked.get(),
         trading_state: status.trading.state,
         trading_state_by: status.trading.by,
         symbols: status

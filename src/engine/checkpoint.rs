@@ -113,6 +113,9 @@ pub struct State {
     /// Commissions booked over the life of the books (money, positive a cost).
     #[serde(default)]
     pub commissions: f64,
+    /// Swaps booked (money, positive a credit); absent from older checkpoints.
+    #[serde(default)]
+    pub swaps: f64,
     pub trades: u64,
     pub next_model_seq: u64,
     pub positions: Vec<PositionState>,
@@ -423,6 +426,7 @@ mod tests {
     fn state() -> State {
         State {
             commissions: 1.5,
+            swaps: -0.75,
             written_at: "2026-11-24T08:00:00.000000Z".into(),
             protection: Some(super::super::protection::Baselines {
                 peak_equity: 10_500.0,

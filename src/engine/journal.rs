@@ -79,6 +79,8 @@ pub enum Kind {
     Protect = 7,
     /// A commission was booked: the amount (money, positive a cost) in `qty`.
     Commission = 8,
+    /// A night's swap was booked: the amount (money, positive a credit) in `qty`.
+    Swap = 9,
 }
 
 /// One journal entry, fixed-size and `Copy`: what the engine hands the writer.
@@ -139,6 +141,7 @@ impl Entry {
             6 => Kind::Stops,
             7 => Kind::Protect,
             8 => Kind::Commission,
+            9 => Kind::Swap,
             _ => return None,
         };
         let side = match b[1] {
@@ -923,6 +926,11 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 state.commissions += e.qty;
             }
         }
+        Kind::Swap => {
+            if e.qty.is_finite() {
+                state.swaps += e.qty;
+            }
+        }
         Kind::Protect => match state.positions.iter_mut().find(|p| p.symbol == symbol) {
             Some(p) => (p.sl, p.tp) = (e.qty, e.price),
             None => state.positions.push(PositionState {
@@ -1063,7 +1071,7 @@ mod tests {
     }
 
     #[test]
-    fn stops_and_commissions_replay_into_the_state() {
+    fn stops_commissions_and_swaps_replay_into_the_state() {
         let dir = crate::support::testdir::TestDir::new("journal-stops");
         let (mut j, base) = start(&dir, 3);
         j.append(entry(Kind::Queued, "w-1", 1.0, 0.0));
@@ -1075,6 +1083,8 @@ mod tests {
         j.append(entry(Kind::Protect, "0", 1.0, 0.0));
         j.append(entry(Kind::Commission, "0", 1.5, 0.0));
         j.append(entry(Kind::Commission, "0", 0.25, 0.0));
+        j.append(entry(Kind::Swap, "0", -7.5, 0.0));
+        j.append(entry(Kind::Swap, "0", 1.25, 0.0));
         let last = j.append(entry(Kind::Protect, "0", 1.05, 1.15));
         wait_durable(&mut j, last);
         j.finish();
@@ -1087,6 +1097,7 @@ mod tests {
         let p = &state.positions[0];
         assert_eq!((p.symbol.as_str(), p.sl, p.tp), ("XAUUSD", 1.05, 1.15), "the last levels win");
         assert_eq!(state.commissions, 1.75, "commissions booked since the checkpoint add up");
+        assert_eq!(state.swaps, -6.25, "and swaps, apart from them");
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub struct Protection {
     held: Vec<(f64, f64)>,
     /// Commissions booked (money, positive a cost).
     commissions: f64,
+    /// Swaps booked (money, positive a credit).
+    swaps: f64,
     /// Per symbol: the contract size a quantity of 1 stands for (`feed.symbols[].contract_size`).
     sizes: Vec<f64>,
     /// Open PnL per symbol, and their sum.
@@ -225,6 +227,7 @@ impl Protection {
             money: vec![0.0; symbols],
             held: vec![(0.0, 0.0); symbols],
             commissions: 0.0,
+            swaps: 0.0,
             sizes: sizes.to_vec(),
             open: vec![0.0; symbols],
             open_total: 0.0,
@@ -263,7 +266,23 @@ impl Protection {
     }
 
     pub fn balance(&self) -> f64 {
-        self.starting_balance + self.realized - self.commissions
+        self.starting_balance + self.realized - self.commissions + self.swaps
+    }
+
+    /// Swaps booked (money, positive a credit).
+    pub fn swaps(&self) -> f64 {
+        self.swaps
+    }
+
+    /// A night's swap just booked (positive a credit): it moves the balance.
+    pub fn on_swap(&mut self, amount: f64) -> Option<Trip> {
+        if !amount.is_finite() {
+            return None;
+        }
+        self.swaps += amount;
+        self.metrics.swaps.set(self.swaps);
+        self.metrics.balance.set(self.balance());
+        self.check()
     }
 
     /// Commissions booked (money, positive a cost).
@@ -309,7 +328,10 @@ impl Protection {
         converted: &[Option<(f64, f64)>],
         base: Option<Baselines>,
         commissions: f64,
+        swaps: f64,
     ) {
+        self.swaps = if swaps.is_finite() { swaps } else { 0.0 };
+        self.metrics.swaps.set(self.swaps);
         for (s, p) in positions.iter().enumerate().take(self.native.len()) {
             self.native[s] = p.realized_pnl;
             self.held[s] = (p.qty, p.avg_price);
@@ -682,7 +704,7 @@ mod tests {
         assert!(life.on_quote(0, 10.7, 10.8, &pos).is_some());
         // A restart from the 10:50 baselines keeps 1200 as the window's peak until it ages out.
         let (mut again, m2) = protection(yaml);
-        again.restore(&[pos], &[], Some(snap), 0.0);
+        again.restore(&[pos], &[], Some(snap), 0.0, 0.0);
         again.on_wall_time(ns("2026-03-02T10:55:00Z"));
         assert!(again.on_quote(0, 10.7, 10.8, &pos).is_some(), "the restored peak is in the window");
         again.on_wall_time(ns("2026-03-02T11:05:00Z"));
@@ -708,7 +730,7 @@ mod tests {
         assert_eq!(t.name, "max_daily_loss");
         // A restart keeps the commissions paid.
         let mut again = Protection::new(&cfg.protection, &[100_000.0, 1.0], em.protection(&["max_daily_loss"]));
-        again.restore(&[Position::default(), Position::default()], &[], Some(p.baselines()), p.commissions());
+        again.restore(&[Position::default(), Position::default()], &[], Some(p.baselines()), p.commissions(), 0.0);
         assert_eq!(again.balance(), 940.0);
     }
 
@@ -859,7 +881,7 @@ mod tests {
         let (money, done) = p.realized_money(0);
         let (mut again, _) = protection_for(yaml);
         let replayed = Position { realized_pnl: 14.0, ..pos };
-        again.restore(&[replayed, Position::default()], &[Some((money, done)), None], Some(p.baselines()), 0.0);
+        again.restore(&[replayed, Position::default()], &[Some((money, done)), None], Some(p.baselines()), 0.0, 0.0);
         assert!((again.balance() - 1012.5).abs() < 1e-9, "{}", again.balance());
         again.on_quote(1, 1.9999, 2.0001, &Position::default());
         assert!((again.balance() - 1020.5).abs() < 1e-9, "4 GBP at 2.0 on top: {}", again.balance());

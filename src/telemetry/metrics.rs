@@ -43,6 +43,7 @@ pub mod names {
     pub const BREAKER_HEADROOM: &str = "breaker_headroom";
     pub const PROTECTIVE_EXITS: &str = "protective_exits_total";
     pub const COMMISSIONS_PAID: &str = "commissions_paid";
+    pub const SWAPS_BOOKED: &str = "swaps_booked";
     pub const MARKET_OPEN: &str = "market_open";
     pub const MARKET_NEXT_CHANGE: &str = "market_next_change_seconds";
     pub const LAST_TICK: &str = "last_tick_timestamp_seconds";
@@ -147,6 +148,7 @@ pub struct Metrics {
     pub breaker_trips: IntCounterVec,
     pub protective_exits: IntCounterVec,
     pub commissions_paid: Gauge,
+    pub swaps_booked: Gauge,
     pub market_open: IntGaugeVec,
     pub market_next_change: GaugeVec,
     pub last_tick: GaugeVec,
@@ -306,6 +308,7 @@ impl Metrics {
             market_open: reg(&r, must(IntGaugeVec::new(Opts::new(MARKET_OPEN, "1 while the symbol's market takes orders by its calendar (sessions:), else 0."), &["symbol"]))),
             market_next_change: reg(&r, must(GaugeVec::new(Opts::new(MARKET_NEXT_CHANGE, "Seconds until market_open next changes, for symbols with a calendar."), &["symbol"]))),
             last_tick: reg(&r, must(GaugeVec::new(Opts::new(LAST_TICK, "When the symbol's last tick arrived (Unix seconds, to the second)."), &["symbol"]))),
+            swaps_booked: reg(&r, must(Gauge::new(SWAPS_BOOKED, "Swaps booked over the life of the books, in account currency, positive a credit (feed.symbols[].swap_long/swap_short on paper, at venue.paper.rollover)."))),
             commissions_paid: reg(&r, must(Gauge::new(COMMISSIONS_PAID, "Commissions booked over the life of the books, in account currency (the venue's, or feed.symbols[].commission_per_lot on paper)."))),
             protective_exits: reg(&r, must(IntCounterVec::new(Opts::new(PROTECTIVE_EXITS, "Positions closed by their stop-loss (kind=sl) or take-profit (kind=tp): exits the engine sent, and stop executions the venue reported."), &["kind"]))),
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
@@ -433,6 +436,7 @@ impl Metrics {
             breaker_trips: self.breaker_trips.clone(),
             breaker_headroom: self.breaker_headroom.clone(),
             commissions_paid: self.commissions_paid.clone(),
+            swaps_booked: self.swaps_booked.clone(),
             market_open: symbols.iter().map(|s| self.market_open.with_label_values(&[s])).collect(),
             market_next_change: self.market_next_change.clone(),
             last_tick: symbols.iter().map(|s| self.last_tick.with_label_values(&[s])).collect(),
@@ -496,6 +500,7 @@ pub struct EngineMetrics {
     /// Per [`StopKind`], in its order.
     pub protective_exits: [IntCounter; StopKind::ALL.len()],
     pub commissions_paid: Gauge,
+    pub swaps_booked: Gauge,
     /// Per symbol, in `feed.symbols` order.
     pub market_open: Vec<IntGauge>,
     pub market_next_change: GaugeVec,
@@ -530,6 +535,7 @@ impl EngineMetrics {
             drawdown_ratio: self.drawdown_ratio.clone(),
             daily_pnl: self.daily_pnl.clone(),
             commissions: self.commissions_paid.clone(),
+            swaps: self.swaps_booked.clone(),
             headroom: breakers.iter().map(|b| self.breaker_headroom.with_label_values(&[b])).collect(),
             trips: breakers.iter().map(|b| self.breaker_trips.with_label_values(&[b])).collect(),
         }
@@ -564,6 +570,7 @@ pub struct ProtectionMetrics {
     pub drawdown_ratio: Gauge,
     pub daily_pnl: Gauge,
     pub commissions: Gauge,
+    pub swaps: Gauge,
     /// One per configured breaker, in the order of the configuration.
     pub headroom: Vec<Gauge>,
     pub trips: Vec<IntCounter>,

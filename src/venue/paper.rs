@@ -170,7 +170,13 @@ mod tests {
     use std::time::Duration;
 
     fn venue() -> PaperVenue {
-        PaperVenue::new(&PaperConfig { latency: Duration::from_nanos(100), slippage_bps: 10.0, depth: 2.0 }, 1, 4)
+        let cfg = PaperConfig {
+            latency: Duration::from_nanos(100),
+            slippage_bps: 10.0,
+            depth: 2.0,
+            ..crate::config::Config::embedded().venue.paper
+        };
+        PaperVenue::new(&cfg, 1, 4)
     }
 
     fn order(n: u64, side: Side, kind: OrderKind, qty: f64, price: f64) -> OrderRequest {

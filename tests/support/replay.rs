@@ -23,6 +23,19 @@ pub struct Script {
 
 impl Script {
     pub fn new(name: &str, start: &str, rows: &[(u64, f64)], sections: &str, slippage_bps: f64) -> Script {
+        Script::with_symbol_keys(name, start, rows, "", sections, slippage_bps)
+    }
+
+    /// [`Script::new`] with `symbol_keys` (indented YAML lines) added to EURUSD's entry, such as
+    /// its swaps.
+    pub fn with_symbol_keys(
+        name: &str,
+        start: &str,
+        rows: &[(u64, f64)],
+        symbol_keys: &str,
+        sections: &str,
+        slippage_bps: f64,
+    ) -> Script {
         let dir = TempDir::new(name);
         let t0 = mt5bot::support::timefmt::parse_timestamp(start).expect("start") / 1_000_000_000;
         let mut csv = String::from("timestamp,symbol,bid,ask\n");
@@ -31,7 +44,7 @@ impl Script {
         }
         let path = dir.write("ticks.csv", &csv);
         let yaml = format!(
-            "feed:\n  kind: csv\n  symbols:\n    - name: EURUSD\n      price: 1.1\n      contract_size: 100000\n  csv:\n    path: {}\n\
+            "feed:\n  kind: csv\n  symbols:\n    - name: EURUSD\n      price: 1.1\n      contract_size: 100000\n{symbol_keys}  csv:\n    path: {}\n\
              venue:\n  paper:\n    slippage_bps: {slippage_bps}\n\
              risk:\n  max_position: 5\n  max_notional: 10000000\n\
              model:\n  threshold_bps: 10000\n{sections}",

@@ -211,7 +211,7 @@ fn count(n: f64) -> String {
 /// The summary as the terminal shows it.
 fn text(s: &Summary, took: Duration) -> String {
     let mut out = format!(
-        "backtest {} to {}: {} ticks in {:.2} s\n  net {:+.2} (equity {:.2} from {:.2}), max drawdown {:.2} ({:.2}%), commissions {:.2}\n  {} signals, {} orders, {} fills; trading state {} (by {})\n",
+        "backtest {} to {}: {} ticks in {:.2} s\n  net {:+.2} (equity {:.2} from {:.2}), max drawdown {:.2} ({:.2}%), commissions {:.2}, swaps {:+.2}\n  {} signals, {} orders, {} fills; trading state {} (by {})\n",
         s.from,
         s.to,
         s.ticks,
@@ -222,6 +222,7 @@ fn text(s: &Summary, took: Duration) -> String {
         s.max_drawdown,
         s.max_drawdown_ratio * 100.0,
         s.commissions,
+        s.swaps,
         s.signals,
         s.orders_sent,
         s.fills,

@@ -215,6 +215,7 @@ pub(super) fn html(r: &Report<'_>) -> String {
     rows += &row("expectancy", "expectancy", format!("{:+.2} per round trip", t.average_pnl));
     rows += &row("round_trips", "round trips", trades_line(t));
     rows += &row("commissions", "commissions", format!("{:.2}", s.commissions));
+    rows += &row("swaps", "swaps (positive a credit)", format!("{:+.2}", s.swaps));
     rows += &row("breaker_trips", "breaker trips", s.breaker_trips.to_string());
     rows += &row("orders", "signals / orders / fills", format!("{} / {} / {}", s.signals, s.orders_sent, s.fills));
     rows +=

@@ -10,6 +10,7 @@ mod control;
 mod markets;
 mod persist;
 mod stops;
+mod swaps;
 
 use crate::config::{Config, DriftConfig};
 
@@ -128,6 +129,8 @@ pub struct TradingCore<V, C> {
     exit_order: (OrderKind, f64),
     /// Each symbol's market hours (`sessions:`).
     market: MarketHours,
+    /// The paper venue's nightly swaps.
+    rollover: swaps::Rollover,
     /// Phase changes of one update, handled after it (allocated once).
     market_changes: Vec<PhaseChange>,
     /// The wall-clock second the market gauges were last set.
@@ -213,6 +216,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 tp: Level::from_parts(0.0, cfg.model.tp_bps),
             },
             market,
+            rollover: swaps::Rollover::new(cfg),
             market_changes: Vec::with_capacity(n),
             market_second: 0,
             ticked: vec![false; n],
@@ -640,6 +644,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if let Some(trip) = self.protection.on_wall_time(unix_ns) {
             self.trip(trip);
         }
+        self.book_swaps(unix_ns);
         self.update_markets(unix_ns);
         self.resume_if_due(now);
         self.venue.poll(now, &mut self.events);

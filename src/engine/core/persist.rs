@@ -14,6 +14,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             written_at: crate::support::timefmt::rfc3339_micros(self.clock.unix_nanos()),
             protection: Some(self.protection.baselines()),
             commissions: self.protection.commissions(),
+            swaps: self.protection.swaps(),
             trading: Some(crate::engine::checkpoint::TradingRecord {
                 state: self.trading.state.as_str().to_owned(),
                 by: self.trading.by.clone(),
@@ -118,7 +119,13 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             ));
         }
         self.executor.restore(&positions, state.trades);
-        self.protection.restore(self.executor.positions(), &converted, state.protection, state.commissions);
+        self.protection.restore(
+            self.executor.positions(),
+            &converted,
+            state.protection,
+            state.commissions,
+            state.swaps,
+        );
         if let Some(t) = &state.trading {
             // A state this version does not know halts: the safe reading.
             let known = TradingState::parse(&t.state);
