@@ -51,3 +51,24 @@ fn a_held_position_pays_each_nights_swap_at_its_rollover() {
         "{e:?}"
     );
 }
+
+/// A commission per million of notional: each paper fill pays quantity x contract size x price
+/// x the rate / 1,000,000, beside any per-lot commission.
+#[test]
+fn a_commission_per_million_of_notional_is_paid_on_each_fill() {
+    let mut s = Script::with_symbol_keys(
+        "commission-notional",
+        "2026-01-06T20:00:00Z",
+        &week(),
+        "      commission_per_million: 30\n      commission_per_lot: 1\n",
+        "protection:\n  starting_balance: 10000\n",
+        0.0,
+    );
+    s.to(60).market(Side::Buy, 2.0).expect("buy 2 lots");
+    // Bought at the ask, 1.1001: 2 x 100,000 x 1.1001 = 220,020 of notional, 6.6006 at 30 a million, and 2 per lot.
+    let paid = s.metrics.commissions_paid.get();
+    assert!((paid - (6.6006 + 2.0)).abs() < 1e-9, "{paid}");
+    s.to(120).market(Side::Sell, 2.0).expect("sell");
+    let paid = s.metrics.commissions_paid.get();
+    assert!((paid - (6.6006 + 6.6 + 4.0)).abs() < 1e-9, "the sale at 1.1000 pays 6.6: {paid}");
+}

@@ -368,6 +368,8 @@ pub struct SymbolConfig {
     pub contract_size: f64,
     /// Commission per lot and side that the paper venue charges (money).
     pub commission_per_lot: f64,
+    /// Commission per million of notional and side on the paper venue (account currency).
+    pub commission_per_million: f64,
     /// Swap per lot and night on the paper venue, long and short (positive credited).
     pub swap_long: f64,
     pub swap_short: f64,
@@ -722,6 +724,7 @@ impl Config {
                         qty_step: s.qty_step,
                         contract_size: s.contract_size,
                         commission_per_lot: s.commission_per_lot,
+                        commission_per_million: s.commission_per_million,
                         swap_long: s.swap_long,
                         swap_short: s.swap_short,
                         currency: s.currency.clone().unwrap_or_default(),

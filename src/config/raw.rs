@@ -197,6 +197,10 @@ pub struct RawSymbol {
     /// Commission per lot and side on the paper venue.
     #[serde(default)]
     pub commission_per_lot: f64,
+    /// Commission per million of notional (quantity x contract size x price, in the symbol's
+    /// price currency) and side on the paper venue, in account currency.
+    #[serde(default)]
+    pub commission_per_million: f64,
     /// Swap per lot and night on the paper venue, long and short (MT5's sign: positive is
     /// credited, negative charged).
     #[serde(default)]
@@ -247,6 +251,7 @@ impl Default for RawFeed {
                     qty_step: DEFAULT_LOT,
                     contract_size: 1.0,
                     commission_per_lot: 0.0,
+                    commission_per_million: 0.0,
                     swap_long: 0.0,
                     swap_short: 0.0,
                     currency: String::new(),
@@ -259,6 +264,7 @@ impl Default for RawFeed {
                     qty_step: DEFAULT_LOT,
                     contract_size: 1.0,
                     commission_per_lot: 0.0,
+                    commission_per_million: 0.0,
                     swap_long: 0.0,
                     swap_short: 0.0,
                     currency: String::new(),

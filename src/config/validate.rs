@@ -819,6 +819,13 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
             )
         };
         let (swap_long, swap_short) = (swap(v, "swap_long", s.swap_long), swap(v, "swap_short", s.swap_short));
+        let commission_per_million = v.range_f64(
+            &format!("feed.symbols[{i}].commission_per_million"),
+            s.commission_per_million,
+            0.0,
+            1e9,
+            "0 or an amount per million of notional",
+        );
         symbols.push(SymbolConfig {
             name: s.name.clone(),
             price,
@@ -826,6 +833,7 @@ fn feed(v: &mut Validator<'_>, raw: &RawConfig) -> FeedConfig {
             qty_step,
             contract_size,
             commission_per_lot,
+            commission_per_million,
             swap_long,
             swap_short,
             currency,

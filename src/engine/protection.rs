@@ -260,6 +260,14 @@ impl Protection {
         self.balance() + self.open_total
     }
 
+    /// What a price difference of 1 on a quantity of 1 is worth in account currency: the contract
+    /// size times the conversion rate (1 while the rate's first quote has not come).
+    pub fn money_per_price_unit(&self, symbol: SymbolId) -> f64 {
+        let s = symbol as usize;
+        let rate = self.rate.get(s).copied().filter(|r| *r > 0.0).unwrap_or(1.0);
+        self.sizes.get(s).copied().unwrap_or(1.0) * rate
+    }
+
     /// The account currency every amount is in, when configured.
     pub fn currency(&self) -> Option<&str> {
         self.currency.as_deref()

@@ -752,6 +752,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     if let Some(t) = self.protection.on_fill(symbol, before, &p) {
                         trip = trip.or(Some(t));
                     }
+                    if let Some(amount) = self.rollover.notional_commission(symbol, qty, price, &self.protection) {
+                        self.journal_commission(symbol, amount);
+                        if let Some(t) = self.protection.on_commission(amount) {
+                            trip = trip.or(Some(t));
+                        }
+                    }
                 }
                 Applied::Rejected { symbol, client_id } => {
                     self.metrics.orders_rejected.inc();

@@ -1,4 +1,6 @@
-//! Swaps on the paper venue: at each night's rollover (`venue.paper.rollover` in its zone,
+//! The paper venue's costs beyond the fill: commissions per notional
+//! (`feed.symbols[].commission_per_million`, per million of notional in the symbol's price
+//! currency, converted to account currency at the symbol's rate) and swaps: at each night's rollover (`venue.paper.rollover` in its zone,
 //! 17:00 New York by default, as FX brokers roll) every open position is charged or credited its
 //! symbol's `swap_long` or `swap_short` per lot, three nights' worth on `triple_swap_day` (the
 //! weekend's), none on Saturday and Sunday, as MT5 brokers do. A real venue charges its own
@@ -22,6 +24,8 @@ pub(super) struct Rollover {
     rates: Vec<(f64, f64)>,
     /// Unix ns of the next rollover; 0 until the first wall time.
     next_ns: i128,
+    /// Per symbol: commission per million of notional (empty when none is set, or off paper).
+    per_million: Vec<f64>,
 }
 
 impl Rollover {
@@ -35,7 +39,27 @@ impl Rollover {
             triple: p.triple_swap_day,
             rates,
             next_ns: 0,
+            per_million: if cfg.venue.kind == crate::config::VenueKind::Paper
+                && cfg.feed.symbols.iter().any(|s| s.commission_per_million > 0.0)
+            {
+                cfg.feed.symbols.iter().map(|s| s.commission_per_million).collect()
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    /// The commission per notional of a paper fill of `qty` at `price`, in account currency.
+    #[inline]
+    pub(super) fn notional_commission(
+        &self,
+        symbol: SymbolId,
+        qty: f64,
+        price: f64,
+        protection: &crate::engine::protection::Protection,
+    ) -> Option<f64> {
+        let rate = *self.per_million.get(symbol as usize)?;
+        (rate > 0.0).then(|| qty * price * protection.money_per_price_unit(symbol) * rate / 1e6)
     }
 
     /// The first rollover strictly after `unix_ns`, and how many nights it charges (0 on a
