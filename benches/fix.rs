@@ -45,6 +45,7 @@ fn order(n: u64) -> OrderRequest {
         price: 1.08512,
         sl: 0.0,
         tp: 0.0,
+        immediate: false,
     }
 }
 

@@ -431,6 +431,16 @@ fn a_crossed_level_sends_one_closing_order_to_the_executor() {
     assert_eq!(l.orders[exit_ids[0]], 1);
     assert_eq!(l.fills.get(exit_ids[0]), Some(&1), "and was filled once");
     assert_eq!(l.orders.len(), 2);
+    // The exit is immediate-or-cancel (it must not rest while the position is open); the entry
+    // keeps the venue's time in force.
+    let tif: HashMap<String, String> = exec
+        .messages()
+        .into_iter()
+        .filter(|(dir, f, _)| dir == "incoming" && f.get(&35).map(String::as_str) == Some("D"))
+        .map(|(_, f, _)| (f[&11].clone(), f.get(&59).cloned().unwrap_or_default()))
+        .collect();
+    assert_eq!(tif[exit_ids[0]], "3", "{tif:?}");
+    assert_eq!(tif["p-1"], "0", "{tif:?}");
 }
 
 #[test]

@@ -50,6 +50,10 @@ fn a_held_position_pays_each_nights_swap_at_its_rollover() {
         (e.balance - 10_000.0 - s.replay.core().executor().position(0).realized_pnl * 100_000.0 + 18.75).abs() < 1e-6,
         "{e:?}"
     );
+    // `realized_pnl{symbol}` is money too: the book's price x lots times the contract size.
+    let gauge = s.metrics.realized_pnl.with_label_values(&["EURUSD"]).get();
+    let book = s.replay.core().executor().position(0).realized_pnl;
+    assert!(book != 0.0 && (gauge - book * 100_000.0).abs() < 1e-6, "{gauge} vs {book}");
 }
 
 /// A commission per million of notional: each paper fill pays quantity x contract size x price

@@ -544,6 +544,10 @@ pub struct OrderRequest {
     /// stops ([`crate::domain::venue::Venue::holds_stops`]) sends them with the order.
     pub sl: f64,
     pub tp: f64,
+    /// Execute at once what can be, and cancel the rest (FIX TimeInForce IOC, whatever the venue's
+    /// default): a protective exit sent as a marketable limit, which must not rest on the book
+    /// while the position it closes is open.
+    pub immediate: bool,
 }
 
 /// What a venue says about an order.

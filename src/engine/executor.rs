@@ -14,7 +14,7 @@ use crate::support::names::QTY_EPSILON;
 
 use super::recent::RecentIds;
 use crate::domain::types::{
-    DropReason, Nanos, OrderKey, OrderKind, OrderRequest, Side, Signal, SignalId, SymbolId, VenueEvent,
+    DropReason, Nanos, OrderKey, OrderKind, OrderRequest, Side, Signal, SignalId, SignalSource, SymbolId, VenueEvent,
 };
 
 /// How many recent signal ids are remembered to refuse duplicates.
@@ -385,6 +385,7 @@ impl Executor {
             price: if sig.kind == OrderKind::Limit { sig.price } else { 0.0 },
             sl,
             tp,
+            immediate: sig.source == SignalSource::Protection && sig.kind == OrderKind::Limit,
         };
         self.exposure[sym] += sig.side.sign() * sig.qty;
         self.orders[slot as usize] =
@@ -576,11 +577,11 @@ impl Executor {
     /// id counts as seen, so a signal with the same id is refused as a duplicate. `None` when the
     /// table is full.
     pub fn restore_open(&mut self, order: OrderRequest, filled: f64) -> Option<OrderRequest> {
-        let OrderRequest { client_id, symbol, side, qty, kind, price, .. } = order;
+        let OrderRequest { client_id, symbol, side, qty, .. } = order;
         let slot = self.free.pop()?;
         let key = OrderKey::new(self.next_seq, slot);
         self.next_seq += 1;
-        let request = OrderRequest { key, client_id, symbol, side, qty, kind, price, sl: order.sl, tp: order.tp };
+        let request = OrderRequest { key, ..order };
         let state = if filled > 0.0 { OrderState::PartiallyFilled } else { OrderState::Sent };
         self.orders[slot as usize] = Some(Order { request, state, filled, sent_ns: 0, last_exec_id: 0 });
         if let Some(e) = self.exposure.get_mut(symbol as usize) {

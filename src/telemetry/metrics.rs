@@ -42,6 +42,7 @@ pub mod names {
     pub const BREAKER_TRIPS: &str = "breaker_trips_total";
     pub const BREAKER_HEADROOM: &str = "breaker_headroom";
     pub const PROTECTIVE_EXITS: &str = "protective_exits_total";
+    pub const PROTECTIVE_EXITS_REFUSED: &str = "protective_exits_refused_total";
     pub const COMMISSIONS_PAID: &str = "commissions_paid";
     pub const SWAPS_BOOKED: &str = "swaps_booked";
     pub const MARKET_OPEN: &str = "market_open";
@@ -147,6 +148,7 @@ pub struct Metrics {
     pub daily_pnl: Gauge,
     pub breaker_trips: IntCounterVec,
     pub protective_exits: IntCounterVec,
+    pub protective_exits_refused: IntCounterVec,
     pub commissions_paid: Gauge,
     pub swaps_booked: Gauge,
     pub market_open: IntGaugeVec,
@@ -294,7 +296,7 @@ impl Metrics {
             orders_rejected: reg(&r, must(IntCounter::new(ORDERS_REJECTED, "Orders refused by the venue."))),
             open_orders: reg(&r, must(IntGauge::new(OPEN_ORDERS, "Orders sent and not yet filled, rejected or cancelled."))),
             position: reg(&r, must(GaugeVec::new(Opts::new(POSITION, "Signed position per symbol, in units of the order quantity."), &["symbol"]))),
-            realized_pnl: reg(&r, must(GaugeVec::new(Opts::new(REALIZED_PNL, "Realized profit and loss per symbol, in quote currency x quantity."), &["symbol"]))),
+            realized_pnl: reg(&r, must(GaugeVec::new(Opts::new(REALIZED_PNL, "Realized profit and loss per symbol, in account currency (contract size and conversion applied; before commissions and swaps)."), &["symbol"]))),
             trading_paused: reg(&r, must(IntGauge::new(TRADING_PAUSED, "1 while new signals are refused (trading halted, or a drift pause), else 0."))),
             trading_state: reg(&r, must(IntGaugeVec::new(Opts::new(TRADING_STATE, "1 for the trading state the engine is in (active, reducing, halted), 0 for the others."), &["state"]))),
             trading_state_changes: reg(&r, must(IntCounterVec::new(Opts::new(TRADING_STATE_CHANGES, "Changes of the trading state, by who or what made them (operator, a breaker's name)."), &["reason"]))),
@@ -311,6 +313,7 @@ impl Metrics {
             swaps_booked: reg(&r, must(Gauge::new(SWAPS_BOOKED, "Swaps booked over the life of the books, in account currency, positive a credit (feed.symbols[].swap_long/swap_short on paper, at venue.paper.rollover)."))),
             commissions_paid: reg(&r, must(Gauge::new(COMMISSIONS_PAID, "Commissions booked over the life of the books, in account currency (the venue's, or feed.symbols[].commission_per_lot on paper)."))),
             protective_exits: reg(&r, must(IntCounterVec::new(Opts::new(PROTECTIVE_EXITS, "Positions closed by their stop-loss (kind=sl) or take-profit (kind=tp): exits the engine sent, and stop executions the venue reported."), &["kind"]))),
+            protective_exits_refused: reg(&r, must(IntCounterVec::new(Opts::new(PROTECTIVE_EXITS_REFUSED, "Protective exits the engine could not send (refused by its own checks or by the venue): the position is not closed and the exit is tried again with a growing wait; three in a row halt trading."), &["kind"]))),
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
@@ -441,6 +444,8 @@ impl Metrics {
             market_next_change: self.market_next_change.clone(),
             last_tick: symbols.iter().map(|s| self.last_tick.with_label_values(&[s])).collect(),
             protective_exits: StopKind::ALL.map(|k| self.protective_exits.with_label_values(&[k.as_str()])),
+            protective_exits_refused: StopKind::ALL
+                .map(|k| self.protective_exits_refused.with_label_values(&[k.as_str()])),
             tick_to_order: self.tick_to_order.clone(),
             order_roundtrip: self.order_roundtrip.clone(),
             broker_connected: self.broker_connected.with_label_values(&[venue]),
@@ -499,6 +504,8 @@ pub struct EngineMetrics {
     pub breaker_headroom: GaugeVec,
     /// Per [`StopKind`], in its order.
     pub protective_exits: [IntCounter; StopKind::ALL.len()],
+    /// Per [`StopKind`], in its order.
+    pub protective_exits_refused: [IntCounter; StopKind::ALL.len()],
     pub commissions_paid: Gauge,
     pub swaps_booked: Gauge,
     /// Per symbol, in `feed.symbols` order.

@@ -138,6 +138,12 @@ impl Venue for PaperVenue {
                     self.orders.swap_remove(i);
                     continue;
                 }
+                if o.req.immediate {
+                    // Immediate or cancel: what did not fill at once does not rest.
+                    events.push(VenueEvent::Cancelled { key: o.req.key });
+                    self.orders.swap_remove(i);
+                    continue;
+                }
             }
             i += 1;
         }
@@ -190,6 +196,7 @@ mod tests {
             price,
             sl: 0.0,
             tp: 0.0,
+            immediate: false,
         }
     }
 
@@ -250,6 +257,31 @@ mod tests {
         v.on_tick(&tick(98.0, 99.0), 300, &mut ev);
         assert_eq!(ev[2], VenueEvent::Fill { key: OrderKey::new(1, 1), exec_id: 2, qty: 1.0, price: 99.0 });
         assert_eq!(v.open_orders(), 0);
+    }
+
+    #[test]
+    fn an_immediate_limit_fills_what_it_can_at_once_and_cancels_the_rest() {
+        let mut v = venue();
+        let mut ev = Vec::new();
+        v.on_tick(&tick(99.0, 101.0), 0, &mut ev);
+        // Marketable for two of three (depth 2): two fill, one is cancelled, nothing rests.
+        let through = OrderRequest { immediate: true, ..order(1, Side::Sell, OrderKind::Limit, 3.0, 98.0) };
+        v.submit(&through, 0).expect("ok");
+        v.poll(100, &mut ev);
+        let key = through.key;
+        assert_eq!(
+            ev[1..],
+            [VenueEvent::Fill { key, exec_id: 1, qty: 2.0, price: 99.0 }, VenueEvent::Cancelled { key }]
+        );
+        // The market moved away before it arrived: cancelled whole.
+        ev.clear();
+        let late = OrderRequest { immediate: true, ..order(2, Side::Sell, OrderKind::Limit, 1.0, 99.5) };
+        v.submit(&late, 100).expect("ok");
+        v.poll(200, &mut ev);
+        assert_eq!(ev, [VenueEvent::Accepted { key: late.key }, VenueEvent::Cancelled { key: late.key }]);
+        assert_eq!(v.open_orders(), 0);
+        v.on_tick(&tick(100.0, 101.0), 300, &mut ev);
+        assert_eq!(ev.len(), 2, "nothing rested to fill later");
     }
 
     #[test]

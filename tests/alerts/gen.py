@@ -122,6 +122,12 @@ cases=[
   "11m","13m",L(breaker="max_drawdown",instance="bot:9898",job="mt5bot",severity="warning"),
   "mt5bot's breaker max_drawdown on bot:9898 is near its limit",
   "The equity breaker max_drawdown of mt5bot on bot:9898 has had less than 25% of its room left for 2 minutes (20%). Look at the open positions and equity before it trips."),
+ # A refused exit at 10m; a count that stays put never alerts.
+ ("Mt5botProtectiveExitRefused",[('protective_exits_refused_total{job="mt5bot", instance="bot:9898", kind="sl"}','0x9 1x20'),
+   ('protective_exits_refused_total{job="mt5bot", instance="calm:9898", kind="sl"}','2x30')],
+  "9m","11m",L(instance="bot:9898",job="mt5bot",kind="sl",severity="critical"),
+  "mt5bot on bot:9898 could not close a position at its sl",
+  "A stop-loss or take-profit of mt5bot on bot:9898 was crossed but the closing order was refused (kind=sl): the position is still open and unprotected. It is tried again with a growing wait, and the third refusal in a row halts trading. The log line says why; `mt5bot ctl status` shows the positions."),
  # Halted from t0 = 10m; an active instance never alerts.
  ("Mt5botNotTrading",[('trading_state{job="mt5bot", instance="bot:9898", state="halted"}','0x9 1x40'),
    ('trading_state{job="mt5bot", instance="bot:9898", state="active"}','1x9 0x40'),

@@ -117,8 +117,9 @@ pub struct TradingCore<V, C> {
     /// Whether the engine holds the stops (the venue does not): it closes a position whose mark
     /// crosses one.
     engine_stops: bool,
-    /// Per symbol: no protective exit is tried again before this time (the last was refused).
-    exit_retry_at: Vec<Nanos>,
+    /// Per symbol: no protective exit is tried again before this time (the last was refused),
+    /// and how many were refused in a row.
+    exit_retry_at: Vec<(Nanos, u32)>,
     /// Prefixes of protective exits' ids, per [`StopKind`]: `<run_id>-sl`, `<run_id>-tp`.
     exit_prefixes: [SignalId; 2],
     /// Prefixes of the ids a venue's stop executions are booked under: `sl`, `tp`.
@@ -141,8 +142,13 @@ pub struct TradingCore<V, C> {
     next_change_gauges: Vec<Option<prometheus::Gauge>>,
 }
 
-/// How long a refused protective exit waits before it is tried again.
+/// How long a refused protective exit waits before it is tried again: doubling from the first
+/// to the last, then the last.
 const EXIT_RETRY: Nanos = 1_000_000_000;
+const EXIT_RETRY_MAX: Nanos = 30_000_000_000;
+/// Refusals in a row of one position's exit that halt trading: the position stays open
+/// unprotected, so nothing new may add to the risk while an operator looks.
+const EXIT_REFUSALS_TO_HALT: u32 = 3;
 
 /// A quantity this close to a whole number of steps counts as one (float noise).
 const STEP_TOLERANCE: f64 = 1e-6;
@@ -207,7 +213,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             journal: None,
             stops: vec![(0.0, 0.0); n],
             engine_stops,
-            exit_retry_at: vec![0; n],
+            exit_retry_at: vec![(0, 0); n],
             exit_prefixes: StopKind::ALL.map(exit_prefix),
             venue_stop_prefixes: StopKind::ALL.map(|k| SignalId::parse(k.as_str()).unwrap_or_default()),
             exit_order: (cfg.protection.exit_order, cfg.protection.exit_limit_bps),
@@ -744,13 +750,13 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     if let Some(g) = self.metrics.position.get(symbol as usize) {
                         g.set(p.qty);
                     }
-                    if let Some(g) = self.metrics.realized_pnl.get(symbol as usize) {
-                        g.set(p.realized_pnl);
-                    }
                     let before = p.qty - side.sign() * qty;
                     self.update_stops(symbol, before, p.qty, side, sl, tp);
                     if let Some(t) = self.protection.on_fill(symbol, before, &p) {
                         trip = trip.or(Some(t));
+                    }
+                    if let Some(g) = self.metrics.realized_pnl.get(symbol as usize) {
+                        g.set(self.protection.realized_money(symbol).0);
                     }
                     if let Some(amount) = self.rollover.notional_commission(symbol, qty, price, &self.protection) {
                         self.journal_commission(symbol, amount);
@@ -1064,6 +1070,87 @@ mod tests {
         assert_eq!(c.position_stops(0), (0.0, 0.0), "a flat position carries no stops");
         c.on_tick(&Tick { symbol: 0, bid: 0.9, ask: 0.9002, recv_ns: 10_000_000 });
         assert_eq!(m.orders_sent.get(), 2);
+    }
+
+    #[test]
+    fn a_refused_exit_is_tried_again_later_and_later_and_halts_on_the_third_refusal() {
+        let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        cfg.risk.max_open_orders = 2;
+        let (mut c, m) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(protected("p1", Side::Buy, 2.0, Level::Price(0.99), Level::None)).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 2.0);
+        // Two resting limits far under the market take every order slot the exit would need.
+        for id in ["l1", "l2"] {
+            c.offer(Signal { kind: OrderKind::Limit, price: 0.5, ..ext(id, Side::Buy, 1.0) }).expect("queued");
+        }
+        c.drain();
+        assert_eq!(c.executor().open_order_count(), 2);
+        let refused = || m.protective_exits_refused.with_label_values(&["sl"]).get();
+        let crossed = |c: &mut Core, ms: u64| {
+            c.clock().set(ms * 1_000_000);
+            c.on_tick(&Tick { symbol: 0, bid: 0.98, ask: 0.9802, recv_ns: ms * 1_000_000 });
+        };
+        crossed(&mut c, 3);
+        assert_eq!(refused(), 1);
+        // Tried again after 1 s, then after 2 s more: not before.
+        crossed(&mut c, 900);
+        assert_eq!(refused(), 1, "waits 1 s");
+        crossed(&mut c, 1_003);
+        assert_eq!((refused(), c.trading().state), (2, TradingState::Active));
+        crossed(&mut c, 2_900);
+        assert_eq!(refused(), 2, "waits 2 s after the second");
+        crossed(&mut c, 3_003);
+        assert_eq!(refused(), 3);
+        let t = c.trading();
+        assert_eq!((t.state, t.by.as_str()), (TradingState::Halted, "protective_exit"));
+        assert!(t.reason.contains("max_open_orders"), "{}", t.reason);
+        // A slot frees: the next try (4 s later) goes out, and only closes.
+        let (cancelled, _) = c.cancel_all();
+        assert_eq!(cancelled.len(), 2);
+        c.clock().set(4_000_000_000);
+        c.poll_venue();
+        crossed(&mut c, 7_002);
+        assert_eq!(refused(), 3, "still waiting");
+        crossed(&mut c, 7_004);
+        assert_eq!(m.protective_exits.with_label_values(&["sl"]).get(), 1, "the exit went out");
+        c.clock().set(7_100_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 0.0, "flat");
+        assert_eq!(c.trading().state, TradingState::Halted, "the halt waits for an operator");
+    }
+
+    #[test]
+    fn a_limit_exit_the_market_ran_away_from_is_cancelled_and_sent_again_at_the_new_mark() {
+        let yaml = "model:\n  threshold_bps: 10000\nprotection:\n  exit_order: limit\n  exit_limit_bps: 20\n";
+        let mut cfg = Config::parse(yaml, "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        let (mut c, m) = core(&cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(protected("p1", Side::Buy, 2.0, Level::Price(0.99), Level::None)).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 2.0);
+        c.on_tick(&Tick { symbol: 0, bid: 0.99, ask: 0.9902, recv_ns: 3_000_000 });
+        assert_eq!(m.orders_sent.get(), 2, "the exit, a sell limit 20 bps under the bid");
+        // The bid falls through the exit's limit before the venue has it: nothing fills, and
+        // nothing rests.
+        c.on_tick(&Tick { symbol: 0, bid: 0.98, ask: 0.9802, recv_ns: 3_000_000 });
+        c.clock().set(6_000_000);
+        c.poll_venue();
+        assert_eq!((c.executor().position(0).qty, c.executor().open_order_count()), (2.0, 0));
+        // Still under the stop: a new exit at the new mark, which fills.
+        c.on_tick(&Tick { symbol: 0, bid: 0.979, ask: 0.9792, recv_ns: 6_000_000 });
+        assert_eq!(m.orders_sent.get(), 3);
+        c.clock().set(9_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 0.0, "flat");
+        assert_eq!(m.protective_exits.with_label_values(&["sl"]).get(), 2);
     }
 
     #[test]

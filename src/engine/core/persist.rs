@@ -180,6 +180,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     price: o.price,
                     sl: o.sl.max(0.0),
                     tp: o.tp.max(0.0),
+                    immediate: false,
                 };
                 let req = self
                     .executor
@@ -199,7 +200,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 g.set(p.qty);
             }
             if let Some(g) = self.metrics.realized_pnl.get(*sym as usize) {
-                g.set(p.realized_pnl);
+                g.set(self.protection.realized_money(*sym).0);
             }
         }
         Ok((restored.len(), state.open_orders.len() - restored.len()))

@@ -11,7 +11,9 @@
 //! closing it are counted: the exit in flight itself, so a tick that crosses again, a restart, or a
 //! repeated report never sends a second one. It goes out whatever the trading state (it only
 //! closes), past the size and rate limits, under its own id (`<run_id>-sl<n>`, `<run_id>-tp<n>`)
-//! with the same duplicate rules and journal as every order.
+//! with the same duplicate rules and journal as every order. A refused exit is tried again after
+//! 1 s, then 2, 4, ... up to 30 s; the third refusal in a row halts trading (the position is
+//! still open and unprotected, so nothing may add to it while an operator looks).
 
 use super::*;
 
@@ -64,6 +66,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             return;
         }
         self.stops[symbol as usize] = next;
+        if next == (0.0, 0.0) {
+            if let Some(retry) = self.exit_retry_at.get_mut(symbol as usize) {
+                *retry = (0, 0);
+            }
+        }
         let (sl, tp) = (Level::from_parts(next.0, 0.0), Level::from_parts(next.1, 0.0));
         self.journal_levels(journal::Kind::Protect, SignalId::default(), symbol, sl, tp);
         if next != (0.0, 0.0) {
@@ -99,7 +106,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// The mark crossed a level of a position the engine protects: closes what is left of it.
     pub(super) fn protective_exit(&mut self, symbol: SymbolId, kind: StopKind, tick: &Tick, now: Nanos) {
         let s = symbol as usize;
-        if self.exit_retry_at.get(s).is_some_and(|&t| now < t) {
+        if self.exit_retry_at.get(s).is_some_and(|&(t, _)| now < t) {
             return;
         }
         let qty = self.executor.position(symbol).qty;
@@ -161,23 +168,38 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             },
         };
         let name = self.symbols.get(s).map_or("?", String::as_str);
-        match refused {
-            None => log::warn!(
+        let Some(why) = refused else {
+            log::warn!(
                 "{name}: {what} {} crossed (mark {mark}): closing {} with {} order {id}",
                 LevelText(level),
                 signal.qty,
                 order_kind.as_str()
-            ),
-            Some(why) => {
-                log::error!(
-                    "{name}: {what} {} crossed (mark {mark}) but the closing order {id} was refused ({why}); \
-                     trying again in 1 s",
-                    LevelText(level)
-                );
-                if let Some(t) = self.exit_retry_at.get_mut(s) {
-                    *t = now.saturating_add(EXIT_RETRY);
-                }
+            );
+            if let Some(retry) = self.exit_retry_at.get_mut(s) {
+                *retry = (0, 0);
             }
+            return;
+        };
+        let Some(retry) = self.exit_retry_at.get_mut(s) else { return };
+        retry.1 = retry.1.saturating_add(1);
+        let refusals = retry.1;
+        let wait = EXIT_RETRY.saturating_mul(1 << (refusals - 1).min(5)).min(EXIT_RETRY_MAX);
+        retry.0 = now.saturating_add(wait);
+        if let Some(c) = self.metrics.protective_exits_refused.get(kind as usize) {
+            c.inc();
+        }
+        log::error!(
+            "{name}: {what} {} crossed (mark {mark}) but the closing order {id} was refused ({why}, {refusals} in a \
+             row); trying again in {} s",
+            LevelText(level),
+            wait / 1_000_000_000
+        );
+        if refusals == EXIT_REFUSALS_TO_HALT && self.trading.state != TradingState::Halted {
+            let reason = format!(
+                "the {what} exit of the {name} position was refused {refusals} times in a row ({why}); \
+                 it is still open and tried again"
+            );
+            self.set_trading_state(TradingState::Halted, "protective_exit", &reason);
         }
     }
 }

@@ -507,6 +507,7 @@ pub fn new_order_single(
                 b.field(tag::ORD_TYPE, b"2").field_f64(tag::PRICE, req.price);
             }
         }
+        let tif = if req.immediate { TimeInForce::Ioc } else { tif };
         b.field(tag::TIME_IN_FORCE, tif.fix_value());
     })
 }
@@ -799,6 +800,7 @@ mod tests {
                 price: 1.1,
                 sl: 0.0,
                 tp: 0.0,
+                immediate: false,
             },
             seq,
             created: 0,
