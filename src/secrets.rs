@@ -50,6 +50,29 @@ pub enum Source {
     Environment,
 }
 
+/// Reads the secret `name`: the credential file first, then the variable; an empty value counts
+/// as none.
+fn read_one(
+    credentials_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<(Secret, Source)>, String> {
+    if let Some(dir) = credentials_dir {
+        match std::fs::read_to_string(dir.join(name)) {
+            Ok(text) => {
+                let v = text.strip_suffix('\n').unwrap_or(&text);
+                let v = v.strip_suffix('\r').unwrap_or(v);
+                if !v.is_empty() {
+                    return Ok(Some((Secret(v.to_owned()), Source::Credential)));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read the credential {name} from {}: {e}", dir.display())),
+        }
+    }
+    Ok(env(name).filter(|v| !v.is_empty()).map(|v| (Secret(v), Source::Environment)))
+}
+
 /// The secrets found at start-up.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
@@ -61,26 +84,18 @@ impl Secrets {
     pub fn load(credentials_dir: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, String> {
         let mut found = Vec::new();
         for name in NAMES {
-            if let Some(dir) = credentials_dir {
-                let path = dir.join(name);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        let v = text.strip_suffix('\n').unwrap_or(&text);
-                        let v = v.strip_suffix('\r').unwrap_or(v);
-                        if !v.is_empty() {
-                            found.push((name, Secret(v.to_owned()), Source::Credential));
-                            continue;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(format!("cannot read the credential {name} from {}: {e}", dir.display())),
-                }
-            }
-            if let Some(v) = env(name).filter(|v| !v.is_empty()) {
-                found.push((name, Secret(v), Source::Environment));
+            if let Some((secret, source)) = read_one(credentials_dir, env, name)? {
+                found.push((name, secret, source));
             }
         }
         Ok(Secrets { found })
+    }
+
+    /// One secret named by the config (a notification sink's token), from the process's
+    /// `$CREDENTIALS_DIRECTORY` or environment.
+    pub fn named_from_process(name: &str) -> Result<Option<(Secret, Source)>, String> {
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
+        read_one(dir.as_deref(), &|k| std::env::var(k).ok(), name)
     }
 
     /// Reads from the process's `$CREDENTIALS_DIRECTORY` and environment.

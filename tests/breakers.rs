@@ -245,3 +245,40 @@ fn stop_loss_and_take_profit_close_once_on_paper_at_the_crossing_row() {
     s.to(36);
     assert_eq!(s.replay.core().executor().trades(), 4);
 }
+
+/// When a trading day ends, the notification sinks get its summary: the day's PnL from its
+/// start-of-day equity, the fills in it, the open positions, the state.
+#[test]
+fn the_end_of_a_trading_day_sends_its_summary_to_the_sinks() {
+    use mt5bot::domain::notice::{Notice, NoticeKind, NoticeOutlet, NoticeOutlets};
+    // 23:58 New York time: the day ends two minutes in.
+    let rows: Vec<(u64, f64)> = (0..=600).step_by(30).map(|s| (s, 1.1000)).collect();
+    let mut s =
+        script("summary", "2026-01-16T04:58:00Z", &rows, "  timezone: America/New_York\n  day_start: \"00:00\"\n", 0.0);
+    let (tx, rx) = std::sync::mpsc::sync_channel(16);
+    let kinds = NoticeKind::Summary.bit() | NoticeKind::Fill.bit();
+    s.replay.core_mut().set_notices(NoticeOutlets::new(vec![NoticeOutlet {
+        tx,
+        kinds,
+        on_drop: std::sync::Arc::new(|| panic!("room for every notice")),
+    }]));
+    s.to(30).market(Side::Buy, 1.0).expect("buy");
+    s.to(60).market(Side::Sell, 1.0).expect("sell: a round trip that pays the spread");
+    s.to(90).market(Side::Buy, 2.0).expect("buy, open at the day's end");
+    s.to(400);
+    let notices: Vec<Notice> = rx.try_iter().collect();
+    let fills = notices.iter().filter(|n| matches!(n, Notice::Fill(_))).count();
+    let summaries: Vec<_> = notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::Summary(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((fills, summaries.len()), (3, 1), "{notices:?}");
+    let d = summaries[0];
+    assert_eq!(d.end_unix_ns, 1_768_539_600_000_000_000, "05:00 UTC, New York's midnight");
+    assert_eq!((d.fills, d.open_positions, d.state), (3, 1, TradingState::Active));
+    assert_eq!(d.start_equity, 10_000.0);
+    assert!(d.end_equity < 10_000.0 && d.end_equity > 9_900.0, "the spreads paid: {d:?}");
+}

@@ -42,6 +42,38 @@ fn shipped_configs_pass_promtool_and_amtool() {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
+/// The commented Slack, Telegram and Discord receivers are valid once uncommented: amtool checks
+/// the file with each block taken in.
+#[test]
+fn the_commented_chat_receivers_pass_amtool_when_taken_in() {
+    let text = std::fs::read_to_string(format!("{ROOT}/deploy/alertmanager.yml")).expect("alertmanager.yml");
+    let mut out = String::new();
+    let mut taken = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("  # - name: ") {
+            inside = ["oncall-slack", "oncall-telegram", "oncall-discord"].contains(&name);
+            if inside {
+                taken.push(name.to_owned());
+            }
+        } else if !line.starts_with("  #   ") {
+            inside = false;
+        }
+        match line.strip_prefix("  # ").filter(|_| inside) {
+            Some(rest) => out.push_str(&format!("  {rest}\n")),
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    assert_eq!(taken, ["oncall-slack", "oncall-telegram", "oncall-discord"]);
+    let dir = std::env::temp_dir().join(format!("mt5bot-amtool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("alertmanager.yml");
+    std::fs::write(&path, &out).expect("write");
+    let out = run_ok("amtool", &["check-config", path.to_str().expect("path")]);
+    assert!(out.contains("4 receivers"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn every_alert_passes_its_promtool_unit_tests() {
     let out = run_ok("promtool", &["test", "rules", "tests/alerts/alert.rules.test.yml"]);

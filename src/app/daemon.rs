@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, VenueKind};
 use crate::domain::clock::{Clock, MonotonicClock};
+use crate::domain::notice::Notice;
 use crate::domain::venue::Venue;
 use crate::engine::checkpoint;
 use crate::engine::core::TradingCore;
@@ -21,6 +22,7 @@ use crate::telemetry::http::Helper;
 use crate::telemetry::influx;
 use crate::telemetry::logging::LogWriter;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::notify;
 use crate::venue::feed::Feed;
 use crate::venue::fix44::FixVenue;
 use crate::venue::mt5::Mt5Venue;
@@ -113,6 +115,9 @@ pub fn run(config_path: Option<&Path>, discard_checkpoint: CheckpointPolicy) -> 
     }
     result
 }
+
+/// How long a stop waits for the notification sinks to deliver what they hold.
+const NOTIFY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Fills that may wait for the InfluxDB writer before the engine drops (and counts) them.
 const TRADE_CHANNEL: usize = 65_536;
@@ -508,6 +513,22 @@ fn run_venue<V: Venue>(
         }
         None => None,
     };
+    let notifications = if cfg.notify.sinks.is_empty() {
+        None
+    } else {
+        let name = cfg.identity.name();
+        let context = notify::Context {
+            bot: if name.is_empty() { "mt5bot".to_owned() } else { format!("mt5bot {name}") },
+            symbols: symbols.clone(),
+        };
+        let secret = |var: &str| crate::secrets::Secrets::named_from_process(var).map(|s| s.map(|(s, _)| s));
+        let (n, outlets) = notify::spawn(&cfg.notify, &metrics, context, &secret).map_err(DaemonError::Input)?;
+        let names: Vec<&str> = cfg.notify.sinks.iter().map(|s| s.name.as_str()).collect();
+        log::info!("notifications to {}", names.join(", "));
+        outlets.offer(&Notice::Started { venue: core.venue().name(), version: build_info::VERSION });
+        core.set_notices(outlets.clone());
+        Some((n, outlets))
+    };
     let keys = restore_checkpoint(cfg, secrets, &mut core, discard_checkpoint)?;
     let mut reactor = Reactor::new(cfg, core, feed, engine_metrics).map_err(|e| DaemonError::Runtime(e.to_string()))?;
     match keys {
@@ -608,6 +629,17 @@ fn run_venue<V: Venue>(
         w.stop();
     }
     push_final_values(&metrics);
+    if let Some((n, outlets)) = notifications {
+        drop(reactor.core_mut().take_notices());
+        let why = match &result {
+            Ok(StopReason::Signal(s)) => s.to_string(),
+            Ok(StopReason::Command(r)) => r.clone(),
+            Err(e) => format!("the engine loop failed: {e}"),
+        };
+        outlets.offer(&Notice::Stopped { why });
+        drop(outlets);
+        n.stop(NOTIFY_GRACE);
+    }
     let outcome = match result {
         Ok(reason) => {
             if summary.open_orders > 0 {

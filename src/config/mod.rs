@@ -104,6 +104,36 @@ pub struct Config {
     pub protection: ProtectionConfig,
     pub sessions: SessionsConfig,
     pub identity: IdentityConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Notifications (`notify:`): where they go and how they are paced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NotifyConfig {
+    pub sinks: Vec<NotifySinkConfig>,
+    pub batch_fills: Duration,
+    pub queue_capacity: usize,
+    pub timeout: Duration,
+    /// As written, for `config check` and the round trip.
+    pub raw: RawNotify,
+}
+
+/// One notification sink, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySinkConfig {
+    pub kind: NotifySinkKind,
+    pub name: String,
+    /// Telegram: the chat.
+    pub chat_id: String,
+    /// The variable or credential holding the secret: Telegram's token, Discord's or Slack's
+    /// webhook URL; empty for a webhook.
+    pub secret_env: String,
+    /// Telegram: the API's base URL; webhook: where to post.
+    pub url: String,
+    pub header_env: Vec<(String, String)>,
+    /// [`crate::domain::notice::NoticeKind::bit`]s of the kinds it takes.
+    pub kinds: u8,
+    pub min_interval: Duration,
 }
 
 /// Which bot this is (`identity:`): the labels that tell it from the others of a fleet.
@@ -839,6 +869,7 @@ impl Config {
             protection: self.protection.to_raw(),
             sessions: self.sessions.raw.clone(),
             identity: self.identity.raw.clone(),
+            notify: self.notify.raw.clone(),
         }
     }
 }

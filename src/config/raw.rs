@@ -23,6 +23,92 @@ pub struct RawConfig {
     pub protection: RawProtection,
     pub sessions: RawSessions,
     pub identity: RawIdentity,
+    pub notify: RawNotify,
+}
+
+/// Notifications to the operator's phone and chats (`notify:`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNotify {
+    pub sinks: Vec<RawNotifySink>,
+    /// Fills within this long of the first are sent as one message; 0 sends each alone.
+    pub batch_fills: String,
+    /// Messages that may wait for each sink; past it they are dropped and counted.
+    pub queue_capacity: usize,
+    /// The limit on one delivery attempt.
+    pub timeout: String,
+}
+
+impl Default for RawNotify {
+    fn default() -> Self {
+        Self { sinks: Vec::new(), batch_fills: "0s".into(), queue_capacity: 1000, timeout: "10s".into() }
+    }
+}
+
+/// Which service a notification sink posts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifySinkKind {
+    /// The Telegram Bot API's `sendMessage`.
+    Telegram,
+    /// A Discord channel webhook.
+    Discord,
+    /// A Slack incoming webhook.
+    Slack,
+    /// A JSON `POST` to any URL.
+    Webhook,
+}
+
+impl NotifySinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifySinkKind::Telegram => "telegram",
+            NotifySinkKind::Discord => "discord",
+            NotifySinkKind::Slack => "slack",
+            NotifySinkKind::Webhook => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNotifySink {
+    pub kind: NotifySinkKind,
+    /// The `sink` label of its metrics and its name in the log; the kind by default.
+    pub name: String,
+    /// Telegram: the chat to post to.
+    pub chat_id: String,
+    /// Telegram: the variable (or systemd credential) holding the bot token.
+    pub token_env: String,
+    /// Telegram: the API's base URL.
+    pub base_url: String,
+    /// Discord, Slack: the variable (or systemd credential) holding the webhook URL, a secret.
+    pub url_env: String,
+    /// Webhook: where to post.
+    pub url: String,
+    /// Webhook: header name to the variable holding its value (a bearer token, say).
+    pub header_env: std::collections::BTreeMap<String, String>,
+    /// The kinds of event it takes; every kind when empty.
+    pub events: Vec<String>,
+    /// The least time between two messages to it.
+    pub min_interval: String,
+}
+
+impl Default for RawNotifySink {
+    fn default() -> Self {
+        Self {
+            kind: NotifySinkKind::Webhook,
+            name: String::new(),
+            chat_id: String::new(),
+            token_env: String::new(),
+            base_url: String::new(),
+            url_env: String::new(),
+            url: String::new(),
+            header_env: Default::default(),
+            events: Vec::new(),
+            min_interval: "1s".into(),
+        }
+    }
 }
 
 /// Which bot this is, among several (`identity:`): labels on every series and forwarded record.

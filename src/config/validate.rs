@@ -91,6 +91,7 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
     protection.rates = rates(&mut v, &feed, protection.account_currency.as_deref());
     let sessions = sessions(&mut v, &raw);
     let identity = identity(&mut v, &raw, &venue);
+    let notify = notify(&mut v, &raw);
 
     if let Some(first) = v.errors.into_iter().next() {
         return Err(first);
@@ -116,7 +117,130 @@ pub fn validate(raw: RawConfig, name: &str, text: &str) -> Result<Config, Config
         protection,
         sessions,
         identity,
+        notify,
     })
+}
+
+/// `notify:`: each sink's service, where its secret comes from, and what it takes.
+fn notify(v: &mut Validator<'_>, raw: &RawConfig) -> NotifyConfig {
+    use crate::domain::notice::NoticeKind;
+    let n = &raw.notify;
+    let batch_fills = v.duration("notify.batch_fills", &n.batch_fills, Duration::ZERO, Duration::from_secs(3600));
+    let queue_capacity = v.range_usize("notify.queue_capacity", n.queue_capacity, 1, 1_000_000);
+    let timeout = v.duration("notify.timeout", &n.timeout, Duration::from_millis(100), Duration::from_secs(120));
+    let mut sinks: Vec<NotifySinkConfig> = Vec::new();
+    for (i, s) in n.sinks.iter().enumerate() {
+        let key = |k: &str| format!("notify.sinks[{i}].{k}");
+        let name = if s.name.is_empty() { s.kind.as_str().to_owned() } else { s.name.clone() };
+        if !(1..=64).contains(&name.len())
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            v.fail(&key("name"), format!("{name:?} is not accepted; accepted: 1 to 64 of A-Z a-z 0-9 _ - ."));
+        } else if sinks.iter().any(|o| o.name == name) {
+            v.fail(&key("name"), format!("{name:?} names two sinks; give each its own name (it labels its metrics)"));
+        }
+        let mut kinds = 0u8;
+        for e in &s.events {
+            match NoticeKind::parse(e) {
+                Some(k) => kinds |= k.bit(),
+                None => {
+                    let all: Vec<&str> = NoticeKind::ALL.iter().map(|k| k.as_str()).collect();
+                    v.fail(&key("events"), format!("{e:?} is not an event; accepted: {}", all.join(", ")));
+                }
+            }
+        }
+        if s.events.is_empty() {
+            kinds = NoticeKind::ALL.iter().fold(0, |k, e| k | e.bit());
+        }
+        let env_name = |v: &mut Validator<'_>, k: &str, value: &str, default: &str| {
+            let value = if value.is_empty() { default } else { value };
+            if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || value.is_empty() {
+                v.fail(&key(k), format!("{value:?} is not a variable name; accepted: A-Z a-z 0-9 _"));
+            }
+            value.to_owned()
+        };
+        let http_url = |v: &mut Validator<'_>, k: &str, value: &str| {
+            if !(value.starts_with("http://") || value.starts_with("https://")) {
+                v.fail(
+                    &key(k),
+                    format!(
+                        "{:?} is not accepted; accepted: http://HOST[:PORT]/PATH or https://...",
+                        crate::support::urls::redact(value)
+                    ),
+                );
+            } else if crate::support::urls::split_userinfo(value).1.is_some() {
+                v.fail(&key(k), "holds a user:password@; keep credentials out of the config file (header_env)".into());
+            }
+            value.trim_end_matches('/').to_owned()
+        };
+        let unused = |v: &mut Validator<'_>, k: &str, set: bool| {
+            if set {
+                v.fail(&key(k), format!("is not used by a {} sink; remove it", s.kind.as_str()));
+            }
+        };
+        let (secret_env, url) = match s.kind {
+            NotifySinkKind::Telegram => {
+                let chat = s.chat_id.trim();
+                let ok = !chat.is_empty()
+                    && chat.len() <= 64
+                    && (chat.strip_prefix('-').unwrap_or(chat).bytes().all(|b| b.is_ascii_digit())
+                        || (chat.starts_with('@')
+                            && chat[1..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')));
+                if !ok {
+                    v.fail(
+                        &key("chat_id"),
+                        format!("{chat:?} is not a chat; accepted: a number (-100... for a group) or @channelname"),
+                    );
+                }
+                unused(v, "url", !s.url.is_empty());
+                unused(v, "url_env", !s.url_env.is_empty());
+                let base = if s.base_url.is_empty() { "https://api.telegram.org" } else { &s.base_url };
+                (env_name(v, "token_env", &s.token_env, "TELEGRAM_BOT_TOKEN"), http_url(v, "base_url", base))
+            }
+            NotifySinkKind::Discord | NotifySinkKind::Slack => {
+                let default =
+                    if s.kind == NotifySinkKind::Discord { "DISCORD_WEBHOOK_URL" } else { "SLACK_WEBHOOK_URL" };
+                unused(v, "url", !s.url.is_empty());
+                unused(v, "chat_id", !s.chat_id.is_empty());
+                unused(v, "token_env", !s.token_env.is_empty());
+                unused(v, "base_url", !s.base_url.is_empty());
+                (env_name(v, "url_env", &s.url_env, default), String::new())
+            }
+            NotifySinkKind::Webhook => {
+                if s.url.is_empty() {
+                    v.fail(&key("url"), "is required for a webhook sink: the URL it posts to".into());
+                }
+                unused(v, "chat_id", !s.chat_id.is_empty());
+                unused(v, "token_env", !s.token_env.is_empty());
+                unused(v, "url_env", !s.url_env.is_empty());
+                unused(v, "base_url", !s.base_url.is_empty());
+                (String::new(), if s.url.is_empty() { String::new() } else { http_url(v, "url", &s.url) })
+            }
+        };
+        if s.kind != NotifySinkKind::Webhook && !s.header_env.is_empty() {
+            unused(v, "header_env", true);
+        }
+        for (h, var) in &s.header_env {
+            if h.trim().is_empty() || var.trim().is_empty() {
+                v.fail(
+                    &key("header_env"),
+                    "maps a header name to the variable holding its value; neither may be empty".into(),
+                );
+            }
+        }
+        let min_interval = v.duration(&key("min_interval"), &s.min_interval, Duration::ZERO, Duration::from_secs(3600));
+        sinks.push(NotifySinkConfig {
+            kind: s.kind,
+            name,
+            chat_id: s.chat_id.trim().to_owned(),
+            secret_env,
+            url,
+            header_env: s.header_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            kinds,
+            min_interval,
+        });
+    }
+    NotifyConfig { sinks, batch_fills, queue_capacity, timeout, raw: n.clone() }
 }
 
 /// The equity breakers: the trading day, and each breaker whose limit is not 0.

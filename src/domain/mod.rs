@@ -4,9 +4,11 @@
 //!   trade records and drop reasons (fixed-size, `Copy`).
 //! - [`clock`]: the `Clock` trait and its real and manual clocks.
 //! - [`venue`]: the `Venue` trait and `RestoredOrder`.
+//! - [`notice`]: the events for the operator's notification sinks, and their bounded outlets.
 //!
 //! It imports only std, serde and `crate::support` (the layering test holds it to that).
 
 pub mod clock;
+pub mod notice;
 pub mod types;
 pub mod venue;

@@ -195,6 +195,8 @@ pub struct Protection {
     base: Baselines,
     /// With `max_drawdown.window`: the peak over it.
     rolling: Option<RollingPeak>,
+    /// The trading day that just ended, until taken: when it ended, equity at its start and end.
+    closed_day: Option<(i64, f64, f64)>,
     metrics: ProtectionMetrics,
 }
 
@@ -245,6 +247,7 @@ impl Protection {
                 BreakerLimit::Drawdown { window: Some(w), .. } => Some(RollingPeak::new(w, cfg.starting_balance)),
                 _ => None,
             }),
+            closed_day: None,
             metrics,
         };
         p.publish();
@@ -501,12 +504,30 @@ impl Protection {
             return if moved { self.check() } else { None };
         }
         let first = self.base.day_end_unix_ns == 0;
+        let ended = self.base.day_end_unix_ns;
         self.base.day_end_unix_ns = self.day_end_after(unix_ns);
         if !first {
+            self.closed_day = Some((ended, self.base.day_start_equity, self.equity()));
             self.base.day_start_equity = self.equity();
         }
         self.publish();
         self.check()
+    }
+
+    /// The fall of equity from the peak, as a fraction of the peak.
+    pub fn drawdown(&self) -> f64 {
+        let (peak, equity) = (self.peak(), self.equity());
+        if peak > 0.0 {
+            ((peak - equity) / peak).max(0.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The trading day that ended at the last day change (when it ended, equity at its start and
+    /// at its end), once.
+    pub fn take_closed_day(&mut self) -> Option<(i64, f64, f64)> {
+        self.closed_day.take()
     }
 
     /// The end of the trading day that contains `unix_ns`: the next `day_start` in the zone.

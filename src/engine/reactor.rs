@@ -367,6 +367,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             let venue_up = self.core.venue().is_up();
             if venue_up != venue_was_up {
                 venue_was_up = venue_up;
+                self.core.notify_venue(venue_up);
                 // Only on a change: `systemctl status` shows whether the venue is up.
                 let name = self.core.venue().name();
                 let status = if venue_up {

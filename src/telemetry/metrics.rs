@@ -60,6 +60,9 @@ pub mod names {
     pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
     pub const LOG_RECORDS_DROPPED: &str = "log_records_dropped_total";
+    pub const NOTIFY_SENT: &str = "notify_sent_total";
+    pub const NOTIFY_DROPPED: &str = "notify_dropped_total";
+    pub const NOTIFY_FAILURES: &str = "notify_failures_total";
     pub const HTTP_REQUESTS: &str = "http_requests_total";
     pub const API_AUTH_FAILURES: &str = "api_auth_failures_total";
     pub const HTTP_CONNECTIONS: &str = "http_connections";
@@ -167,6 +170,9 @@ pub struct Metrics {
     pub ingress_connections: IntGauge,
     pub ingress_errors: IntCounterVec,
     pub log_records_dropped: IntCounter,
+    pub notify_sent: IntCounterVec,
+    pub notify_dropped: IntCounterVec,
+    pub notify_failures: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub api_auth_failures: IntCounter,
     pub http_connections: IntGauge,
@@ -326,6 +332,9 @@ impl Metrics {
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
+            notify_sent: reg(&r, must(IntCounterVec::new(Opts::new(NOTIFY_SENT, "Notification messages the sink's service accepted (notify.sinks)."), &["sink"]))),
+            notify_dropped: reg(&r, must(IntCounterVec::new(Opts::new(NOTIFY_DROPPED, "Notifications never delivered: the sink's queue was full (notify.queue_capacity), its service refused the message, or the daemon stopped while it was down."), &["sink"]))),
+            notify_failures: reg(&r, must(IntCounterVec::new(Opts::new(NOTIFY_FAILURES, "Delivery attempts that failed and were retried (the service down, slow, or rate-limiting)."), &["sink"]))),
             http_requests: reg(&r, must(IntCounterVec::new(Opts::new(HTTP_REQUESTS, "HTTP requests served, by handler and status code."), &["handler", "code"]))),
             api_auth_failures: reg(&r, must(IntCounter::new(API_AUTH_FAILURES, "Control API calls refused for a missing or wrong API key."))),
             http_connections: reg(&r, must(IntGauge::new(HTTP_CONNECTIONS, "Open connections on the metrics and control listener (bounded by metrics.max_connections)."))),

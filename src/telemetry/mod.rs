@@ -13,6 +13,7 @@ pub mod line_protocol;
 pub mod log_forward;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod pushgateway;
 pub mod sampler;
 pub mod server;

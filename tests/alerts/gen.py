@@ -3,7 +3,7 @@ import sys
 # t0, so "for - 1m" and "for + 1m" are exact; a second series sits just below the threshold.
 RB="file:///usr/local/share/doc/mt5bot/runbook.md#"
 # The values the annotations render, worked out from the input series above them.
-V=dict(growth="3940", reconnects="10", dropped="6", drift="1", stalled="150", logdrop="4", fwddrop="3")
+V=dict(growth="3940", reconnects="10", dropped="6", drift="1", stalled="150", logdrop="4", fwddrop="3", notifydrop="3")
 def L(**kw): return kw
 cases=[
  ("Mt5botHighCpu",[('cpu_usage_pct{job="mt5bot", instance="bot:9898"}','50x9 95x20'),('cpu_usage_pct{job="mt5bot", instance="calm:9898"}','90x30')],
@@ -128,6 +128,12 @@ cases=[
   "9m","11m",L(instance="bot:9898",job="mt5bot",kind="sl",severity="critical"),
   "mt5bot on bot:9898 could not close a position at its sl",
   "A stop-loss or take-profit of mt5bot on bot:9898 was crossed but the closing order was refused (kind=sl): the position is still open and unprotected. It is tried again with a growing wait, and the third refusal in a row halts trading. The log line says why; `mt5bot ctl status` shows the positions."),
+ # Drops from 10m; a count that stays put never alerts.
+ ("Mt5botNotificationsDropped",[('notify_dropped_total{job="mt5bot", instance="bot:9898", sink="telegram"}','0x9 3x20'),
+   ('notify_dropped_total{job="mt5bot", instance="calm:9898", sink="telegram"}','5x30')],
+  "9m","11m",L(instance="bot:9898",job="mt5bot",sink="telegram",severity="warning"),
+  "mt5bot on bot:9898 dropped notifications to telegram",
+  "mt5bot on bot:9898 dropped %s notifications to the sink telegram in 15 minutes: its service refused them, was down while its queue (notify.queue_capacity) filled, or was down at a stop. Trading is not affected; the log says why." % V.get("notifydrop","?")),
  # Halted from t0 = 10m; an active instance never alerts.
  ("Mt5botNotTrading",[('trading_state{job="mt5bot", instance="bot:9898", state="halted"}','0x9 1x40'),
    ('trading_state{job="mt5bot", instance="bot:9898", state="active"}','1x9 0x40'),

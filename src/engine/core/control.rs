@@ -26,6 +26,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.metrics.trading_state_changed(by);
         let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
         log::warn!("trading state {} -> {} by {by}{why}", previous.as_str(), state.as_str());
+        if self.notices.wants(NoticeKind::State) {
+            let (by, reason) = (by.to_owned(), reason.to_owned());
+            self.notices.offer(&Notice::State { from: previous, to: state, by, reason });
+        }
         let entry = self.journal_state(state, by);
         (true, entry)
     }

@@ -15,6 +15,7 @@ mod swaps;
 use crate::config::{Config, DriftConfig};
 
 use crate::domain::clock::Clock;
+use crate::domain::notice::{DaySummary, Notice, NoticeKind, NoticeOutlets};
 use crate::domain::types::{DriftAction, OrderKind};
 use crate::domain::venue::{RestoredOrder, Venue};
 use crate::link::report::{CancelRefused, FlattenOrder, FlattenReport, StatusReport};
@@ -105,6 +106,10 @@ pub struct TradingCore<V, C> {
     max_wait: Nanos,
     drift_alarms: u64,
     trade_sink: Option<std::sync::mpsc::SyncSender<TradeRecord>>,
+    /// The notification sinks' channels (`notify:`); empty when there are none.
+    notices: NoticeOutlets,
+    /// The fills booked when the trading day started (for its summary).
+    fills_at_day_start: u64,
     /// Refusals after queuing, for the clients waiting on them (allocated once).
     late: Vec<LateRefusal>,
     late_lost: u64,
@@ -207,6 +212,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             max_wait: cfg.queue_max_wait.as_nanos() as Nanos,
             drift_alarms: 0,
             trade_sink: None,
+            notices: NoticeOutlets::default(),
+            fills_at_day_start: 0,
             late: Vec::with_capacity(cfg.queue_capacity.min(MAX_LATE_REFUSALS)),
             late_lost: 0,
             lots: cfg.feed.symbols.iter().map(|s| (s.min_qty, s.qty_step)).collect(),
@@ -368,6 +375,46 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// full the record is dropped and counted in `influx_points_dropped_total`.
     pub fn set_trade_sink(&mut self, sink: std::sync::mpsc::SyncSender<TradeRecord>) {
         self.trade_sink = Some(sink);
+    }
+
+    /// Hands fills, state changes, venue changes and day summaries to the notification sinks
+    /// (`notify:`), never waiting for them.
+    pub fn set_notices(&mut self, notices: NoticeOutlets) {
+        self.notices = notices;
+    }
+
+    /// Drops the engine's ends of the notification channels (so the sinks can finish).
+    pub fn take_notices(&mut self) -> NoticeOutlets {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// The venue session went down or came back.
+    pub fn notify_venue(&mut self, up: bool) {
+        if self.notices.wants(NoticeKind::Venue) {
+            self.notices.offer(&Notice::Venue { venue: self.venue.name(), up });
+        }
+    }
+
+    /// Tells the sinks about the trading day that just ended, if one did.
+    fn notify_closed_day(&mut self) {
+        let Some((end_unix_ns, start_equity, end_equity)) = self.protection.take_closed_day() else { return };
+        let fills = self.executor.trades();
+        let day_fills = fills.saturating_sub(self.fills_at_day_start);
+        self.fills_at_day_start = fills;
+        if !self.notices.wants(NoticeKind::Summary) {
+            return;
+        }
+        let summary = DaySummary {
+            end_unix_ns,
+            start_equity,
+            end_equity,
+            balance: self.protection.balance(),
+            drawdown_ratio: self.protection.drawdown(),
+            fills: day_fills,
+            open_positions: self.executor.positions().iter().filter(|p| p.qty.abs() > QTY_EPSILON).count(),
+            state: self.trading.state,
+        };
+        self.notices.offer(&Notice::Summary(summary));
     }
 
     pub fn clock(&self) -> &C {
@@ -650,6 +697,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if let Some(trip) = self.protection.on_wall_time(unix_ns) {
             self.trip(trip);
         }
+        self.notify_closed_day();
         self.book_swaps(unix_ns);
         self.update_markets(unix_ns);
         self.resume_if_due(now);
@@ -721,7 +769,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, sl, tp, .. } => {
                     booked = true;
                     self.metrics.trade_count.inc();
-                    if let Some(sink) = &self.trade_sink {
+                    let notify = self.notices.wants(NoticeKind::Fill);
+                    if self.trade_sink.is_some() || notify {
                         let record = TradeRecord {
                             unix_ns: self.clock.unix_nanos(),
                             symbol,
@@ -732,8 +781,13 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                             price,
                             realized_pnl,
                         };
-                        if sink.try_send(record).is_err() {
-                            self.metrics.influx_points_dropped.inc();
+                        if let Some(sink) = &self.trade_sink {
+                            if sink.try_send(record).is_err() {
+                                self.metrics.influx_points_dropped.inc();
+                            }
+                        }
+                        if notify {
+                            self.notices.offer(&Notice::Fill(record));
                         }
                     }
                     self.journal(
