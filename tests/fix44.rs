@@ -845,3 +845,54 @@ fn an_order_without_a_report_after_status_timeout_is_asked_about_once() {
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(10)).success());
 }
+
+/// Both sides log on ahead of what the other expects (each store holds numbers the other never
+/// saw, as after a restart from a store a window ahead): the executor asks for our numbers from
+/// before the Logon while our own ResendRequest (sent after the Logon) is behind that gap. Each
+/// side fills the other's gap, and orders of the next session go out once and fill once. (The
+/// QuickFIX executor answers a ResendRequest even while its number is too high, so this passes
+/// with a gap fill that covers our post-Logon numbers too; the session's unit test
+/// `a_gap_fill_never_covers_what_this_connection_sent_after_its_logon` holds that rule for
+/// counterparties that queue it.)
+#[test]
+fn both_sides_ahead_at_logon_resend_to_each_other_and_trade_on() {
+    let dir = TempDir::new("fix-double-gap");
+    let mut exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let (cfg, addr) = bot_config(&dir, &exec, &ingress);
+    let env = [("CHECKPOINT_AES_KEY", key())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut d = start_connected(&dir, &cfg, &addr, &env);
+    assert_eq!(send_orders(&ingress, "a", 0..4, Duration::ZERO).0, 4);
+    wait_metric(&d, "trade_count", 4.0, Duration::from_secs(20));
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success(), "{}", d.stderr());
+    exec.kill();
+    // The executor's next number to send 7 ahead ("sender : target", ten digits each); ours 50.
+    let theirs = dir.join("executor-store/FIX.4.4-EXECUTOR-MT5BOT.seqnums");
+    let text = std::fs::read_to_string(&theirs).expect("executor seqnums");
+    let (sender, target) = text.split_once(" : ").expect("sender : target");
+    let sender: u64 = sender.trim().parse().expect("sender");
+    std::fs::write(&theirs, format!("{:010} : {}", sender + 7, target.trim())).expect("write");
+    let ours = dir.join("state/fix44-MT5BOT-EXECUTOR.seqnums");
+    let text = std::fs::read_to_string(&ours).expect("our seqnums");
+    let n: Vec<u64> = text.split_whitespace().map(|v| v.parse().expect("number")).collect();
+    std::fs::write(&ours, format!("{:020} {:020} {:020}", n[0] + 50, n[1], n.get(2).copied().unwrap_or(0)))
+        .expect("write");
+
+    exec.spawn();
+    let d = start_connected(&dir, &cfg, &addr, &env);
+    assert_eq!(send_orders(&ingress, "b", 4..8, Duration::ZERO).0, 4);
+    let (queued, open) = settle_in_sync(&d, Duration::from_secs(20));
+    assert_eq!((queued, open), (0.0, 0.0), "every order went out and was answered\n{}", d.log_file());
+    let log = d.log_file();
+    assert!(log.contains("asked for our messages"), "the executor asked us for a resend:\n{log}");
+    assert!(log.contains("gap from EXECUTOR filled at"), "and answered ours:\n{log}");
+    let (eur, gbp) = positions_of(0..8);
+    assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), eur);
+    assert_eq!(metric(&d, "position{symbol=\"GBPUSD\"}"), gbp);
+    let l = ledger(&exec);
+    l.assert_clean();
+    assert_eq!(l.orders.len(), 8, "{:?}", l.orders);
+    assert_eq!(l.fills.len(), 8, "{:?}", l.fills);
+}

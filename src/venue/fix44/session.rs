@@ -707,7 +707,13 @@ impl Session {
         }
     }
 
-    /// Answers a ResendRequest with one SequenceReset-GapFill over everything asked for.
+    /// Answers a ResendRequest with one SequenceReset-GapFill.
+    ///
+    /// Asked from before this connection's Logon, the fill ends with the Logon: what was sent on
+    /// this connection after it reached the counterparty over the same TCP stream, which holds it
+    /// queued behind its gap (QuickFIX does) and takes it once the fill moves its expected number
+    /// past the Logon. Filling over those numbers too would make it discard them: our own
+    /// ResendRequest among them, whose answer would then never come, and any order.
     fn on_resend_request(
         &mut self,
         m: &Message<'_>,
@@ -726,7 +732,10 @@ impl Session {
         if begin == 0 || begin >= next {
             return;
         }
-        let end = if end == 0 || end >= next { next - 1 } else { end };
+        let mut end = if end == 0 || end >= next { next - 1 } else { end };
+        if begin <= self.logon_seq {
+            end = end.min(self.logon_seq);
+        }
         log::warn!(
             "FIX: {} asked for our messages {begin}..={end}; gap-filling (orders are never sent twice)",
             self.cfg.target
@@ -937,7 +946,7 @@ mod tests {
         assert_eq!(m[0].0, "4");
         assert_eq!(field(&m[0], tag::MSG_SEQ_NUM), Some("4"));
         assert_eq!(field(&m[0], tag::GAP_FILL_FLAG), Some("Y"));
-        assert_eq!(field(&m[0], tag::NEW_SEQ_NO), Some("13"));
+        assert_eq!(field(&m[0], tag::NEW_SEQ_NO), Some("11"), "up to the Logon; 11 and 12 came after it");
         assert_eq!(field(&m[0], tag::POSS_DUP_FLAG), Some("Y"));
         assert!(field(&m[0], tag::ORIG_SENDING_TIME).is_some());
         assert_eq!(app.missed, vec![(4, 10)], "only messages before this connection's Logon were missed");
@@ -952,18 +961,41 @@ mod tests {
         feed(&mut s, &peer(b"A", 1, &[(98, b"0"), (108, b"10")], false), 0, &mut out, &mut app).expect("logon");
         let m = sent(&mut out);
         assert_eq!((m[1].0.as_str(), field(&m[1], tag::TEST_REQ_ID)), ("1", Some("SYNC11")));
-        // The venue restarted and lost 8..: it asks from 8; the fill covers the TestRequest (11).
-        let rr = peer(b"2", 2, &[(tag::BEGIN_SEQ_NO, b"8"), (tag::END_SEQ_NO, b"0")], false);
+        // Asked for numbers of this connection (11), the fill covers the TestRequest: another.
+        let rr = peer(b"2", 2, &[(tag::BEGIN_SEQ_NO, b"11"), (tag::END_SEQ_NO, b"0")], false);
         feed(&mut s, &rr, 1, &mut out, &mut app).expect("resend request");
         let m = sent(&mut out);
         assert_eq!(m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["4", "1"], "{m:?}");
         assert_eq!(field(&m[0], tag::NEW_SEQ_NO), Some("12"));
         assert_eq!(field(&m[1], tag::TEST_REQ_ID), Some("SYNC12"));
-        assert_eq!(app.missed, vec![(8, 10)]);
+        assert!(app.missed.is_empty(), "sent on this connection: not missed");
         // The answer to the old one never comes; the new one's does.
         assert!(!s.is_in_sync());
         feed(&mut s, &peer(b"0", 3, &[(112, b"SYNC12")], false), 2, &mut out, &mut app).expect("hb");
         assert!(s.is_in_sync());
+    }
+
+    /// Both sides ahead of the other after a restart: the venue asks for our numbers from before
+    /// the Logon while our own ResendRequest waits in its queue behind the gap. The fill stops at
+    /// the Logon, so the venue then takes our ResendRequest and TestRequest and answers both.
+    #[test]
+    fn a_gap_fill_never_covers_what_this_connection_sent_after_its_logon() {
+        let mut s = Session::new(cfg(), SeqNums { next_out: 1000, next_in: 40 });
+        let (mut app, mut out) = (Recorder::default(), Vec::new());
+        s.connected(0, 0, &mut out);
+        // The venue's Logon is 50: we ask for 40.. (1001) and send the sync TestRequest (1002).
+        feed(&mut s, &peer(b"A", 50, &[(98, b"0"), (108, b"10")], false), 0, &mut out, &mut app).expect("logon");
+        let m = sent(&mut out);
+        let ours: Vec<(&str, Option<&str>)> = m.iter().map(|m| (m.0.as_str(), field(m, tag::MSG_SEQ_NUM))).collect();
+        assert_eq!(ours, [("A", Some("1000")), ("2", Some("1001")), ("1", Some("1002"))], "{m:?}");
+        // The venue, expecting 995, asks from there to infinity (its ResendRequest is 51).
+        let rr = peer(b"2", 51, &[(tag::BEGIN_SEQ_NO, b"995"), (tag::END_SEQ_NO, b"0")], false);
+        feed(&mut s, &rr, 1, &mut out, &mut app).expect("resend request");
+        let m = sent(&mut out);
+        assert_eq!(m.len(), 1, "one gap fill, and no second TestRequest: {m:?}");
+        assert_eq!((field(&m[0], tag::MSG_SEQ_NUM), field(&m[0], tag::NEW_SEQ_NO)), (Some("995"), Some("1001")));
+        assert_eq!(app.missed, vec![(995, 1000)]);
+        assert_eq!(s.seqs().next_out, 1003);
     }
 
     #[test]
