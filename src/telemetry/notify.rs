@@ -374,11 +374,7 @@ fn symbol(c: &Context, id: u16) -> &str {
 
 fn fill_line(c: &Context, t: &TradeRecord) -> String {
     let verb = if t.side == Side::Buy { "bought" } else { "sold" };
-    let mut line = format!("{verb} {} {} at {} ({})", t.qty, symbol(c, t.symbol), t.price, t.client_id.as_str());
-    if t.realized_pnl != 0.0 {
-        line.push_str(&format!(", realized {:+.2} in price x quantity", t.realized_pnl));
-    }
-    line
+    format!("{verb} {} {} at {} ({})", t.qty, symbol(c, t.symbol), t.price, t.client_id.as_str())
 }
 
 fn fill_fields(c: &Context, t: &TradeRecord) -> serde_json::Value {

@@ -1126,18 +1126,24 @@ mod tests {
         assert_eq!(m.orders_sent.get(), 2);
     }
 
+    /// A core long 2 at 1.0002 with a stop-loss at `sl` and no take-profit.
+    fn long_with_a_stop_at(cfg: &Config, sl: f64) -> (Core, Metrics) {
+        let (mut c, m) = core(cfg);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(protected("p1", Side::Buy, 2.0, Level::Price(sl), Level::None)).expect("queued");
+        c.drain();
+        c.clock().set(2_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 2.0);
+        (c, m)
+    }
+
     #[test]
     fn a_refused_exit_is_tried_again_later_and_later_and_halts_on_the_third_refusal() {
         let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
         cfg.risk.max_position = 100.0;
         cfg.risk.max_open_orders = 2;
-        let (mut c, m) = core(&cfg);
-        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
-        c.offer(protected("p1", Side::Buy, 2.0, Level::Price(0.99), Level::None)).expect("queued");
-        c.drain();
-        c.clock().set(2_000_000);
-        c.poll_venue();
-        assert_eq!(c.executor().position(0).qty, 2.0);
+        let (mut c, m) = long_with_a_stop_at(&cfg, 0.99);
         // Two resting limits far under the market take every order slot the exit would need.
         for id in ["l1", "l2"] {
             c.offer(Signal { kind: OrderKind::Limit, price: 0.5, ..ext(id, Side::Buy, 1.0) }).expect("queued");
@@ -1183,13 +1189,7 @@ mod tests {
         let yaml = "model:\n  threshold_bps: 10000\nprotection:\n  exit_order: limit\n  exit_limit_bps: 20\n";
         let mut cfg = Config::parse(yaml, "t.yaml").expect("config");
         cfg.risk.max_position = 100.0;
-        let (mut c, m) = core(&cfg);
-        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
-        c.offer(protected("p1", Side::Buy, 2.0, Level::Price(0.99), Level::None)).expect("queued");
-        c.drain();
-        c.clock().set(2_000_000);
-        c.poll_venue();
-        assert_eq!(c.executor().position(0).qty, 2.0);
+        let (mut c, m) = long_with_a_stop_at(&cfg, 0.99);
         c.on_tick(&Tick { symbol: 0, bid: 0.99, ask: 0.9902, recv_ns: 3_000_000 });
         assert_eq!(m.orders_sent.get(), 2, "the exit, a sell limit 20 bps under the bid");
         // The bid falls through the exit's limit before the venue has it: nothing fills, and
