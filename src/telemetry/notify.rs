@@ -197,6 +197,14 @@ impl Sink {
                     Err(_) => return,
                 },
             };
+            if self.stopping.load(Ordering::Relaxed) {
+                // Past the stop's grace: one more attempt per message would add a whole
+                // timeout each to the stop, so what is left is counted and dropped.
+                let left = 1 + self.held.len() + rx.try_iter().count();
+                self.held.clear();
+                self.dropped.inc_by(left as u64);
+                return;
+            }
             let message = match next {
                 Notice::Fill(first) if !self.batch.is_zero() => {
                     let fills = self.batch_fills(first, &rx);
