@@ -1,4 +1,5 @@
-//! Telemetry benchmarks: rendering `/metrics`, encoding a trade as InfluxDB line protocol, and
+//! Telemetry benchmarks: rendering `/metrics`, encoding a trade as InfluxDB line protocol, the
+//! listener's basic-auth check (a known pair and a bcrypt run), and
 //! (as a driver for `scripts/bench-e2e.sh`) the InfluxDB writer against a real server.
 //!
 //! `cargo bench --bench telemetry` runs the criterion groups (`-- --quick` for a short run).
@@ -18,6 +19,7 @@ use mt5bot::secrets::Secrets;
 use mt5bot::support::timefmt::unix_nanos;
 use mt5bot::telemetry::influx::{self, write_trade, InfluxWriter, Labels};
 use mt5bot::telemetry::metrics::Metrics;
+use mt5bot::telemetry::web::{self, BasicAuth, Verdict};
 
 const SYMBOLS: [&str; 4] = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"];
 
@@ -135,6 +137,26 @@ fn main() {
             line.clear();
             write_trade(&mut line, &labels, black_box(&t));
             black_box(line.len())
+        })
+    });
+
+    // Basic auth on the listener: a pair that passed before (a salted SHA-256 and a set lookup, what
+    // every scrape after the first pays) and a pair not seen yet (one bcrypt run at cost 10, the
+    // `hash-password` default, what the per-second budget is spent on).
+    let hash = web::hash_password("scrape-password", 10).expect("hash");
+    let users = [("prometheus".to_owned(), hash)];
+    let good = format!("Basic {}", mt5bot::support::encoding::base64(b"prometheus:scrape-password"));
+    let mut auth = BasicAuth::new(&users, Instant::now()).expect("users");
+    assert_eq!(auth.check(Some(&good), Instant::now()), Verdict::Allowed);
+    g.bench_function("basic_auth_known_pair", |b| {
+        b.iter(|| black_box(auth.check(Some(black_box(&good)), Instant::now())))
+    });
+    g.sample_size(10);
+    g.bench_function("basic_auth_new_pair_bcrypt_cost_10", |b| {
+        b.iter(|| {
+            // A fresh checker each time, so the pair is new and the budget full.
+            let mut fresh = BasicAuth::new(&users, Instant::now()).expect("users");
+            black_box(fresh.check(Some(black_box(&good)), Instant::now()))
         })
     });
     g.finish();

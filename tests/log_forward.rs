@@ -206,56 +206,6 @@ fn syslog_over_tcp_arrives_once_in_order_and_survives_a_20_second_outage() {
     fwd.stop();
 }
 
-/// A throw-away CA and a server certificate it signed for 127.0.0.1, made with the openssl CLI.
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Certs {
-    fn make(dir: &TempDir) -> Certs {
-        let openssl = require("openssl");
-        let run = |args: &[&str]| {
-            let out = Command::new(&openssl).args(args).current_dir(dir.path()).output().expect("run openssl");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        run(&[
-            &["req", "-x509"][..],
-            &ec[..],
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"][..],
-            &["-subj", "/CN=mt5bot test CA"][..],
-        ]
-        .concat());
-        run(&[&["req"][..], &ec[..], &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"][..]]
-            .concat());
-        dir.write(
-            "server.ext",
-            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
-             subjectAltName=IP:127.0.0.1\n",
-        );
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]);
-        Certs { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") }
-    }
-}
-
 #[test]
 fn syslog_over_tls_arrives_once_in_order_and_only_to_a_trusted_receiver() {
     let dir = TempDir::new("fwd-tls");

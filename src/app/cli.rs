@@ -33,6 +33,8 @@ pub enum Command {
     CheckDataVersions { manifest: PathBuf, write: bool },
     /// `mt5bot ctl ACTION ...`
     Ctl(crate::app::ctl::Options),
+    /// `mt5bot hash-password [--cost N]`
+    HashPassword { cost: u32 },
     /// `mt5bot --version`
     Version,
     /// `mt5bot help [COMMAND]` or `--help`: the text to print.
@@ -75,6 +77,8 @@ Commands:
                         resume, flatten, reload (control API, needs API_KEY)
   diagnostics           Write the nightly report; push mismatches to the Pushgateway
   check-data-versions   Compare datasets with data/manifest.yaml; --write records them
+  hash-password         Read a password on stdin, print its bcrypt hash for the web
+                        config's basic_auth_users
   help [COMMAND]        Show help for a command
 
 Options:
@@ -289,6 +293,21 @@ Options:
   -h, --help        Show this help
 ";
 
+pub const HASH_PASSWORD_HELP: &str = "\
+mt5bot hash-password: a bcrypt hash for basic_auth_users
+
+Usage: read -rs PW && printf '%s' \"$PW\" | mt5bot hash-password [--cost N]
+
+Reads one password from stdin (up to the first newline), prints its bcrypt hash
+for the basic_auth_users of the web config (metrics.web_config, the Prometheus
+exporter toolkit's format). The password itself is never printed or kept.
+
+Options:
+  --cost N    bcrypt cost, 4 to 16 [default: 10]: each step doubles the time a check
+              takes (about 60 ms at 10); the listener remembers a pair that passed
+  -h, --help  Show this help
+";
+
 pub const CHECKPOINT_HELP: &str = "\
 mt5bot checkpoint inspect: summarise a checkpoint
 
@@ -410,6 +429,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                 Some("checkpoint") => Ok(Command::Help(CHECKPOINT_HELP)),
                 Some("check-data-versions") => Ok(Command::Help(CHECK_DATA_VERSIONS_HELP)),
                 Some("ctl") => Ok(Command::Help(CTL_HELP)),
+                Some("hash-password") => Ok(Command::Help(HASH_PASSWORD_HELP)),
                 Some("backtest") => Ok(Command::Help(BACKTEST_HELP)),
                 Some(other) => Err(usage(format!("no help for unknown command {other:?}"), MAIN_HELP)),
             }
@@ -631,6 +651,19 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             let manifest = PathBuf::from(manifest.unwrap_or_else(|| crate::diagnostics::data_versions::DEFAULT_MANIFEST.to_owned()));
             Ok(Command::CheckDataVersions { manifest, write })
         }
+        Some("hash-password") => {
+            let help = HASH_PASSWORD_HELP;
+            if args.contains(["-h", "--help"]) {
+                return Ok(Command::Help(help));
+            }
+            let cost: Option<u32> = args.opt_value_from_str("--cost").map_err(|e| usage(format!("--cost: {e}"), help))?;
+            let cost = cost.unwrap_or(10);
+            if !(4..=16).contains(&cost) {
+                return Err(usage(format!("--cost {cost}; accepted: 4 to 16"), help));
+            }
+            finish(args, help)?;
+            Ok(Command::HashPassword { cost })
+        }
         Some("ctl") => {
             let help = CTL_HELP;
             if args.contains(["-h", "--help"]) {
@@ -685,7 +718,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
             }))
         }
         Some(other) => Err(usage(
-            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, ctl, diagnostics, check-data-versions, help"),
+            format!("unknown command {other:?}; accepted: run, config, runtime-secrets, prometheus-endpoints, influx-bootstrap, checkpoint, ctl, diagnostics, check-data-versions, hash-password, help"),
             MAIN_HELP,
         )),
     }

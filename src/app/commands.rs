@@ -14,6 +14,13 @@ pub fn config_check(path: Option<&Path>) -> Result<(), Error> {
         None => Ok(Config::embedded()),
     }
     .map_err(|e| Error::usage(format!("configuration error: {e}")))?;
+    if let Some(web) = &cfg.metrics.web_config {
+        // The files it names are read as the daemon would: a bad key or certificate fails here.
+        let wc =
+            crate::config::web::WebConfig::load(web).map_err(|e| Error::usage(format!("configuration error: {e}")))?;
+        crate::telemetry::web::ListenerSecurity::new(&wc)
+            .map_err(|e| Error::usage(format!("configuration error: {}: {e}", web.display())))?;
+    }
     for w in cfg.warnings() {
         eprintln!("mt5bot: warning: {w}");
     }
@@ -30,8 +37,16 @@ pub fn config_target(path: Option<&Path>, out: Option<&Path>) -> Result<(), Erro
         None => Ok(Config::embedded()),
     }
     .map_err(|e| Error::usage(format!("configuration error: {e}")))?;
-    let labels: serde_json::Map<String, serde_json::Value> =
+    let mut labels: serde_json::Map<String, serde_json::Value> =
         cfg.identity.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect();
+    if let Some(web) = &cfg.metrics.web_config {
+        // file_sd may set the scrape's scheme per target: a TLS listener is scraped over https.
+        let wc =
+            crate::config::web::WebConfig::load(web).map_err(|e| Error::usage(format!("configuration error: {e}")))?;
+        if wc.tls.is_some() {
+            labels.insert("__scheme__".into(), "https".into());
+        }
+    }
     let target = serde_json::json!([{ "targets": [cfg.metrics.listen.to_string()], "labels": labels }]);
     let text = format!("{}\n", serde_json::to_string_pretty(&target).unwrap_or_default());
     match out {
@@ -108,6 +123,27 @@ pub fn diagnostics(opts: &crate::diagnostics::Options) -> Result<(), Error> {
         "mismatch" => Err(Error::reported(Kind::Failed)),
         _ => Err(Error::reported(Kind::Usage)),
     }
+}
+
+/// `mt5bot hash-password`: one line of stdin in, its bcrypt hash out.
+pub fn hash_password(cost: u32) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal, Read};
+    if std::io::stdin().is_terminal() {
+        eprintln!("mt5bot: type the password and press Enter (it shows as typed; pipe it in to avoid that)");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(4096)
+        .read_line(&mut line)
+        .map_err(|e| Error::usage(format!("cannot read stdin: {e}")))?;
+    let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
+    if password.is_empty() {
+        return Err(Error::usage("no password on stdin".to_owned()));
+    }
+    let hash = crate::telemetry::web::hash_password(password, cost).map_err(Error::failed)?;
+    outln!("{hash}");
+    Ok(())
 }
 
 /// `mt5bot check-data-versions`.

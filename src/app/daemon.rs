@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::config::web::WebConfig;
 use crate::config::{Config, ConfigError, VenueKind};
 use crate::domain::clock::{Clock, MonotonicClock};
 use crate::domain::notice::Notice;
@@ -23,6 +24,7 @@ use crate::telemetry::influx;
 use crate::telemetry::logging::LogWriter;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::notify;
+use crate::telemetry::web::ListenerSecurity;
 use crate::venue::feed::Feed;
 use crate::venue::fix44::FixVenue;
 use crate::venue::mt5::Mt5Venue;
@@ -361,13 +363,14 @@ fn run_logged(
         None => None,
     };
     let health = Arc::new(Health::new(cfg.engine.ready_deadline));
+    let security = listener_security(&cfg.metrics)?;
     let server = metrics_listener(&cfg.metrics)?;
 
     let clock = MonotonicClock::new();
     let feed = Feed::new(&cfg.feed, clock.now()).map_err(|e| DaemonError::Input(e.to_string()))?;
     let symbols: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
     let config_path = config_path.map(Path::to_path_buf);
-    let parts = Parts { metrics, influx_target, health, server, clock, feed, symbols, config_path };
+    let parts = Parts { metrics, influx_target, health, server, security, clock, feed, symbols, config_path };
     match cfg.venue.kind {
         VenueKind::Paper => {
             let venue = PaperVenue::for_config(cfg);
@@ -440,11 +443,28 @@ struct Parts {
     influx_target: Option<influx::Target>,
     health: Arc<Health>,
     server: std::net::TcpListener,
+    security: ListenerSecurity,
     clock: MonotonicClock,
     feed: Feed,
     symbols: Vec<String>,
     /// The file the config came from (for the control API's reload).
     config_path: Option<std::path::PathBuf>,
+}
+
+/// TLS and basic authentication for the metrics listener, from `metrics.web_config`.
+fn listener_security(m: &crate::config::MetricsConfig) -> Result<ListenerSecurity, DaemonError> {
+    let Some(path) = &m.web_config else { return Ok(ListenerSecurity::default()) };
+    let web = WebConfig::load(path).map_err(DaemonError::Config)?;
+    let security = ListenerSecurity::new(&web).map_err(|e| DaemonError::Input(format!("{}: {e}", path.display())))?;
+    log::info!(
+        "metrics listener: {}, {}",
+        if security.tls.is_some() { "TLS on" } else { "plain HTTP (no tls_server_config)" },
+        match web.basic_auth_users.len() {
+            0 => "no basic authentication".to_owned(),
+            n => format!("basic authentication for {n} user(s) on every path but /api/v1/"),
+        }
+    );
+    Ok(security)
 }
 
 /// Builds the FIX venue: resolves the gateway's address (once, at start-up: the engine never waits
@@ -490,7 +510,7 @@ fn run_venue<V: Venue>(
     venue: V,
     parts: Parts,
 ) -> Result<StopReason, DaemonError> {
-    let Parts { metrics, influx_target, health, server, clock, feed, symbols, config_path } = parts;
+    let Parts { metrics, influx_target, health, server, security, clock, feed, symbols, config_path } = parts;
     let engine_metrics = metrics.engine(venue.name(), &symbols);
     metrics.queue_capacity.set(cfg.queue_capacity as i64);
     // Model signal ids start with the start time, so they never repeat across restarts.
@@ -567,6 +587,7 @@ fn run_venue<V: Venue>(
         reactor.command_sender(),
         metrics.clone(),
     );
+    let tls_on = security.tls.is_some();
     let helper = Helper::spawn(
         server,
         http_limits(&cfg.metrics),
@@ -574,6 +595,7 @@ fn run_venue<V: Venue>(
         Arc::clone(&health),
         reactor.command_sender(),
         control,
+        security,
     )
     .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
 
@@ -590,8 +612,9 @@ fn run_venue<V: Venue>(
     // venue that waits for its counterparty (the MT5 terminal, a FIX gateway) may take hours to come
     // up, so readiness does not wait for it: STATUS= and /readyz say whether the venue is up.
     let venue = reactor.core().venue().name();
+    let scheme = if tls_on { "https" } else { "http" };
     let status = if reactor.core().venue().is_up() {
-        log::info!("ready: metrics on http://{}/metrics, venue {venue} up", cfg.metrics.listen);
+        log::info!("ready: metrics on {scheme}://{}/metrics, venue {venue} up", cfg.metrics.listen);
         format!("trading: venue {venue} up")
     } else {
         let waiting = match cfg.venue.kind {
@@ -600,7 +623,7 @@ fn run_venue<V: Venue>(
             VenueKind::Paper => "starting".to_owned(),
         };
         log::info!(
-            "ready: metrics on http://{}/metrics; venue {venue} not up yet ({waiting}); /readyz answers 503 until it is",
+            "ready: metrics on {scheme}://{}/metrics; venue {venue} not up yet ({waiting}); /readyz answers 503 until it is",
             cfg.metrics.listen
         );
         format!("venue {venue} not up: {waiting}")

@@ -119,6 +119,7 @@ pub fn main(argv: Vec<OsString>) -> Result<(), Error> {
         Command::Diagnostics(opts) => commands::diagnostics(&opts),
         Command::CheckDataVersions { manifest, write } => commands::check_data_versions(&manifest, write),
         Command::CheckpointInspect { file } => commands::inspect_checkpoint(&file),
+        Command::HashPassword { cost } => commands::hash_password(cost),
         Command::Backtest(opts) => backtest::run(&opts),
         Command::Ctl(opts) => {
             let env = |k: &str| std::env::var(k).ok();

@@ -70,6 +70,7 @@ impl std::error::Error for ConfigError {}
 mod locate;
 mod raw;
 mod validate;
+pub mod web;
 
 pub use self::locate::locate;
 use self::locate::yaml_error;
@@ -494,6 +495,8 @@ pub struct MetricsConfig {
     pub idle_timeout: Duration,
     /// Time for a client to take an answer.
     pub write_timeout: Duration,
+    /// TLS and basic authentication ([`web::WebConfig`], the exporter toolkit's file); none: plain HTTP.
+    pub web_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -648,11 +651,11 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         let m = self.metrics.listen;
-        if !m.ip().is_loopback() {
+        if !m.ip().is_loopback() && self.metrics.web_config.is_none() {
             w.push(format!(
                 "metrics.listen {m} is not a loopback address: /metrics, /healthz and /readyz answer anyone who can \
-                 reach it, without TLS (the control API still needs API_KEY); keep it on 127.0.0.1 behind a reverse \
-                 proxy with TLS, or let a firewall admit only your Prometheus"
+                 reach it, without TLS (the control API still needs API_KEY); set metrics.web_config for TLS and \
+                 basic auth, keep it on 127.0.0.1 behind a reverse proxy, or let a firewall admit only your Prometheus"
             ));
         }
         if let Some(i) = self.ingress.as_ref().filter(|i| !i.listen.ip().is_loopback()) {
@@ -816,6 +819,7 @@ impl Config {
                 body_timeout: format_duration(self.metrics.body_timeout),
                 idle_timeout: format_duration(self.metrics.idle_timeout),
                 write_timeout: format_duration(self.metrics.write_timeout),
+                web_config: self.metrics.web_config.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             },
             logging: RawLogging {
                 level: self.logging.level.to_string().to_lowercase(),

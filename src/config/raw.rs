@@ -523,6 +523,7 @@ pub struct RawMetrics {
     pub body_timeout: String,
     pub idle_timeout: String,
     pub write_timeout: String,
+    pub web_config: String,
 }
 
 impl Default for RawMetrics {
@@ -534,6 +535,7 @@ impl Default for RawMetrics {
             body_timeout: "10s".into(),
             idle_timeout: "60s".into(),
             write_timeout: "10s".into(),
+            web_config: String::new(),
         }
     }
 }

@@ -1149,6 +1149,7 @@ fn metrics(v: &mut Validator<'_>, raw: &RawConfig) -> MetricsConfig {
         body_timeout: timeout(&mut *v, "metrics.body_timeout", &rmx.body_timeout),
         idle_timeout: timeout(&mut *v, "metrics.idle_timeout", &rmx.idle_timeout),
         write_timeout: timeout(&mut *v, "metrics.write_timeout", &rmx.write_timeout),
+        web_config: Some(rmx.web_config.trim()).filter(|p| !p.is_empty()).map(PathBuf::from),
     }
 }
 

@@ -16,6 +16,8 @@ use super::control::{Control, Pending};
 use super::metrics::Metrics;
 use super::sampler::Sampler;
 use super::server::{Limits, Outcome, Request, Response, Server, Service, StopHandle};
+use super::web::{BasicAuth, ListenerSecurity, Verdict};
+use crate::support::throttle::Throttle;
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -41,10 +43,18 @@ impl Helper {
         health: Arc<Health>,
         commands: CommandSender,
         control: Control,
+        security: ListenerSecurity,
     ) -> std::io::Result<Helper> {
-        let service =
-            Routes { metrics: metrics.clone(), health, control, sampler: Sampler::default(), spare: Vec::new() };
-        let (mut server, stop) = Server::new(listener, limits, service, &metrics)?;
+        let service = Routes {
+            metrics: metrics.clone(),
+            health,
+            control,
+            sampler: Sampler::default(),
+            spare: Vec::new(),
+            auth: security.auth,
+            auth_log: Throttle::default(),
+        };
+        let (mut server, stop) = Server::new(listener, limits, security.tls, service, &metrics)?;
         let handle_stop = stop.clone();
         let handle = std::thread::Builder::new().name("mt5bot-helper".into()).spawn(move || {
             if let Err(e) = server.run(&handle_stop) {
@@ -75,6 +85,9 @@ struct Routes {
     sampler: Sampler,
     /// The last scrape's body, reused by the next.
     spare: Vec<u8>,
+    /// `basic_auth_users`: asked of every path but `/api/`, which takes the API key instead.
+    auth: Option<BasicAuth>,
+    auth_log: Throttle,
 }
 
 fn handler(path: &str) -> &'static str {
@@ -106,9 +119,38 @@ impl Service for Routes {
     type Pending = Pending;
 
     fn head(&mut self, req: &Request<'_>) -> Option<Outcome<Pending>> {
-        if handler(req.path) == "api" {
+        let handler = handler(req.path);
+        if handler == "api" {
             let refused = self.control.authorize(req)?;
             return Some(self.counted("api", refused));
+        }
+        if let Some(auth) = &mut self.auth {
+            let now = Instant::now();
+            let resp = match auth.check(req.header("authorization"), now) {
+                Verdict::Allowed => None,
+                Verdict::Refused => {
+                    if let Some(held) = self.auth_log.allow(now) {
+                        log::warn!(
+                            "metrics listener: missing or wrong basic auth from {} for {}{}",
+                            req.peer,
+                            req.path,
+                            self.auth_log.suffix(held)
+                        );
+                    }
+                    Some(
+                        Response::text(401, "basic authentication required (metrics.web_config basic_auth_users)\n")
+                            .with_header("WWW-Authenticate", "Basic realm=\"mt5bot\", charset=\"UTF-8\""),
+                    )
+                }
+                Verdict::Busy => Some(
+                    Response::text(429, "too many new credentials to check; try again in a second\n")
+                        .with_header("Retry-After", "1"),
+                ),
+            };
+            if let Some(resp) = resp {
+                self.count(handler, &resp);
+                return Some(Outcome::Ready(resp));
+            }
         }
         if req.content_length > 0 {
             // Nothing here takes a body: answer on the head and never read it.

@@ -112,8 +112,8 @@ pub const INGRESS_ERROR_REASONS: [&str; 7] =
 /// `metrics.max_connections`; `limit`: a new connection refused there (nothing could be evicted);
 /// the timeouts are `metrics.header_timeout`, `body_timeout`, `idle_timeout` and `write_timeout`;
 /// `bad_request`: bytes that are not HTTP/1.x.
-pub const HTTP_CLOSE_REASONS: [&str; 7] =
-    ["evicted", "limit", "header_timeout", "body_timeout", "idle_timeout", "write_timeout", "bad_request"];
+pub const HTTP_CLOSE_REASONS: [&str; 8] =
+    ["evicted", "limit", "header_timeout", "body_timeout", "idle_timeout", "write_timeout", "bad_request", "tls"];
 
 /// `kind` labels of `influx_write_errors_total`.
 pub const INFLUX_ERROR_KINDS: [&str; 4] = ["connect", "server", "refused", "throttled"];

@@ -1,6 +1,7 @@
 //! Telemetry: the metric registry (every metric named once, in [`metrics`]), the process sampler,
 //! the helper thread that serves `/metrics`, `/healthz`, `/readyz` and the control API
-//! (`/api/v1/`, in [`control`]), logging that never blocks the engine, and the Pushgateway client.
+//! (`/api/v1/`, in [`control`]) with TLS and basic authentication ([`web`]), logging that never
+//! blocks the engine, and the Pushgateway client.
 //!
 //! Nothing here touches trading state: the engine publishes through atomic metric handles and
 //! [`crate::link::Health`], and logs through a bounded channel.
@@ -17,3 +18,4 @@ pub mod notify;
 pub mod pushgateway;
 pub mod sampler;
 pub mod server;
+pub mod web;

@@ -16,6 +16,10 @@
 //! - a failed accept (out of file descriptors) is counted, logged at most once per interval, frees
 //!   a slot by eviction and is retried: it is never fatal.
 //!
+//! - with `metrics.web_config`'s TLS, each connection is a rustls [`Transport`]: the handshake is
+//!   bytes moving while a request is awaited, so the same deadlines and eviction bound it, and a
+//!   failed one is counted as `tls`.
+//!
 //! Every readiness event is drained to `WouldBlock`; reading and writing resume from the state of
 //! the connection (level), never from a remembered edge. Cut-offs are counted in
 //! `http_connections_closed_total{reason}`.
@@ -31,6 +35,7 @@ use prometheus::{IntCounter, IntGauge};
 use crate::support::throttle::Throttle;
 
 use super::metrics::{Metrics, HTTP_CLOSE_REASONS};
+use super::web::{TlsRefused, TlsSource, Transport};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -181,7 +186,7 @@ enum Phase<P> {
 
 #[derive(Debug)]
 struct Conn<P> {
-    stream: TcpStream,
+    stream: Transport,
     peer: SocketAddr,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -225,6 +230,8 @@ enum Cut {
     IdleTimeout,
     WriteTimeout,
     BadRequest,
+    /// A TLS handshake or record failed (plain HTTP on a TLS port, a refused client certificate).
+    Tls,
 }
 
 impl Cut {
@@ -248,6 +255,8 @@ pub struct Server<S: Service> {
     accept_log: Throttle,
     cut_log: Throttle,
     chunk: Box<[u8]>,
+    /// With TLS on, every connection speaks it.
+    tls: Option<TlsSource>,
 }
 
 /// Stops a running [`Server`] from another thread.
@@ -269,6 +278,7 @@ impl<S: Service> Server<S> {
     pub fn new(
         listener: std::net::TcpListener,
         limits: Limits,
+        tls: Option<TlsSource>,
         service: S,
         metrics: &Metrics,
     ) -> io::Result<(Server<S>, StopHandle)> {
@@ -295,6 +305,7 @@ impl<S: Service> Server<S> {
             accept_log: Throttle::default(),
             cut_log: Throttle::default(),
             chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            tls,
         };
         let stop = StopHandle { waker, stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)) };
         Ok((server, stop))
@@ -403,6 +414,14 @@ impl<S: Service> Server<S> {
             return;
         }
         let _ = stream.set_nodelay(true);
+        let stream = match Transport::new(stream, self.tls.as_mut().map(|t| t.config(Instant::now()))) {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("metrics listener: cannot start TLS for {peer}: {e}");
+                self.free.push(idx);
+                return;
+            }
+        };
         let now = Instant::now();
         self.conns[idx] = Some(Conn {
             stream,
@@ -456,7 +475,7 @@ impl<S: Service> Server<S> {
         if matches!(conn.phase, Phase::Waiting(_)) {
             self.waiting -= 1;
         }
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.poll.registry().deregister(conn.stream.socket());
         if let Some(why) = why {
             self.cut(why, conn.peer);
         }
@@ -524,7 +543,7 @@ impl<S: Service> Server<S> {
                             conn.phase = Phase::Lingering { dropped: dropped + conn.buf.len() };
                         }
                         ReadState::Blocked => return,
-                        ReadState::Got | ReadState::Closed => {
+                        ReadState::Got | ReadState::Closed | ReadState::Refused => {
                             self.close(idx, None);
                             return;
                         }
@@ -535,13 +554,13 @@ impl<S: Service> Server<S> {
                         if conn.watch_write {
                             conn.watch_write = false;
                             let _ = self.poll.registry().reregister(
-                                &mut conn.stream,
+                                conn.stream.socket(),
                                 Token(FIRST_CONN + idx),
                                 Interest::READABLE,
                             );
                         }
                         if !conn.keep_alive && conn.linger {
-                            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                            conn.stream.shutdown_write();
                             conn.buf.clear();
                             conn.phase = Phase::Lingering { dropped: 0 };
                             conn.since = now;
@@ -565,7 +584,7 @@ impl<S: Service> Server<S> {
                             if self
                                 .poll
                                 .registry()
-                                .reregister(&mut conn.stream, Token(FIRST_CONN + idx), interest)
+                                .reregister(conn.stream.socket(), Token(FIRST_CONN + idx), interest)
                                 .is_err()
                             {
                                 self.close(idx, None);
@@ -584,9 +603,25 @@ impl<S: Service> Server<S> {
                         let Some(conn) = self.conns[idx].as_mut() else { return };
                         match read_in(conn, &mut self.chunk) {
                             ReadState::Got => {}
-                            ReadState::Blocked => return,
+                            ReadState::Blocked => {
+                                // A TLS handshake answer that did not fit the socket goes out
+                                // when there is room.
+                                if conn.stream.wants_write() && !conn.watch_write {
+                                    conn.watch_write = true;
+                                    let interest = Interest::READABLE | Interest::WRITABLE;
+                                    let token = Token(FIRST_CONN + idx);
+                                    if self.poll.registry().reregister(conn.stream.socket(), token, interest).is_err() {
+                                        self.close(idx, None);
+                                    }
+                                }
+                                return;
+                            }
                             ReadState::Closed => {
                                 self.close(idx, None);
+                                return;
+                            }
+                            ReadState::Refused => {
+                                self.close(idx, Some(Cut::Tls));
                                 return;
                             }
                         }
@@ -746,6 +781,8 @@ enum ReadState {
     Got,
     Blocked,
     Closed,
+    /// TLS failed.
+    Refused,
 }
 
 enum WriteState {
@@ -778,6 +815,7 @@ fn read_in<P>(conn: &mut Conn<P>, chunk: &mut [u8]) -> ReadState {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadState::Blocked,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.get_ref().is_some_and(|inner| inner.is::<TlsRefused>()) => return ReadState::Refused,
             Err(_) => return ReadState::Closed,
         }
     }
@@ -793,7 +831,11 @@ fn write_out<P>(conn: &mut Conn<P>) -> WriteState {
             Err(_) => return WriteState::Failed,
         }
     }
-    WriteState::Done
+    match conn.stream.flush_records() {
+        Ok(true) => WriteState::Done,
+        Ok(false) => WriteState::Blocked,
+        Err(_) => WriteState::Failed,
+    }
 }
 
 /// Puts `resp` (whose body is `body`) on the connection to be written.

@@ -574,3 +574,89 @@ impl Drop for Receiver {
         }
     }
 }
+
+/// A throw-away CA and a server certificate it signed for 127.0.0.1, made with the openssl CLI;
+/// keys are 0600.
+pub struct Certs {
+    pub ca: PathBuf,
+    pub ca_key: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Certs {
+    pub fn make(dir: &TempDir) -> Certs {
+        Certs::make_named(dir, "")
+    }
+
+    /// As [`Certs::make`], the files' names starting with `prefix` (for a second, unrelated CA).
+    pub fn make_named(dir: &TempDir, prefix: &str) -> Certs {
+        let ca = format!("{prefix}ca.pem");
+        let ca_key = format!("{prefix}ca.key");
+        openssl(
+            dir,
+            &[
+                &["req", "-x509"][..],
+                &EC_KEY[..],
+                &["-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj", "/CN=mt5bot test CA"][..],
+            ]
+            .concat(),
+        );
+        let certs = Certs { ca: dir.join(&ca), ca_key: dir.join(&ca_key), cert: PathBuf::new(), key: PathBuf::new() };
+        let (cert, key) = certs.sign(dir, &format!("{prefix}server"), "127.0.0.1", "serverAuth");
+        Certs { cert, key, ..certs }
+    }
+
+    /// A certificate this CA signs for `cn` with one extended key usage (`serverAuth`,
+    /// `clientAuth`); returns (certificate, key) as `NAME.pem`, `NAME.key`.
+    pub fn sign(&self, dir: &TempDir, name: &str, cn: &str, usage: &str) -> (PathBuf, PathBuf) {
+        let (key, csr, pem, ext) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        openssl(
+            dir,
+            &[&["req"][..], &EC_KEY[..], &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")][..]].concat(),
+        );
+        let san = if cn.parse::<std::net::IpAddr>().is_ok() { format!("IP:{cn}") } else { format!("DNS:{cn}") };
+        dir.write(
+            &ext,
+            &format!(
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\nsubjectAltName={san}\n"
+            ),
+        );
+        let (ca, ca_key) = (self.ca.display().to_string(), self.ca_key.display().to_string());
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+        for k in [&key, &ca_key] {
+            let p = dir.join(k);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod key");
+            }
+        }
+        (dir.join(&pem), dir.join(&key))
+    }
+}
+
+const EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+fn openssl(dir: &TempDir, args: &[&str]) {
+    let out = Command::new(require("openssl")).args(args).current_dir(dir.path()).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
