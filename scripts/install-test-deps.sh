@@ -5,7 +5,9 @@
 # openssl for the test certificates (log forwarding),
 # systemd-analyze and crontab (unit and schedule checks), systemd itself with unshare, nsenter, ip
 # and curl (tests/systemd.rs boots it in namespaces), and the QuickFIX executor example (the FIX 4.4
-# acceptor the FIX venue is tested against; Debian ships it prebuilt in libquickfix-doc). Packages must not start their own
+# acceptor the FIX venue is tested against; Debian ships it prebuilt in libquickfix-doc), and
+# Chromium with chromedriver, Selenium and Pillow (tests/console.rs drives the console in a headless
+# browser and checks its screenshots). Packages must not start their own
 # daemons, so /usr/sbin/policy-rc.d refuses service starts during the install.
 #
 # Usage: scripts/install-test-deps.sh        (as root, or with sudo available)
@@ -29,11 +31,13 @@ declare -A NEED=(
   [nsenter]=util-linux
   [ip]=iproute2
   [curl]=curl
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 
 # packages that ship no program on PATH (the executor example, the library it links and its headers
 # for the QuickFIX initiator the FIX bench runs beside mt5bot; rsyslog's TLS driver)
-NEED_PACKAGES=(libquickfix-doc libquickfix17 libquickfix-dev rsyslog-gnutls systemd)
+NEED_PACKAGES=(libquickfix-doc libquickfix17 libquickfix-dev rsyslog-gnutls systemd python3-selenium python3-pil)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()

@@ -22,7 +22,7 @@ fn layer(module: &str) -> &'static str {
         ("venue", _) => "venue",
         ("engine", _) => "engine",
         ("link", _) => "link",
-        ("telemetry", Some("control" | "http" | "server")) => "control",
+        ("telemetry", Some("console" | "control" | "http" | "server")) => "control",
         ("telemetry", Some("metrics" | "exposition")) => "metrics",
         ("telemetry", _) => "telemetry",
         ("deployment", _) => "deployment",

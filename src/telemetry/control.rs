@@ -83,8 +83,8 @@ pub struct Pending {
 /// What to do with the engine's answer.
 #[derive(Debug)]
 enum Then {
-    Answer { what: String },
-    Reload { live: LiveConfig, applied: Vec<String>, restart: Vec<String> },
+    Answer { what: String, peer: IpAddr },
+    Reload { live: LiveConfig, applied: Vec<String>, restart: Vec<String>, peer: IpAddr },
 }
 
 /// The control API's state on the helper thread.
@@ -203,10 +203,10 @@ impl Control {
         }
         match (path, request) {
             ("/api/v1/config", _) => Outcome::Ready(Reply::new(200, self.config_json()).into_response()),
-            ("/api/v1/reload", _) => self.reload(),
+            ("/api/v1/reload", _) => self.reload(req.peer),
             (_, Some(request)) => {
                 let what = path.trim_start_matches("/api/v1/").to_owned();
-                self.ask(request, Then::Answer { what })
+                self.ask(request, Then::Answer { what, peer: req.peer })
             }
             _ => Outcome::Ready(Reply::error(404, "no such endpoint").into_response()),
         }
@@ -219,16 +219,19 @@ impl Control {
             Err(TryRecvError::Empty) if now < pending.deadline => return None,
             Err(_) => return Some(Reply::error(503, "the engine did not answer in time").into_response()),
         };
-        let then = std::mem::replace(&mut pending.then, Then::Answer { what: String::new() });
+        let then = std::mem::replace(
+            &mut pending.then,
+            Then::Answer { what: String::new(), peer: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) },
+        );
         let reply = match then {
-            Then::Answer { what } => {
+            Then::Answer { what, peer } => {
                 let answer = answer_json(&answer);
                 if what != "status" {
-                    log::warn!("control API: {what} done: {answer}");
+                    log::warn!("control API: {what} from {peer} done: {answer}");
                 }
                 Reply::new(200, answer)
             }
-            Then::Reload { live, applied, restart } => self.reloaded(&live, applied, restart),
+            Then::Reload { live, applied, restart, peer } => self.reloaded(&live, applied, restart, peer),
         };
         Some(reply.into_response())
     }
@@ -266,7 +269,7 @@ impl Control {
         v
     }
 
-    fn reload(&mut self) -> Outcome<Pending> {
+    fn reload(&mut self, peer: IpAddr) -> Outcome<Pending> {
         let Some(path) = self.config_path.clone() else {
             let r = Reply::error(409, "running on the embedded default (no --config): nothing to reload");
             return Outcome::Ready(r.into_response());
@@ -291,15 +294,17 @@ impl Control {
             );
         }
         let live = LiveConfig::of(&new);
-        self.ask(ControlRequest::Reload(live.clone()), Then::Reload { live, applied, restart })
+        self.ask(ControlRequest::Reload(live.clone()), Then::Reload { live, applied, restart, peer })
     }
 
     /// The engine applied a reload: remember what runs (the live settings; what needs a restart
     /// keeps its old value, so `config` shows what runs).
-    fn reloaded(&mut self, live: &LiveConfig, applied: Vec<String>, restart: Vec<String>) -> Reply {
+    fn reloaded(&mut self, live: &LiveConfig, applied: Vec<String>, restart: Vec<String>, peer: IpAddr) -> Reply {
         live.apply_to(&mut self.config);
         let path = self.config_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-        log::warn!("control API: reloaded {path}: applied {applied:?}; needing a restart {restart:?}");
+        log::warn!(
+            "control API: reload from {peer}: reloaded {path}: applied {applied:?}; needing a restart {restart:?}"
+        );
         Reply::new(200, json!({"applied": applied, "restart_needed": restart}))
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::link::{Command, CommandSender, Health};
 
+use super::console::Console;
 use super::control::{Control, Pending};
 use super::metrics::Metrics;
 use super::sampler::Sampler;
@@ -46,6 +47,7 @@ impl Helper {
         security: ListenerSecurity,
     ) -> std::io::Result<Helper> {
         let service = Routes {
+            console: Console::new(commands.clone(), metrics.clone()),
             metrics: metrics.clone(),
             health,
             control,
@@ -53,6 +55,7 @@ impl Helper {
             spare: Vec::new(),
             auth: security.auth,
             auth_log: Throttle::default(),
+            next_sample: Instant::now(),
         };
         let (mut server, stop) = Server::new(listener, limits, security.tls, service, &metrics)?;
         let handle_stop = stop.clone();
@@ -88,6 +91,9 @@ struct Routes {
     /// `basic_auth_users`: asked of every path but `/api/`, which takes the API key instead.
     auth: Option<BasicAuth>,
     auth_log: Throttle,
+    console: Console,
+    /// When the process is sampled next.
+    next_sample: Instant,
 }
 
 fn handler(path: &str) -> &'static str {
@@ -96,6 +102,8 @@ fn handler(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         p if p.starts_with("/api/") => "api",
+        "/" | "/ui" => "console",
+        p if p.starts_with("/ui/") => "console",
         _ => "other",
     }
 }
@@ -166,7 +174,7 @@ impl Service for Routes {
             return self.counted("api", outcome);
         }
         let resp = if handler == "other" {
-            Response::text(404, "not found; try /metrics, /healthz, /readyz or /api/v1/status\n")
+            Response::text(404, "not found; try / (the console), /metrics, /healthz, /readyz or /api/v1/status\n")
         } else if req.method != "GET" {
             Response::text(405, "method not allowed; use GET\n").with_header("Allow", "GET")
         } else {
@@ -183,6 +191,10 @@ impl Service for Routes {
                     }
                 }
                 "healthz" => Response::text(200, "ok\n"),
+                "console" if req.path == "/ui/data" => self.console.data(req.query, Instant::now()),
+                "console" => {
+                    Console::asset(req.path).unwrap_or_else(|| Response::text(404, "not found; the console is at /\n"))
+                }
                 _ => match self.health.readiness() {
                     Ok(()) => Response::text(200, "ready\n"),
                     Err(why) => Response::text(503, &format!("not ready: {why}\n")),
@@ -211,13 +223,17 @@ impl Service for Routes {
     }
 
     fn tick(&mut self, now: Instant) -> Instant {
-        let s = self.sampler.sample();
-        if let Some(p) = s.cpu_pct {
-            self.metrics.cpu_usage_pct.set(p);
+        let console = self.console.tick(now);
+        if now >= self.next_sample {
+            let s = self.sampler.sample();
+            if let Some(p) = s.cpu_pct {
+                self.metrics.cpu_usage_pct.set(p);
+            }
+            if let Some(m) = s.rss_mb {
+                self.metrics.rss_usage_mb.set(m);
+            }
+            self.next_sample = now + Duration::from_secs(1);
         }
-        if let Some(m) = s.rss_mb {
-            self.metrics.rss_usage_mb.set(m);
-        }
-        now + Duration::from_secs(1)
+        console.min(self.next_sample)
     }
 }

@@ -119,7 +119,7 @@ pub const HTTP_CLOSE_REASONS: [&str; 8] =
 pub const INFLUX_ERROR_KINDS: [&str; 4] = ["connect", "server", "refused", "throttled"];
 
 /// `handler` labels of `http_requests_total`.
-pub const HTTP_HANDLERS: [&str; 5] = ["metrics", "healthz", "readyz", "api", "other"];
+pub const HTTP_HANDLERS: [&str; 6] = ["metrics", "healthz", "readyz", "api", "console", "other"];
 
 /// All metric handles, registered in one registry.
 #[derive(Debug, Clone)]

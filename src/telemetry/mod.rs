@@ -6,6 +6,7 @@
 //! Nothing here touches trading state: the engine publishes through atomic metric handles and
 //! [`crate::link::Health`], and logs through a bounded channel.
 
+pub mod console;
 pub mod control;
 pub mod exposition;
 pub mod http;

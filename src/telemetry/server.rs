@@ -88,6 +88,8 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// The path without its query string.
     pub path: &'a str,
+    /// What follows the `?`, or empty.
+    pub query: &'a str,
     pub headers: &'a [httparse::Header<'a>],
     pub peer: IpAddr,
     pub body: &'a [u8],
@@ -674,7 +676,7 @@ impl<S: Service> Server<S> {
         }
         let method = parsed.method.unwrap_or("");
         let target = parsed.path.unwrap_or("/");
-        let path = target.split('?').next().unwrap_or("");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let version = parsed.version.unwrap_or(1);
         let hdrs: &[httparse::Header<'_>] = parsed.headers;
         let find = |name: &str| {
@@ -705,7 +707,7 @@ impl<S: Service> Server<S> {
         let have = conn.buf.len() - body_start;
         let first_look = !matches!(conn.phase, Phase::Body);
         if first_look {
-            let req = Request { method, path, headers: hdrs, peer, body: &[], content_length };
+            let req = Request { method, path, query, headers: hdrs, peer, body: &[], content_length };
             if let Some(outcome) = self.service.head(&req) {
                 // Answered on the head: the body (if any) is never read, so the connection cannot
                 // be reused.
@@ -736,7 +738,7 @@ impl<S: Service> Server<S> {
             return Parsed::NeedMore;
         }
         let body = &conn.buf[body_start..body_start + content_length];
-        let req = Request { method, path, headers: hdrs, peer, body, content_length };
+        let req = Request { method, path, query, headers: hdrs, peer, body, content_length };
         let outcome = self.service.request(&req);
         conn.consumed = head_len + content_length;
         self.settle(idx, outcome, now)
