@@ -37,6 +37,18 @@ fn the_console_is_served_with_strict_headers_and_its_data_without_the_engine_in_
             .then_some(v)
     });
     assert_eq!(data["status"]["venue"]["name"], "paper");
+    // Positions carry their open PnL in money: equity is the balance plus their sum.
+    let s = &data["status"];
+    let open: f64 =
+        s["positions"].as_array().expect("positions").iter().map(|p| p["open_pnl"].as_f64().expect("open_pnl")).sum();
+    let (equity, balance) =
+        (s["equity"]["equity"].as_f64().expect("equity"), s["equity"]["balance"].as_f64().expect("balance"));
+    assert!((equity - balance - open).abs() < 1e-6, "equity {equity} = balance {balance} + open {open}");
+    for p in s["positions"].as_array().expect("positions") {
+        assert_eq!(p["mark"].is_number(), p["qty"].as_f64() != Some(0.0), "a mark exactly when open: {p}");
+    }
+    let fills = s["recent_fills"].as_array().expect("recent_fills").len() as u64;
+    assert_eq!(fills, s["trades"].as_u64().expect("trades").min(20), "the last fills, at most 20: {s}");
     assert!(data["status_age_ms"].as_u64().is_some_and(|a| a < 5_000), "{data}");
     let last = data["equity_history"]["points"].as_array().and_then(|p| p.last()).and_then(|p| p[0].as_f64());
     let since = get(&addr, &format!("/ui/data?since={}", last.expect("a point"))).expect("GET");

@@ -271,6 +271,21 @@ impl Protection {
         self.sizes.get(s).copied().unwrap_or(1.0) * rate
     }
 
+    /// A symbol's open PnL in account currency at its last quote, and the price it is marked at
+    /// (the bid for a long, the ask for a short; none while flat or before a quote).
+    pub fn open_money(&self, symbol: SymbolId) -> (f64, Option<f64>) {
+        let s = symbol as usize;
+        let (Some(&(bid, ask)), Some(&(q, _))) = (self.quotes.get(s), self.held.get(s)) else { return (0.0, None) };
+        let mark = if q > QTY_EPSILON && bid > 0.0 {
+            Some(bid)
+        } else if q < -QTY_EPSILON && ask > 0.0 {
+            Some(ask)
+        } else {
+            None
+        };
+        (self.open.get(s).copied().unwrap_or(0.0), mark)
+    }
+
     /// The account currency every amount is in, when configured.
     pub fn currency(&self) -> Option<&str> {
         self.currency.as_deref()

@@ -19,6 +19,8 @@ pub struct StatusReport {
     pub trades: u64,
     pub positions: Vec<PositionStatus>,
     pub open_orders: Vec<OpenOrderStatus>,
+    /// The last fills, newest last (at most [`RECENT_FILLS`]).
+    pub recent_fills: Vec<FillStatus>,
     pub drift: DriftStatus,
     /// Each symbol's market hours.
     pub markets: Vec<MarketStatus>,
@@ -100,6 +102,12 @@ pub struct PositionStatus {
     pub qty: f64,
     pub avg_price: f64,
     pub realized_pnl: f64,
+    /// Realized and open PnL in account currency (contract size and conversion applied); open
+    /// at `mark`, the last bid for a long or ask for a short.
+    pub realized_money: f64,
+    pub open_pnl: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<f64>,
     pub fills: u64,
     /// The position's stop-loss and take-profit prices, when it carries them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +117,20 @@ pub struct PositionStatus {
     /// Who holds them: `mt5bot` (it sends the closing order) or the venue's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stops_held_by: Option<&'static str>,
+}
+
+/// How many fills the status keeps.
+pub const RECENT_FILLS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FillStatus {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub id: String,
+    pub symbol: String,
+    pub side: &'static str,
+    pub qty: f64,
+    pub price: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

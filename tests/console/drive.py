@@ -145,6 +145,7 @@ try:
             "queue": text(driver, "queue"),
             "positions": first_cells(driver, "positions"),
             "markets": first_cells(driver, "markets"),
+            "fills": first_cells(driver, "fills"),
         }
         if status()["trades"] != s["trades"]:
             continue  # a fill arrived meanwhile; look again
@@ -154,6 +155,7 @@ try:
             "queue": "{} / {}".format(s["queue"]["depth"], s["queue"]["capacity"]),
             "positions": [p["symbol"] for p in s["positions"]] or ["none"],
             "markets": [m["symbol"] for m in s["markets"]] or ["none"],
+            "fills": [f["at"][11:23] for f in reversed(s["recent_fills"][-8:])] or ["none"],
         }
         got = {k: page[k] for k in expected}
         if got != expected:

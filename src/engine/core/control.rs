@@ -229,8 +229,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// What the control API's `status` shows.
     pub fn status(&self) -> StatusReport {
         use crate::link::report::{
-            BreakerStatus, DriftAlarm, DriftStatus, EquityStatus, OpenOrderStatus, PausedStatus, PositionStatus,
-            QueueStatus, TradingStatus, VenueStatus,
+            BreakerStatus, DriftAlarm, DriftStatus, EquityStatus, FillStatus, OpenOrderStatus, PausedStatus,
+            PositionStatus, QueueStatus, TradingStatus, VenueStatus,
         };
         let name = |s: SymbolId| self.symbols.get(s as usize).cloned().unwrap_or_default();
         let v = &self.venue;
@@ -282,11 +282,15 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 .iter()
                 .zip(self.executor.positions())
                 .zip(&self.stops)
-                .map(|((s, p), &(sl, tp))| PositionStatus {
+                .enumerate()
+                .map(|(i, ((s, p), &(sl, tp)))| PositionStatus {
                     symbol: s.clone(),
                     qty: p.qty,
                     avg_price: p.avg_price,
                     realized_pnl: p.realized_pnl,
+                    realized_money: self.protection.realized_money(i as SymbolId).0,
+                    open_pnl: self.protection.open_money(i as SymbolId).0,
+                    mark: self.protection.open_money(i as SymbolId).1,
                     fills: p.fills,
                     sl: (sl > 0.0).then_some(sl),
                     tp: (tp > 0.0).then_some(tp),
@@ -310,6 +314,18 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     filled: o.filled,
                     price: o.request.price,
                     state: o.state.as_str(),
+                })
+                .collect(),
+            recent_fills: self
+                .recent_fills
+                .iter()
+                .map(|t| FillStatus {
+                    at: crate::support::timefmt::rfc3339_micros(t.unix_ns),
+                    id: t.client_id.as_str().to_owned(),
+                    symbol: name(t.symbol),
+                    side: t.side.as_str(),
+                    qty: t.qty,
+                    price: t.price,
                 })
                 .collect(),
             drift: DriftStatus {

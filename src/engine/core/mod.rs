@@ -83,6 +83,8 @@ const MAX_LATE_REFUSALS: usize = 4096;
 #[derive(Debug)]
 pub struct TradingCore<V, C> {
     clock: C,
+    /// The last fills, for the status (a ring of [`crate::link::report::RECENT_FILLS`]).
+    recent_fills: std::collections::VecDeque<TradeRecord>,
     symbols: Vec<String>,
     queue: SignalQueue<Signal>,
     model: Model,
@@ -189,6 +191,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             .map(|(cal, s)| cal.map(|_| metrics.market_next_change.with_label_values(&[&s.name])))
             .collect();
         let mut core = TradingCore {
+            recent_fills: std::collections::VecDeque::with_capacity(crate::link::report::RECENT_FILLS),
             clock,
             symbols: cfg.feed.symbols.iter().map(|s| s.name.clone()).collect(),
             queue: SignalQueue::with_capacity(cfg.queue_capacity),
@@ -770,25 +773,28 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     booked = true;
                     self.metrics.trade_count.inc();
                     let notify = self.notices.wants(NoticeKind::Fill);
-                    if self.trade_sink.is_some() || notify {
-                        let record = TradeRecord {
-                            unix_ns: self.clock.unix_nanos(),
-                            symbol,
-                            side,
-                            client_id,
-                            exec_id,
-                            qty,
-                            price,
-                            realized_pnl,
-                        };
-                        if let Some(sink) = &self.trade_sink {
-                            if sink.try_send(record).is_err() {
-                                self.metrics.influx_points_dropped.inc();
-                            }
+                    let record = TradeRecord {
+                        unix_ns: self.clock.unix_nanos(),
+                        symbol,
+                        side,
+                        client_id,
+                        exec_id,
+                        qty,
+                        price,
+                        realized_pnl,
+                    };
+                    // A ring allocated at start: the oldest makes room.
+                    if self.recent_fills.len() == crate::link::report::RECENT_FILLS {
+                        self.recent_fills.pop_front();
+                    }
+                    self.recent_fills.push_back(record);
+                    if let Some(sink) = &self.trade_sink {
+                        if sink.try_send(record).is_err() {
+                            self.metrics.influx_points_dropped.inc();
                         }
-                        if notify {
-                            self.notices.offer(&Notice::Fill(record));
-                        }
+                    }
+                    if notify {
+                        self.notices.offer(&Notice::Fill(record));
                     }
                     self.journal(
                         journal::Kind::Fill,

@@ -96,10 +96,13 @@ function render(data) {
   $('trades').textContent = String(s.trades);
   $('losses').textContent = 'losses in a row: ' + e.losses_in_a_row;
   $('queue').textContent = s.queue.depth + ' / ' + s.queue.capacity;
-  fillTable('positions', s.positions, (p) => [p.symbol, fmt(p.qty, 2), fmt(p.avg_price, 5), money(p.realized_pnl, cur),
+  fillTable('positions', s.positions, (p) => [p.symbol, fmt(p.qty, 2), fmt(p.avg_price, 5),
+    p.mark === undefined ? '–' : fmt(p.mark, 5), money(p.open_pnl, cur), money(p.realized_money, cur),
     p.sl === undefined ? '–' : fmt(p.sl, 5), p.tp === undefined ? '–' : fmt(p.tp, 5), p.stops_held_by || '–']);
   fillTable('orders', s.open_orders, (o) => [o.id, o.symbol, o.side, fmt(o.qty, 2), fmt(o.filled, 2), fmt(o.price, 5), o.state]);
   fillTable('breakers', e.breakers, (b) => [b.name, b.action, fmt(b.value, 2), fmt(b.limit, 2), meter(b.headroom)]);
+  const fills = (s.recent_fills || []).slice(-8).reverse();
+  fillTable('fills', fills, (f) => [f.at.slice(11, 23), f.symbol, f.side, fmt(f.qty, 2), fmt(f.price, 5), f.id]);
   fillTable('markets', s.markets, (m) => [m.symbol, m.calendar, m.phase, m.next_change ? m.next_change.replace('T', ' ').slice(0, 16) : '–']);
   const age = data.status_age_ms;
   $('freshness').textContent = 'engine status ' + (age === null ? '–' : (age / 1000).toFixed(1) + ' s old') + ' · ' + points.length + ' chart points';
