@@ -1,6 +1,7 @@
 //! The operator's console (`/`): its headers and data endpoint, and the page driven in Debian's
 //! headless Chromium through chromedriver and Selenium (`tests/console/drive.py`) against a running
-//! paper daemon: no console errors, the chart gets points, a wrong key shows an error, halt and
+//! paper daemon and a real Prometheus: no console errors, the chart gets points, the firing alert is
+//! listed, a wrong key shows an error, halt and
 //! resume change what the page shows and the daemon's state, the figures equal `/api/v1/status`,
 //! and the screenshots (kept in the test folder) are not blank.
 
@@ -66,8 +67,21 @@ fn an_operator_drives_the_console_in_a_real_browser() {
     require("chromium");
     require("chromedriver");
     let dir = TempDir::new("console-browser");
+    // A real Prometheus with an alert that always fires, for the page's alert list.
+    dir.write(
+        "rules.yml",
+        "groups:\n  - name: console\n    rules:\n      - alert: ConsoleTestAlert\n        expr: vector(1)\n        labels:\n          severity: warning\n",
+    );
+    let prom = Prometheus::start(
+        &dir,
+        &format!("global:\n  evaluation_interval: 1s\nrule_files:\n  - {}\n", dir.join("rules.yml").display()),
+    );
+    wait_for("Prometheus to fire the test alert", Duration::from_secs(30), || {
+        prom.query("ALERTS{alertstate=\"firing\",alertname=\"ConsoleTestAlert\"}").into_iter().next()
+    });
+    let query_url = format!("http://{}/api/v1/query", prom.addr);
     let (cfg, addr) = config_with(&dir, "");
-    let mut d = Daemon::start(&dir, &cfg, &addr, &[("API_KEY", KEY)]);
+    let mut d = Daemon::start(&dir, &cfg, &addr, &[("API_KEY", KEY), ("PROM_QUERY_URL", &query_url)]);
     d.wait_metrics(Duration::from_secs(10));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/drive.py");
     let out = Command::new(python)

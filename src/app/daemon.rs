@@ -19,7 +19,7 @@ use crate::engine::reactor::{Checkpointer, Reactor, StopReason};
 use crate::link::Health;
 use crate::support::sd_notify::Notifier;
 use crate::support::{build_info, timefmt};
-use crate::telemetry::http::Helper;
+use crate::telemetry::http::{Helper, Surfaces};
 use crate::telemetry::influx;
 use crate::telemetry::logging::LogWriter;
 use crate::telemetry::metrics::Metrics;
@@ -588,14 +588,24 @@ fn run_venue<V: Venue>(
         metrics.clone(),
     );
     let tls_on = security.tls.is_some();
+    // The console's active alerts, from the Prometheus of PROM_QUERY_URL (on a thread of its own:
+    // the helper thread never waits on the network).
+    let alerts_url = std::env::var(crate::support::names::PROM_QUERY_URL).ok().filter(|u| !u.trim().is_empty());
+    let alerts_view = alerts_url.as_ref().map(|_| crate::telemetry::prom_query::AlertsView::default());
+    let alerts_watch = match (&alerts_url, &alerts_view) {
+        (Some(url), Some(view)) => Some(
+            crate::telemetry::prom_query::AlertsWatch::spawn(url.clone(), view.clone())
+                .map_err(|e| DaemonError::Runtime(format!("cannot start the alerts thread: {e}")))?,
+        ),
+        _ => None,
+    };
     let helper = Helper::spawn(
         server,
         http_limits(&cfg.metrics),
         metrics.clone(),
         Arc::clone(&health),
         reactor.command_sender(),
-        control,
-        security,
+        Surfaces { control, alerts: alerts_view, security },
     )
     .map_err(|e| DaemonError::Runtime(format!("cannot start the helper thread: {e}")))?;
 
@@ -695,6 +705,9 @@ fn run_venue<V: Venue>(
         }
     };
     helper.stop();
+    if let Some(w) = alerts_watch {
+        w.stop();
+    }
     outcome
 }
 

@@ -217,22 +217,14 @@ fn daemon_build(listen: &str) -> DaemonInfo {
     DaemonInfo { reachable: body.is_some(), version: label("version"), commit: label("commit"), url }
 }
 
-fn prom_query(agent: &ureq::Agent, base: &str, q: &str) -> Result<Vec<serde_json::Value>, String> {
-    let mut resp = agent.get(base).query("query", q).call().map_err(|e| format!("cannot query {base}: {e}"))?;
-    let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("not a Prometheus answer: {e}"))?;
-    if v["status"] != "success" {
-        return Err(format!("query {q:?} failed: {}", v["error"]));
-    }
-    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-}
-
 /// The last 24 hours from Prometheus; unreachable is noted, not fatal.
 pub fn prometheus_summary(url: &str) -> PrometheusSummary {
     let agent = crate::support::http::agent("diagnostics", Duration::from_secs(10));
     let mut s = PrometheusSummary { url: url.to_owned(), ..Default::default() };
     let scalar = |q: &str| -> Result<Option<f64>, String> {
-        Ok(prom_query(&agent, url, q)?.first().and_then(|r| r["value"][1].as_str()?.parse().ok()))
+        Ok(crate::telemetry::prom_query::query(&agent, url, q)?
+            .first()
+            .and_then(|r| r["value"][1].as_str()?.parse().ok()))
     };
     let run = || -> Result<PrometheusSummary, String> {
         let mut s = s.clone();
@@ -241,11 +233,14 @@ pub fn prometheus_summary(url: &str) -> PrometheusSummary {
         s.broker_reconnects = scalar("sum(increase(broker_reconnects_total[24h]))")?;
         s.trades = scalar("sum(increase(trade_count[24h]))")?;
         s.drift_events = scalar("sum(increase(drift_events[24h]))")?;
-        s.alerts_fired =
-            prom_query(&agent, url, "count by (alertname) (max_over_time(ALERTS{alertstate=\"firing\"}[24h]))")?
-                .iter()
-                .filter_map(|r| r["metric"]["alertname"].as_str().map(str::to_owned))
-                .collect();
+        s.alerts_fired = crate::telemetry::prom_query::query(
+            &agent,
+            url,
+            "count by (alertname) (max_over_time(ALERTS{alertstate=\"firing\"}[24h]))",
+        )?
+        .iter()
+        .filter_map(|r| r["metric"]["alertname"].as_str().map(str::to_owned))
+        .collect();
         s.alerts_fired.sort();
         s.available = true;
         Ok(s)

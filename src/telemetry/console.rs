@@ -23,6 +23,7 @@ use crate::link::{Command, CommandSender, ControlAnswer, ControlRequest};
 use crate::support::timefmt::unix_nanos;
 
 use super::metrics::Metrics;
+use super::prom_query::AlertsView;
 use super::server::Response;
 
 const PAGE: &str = include_str!("console/index.html");
@@ -66,10 +67,13 @@ pub struct Console {
     asking: Option<(Receiver<ControlAnswer>, Instant)>,
     history: VecDeque<Point>,
     next_sample: Instant,
+    /// The firing alerts from `PROM_QUERY_URL`'s Prometheus, when it is set.
+    alerts_view: Option<AlertsView>,
+    alerts: Value,
 }
 
 impl Console {
-    pub fn new(commands: CommandSender, metrics: Metrics) -> Console {
+    pub fn new(commands: CommandSender, metrics: Metrics, alerts_view: Option<AlertsView>) -> Console {
         let now = Instant::now();
         Console {
             commands,
@@ -80,6 +84,8 @@ impl Console {
             asking: None,
             history: VecDeque::with_capacity(HISTORY_POINTS),
             next_sample: now,
+            alerts_view,
+            alerts: Value::Null,
         }
     }
 
@@ -116,6 +122,9 @@ impl Console {
                 self.asking = Some((rx, now));
             }
         }
+        if let Some(v) = self.alerts_view.as_ref().and_then(AlertsView::peek) {
+            self.alerts = v;
+        }
         if now >= self.next_sample {
             if let Some(eq) = self.status.as_ref().map(|s| &s["equity"]) {
                 let f = |k: &str| eq[k].as_f64().unwrap_or(f64::NAN);
@@ -136,7 +145,7 @@ impl Console {
     }
 
     /// `/ui/data[?since=UNIX_MS]`: the last status, its age, the equity history after `since`,
-    /// the signal drops, build and uptime.
+    /// the signal drops, the firing alerts, build and uptime.
     pub fn data(&self, query: &str, now: Instant) -> Response {
         let since = query
             .split('&')
@@ -156,6 +165,8 @@ impl Console {
             "status_age_ms": self.answered.map(|t| now.duration_since(t).as_millis() as u64),
             "equity_history": {"columns": ["unix_ms", "equity", "balance", "peak_equity"], "points": points},
             "signals_dropped": drops,
+            // null: PROM_QUERY_URL is not set.
+            "alerts": self.alerts,
             "build": {
                 "version": crate::support::build_info::VERSION,
                 "commit": crate::support::build_info::GIT_COMMIT,

@@ -35,6 +35,15 @@ impl std::fmt::Debug for Helper {
     }
 }
 
+/// What the helper thread serves besides metrics and health: the control API, the console (with
+/// the firing alerts when `PROM_QUERY_URL` is watched), and the listener's TLS and basic auth.
+#[derive(Debug)]
+pub struct Surfaces {
+    pub control: Control,
+    pub alerts: Option<super::prom_query::AlertsView>,
+    pub security: ListenerSecurity,
+}
+
 impl Helper {
     /// Starts serving on an already bound listener, within `limits`.
     pub fn spawn(
@@ -43,11 +52,11 @@ impl Helper {
         metrics: Metrics,
         health: Arc<Health>,
         commands: CommandSender,
-        control: Control,
-        security: ListenerSecurity,
+        surfaces: Surfaces,
     ) -> std::io::Result<Helper> {
+        let Surfaces { control, alerts, security } = surfaces;
         let service = Routes {
-            console: Console::new(commands.clone(), metrics.clone()),
+            console: Console::new(commands.clone(), metrics.clone(), alerts),
             metrics: metrics.clone(),
             health,
             control,

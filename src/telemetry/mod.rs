@@ -16,6 +16,7 @@ pub mod log_forward;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod prom_query;
 pub mod pushgateway;
 pub mod sampler;
 pub mod server;

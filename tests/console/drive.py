@@ -6,7 +6,7 @@ Usage: drive.py BASE_URL API_KEY OUT_DIR
 
 Checks, failing with a message on the first that does not hold:
 - the page loads with no console error, and shows the engine's state;
-- the equity chart gets points;
+- the equity chart gets points, and the alert Prometheus has firing is listed;
 - a wrong API key shows an error and changes nothing;
 - halt with the right key shows `halted` on the page and in the daemon's /api/v1/status, and the
   figures on the page (state, reason, fills, balance, positions, markets) equal that status;
@@ -104,6 +104,7 @@ try:
     errors = severe(driver)
     if errors:
         fail("console errors on load: " + json.dumps(errors))
+    wait(driver, "the firing test alert from Prometheus", lambda d: "ConsoleTestAlert" in first_cells(d, "alerts"))
     if text(driver, "state") != status()["trading"]["state"]:
         fail("the state shown differs from the daemon's")
     driver.save_screenshot(OUT + "/console.png")

@@ -78,6 +78,16 @@ function render(data) {
   $('build').textContent = 'v' + data.build.version + ' (' + data.build.commit.slice(0, 12) + ') · up ' + duration(data.uptime_s);
   const drops = Object.entries(data.signals_dropped || {});
   $('drops').textContent = drops.length ? 'dropped: ' + drops.map(([k, v]) => k + ' ' + v).join(', ') : 'nothing dropped';
+  const a = data.alerts;
+  if (a === null || a === undefined) {
+    $('alerts-note').textContent = '(not watched: set PROM_QUERY_URL)';
+    fillTable('alerts', [], () => []);
+  } else if (a.error) {
+    $('alerts-note').textContent = '(cannot read them: ' + a.error + ')';
+  } else {
+    $('alerts-note').textContent = a.source ? '(from ' + a.source + ')' : '';
+    fillTable('alerts', a.alerts || [], (m) => [m.alertname || '?', m.severity || '–', m.instance || '–', m.job || '–']);
+  }
   if (!s) {
     $('freshness').textContent = 'waiting for the engine’s first status…';
     return;
