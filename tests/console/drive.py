@@ -95,7 +95,8 @@ try:
     if KEY == "--shot":
         wait(driver, "a minute of chart points",
              lambda d: chart_points(d) >= 30, timeout=300)
-        time.sleep(2)
+        driver.set_window_size(1400, 1450)  # the whole page, markets and actions included
+        time.sleep(2.5)
         driver.save_screenshot(OUT + "/console.png")
         print("OK screenshot", flush=True)
         sys.exit(0)

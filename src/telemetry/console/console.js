@@ -96,7 +96,9 @@ function render(data) {
   const t = s.trading;
   setBadge($('state'), t.state, t.state);
   $('state-why').textContent = 'by ' + t.by + (t.reason ? ': ' + t.reason : '') + ' · since ' + t.since.replace('T', ' ').slice(0, 19) + ' UTC';
-  setBadge($('venue'), s.venue.name + (s.venue.up ? ' up' : ' down'), s.venue.up ? 'up' : 'down');
+  const v = s.venue;
+  const venueText = v.name + (!v.up ? ' down' : v.ready_for_orders ? ' up' : ' up, not ready for orders');
+  setBadge($('venue'), venueText + (v.open_orders ? ' · ' + v.open_orders + ' at the venue' : ''), v.up && v.ready_for_orders ? 'up' : 'down');
   const e = s.equity, cur = e.currency;
   $('equity').textContent = money(e.equity, cur);
   $('balance').textContent = 'balance ' + money(e.balance, cur) + ' · day start ' + money(e.day_start_equity, cur);
