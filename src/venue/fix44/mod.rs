@@ -424,6 +424,26 @@ impl FixVenue {
                     self.send_status_request(&o.req, now);
                     self.book.orders[i].delivery = Delivery::StatusAsked;
                 }
+                // A ResendRequest alone never makes an order go out twice: only the venue saying
+                // it does not know the order (the answer to this question) does.
+                Delivery::Missed if o.acked => self.book.orders[i].delivery = Delivery::Sent { conn: self.conn_number },
+                Delivery::Missed if self.book.status_unsupported => {
+                    log::warn!(
+                        "FIX: the venue asked again for order {}'s message but answers no OrderStatusRequest; it \
+                         stays in flight until an execution report says what became of it",
+                        o.req.client_id
+                    );
+                    self.book.orders[i].delivery = Delivery::Sent { conn: self.conn_number };
+                }
+                Delivery::Missed => {
+                    log::warn!(
+                        "FIX: the venue asked again for order {}'s message; asking whether it has the order \
+                         (OrderStatusRequest) before sending anything",
+                        o.req.client_id
+                    );
+                    self.send_status_request(&o.req, now);
+                    self.book.orders[i].delivery = Delivery::StatusAsked;
+                }
                 _ => {}
             }
             i += 1;
@@ -1031,7 +1051,7 @@ mod tests {
     }
 
     #[test]
-    fn only_unacknowledged_orders_of_the_missed_range_are_undelivered() {
+    fn only_unacknowledged_orders_of_the_missed_range_are_asked_about() {
         let mut b = book();
         add(&mut b, "o1", 1.0, 5);
         add(&mut b, "o2", 1.0, 6);
@@ -1039,7 +1059,7 @@ mod tests {
         b.orders[1].acked = true;
         b.on_peer_missed(5, 9, 0);
         let d: Vec<Delivery> = b.orders.iter().map(|o| o.delivery).collect();
-        assert_eq!(d, vec![Delivery::Undelivered, Delivery::Sent { conn: 1 }, Delivery::Sent { conn: 1 }]);
+        assert_eq!(d, vec![Delivery::Missed, Delivery::Sent { conn: 1 }, Delivery::Sent { conn: 1 }]);
         assert!(b.reconcile_due);
     }
 

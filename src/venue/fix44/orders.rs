@@ -10,6 +10,11 @@ pub(super) enum Delivery {
     Sent { conn: u64 },
     /// Asked about with an OrderStatusRequest.
     StatusAsked,
+    /// The counterparty asked again for the message that carried it (a ResendRequest from an
+    /// earlier connection's range). That does not prove it never got the order (a venue killed
+    /// between taking an order and storing its sequence number asks again for one it has), so
+    /// it is asked about before anything is sent again.
+    Missed,
     /// The counterparty said it never received it.
     Undelivered,
 }
@@ -343,7 +348,7 @@ impl Application for Book {
     fn on_peer_missed(&mut self, begin: u64, end: u64, _now: Nanos) {
         for o in &mut self.orders {
             if (begin..end).contains(&o.seq) && !o.acked && o.cum == 0.0 {
-                o.delivery = Delivery::Undelivered;
+                o.delivery = Delivery::Missed;
             }
         }
         self.reconcile_due = true;
