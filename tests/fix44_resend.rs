@@ -1,7 +1,8 @@
 //! A counterparty that asks again for the message that carried an order it has, as a venue killed
 //! between taking an order and storing its sequence numbers does: mt5bot asks about the order
 //! (OrderStatusRequest) and never sends it a second time on the ResendRequest alone; only the venue
-//! saying it does not know the order makes it go out again, once.
+//! saying it does not know the order (or that it answers no such question, as the QuickFIX
+//! executor does) makes it go out again, once.
 //!
 //! The QuickFIX executor (`tests/fix44.rs`) cannot be made to do this on cue (the random-kill test
 //! meets it by chance), so this counterparty is scripted: a FIX 4.4 acceptor on 127.0.0.1 speaking
@@ -112,8 +113,28 @@ fn accept(listener: &TcpListener, seq: u64) -> Peer {
     p
 }
 
+/// How the scripted venue answers mt5bot's OrderStatusRequest.
+enum Answer {
+    /// An ExecutionReport: the order is unknown (ExecType I, OrdStatus 8).
+    Unknown,
+    /// A BusinessMessageReject of the message type (as the QuickFIX executor answers it).
+    Unsupported,
+}
+
 #[test]
 fn a_resend_request_for_an_order_gets_a_status_question_never_the_order_twice() {
+    resend_then(Answer::Unknown);
+}
+
+/// A venue that cannot be asked (it refuses OrderStatusRequest): its ResendRequest is all there is
+/// to go by, so the order goes out again, once, with the same ClOrdID (for a venue that keeps
+/// ClOrdIDs to refuse if it had it). The QuickFIX executor is such a venue.
+#[test]
+fn a_venue_that_answers_no_status_question_gets_the_order_again_once() {
+    resend_then(Answer::Unsupported);
+}
+
+fn resend_then(answer: Answer) {
     let dir = TempDir::new("fix-resend");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -137,9 +158,9 @@ fn a_resend_request_for_an_order_gets_a_status_question_never_the_order_twice() 
     let mut w = TcpStream::connect(&ingress).expect("ingress");
     w.write_all(b"{\"id\":\"r-1\",\"symbol\":\"EURUSD\",\"side\":\"buy\",\"qty\":1,\"type\":\"market\"}\n")
         .expect("send the order");
-    let mut answer = String::new();
-    BufReader::new(w.try_clone().expect("clone")).read_line(&mut answer).expect("answer");
-    assert!(answer.contains("queued"), "{answer}");
+    let mut queued = String::new();
+    BufReader::new(w.try_clone().expect("clone")).read_line(&mut queued).expect("answer");
+    assert!(queued.contains("queued"), "{queued}");
     let order = p.expect("D", Duration::from_secs(10));
     let id = get(&order, 11).expect("ClOrdID").to_owned();
     let order_seq: u64 = get(&order, 34).and_then(|s| s.parse().ok()).expect("MsgSeqNum");
@@ -158,23 +179,30 @@ fn a_resend_request_for_an_order_gets_a_status_question_never_the_order_twice() 
     assert_eq!(again, 0, "the order went out again on a ResendRequest alone: {:?}", p.seen);
     assert!(p.seen.iter().any(|m| get(m, 35) == Some("4") && get(m, 123) == Some("Y")), "gap filled: {:?}", p.seen);
 
-    // The counterparty does not know the order: now, and only now, it is sent again, once.
-    p.send(
-        b"8",
-        &[
-            (37, b"NONE"),
-            (11, id.as_bytes()),
-            (17, b"status-1"),
-            (150, b"I"),
-            (39, b"8"),
-            (55, b"EURUSD"),
-            (54, b"1"),
-            (151, b"0"),
-            (14, b"0"),
-            (6, b"0"),
-            (58, b"Unknown order"),
-        ],
-    );
+    // The counterparty does not know the order, or cannot say: now, and only now, it is sent
+    // again, once.
+    let status_seq = get(&status, 34).unwrap_or_default().to_owned();
+    match answer {
+        Answer::Unknown => p.send(
+            b"8",
+            &[
+                (37, b"NONE"),
+                (11, id.as_bytes()),
+                (17, b"status-1"),
+                (150, b"I"),
+                (39, b"8"),
+                (55, b"EURUSD"),
+                (54, b"1"),
+                (151, b"0"),
+                (14, b"0"),
+                (6, b"0"),
+                (58, b"Unknown order"),
+            ],
+        ),
+        Answer::Unsupported => {
+            p.send(b"j", &[(45, status_seq.as_bytes()), (372, b"H"), (380, b"3"), (58, b"Unsupported Message Type")])
+        }
+    }
     let resent = p.expect("D", Duration::from_secs(10));
     assert_eq!(get(&resent, 11), Some(id.as_str()));
     while p.next(Duration::from_secs(2)).is_some() {}
@@ -183,6 +211,9 @@ fn a_resend_request_for_an_order_gets_a_status_question_never_the_order_twice() 
     assert!(!p.seen.iter().any(|m| get(m, 35) == Some("3")), "no session Reject from mt5bot: {:?}", p.seen);
     let log = d.log_file();
     assert!(log.contains("asking whether it has the order"), "{log}");
+    if let Answer::Unsupported = answer {
+        assert!(log.contains("goes out again: the venue asked again for its message"), "{log}");
+    }
     d.signal("TERM");
     d.wait_exit(Duration::from_secs(10));
 }

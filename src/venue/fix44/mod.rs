@@ -424,16 +424,18 @@ impl FixVenue {
                     self.send_status_request(&o.req, now);
                     self.book.orders[i].delivery = Delivery::StatusAsked;
                 }
-                // A ResendRequest alone never makes an order go out twice: only the venue saying
-                // it does not know the order (the answer to this question) does.
+                // A ResendRequest alone makes an order go out again only from a venue that cannot be
+                // asked: one that answers OrderStatusRequest decides (the answer "unknown order").
                 Delivery::Missed if o.acked => self.book.orders[i].delivery = Delivery::Sent { conn: self.conn_number },
                 Delivery::Missed if self.book.status_unsupported => {
                     log::warn!(
-                        "FIX: the venue asked again for order {}'s message but answers no OrderStatusRequest; it \
-                         stays in flight until an execution report says what became of it",
+                        "FIX: the venue asked again for order {}'s message and answers no OrderStatusRequest: \
+                         its ResendRequest is all there is to go by, so the order goes out again (same ClOrdID)",
                         o.req.client_id
                     );
-                    self.book.orders[i].delivery = Delivery::Sent { conn: self.conn_number };
+                    // Taken as undelivered on the next pass of this loop.
+                    self.book.orders[i].delivery = Delivery::Undelivered;
+                    continue;
                 }
                 Delivery::Missed => {
                     log::warn!(
@@ -442,7 +444,7 @@ impl FixVenue {
                         o.req.client_id
                     );
                     self.send_status_request(&o.req, now);
-                    self.book.orders[i].delivery = Delivery::StatusAsked;
+                    self.book.orders[i].delivery = Delivery::MissedAsked;
                 }
                 _ => {}
             }

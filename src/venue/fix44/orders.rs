@@ -15,6 +15,9 @@ pub(super) enum Delivery {
     /// between taking an order and storing its sequence number asks again for one it has), so
     /// it is asked about before anything is sent again.
     Missed,
+    /// [`Delivery::Missed`], and asked about: the venue saying it does not know the order, or
+    /// that it answers no OrderStatusRequest, sends it again.
+    MissedAsked,
     /// The counterparty said it never received it.
     Undelivered,
 }
@@ -218,7 +221,7 @@ impl Book {
         let key = self.orders[i].req.key;
         if exec_type == b'I'
             && status == b'8'
-            && self.orders[i].delivery == Delivery::StatusAsked
+            && matches!(self.orders[i].delivery, Delivery::StatusAsked | Delivery::MissedAsked)
             && self.orders[i].cum == 0.0
         {
             // The answer to our OrderStatusRequest: the venue does not know the order.
@@ -327,6 +330,20 @@ impl Application for Book {
                         );
                     }
                     self.status_unsupported = true;
+                    // Orders the venue asked for again cannot be asked about: its ResendRequest is
+                    // all there is to go by, so they go out again (same ClOrdID, which a venue
+                    // that keeps ClOrdIDs refuses as a duplicate).
+                    for o in &mut self.orders {
+                        if o.delivery == Delivery::MissedAsked {
+                            log::warn!(
+                                "FIX: order {} goes out again: the venue asked again for its message and \
+                                 answers no OrderStatusRequest (same ClOrdID)",
+                                o.req.client_id
+                            );
+                            o.delivery = Delivery::Undelivered;
+                            self.reconcile_due = true;
+                        }
+                    }
                 } else if let Some(i) = m.get(tag::BUSINESS_REJECT_REF_ID).and_then(|id| self.find(id)) {
                     log::warn!("FIX: order {} refused by the venue: {text}", self.orders[i].req.client_id);
                     self.reject_order(i, "refused by the venue");
