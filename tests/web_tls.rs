@@ -218,6 +218,26 @@ fn client_certificates_are_required_when_the_web_config_says_so() {
 }
 
 #[test]
+fn hash_password_refuses_what_bcrypt_would_silently_cut() {
+    for (input, says) in [("", "no password"), (&"x".repeat(73)[..], "at most 72")] {
+        let mut child = Command::new(BIN)
+            .args(["hash-password", "--cost", "4"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(2), "{input:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && !err.contains("xxxx"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(bcrypt(&"y".repeat(72)).len(), 60, "72 bytes are taken");
+}
+
+#[test]
 fn a_bad_web_config_stops_the_start_and_never_shows_a_key() {
     let dir = TempDir::new("web-bad");
     let certs = Certs::make(&dir);

@@ -300,7 +300,8 @@ Usage: read -rs PW && printf '%s' \"$PW\" | mt5bot hash-password [--cost N]
 
 Reads one password from stdin (up to the first newline), prints its bcrypt hash
 for the basic_auth_users of the web config (metrics.web_config, the Prometheus
-exporter toolkit's format). The password itself is never printed or kept.
+exporter toolkit's format). The password itself is never printed or kept; it may
+have at most 72 bytes (bcrypt ignores the rest, so a longer one is refused).
 
 Options:
   --cost N    bcrypt cost, 4 to 16 [default: 10]: each step doubles the time a check

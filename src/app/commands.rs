@@ -141,6 +141,13 @@ pub fn hash_password(cost: u32) -> Result<(), Error> {
     if password.is_empty() {
         return Err(Error::usage("no password on stdin".to_owned()));
     }
+    if password.len() > 72 {
+        // bcrypt reads 72 bytes and ignores the rest: a longer password would pass on its start.
+        return Err(Error::usage(format!(
+            "the password has {} bytes; bcrypt uses at most 72, so give one of 72 bytes or fewer",
+            password.len()
+        )));
+    }
     let hash = crate::telemetry::web::hash_password(password, cost).map_err(Error::failed)?;
     outln!("{hash}");
     Ok(())
