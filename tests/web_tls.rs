@@ -16,7 +16,8 @@ use support::*;
 const PASSWORD: &str = "scrape-pw-4f1c";
 const API_KEY: &str = "web-tls-api-key-0123456789";
 
-fn bcrypt(password: &str) -> String {
+/// `mt5bot hash-password --cost 4` with `input` on stdin.
+fn hash_password(input: &str) -> std::process::Output {
     let mut child = Command::new(BIN)
         .args(["hash-password", "--cost", "4"])
         .stdin(Stdio::piped())
@@ -24,8 +25,12 @@ fn bcrypt(password: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start hash-password");
-    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
-    let out = child.wait_with_output().expect("hash-password");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write password");
+    child.wait_with_output().expect("hash-password")
+}
+
+fn bcrypt(password: &str) -> String {
+    let out = hash_password(password);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let hash = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
     assert!(hash.starts_with("$2") && hash.len() == 60, "{hash}");
@@ -220,15 +225,7 @@ fn client_certificates_are_required_when_the_web_config_says_so() {
 #[test]
 fn hash_password_refuses_what_bcrypt_would_silently_cut() {
     for (input, says) in [("", "no password"), (&"x".repeat(73)[..], "at most 72")] {
-        let mut child = Command::new(BIN)
-            .args(["hash-password", "--cost", "4"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
-        let out = child.wait_with_output().expect("wait");
+        let out = hash_password(input);
         assert_eq!(out.status.code(), Some(2), "{input:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says) && !err.contains("xxxx"), "{err}");

@@ -283,24 +283,28 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 .zip(self.executor.positions())
                 .zip(&self.stops)
                 .enumerate()
-                .map(|(i, ((s, p), &(sl, tp)))| PositionStatus {
-                    symbol: s.clone(),
-                    qty: p.qty,
-                    avg_price: p.avg_price,
-                    realized_pnl: p.realized_pnl,
-                    realized_money: self.protection.realized_money(i as SymbolId).0,
-                    open_pnl: self.protection.open_money(i as SymbolId).0,
-                    mark: self.protection.open_money(i as SymbolId).1,
-                    fills: p.fills,
-                    sl: (sl > 0.0).then_some(sl),
-                    tp: (tp > 0.0).then_some(tp),
-                    stops_held_by: (sl > 0.0 || tp > 0.0).then(|| {
-                        if self.engine_stops {
-                            "mt5bot"
-                        } else {
-                            self.venue.name()
-                        }
-                    }),
+                .map(|(i, ((s, p), &(sl, tp)))| {
+                    let id = i as SymbolId;
+                    let (open_pnl, mark) = self.protection.open_money(id);
+                    PositionStatus {
+                        symbol: s.clone(),
+                        qty: p.qty,
+                        avg_price: p.avg_price,
+                        realized_pnl: p.realized_pnl,
+                        realized_money: self.protection.realized_money(id).0,
+                        open_pnl,
+                        mark,
+                        fills: p.fills,
+                        sl: (sl > 0.0).then_some(sl),
+                        tp: (tp > 0.0).then_some(tp),
+                        stops_held_by: (sl > 0.0 || tp > 0.0).then(|| {
+                            if self.engine_stops {
+                                "mt5bot"
+                            } else {
+                                self.venue.name()
+                            }
+                        }),
+                    }
                 })
                 .collect(),
             open_orders: self
