@@ -371,11 +371,12 @@ fn month_of(unix_ns: i128) -> (i32, i8) {
     }
 }
 
-/// How far a run is: ticks replayed of the rows in all, and the data's time reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How far a run is: ticks replayed, the share of the data's bytes read, and the data's time
+/// reached.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     pub ticks: u64,
-    pub rows: u64,
+    pub fraction: f64,
     pub unix_ns: i128,
 }
 
@@ -427,10 +428,13 @@ pub fn run(
         if steps % 65_536 == 0 {
             progress(Progress {
                 ticks: replay.ticks(),
-                rows: replay.rows(),
+                fraction: replay.read_fraction(),
                 unix_ns: replay.core().clock().unix_nanos(),
             });
         }
+    }
+    if let Some(e) = replay.feed_error() {
+        return Err(e.clone());
     }
     let core = replay.core();
     let end_unix = core.clock().unix_nanos();

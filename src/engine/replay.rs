@@ -12,7 +12,7 @@ use crate::domain::clock::{Clock, ManualClock};
 use crate::domain::types::{Nanos, Signal};
 use crate::domain::venue::Venue;
 use crate::telemetry::metrics::Metrics;
-use crate::venue::feed::{Feed, FeedError};
+use crate::venue::feed::{Feed, FeedError, Window};
 use crate::venue::paper::PaperVenue;
 
 use super::core::TradingCore;
@@ -50,8 +50,7 @@ impl Replay<PaperVenue> {
         if let FeedSource::Csv { speed, .. } = &mut feed_cfg.source {
             *speed = 1.0;
         }
-        let mut feed = Feed::new(&feed_cfg, 0)?;
-        feed.window(from, to)?;
+        let feed = Feed::streaming(&feed_cfg, 0, Window { from, to })?;
         let clock = ManualClock::default();
         if let Some(start) = feed.start_unix_ns() {
             clock.set_epoch(start);
@@ -126,9 +125,14 @@ impl<V: Venue> Replay<V> {
         self.feed.skipped_rows()
     }
 
-    /// The rows the replay holds in all (0 for a feed without an end).
-    pub fn rows(&self) -> u64 {
-        self.feed.rows() as u64
+    /// How far the replay has read its files, 0 to 1 (0 for a feed without an end).
+    pub fn read_fraction(&self) -> f64 {
+        self.feed.read_fraction().unwrap_or(0.0)
+    }
+
+    /// Why the replay ended before its data did (a bad row, with file and line).
+    pub fn feed_error(&self) -> Option<&FeedError> {
+        self.feed.error()
     }
 
     pub fn core(&self) -> &TradingCore<V, ManualClock> {

@@ -52,7 +52,22 @@ pub fn cpu_seconds(stat: &str) -> Option<f64> {
 
 /// `VmRSS` in KiB from the text of `/proc/<pid>/status`.
 pub fn rss_kib(status: &str) -> Option<f64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    status_kib(status, "VmRSS:")
+}
+
+/// `VmHWM`, the peak resident set, in KiB from the text of `/proc/<pid>/status`.
+pub fn peak_rss_kib(status: &str) -> Option<f64> {
+    status_kib(status, "VmHWM:")
+}
+
+/// This process's peak resident set in MiB, where `/proc` tells it.
+pub fn own_peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_kib(&status).map(|k| k / 1024.0)
+}
+
+fn status_kib(status: &str, key: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -71,6 +86,7 @@ mod tests {
     fn parses_status() {
         assert_eq!(rss_kib("Name:\tx\nVmRSS:\t   10240 kB\n"), Some(10240.0));
         assert_eq!(rss_kib("Name:\tx\n"), None);
+        assert_eq!(peak_rss_kib("VmHWM:\t  2048 kB\nVmRSS:\t   1024 kB\n"), Some(2048.0));
     }
 
     #[test]

@@ -10,10 +10,13 @@ use rand::{rngs::Xoshiro256PlusPlus, Rng, SeedableRng};
 use crate::config::{FeedConfig, FeedSource};
 use crate::domain::types::{Nanos, SymbolId, Tick};
 
-pub use super::history::{load, load_csv, CsvReplay, CsvRow, FeedError, Skipped};
+pub use super::history::{check, load, load_csv, CsvReplay, CsvRow, FeedError, Skipped, Stream, Window};
 
 /// Upper bound of ticks produced in one loop turn.
 pub const MAX_TICKS_PER_TURN: usize = 4096;
+
+/// What a feed without a replay has skipped.
+static NONE_SKIPPED: Skipped = Skipped::NONE;
 
 /// A stall longer than this is not caught up.
 const MAX_LAG: Nanos = 1_000_000_000;
@@ -30,11 +33,11 @@ enum Source {
         spare: Option<f64>,
     },
     Csv {
-        rows: Vec<CsvRow>,
-        at: usize,
+        stream: Box<Stream>,
+        /// The row after the one handed out last.
+        next: Option<CsvRow>,
         speed: f64,
         start: Nanos,
-        start_unix_ns: i128,
     },
     /// The venue delivers ticks; the feed has none of its own.
     Venue,
@@ -47,14 +50,32 @@ pub struct Feed {
     next_due: Option<Nanos>,
     emitted_this_turn: usize,
     skipped: u64,
-    /// The replay's bad rows left out by `feed.csv.skip_bad_rows`.
-    skipped_rows: Skipped,
+    /// Why a replay stopped before its end (a bad row met on the way).
+    error: Option<FeedError>,
 }
 
 impl Feed {
-    /// Builds the feed; a CSV source is read and checked in full here, before trading starts.
+    /// Builds the feed; a CSV source is read through and checked here, before trading starts
+    /// (a bad row is an error now, not in the middle of the day), then streamed.
     pub fn new(cfg: &FeedConfig, now: Nanos) -> Result<Feed, FeedError> {
-        let mut skipped_rows = Skipped::default();
+        if let FeedSource::Csv { paths, tz, skip_bad_rows, .. } = &cfg.source {
+            let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
+            let (_, skipped) = check(paths, &names, tz, *skip_bad_rows)?;
+            if skipped.rows > 0 {
+                log::warn!(
+                    "the replay leaves out {} bad rows (feed.csv.skip_bad_rows), the first: {}",
+                    skipped.rows,
+                    skipped.first.join("; ")
+                );
+            }
+        }
+        Self::streaming(cfg, now, Window::default())
+    }
+
+    /// Builds the feed without reading a CSV source through first: its rows in `window` are
+    /// read as they are replayed, and a bad row ends the replay there ([`Feed::error`]). A
+    /// backtest reads its data this way, once.
+    pub fn streaming(cfg: &FeedConfig, now: Nanos, window: Window) -> Result<Feed, FeedError> {
         let source = match &cfg.source {
             FeedSource::Synthetic { seed, tick_rate, volatility, spread_bps } => Source::Synthetic {
                 rng: Xoshiro256PlusPlus::seed_from_u64(*seed),
@@ -67,16 +88,9 @@ impl Feed {
             },
             FeedSource::Csv { paths, speed, tz, skip_bad_rows, .. } => {
                 let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
-                let replay = load(paths, &names, tz, *skip_bad_rows)?;
-                if replay.skipped.rows > 0 {
-                    log::warn!(
-                        "the replay left out {} bad rows (feed.csv.skip_bad_rows), the first: {}",
-                        replay.skipped.rows,
-                        replay.skipped.first.join("; ")
-                    );
-                }
-                skipped_rows = replay.skipped;
-                Source::Csv { rows: replay.rows, at: 0, speed: *speed, start: now, start_unix_ns: replay.start_unix_ns }
+                let mut stream = Box::new(Stream::open(paths, &names, tz, *skip_bad_rows, window)?);
+                let next = stream.next_row()?;
+                Source::Csv { stream, next, speed: *speed, start: now }
             }
             FeedSource::Venue => {
                 return Ok(Feed {
@@ -84,11 +98,11 @@ impl Feed {
                     next_due: None,
                     emitted_this_turn: 0,
                     skipped: 0,
-                    skipped_rows,
+                    error: None,
                 })
             }
         };
-        Ok(Feed { source, next_due: Some(now), emitted_this_turn: 0, skipped: 0, skipped_rows })
+        Ok(Feed { source, next_due: Some(now), emitted_this_turn: 0, skipped: 0, error: None })
     }
 
     /// When the next tick is due; `None` once a replay has ended.
@@ -100,42 +114,30 @@ impl Feed {
     /// `None` for the other sources.
     pub fn start_unix_ns(&self) -> Option<i128> {
         match &self.source {
-            Source::Csv { start_unix_ns, .. } => Some(*start_unix_ns),
+            Source::Csv { stream, .. } => Some(stream.start_unix_ns()),
             _ => None,
         }
     }
 
-    /// Keeps a replay's rows from `from` (inclusive) to `to` (exclusive), Unix nanoseconds; the
-    /// replay then starts at the first row kept. Errors when none is left.
-    pub fn window(&mut self, from: Option<i128>, to: Option<i128>) -> Result<(), FeedError> {
-        let Source::Csv { rows, at, start_unix_ns, .. } = &mut self.source else { return Ok(()) };
-        let base = *start_unix_ns;
-        rows.retain(|r| {
-            let t = base + i128::from(r.offset_ns);
-            from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)
-        });
-        let Some(first) = rows.first().map(|r| r.offset_ns) else {
-            return Err(FeedError("no row of the replay file lies between --from and --to".into()));
-        };
-        for r in rows.iter_mut() {
-            r.offset_ns -= first;
-        }
-        *start_unix_ns = base + i128::from(first);
-        *at = 0;
-        Ok(())
-    }
-
-    /// The rows a replay holds in all; 0 for the other sources.
-    pub fn rows(&self) -> usize {
+    /// How far a replay has read its files, 0 to 1; `None` for a feed without an end.
+    pub fn read_fraction(&self) -> Option<f64> {
         match &self.source {
-            Source::Csv { rows, .. } => rows.len(),
-            _ => 0,
+            Source::Csv { stream, next, .. } => Some(if next.is_some() { stream.read_fraction() } else { 1.0 }),
+            _ => None,
         }
     }
 
-    /// The replay's bad rows left out (`feed.csv.skip_bad_rows`).
+    /// The replay's bad rows left out so far (`feed.csv.skip_bad_rows`).
     pub fn skipped_rows(&self) -> &Skipped {
-        &self.skipped_rows
+        match &self.source {
+            Source::Csv { stream, .. } => stream.skipped(),
+            _ => &NONE_SKIPPED,
+        }
+    }
+
+    /// Why the replay ended before its data did: the bad row it met (file and line).
+    pub fn error(&self) -> Option<&FeedError> {
+        self.error.as_ref()
     }
 
     /// Ticks skipped after stalls.
@@ -183,16 +185,26 @@ impl Feed {
                     recv_ns: now,
                 })
             }
-            Source::Csv { rows, at, speed, start, .. } => {
-                let row = rows[*at];
-                *at += 1;
-                self.next_due = rows.get(*at).map(|next| {
-                    if *speed == 0.0 {
-                        now
-                    } else {
-                        *start + (next.offset_ns as f64 / *speed) as Nanos
+            Source::Csv { stream, next, speed, start } => {
+                let row = next.take()?;
+                *next = match stream.next_row() {
+                    Ok(row) => row,
+                    Err(e) => {
+                        log::error!("the replay stopped before the end of its data: {e}");
+                        self.error = Some(e);
+                        None
                     }
-                });
+                };
+                self.next_due =
+                    next.map(
+                        |next| {
+                            if *speed == 0.0 {
+                                now
+                            } else {
+                                *start + (next.offset_ns as f64 / *speed) as Nanos
+                            }
+                        },
+                    );
                 Some(Tick { symbol: row.symbol, bid: row.bid, ask: row.ask, recv_ns: now })
             }
             Source::Venue => None,

@@ -166,20 +166,21 @@ impl ProgressBar {
     }
 }
 
-/// `backtest [#######.......]  45%  1.2M of 2.7M ticks, at 2026-01-05 13:00:00 UTC, 850k ticks/s, 3s left`
+/// `backtest [#######.......]  45%  1.2M ticks, at 2026-01-05 13:00:00 UTC, 850k ticks/s, 3s left`
+/// (the share is of the data's bytes read, so it needs no count of the rows beforehand).
 fn progress_line(p: crate::engine::backtest::Progress, elapsed: Duration) -> String {
-    let fraction = if p.rows > 0 { (p.ticks as f64 / p.rows as f64).clamp(0.0, 1.0) } else { 0.0 };
+    let fraction = p.fraction.clamp(0.0, 1.0);
     let filled = (fraction * ProgressBar::WIDTH as f64).round() as usize;
-    let rate = p.ticks as f64 / elapsed.as_secs_f64().max(1e-9);
-    let left = if rate > 0.0 { (p.rows.saturating_sub(p.ticks)) as f64 / rate } else { 0.0 };
+    let seconds = elapsed.as_secs_f64();
+    let rate = p.ticks as f64 / seconds.max(1e-9);
+    let left = if fraction > 0.0 { seconds * (1.0 - fraction) / fraction } else { 0.0 };
     let at = crate::support::timefmt::rfc3339_micros(p.unix_ns);
     format!(
-        "backtest [{}{}] {:>3.0}%  {} of {} ticks, at {} UTC, {}/s, {:.0}s left",
+        "backtest [{}{}] {:>3.0}%  {} ticks, at {} UTC, {}/s, {:.0}s left",
         "#".repeat(filled),
         ".".repeat(ProgressBar::WIDTH - filled),
         fraction * 100.0,
         count(p.ticks as f64),
-        count(p.rows as f64),
         at.get(..19).unwrap_or(&at).replace('T', " "),
         count(rate),
         left.ceil()
@@ -211,11 +212,13 @@ fn count(n: f64) -> String {
 /// The summary as the terminal shows it.
 fn text(s: &Summary, took: Duration) -> String {
     let mut out = format!(
-        "backtest {} to {}: {} ticks in {:.2} s\n  net {:+.2} (equity {:.2} from {:.2}), max drawdown {:.2} ({:.2}%), commissions {:.2}, swaps {:+.2}\n  {} signals, {} orders, {} fills; trading state {} (by {})\n",
+        "backtest {} to {}: {} ticks in {:.2} s ({}/s){}\n  net {:+.2} (equity {:.2} from {:.2}), max drawdown {:.2} ({:.2}%), commissions {:.2}, swaps {:+.2}\n  {} signals, {} orders, {} fills; trading state {} (by {})\n",
         s.from,
         s.to,
         s.ticks,
         took.as_secs_f64(),
+        count(s.ticks as f64 / took.as_secs_f64().max(1e-9)),
+        crate::telemetry::sampler::own_peak_rss_mib().map_or(String::new(), |m| format!(", peak memory {m:.1} MiB")),
         s.net_pnl,
         s.final_equity,
         s.starting_balance,
@@ -309,15 +312,15 @@ mod tests {
 
     #[test]
     fn the_progress_line_shows_the_share_done_the_data_time_the_rate_and_the_time_left() {
-        let p = Progress { ticks: 1_200_000, rows: 2_400_000, unix_ns: 1_767_607_200_000_000_000 };
+        let p = Progress { ticks: 1_200_000, fraction: 0.25, unix_ns: 1_767_607_200_000_000_000 };
         let line = progress_line(p, Duration::from_secs(2));
         assert_eq!(
             line,
-            "backtest [###############...............]  50%  1.2M of 2.4M ticks, at 2026-01-05 10:00:00 UTC, 600.0k/s, 2s left"
+            "backtest [########......................]  25%  1.2M ticks, at 2026-01-05 10:00:00 UTC, 600.0k/s, 6s left"
         );
-        let done = progress_line(Progress { ticks: 10, rows: 10, unix_ns: 0 }, Duration::from_millis(1));
+        let done = progress_line(Progress { ticks: 10, fraction: 1.0, unix_ns: 0 }, Duration::from_millis(1));
         assert!(done.contains("[##############################] 100%") && done.contains("0s left"), "{done}");
-        assert!(progress_line(Progress { ticks: 0, rows: 0, unix_ns: 0 }, Duration::ZERO).contains("  0%"));
+        assert!(progress_line(Progress { ticks: 0, fraction: 0.0, unix_ns: 0 }, Duration::ZERO).contains("  0%"));
     }
 
     #[test]
