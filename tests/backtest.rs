@@ -368,3 +368,27 @@ fn memory_stays_flat_however_long_the_data() {
     // a row; streamed, the peak does not follow the rows.
     assert!(pb - pa < 4.0, "peak {pa:.1} MiB on {short} rows, {pb:.1} MiB on {long} rows ({size_mib:.1} MiB of data)");
 }
+
+#[test]
+fn the_report_page_shows_in_a_real_browser_what_report_json_says() {
+    let python = std::path::Path::new("/usr/bin/python3");
+    require("chromium");
+    require("chromedriver");
+    let dir = TempDir::new("backtest-browser");
+    ticks(&dir);
+    config(&dir, "");
+    let out = on_ticks(&dir, &["--report", "out"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report(&dir, "out")["summary"]["fills"].as_u64().is_some_and(|f| f >= 2), "the model traded");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/backtest/view.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(dir.join("out"))
+        .output()
+        .expect("run the browser driver (python3-selenium)");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("OK report viewed"), "the browser run failed:\n{said}");
+    for n in 0..4 {
+        assert!(dir.join(&format!("out/plot-{n}.png")).exists(), "plot-{n}.png");
+    }
+}
