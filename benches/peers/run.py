@@ -459,6 +459,53 @@ def bench_fix(quick, rows):
                  "1", status(first_number(writes), lambda v: v <= 1.0 + 1.5 / 1024), cmd))
 
 
+BACKTEST_CONFIG = """feed:
+  symbols:
+    - {name: EURUSD, price: 1.1, contract_size: 100000}
+    - {name: GBPUSD, price: 1.27, contract_size: 100000}
+protection:
+  starting_balance: 10000
+"""
+
+
+def tick_file(path, count):
+    """Two symbols, 20 quotes a second between them, prices in slow waves so the model trades."""
+    import math
+    mid = [1.1, 1.27]
+    with open(path, "w") as f:
+        w = f.write
+        w("timestamp,symbol,bid,ask\n")
+        for i in range(count):
+            s = i & 1
+            mid[s] *= 1.0 + 0.00004 * math.sin(i // 2000)
+            w("%d.%03d,%s,%.5f,%.5f\n" % (1767261600 + i // 20, (i % 20) * 50, ("EURUSD", "GBPUSD")[s],
+                                          mid[s] - 0.00005, mid[s] + 0.00005))
+
+
+def bench_backtest(quick, rows, tmp):
+    count = 1_000_000 if quick else 10_000_000
+    data = os.path.join(tmp, "ticks.csv")
+    tick_file(data, count)
+    config = os.path.join(tmp, "backtest.yaml")
+    with open(config, "w") as f:
+        f.write(BACKTEST_CONFIG)
+    rates, peaks = [], []
+    for _ in range(3 if quick else RUNS):
+        out = subprocess.run([BIN, "backtest", "--config", config, "--data", data], capture_output=True, text=True,
+                             timeout=600, check=True).stdout
+        m = re.search(r": (\d+) ticks in ([0-9.]+) s \([^)]*\), peak memory ([0-9.]+) MiB", out)
+        if not m or int(m.group(1)) != count:
+            raise SystemExit("backtest summary not understood:\n" + out)
+        rates.append(count / float(m.group(2)) / 1e6)
+        peaks.append(float(m.group(3)))
+    size = os.path.getsize(data) / 2**20
+    cmd = f"`mt5bot backtest` on {count / 1e6:.0f}M two-symbol ticks ({size:.0f} MiB CSV), EWMA crossover model"
+    rows.append(("backtest, M ticks/s", mmm(rates, "{:.2f}"), "NautilusTrader: not run yet", "", ">= 20x NautilusTrader",
+                 "not measured", cmd))
+    rows.append(("backtest peak RSS, MiB", mmm(peaks, "{:.1f}"), "", "", "<= 64 MiB, flat in the file size",
+                 "met" if statistics.median(peaks) <= 64 else "missed", cmd + "; VmHWM in the summary"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -472,7 +519,8 @@ def main():
                          ("log forwarding to rsyslog", lambda: bench_syslog(a.quick, rows, tmp)),
                          ("line-protocol ingestion into VictoriaMetrics", lambda: bench_ingest(a.quick, rows, tmp)),
                          ("tick-to-order and the floor", lambda: bench_engine(a.quick, rows)),
-                         ("FIX round trip", lambda: bench_fix(a.quick, rows))]:
+                         ("FIX round trip", lambda: bench_fix(a.quick, rows)),
+                         ("backtest on history", lambda: bench_backtest(a.quick, rows, tmp))]:
             if a.only and a.only not in name:
                 continue
             print(f"== {name}", flush=True)
