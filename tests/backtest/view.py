@@ -16,9 +16,10 @@ import os
 import sys
 
 from PIL import Image, ImageStat
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import chromium  # noqa: E402
 
 DIR = os.path.abspath(sys.argv[1])
 
@@ -46,15 +47,7 @@ expected = {
     "commissions": "{:.2f}".format(summary["commissions"]),
 }
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--window-size=1200,1000", "--user-data-dir=" + DIR + "/chromium-profile",
-            "--no-first-run", "--disable-extensions", "--disable-background-networking"]:
-    options.add_argument(arg)
-options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", log_output=DIR + "/chromedriver.log"),
-                          options=options)
+driver = chromium.start(DIR, 1200, 1000)
 try:
     driver.set_page_load_timeout(20)
     driver.get("file://" + os.path.join(DIR, "report.html"))

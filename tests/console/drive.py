@@ -16,16 +16,18 @@ Screenshots are written to OUT_DIR (console.png, halted.png).
 """
 
 import json
+import os
 import sys
 import time
 import urllib.request
 
 from PIL import Image, ImageStat
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import chromium  # noqa: E402
 
 BASE, KEY, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -81,14 +83,7 @@ def money(x):
     return "{:,.2f}".format(x)
 
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--window-size=1400,1200", "--user-data-dir=" + OUT + "/chromium-profile",
-            "--no-first-run", "--disable-extensions", "--disable-background-networking"]:
-    options.add_argument(arg)
-options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", log_output=OUT + "/chromedriver.log"), options=options)
+driver = chromium.start(OUT, 1400, 1200)
 try:
     driver.set_page_load_timeout(20)
     driver.get(BASE + "/")
