@@ -92,15 +92,24 @@ pub fn fix_timestamp(unix_ns: i128, out: &mut [u8; FIX_TIMESTAMP_LEN]) {
     digits(&mut out[18..21], millis);
 }
 
+/// Epoch seconds written with more digits than this are refused (a millisecond timestamp given
+/// as seconds would land tens of thousands of years ahead).
+const EPOCH_SECONDS_DIGITS: usize = 11;
+
 /// Parses RFC 3339 (`2026-11-24T07:06:19.5Z`, `...+02:00`, a space allowed for `T`) or epoch
-/// seconds with an optional fraction (`1732431979.25`) into nanoseconds since the epoch.
+/// seconds with an optional fraction (`1732431979.25`, up to 11 digits before the point) into
+/// nanoseconds since the epoch.
 pub fn parse_timestamp(s: &str) -> Result<i128, String> {
     let s = s.trim();
     let err = || format!("{s:?} is not a timestamp; accepted: RFC 3339 (2026-11-24T07:06:19.5Z) or epoch seconds");
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-        let secs: i128 = int.parse().map_err(|_| err())?;
-        return Ok(secs * 1_000_000_000 + parse_fraction(frac).ok_or_else(err)?);
+        if int.is_empty() || int.len() > EPOCH_SECONDS_DIGITS {
+            return Err(err());
+        }
+        // Replay files carry millions of these: digits summed in u64, not parsed as i128.
+        let secs = int.bytes().fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
+        return Ok(i128::from(secs) * 1_000_000_000 + parse_fraction(frac).ok_or_else(err)?);
     }
     let b = s.as_bytes();
     if b.len() < 20
@@ -147,11 +156,8 @@ fn parse_fraction(frac: &str) -> Option<i128> {
     if frac.len() > 9 || !frac.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    if frac.is_empty() {
-        return Some(0);
-    }
-    let v: i128 = frac.parse().ok()?;
-    Some(v * 10i128.pow(9 - frac.len() as u32))
+    let v = frac.bytes().fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
+    Some(i128::from(v * 10u64.pow(9 - frac.len() as u32)))
 }
 
 /// An RFC 3339 UTC time as a file name part: `2026-11-24T075710Z` (reports, files set aside).
@@ -206,6 +212,8 @@ mod tests {
         assert!(parse_timestamp("2024-02-29T00:00:00Z").is_ok());
         assert_eq!(parse_timestamp("2024-11-24T09:06:19+02:00"), parse_timestamp("2024-11-24T07:06:19Z"));
         assert_eq!(parse_timestamp("1732431979.25"), Ok(1_732_431_979_250_000_000));
+        assert_eq!(parse_timestamp("1732431979.123456789"), Ok(1_732_431_979_123_456_789));
+        assert_eq!(parse_timestamp("99999999999"), Ok(99_999_999_999_000_000_000), "11 digits: year 5138");
         assert_eq!(parse_timestamp("2024-11-24 07:06:19.5Z"), Ok(1_732_431_979_500_000_000));
     }
 
@@ -219,6 +227,10 @@ mod tests {
             "2024-04-31T00:00:00Z",
             "2024-11-24T07:06:19",
             "1.2.3",
+            ".5",
+            "1732431979123",
+            "999999999999999999999999999999999999999",
+            "1000000000000000000000000000000",
             "2024-11-24T07:06:19.1234567890Z",
             "２０２４-11-24T07:06:19Z",
         ] {

@@ -634,7 +634,7 @@ impl Reader {
     }
 
     fn csv_row(&mut self, line: &str) -> Result<Quote, String> {
-        let (f, n) = fields::<4>(line, ',');
+        let (f, n) = fields::<4>(line, b',');
         if n != 4 {
             return Err(format!(
                 "expected 4 fields timestamp,symbol,bid,ask, found {n} (an MT5 export starts with a <DATE> header)"
@@ -653,7 +653,7 @@ impl Reader {
 
     /// One tick row; a side left empty keeps the one before.
     fn mt5_tick(&mut self, line: &str) -> Result<Option<Quote>, String> {
-        let (f, n) = fields::<4>(line, '\t');
+        let (f, n) = fields::<4>(line, b'\t');
         if n < 4 {
             return Err(format!("expected at least <DATE> <TIME> <BID> <ASK>, found {n} fields"));
         }
@@ -670,7 +670,7 @@ impl Reader {
 
     /// One bar row, after the bar before (if any); the digits of its prices are noted.
     fn mt5_bar(&mut self, line: &str) -> Result<Bar, String> {
-        let (f, n) = fields::<9>(line, '\t');
+        let (f, n) = fields::<9>(line, b'\t');
         if n < 6 {
             return Err(format!(
                 "expected <DATE> <TIME> <OPEN> <HIGH> <LOW> <CLOSE> <TICKVOL> <VOL> <SPREAD>, found {n} fields"
@@ -750,18 +750,30 @@ fn mt5_civil(date: &str, time: &str) -> Option<jiff::civil::DateTime> {
     .ok()
 }
 
-/// The first `N` fields of `line` split at `sep`, trimmed (missing ones empty), and how many
-/// fields it has in all.
-fn fields<const N: usize>(line: &str, sep: char) -> ([&str; N], usize) {
+/// The first `N` fields of `line` split at `sep` (ASCII), trimmed (missing ones empty), and how
+/// many fields it has in all.
+fn fields<const N: usize>(line: &str, sep: u8) -> ([&str; N], usize) {
     let mut out = [""; N];
     let mut n = 0;
-    for field in line.split(sep) {
+    let mut start = 0;
+    let bytes = line.as_bytes();
+    for end in (0..bytes.len()).filter(|&i| bytes[i] == sep).chain([bytes.len()]) {
         if let Some(slot) = out.get_mut(n) {
-            *slot = field.trim();
+            // `sep` is ASCII, so both ends are on character boundaries.
+            *slot = trimmed(&line[start..end]);
         }
         n += 1;
+        start = end + 1;
     }
     (out, n)
+}
+
+/// `field` without white space around it; most fields have none, so it is looked for first.
+fn trimmed(field: &str) -> &str {
+    match (field.as_bytes().first(), field.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_whitespace() || b.is_ascii_whitespace() => field.trim(),
+        _ => field,
+    }
 }
 
 /// The feed symbol an MT5 export is for: the longest feed symbol its file name starts with,
