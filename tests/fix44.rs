@@ -518,8 +518,8 @@ fn mt5bot_restarted_mid_run_resumes_the_session_and_its_books() {
     assert_eq!(l.fills.len(), taken.len());
     // The books survived the restart: positions are those of every order filled.
     let (eur, gbp) = positions_of(taken.iter().copied());
-    assert_eq!(metric(&second, "position{symbol=\"EURUSD\"}"), eur, "{}", second.log_file());
-    assert_eq!(metric(&second, "position{symbol=\"GBPUSD\"}"), gbp);
+    wait_metric(&second, "position{symbol=\"EURUSD\"}", eur, Duration::from_secs(5));
+    wait_metric(&second, "position{symbol=\"GBPUSD\"}", gbp, Duration::from_secs(5));
     assert!(first_log.contains("logged on"), "{first_log}");
     let log = second.log_file();
     assert!(log.contains("restored checkpoint"), "{log}");
@@ -555,8 +555,8 @@ fn mt5bot_killed_mid_run_books_every_fill_the_venue_made_exactly_once() {
         l.fills.keys().map(|id| id.strip_prefix("s-").and_then(|n| n.parse().ok()).expect("an order id")).collect();
     let (eur, gbp) = positions_of(filled.iter().copied());
     let log = second.log_file();
-    assert_eq!(metric(&second, "position{symbol=\"EURUSD\"}"), eur, "{log}");
-    assert_eq!(metric(&second, "position{symbol=\"GBPUSD\"}"), gbp, "{log}");
+    wait_metric(&second, "position{symbol=\"EURUSD\"}", eur, Duration::from_secs(5));
+    wait_metric(&second, "position{symbol=\"GBPUSD\"}", gbp, Duration::from_secs(5));
     assert!(log.contains("restored checkpoint"), "{log}");
     assert!(log.contains("asking for"), "the fills after the checkpoint are asked for again: {log}");
     assert!(
@@ -622,8 +622,8 @@ fn signals_queued_while_the_venue_is_down_survive_a_sigkill_and_are_sent_once() 
     }
     let (eur, gbp) = positions_of(0..40);
     let (weur, wgbp) = positions_of(0..10);
-    assert_eq!(metric(&second, "position{symbol=\"EURUSD\"}"), eur + weur, "{log}");
-    assert_eq!(metric(&second, "position{symbol=\"GBPUSD\"}"), gbp + wgbp, "{log}");
+    wait_metric(&second, "position{symbol=\"EURUSD\"}", eur + weur, Duration::from_secs(5));
+    wait_metric(&second, "position{symbol=\"GBPUSD\"}", gbp + wgbp, Duration::from_secs(5));
     // The ids are taken: repeating them is refused, never a second order.
     let mut w = TcpStream::connect(&ingress).expect("connect");
     w.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
@@ -708,8 +708,8 @@ fn a_scheduled_session_ends_resets_and_the_next_one_takes_the_orders_queued_betw
         }
     }
     let (eur, gbp) = positions_of((0..20).chain(0..10).chain(0..10));
-    assert_eq!(metric(&second, "position{symbol=\"EURUSD\"}"), eur, "{log}");
-    assert_eq!(metric(&second, "position{symbol=\"GBPUSD\"}"), gbp, "{log}");
+    wait_metric(&second, "position{symbol=\"EURUSD\"}", eur, Duration::from_secs(5));
+    wait_metric(&second, "position{symbol=\"GBPUSD\"}", gbp, Duration::from_secs(5));
     second.signal("TERM");
     assert!(second.wait_exit(Duration::from_secs(10)).success());
 }
