@@ -118,6 +118,9 @@ impl Skipped {
 /// Skipped rows named in full, at most.
 const SKIPPED_NAMED: usize = 10;
 
+/// The longest line a replay file may have (a row is under 100 bytes).
+const MAX_LINE_BYTES: usize = 4096;
+
 /// Bytes read from a file at a time.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -532,8 +535,14 @@ impl Reader {
     /// Reads the next line into `line` (its end of line taken off); false at the end.
     fn read_line(&mut self) -> Result<bool, FeedError> {
         self.line.clear();
-        match self.lines.read_until(b'\n', &mut self.line) {
+        // Bounded: a file without line ends (a binary, /dev/zero) must not become one huge line.
+        let mut bounded = (&mut *self.lines).take(MAX_LINE_BYTES as u64 + 1);
+        match bounded.read_until(b'\n', &mut self.line) {
             Ok(0) => Ok(false),
+            Ok(_) if self.line.len() > MAX_LINE_BYTES && self.line.last() != Some(&b'\n') => Err(self.fail(
+                self.no + 1,
+                format!("a line longer than {MAX_LINE_BYTES} bytes; accepted: a CSV file of quotes, a line each"),
+            )),
             Ok(_) => {
                 self.no += 1;
                 while self.line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
@@ -986,6 +995,16 @@ mod tests {
         assert!(e.ends_with("t.csv:3: bid \"oops\" is not a positive price"), "{e}");
         assert_eq!(s.next_row(), Ok(None), "the stream ends after its error");
         assert!(check(&[p], &SYMBOLS, &TimeZone::UTC, false).is_err(), "a check reads through and finds it");
+    }
+
+    #[test]
+    fn a_file_without_line_ends_is_refused_without_reading_it_whole() {
+        let dir = TestDir::new("history-long-line");
+        let p = write(&dir, "t.csv", &format!("2024-01-02T00:00:00Z,EURUSD,1.1,1.1001\n{}", "x".repeat(100_000)));
+        let e = load(&[p], &SYMBOLS, &TimeZone::UTC, true).expect_err("too long").0;
+        assert!(e.contains("t.csv:2: a line longer than 4096 bytes"), "{e}");
+        let zero = Stream::open(&[PathBuf::from("/dev/zero")], &SYMBOLS, &TimeZone::UTC, false, Window::default());
+        assert!(zero.expect_err("not a replay").0.contains("/dev/zero:1: a line longer than"));
     }
 
     #[test]
