@@ -16,6 +16,7 @@ use crate::engine::checkpoint;
 use crate::engine::core::TradingCore;
 use crate::engine::journal;
 use crate::engine::reactor::{Checkpointer, Reactor, StopReason};
+use crate::engine::replay;
 use crate::link::Health;
 use crate::support::sd_notify::Notifier;
 use crate::support::{build_info, timefmt};
@@ -366,19 +367,32 @@ fn run_logged(
     let security = listener_security(&cfg.metrics)?;
     let server = metrics_listener(&cfg.metrics)?;
 
-    let clock = MonotonicClock::new();
-    let feed = Feed::new(&cfg.feed, clock.now()).map_err(|e| DaemonError::Input(e.to_string()))?;
+    let input = |e: crate::venue::feed::FeedError| DaemonError::Input(e.to_string());
     let symbols: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
     let config_path = config_path.map(Path::to_path_buf);
-    let parts = Parts { metrics, influx_target, health, server, security, clock, feed, symbols, config_path };
+    let mut parts = Parts { metrics, influx_target, health, server, security, feed: None, symbols, config_path };
+    if on_data_time(cfg) {
+        let feed = Feed::new(&replay::at_data_pace(&cfg.feed), 0).map_err(input)?;
+        let clock = replay::clock_for(&feed);
+        log::info!(
+            "feed: the CSV replays at speed 0 on the paper venue, so the engine runs on the data's own time \
+             from {} (fills stamped as a backtest of the same file would stamp them)",
+            timefmt::rfc3339_micros(clock.unix_nanos())
+        );
+        parts.feed = Some(feed);
+        let venue = PaperVenue::for_config(cfg);
+        return run_venue(cfg, secrets, discard_checkpoint, venue, parts, clock);
+    }
+    let clock = MonotonicClock::new();
+    parts.feed = Some(Feed::new(&cfg.feed, clock.now()).map_err(input)?);
     match cfg.venue.kind {
         VenueKind::Paper => {
             let venue = PaperVenue::for_config(cfg);
-            run_venue(cfg, secrets, discard_checkpoint, venue, parts)
+            run_venue(cfg, secrets, discard_checkpoint, venue, parts, clock)
         }
         VenueKind::Fix44 => {
             let venue = fix_venue(cfg, secrets, &parts)?;
-            run_venue(cfg, secrets, discard_checkpoint, venue, parts)
+            run_venue(cfg, secrets, discard_checkpoint, venue, parts, clock)
         }
         VenueKind::Mt5 => {
             use crate::support::names::CONTROLLER_SHARED_SECRET;
@@ -404,7 +418,7 @@ fn run_logged(
             })?
             .expect_account_currency(cfg.protection.account_currency.as_deref());
             log::info!("MT5 bridge: waiting for the Expert Advisor on {}", m.listen);
-            run_venue(cfg, secrets, discard_checkpoint, venue, parts)
+            run_venue(cfg, secrets, discard_checkpoint, venue, parts, clock)
         }
     }
 }
@@ -444,8 +458,8 @@ struct Parts {
     health: Arc<Health>,
     server: std::net::TcpListener,
     security: ListenerSecurity,
-    clock: MonotonicClock,
-    feed: Feed,
+    /// Set once the clock it runs on is chosen.
+    feed: Option<Feed>,
     symbols: Vec<String>,
     /// The file the config came from (for the control API's reload).
     config_path: Option<std::path::PathBuf>,
@@ -503,18 +517,30 @@ fn fix_venue(cfg: &Config, secrets: &crate::secrets::Secrets, parts: &Parts) -> 
     .map_err(DaemonError::Input)
 }
 
-fn run_venue<V: Venue>(
+/// Whether the engine runs on the data's own time: a CSV replayed at speed 0 ("as fast as the
+/// machine goes") on the paper venue, stepped row by row as a backtest steps it, so the two give
+/// the same orders and fills at the same times.
+fn on_data_time(cfg: &Config) -> bool {
+    cfg.venue.kind == VenueKind::Paper
+        && matches!(cfg.feed.source, crate::config::FeedSource::Csv { speed, .. } if speed == 0.0)
+}
+
+fn run_venue<V: Venue, C: Clock>(
     cfg: &Config,
     secrets: &crate::secrets::Secrets,
     discard_checkpoint: CheckpointPolicy,
     venue: V,
     parts: Parts,
+    clock: C,
 ) -> Result<StopReason, DaemonError> {
-    let Parts { metrics, influx_target, health, server, security, clock, feed, symbols, config_path } = parts;
+    let Parts { metrics, influx_target, health, server, security, feed, symbols, config_path } = parts;
+    let feed = feed.expect("the feed is made with the clock");
+    let data_time = on_data_time(cfg);
     let engine_metrics = metrics.engine(venue.name(), &symbols);
     metrics.queue_capacity.set(cfg.queue_capacity as i64);
-    // Model signal ids start with the start time, so they never repeat across restarts.
-    let run_id = format!("M{}", timefmt::unix_nanos() / 1_000_000_000);
+    // Model signal ids start with the start time (the data's on a replay on its own time, as a
+    // backtest's do), so they never repeat across restarts.
+    let run_id = crate::engine::core::run_id_at(clock.unix_nanos());
     let mut core = TradingCore::new(cfg, venue, clock, engine_metrics.clone(), &run_id);
     let influx_writer = match influx_target {
         Some(target) => {
@@ -551,6 +577,9 @@ fn run_venue<V: Venue>(
     };
     let keys = restore_checkpoint(cfg, secrets, &mut core, discard_checkpoint)?;
     let mut reactor = Reactor::new(cfg, core, feed, engine_metrics).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    if data_time {
+        reactor.on_data_time();
+    }
     match keys {
         Some((k, next_generation)) => {
             let mut c = Checkpointer::start(

@@ -15,6 +15,13 @@ pub trait Clock {
 
     /// Wall time: nanoseconds since the Unix epoch.
     fn unix_nanos(&self) -> i128;
+
+    /// Moves a clock that history drives (a replay on the data's own time) to `t` and says
+    /// true; a real clock cannot be moved and says false.
+    fn follow(&self, t: Nanos) -> bool {
+        let _ = t;
+        false
+    }
 }
 
 /// The real clock: monotonic time since the engine started, and the system's wall time.
@@ -90,6 +97,11 @@ impl Clock for ManualClock {
 
     fn unix_nanos(&self) -> i128 {
         self.epoch_unix_ns.get() + i128::from(self.now.get())
+    }
+
+    fn follow(&self, t: Nanos) -> bool {
+        self.set(t);
+        true
     }
 }
 

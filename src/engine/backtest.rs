@@ -389,7 +389,7 @@ pub fn run(
     mut progress: impl FnMut(Progress),
 ) -> Result<Summary, FeedError> {
     let metrics = Metrics::new();
-    let mut replay = Replay::paper_between(cfg, &metrics, "BT", from, to)?;
+    let mut replay = Replay::paper_between(cfg, &metrics, from, to)?;
     let start_unix = replay.core().clock().unix_nanos();
     let start_balance = cfg.protection.starting_balance;
     let (mut peak, mut max_dd, mut max_ratio) = (start_balance, 0.0f64, 0.0f64);

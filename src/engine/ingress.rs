@@ -274,13 +274,14 @@ impl Ingress {
         registry: &Registry,
         core: &mut TradingCore<V, C>,
         metrics: &EngineMetrics,
+        clock: &impl Clock,
     ) {
         let idx = token.0 - self.first_token;
         let max_line = self.max_line;
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else { return };
         let reply_to = conn.reply_to(idx);
         loop {
-            let now = core.clock().now();
+            let now = clock.now();
             flush(conn, metrics, now, core.journal_durable());
             if conn.closing {
                 break;
@@ -292,7 +293,7 @@ impl Ingress {
             let more = read_lines(conn, max_line, reply_to, core, metrics);
             core.drain();
             if !more {
-                flush(conn, metrics, core.clock().now(), core.journal_durable());
+                flush(conn, metrics, clock.now(), core.journal_durable());
                 break;
             }
         }
@@ -301,7 +302,7 @@ impl Ingress {
             self.gated.push(idx);
         }
         if core.has_late_refusals() {
-            self.deliver_late(core, metrics);
+            self.deliver_late(core, metrics, clock.now());
         }
         if let Some(conn) = self.conns.get(idx).and_then(Option::as_ref) {
             if conn.closing && conn.out.is_empty() {
@@ -316,13 +317,13 @@ impl Ingress {
         registry: &Registry,
         core: &TradingCore<V, C>,
         metrics: &EngineMetrics,
+        now: Nanos,
     ) {
         let durable = core.journal_durable();
         if durable == self.released {
             return;
         }
         self.released = durable;
-        let now = core.clock().now();
         let mut i = 0;
         while i < self.gated.len() {
             let idx = self.gated[i];
@@ -347,8 +348,12 @@ impl Ingress {
     }
 
     /// Writes the refusals the core made after queuing to the connections that sent the signals.
-    pub fn deliver_late<V: Venue, C: Clock>(&mut self, core: &mut TradingCore<V, C>, metrics: &EngineMetrics) {
-        let now = core.clock().now();
+    pub fn deliver_late<V: Venue, C: Clock>(
+        &mut self,
+        core: &mut TradingCore<V, C>,
+        metrics: &EngineMetrics,
+        now: Nanos,
+    ) {
         let conns = &mut self.conns;
         let mut touched: [usize; 8] = [usize::MAX; 8];
         let mut n_touched = 0;

@@ -30,7 +30,8 @@ use crate::venue::feed::Feed;
 use super::core::TradingCore;
 
 use super::ingress::Ingress;
-use crate::domain::clock::Clock;
+use super::replay::Stepper;
+use crate::domain::clock::{Clock, MonotonicClock};
 use crate::domain::types::Nanos;
 
 const SIGTERM_TOKEN: Token = Token(0);
@@ -45,6 +46,10 @@ const MIN_VENUE_TOKENS: usize = 12;
 
 /// How often ingress clients are checked for a stall (`ingress.stall_timeout`).
 const INGRESS_SWEEP: Nanos = 250_000_000;
+
+/// Instants of history a replay on the data's time steps through in one turn (each its rows and
+/// the venue), before the sockets, timers and commands get their turn.
+pub const STEPS_PER_TURN: usize = 4096;
 
 /// The loop turns at least this often, so `/readyz` and timers stay fresh when nothing happens.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
@@ -224,6 +229,12 @@ pub struct Reactor<V, C> {
     ingress: Option<Ingress>,
     feed: Feed,
     core: TradingCore<V, C>,
+    /// Set when the engine runs on the data's own time (a CSV replayed at speed 0 on the paper
+    /// venue): each turn steps it through history, as a backtest does.
+    stepper: Option<Stepper>,
+    /// The loop's own time: timers, the stop's grace and the ingress connections' deadlines. The
+    /// engine's clock is the data's on a replay at speed 0; these stay on real time.
+    io: MonotonicClock,
     metrics: EngineMetrics,
     status_interval: Nanos,
     shutdown_grace: Nanos,
@@ -272,12 +283,22 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
             ingress,
             feed,
             core,
+            stepper: None,
+            io: MonotonicClock::new(),
             metrics,
             status_interval: cfg.engine.status_interval.as_nanos() as Nanos,
             shutdown_grace: cfg.engine.shutdown_grace.as_nanos() as Nanos,
             checkpointer: None,
             first_connection,
         })
+    }
+
+    /// Runs the engine on the data's own time: its clock (one that [`Clock::follow`]s, its feed a
+    /// replay at the data's pace) moves from one row or engine deadline to the next as fast as
+    /// the machine goes, [`STEPS_PER_TURN`] instants a turn, while sockets and timers keep real
+    /// time. The orders, fills and their times are then those of a backtest on the same data.
+    pub fn on_data_time(&mut self) {
+        self.stepper = Some(Stepper::default());
     }
 
     /// Writes checkpoints every interval from now on.
@@ -311,7 +332,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
     /// Runs until a stop signal or command, then until orders in flight settle or the grace ends.
     pub fn run(&mut self, health: &Health, notifier: &Notifier) -> io::Result<StopReason> {
         let mut events = Events::with_capacity(256);
-        let start = self.core.clock().now();
+        let start = self.io.now();
         if notifier.watchdog_interval().is_some() {
             self.timers.push(Reverse((start, Timer::Watchdog)));
         }
@@ -325,13 +346,25 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         let mut stopping: Option<(StopReason, Nanos)> = None;
         let mut venue_was_up = self.core.venue().is_up();
         loop {
-            let now = self.core.clock().now();
-            self.feed.begin_turn();
-            while let Some(mut tick) = self.feed.poll(now) {
-                tick.recv_ns = self.core.clock().now();
-                self.core.on_tick(&tick);
+            let now = self.io.now();
+            match self.stepper.as_mut() {
+                Some(stepper) => {
+                    for _ in 0..STEPS_PER_TURN {
+                        if !stepper.step(&mut self.core, &mut self.feed) {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    let engine_now = self.core.clock().now();
+                    self.feed.begin_turn();
+                    while let Some(mut tick) = self.feed.poll(engine_now) {
+                        tick.recv_ns = self.core.clock().now();
+                        self.core.on_tick(&tick);
+                    }
+                    self.core.poll_venue();
+                }
             }
-            self.core.poll_venue();
             // Ticks the venue read (MT5); their recv_ns is when the read returned.
             while let Some(tick) = self.core.venue_mut().next_tick() {
                 self.core.on_tick(&tick);
@@ -355,12 +388,12 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 }
             }
             if let Some(ing) = self.ingress.as_mut() {
-                ing.release(self.poll.registry(), &self.core, &self.metrics);
+                ing.release(self.poll.registry(), &self.core, &self.metrics, self.io.now());
             }
             self.release_replies();
             if self.core.has_late_refusals() {
                 match self.ingress.as_mut() {
-                    Some(ing) => ing.deliver_late(&mut self.core, &self.metrics),
+                    Some(ing) => ing.deliver_late(&mut self.core, &self.metrics, self.io.now()),
                     None => self.core.take_late_refusals(|_| {}),
                 }
             }
@@ -412,13 +445,17 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                     }
                     INGRESS_LISTENER => {
                         if let Some(ing) = self.ingress.as_mut() {
-                            ing.accept(self.poll.registry(), &self.metrics, self.core.clock().now());
+                            ing.accept(self.poll.registry(), &self.metrics, self.io.now());
                         }
                         None
                     }
                     token => {
                         if let Some(ing) = self.ingress.as_mut().filter(|i| i.owns(token)) {
-                            ing.on_event(token, self.poll.registry(), &mut self.core, &self.metrics);
+                            ing.on_event(token, self.poll.registry(), &mut self.core, &self.metrics, &self.io);
+                            // A signal taken may have given the engine a deadline.
+                            if let Some(s) = self.stepper.as_mut() {
+                                s.wake();
+                            }
                         }
                         None
                     }
@@ -426,7 +463,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
                 if let Some(reason) = reason {
                     match stopping {
                         None => {
-                            let deadline = self.core.clock().now() + self.shutdown_grace;
+                            let deadline = self.io.now() + self.shutdown_grace;
                             self.begin_stop(&reason, health, notifier);
                             stopping = Some((reason, deadline));
                         }
@@ -442,20 +479,24 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         }
     }
 
+    /// How long the poll may wait: until the next timer or the stop's deadline (real time), or
+    /// the feed's next tick or the engine's next deadline (engine time); not at all while a
+    /// replay on the data's time has history left to step through.
     fn timeout(&self, now: Nanos, stop_deadline: Option<Nanos>) -> Duration {
-        let next = [
-            self.timers.peek().map(|Reverse((at, _))| *at),
-            self.feed.next_due(),
-            self.core.next_deadline(),
-            stop_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        match next {
-            Some(at) => Duration::from_nanos(at.saturating_sub(now)).min(MAX_SLEEP),
-            None => MAX_SLEEP,
-        }
+        let io = [self.timers.peek().map(|Reverse((at, _))| *at), stop_deadline].into_iter().flatten().min();
+        let engine = match &self.stepper {
+            Some(stepper) => stepper.next_event(&self.core, &self.feed).map(|_| Duration::ZERO),
+            None => {
+                let engine_now = self.core.clock().now();
+                [self.feed.next_due(), self.core.next_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|at| Duration::from_nanos(at.saturating_sub(engine_now)))
+            }
+        };
+        let io = io.map(|at| Duration::from_nanos(at.saturating_sub(now)));
+        [io, engine].into_iter().flatten().min().map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP))
     }
 
     fn on_timer(&mut self, timer: Timer, now: Nanos, notifier: &Notifier) {
@@ -549,7 +590,7 @@ impl<V: Venue, C: Clock> Reactor<V, C> {
         }
         if let Some(ing) = self.ingress.as_mut() {
             let durable = self.core.journal_durable();
-            ing.close_all(self.poll.registry(), &self.metrics, self.core.clock().now(), durable);
+            ing.close_all(self.poll.registry(), &self.metrics, self.io.now(), durable);
         }
         let why = match reason {
             StopReason::Signal(s) => format!("received {s}"),

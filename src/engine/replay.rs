@@ -7,7 +7,7 @@
 //! so trading days, breakers and id ages see the data's own dates. Same file, same config: the
 //! same orders, fills and trips, whatever the machine or the hour.
 
-use crate::config::{Config, FeedSource};
+use crate::config::{Config, FeedConfig, FeedSource};
 use crate::domain::clock::{Clock, ManualClock};
 use crate::domain::types::{Nanos, Signal};
 use crate::domain::venue::Venue;
@@ -21,73 +21,124 @@ use super::core::TradingCore;
 /// the replay moves on to the next row (a guard: no venue keeps a deadline it has passed).
 const MAX_STEPS_AT_ONE_INSTANT: u32 = 64;
 
-/// A [`TradingCore`] and the feed that replays history into it.
-#[derive(Debug)]
-pub struct Replay<V: Venue = PaperVenue> {
-    core: TradingCore<V, ManualClock>,
-    feed: Feed,
+/// Moves an engine through history one instant at a time: the clock goes to whichever comes
+/// first, the feed's next row or the engine's next deadline, and what is due then is handled.
+/// [`Replay`] steps with it to the end; the daemon's reactor steps with it between its socket
+/// events when it replays a CSV at speed 0, so both make the same decisions at the same instants.
+#[derive(Debug, Default)]
+pub struct Stepper {
     ticks: u64,
     stuck: u32,
 }
 
-impl Replay<PaperVenue> {
-    /// The paper venue `cfg` describes, fed by `cfg.feed`. A CSV file replays at its own pace in
-    /// manual time whatever its `speed` (a manual clock makes any speed instant); the synthetic
-    /// feed runs from [`crate::domain::clock::MANUAL_EPOCH_UNIX_NS`].
-    pub fn paper(cfg: &Config, metrics: &Metrics, run_id: &str) -> Result<Self, FeedError> {
-        Self::paper_between(cfg, metrics, run_id, None, None)
-    }
-
-    /// [`Replay::paper`] on the rows from `from` (inclusive) to `to` (exclusive), Unix ns.
-    pub fn paper_between(
-        cfg: &Config,
-        metrics: &Metrics,
-        run_id: &str,
-        from: Option<i128>,
-        to: Option<i128>,
-    ) -> Result<Self, FeedError> {
-        let mut feed_cfg = cfg.feed.clone();
-        if let FeedSource::Csv { speed, .. } = &mut feed_cfg.source {
-            *speed = 1.0;
-        }
-        let feed = Feed::streaming(&feed_cfg, 0, Window { from, to })?;
-        let clock = ManualClock::default();
-        if let Some(start) = feed.start_unix_ns() {
-            clock.set_epoch(start);
-        }
-        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
-        let core = TradingCore::new(cfg, PaperVenue::for_config(cfg), clock, metrics.engine("paper", &names), run_id);
-        Ok(Replay { core, feed, ticks: 0, stuck: 0 })
-    }
-}
-
-impl<V: Venue> Replay<V> {
+impl Stepper {
     /// When the next thing happens: the next row, or something the engine waits for; `None` when
     /// the data has ended and nothing is pending.
-    pub fn next_event(&self) -> Option<Nanos> {
-        let engine = if self.stuck >= MAX_STEPS_AT_ONE_INSTANT { None } else { self.core.next_deadline() };
-        match (self.feed.next_due(), engine) {
+    pub fn next_event<V: Venue, C: Clock>(&self, core: &TradingCore<V, C>, feed: &Feed) -> Option<Nanos> {
+        let engine = if self.stuck >= MAX_STEPS_AT_ONE_INSTANT { None } else { core.next_deadline() };
+        match (feed.next_due(), engine) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// Moves the clock to the next event and handles what is due then: the rows, then the venue.
-    /// Returns false, doing nothing, when there is nothing left to happen.
-    pub fn step(&mut self) -> bool {
-        let Some(at) = self.next_event() else { return false };
-        let before = self.core.clock().now();
+    /// Moves `core`'s clock (one that [`Clock::follow`]s) to the next event and handles what is
+    /// due then: the rows, then the venue. Returns false, doing nothing, when nothing is left.
+    pub fn step<V: Venue, C: Clock>(&mut self, core: &mut TradingCore<V, C>, feed: &mut Feed) -> bool {
+        let Some(at) = self.next_event(core, feed) else { return false };
+        let before = core.clock().now();
         let now = at.max(before);
-        self.core.clock().set(now);
+        core.clock().follow(now);
         let ticks = self.ticks;
-        self.feed.begin_turn();
-        while let Some(tick) = self.feed.poll(now) {
-            self.core.on_tick(&tick);
+        feed.begin_turn();
+        while let Some(tick) = feed.poll(now) {
+            core.on_tick(&tick);
             self.ticks += 1;
         }
-        self.core.poll_venue();
+        core.poll_venue();
         self.stuck = if now == before && self.ticks == ticks { self.stuck + 1 } else { 0 };
         true
+    }
+
+    /// Something from outside (a signal on the ingress, an operator's command) may have given
+    /// the engine a deadline: look at it again even at an instant given up on.
+    pub fn wake(&mut self) {
+        self.stuck = 0;
+    }
+
+    /// Ticks replayed so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+}
+
+/// A [`TradingCore`] and the feed that replays history into it.
+#[derive(Debug)]
+pub struct Replay<V: Venue = PaperVenue> {
+    core: TradingCore<V, ManualClock>,
+    feed: Feed,
+    stepper: Stepper,
+}
+
+impl Replay<PaperVenue> {
+    /// The paper venue `cfg` describes, fed by `cfg.feed`, its model's signals named `run_id`-n.
+    /// A CSV file replays at its own pace in manual time whatever its `speed` (a manual clock
+    /// makes any speed instant); the synthetic feed runs from
+    /// [`crate::domain::clock::MANUAL_EPOCH_UNIX_NS`].
+    pub fn paper(cfg: &Config, metrics: &Metrics, run_id: &str) -> Result<Self, FeedError> {
+        Self::build(cfg, metrics, Some(run_id), Window::default())
+    }
+
+    /// [`Replay::paper`] on the rows from `from` (inclusive) to `to` (exclusive), Unix ns, with
+    /// the run id the daemon would take at the data's first row ([`super::core::run_id_at`]).
+    pub fn paper_between(
+        cfg: &Config,
+        metrics: &Metrics,
+        from: Option<i128>,
+        to: Option<i128>,
+    ) -> Result<Self, FeedError> {
+        Self::build(cfg, metrics, None, Window { from, to })
+    }
+
+    fn build(cfg: &Config, metrics: &Metrics, run_id: Option<&str>, window: Window) -> Result<Self, FeedError> {
+        let feed = Feed::streaming(&at_data_pace(&cfg.feed), 0, window)?;
+        let clock = clock_for(&feed);
+        let run_id = run_id.map_or_else(|| super::core::run_id_at(clock.unix_nanos()), str::to_owned);
+        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let core = TradingCore::new(cfg, PaperVenue::for_config(cfg), clock, metrics.engine("paper", &names), &run_id);
+        Ok(Replay { core, feed, stepper: Stepper::default() })
+    }
+}
+
+/// `cfg` with a CSV replayed at the data's own pace (speed 1), for a clock the data moves: rows
+/// come due at their offsets from the first row, in manual nanoseconds from 0.
+pub fn at_data_pace(cfg: &FeedConfig) -> FeedConfig {
+    let mut cfg = cfg.clone();
+    if let FeedSource::Csv { speed, .. } = &mut cfg.source {
+        *speed = 1.0;
+    }
+    cfg
+}
+
+/// A manual clock at 0 whose wall time is `feed`'s first row (the manual epoch for a feed
+/// without rows of its own).
+pub fn clock_for(feed: &Feed) -> ManualClock {
+    let clock = ManualClock::default();
+    if let Some(start) = feed.start_unix_ns() {
+        clock.set_epoch(start);
+    }
+    clock
+}
+
+impl<V: Venue> Replay<V> {
+    /// When the next thing happens ([`Stepper::next_event`]).
+    pub fn next_event(&self) -> Option<Nanos> {
+        self.stepper.next_event(&self.core, &self.feed)
+    }
+
+    /// Moves the clock to the next event and handles what is due then ([`Stepper::step`]).
+    pub fn step(&mut self) -> bool {
+        self.stepper.step(&mut self.core, &mut self.feed)
     }
 
     /// Runs until the clock would pass `t` (manual nanoseconds from the first row), then sets it
@@ -117,7 +168,7 @@ impl<V: Venue> Replay<V> {
 
     /// Ticks replayed so far.
     pub fn ticks(&self) -> u64 {
-        self.ticks
+        self.stepper.ticks()
     }
 
     /// The replay's bad rows left out (`feed.csv.skip_bad_rows`).

@@ -160,6 +160,14 @@ const EXIT_REFUSALS_TO_HALT: u32 = 3;
 /// A quantity this close to a whole number of steps counts as one (float noise).
 const STEP_TOLERANCE: f64 = 1e-6;
 
+/// The run id of an engine whose clock reads `start_unix_ns` when it starts: `M` and the Unix
+/// second. Model signal ids start with it (`<run_id>-<n>`), so a daemon never repeats an id across
+/// restarts, and a replay of history on the data's own time (a backtest, or `mt5bot run` on a CSV
+/// at speed 0) names its orders the same whichever of the two ran it.
+pub fn run_id_at(start_unix_ns: i128) -> String {
+    format!("M{}", start_unix_ns.div_euclid(1_000_000_000))
+}
+
 impl<V: Venue, C: Clock> TradingCore<V, C> {
     /// `run_id` prefixes the model's signal ids (`<run_id>-<n>`) so they are unique across restarts.
     pub fn new(cfg: &Config, venue: V, clock: C, metrics: EngineMetrics, run_id: &str) -> Self {
