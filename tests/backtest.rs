@@ -65,7 +65,7 @@ fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input(
     );
     let json = std::fs::read(dir.join("out/report.json")).expect("report.json");
     let r: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
-    assert_eq!(r["schema"], 2);
+    assert_eq!(r["schema"], 3);
     let s = &r["summary"];
     assert_eq!(s["ticks"], 3000);
     assert!(s["fills"].as_u64().is_some_and(|f| f >= 2), "the model traded: {s}");

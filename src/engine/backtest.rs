@@ -20,6 +20,42 @@ const MAX_CURVE_POINTS: usize = 2048;
 /// Round trips listed in the summary, at most (the statistics count every one).
 pub const MAX_LISTED_TRADES: usize = 10_000;
 
+/// Fills listed in the summary, at most (the summary's `fills` counts every one).
+pub const MAX_LISTED_DEALS: usize = 10_000;
+
+/// One fill, as the daemon writes it to InfluxDB's `mt5bot_trades` (MT5 calls it a deal).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deal {
+    /// RFC 3339, UTC, microseconds.
+    pub time: String,
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub side: &'static str,
+    /// The signal's id (the model's are `M<first row's Unix seconds>-<n>`, as the daemon's).
+    pub client_id: String,
+    /// The venue's execution id.
+    pub exec_id: u64,
+    pub qty: f64,
+    pub price: f64,
+    /// The position's realized PnL after this fill, in quote currency.
+    pub realized_pnl: f64,
+}
+
+impl Deal {
+    fn of(r: &TradeRecord, names: &[String]) -> Self {
+        Deal {
+            time: crate::support::timefmt::rfc3339_micros(r.unix_ns),
+            symbol: names.get(r.symbol as usize).cloned().unwrap_or_default(),
+            side: r.side.as_str(),
+            client_id: r.client_id.as_str().to_owned(),
+            exec_id: r.exec_id,
+            qty: r.qty,
+            price: r.price,
+            realized_pnl: r.realized_pnl,
+        }
+    }
+}
+
 /// One round trip: a position from flat (or a flip) back to flat (or the next flip).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trade {
@@ -231,6 +267,8 @@ pub struct Summary {
     /// The round trips closed, in figures, and listed (the first [`MAX_LISTED_TRADES`]).
     pub trade_stats: TradeStats,
     pub trades: Vec<Trade>,
+    /// The first [`MAX_LISTED_DEALS`] fills, in the order they were booked.
+    pub deals: Vec<Deal>,
     /// Equity over time: (Unix milliseconds, equity), one point a minute of data at most.
     pub equity_curve: Vec<(i64, f64)>,
 }
@@ -398,6 +436,7 @@ pub fn run(
     let mut steps: u64 = 0;
     let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
     let mut trips = RoundTrips::new(names.len());
+    let mut deals: Vec<Deal> = Vec::new();
     // A step books a few fills at most; the channel is drained after each.
     let (fills_in, fills) = std::sync::mpsc::sync_channel::<TradeRecord>(4096);
     replay.core_mut().set_trade_sink(fills_in);
@@ -410,6 +449,9 @@ pub fn run(
         while let Ok(fill) = fills.try_recv() {
             let money = replay.core().realized_money(fill.symbol);
             trips.on_fill(&fill, money, &names);
+            if deals.len() < MAX_LISTED_DEALS {
+                deals.push(Deal::of(&fill, &names));
+            }
         }
         let equity = replay.core().equity();
         if equity > peak {
@@ -479,6 +521,7 @@ pub fn run(
             .collect(),
         trade_stats: trips.stats.finish(),
         trades: trips.listed,
+        deals,
         equity_curve: curve,
     })
 }

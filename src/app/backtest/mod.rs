@@ -1,7 +1,7 @@
 //! `mt5bot backtest`: a configuration on history. The config file is checked as `run` checks it,
 //! `--set` overrides are applied to it, its venue becomes paper and its feed the replay file,
 //! then [`crate::engine::backtest::run`] drives the engine; the summary is printed and, with
-//! `--report`, written as `report.json`, `trades.csv`, the plots as SVG files and a
+//! `--report`, written as `report.json`, `trades.csv`, `deals.csv`, the plots as SVG files and a
 //! self-contained `report.html` (the `report` module).
 
 use std::io::{IsTerminal, Write};
@@ -39,8 +39,9 @@ pub struct Options {
     pub skip_bad_rows: bool,
 }
 
-/// The version of `report.json`'s layout (2: `data` is the list of replay files).
-const SCHEMA: u32 = 2;
+/// The version of `report.json`'s layout (2: `data` is the list of replay files; 3: the summary
+/// lists the fills as `deals`).
+const SCHEMA: u32 = 3;
 
 #[derive(Serialize)]
 pub(crate) struct Report<'a> {
@@ -299,6 +300,7 @@ fn write_report(dir: &Path, opts: &Options, s: &Summary) -> Result<(), Error> {
     };
     write("report.json", &json)?;
     write("trades.csv", report::trades_csv(s).as_bytes())?;
+    write("deals.csv", report::deals_csv(s).as_bytes())?;
     for (name, svg) in report::plots(s) {
         write(name, svg.as_bytes())?;
     }

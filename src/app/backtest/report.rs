@@ -188,6 +188,19 @@ pub(super) fn trades_csv(s: &Summary) -> String {
     out
 }
 
+/// The fills as CSV, a header and a row each: what the daemon writes to InfluxDB's
+/// `mt5bot_trades`, to compare a backtest with a live run.
+pub(super) fn deals_csv(s: &Summary) -> String {
+    let mut out = String::from("time,symbol,side,client_id,exec_id,qty,price,realized_pnl\n");
+    for d in &s.deals {
+        out += &format!(
+            "{},{},{},{},{},{},{},{}\n",
+            d.time, d.symbol, d.side, d.client_id, d.exec_id, d.qty, d.price, d.realized_pnl
+        );
+    }
+    out
+}
+
 fn ratio(v: Option<f64>) -> String {
     v.map_or("- (under two days)".to_owned(), |v| format!("{v:.2}"))
 }
