@@ -124,16 +124,7 @@ fn every_trade_reaches_victoria_metrics_with_its_values() {
 #[test]
 fn every_trade_reaches_influxdb_1x() {
     let dir = TempDir::new("ingest-influx1");
-    let http = format!("127.0.0.1:{}", free_port());
-    let conf = format!(
-        "reporting-disabled = true\nbind-address = \"127.0.0.1:{}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[http]\n  bind-address = \"{http}\"\n  log-enabled = false\n[retention]\n  enabled = false\n[monitor]\n  store-enabled = false\n",
-        free_port(),
-        d = dir.join("influx").display()
-    );
-    let conf_path = dir.write("influxdb.conf", &conf);
-    let influx = Peer::start_at(&dir, "influxd", &["-config".into(), conf_path.display().to_string()], "/ping", &http);
-    let created = http_post(&influx.addr, "/query?q=CREATE%20DATABASE%20mt5bot", b"");
-    assert_eq!(created, 200);
+    let influx = influxdb_1x(&dir, "mt5bot");
 
     let (cfg, addr) = influx_config(&dir, "  api: v1\n  database: mt5bot\n");
     let mut bot = start_bot(&dir, &cfg, &addr, &[("INFLUXDB_URL", format!("http://{}", influx.addr))]);
@@ -272,15 +263,7 @@ fn nasty_names_and_values_survive_the_trip_to_both_servers() {
     use mt5bot::telemetry::line_protocol::{write_point, Field};
     let dir = TempDir::new("ingest-escape");
     let vm = victoria(&dir, None);
-    let http = format!("127.0.0.1:{}", free_port());
-    let conf = format!(
-        "reporting-disabled = true\nbind-address = \"127.0.0.1:{}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[http]\n  bind-address = \"{http}\"\n  log-enabled = false\n[monitor]\n  store-enabled = false\n",
-        free_port(),
-        d = dir.join("influx").display()
-    );
-    let conf_path = dir.write("influxdb.conf", &conf);
-    let influx = Peer::start_at(&dir, "influxd", &["-config".into(), conf_path.display().to_string()], "/ping", &http);
-    assert_eq!(http_post(&influx.addr, "/query?q=CREATE%20DATABASE%20t", b""), 200);
+    let influx = influxdb_1x(&dir, "t");
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as i128;
     let mut body = String::new();

@@ -437,6 +437,24 @@ pub fn assert_lines_eq(expected: &str, actual: &str) {
     panic!("texts differ (- expected, + actual):\n{diff}");
 }
 
+/// A real InfluxDB 1.x (`influxd` from Debian) on loopback with its data under `dir`, and
+/// `database` created in it.
+pub fn influxdb_1x(dir: &TempDir, database: &str) -> Peer {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let conf = format!(
+        "reporting-disabled = true\nbind-address = \"127.0.0.1:{}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[http]\n  bind-address = \"{listen}\"\n  log-enabled = false\n[retention]\n  enabled = false\n[monitor]\n  store-enabled = false\n",
+        free_port(),
+        d = dir.join("influx").display()
+    );
+    let conf_path = dir.write("influxdb.conf", &conf);
+    let influx = Peer::start_at(dir, "influxd", &["-config".into(), conf_path.display().to_string()], "/ping", &listen);
+    let created =
+        http("POST", &influx.addr, &format!("/query?q={}", urlencode(&format!("CREATE DATABASE {database}"))), b"")
+            .expect("CREATE DATABASE");
+    assert_eq!(created.status, 200, "CREATE DATABASE {database}: {}", created.body);
+    influx
+}
+
 /// A program from the test dependencies started on a free loopback port, stopped when dropped.
 pub struct Peer {
     child: Child,
