@@ -18,6 +18,7 @@ impl Application for Quiet {
     fn on_session_reject(&mut self, _ref_seq: u64, _text: &str, _now: u64) {}
     fn on_peer_missed(&mut self, _begin: u64, _end: u64, _now: u64) {}
     fn on_in_sync(&mut self, _now: u64) {}
+    fn on_reset(&mut self, _now: u64) {}
 }
 
 pub fn peer_message(msg_type: &[u8], seq: u64, fields: &[(u32, &[u8])]) -> Vec<u8> {

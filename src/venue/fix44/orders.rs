@@ -374,4 +374,8 @@ impl Application for Book {
     fn on_in_sync(&mut self, _now: Nanos) {
         self.reconcile_due = true;
     }
+
+    fn on_reset(&mut self, _now: Nanos) {
+        self.forget_sequence_numbers();
+    }
 }

@@ -82,6 +82,9 @@ pub trait Application {
     fn on_peer_missed(&mut self, begin: u64, end: u64, now: Nanos);
     /// No gap outstanding in what we received: the books are as current as the venue's.
     fn on_in_sync(&mut self, now: Nanos);
+    /// The counterparty started both sides' numbering again at 1 (a Logon with ResetSeqNumFlag
+    /// we did not ask for): the numbers our earlier messages went out with mean nothing now.
+    fn on_reset(&mut self, now: Nanos);
 }
 
 /// Things the session counts (exported by the venue).
@@ -120,6 +123,8 @@ pub struct Session {
     sync_pending: Option<(u64, Nanos)>,
     /// A Logout was sent or received on this connection.
     logged_out: bool,
+    /// This connection's Logon asked for a reset (141=Y).
+    sent_reset: bool,
     builder: Builder,
     fields: Fields,
     pub counters: Counters,
@@ -144,6 +149,7 @@ impl Session {
             logon_seq: 0,
             sync_pending: None,
             logged_out: false,
+            sent_reset: false,
             builder: Builder::new(),
             fields: Fields::new(),
             counters: Counters::default(),
@@ -201,6 +207,7 @@ impl Session {
         }
         let hb = self.cfg.heartbeat_secs;
         let reset = self.cfg.reset_on_logon;
+        self.sent_reset = reset;
         let user = self.cfg.username.clone();
         let pass = self.cfg.password.clone();
         self.send(b"A", now, out, |b| {
@@ -470,6 +477,12 @@ impl Session {
         // Messages handled whatever their sequence number.
         match t {
             b"A" if matches!(self.state, State::LogonSent { .. }) => return self.on_logon(m, seq, now, out, app),
+            b"A" if self.state == State::Active && m.flag(tag::RESET_SEQ_NUM_FLAG) => {
+                // FIX 4.4 lets either side reset a running session with a new Logon, 141=Y.
+                self.on_peer_reset(seq, now, out, app);
+                self.send_sync(now, out);
+                return Ok(());
+            }
             b"4" if !m.flag(tag::GAP_FILL_FLAG) => {
                 // SequenceReset-Reset: the counterparty's numbering starts again at NewSeqNo.
                 match m.get_u64(tag::NEW_SEQ_NO) {
@@ -624,7 +637,12 @@ impl Session {
         app: &mut dyn Application,
     ) -> Result<(), Disconnect> {
         if m.flag(tag::RESET_SEQ_NUM_FLAG) {
-            self.seqs.next_in = seq;
+            if self.sent_reset {
+                self.seqs.next_in = seq;
+            } else {
+                self.on_peer_reset(seq, now, out, app);
+                self.seqs.next_in = seq;
+            }
         }
         if seq < self.seqs.next_in {
             let text = format!("MsgSeqNum too low, expecting {} but received {seq}", self.seqs.next_in);
@@ -649,6 +667,29 @@ impl Session {
         }
         self.send_sync(now, out);
         Ok(())
+    }
+
+    /// The counterparty reset both sides to 1 without being asked (its Logon, answer or in
+    /// session, carries 141=Y): as QuickFIX does, our numbering starts again at 1 with a Logon
+    /// that says so, its Logon (`seq`, normally 1) is the first of its new numbering, and the
+    /// application forgets which number each order went out with.
+    fn on_peer_reset(&mut self, seq: u64, now: Nanos, out: &mut Vec<u8>, app: &mut dyn Application) {
+        log::warn!(
+            "FIX: {} reset both sides' sequence numbers (Logon with ResetSeqNumFlag=Y, MsgSeqNum {seq}); \
+             numbering starts again at 1 and orders in flight are asked about",
+            self.cfg.target
+        );
+        self.seqs = SeqNums { next_out: 1, next_in: seq + 1 };
+        self.test_pending = None;
+        self.resend_until = None;
+        self.sync_pending = None;
+        let hb = self.cfg.heartbeat_secs;
+        self.send(b"A", now, out, |b| {
+            b.field(tag::ENCRYPT_METHOD, b"0").field_u64(tag::HEART_BT_INT, hb).field(tag::RESET_SEQ_NUM_FLAG, b"Y");
+        });
+        self.sent_reset = true;
+        self.logon_seq = self.seqs.next_out - 1;
+        app.on_reset(now);
     }
 
     /// Sends the TestRequest whose Heartbeat says the counterparty is in sync with us; its id is
@@ -782,6 +823,7 @@ mod tests {
         rejects: Vec<u64>,
         missed: Vec<(u64, u64)>,
         in_sync: usize,
+        resets: usize,
         refuse_with: Option<RejectReason>,
     }
 
@@ -801,6 +843,9 @@ mod tests {
         }
         fn on_in_sync(&mut self, _now: Nanos) {
             self.in_sync += 1;
+        }
+        fn on_reset(&mut self, _now: Nanos) {
+            self.resets += 1;
         }
     }
 
@@ -897,6 +942,61 @@ mod tests {
         let m = sent(&mut out);
         assert_eq!(field(&m[0], tag::MSG_SEQ_NUM), Some("1"));
         assert_eq!(field(&m[0], tag::RESET_SEQ_NUM_FLAG), Some("Y"));
+    }
+
+    #[test]
+    fn a_reset_the_counterparty_makes_in_session_starts_both_sides_again_at_1() {
+        let (mut s, mut app, mut out) = logged_on(SeqNums { next_out: 40, next_in: 17 });
+        // The venue resets a running session: a Logon, 141=Y, MsgSeqNum 1.
+        let reset = peer(b"A", 1, &[(98, b"0"), (108, b"10"), (tag::RESET_SEQ_NUM_FLAG, b"Y")], false);
+        feed(&mut s, &reset, SEC, &mut out, &mut app).expect("in-session reset");
+        let m = sent(&mut out);
+        assert_eq!(m.len(), 2, "a Logon that confirms the reset, then the sync TestRequest: {m:?}");
+        assert_eq!((m[0].0.as_str(), field(&m[0], tag::MSG_SEQ_NUM)), ("A", Some("1")));
+        assert_eq!(field(&m[0], tag::RESET_SEQ_NUM_FLAG), Some("Y"));
+        assert_eq!((m[1].0.as_str(), field(&m[1], tag::MSG_SEQ_NUM)), ("1", Some("2")));
+        assert_eq!(s.seqs(), SeqNums { next_out: 3, next_in: 2 });
+        assert_eq!(app.resets, 1, "the application forgets the old numbers");
+        assert!(!s.is_in_sync(), "no order goes out before the counterparty answers the sync request");
+        assert!(app.rejects.is_empty() && s.counters.rejects_sent == 0, "no Reject of the second Logon");
+        // Its next messages continue from 2; a report is in sequence, not a gap.
+        let id = field(&m[1], tag::TEST_REQ_ID).expect("id").to_owned();
+        feed(&mut s, &peer(b"0", 2, &[(112, id.as_bytes())], false), SEC, &mut out, &mut app).expect("hb");
+        feed(&mut s, &peer(b"8", 3, &[], false), SEC, &mut out, &mut app).expect("report");
+        assert!(s.is_in_sync());
+        assert_eq!(app.messages.last(), Some(&(b"8".to_vec(), 3)));
+        assert!(sent(&mut out).is_empty(), "no ResendRequest: the numbering is the new one");
+        // A second Logon without 141=Y is still refused.
+        feed(&mut s, &peer(b"A", 4, &[(98, b"0"), (108, b"10")], false), SEC, &mut out, &mut app).expect("reject");
+        assert_eq!(sent(&mut out)[0].0, "3");
+    }
+
+    #[test]
+    fn a_logon_answer_with_a_reset_we_did_not_ask_for_resets_our_numbers_too() {
+        let mut s = Session::new(cfg(), SeqNums { next_out: 50, next_in: 30 });
+        let (mut app, mut out) = (Recorder::default(), Vec::new());
+        s.connected(0, 0, &mut out);
+        assert_eq!(field(&sent(&mut out)[0], tag::MSG_SEQ_NUM), Some("50"));
+        let answer = peer(b"A", 1, &[(98, b"0"), (108, b"10"), (tag::RESET_SEQ_NUM_FLAG, b"Y")], false);
+        feed(&mut s, &answer, 0, &mut out, &mut app).expect("logon answer");
+        let m = sent(&mut out);
+        assert_eq!(m[0].0, "A", "our numbering starts again with a Logon that says so: {m:?}");
+        assert_eq!((field(&m[0], tag::MSG_SEQ_NUM), field(&m[0], tag::RESET_SEQ_NUM_FLAG)), (Some("1"), Some("Y")));
+        assert_eq!(m.last().map(|m| m.0.as_str()), Some("1"), "then the sync TestRequest");
+        assert_eq!(s.seqs(), SeqNums { next_out: 3, next_in: 2 });
+        assert_eq!((app.resets, app.logons), (1, 1));
+        // When we asked for the reset ourselves, its answer changes nothing more.
+        let mut reset = cfg();
+        reset.reset_on_logon = true;
+        let mut s = Session::new(reset, SeqNums { next_out: 50, next_in: 30 });
+        let mut app = Recorder::default();
+        s.connected(0, 0, &mut out);
+        sent(&mut out);
+        feed(&mut s, &answer, 0, &mut out, &mut app).expect("logon answer");
+        let m = sent(&mut out);
+        assert_eq!(m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["1"], "only the sync TestRequest");
+        assert_eq!(s.seqs(), SeqNums { next_out: 3, next_in: 2 });
+        assert_eq!(app.resets, 0);
     }
 
     #[test]
