@@ -518,7 +518,15 @@ impl Session {
                 self.request_resend(seq, now, out);
                 return Ok(());
             }
-            b"5" if seq > self.seqs.next_in => return self.on_logout(m, now, out),
+            // A Logout is taken whatever its number, as QuickFIX takes it: an answer to our Logon
+            // from a gateway outside its session (its numbers reset) says why in its Text, and
+            // "MsgSeqNum too low" would send the operator the wrong way.
+            b"5" if seq != self.seqs.next_in || matches!(self.state, State::LogonSent { .. }) => {
+                if seq == self.seqs.next_in {
+                    self.seqs.next_in = seq + 1;
+                }
+                return self.on_logout(m, now, out);
+            }
             _ => {}
         }
 
@@ -707,13 +715,17 @@ impl Session {
     fn on_logout(&mut self, m: &Message<'_>, now: Nanos, out: &mut Vec<u8>) -> Result<(), Disconnect> {
         let text = m.get_str(tag::TEXT).unwrap_or("").to_owned();
         self.logged_out = true;
+        let what = match self.state {
+            State::LogonSent { .. } => "refused the Logon (outside its session, or it does not know us)",
+            _ => "logged out",
+        };
         if !matches!(self.state, State::LogoutSent { .. }) {
             self.send(b"5", now, out, |_| {});
         }
         Err(Disconnect(if text.is_empty() {
-            format!("{} logged out", self.cfg.target)
+            format!("{} {what}", self.cfg.target)
         } else {
-            format!("{} logged out: {text}", self.cfg.target)
+            format!("{} {what}: {text}", self.cfg.target)
         }))
     }
 
@@ -997,6 +1009,33 @@ mod tests {
         assert_eq!(m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["1"], "only the sync TestRequest");
         assert_eq!(s.seqs(), SeqNums { next_out: 3, next_in: 2 });
         assert_eq!(app.resets, 0);
+    }
+
+    #[test]
+    fn a_logout_answering_our_logon_is_a_refusal_whatever_its_number() {
+        // A gateway outside its session answers with a Logout numbered from its reset store.
+        let mut s = Session::new(cfg(), SeqNums { next_out: 84, next_in: 75 });
+        let (mut app, mut out) = (Recorder::default(), Vec::new());
+        s.connected(0, 0, &mut out);
+        sent(&mut out);
+        let err = feed(&mut s, &peer(b"5", 1, &[], false), 0, &mut out, &mut app).expect_err("refused");
+        assert_eq!(err.0, "VENUE refused the Logon (outside its session, or it does not know us)");
+        assert!(!err.0.contains("too low"), "{err:?}");
+        assert_eq!(s.seqs().next_in, 75, "its numbers are not ours to follow");
+        let mut s = Session::new(cfg(), SeqNums { next_out: 84, next_in: 75 });
+        s.connected(0, 0, &mut out);
+        sent(&mut out);
+        let logout = peer(b"5", 75, &[(tag::TEXT, b"MsgSeqNum too low, expecting 90 but received 84")], false);
+        let err = feed(&mut s, &logout, 0, &mut out, &mut app).expect_err("refused");
+        assert!(
+            err.0.ends_with(": MsgSeqNum too low, expecting 90 but received 84"),
+            "its reason is passed on: {err:?}"
+        );
+        assert_eq!(s.seqs().next_in, 76);
+        // In a running session a Logout below the expected number ends it too, as a logout.
+        let (mut s, mut app, mut out) = logged_on(SeqNums { next_out: 10, next_in: 20 });
+        let err = feed(&mut s, &peer(b"5", 3, &[], false), SEC, &mut out, &mut app).expect_err("logout");
+        assert_eq!(err.0, "VENUE logged out");
     }
 
     #[test]
