@@ -714,6 +714,86 @@ fn a_scheduled_session_ends_resets_and_the_next_one_takes_the_orders_queued_betw
     assert!(second.wait_exit(Duration::from_secs(10)).success());
 }
 
+/// Orders sent steadily across a session's end, 20 ms apart from 1.5 s before it to 1.5 s after,
+/// with the two sides' ends `skew` apart (mt5bot's later: a broker whose clock or schedule runs
+/// ahead). Some reach the executor in the first session; one usually meets the end in flight
+/// (the executor notices its EndTime when the next message arrives, and drops that message), and
+/// with a skew mt5bot is refused when it logs on again; the rest wait in the queue. After both
+/// sides restart into the next session (both reset to 1), every order has reached the executor
+/// exactly once, or, dropped by it and beyond asking (it answers no OrderStatusRequest), is
+/// reported as of unknown outcome and counted; nothing is sent twice or left in flight.
+fn orders_across_a_session_end(skew: i64) {
+    let dir = TempDir::new("fix-session-edge");
+    let secs_now = (mt5bot::support::timefmt::unix_nanos() / 1_000_000_000) as i64;
+    let (start1, end1) = (utc_in(-60), utc_in(7));
+    let end_at = std::time::UNIX_EPOCH + Duration::from_secs((secs_now + 7) as u64);
+    let mut exec = Executor::start_scheduled(&dir, &start1, &end1);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    let schedule = |a: &str, b: &str| format!("    schedule:\n      start_time: '{a}'\n      end_time: '{b}'\n");
+    let (cfg, addr) = bot_config_with(&dir, &exec, &ingress, &schedule(&start1, &utc_in(7 + skew)));
+    let env = [("CHECKPOINT_AES_KEY", key())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let mut first = start_connected(&dir, &cfg, &addr, &env);
+    let until = |t: std::time::SystemTime| t.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    std::thread::sleep(until(end_at - Duration::from_millis(1500)));
+    const N: usize = 150;
+    assert_eq!(send_orders(&ingress, "edge", 0..N, Duration::from_millis(20)).0, N);
+    std::thread::sleep(until(end_at + Duration::from_secs(skew as u64)));
+    wait_metric(&first, "broker_connected{venue=\"fix44\"}", 0.0, Duration::from_secs(10));
+    let taken_in_first = ledger(&exec).orders.len();
+    first.signal("TERM");
+    assert!(first.wait_exit(Duration::from_secs(10)).success(), "{}", first.stderr());
+    let first_log = first.log_file();
+    drop(first);
+
+    let (start2, end2) = (utc_in(3), utc_in(60));
+    exec.kill();
+    exec.reschedule(&start2, &end2);
+    exec.spawn();
+    let (cfg, addr) = bot_config_with(&dir, &exec, &ingress, &schedule(&start2, &end2));
+    let mut second = Daemon::start(&dir, &cfg, &addr, &env);
+    second.wait_metrics(Duration::from_secs(10));
+    wait_metric(&second, "broker_connected{venue=\"fix44\"}", 1.0, Duration::from_secs(15));
+    wait_metric(&second, "queue_depth", 0.0, Duration::from_secs(15));
+    wait_metric(&second, "open_orders", 0.0, Duration::from_secs(15));
+    let log = format!("{first_log}{}", second.log_file());
+    let l = ledger(&exec);
+    l.assert_clean();
+    assert!(taken_in_first > 0 && taken_in_first < N, "the stream spanned the end: {taken_in_first} of {N} before it");
+    // Each order reached the executor once, or (in flight at its end, dropped by it, and beyond
+    // asking: the executor answers no OrderStatusRequest) was reported as of unknown outcome.
+    let unknown = |i: usize| {
+        let named = format!("FIX: order edge-{i} (");
+        log.lines().any(|l| l.contains(&named) && l.contains("has an unknown outcome"))
+    };
+    let mut given_up = Vec::new();
+    for i in 0..N {
+        match l.orders.get(&format!("edge-{i}")) {
+            Some(1) => {
+                assert!(!log.contains(&format!("FIX: order edge-{i} (")), "edge-{i} reached it and was given up")
+            }
+            None if unknown(i) => given_up.push(i),
+            n => panic!("edge-{i} reached the executor {n:?} times and was not reported\n{log}"),
+        }
+    }
+    assert_eq!(metric(&second, "orders_outcome_unknown_total{venue=\"fix44\"}"), given_up.len() as f64);
+    eprintln!("{} of {N} orders given up as of unknown outcome: {given_up:?}", given_up.len());
+    let (eur, gbp) = positions_of((0..N).filter(|i| !given_up.contains(i)));
+    wait_metric(&second, "position{symbol=\"EURUSD\"}", eur, Duration::from_secs(5));
+    wait_metric(&second, "position{symbol=\"GBPUSD\"}", gbp, Duration::from_secs(5));
+}
+
+#[test]
+fn orders_sent_across_a_session_end_reach_the_executor_once_or_are_reported_unknown() {
+    orders_across_a_session_end(0);
+}
+
+#[test]
+fn orders_sent_across_a_session_end_the_broker_makes_first_reach_it_once_or_are_reported_unknown() {
+    orders_across_a_session_end(2);
+}
+
 /// Random kill rounds: each SIGKILLs either the QuickFIX executor (restarted on its same store
 /// after a random outage) or mt5bot (restarted on its same config and state), at random moments,
 /// while an at-least-once client sends limit orders. Seeded: `MT5BOT_KILL_SEEDS=7,8` replays

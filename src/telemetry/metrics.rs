@@ -54,6 +54,7 @@ pub mod names {
     pub const BROKER_RECONNECTS: &str = "broker_reconnects_total";
     pub const BROKER_CONNECT_FAILURES: &str = "broker_connect_failures_total";
     pub const VENUE_REFUSALS: &str = "venue_refusals_total";
+    pub const ORDERS_OUTCOME_UNKNOWN: &str = "orders_outcome_unknown_total";
     pub const VENUE_ACCOUNT: &str = "venue_account";
     pub const VENUE_TRADE_ALLOWED: &str = "venue_trade_allowed";
     pub const VENUE_PROTOCOL_ERRORS: &str = "venue_protocol_errors_total";
@@ -164,6 +165,7 @@ pub struct Metrics {
     pub broker_reconnects: IntCounterVec,
     pub broker_connect_failures: IntCounterVec,
     pub venue_refusals: IntCounterVec,
+    pub orders_outcome_unknown: IntCounterVec,
     pub venue_account: GaugeVec,
     pub venue_trade_allowed: IntGaugeVec,
     pub venue_protocol_errors: IntCounterVec,
@@ -323,6 +325,7 @@ impl Metrics {
             tick_to_order: reg(&r, must(Histogram::with_opts(HistogramOpts::new(TICK_TO_ORDER, "Time from reading the input that caused a signal to handing its order to the venue, in seconds.").buckets(TICK_TO_ORDER_BUCKETS.to_vec())))),
             order_roundtrip: reg(&r, must(Histogram::with_opts(HistogramOpts::new(ORDER_ROUNDTRIP, "Time from handing an order to the venue to its acknowledgement, in seconds.").buckets(ROUNDTRIP_BUCKETS.to_vec())))),
             broker_connected: reg(&r, must(IntGaugeVec::new(Opts::new(BROKER_CONNECTED, "1 while the venue session is up, else 0."), &["venue"]))),
+            orders_outcome_unknown: reg(&r, must(IntCounterVec::new(Opts::new(ORDERS_OUTCOME_UNKNOWN, "Orders given up as of unknown outcome: no report came and the venue can neither resend one nor be asked (fix44: sent before a sequence-number reset, at a venue that answers no OrderStatusRequest). Check them at the broker; a report that comes later is still booked."), &["venue"]))),
             broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Venue sessions established after the first (fix44: Logon answered; mt5: the EA authenticated). The paper venue never reconnects."), &["venue"]))),
             venue_account: reg(&r, must(GaugeVec::new(Opts::new(VENUE_ACCOUNT, "The account as the venue reports it, in its currency: figure=balance, equity, margin, margin_free (mt5: the terminal's ACCOUNT_*)."), &["venue", "figure"]))),
             venue_trade_allowed: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_TRADE_ALLOWED, "1 while the venue lets mt5bot trade (mt5: Algo Trading on in the terminal and the EA, and allowed for the account), 0 when every order would be refused."), &["venue"]))),
@@ -404,6 +407,7 @@ impl Metrics {
             garbled: e("garbled"),
             rejects_sent: e("rejected"),
             rejects_received: e("refused"),
+            outcome_unknown: self.orders_outcome_unknown.with_label_values(&["fix44"]),
         }
     }
 
@@ -605,6 +609,8 @@ pub struct FixMetrics {
     pub rejects_sent: IntCounter,
     /// Session Rejects the venue sent for our messages.
     pub rejects_received: IntCounter,
+    /// `orders_outcome_unknown_total{venue="fix44"}`.
+    pub outcome_unknown: IntCounter,
 }
 
 /// Counters of the MT5 bridge.

@@ -91,6 +91,12 @@ cases=[
   "9m","11m",L(instance="bot:9898",job="mt5bot",reason="autotrading_disabled_by_client",severity="critical",venue="mt5"),
   "the mt5 venue of mt5bot on bot:9898 refuses orders: autotrading_disabled_by_client",
   "The mt5 venue of mt5bot on bot:9898 refused orders in the last 10 minutes with autotrading_disabled_by_client, which retrying will not mend: switch Algo Trading on in the terminal (autotrading_disabled_by_client), ask the broker (autotrading_disabled_by_server, trade_disabled), or free margin (no_money). The log names the orders."),
+ # An order given up at 10m alerts at once; an instance whose counter stays at zero never does.
+ ("Mt5botOrderOutcomeUnknown",[('orders_outcome_unknown_total{job="mt5bot", instance="bot:9898", venue="fix44"}','0x9 1x20'),
+   ('orders_outcome_unknown_total{job="mt5bot", instance="calm:9898", venue="fix44"}','0x30')],
+  "9m","11m",L(instance="bot:9898",job="mt5bot",severity="critical",venue="fix44"),
+  "mt5bot on bot:9898 has orders of unknown outcome at the fix44 venue",
+  "In the last hour mt5bot on bot:9898 gave up orders at the fix44 venue whose outcome it cannot learn: in flight when the sequence numbers started again at 1, with no report since, at a venue that answers no OrderStatusRequest. Its positions may differ from the broker's: check each order the log names at the broker."),
  # Trading not allowed from 10m, for 2m; an instance that allows it never alerts.
  ("Mt5botVenueTradingNotAllowed",[('venue_trade_allowed{job="mt5bot", instance="bot:9898", venue="mt5"}','1x9 0x10'),
    ('venue_trade_allowed{job="mt5bot", instance="calm:9898", venue="mt5"}','1x20')],

@@ -13,7 +13,9 @@
 //!   proves it never received (its ResendRequest covers the order's sequence number and no
 //!   execution report came) is sent again as a new message once the session is back in sync, if
 //!   it is younger than `queue.max_wait`; otherwise it is refused. An order whose fate is unknown
-//!   after a reconnect gets an OrderStatusRequest and stays in flight until a report settles it.
+//!   after a reconnect gets an OrderStatusRequest and stays in flight until a report settles it;
+//!   one carried across a sequence-number reset to a venue that answers no OrderStatusRequest can
+//!   never be settled, and is given up as of unknown outcome (logged, counted, not sent again).
 //! - Executions are applied by cumulative quantity (CumQty), so a report seen twice (PossDup
 //!   resends, status answers) never books a fill twice, whatever the venue's ExecID scheme.
 
@@ -420,6 +422,23 @@ impl FixVenue {
                         self.book.orders[i].delivery = Delivery::Sent { conn: self.conn_number };
                     }
                 }
+                Delivery::Sent { .. } | Delivery::StatusAsked
+                    if o.across_reset && !o.acked && self.book.status_unsupported =>
+                {
+                    log::error!(
+                        "FIX: order {} ({} {} {}) has an unknown outcome: it was in flight when the sequence \
+                         numbers started again at 1, no report came, and the venue answers no \
+                         OrderStatusRequest. It is no longer counted in flight and is not sent again; check it \
+                         at the broker (a report that comes later is still booked)",
+                        o.req.client_id,
+                        o.req.side.as_str(),
+                        o.req.qty,
+                        self.book.symbols.get(o.req.symbol as usize).map_or("?", String::as_str),
+                    );
+                    self.metrics.outcome_unknown.inc();
+                    self.book.reject_order(i, "outcome unknown after a sequence reset");
+                    continue;
+                }
                 Delivery::Sent { conn } if conn != self.conn_number && !o.acked => {
                     self.send_status_request(&o.req, now);
                     self.book.orders[i].delivery = Delivery::StatusAsked;
@@ -580,6 +599,7 @@ impl Venue for FixVenue {
             cancel_pending: false,
             restored: false,
             restored_age: None,
+            across_reset: false,
         });
         self.flush();
         Ok(())
@@ -764,6 +784,8 @@ impl Venue for FixVenue {
                 cancel_pending: false,
                 restored: true,
                 restored_age: r.age_ns,
+                // Its number was forgotten at a reset before the checkpoint.
+                across_reset: r.venue_ref == 0,
             });
         }
         Ok(())
@@ -833,6 +855,7 @@ mod tests {
             cancel_pending: false,
             restored: false,
             restored_age: None,
+            across_reset: false,
         });
         key
     }
@@ -1075,5 +1098,33 @@ mod tests {
         // The new session's numbers 1..10 are other messages: nothing is taken as undelivered.
         b.on_peer_missed(1, 10, 0);
         assert!(b.orders.iter().all(|o| o.delivery == Delivery::Sent { conn: 1 }), "{:?}", b.orders);
+    }
+
+    #[test]
+    fn an_order_asked_about_across_a_reset_of_a_venue_that_cannot_be_asked_is_given_up_then_booked_if_reported() {
+        let mut b = book();
+        add(&mut b, "o1", 1.0, 5);
+        add(&mut b, "o2", 1.0, 6);
+        b.orders[1].acked = true;
+        b.forget_sequence_numbers();
+        assert!(b.orders.iter().all(|o| o.across_reset));
+        b.reconcile_due = false;
+        b.orders[0].delivery = Delivery::StatusAsked;
+        deliver(&mut b, b"j", &[(tag::REF_MSG_TYPE, "H"), (tag::BUSINESS_REJECT_REASON, "3")]).expect("unsupported");
+        assert!(b.status_unsupported && b.reconcile_due, "the venue's reconcile gives it up");
+        // What the reconcile does with it: refused as of unknown outcome, remembered with nothing booked.
+        let key = b.orders[0].req.key;
+        b.reject_order(0, "outcome unknown after a sequence reset");
+        assert_eq!(
+            b.events.last(),
+            Some(&VenueEvent::Rejected { key, reason: "outcome unknown after a sequence reset" })
+        );
+        // A report that comes after all books its fill, once.
+        let fill = report("o1", "F", "2", "1", Some(("1", "1.1")));
+        deliver(&mut b, b"8", &fill).expect("late fill");
+        deliver(&mut b, b"8", &fill).expect("the same again");
+        let adopted: Vec<&VenueEvent> = b.events.iter().filter(|e| matches!(e, VenueEvent::Adopted { .. })).collect();
+        assert_eq!(adopted.len(), 1, "{:?}", b.events);
+        assert!(matches!(adopted[0], VenueEvent::Adopted { qty, .. } if *qty == 1.0));
     }
 }

@@ -40,6 +40,9 @@ pub(super) struct FixOrder {
     /// For a restored order, how long before this process started it was sent; `None` when the
     /// checkpoint did not say, and then it is never sent again.
     pub(super) restored_age: Option<Nanos>,
+    /// Sent before the sequence numbers started again at 1 (a new session period, a reset): the
+    /// venue cannot resend what it said of it then, so only an OrderStatusRequest can settle it.
+    pub(super) across_reset: bool,
 }
 
 impl FixOrder {
@@ -83,6 +86,7 @@ impl Book {
     pub(super) fn forget_sequence_numbers(&mut self) {
         for o in &mut self.orders {
             o.seq = 0;
+            o.across_reset = true;
         }
         self.reconcile_due = !self.orders.is_empty();
     }
@@ -341,6 +345,10 @@ impl Application for Book {
                                 o.req.client_id
                             );
                             o.delivery = Delivery::Undelivered;
+                            self.reconcile_due = true;
+                        }
+                        // Asked about across a reset: the venue cannot be asked, nor resend.
+                        if o.delivery == Delivery::StatusAsked && o.across_reset && !o.acked {
                             self.reconcile_due = true;
                         }
                     }
