@@ -56,6 +56,8 @@ struct Ea {
 struct Terminal {
     deals: Vec<Deal>,
     resting: Vec<String>,
+    /// Orders that ended without filling whole: id, state, volume filled.
+    ended: Vec<(String, &'static str, f64)>,
     executions: HashMap<String, usize>,
     next_ticket: u64,
 }
@@ -78,6 +80,7 @@ impl Terminal {
             "type": "snapshot",
             "deals": self.deals.iter().map(|d| json!({"deal": d.ticket, "comment": d.id, "volume": d.volume, "price": d.price, "symbol": "EURUSD", "type": d.side, "magic": MAGIC})).collect::<Vec<_>>(),
             "orders": self.resting.iter().map(|id| json!({"order": 1, "comment": id, "symbol": "EURUSD"})).collect::<Vec<_>>(),
+            "history": self.ended.iter().map(|(id, state, filled)| json!({"order": 2, "comment": id, "state": state, "volume_filled": filled})).collect::<Vec<_>>(),
             "positions": [],
         })
     }
@@ -142,6 +145,27 @@ impl Ea {
                 Ok(_) => lines.push(line),
             }
         }
+    }
+
+    /// Reads for `wait`, answering pings; fails on any order mt5bot sends meanwhile.
+    fn no_order_for(&mut self, wait: Duration) {
+        self.w.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            let mut line = String::new();
+            match self.r.read_line(&mut line) {
+                Ok(0) => panic!("mt5bot closed the connection"),
+                Ok(_) => {
+                    let m: Value = serde_json::from_str(&line).expect("JSON");
+                    assert_ne!(m["type"], "order", "nothing was to be sent: {m}");
+                    if m["type"] == "ping" {
+                        self.send(&json!({"type": "pong"}));
+                    }
+                }
+                Err(_) => {} // the 50 ms timeout; a partial line stays in the buffer
+            }
+        }
+        self.w.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     }
 
     fn tick(&mut self, bid: f64) {
@@ -942,4 +966,94 @@ fn mt5_kill_rounds(seed: u64) {
     bot.signal("TERM");
     assert!(bot.wait_exit(Duration::from_secs(10)).success());
     ea.join().expect("terminal thread");
+}
+
+/// A pending order the terminal ends on its own (the broker expires it, the user cancels it in the
+/// terminal, the trade server rejects it after placing it) leaves the books when the EA says so:
+/// no longer counted in flight or in the exposure, its fills booked first, never sent again.
+#[test]
+fn an_order_the_terminal_ends_leaves_the_books_with_its_deals_booked() {
+    let dir = TempDir::new("mt5-ended");
+    let (d, mut ea, ing) = synced(&dir);
+    let (mut iw, mut ir) = ingress(&ing);
+    let ended = |state: &str| metric(&d, &format!("venue_orders_ended_total{{state=\"{state}\",venue=\"mt5\"}}"));
+    let place = |ea: &mut Ea, iw: &mut TcpStream, ir: &mut BufReader<TcpStream>, id: &str| {
+        signal(iw, ir, id, "buy", 1.0, "limit");
+        assert_eq!(ea.recv_skip_ping()["id"], id);
+        ea.send(&json!({"type":"result","id":id,"retcode":10008,"deal":0,"order":900,"volume":1.0,"price":1.08}));
+    };
+
+    place(&mut ea, &mut iw, &mut ir, "x1");
+    wait_metric(&d, "open_orders", 1.0);
+    ea.send(&json!({"type":"order_closed","id":"x1","order":900,"state":"expired","volume_filled":0.0}));
+    wait_metric(&d, "open_orders", 0.0);
+    assert_eq!((ended("expired"), metric(&d, "trade_count")), (1.0, 0.0));
+
+    // Cancelled after a partial fill whose deal the EA reports after the order's end: the order
+    // stays until that deal is booked, then leaves with the rest cancelled.
+    place(&mut ea, &mut iw, &mut ir, "x2");
+    ea.send(&json!({"type":"order_closed","id":"x2","order":901,"state":"canceled","volume_filled":0.4}));
+    ea.tick(1.0801);
+    wait_metric(&d, "ticks_total", 2.0);
+    assert_eq!(metric(&d, "open_orders"), 1.0, "its deal is still to come");
+    ea.send(&json!({"type":"deal","id":"x2","deal":9101,"volume":0.4,"price":1.08}));
+    wait_metric(&d, "open_orders", 0.0);
+    assert_eq!(metric(&d, "trade_count"), 1.0);
+    assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 0.4).abs() < 1e-9);
+
+    // Rejected after it was placed: a refusal.
+    place(&mut ea, &mut iw, &mut ir, "x3");
+    ea.send(&json!({"type":"order_closed","id":"x3","order":902,"state":"rejected","volume_filled":0.0}));
+    wait_metric(&d, "orders_rejected_total", 1.0);
+    wait_metric(&d, "open_orders", 0.0);
+    assert_eq!((ended("canceled"), ended("rejected")), (1.0, 1.0));
+
+    // The exposure of the ended orders is released: the full position limit is there again.
+    signal(&mut iw, &mut ir, "x4", "buy", 99.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "x4");
+
+    // Bad or repeated messages book nothing.
+    ea.send(&json!({"type":"order_closed","id":"x1","order":900,"state":"expired","volume_filled":0.0}));
+    ea.send(&json!({"type":"order_closed","id":"x4","state":"gone","volume_filled":0.0}));
+    ea.send(&json!({"type":"order_closed","id":"x4","state":"expired"}));
+    ea.send(&json!({"type":"order_closed","id":"x4","state":"expired","volume_filled":-1}));
+    wait_metric(&d, "venue_protocol_errors_total{kind=\"bad_line\",venue=\"mt5\"}", 3.0);
+    assert_eq!((ended("expired"), metric(&d, "open_orders")), (1.0, 1.0), "x4 is still in flight");
+}
+
+/// An order that ended at the terminal while no session was up is settled from the snapshot's
+/// history as it ended there, not taken for one the terminal never saw and sent again.
+#[test]
+fn an_order_that_ended_while_the_terminal_was_away_is_not_sent_again() {
+    let dir = TempDir::new("mt5-ended-away");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut term = Terminal::default();
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&term.snapshot());
+    ea.tick(1.08);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    for id in ["h1", "h2"] {
+        signal(&mut iw, &mut ir, id, "buy", 1.0, "limit");
+        assert_eq!(ea.recv_skip_ping()["id"], id);
+        ea.send(&json!({"type":"result","id":id,"retcode":10008,"deal":0,"order":900,"volume":1.0,"price":1.08}));
+    }
+    wait_metric(&d, "open_orders", 2.0);
+    drop(ea);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 0.0);
+    // Meanwhile the broker expires h1, and h2 fills 0.25 before the user cancels it.
+    term.ended.push(("h1".into(), "expired", 0.0));
+    term.execute("h2", 0.25, 1.0795);
+    term.ended.push(("h2".into(), "canceled", 0.25));
+
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&term.snapshot());
+    wait_metric(&d, "open_orders", 0.0);
+    ea.no_order_for(Duration::from_millis(600));
+    assert_eq!(metric(&d, "trade_count"), 1.0);
+    assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 0.25).abs() < 1e-9);
+    assert_eq!(metric(&d, "venue_orders_ended_total{state=\"expired\",venue=\"mt5\"}"), 1.0);
+    assert_eq!(term.executions.len(), 1);
 }

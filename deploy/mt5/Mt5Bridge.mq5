@@ -148,6 +148,23 @@ string IdOfOrder(const ulong o)
    return "";
   }
 
+// How an order in history ended when it did not fill whole: "canceled", "expired", "rejected";
+// "" for any other state (filled, or still being placed).
+string EndedState(const ulong o)
+  {
+   long st = HistoryOrderGetInteger(o, ORDER_STATE);
+   return st == ORDER_STATE_CANCELED ? "canceled" : st == ORDER_STATE_EXPIRED ? "expired"
+        : st == ORDER_STATE_REJECTED ? "rejected" : "";
+  }
+
+// The order_closed line (or a snapshot's history entry) of an order in history.
+string ClosedJson(const ulong o, const string state)
+  {
+   double filled = HistoryOrderGetDouble(o, ORDER_VOLUME_INITIAL) - HistoryOrderGetDouble(o, ORDER_VOLUME_CURRENT);
+   return StringFormat("{\"order\":%I64u,\"comment\":\"%s\",\"state\":\"%s\",\"volume_filled\":%s}",
+                       o, Esc(IdOfOrder(o)), state, Num(filled));
+  }
+
 // "sl" or "tp" for a deal a broker-held stop made, else "".
 string StopReason(const ulong deal)
   {
@@ -204,7 +221,7 @@ void SendSnapshot()
   {
    // A day of deals can outgrow one line: they go in pages of PAGE_DEALS (about 110 bytes each,
    // well inside mt5bot's 64 KiB line), "more":true on all but the last page.
-   string deals = "", orders = "", positions = "";
+   string deals = "", orders = "", positions = "", history = "";
    int in_page = 0;
    HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 60);
    // Positions mt5bot opened: a stop's closing deal may not carry the magic, its position does.
@@ -236,6 +253,23 @@ void SendSnapshot()
          in_page = 0;
         }
      }
+   // Orders that ended without filling whole (cancelled, expired, rejected): mt5bot settles an
+   // order in flight from these instead of taking it for one the terminal never saw.
+   for(int i = 0; i < HistoryOrdersTotal(); i++)
+     {
+      ulong o = HistoryOrderGetTicket(i);
+      if(HistoryOrderGetInteger(o, ORDER_MAGIC) != Magic) continue;
+      string state = EndedState(o);
+      if(state == "") continue;
+      history += (history == "" ? "" : ",") + ClosedJson(o, state);
+      if(++in_page == PAGE_DEALS)
+        {
+         Send("{\"type\":\"snapshot\",\"more\":true,\"deals\":[" + deals + "],\"history\":[" + history + "],\"orders\":[],\"positions\":[]}");
+         deals = "";
+         history = "";
+         in_page = 0;
+        }
+     }
    for(int i = 0; i < OrdersTotal(); i++)
      {
       ulong t = OrderGetTicket(i);
@@ -251,7 +285,7 @@ void SendSnapshot()
                    t, PositionGetString(POSITION_SYMBOL), Num(PositionGetDouble(POSITION_VOLUME)),
                    PositionGetInteger(POSITION_TYPE) == POSITION_TYPE_BUY ? "buy" : "sell");
      }
-   Send("{\"type\":\"snapshot\",\"deals\":[" + deals + "],\"orders\":[" + orders + "],\"positions\":[" + positions + "]," + SessionsJson() + "," + SpecsJson() + "}");
+   Send("{\"type\":\"snapshot\",\"deals\":[" + deals + "],\"history\":[" + history + "],\"orders\":[" + orders + "],\"positions\":[" + positions + "]," + SessionsJson() + "," + SpecsJson() + "}");
   }
 
 //--- orders ---------------------------------------------------------
@@ -443,7 +477,21 @@ void OnTimer()
 
 void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &req, const MqlTradeResult &res)
   {
-   if(!authed || tx.type != TRADE_TRANSACTION_DEAL_ADD || !HistoryDealSelect(tx.deal)) return;
+   if(!authed) return;
+   // An order of mt5bot's left the working list without filling whole (the broker expired or
+   // cancelled it, the user cancelled it in the terminal, the server rejected it after placing it).
+   if(tx.type == TRADE_TRANSACTION_HISTORY_ADD && HistoryOrderSelect(tx.order)
+      && HistoryOrderGetInteger(tx.order, ORDER_MAGIC) == Magic)
+     {
+      string state = EndedState(tx.order);
+      if(state != "")
+        {
+         string entry = ClosedJson(tx.order, state);
+         Send("{\"type\":\"order_closed\",\"id\":\"" + Esc(IdOfOrder(tx.order)) + "\"," + StringSubstr(entry, 1));
+        }
+      return;
+     }
+   if(tx.type != TRADE_TRANSACTION_DEAL_ADD || !HistoryDealSelect(tx.deal)) return;
    string stop = StopReason(tx.deal);
    if(stop != "")
      {

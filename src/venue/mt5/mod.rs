@@ -39,7 +39,7 @@ use crate::domain::venue::Venue;
 mod protocol;
 
 pub use self::protocol::{retcode, PROTOCOL_VERSION};
-use self::protocol::{Inbound, SnapshotDeal, SnapshotOrder, SymbolSpec};
+use self::protocol::{Ended, Inbound, SnapshotClosed, SnapshotDeal, SnapshotOrder, SymbolSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
@@ -84,6 +84,9 @@ struct Mt5Order {
     unknown: bool,
     /// Restored from a checkpoint: its age is unknown, so it is never sent again.
     restored: bool,
+    /// The terminal says the order ended (cancelled, expired, rejected) after filling this
+    /// volume; it leaves the books once its deals have been booked.
+    ended: Option<(Ended, f64)>,
 }
 
 impl Mt5Order {
@@ -161,8 +164,16 @@ pub struct Mt5Venue {
     refusals: Vec<prometheus::IntCounter>,
     /// Per symbol: its trading rules from the last snapshot that had them.
     specs: Vec<Option<SymbolSpec>>,
-    /// The pages of a snapshot so far, until its last (`more` left out): deals and resting orders.
-    pages: Option<(Vec<SnapshotDeal<'static>>, Vec<SnapshotOrder<'static>>)>,
+    /// The pages of a snapshot so far, until its last (`more` left out).
+    pages: Option<Pages>,
+}
+
+/// What the pages of a snapshot carried so far.
+#[derive(Debug, Default)]
+struct Pages {
+    deals: Vec<SnapshotDeal<'static>>,
+    orders: Vec<SnapshotOrder<'static>>,
+    history: Vec<SnapshotClosed<'static>>,
 }
 
 impl Mt5Venue {
@@ -536,6 +547,20 @@ impl Mt5Venue {
                     self.finish_if_filled(o);
                 }
             }
+            "order_closed" => {
+                let ended = m.state.as_deref().and_then(Ended::parse);
+                let (Some(id), Some(ended), Some(filled)) = (m.id.as_deref(), ended, m.volume_filled) else {
+                    return self
+                        .bad(i, "order_closed needs id, state (canceled, expired or rejected) and volume_filled");
+                };
+                if !(filled >= 0.0 && filled.is_finite()) {
+                    return self.bad(i, "order_closed needs volume_filled >= 0");
+                }
+                match self.orders.iter().position(|o| o.req.client_id.as_str() == id) {
+                    Some(o) => self.end_order(o, ended, filled),
+                    None => log::debug!("mt5: order {id} {} at the terminal, not in flight here", ended.as_str()),
+                }
+            }
             "snapshot" => self.on_snapshot(i, m, now),
             "account" => match m.balance {
                 Some(balance) if balance.is_finite() && balance > 0.0 => {
@@ -782,13 +807,55 @@ impl Mt5Venue {
         }
     }
 
-    /// Removes the order when fully filled; true if it was.
+    /// Removes the order when fully filled, or when the terminal ended it and every deal it
+    /// made there is booked (the rest is then cancelled); true if it was removed.
     fn finish_if_filled(&mut self, o: usize) -> bool {
-        let done = self.orders[o].filled + QTY_EPSILON >= self.orders[o].req.qty;
-        if done {
+        let ord = &self.orders[o];
+        if ord.filled + QTY_EPSILON >= ord.req.qty {
             self.orders.swap_remove(o);
+            return true;
         }
-        done
+        let Some((ended, there)) = ord.ended else { return false };
+        if ord.filled + QTY_EPSILON < there {
+            return false;
+        }
+        let key = ord.req.key;
+        self.events.push(if ended == Ended::Rejected && ord.filled < QTY_EPSILON {
+            VenueEvent::Rejected { key, reason: "rejected by the trade server after it was placed" }
+        } else {
+            VenueEvent::Cancelled { key }
+        });
+        self.orders.swap_remove(o);
+        true
+    }
+
+    /// The terminal says order `o` ended there (cancelled in the terminal or by the broker,
+    /// expired, rejected after placement) after filling `filled`: what is not filled is no longer
+    /// in flight, and it is never sent again. Deals not booked yet are waited for; the order
+    /// leaves the books with the last of them.
+    fn end_order(&mut self, o: usize, ended: Ended, filled: f64) {
+        let ord = &mut self.orders[o];
+        if ord.ended.is_some() {
+            return;
+        }
+        ord.ended = Some((ended, filled));
+        if let Some(c) = self.metrics.ended.get(ended as usize) {
+            c.inc();
+        }
+        let (id, booked) = (ord.req.client_id, ord.filled);
+        if filled > booked + QTY_EPSILON {
+            log::warn!(
+                "mt5: order {id} {} at the terminal after filling {filled}; {booked} booked here so far, the rest of \
+                 its deals are awaited",
+                ended.as_str()
+            );
+        } else {
+            log::warn!(
+                "mt5: order {id} {} at the terminal after filling {filled}; the rest is cancelled",
+                ended.as_str()
+            );
+        }
+        self.finish_if_filled(o);
     }
 
     /// The terminal's session times (`SymbolInfoSessionTrade`, in server time, with the server's
@@ -847,28 +914,37 @@ impl Mt5Venue {
         self.on_symbol_specs(m);
         let page_deals = m.deals.as_deref().unwrap_or_default();
         let page_orders = m.orders.as_deref().unwrap_or_default();
+        let page_history = m.history.as_deref().unwrap_or_default();
         if m.more == Some(true) || self.pages.is_some() {
-            let (deals, orders) = self.pages.get_or_insert_with(Default::default);
-            deals.extend(page_deals.iter().cloned().map(SnapshotDeal::into_owned));
-            orders.extend(page_orders.iter().cloned().map(SnapshotOrder::into_owned));
+            let pages = self.pages.get_or_insert_with(Default::default);
+            pages.deals.extend(page_deals.iter().cloned().map(SnapshotDeal::into_owned));
+            pages.orders.extend(page_orders.iter().cloned().map(SnapshotOrder::into_owned));
+            pages.history.extend(page_history.iter().cloned().map(SnapshotClosed::into_owned));
             // A deal takes some 100 bytes on the wire: the pages may hold what one snapshot line may.
             let bound = self.cfg.max_snapshot_bytes / 64;
-            if deals.len() + orders.len() > bound {
+            if pages.deals.len() + pages.orders.len() + pages.history.len() > bound {
                 self.pages = None;
                 return self.bad(i, "the snapshot's pages hold more than venue.mt5.max_snapshot_bytes would");
             }
             if m.more == Some(true) {
                 return;
             }
-            let (deals, orders) = self.pages.take().unwrap_or_default();
-            return self.settle_snapshot(i, &deals, &orders, now);
+            let pages = self.pages.take().unwrap_or_default();
+            return self.settle_snapshot(i, &pages.deals, &pages.orders, &pages.history, now);
         }
-        self.settle_snapshot(i, page_deals, page_orders, now);
+        self.settle_snapshot(i, page_deals, page_orders, page_history, now);
     }
 
     /// The whole snapshot: what the terminal executed and holds, reconciled with the orders in
     /// flight; the session is synced after it.
-    fn settle_snapshot(&mut self, i: usize, deals: &[SnapshotDeal<'_>], resting: &[SnapshotOrder<'_>], now: Nanos) {
+    fn settle_snapshot(
+        &mut self,
+        i: usize,
+        deals: &[SnapshotDeal<'_>],
+        resting: &[SnapshotOrder<'_>],
+        history: &[SnapshotClosed<'_>],
+        now: Nanos,
+    ) {
         let session = self.slots[i].as_ref().map_or(0, |c| c.session);
         // Signals queued before the restart whose sending the crash may have hidden: what the
         // terminal executed for them is booked, and the engine refuses them as duplicates.
@@ -948,6 +1024,22 @@ impl Mt5Venue {
                 continue;
             }
             let rests = resting.iter().any(|r| r.comment == id.as_str());
+            if !rests {
+                // Ended at the terminal (cancelled, expired, rejected) while no session was up:
+                // settled as it ended there, never taken for an order the terminal did not see.
+                let ended = history.iter().find(|h| h.comment == id.as_str());
+                if let Some((h, state)) = ended.and_then(|h| Ended::parse(&h.state).map(|e| (h, e))) {
+                    let filled = if h.volume_filled.is_finite() { h.volume_filled.max(0.0) } else { 0.0 };
+                    self.orders[o].session = session;
+                    let before = self.orders.len();
+                    self.end_order(o, state, filled);
+                    if self.orders.len() < before {
+                        continue;
+                    }
+                    o += 1;
+                    continue;
+                }
+            }
             let ord = &mut self.orders[o];
             if rests {
                 ord.session = session;
@@ -1132,6 +1224,7 @@ impl Venue for Mt5Venue {
             deal_count: 0,
             unknown: false,
             restored: false,
+            ended: None,
         });
         self.write_order(i, order, now);
         Ok(())
@@ -1247,6 +1340,7 @@ impl Venue for Mt5Venue {
                 deal_count: 0,
                 unknown: false,
                 restored: true,
+                ended: None,
             });
         }
         Ok(())

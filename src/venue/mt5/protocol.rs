@@ -156,6 +156,19 @@ pub(super) struct Inbound<'a> {
     /// `snapshot`: more pages follow this one; the last page leaves it out (or says false).
     #[serde(default)]
     pub(super) more: Option<bool>,
+    /// `order_closed`: how the order ended at the terminal without being filled whole
+    /// (ORDER_STATE_CANCELED, _EXPIRED, _REJECTED: `canceled`, `expired`, `rejected`).
+    #[serde(default, borrow)]
+    pub(super) state: Option<Cow<'a, str>>,
+    /// `order_closed`: the volume the order filled before it ended (ORDER_VOLUME_INITIAL -
+    /// ORDER_VOLUME_CURRENT).
+    #[serde(default)]
+    pub(super) volume_filled: Option<f64>,
+    /// `snapshot`: orders of mt5bot's magic that ended in the recent history without being
+    /// filled whole (cancelled, expired, rejected), so one is not taken for an order the terminal
+    /// never saw.
+    #[serde(default, borrow)]
+    pub(super) history: Option<Vec<SnapshotClosed<'a>>>,
 }
 
 fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
@@ -181,6 +194,12 @@ impl SnapshotDeal<'_> {
 impl SnapshotOrder<'_> {
     pub(super) fn into_owned(self) -> SnapshotOrder<'static> {
         SnapshotOrder { comment: owned(self.comment) }
+    }
+}
+
+impl SnapshotClosed<'_> {
+    pub(super) fn into_owned(self) -> SnapshotClosed<'static> {
+        SnapshotClosed { comment: owned(self.comment), state: owned(self.state), volume_filled: self.volume_filled }
     }
 }
 
@@ -283,6 +302,45 @@ pub(super) struct SnapshotDeal<'a> {
 pub(super) struct SnapshotOrder<'a> {
     #[serde(borrow)]
     pub(super) comment: Cow<'a, str>,
+}
+
+/// An order of mt5bot's that ended at the terminal without being filled whole: in the
+/// snapshot's `history` and, while a session is up, as an `order_closed` message.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct SnapshotClosed<'a> {
+    /// The order's id (its comment, or the EA's own ticket-to-id map).
+    #[serde(borrow)]
+    pub(super) comment: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(super) state: Cow<'a, str>,
+    #[serde(default)]
+    pub(super) volume_filled: f64,
+}
+
+/// How an order ended at the terminal without being filled whole (ENUM_ORDER_STATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    Canceled,
+    Expired,
+    Rejected,
+}
+
+impl Ended {
+    pub(super) const ALL: [Ended; 3] = [Ended::Canceled, Ended::Expired, Ended::Rejected];
+
+    /// From the protocol's `state` (MQL5's ORDER_STATE_* names in lower case).
+    pub(super) fn parse(s: &str) -> Option<Ended> {
+        Ended::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// The protocol's name, and the `state` label of `venue_orders_ended_total`.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Ended::Canceled => "canceled",
+            Ended::Expired => "expired",
+            Ended::Rejected => "rejected",
+        }
+    }
 }
 
 #[cfg(test)]
