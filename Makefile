@@ -25,6 +25,7 @@ bench:
 	$(CARGO) bench --locked --bench logging
 	$(CARGO) bench --locked --bench fix
 	$(CARGO) bench --locked --bench telemetry
+	$(CARGO) bench --locked --bench mt5
 	scripts/bench-e2e.sh
 
 ## bench-quick: every bench for a few seconds, so they cannot rot
@@ -33,6 +34,7 @@ bench-quick:
 	$(CARGO) bench --locked --bench logging -- --quick
 	$(CARGO) bench --locked --bench fix -- --quick
 	$(CARGO) bench --locked --bench telemetry -- --quick
+	$(CARGO) bench --locked --bench mt5 -- --quick
 
 ## bench-e2e: mt5bot against the Python stack and the machine's floor; writes BENCHMARKS.md (minutes)
 bench-e2e:
