@@ -308,6 +308,28 @@ fn a_sweep_runs_the_grid_and_ranks_it() {
     let dd: Vec<f64> =
         csv.lines().skip(1).map(|l| l.split(',').nth(3).and_then(|v| v.parse().ok()).expect("dd")).collect();
     assert!(dd.windows(2).all(|w| w[0] <= w[1]), "{dd:?}");
+    // One thread at a time (--jobs 1) gives the same table, byte for byte.
+    let one = on_ticks(
+        &dir,
+        &[
+            "--sweep",
+            "model.fast_period=5,20",
+            "--sweep",
+            "model.slow_period=50,100,200",
+            "--jobs",
+            "1",
+            "--report",
+            "one",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&one.stderr).contains("sweep: 6 runs on 1 threads"), "{one:?}");
+    let all = std::fs::read_to_string(dir.join("out/sweep.csv")).expect("sweep.csv");
+    assert_eq!(std::fs::read_to_string(dir.join("one/sweep.csv")).expect("sweep.csv"), all);
+    for bad in [["--jobs", "0"], ["--jobs", "many"], ["--jobs", "-1"]] {
+        let out = on_ticks(&dir, &["--sweep", "model.fast_period=5,20", bad[0], bad[1]]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--jobs"), "{bad:?}");
+    }
     for bad in [["--sweep", "model.fast_period"], ["--sweep", "model.fast_period=5,,7"], ["--sort", "luck"]] {
         let out = on_ticks(&dir, &bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");

@@ -459,6 +459,21 @@ def bench_fix(quick, rows):
                  "1", status(first_number(writes), lambda v: v <= 1.0 + 1.5 / 1024), cmd))
 
 
+def bench_mt5(quick, rows):
+    out = cargo_bench("mt5", quick)
+    cmd = "cargo bench --bench mt5" + (" -- --quick" if quick else "")
+    # The real EA adds the terminal's timer and the trade server; the simulator stands for neither.
+    for label, name in [("round trip p50", "MT5 order line -> result (simulated EA), round trip p50"),
+                        ("round trip p99", "MT5 order line -> result (simulated EA), round trip p99"),
+                        ("mt5bot's share p50", "MT5: mt5bot's own share (encode, write, read, parse, book), p50"),
+                        ("mt5bot's share p99", "MT5: mt5bot's own share, p99")]:
+        figure = grab(out, label).split("  (")[0]
+        if label == "mt5bot's share p50":
+            rows.append((name, figure, "", "", "<= 50 us", status(first_number(figure), lambda v: v <= 50), cmd))
+        else:
+            rows.append((name, figure, "", "", "", "", cmd))
+
+
 BACKTEST_CONFIG = """feed:
   symbols:
     - {name: EURUSD, price: 1.1, contract_size: 100000}
@@ -543,6 +558,24 @@ def bench_backtest(quick, rows, tmp):
     rows.append(("backtest, M ticks/s", mmm(ours, "{:.2f}"), peer, ratio, ">= 20x NautilusTrader", status_, cmd))
     rows.append(("backtest peak RSS on 1M ticks, MiB", mmm(our_rss, "{:.1f}"), mmm(their_rss, "{:.0f}") if their_rss
                  else "", "", "", "", "VmHWM in mt5bot's summary; ru_maxrss of the NautilusTrader process"))
+    # The sweep on every core against one at a time: four runs of the 1M file, interleaved.
+    cores = os.cpu_count() or 1
+    grid = ["--sweep", "model.fast_period=5,10,20,40"]
+    speedups = []
+    for _ in range(1 if quick else 3):
+        took = {}
+        for jobs in (1, cores):
+            t0 = time.monotonic()
+            subprocess.run([BIN, "backtest", "--config", config, "--data", small, "--jobs", str(jobs)] + grid,
+                           capture_output=True, text=True, timeout=900, check=True)
+            took[jobs] = time.monotonic() - t0
+        speedups.append(took[1] / took[cores])
+    want = 0.8 * cores
+    rows.append((f"backtest --sweep, 4 runs on {cores} threads vs 1, speed-up", mmm(speedups, "{:.2f}x"), "", "",
+                 f">= {want:.1f}x (scales with cores)",
+                 "met" if statistics.median(speedups) >= want else "missed",
+                 "`mt5bot backtest --sweep model.fast_period=5,10,20,40` on the 1M ticks, `--jobs 1` then "
+                 f"`--jobs {cores}`, wall time"))
     count = 1_000_000 if quick else 10_000_000
     data = small
     if not quick:
@@ -577,6 +610,7 @@ def main():
                          ("line-protocol ingestion into VictoriaMetrics", lambda: bench_ingest(a.quick, rows, tmp)),
                          ("tick-to-order and the floor", lambda: bench_engine(a.quick, rows)),
                          ("FIX round trip", lambda: bench_fix(a.quick, rows)),
+                         ("MT5 round trip", lambda: bench_mt5(a.quick, rows)),
                          ("backtest on history", lambda: bench_backtest(a.quick, rows, tmp))]:
             if a.only and a.only not in name:
                 continue

@@ -247,7 +247,7 @@ mt5bot backtest: run a configuration on history
 
 Usage: mt5bot backtest --config FILE --data CSV... [--data-timezone TZ] [--from T] [--to T]
                        [--report DIR] [--set KEY=VALUE]... [--sweep KEY=V1,V2,...]...
-                       [--sort FIGURE] [--skip-bad-rows]
+                       [--sort FIGURE] [--jobs N] [--skip-bad-rows]
 
 The live engine (model, risk limits, breakers, market hours, stop-loss and take-profit) on the
 paper venue, fed by replay files (as feed.kind: csv) on a clock the data moves: the trading day,
@@ -273,6 +273,8 @@ Options:
   --sweep KEY=V1,V2,... Run every combination of the values (repeatable: a grid), one
                         engine per core, and print one table sorted by --sort; with
                         --report, write sweep.csv and the best run's report in DIR/best
+  --jobs N              Runs of a sweep at once, one thread each (e.g. 1 to leave the other
+                        cores to a live bot) [default: the machine's cores]
   --sort FIGURE         net_pnl (default), sharpe, profit_factor, max_drawdown (smallest
                         first) or win_rate
 ";
@@ -625,9 +627,18 @@ pub fn parse(argv: Vec<OsString>) -> Result<Command, UsageError> {
                     usage(format!("--sort {s:?}; accepted: {}", names.join(", ")), help)
                 })?,
             };
+            let jobs: Option<String> = args.opt_value_from_str("--jobs").map_err(|e| usage(format!("--jobs: {e}"), help))?;
+            let jobs = match jobs {
+                None => None,
+                Some(j) => match j.parse::<usize>() {
+                    Ok(n) if (1..=1024).contains(&n) => Some(n),
+                    _ => return Err(usage(format!("--jobs {j:?}: expected a whole number from 1 to 1024"), help)),
+                },
+            };
             let skip_bad_rows = args.contains("--skip-bad-rows");
             finish(args, help)?;
             Ok(Command::Backtest(crate::app::backtest::Options {
+                jobs,
                 skip_bad_rows,
                 sweep,
                 sort,

@@ -37,6 +37,8 @@ pub struct Options {
     pub sort: sweep::SortKey,
     /// `--skip-bad-rows`: count and leave out bad rows instead of stopping.
     pub skip_bad_rows: bool,
+    /// `--jobs`: runs of a sweep at once (default: the machine's cores).
+    pub jobs: Option<usize>,
 }
 
 /// The version of `report.json`'s layout (2: `data` is the list of replay files; 3: the summary

@@ -182,7 +182,7 @@ pub fn table(keys: &[String], runs: &[Run]) -> String {
 /// the best run's full report in `DIR/best`.
 pub fn run(opts: &Options) -> Result<(), Error> {
     let runs = grid(&opts.sweep);
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     eprintln!("sweep: {} runs on {} threads", runs.len(), threads.min(runs.len()));
     let keys: Vec<String> = opts.sweep.iter().map(|(k, _)| k.clone()).collect();
     let ranked = rank(run_all(opts, &runs, threads)?, opts.sort);
