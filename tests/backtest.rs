@@ -282,6 +282,17 @@ fn a_sweep_runs_the_grid_and_ranks_it() {
     let mut combos: Vec<String> = rows.iter().map(|r| format!("{}/{}", r[0], r[1])).collect();
     combos.sort();
     assert_eq!(combos, ["20/100", "20/200", "20/50", "5/100", "5/200", "5/50"]);
+    // The same table as a page: six runs, the best first and marked, the best report linked, and
+    // nothing fetched from elsewhere.
+    let page = std::fs::read_to_string(dir.join("out/sweep.html")).expect("sweep.html");
+    assert_eq!(page.matches("<tr").count(), 7, "a heading and six runs: {page}");
+    let best_row = page.split("<tr class=\"best\">").nth(1).expect("the best run is marked");
+    assert!(
+        best_row.starts_with(&format!("<td>{}</td><td>{}</td><td>{:+.2}</td>", rows[0][0], rows[0][1], net[0])),
+        "{best_row}"
+    );
+    assert!(page.contains("href=\"best/report.html\""), "{page}");
+    assert!(!page.contains("http") && !page.contains("src="), "the page fetches nothing: {page}");
     // The best run's own report, whose net is the table's first.
     let best = report(&dir, "out/best");
     assert!((best["summary"]["net_pnl"].as_f64().expect("net") - net[0]).abs() < 0.01, "{best}");

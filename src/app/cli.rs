@@ -272,7 +272,8 @@ Options:
                         repeatable
   --sweep KEY=V1,V2,... Run every combination of the values (repeatable: a grid), one
                         engine per core, and print one table sorted by --sort; with
-                        --report, write sweep.csv and the best run's report in DIR/best
+                        --report, write sweep.csv, sweep.html and the best run's report
+                        in DIR/best
   --jobs N              Runs of a sweep at once, one thread each (e.g. 1 to leave the other
                         cores to a live bot) [default: the machine's cores]
   --sort FIGURE         net_pnl (default), sharpe, profit_factor, max_drawdown (smallest

@@ -10,7 +10,7 @@ use crate::engine::backtest::Summary;
 const W: f64 = 900.0;
 const PAD: f64 = 40.0;
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -156,6 +156,11 @@ pub fn csv(keys: &[String], runs: &[Run]) -> String {
 
 /// The table as the terminal shows it, aligned.
 pub fn table(keys: &[String], runs: &[Run]) -> String {
+    crate::support::columns::render(&rows(keys, runs), crate::support::columns::Align::Right)
+}
+
+/// The table's cells: a heading row, then a row per run.
+fn rows(keys: &[String], runs: &[Run]) -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = vec![keys
         .iter()
         .cloned()
@@ -175,7 +180,44 @@ pub fn table(keys: &[String], runs: &[Run]) -> String {
         ]);
         rows.push(row);
     }
-    crate::support::columns::render(&rows, crate::support::columns::Align::Right)
+    rows
+}
+
+/// `sweep.html`: the same table as a page that needs nothing else, best first, linking the best
+/// run's report.
+pub fn html(config: &str, keys: &[String], runs: &[Run], sort: SortKey) -> String {
+    let e = super::report::escape;
+    let mut cells = rows(keys, runs).into_iter();
+    let head: String = cells.next().unwrap_or_default().iter().map(|c| format!("<th>{}</th>", e(c))).collect();
+    let mut body = String::new();
+    for (i, row) in cells.enumerate() {
+        let class = if i == 0 { " class=\"best\"" } else { "" };
+        body += &format!("<tr{class}>{}</tr>\n", row.iter().map(|c| format!("<td>{}</td>", e(c))).collect::<String>());
+    }
+    format!(
+        r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mt5bot sweep: {config}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ text-align: right; padding: .2em 1em .2em 0; border-bottom: 1px solid #ddd; }}
+td {{ font-variant-numeric: tabular-nums; }}
+tr.best {{ background: #ecfdf3; font-weight: 600; }}
+</style></head>
+<body>
+<h1>Sweep of {config}</h1>
+<p>{n} runs over {grid}, sorted by {sort}, best first. The best run's full report:
+<a href="best/report.html">best/report.html</a>; every figure of every run: <a href="sweep.csv">sweep.csv</a>.</p>
+<table>
+<tr>{head}</tr>
+{body}</table>
+</body></html>
+"##,
+        config = e(config),
+        n = runs.len(),
+        grid = e(&keys.join(" x ")),
+        sort = sort.name(),
+    )
 }
 
 /// `mt5bot backtest --sweep ...`: the table on stdout, and with `--report DIR`, `sweep.csv` and
@@ -190,6 +232,10 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("sweep.csv");
         crate::support::files::write_atomic_mode(&path, csv(&keys, &ranked).as_bytes(), 0o644)
+            .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))?;
+        let path = dir.join("sweep.html");
+        let page = html(&opts.config.display().to_string(), &keys, &ranked, opts.sort);
+        crate::support::files::write_atomic_mode(&path, page.as_bytes(), 0o644)
             .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))?;
         if let Some(best) = ranked.first() {
             let mut o = opts.clone();
