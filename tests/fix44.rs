@@ -714,6 +714,50 @@ fn a_scheduled_session_ends_resets_and_the_next_one_takes_the_orders_queued_betw
     assert!(second.wait_exit(Duration::from_secs(10)).success());
 }
 
+/// A closed date (`schedule.closed`, a holiday) keeps mt5bot from logging on all that day in the
+/// schedule's zone, though the schedule itself runs all day; without it the same config logs on.
+#[test]
+fn a_closed_date_keeps_the_session_out_all_day() {
+    let dir = TempDir::new("fix-closed-date");
+    let exec = Executor::start(&dir);
+    let ingress = format!("127.0.0.1:{}", free_port());
+    // Today and tomorrow (UTC), so a run across midnight is still inside the closed dates.
+    let day = |d: i64| {
+        let t =
+            jiff::Timestamp::from_second(mt5bot::support::timefmt::unix_nanos() as i64 / 1_000_000_000 + d * 86_400)
+                .expect("now");
+        t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string()
+    };
+    let all_day = "    schedule:\n      start_time: '00:00:00'\n      end_time: '00:00:00'\n";
+    let closed = format!("{all_day}      closed: ['{}', '{}']\n", day(0), day(1));
+    let (cfg, addr) = bot_config_with(&dir, &exec, &ingress, &closed);
+    let key = key();
+    let env = [("CHECKPOINT_AES_KEY", key.as_str())];
+    let mut d = Daemon::start(&dir, &cfg, &addr, &env);
+    d.wait_metrics(Duration::from_secs(10));
+    let log = wait_for("the closed date in the log", Duration::from_secs(10), || {
+        let l = d.log_file();
+        l.contains("outside the session's schedule (a closed date)").then_some(l)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(metric(&d, "broker_connected{venue=\"fix44\"}"), 0.0);
+    assert!(!d.log_file().contains("FIX: connected to"), "{log}");
+    let logons = exec
+        .messages()
+        .into_iter()
+        .filter(|(dir, f, _)| dir == "incoming" && f.get(&35).map(String::as_str) == Some("A"))
+        .count();
+    assert_eq!(logons, 0, "no Logon on a closed date");
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+    drop(d);
+    // The same schedule without the closed dates logs on at once.
+    let (cfg, addr) = bot_config_with(&dir, &exec, &ingress, all_day);
+    let mut d = start_connected(&dir, &cfg, &addr, &env);
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+}
+
 /// Orders sent steadily across a session's end, 20 ms apart from 1.5 s before it to 1.5 s after,
 /// with the two sides' ends `skew` apart (mt5bot's later: a broker whose clock or schedule runs
 /// ahead). Some reach the executor in the first session; one usually meets the end in flight

@@ -371,6 +371,8 @@ pub struct FixSchedule {
     pub end: u32,
     /// Weekly sessions: the weekdays, Monday 0.
     pub days: Option<(u8, u8)>,
+    /// Dates in `tz` on which the gateway is closed (holidays), sorted.
+    pub closed: Vec<jiff::civil::Date>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

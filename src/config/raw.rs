@@ -206,6 +206,8 @@ pub struct RawFixSchedule {
     pub tz: String,
     pub reset_on_logout: bool,
     pub reset_on_disconnect: bool,
+    /// Dates (YYYY-MM-DD, in `tz`) on which the gateway is closed: no session that day.
+    pub closed: Vec<String>,
 }
 
 impl Default for RawFix44 {

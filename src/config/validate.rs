@@ -302,7 +302,18 @@ fn fix_schedule(v: &mut Validator<'_>, s: &RawFixSchedule) -> Option<FixSchedule
     let tz = jiff::tz::TimeZone::get(tz_name).map_err(|_| {
         v.fail(&format!("{key}.tz"), format!("{:?} is not a time zone; accepted: an IANA name such as UTC", s.tz));
     });
-    Some(FixSchedule { tz: tz.ok()?, start: start?, end: end?, days })
+    let mut closed = Vec::with_capacity(s.closed.len());
+    for d in &s.closed {
+        match d.trim().parse::<jiff::civil::Date>() {
+            Ok(date) if d.trim().len() == 10 => closed.push(date),
+            _ => {
+                v.fail(&format!("{key}.closed"), format!("{d:?} is not a date; accepted: YYYY-MM-DD, e.g. 2026-12-25"))
+            }
+        }
+    }
+    closed.sort_unstable();
+    closed.dedup();
+    Some(FixSchedule { tz: tz.ok()?, start: start?, end: end?, days, closed })
 }
 
 /// `HH:MM` as minutes after midnight; `24:00` only where `end` allows it.

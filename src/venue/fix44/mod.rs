@@ -250,15 +250,17 @@ impl FixVenue {
             }
             None => {
                 self.in_session = false;
-                let next = schedule.next_start(unix).unwrap_or(unix + 3_600_000_000_000);
+                let next = schedule.next_on(unix).unwrap_or(unix + 3_600_000_000_000);
                 self.schedule_check_at = next;
                 let wait = (next - unix).max(0) as Nanos;
+                let why = if schedule.is_closed(unix) { "a closed date" } else { "the session's scheduled end" };
                 if !matches!(self.conn, Conn::Down { .. }) {
-                    log::info!("FIX: the session's scheduled end; logging out until {}", iso(next));
+                    log::info!("FIX: {why}; logging out until {}", iso(next));
                     self.session.logout("end of the session", now, &mut self.wbuf);
                     self.drop_connection(now, "the session's scheduled end");
                 } else {
-                    log::info!("FIX: outside the session's schedule; the next starts {}", iso(next));
+                    let note = if schedule.is_closed(unix) { " (a closed date)" } else { "" };
+                    log::info!("FIX: outside the session's schedule{note}; the next starts {}", iso(next));
                 }
                 self.conn = Conn::Down { retry_at: now + wait };
             }

@@ -2,6 +2,10 @@
 //! EndTime, StartDay and EndDay: a session period starts at each start (daily, or on the start
 //! day), ends at the first end after it, and a new period means new sequence numbers on both
 //! sides. Times are on the zone's own clock (jiff and the tz database do daylight saving).
+//!
+//! Closed dates (`closed`, holidays; QuickFIX has no such setting) take the session out from the
+//! date's midnight to the next in the schedule's zone. They do not make a new period: a weekly
+//! session closed on a Wednesday goes on on Thursday with the same sequence numbers.
 
 use jiff::civil::Date;
 use jiff::Timestamp;
@@ -65,9 +69,54 @@ impl FixSchedule {
         Some(Period { start, end: instant(self, end_date, self.end)? })
     }
 
-    /// The period in force at `unix_ns`, if the session runs then.
+    /// The period in force at `unix_ns`, if the session runs then; its `end` is brought forward
+    /// to the next closed date's midnight, when the session is out from then.
     pub fn current(&self, unix_ns: i128) -> Option<Period> {
-        self.period(unix_ns).filter(|p| p.contains(unix_ns))
+        let date = self.local_date(unix_ns)?;
+        if self.closed.binary_search(&date).is_ok() {
+            return None;
+        }
+        let mut p = self.period(unix_ns).filter(|p| p.contains(unix_ns))?;
+        let next = self.closed.partition_point(|d| *d <= date);
+        if let Some(midnight) = self.closed.get(next).and_then(|d| instant(self, *d, 0)) {
+            p.end = p.end.min(midnight);
+        }
+        Some(p)
+    }
+
+    /// Whether `unix_ns` falls on a closed date.
+    pub fn is_closed(&self, unix_ns: i128) -> bool {
+        self.local_date(unix_ns).is_some_and(|d| self.closed.binary_search(&d).is_ok())
+    }
+
+    /// When the session is next on after `unix_ns` (at which it is not): the next period's start
+    /// or the end of the closed dates, whichever comes with a period in force.
+    pub fn next_on(&self, unix_ns: i128) -> Option<i128> {
+        let mut t = unix_ns;
+        // Each step passes a run of closed dates or a period's start; a year of holidays ends it.
+        for _ in 0..400 {
+            let next = if self.is_closed(t) {
+                let mut date = self.local_date(t)?;
+                while self.closed.binary_search(&date).is_ok() {
+                    date = days(date, 1)?;
+                }
+                instant(self, date, 0)?
+            } else {
+                self.next_start(t)?
+            };
+            if next <= t {
+                return None;
+            }
+            if self.current(next).is_some() {
+                return Some(next);
+            }
+            t = next;
+        }
+        None
+    }
+
+    fn local_date(&self, unix_ns: i128) -> Option<Date> {
+        Some(Timestamp::from_nanosecond(unix_ns).ok()?.to_zoned(self.tz.clone()).date())
     }
 
     /// When the next period starts after `unix_ns`.
@@ -192,5 +241,66 @@ mod tests {
             "venue.fix44.schedule.tz"
         );
         assert!(Config::embedded().venue.fix44.schedule.is_none(), "no schedule by default: always on");
+        let e = err("      start_time: '08:00'\n      end_time: '17:00'\n      closed: ['2026-12-25', '25.12.2026']\n");
+        assert_eq!(e.key, "venue.fix44.schedule.closed", "{e}");
+        assert!(e.to_string().contains("25.12.2026"), "{e}");
+    }
+
+    #[test]
+    fn a_closed_date_takes_a_daily_session_out_for_the_day() {
+        let s = schedule(
+            "      start_time: '08:00'\n      end_time: '17:00'\n      tz: America/New_York\n      closed: ['2026-12-25']\n",
+        );
+        // Christmas Eve runs as usual (its end comes before the closed date's midnight).
+        let eve = s.current(at("2026-12-24T15:00:00Z")).expect("on");
+        assert_eq!(iso(eve.end), "2026-12-24T22:00:00.000000Z");
+        assert!(s.current(at("2026-12-25T15:00:00Z")).is_none(), "in the hours of a session, but closed");
+        assert!(s.is_closed(at("2026-12-25T15:00:00Z")));
+        assert!(!s.is_closed(at("2026-12-25T04:59:59Z")), "still the 24th in New York");
+        // Out until the 26th's session.
+        assert_eq!(s.next_on(at("2026-12-25T15:00:00Z")).map(iso).as_deref(), Some("2026-12-26T13:00:00.000000Z"));
+        // Without the closed date the 25th runs.
+        let open = schedule("      start_time: '08:00'\n      end_time: '17:00'\n      tz: America/New_York\n");
+        assert!(open.current(at("2026-12-25T15:00:00Z")).is_some());
+    }
+
+    #[test]
+    fn a_closed_date_inside_a_weekly_session_pauses_it_without_a_new_period() {
+        let s = schedule(
+            "      start_time: '17:05:00'\n      end_time: '17:00:00'\n      start_day: sun\n      end_day: fri\n      tz: America/New_York\n      closed: ['2026-01-14']\n",
+        );
+        // Tuesday: on, until Wednesday's midnight in New York (05:00 UTC in winter).
+        let tue = s.current(at("2026-01-13T12:00:00Z")).expect("on");
+        assert_eq!(
+            (iso(tue.start), iso(tue.end)),
+            ("2026-01-11T22:05:00.000000Z".into(), "2026-01-14T05:00:00.000000Z".into())
+        );
+        assert!(s.current(at("2026-01-14T12:00:00Z")).is_none(), "Wednesday is closed");
+        let back = s.next_on(at("2026-01-14T12:00:00Z")).expect("back");
+        assert_eq!(iso(back), "2026-01-15T05:00:00.000000Z", "Thursday's midnight");
+        // The same period: the sequence numbers go on.
+        let thu = s.current(back).expect("on");
+        assert_eq!((thu.start, iso(thu.end)), (tue.start, "2026-01-16T22:00:00.000000Z".into()));
+        // Two closed dates in a row, then the weekend: out until the next week's start.
+        let s = schedule(
+            "      start_time: '17:05:00'\n      end_time: '17:00:00'\n      start_day: sun\n      end_day: fri\n      tz: America/New_York\n      closed: ['2026-01-16', '2026-01-15']\n",
+        );
+        assert_eq!(s.next_on(at("2026-01-15T12:00:00Z")).map(iso).as_deref(), Some("2026-01-18T22:05:00.000000Z"));
+    }
+
+    #[test]
+    fn a_session_past_midnight_stops_at_a_closed_date_and_takes_up_after_it() {
+        let s = schedule("      start_time: '22:00'\n      end_time: '06:00'\n      closed: ['2026-12-25']\n");
+        let p = s.current(at("2026-12-24T23:00:00Z")).expect("on");
+        assert_eq!(iso(p.end), "2026-12-25T00:00:00.000000Z", "out at the closed date's midnight");
+        assert!(s.current(at("2026-12-25T03:00:00Z")).is_none());
+        assert!(s.current(at("2026-12-25T23:00:00Z")).is_none());
+        // On the 26th the period that started on the 25th at 22:00 runs to 06:00.
+        assert_eq!(s.next_on(at("2026-12-25T03:00:00Z")).map(iso).as_deref(), Some("2026-12-26T00:00:00.000000Z"));
+        let after = s.current(at("2026-12-26T01:00:00Z")).expect("on");
+        assert_eq!(
+            (iso(after.start), iso(after.end)),
+            ("2026-12-25T22:00:00.000000Z".into(), "2026-12-26T06:00:00.000000Z".into())
+        );
     }
 }
