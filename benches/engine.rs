@@ -539,6 +539,7 @@ fn floor_run(ops: usize) -> (u64, u64) {
             sl: 0.0,
             tp: 0.0,
             immediate: false,
+            until_cancelled: false,
         };
         black_box(new_order_single(&mut session, &mut out, &req, "EURUSD", TimeInForce::Day, b"", n));
         let took = (start.elapsed().as_nanos() as u64).saturating_sub(overhead);

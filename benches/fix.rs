@@ -46,6 +46,7 @@ fn order(n: u64) -> OrderRequest {
         sl: 0.0,
         tp: 0.0,
         immediate: false,
+        until_cancelled: false,
     }
 }
 

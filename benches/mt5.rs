@@ -133,6 +133,7 @@ fn round_trips(orders: u64, run: usize) -> RoundTrips {
             sl: 0.0,
             tp: 0.0,
             immediate: false,
+            until_cancelled: false,
         };
         let t0 = Instant::now();
         venue.submit(&req, now()).expect("submit");

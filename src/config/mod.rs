@@ -358,6 +358,9 @@ pub struct Fix44Config {
     pub reset_on_disconnect: bool,
     /// As written, for the round trip.
     pub raw_schedule: RawFixSchedule,
+    /// The broker holds stop orders: a position's stop-loss and take-profit rest at the venue
+    /// (a stop order and a limit order, GTC) instead of being watched by mt5bot.
+    pub native_stops: bool,
 }
 
 /// A FIX session's schedule, as QuickFIX reads StartTime/EndTime/StartDay/EndDay: daily from
@@ -733,6 +736,7 @@ impl Config {
                     account: f.account.clone(),
                     state_dir: f.state_dir.display().to_string(),
                     schedule: f.raw_schedule.clone(),
+                    native_stops: f.native_stops,
                 },
                 mt5: RawMt5 {
                     listen: m5.listen.to_string(),

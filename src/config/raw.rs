@@ -193,6 +193,7 @@ pub struct RawFix44 {
     pub account: String,
     pub state_dir: String,
     pub schedule: RawFixSchedule,
+    pub native_stops: bool,
 }
 
 /// When the FIX session runs, with QuickFIX's meaning; empty times: always.
@@ -226,6 +227,7 @@ impl Default for RawFix44 {
             account: String::new(),
             state_dir: "state".into(),
             schedule: RawFixSchedule::default(),
+            native_stops: false,
         }
     }
 }

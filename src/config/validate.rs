@@ -683,6 +683,7 @@ fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
         reset_on_logout: fx.schedule.reset_on_logout,
         reset_on_disconnect: fx.schedule.reset_on_disconnect,
         raw_schedule: fx.schedule.clone(),
+        native_stops: fx.native_stops,
         reset_on_logon: fx.reset_on_logon,
         logon_timeout: v.duration(
             "venue.fix44.logon_timeout",

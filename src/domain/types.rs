@@ -548,6 +548,9 @@ pub struct OrderRequest {
     /// default): a protective exit sent as a marketable limit, which must not rest on the book
     /// while the position it closes is open.
     pub immediate: bool,
+    /// Rest until filled or cancelled (FIX TimeInForce GTC, whatever the venue's default): a
+    /// position's stop-loss or take-profit resting at a venue that holds stop orders.
+    pub until_cancelled: bool,
 }
 
 /// What a venue says about an order.
@@ -640,21 +643,31 @@ pub struct TradeRecord {
     pub realized_pnl: f64,
 }
 
-/// Order type the model sends.
+/// An order's type. The model, the ingress and the config speak of `market` and `limit`; a
+/// `stop` (a market order once the price trades through `price`) is only what the engine rests
+/// at a venue that holds stop orders, for a position's stop-loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderKind {
     Market,
     Limit,
+    #[serde(skip)]
+    Stop,
 }
 
 impl OrderKind {
-    /// The name in config, checkpoints and the journal (`market`, `limit`).
+    /// The name in checkpoints, the journal and the status (`market`, `limit`, `stop`).
     pub fn as_str(self) -> &'static str {
         match self {
             OrderKind::Market => "market",
             OrderKind::Limit => "limit",
+            OrderKind::Stop => "stop",
         }
+    }
+
+    /// From [`OrderKind::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<OrderKind> {
+        [OrderKind::Market, OrderKind::Limit, OrderKind::Stop].into_iter().find(|k| k.as_str() == s)
     }
 }
 

@@ -81,6 +81,14 @@ pub trait Venue {
         false
     }
 
+    /// Whether a position's stop-loss and take-profit rest at the venue as orders of their own (a
+    /// stop order and a limit order, until cancelled) that the engine places, resizes and cancels
+    /// as the position changes (FIX with `venue.fix44.native_stops`). Their fills are ordinary
+    /// fills. Only for venues where [`Venue::holds_stops`] is false.
+    fn rests_stops(&self) -> bool {
+        false
+    }
+
     /// The longest order id (client order id) the venue carries; a longer signal id is refused at
     /// the ingress rather than queued and refused on submit.
     fn max_id_len(&self) -> usize {

@@ -78,6 +78,10 @@ pub struct OrderState {
     pub sl: f64,
     #[serde(default)]
     pub tp: f64,
+    /// `sl` or `tp` for a position's stop-loss or take-profit resting at the venue; empty for
+    /// any other order.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub protects: String,
 }
 
 /// A signal that was queued, not yet sent, when the checkpoint was taken (or replayed from the
@@ -467,6 +471,7 @@ mod tests {
                 sent_at_unix_ns: 0,
                 sl: 0.0,
                 tp: 1.2,
+                protects: "tp".into(),
             }],
             venue: serde_json::json!({ "next_in": 88 }),
             recent_ids: vec!["s-0".into(), "s-1".into()],

@@ -14,7 +14,8 @@ use crate::support::names::QTY_EPSILON;
 
 use super::recent::RecentIds;
 use crate::domain::types::{
-    DropReason, Nanos, OrderKey, OrderKind, OrderRequest, Side, Signal, SignalId, SignalSource, SymbolId, VenueEvent,
+    DropReason, Nanos, OrderKey, OrderKind, OrderRequest, Side, Signal, SignalId, SignalSource, StopKind, SymbolId,
+    VenueEvent,
 };
 
 /// How many recent signal ids are remembered to refuse duplicates.
@@ -61,6 +62,9 @@ pub struct Order {
     pub filled: f64,
     pub sent_ns: Nanos,
     pub last_exec_id: u64,
+    /// A position's stop-loss or take-profit resting at the venue (`venue.fix44.native_stops`).
+    /// It only closes, and at most one of the pair fills, so it is not counted in the exposure.
+    pub protects: Option<StopKind>,
 }
 
 impl Order {
@@ -126,11 +130,13 @@ pub enum Applied {
         /// The order's stop-loss and take-profit prices (0 for none).
         sl: f64,
         tp: f64,
+        /// The resting stop-loss or take-profit this fill executed, if it was one.
+        protects: Option<StopKind>,
     },
-    /// The order was refused by the venue.
-    Rejected { symbol: SymbolId, client_id: SignalId },
+    /// The order was refused by the venue; `protects` as in `Filled`.
+    Rejected { symbol: SymbolId, client_id: SignalId, protects: Option<StopKind> },
     /// The order was cancelled.
-    Cancelled { symbol: SymbolId, client_id: SignalId },
+    Cancelled { symbol: SymbolId, client_id: SignalId, protects: Option<StopKind> },
     /// Nothing changed: a repeated event, or one for an order no longer open.
     Ignored,
 }
@@ -324,7 +330,7 @@ impl Executor {
             return Err(DropReason::NoQuote);
         };
         let reference = match (sig.kind, sig.side) {
-            (OrderKind::Limit, _) => sig.price,
+            (OrderKind::Limit | OrderKind::Stop, _) => sig.price,
             (OrderKind::Market, Side::Buy) => ask,
             (OrderKind::Market, Side::Sell) => bid,
         };
@@ -341,7 +347,7 @@ impl Executor {
         if !self.rate.has_token(now) {
             return Err(DropReason::MaxOrdersPerSecond);
         }
-        let request = self.open_slot(sig, reference, now)?;
+        let request = self.open_slot(sig, reference, now, None)?;
         self.rate.take();
         Ok(request)
     }
@@ -357,19 +363,64 @@ impl Executor {
             return Err(DropReason::NoQuote);
         };
         let reference = match (sig.kind, sig.side) {
-            (OrderKind::Limit, _) => sig.price,
+            (OrderKind::Limit | OrderKind::Stop, _) => sig.price,
             (OrderKind::Market, Side::Buy) => ask,
             (OrderKind::Market, Side::Sell) => bid,
         };
-        let order = self.open_slot(sig, reference, now)?;
+        let order = self.open_slot(sig, reference, now, None)?;
         let forgot = self.recent.insert_new(sig.id, self.now_s);
         self.note_forgotten(forgot);
         Ok(order)
     }
 
+    /// A position's stop-loss (a stop order at `sig.price`) or take-profit (a limit) to rest at
+    /// the venue until filled or cancelled. Refused only as a duplicate or without a free slot;
+    /// not counted in the exposure (it only closes).
+    pub fn create_resting(&mut self, sig: &Signal, kind: StopKind, now: Nanos) -> Result<OrderRequest, DropReason> {
+        if self.recent.contains(&sig.id) {
+            return Err(DropReason::Duplicate);
+        }
+        if sig.symbol as usize >= self.positions.len() {
+            return Err(DropReason::NoQuote);
+        }
+        let mut order = self.open_slot(sig, sig.price, now, Some(kind))?;
+        order.until_cancelled = true;
+        if let Some(o) = self.order_mut(order.key) {
+            o.request.until_cancelled = true;
+        }
+        let forgot = self.recent.insert_new(sig.id, self.now_s);
+        self.note_forgotten(forgot);
+        Ok(order)
+    }
+
+    /// The resting `kind` of `symbol`'s position, if one is open.
+    pub fn resting(&self, symbol: SymbolId, kind: StopKind) -> Option<&Order> {
+        self.open_orders().find(|o| o.protects == Some(kind) && o.request.symbol == symbol)
+    }
+
+    /// Quantity the open orders of `symbol` on `side` still have to fill, resting stop-losses and
+    /// take-profits left out.
+    pub fn pending_unprotected(&self, symbol: SymbolId, side: Side) -> f64 {
+        self.open_orders()
+            .filter(|o| o.protects.is_none() && o.request.symbol == symbol && o.request.side == side)
+            .map(Order::remaining)
+            .sum()
+    }
+
+    /// Open orders that wait for an outcome: resting stop-losses and take-profits left out.
+    pub fn unsettled_count(&self) -> usize {
+        self.open_orders().filter(|o| o.protects.is_none()).count()
+    }
+
     /// Takes a free slot for a `New` order of `sig` priced at `reference`.
     #[inline]
-    fn open_slot(&mut self, sig: &Signal, reference: f64, now: Nanos) -> Result<OrderRequest, DropReason> {
+    fn open_slot(
+        &mut self,
+        sig: &Signal,
+        reference: f64,
+        now: Nanos,
+        protects: Option<StopKind>,
+    ) -> Result<OrderRequest, DropReason> {
         let sym = sig.symbol as usize;
         let Some(slot) = self.free.pop() else { return Err(DropReason::MaxOpenOrders) };
         let (sl, tp) = sig.stops.resolve(sig.side, reference);
@@ -382,14 +433,17 @@ impl Executor {
             side: sig.side,
             qty: sig.qty,
             kind: sig.kind,
-            price: if sig.kind == OrderKind::Limit { sig.price } else { 0.0 },
+            price: if sig.kind == OrderKind::Market { 0.0 } else { sig.price },
             sl,
             tp,
-            immediate: sig.source == SignalSource::Protection && sig.kind == OrderKind::Limit,
+            immediate: sig.source == SignalSource::Protection && sig.kind == OrderKind::Limit && protects.is_none(),
+            until_cancelled: false,
         };
-        self.exposure[sym] += sig.side.sign() * sig.qty;
+        if protects.is_none() {
+            self.exposure[sym] += sig.side.sign() * sig.qty;
+        }
         self.orders[slot as usize] =
-            Some(Order { request, state: OrderState::New, filled: 0.0, sent_ns: now, last_exec_id: 0 });
+            Some(Order { request, state: OrderState::New, filled: 0.0, sent_ns: now, last_exec_id: 0, protects });
         Ok(request)
     }
 
@@ -442,16 +496,30 @@ impl Executor {
                 let done = o.remaining() < QTY_EPSILON;
                 o.state = if done { OrderState::Filled } else { OrderState::PartiallyFilled };
                 let (symbol, side, client_id) = (o.request.symbol, o.request.side, o.request.client_id);
-                let (sl, tp) = (o.request.sl, o.request.tp);
+                let (sl, tp, protects) = (o.request.sl, o.request.tp, o.protects);
                 let signed = side.sign() * qty;
                 let sym = symbol as usize;
-                self.exposure[sym] -= signed;
+                if protects.is_none() {
+                    self.exposure[sym] -= signed;
+                }
                 let realized_pnl = self.positions[sym].apply(signed, price);
                 self.trades += 1;
                 if done {
                     self.release(key);
                 }
-                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, order_done: done, sl, tp }
+                Applied::Filled {
+                    symbol,
+                    side,
+                    client_id,
+                    exec_id,
+                    qty,
+                    price,
+                    realized_pnl,
+                    order_done: done,
+                    sl,
+                    tp,
+                    protects,
+                }
             }
             // `only_if_unknown` is the core's to check (it knows which ids only wait in the queue).
             VenueEvent::Adopted { client_id, symbol, side, qty, price, .. } => {
@@ -479,14 +547,15 @@ impl Executor {
                     order_done: true,
                     sl: 0.0,
                     tp: 0.0,
+                    protects: None,
                 }
             }
             VenueEvent::Rejected { key, .. } => match self.close(key, OrderState::Rejected) {
-                Some((symbol, client_id)) => Applied::Rejected { symbol, client_id },
+                Some((symbol, client_id, protects)) => Applied::Rejected { symbol, client_id, protects },
                 None => Applied::Ignored,
             },
             VenueEvent::Cancelled { key } => match self.close(key, OrderState::Cancelled) {
-                Some((symbol, client_id)) => Applied::Cancelled { symbol, client_id },
+                Some((symbol, client_id, protects)) => Applied::Cancelled { symbol, client_id, protects },
                 None => Applied::Ignored,
             },
             // The core's to use (protection); nothing in the books changes.
@@ -497,13 +566,16 @@ impl Executor {
         }
     }
 
-    fn close(&mut self, key: OrderKey, state: OrderState) -> Option<(SymbolId, SignalId)> {
+    fn close(&mut self, key: OrderKey, state: OrderState) -> Option<(SymbolId, SignalId, Option<StopKind>)> {
         let o = self.order_mut(key)?;
         o.state = state;
         let (symbol, id, signed_rest) = (o.request.symbol, o.request.client_id, o.request.side.sign() * o.remaining());
-        self.exposure[symbol as usize] -= signed_rest;
+        let protects = o.protects;
+        if protects.is_none() {
+            self.exposure[symbol as usize] -= signed_rest;
+        }
         self.release(key);
-        Some((symbol, id))
+        Some((symbol, id, protects))
     }
 
     fn order_mut(&mut self, key: OrderKey) -> Option<&mut Order> {
@@ -576,15 +648,20 @@ impl Executor {
     /// still be booked (venues with a real counterparty); `order.key` is replaced by a new one. Its
     /// id counts as seen, so a signal with the same id is refused as a duplicate. `None` when the
     /// table is full.
-    pub fn restore_open(&mut self, order: OrderRequest, filled: f64) -> Option<OrderRequest> {
+    pub fn restore_open(
+        &mut self,
+        order: OrderRequest,
+        filled: f64,
+        protects: Option<StopKind>,
+    ) -> Option<OrderRequest> {
         let OrderRequest { client_id, symbol, side, qty, .. } = order;
         let slot = self.free.pop()?;
         let key = OrderKey::new(self.next_seq, slot);
         self.next_seq += 1;
-        let request = OrderRequest { key, ..order };
+        let request = OrderRequest { key, until_cancelled: order.until_cancelled || protects.is_some(), ..order };
         let state = if filled > 0.0 { OrderState::PartiallyFilled } else { OrderState::Sent };
-        self.orders[slot as usize] = Some(Order { request, state, filled, sent_ns: 0, last_exec_id: 0 });
-        if let Some(e) = self.exposure.get_mut(symbol as usize) {
+        self.orders[slot as usize] = Some(Order { request, state, filled, sent_ns: 0, last_exec_id: 0, protects });
+        if let (Some(e), None) = (self.exposure.get_mut(symbol as usize), protects) {
             *e += side.sign() * (qty - filled);
         }
         let forgot = self.recent.insert(client_id, self.now_s);

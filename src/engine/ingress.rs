@@ -693,7 +693,7 @@ fn stops(
     let s = Stops { sl: level("sl", wire.sl, wire.sl_bps, 9_999.0)?, tp: level("tp", wire.tp, wire.tp_bps, 1e6)? };
     // Where the position would close: a long at the bid, a short at the ask.
     let exit = match (kind, quote) {
-        (OrderKind::Limit, _) => Some(price),
+        (OrderKind::Limit | OrderKind::Stop, _) => Some(price),
         (OrderKind::Market, Some((bid, ask))) => Some(if side == Side::Buy { bid } else { ask }),
         (OrderKind::Market, None) => None,
     };

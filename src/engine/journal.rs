@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use super::checkpoint::{self, CheckpointError, Keys, OrderState, PositionState, QueuedState, State, TradingRecord};
 use super::executor::Position;
-use crate::domain::types::{OrderKind, Side, SignalId, SignalSource, SymbolId, TradingState, SIGNAL_ID_MAX};
+use crate::domain::types::{OrderKind, Side, SignalId, SignalSource, StopKind, SymbolId, TradingState, SIGNAL_ID_MAX};
 use crate::support::names::QTY_EPSILON;
 use crate::telemetry::metrics::Metrics;
 
@@ -100,6 +100,9 @@ pub struct Entry {
     pub unix_ns: i64,
     /// Sent: the venue's reference of the order ([`crate::domain::venue::Venue::order_ref`]).
     pub venue_ref: u64,
+    /// Sent: the position's stop-loss or take-profit this order rests at the venue for (byte 79:
+    /// 1 stop-loss, 2 take-profit, 0 none, as older versions wrote it).
+    pub protects: Option<StopKind>,
 }
 
 impl Entry {
@@ -113,6 +116,7 @@ impl Entry {
         out[2] = match self.order_kind {
             OrderKind::Market => 0,
             OrderKind::Limit => 1,
+            OrderKind::Stop => 2,
         };
         out[3] = match self.source {
             SignalSource::Model => 0,
@@ -129,6 +133,11 @@ impl Entry {
         out[55..63].copy_from_slice(&self.unix_ns.to_be_bytes());
         out[63..71].copy_from_slice(&seq.to_be_bytes());
         out[71..79].copy_from_slice(&self.venue_ref.to_be_bytes());
+        out[79] = match self.protects {
+            None => 0,
+            Some(StopKind::StopLoss) => 1,
+            Some(StopKind::TakeProfit) => 2,
+        };
     }
 
     fn decode(b: &[u8]) -> Option<Entry> {
@@ -152,6 +161,7 @@ impl Entry {
         let order_kind = match b[2] {
             0 => OrderKind::Market,
             1 => OrderKind::Limit,
+            2 => OrderKind::Stop,
             _ => return None,
         };
         let source = match b[3] {
@@ -178,6 +188,12 @@ impl Entry {
             price: f64::from_bits(f(47..55)),
             unix_ns: f(55..63) as i64,
             venue_ref: f(71..79),
+            protects: match b[79] {
+                0 => None,
+                1 => Some(StopKind::StopLoss),
+                2 => Some(StopKind::TakeProfit),
+                _ => return None,
+            },
         })
     }
 }
@@ -857,6 +873,7 @@ fn apply(state: &mut State, e: &Entry, symbol: &str, done: &mut Replayed, index:
                 sent_at_unix_ns: e.unix_ns,
                 sl: 0.0,
                 tp: 0.0,
+                protects: e.protects.map(|k| k.as_str().to_owned()).unwrap_or_default(),
             });
         }
         Kind::Fill => {
@@ -984,6 +1001,26 @@ mod tests {
             price,
             unix_ns: 1_700_000_000_000_000_000,
             venue_ref: 9,
+            protects: None,
+        }
+    }
+
+    #[test]
+    fn an_entry_keeps_its_order_kind_and_what_it_protects_and_older_entries_read_as_protecting_nothing() {
+        for (kind, protects) in [
+            (OrderKind::Stop, Some(StopKind::StopLoss)),
+            (OrderKind::Limit, Some(StopKind::TakeProfit)),
+            (OrderKind::Market, None),
+        ] {
+            let e = Entry { order_kind: kind, protects, ..entry(Kind::Sent, "M1-rsl7", 0.5, 1.0795) };
+            let mut buf = [0u8; ENTRY_LEN];
+            e.encode(3, &mut buf);
+            assert_eq!(Entry::decode(&buf), Some(e));
+            // What a version without resting orders wrote: byte 79 zero.
+            buf[79] = 0;
+            assert_eq!(Entry::decode(&buf).map(|d| d.protects), Some(None));
+            buf[79] = 9;
+            assert_eq!(Entry::decode(&buf), None, "an unknown value is a damaged entry");
         }
     }
 
@@ -1231,6 +1268,7 @@ mod tests {
                 sent_at_unix_ns: 0,
                 sl: 0.0,
                 tp: 0.0,
+                protects: String::new(),
             }],
             ..State::default()
         };

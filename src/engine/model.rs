@@ -113,7 +113,8 @@ impl Model {
             return ModelOutput { decision: None, abs_error_bps };
         };
         let price = match self.cfg.order_type {
-            OrderKind::Market => 0.0,
+            // `model.order_type` is market or limit (a stop is never configured).
+            OrderKind::Market | OrderKind::Stop => 0.0,
             // Inside the touch: a buy rests just above the bid, a sell just below the ask.
             OrderKind::Limit => match side {
                 Side::Buy => tick.bid * (1.0 + self.cfg.limit_offset_bps * 1e-4),

@@ -33,6 +33,9 @@ pub struct PaperVenue {
     next_exec_id: u64,
     /// Per symbol: commission per lot and side (0: none).
     commissions: Vec<f64>,
+    /// Plays a broker that holds stop orders ([`Venue::rests_stops`]), for tests of the engine's
+    /// resting stop-losses and take-profits.
+    rests_stops: bool,
 }
 
 impl PaperVenue {
@@ -46,6 +49,7 @@ impl PaperVenue {
             capacity: max_open_orders,
             next_exec_id: 1,
             commissions: vec![0.0; symbols],
+            rests_stops: false,
         }
     }
 
@@ -55,6 +59,12 @@ impl PaperVenue {
     pub fn for_config(cfg: &crate::config::Config) -> Self {
         PaperVenue::new(&cfg.venue.paper, cfg.feed.symbols.len(), cfg.risk.max_open_orders)
             .with_commissions(cfg.feed.symbols.iter().map(|s| s.commission_per_lot).collect())
+    }
+
+    /// A paper venue that takes a position's stop-loss and take-profit as resting orders.
+    pub fn with_resting_stops(mut self, on: bool) -> Self {
+        self.rests_stops = on;
+        self
     }
 
     pub fn with_commissions(mut self, per_lot: Vec<f64>) -> Self {
@@ -72,6 +82,10 @@ impl PaperVenue {
             (OrderKind::Limit, Side::Buy) if ask <= o.req.price => (o.remaining.min(self.depth), ask),
             (OrderKind::Limit, Side::Sell) if bid >= o.req.price => (o.remaining.min(self.depth), bid),
             (OrderKind::Limit, _) => return false,
+            // A stop: a market order once the price trades through its level.
+            (OrderKind::Stop, Side::Buy) if ask >= o.req.price => (o.remaining, ask * (1.0 + self.slippage)),
+            (OrderKind::Stop, Side::Sell) if bid <= o.req.price => (o.remaining, bid * (1.0 - self.slippage)),
+            (OrderKind::Stop, _) => return false,
         };
         let exec_id = self.next_exec_id;
         self.next_exec_id += 1;
@@ -164,6 +178,10 @@ impl Venue for PaperVenue {
         true
     }
 
+    fn rests_stops(&self) -> bool {
+        self.rests_stops
+    }
+
     fn open_orders(&self) -> usize {
         self.orders.len()
     }
@@ -197,6 +215,7 @@ mod tests {
             sl: 0.0,
             tp: 0.0,
             immediate: false,
+            until_cancelled: false,
         }
     }
 

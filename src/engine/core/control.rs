@@ -128,12 +128,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             let uncancelled: f64 = refused
                 .iter()
                 .filter(|(r, _)| r.symbol == id)
-                .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open()))
+                // A resting stop-loss or take-profit is contingent: it does not close the position.
+                .filter_map(|(r, _)| self.executor.order(r.key).filter(|o| o.state.is_open() && o.protects.is_none()))
                 .map(|o| o.request.side.sign() * o.remaining())
                 .sum();
             let net = self.executor.position(id).qty + uncancelled;
             done.extend(self.close_position(id, net, 'F', SignalSource::Control));
         }
+        // The closing orders cover the positions: no resting stop-loss or take-profit is placed
+        // again beside them.
+        self.sync_dirty_resting(self.clock.now());
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
         FlattenReport {
             cancel_requested: asked.iter().map(|r| r.client_id.as_str().to_owned()).collect(),
@@ -183,6 +187,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Ok(()) => {
                     self.executor.mark_sent(order.key, now);
                     self.metrics.orders_sent.inc();
+                    self.mark_resting_dirty(id);
                     let s = &signal;
                     self.journal(journal::Kind::Sent, s.id, s.symbol, s.side, s.kind, s.source, s.qty, order.price);
                     Ok(())
@@ -297,13 +302,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         fills: p.fills,
                         sl: (sl > 0.0).then_some(sl),
                         tp: (tp > 0.0).then_some(tp),
-                        stops_held_by: (sl > 0.0 || tp > 0.0).then(|| {
-                            if self.engine_stops {
-                                "mt5bot"
-                            } else {
-                                self.venue.name()
-                            }
-                        }),
+                        stops_held_by: (sl > 0.0 || tp > 0.0).then(|| self.stops_holder()),
                     }
                 })
                 .collect(),

@@ -131,6 +131,17 @@ pub struct TradingCore<V, C> {
     exit_prefixes: [SignalId; 2],
     /// Prefixes of the ids a venue's stop executions are booked under: `sl`, `tp`.
     venue_stop_prefixes: [SignalId; 2],
+    /// Whether positions' levels rest at the venue as orders the engine keeps in step
+    /// ([`Venue::rests_stops`]); their ids' prefixes (`<run_id>-rsl`, `<run_id>-rtp`).
+    rest_stops: bool,
+    rest_prefixes: [SignalId; 2],
+    /// Per symbol and [`StopKind`]: no resting order is placed before this time (the last was
+    /// refused), and how many were refused in a row.
+    rest_retry: Vec<[(Nanos, u32); 2]>,
+    /// Per symbol: its resting orders are to be brought in step after this turn's events.
+    rest_dirty: Vec<bool>,
+    /// The wall-clock second the resting orders were last all brought in step.
+    rest_second: i64,
     /// The stops the model's signals carry (`model.sl_bps`, `model.tp_bps`).
     model_stops: Stops,
     /// What a protective exit sends (`protection.exit_order`, `exit_limit_bps`).
@@ -176,6 +187,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let prefix = SignalId::parse(&format!("{run_id}-")).unwrap_or_default();
         let exit_prefix = |k: StopKind| SignalId::parse(&format!("{run_id}-{}", k.as_str())).unwrap_or_default();
         let engine_stops = !venue.holds_stops();
+        let rest_stops = engine_stops && venue.rests_stops();
         metrics.broker_connected.set(i64::from(venue.is_up()));
         let mut executor =
             Executor::with_ids(&cfg.risk, n, cfg.id_memory, cfg.id_retention.as_secs().min(u64::from(u32::MAX)) as u32);
@@ -234,6 +246,12 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             exit_retry_at: vec![(0, 0); n],
             exit_prefixes: StopKind::ALL.map(exit_prefix),
             venue_stop_prefixes: StopKind::ALL.map(|k| SignalId::parse(k.as_str()).unwrap_or_default()),
+            rest_stops,
+            rest_prefixes: StopKind::ALL
+                .map(|k| SignalId::parse(&format!("{run_id}-r{}", k.as_str())).unwrap_or_default()),
+            rest_retry: vec![[(0, 0); 2]; n],
+            rest_dirty: vec![false; n],
+            rest_second: 0,
             exit_order: (cfg.protection.exit_order, cfg.protection.exit_limit_bps),
             model_stops: Stops {
                 sl: Level::from_parts(0.0, cfg.model.sl_bps),
@@ -324,6 +342,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 price,
                 unix_ns: self.clock.unix_nanos() as i64,
                 venue_ref,
+                protects: None,
             });
         }
     }
@@ -355,6 +374,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             price,
             unix_ns,
             venue_ref,
+            protects: None,
         }))
     }
 
@@ -497,6 +517,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             let (sl, tp) = self.stops.get(tick.symbol as usize).copied().unwrap_or_default();
             if let Some(kind) = StopKind::crossed(position.qty, sl, tp, tick.bid, tick.ask) {
                 self.protective_exit(tick.symbol, kind, tick, now);
+                self.sync_dirty_resting(now);
             }
         }
         if !self.accepting {
@@ -638,6 +659,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     let done = self.clock.now();
                     self.metrics.tick_to_order.observe(done.saturating_sub(sig.origin_ns) as f64 * 1e-9);
                     sent = true;
+                    self.mark_resting_dirty(sig.symbol);
                 }
                 Err(why) => {
                     self.metrics.orders_rejected.inc();
@@ -655,6 +677,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.metrics.queue_depth.set(self.queue.len() as i64);
         if sent {
             self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+            self.sync_dirty_resting(self.clock.now());
         }
     }
 
@@ -712,6 +735,15 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.book_swaps(unix_ns);
         self.update_markets(unix_ns);
         self.resume_if_due(now);
+        // Once a second every symbol's resting orders are looked at again: refused ones retried,
+        // ones the venue could not take before (session down) placed.
+        let second = (unix_ns / 1_000_000_000) as i64;
+        if self.rest_stops && second != self.rest_second {
+            self.rest_second = second;
+            for s in 0..self.symbols.len() {
+                self.sync_resting_stops(s as SymbolId, now);
+            }
+        }
         self.venue.poll(now, &mut self.events);
         self.apply_events(now);
         if !self.queue.is_empty() {
@@ -777,7 +809,19 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Applied::Acknowledged { roundtrip_ns } => {
                     self.metrics.order_roundtrip.observe(roundtrip_ns as f64 * 1e-9);
                 }
-                Applied::Filled { symbol, side, client_id, exec_id, qty, price, realized_pnl, sl, tp, .. } => {
+                Applied::Filled {
+                    symbol,
+                    side,
+                    client_id,
+                    exec_id,
+                    qty,
+                    price,
+                    realized_pnl,
+                    sl,
+                    tp,
+                    protects,
+                    order_done,
+                } => {
                     booked = true;
                     self.metrics.trade_count.inc();
                     let notify = self.notices.wants(NoticeKind::Fill);
@@ -820,6 +864,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     }
                     let before = p.qty - side.sign() * qty;
                     self.update_stops(symbol, before, p.qty, side, sl, tp);
+                    if self.rest_stops {
+                        self.resting_filled(symbol, protects, client_id, order_done);
+                    }
                     if let Some(t) = self.protection.on_fill(symbol, before, &p) {
                         trip = trip.or(Some(t));
                     }
@@ -833,11 +880,19 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                         }
                     }
                 }
-                Applied::Rejected { symbol, client_id } => {
+                Applied::Rejected { symbol, client_id, protects } => {
                     self.metrics.orders_rejected.inc();
                     self.journal_closed(client_id, symbol);
+                    if let Some(kind) = protects {
+                        self.resting_refused(symbol, kind, client_id, now);
+                    }
                 }
-                Applied::Cancelled { symbol, client_id } => self.journal_closed(client_id, symbol),
+                Applied::Cancelled { symbol, client_id, protects } => {
+                    self.journal_closed(client_id, symbol);
+                    if let Some(d) = protects.and_then(|_| self.rest_dirty.get_mut(symbol as usize)) {
+                        *d = true;
+                    }
+                }
                 Applied::Ignored => {}
             }
         }
@@ -847,6 +902,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         if let Some(t) = trip {
             self.trip(t);
         }
+        self.sync_dirty_resting(now);
     }
 
     #[inline]
@@ -891,9 +947,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.accepting
     }
 
-    /// True when no order is in flight anywhere.
+    /// True when no order is in flight anywhere (resting stop-losses and take-profits do not
+    /// count: they work until cancelled, mt5bot running or not).
     pub fn is_idle(&self) -> bool {
-        self.executor.open_order_count() == 0 && self.venue.open_orders() == 0
+        let resting = self.executor.open_order_count() - self.executor.unsettled_count();
+        self.executor.unsettled_count() == 0 && self.venue.open_orders() <= resting
     }
 
     pub fn summary(&self) -> Summary {
@@ -1138,6 +1196,119 @@ mod tests {
         assert_eq!(c.position_stops(0), (0.0, 0.0), "a flat position carries no stops");
         c.on_tick(&Tick { symbol: 0, bid: 0.9, ask: 0.9002, recv_ns: 10_000_000 });
         assert_eq!(m.orders_sent.get(), 2);
+    }
+
+    /// A core on a paper venue that takes resting stop-losses and take-profits, long 2 at 1.0002
+    /// with a stop-loss at 0.99 and a take-profit at 1.01, both resting (accepted) at the venue.
+    fn long_with_resting_stops() -> (Core, Metrics) {
+        let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        cfg.venue.paper.slippage_bps = 0.0;
+        let metrics = Metrics::new();
+        let venue = PaperVenue::new(&cfg.venue.paper, cfg.feed.symbols.len(), cfg.risk.max_open_orders)
+            .with_resting_stops(true);
+        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let mut c = TradingCore::new(&cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "T");
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        c.offer(protected("p1", Side::Buy, 2.0, Level::Price(0.99), Level::Price(1.01))).expect("queued");
+        c.drain();
+        for ms in [2, 4] {
+            c.clock().set(ms * 1_000_000);
+            c.poll_venue();
+        }
+        assert_eq!(c.executor().position(0).qty, 2.0);
+        (c, metrics)
+    }
+
+    /// The resting pair of symbol 0: (kind, side, quantity left, price) of each.
+    fn resting(c: &Core) -> Vec<(OrderKind, Side, f64, f64)> {
+        StopKind::ALL
+            .iter()
+            .filter_map(|&k| c.executor().resting(0, k))
+            .map(|o| (o.request.kind, o.request.side, o.remaining(), o.request.price))
+            .collect()
+    }
+
+    #[test]
+    fn a_venue_that_rests_stops_gets_a_stop_and_a_limit_for_the_position_and_one_fill_cancels_the_other() {
+        let (mut c, m) = long_with_resting_stops();
+        assert_eq!(resting(&c), [(OrderKind::Stop, Side::Sell, 2.0, 0.99), (OrderKind::Limit, Side::Sell, 2.0, 1.01)]);
+        assert!(c
+            .executor()
+            .open_orders()
+            .all(|o| o.request.until_cancelled && o.request.client_id.as_str().starts_with("T-r")));
+        assert!(c.is_idle(), "resting orders are not orders in flight");
+        assert_eq!(c.status().positions[0].stops_held_by, Some("paper"));
+        // The mark crosses the stop-loss: the venue's stop fills, the take-profit is cancelled,
+        // and mt5bot sends no exit of its own.
+        c.clock().set(10_000_000);
+        c.on_tick(&Tick { symbol: 0, bid: 0.985, ask: 0.9852, recv_ns: 10_000_000 });
+        assert_eq!(c.executor().position(0).qty, 0.0);
+        assert_eq!(c.executor().open_order_count(), 0, "the take-profit was cancelled");
+        assert_eq!(m.protective_exits.with_label_values(&["sl"]).get(), 1);
+        assert_eq!(m.orders_sent.get(), 3, "the entry and the pair: no exit of mt5bot's own");
+        c.clock().set(2_000_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().open_order_count(), 0, "nothing rests for a flat position");
+    }
+
+    #[test]
+    fn a_flatten_cancels_the_resting_pair_and_places_none_again() {
+        let (mut c, _) = long_with_resting_stops();
+        let report = c.flatten();
+        assert_eq!(report.cancel_requested.len(), 2, "{report:?}");
+        assert_eq!(report.orders.len(), 1, "one closing order: {report:?}");
+        assert!(resting(&c).is_empty(), "the closing order covers the position");
+        c.clock().set(10_000_000);
+        c.poll_venue();
+        c.clock().set(2_000_000_000);
+        c.poll_venue();
+        assert_eq!((c.executor().position(0).qty, c.executor().open_order_count()), (0.0, 0));
+    }
+
+    #[test]
+    fn resting_stops_follow_the_position_as_it_grows_and_shrinks() {
+        let (mut c, _) = long_with_resting_stops();
+        // Adding 1 (the position's levels go with it): the pair is replaced by one for 3.
+        c.offer(ext("add", Side::Buy, 1.0)).expect("queued");
+        c.drain();
+        c.clock().set(10_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 3.0);
+        assert_eq!(resting(&c), [(OrderKind::Stop, Side::Sell, 3.0, 0.99), (OrderKind::Limit, Side::Sell, 3.0, 1.01)]);
+        // Selling 2: while the sale is in flight the pair covers only the 1 it leaves, and after.
+        c.offer(ext("cut", Side::Sell, 2.0)).expect("queued");
+        c.drain();
+        assert_eq!(resting(&c), [(OrderKind::Stop, Side::Sell, 1.0, 0.99), (OrderKind::Limit, Side::Sell, 1.0, 1.01)]);
+        c.clock().set(20_000_000);
+        c.poll_venue();
+        assert_eq!(c.executor().position(0).qty, 1.0);
+        assert_eq!(resting(&c), [(OrderKind::Stop, Side::Sell, 1.0, 0.99), (OrderKind::Limit, Side::Sell, 1.0, 1.01)]);
+        // Never more than the pair at the venue, whatever came and went.
+        assert_eq!(c.executor().open_order_count(), 2);
+        // The take-profit fills: flat, and the stop-loss goes.
+        c.clock().set(30_000_000);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0105, ask: 1.0107, recv_ns: 30_000_000 });
+        assert_eq!(c.executor().position(0).qty, 0.0);
+        assert_eq!(c.executor().open_order_count(), 0);
+    }
+
+    #[test]
+    fn without_a_resting_order_of_the_crossed_kind_mt5bot_closes_the_position_itself() {
+        let (mut c, m) = long_with_resting_stops();
+        // The take-profit is gone at the venue (cancelled there); it is placed again within a
+        // second, but a cross before that is mt5bot's to act on.
+        let tp = c.executor().resting(0, StopKind::TakeProfit).map(|o| o.request).expect("tp");
+        c.rest_retry[0][StopKind::TakeProfit as usize] = (u64::MAX, 1);
+        c.events.push(VenueEvent::Cancelled { key: tp.key });
+        c.apply_events(5_000_000);
+        assert!(c.executor().resting(0, StopKind::TakeProfit).is_none());
+        c.clock().set(6_000_000);
+        c.on_tick(&Tick { symbol: 0, bid: 1.0105, ask: 1.0107, recv_ns: 6_000_000 });
+        assert_eq!(m.protective_exits.with_label_values(&["tp"]).get(), 1, "mt5bot's own take-profit exit");
+        assert!(c.executor().open_orders().any(|o| o.request.client_id.as_str().starts_with("T-tp")));
+        // While it is in flight the resting stop-loss covers nothing and is cancelled.
+        assert!(c.executor().resting(0, StopKind::StopLoss).is_none());
     }
 
     /// A core long 2 at 1.0002 with a stop-loss at `sl` and no take-profit.

@@ -59,6 +59,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     },
                     sl: o.request.sl,
                     tp: o.request.tp,
+                    protects: o.protects.map(|k| k.as_str().to_owned()).unwrap_or_default(),
                 })
                 .collect(),
             venue: self.venue.checkpoint(),
@@ -169,7 +170,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     ));
                 };
                 let side = Side::parse(&o.side).unwrap_or(Side::Buy);
-                let kind = if o.kind == "limit" { OrderKind::Limit } else { OrderKind::Market };
+                let kind = OrderKind::parse(&o.kind).unwrap_or(OrderKind::Market);
+                let protects = StopKind::parse(&o.protects);
                 let template = OrderRequest {
                     key: crate::domain::types::OrderKey(0),
                     client_id: id,
@@ -181,10 +183,11 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     sl: o.sl.max(0.0),
                     tp: o.tp.max(0.0),
                     immediate: false,
+                    until_cancelled: protects.is_some(),
                 };
                 let req = self
                     .executor
-                    .restore_open(template, o.filled)
+                    .restore_open(template, o.filled, protects)
                     .ok_or("the checkpoint holds more orders in flight than risk.max_open_orders")?;
                 let unix_now = self.clock.unix_nanos() as i64;
                 let age_ns =

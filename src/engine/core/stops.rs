@@ -28,6 +28,183 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         self.engine_stops
     }
 
+    /// Who holds a position's levels, for the status and the log: `mt5bot`, or the venue's name
+    /// (the levels go with the order, or rest at the venue as orders of their own).
+    pub(super) fn stops_holder(&self) -> &'static str {
+        if self.engine_stops && !self.rest_stops {
+            "mt5bot"
+        } else {
+            self.venue.name()
+        }
+    }
+
+    /// Keeps `symbol`'s resting stop-loss and take-profit (venues that rest them, see
+    /// [`Venue::rests_stops`]) in step with its position: each a closing order for what the
+    /// position has left once other closing orders are counted, at its level. One that no longer
+    /// fits (the position or a level changed, the position is flat) is cancelled, and its
+    /// replacement goes out once the cancel is confirmed, so two never work at once; the other of
+    /// a pair that filled is cancelled the same way. Nothing while the venue cannot take orders
+    /// (tried again once a second).
+    pub(super) fn sync_resting_stops(&mut self, symbol: SymbolId, now: Nanos) {
+        if !self.rest_stops || !self.venue.ready_for_orders() {
+            return;
+        }
+        let position = self.executor.position(symbol).qty;
+        let side = if position > 0.0 { Side::Sell } else { Side::Buy };
+        let (sl, tp) = self.position_stops(symbol);
+        let uncovered = position.abs() - self.executor.pending_unprotected(symbol, side);
+        let qty = ((uncovered.max(0.0)) * 1e8).round() / 1e8;
+        for kind in StopKind::ALL {
+            let level = if kind == StopKind::StopLoss { sl } else { tp };
+            let wanted = (position.abs() > QTY_EPSILON && level > 0.0 && qty > QTY_EPSILON).then_some(level);
+            if let Some(o) = self.executor.resting(symbol, kind).copied() {
+                let fits = wanted.is_some_and(|level| {
+                    o.request.side == side && (o.remaining() - qty).abs() < QTY_EPSILON && o.request.price == level
+                });
+                if !fits {
+                    // Asked once per sync; a venue with the cancel already out ignores the repeat.
+                    if let Err(why) = self.venue.cancel(&o.request, now, &mut self.events) {
+                        log::warn!("cannot cancel the resting {} {} yet: {why}", kind.as_str(), o.request.client_id);
+                    }
+                }
+                continue;
+            }
+            let Some(level) = wanted else { continue };
+            if self.rest_retry.get(symbol as usize).is_some_and(|r| now < r[kind as usize].0) {
+                continue;
+            }
+            self.rest_stop(symbol, kind, side, qty, level, now);
+        }
+    }
+
+    /// An order of `symbol` went out or a fill moved its position: its resting orders are to be
+    /// brought in step (after the turn's events).
+    #[inline]
+    pub(super) fn mark_resting_dirty(&mut self, symbol: SymbolId) {
+        if self.rest_stops {
+            if let Some(d) = self.rest_dirty.get_mut(symbol as usize) {
+                *d = true;
+            }
+        }
+    }
+
+    /// Brings the resting orders of the symbols marked since the last call in step.
+    pub(super) fn sync_dirty_resting(&mut self, now: Nanos) {
+        if !self.rest_stops {
+            return;
+        }
+        for s in 0..self.rest_dirty.len() {
+            if std::mem::take(&mut self.rest_dirty[s]) {
+                self.sync_resting_stops(s as SymbolId, now);
+            }
+        }
+        // Cancels a venue answers at once (paper) came in as events.
+        if !self.events.is_empty() {
+            self.apply_events(now);
+        }
+    }
+
+    /// A fill of `symbol`'s position: its resting orders are brought in step after the turn's
+    /// events; the execution of one is logged and counted.
+    pub(super) fn resting_filled(&mut self, symbol: SymbolId, protects: Option<StopKind>, id: SignalId, done: bool) {
+        if let Some(d) = self.rest_dirty.get_mut(symbol as usize) {
+            *d = true;
+        }
+        let Some(kind) = protects else { return };
+        if let Some(r) = self.rest_retry.get_mut(symbol as usize) {
+            r[kind as usize] = (0, 0);
+        }
+        if done {
+            if let Some(c) = self.metrics.protective_exits.get(kind as usize) {
+                c.inc();
+            }
+            log::warn!(
+                "{}: the {} resting at {} was executed ({id})",
+                self.symbols.get(symbol as usize).map_or("?", String::as_str),
+                if kind == StopKind::StopLoss { "stop-loss" } else { "take-profit" },
+                self.venue.name()
+            );
+        }
+    }
+
+    /// The venue refused `symbol`'s resting `kind`: it is placed again after 1 s, then 2, 4, ...
+    /// up to 30 s (mt5bot watches the level meanwhile, as it does without resting orders).
+    pub(super) fn resting_refused(&mut self, symbol: SymbolId, kind: StopKind, id: SignalId, now: Nanos) {
+        let Some(r) = self.rest_retry.get_mut(symbol as usize).map(|r| &mut r[kind as usize]) else { return };
+        r.1 = r.1.saturating_add(1);
+        let wait = EXIT_RETRY.saturating_mul(1 << (r.1 - 1).min(5)).min(EXIT_RETRY_MAX);
+        r.0 = now.saturating_add(wait);
+        log::error!(
+            "{}: the venue refused the resting {} {id} ({} in a row); mt5bot watches the level itself and tries \
+             again in {} s",
+            self.symbols.get(symbol as usize).map_or("?", String::as_str),
+            kind.as_str(),
+            r.1,
+            wait / 1_000_000_000
+        );
+    }
+
+    /// Sends `symbol`'s resting `kind`: a stop order (stop-loss) or a limit order (take-profit)
+    /// for `qty` at `level`, until cancelled.
+    fn rest_stop(&mut self, symbol: SymbolId, kind: StopKind, side: Side, qty: f64, level: f64, now: Nanos) {
+        let id = SignalId::with_counter(&self.rest_prefixes[kind as usize], self.next_model_seq);
+        self.next_model_seq += 1;
+        let order_kind = if kind == StopKind::StopLoss { OrderKind::Stop } else { OrderKind::Limit };
+        let signal = Signal {
+            id,
+            symbol,
+            side,
+            qty,
+            kind: order_kind,
+            price: level,
+            source: SignalSource::Protection,
+            origin_ns: now,
+            reply_to: ReplyTo::NONE,
+            stops: Stops::NONE,
+        };
+        let name = self.symbols.get(symbol as usize).map_or("?", String::as_str);
+        let order = match self.executor.create_resting(&signal, kind, now) {
+            Ok(order) => order,
+            Err(reason) => {
+                log::error!("{name}: cannot rest the {} at {level}: {}", kind.as_str(), reason.as_str());
+                return;
+            }
+        };
+        match self.venue.submit(&order, now) {
+            Ok(()) => {
+                self.executor.mark_sent(order.key, now);
+                self.metrics.orders_sent.inc();
+                if let Some(j) = &mut self.journal {
+                    j.append(journal::Entry {
+                        kind: journal::Kind::Sent,
+                        id,
+                        symbol,
+                        side,
+                        order_kind,
+                        source: SignalSource::Protection,
+                        qty,
+                        price: level,
+                        unix_ns: self.clock.unix_nanos() as i64,
+                        venue_ref: self.venue.order_ref(&id),
+                        protects: Some(kind),
+                    });
+                }
+                log::info!(
+                    "{name}: {} {qty} at {level} resting at {} as {id} ({} order, until cancelled)",
+                    if kind == StopKind::StopLoss { "stop-loss" } else { "take-profit" },
+                    self.venue.name(),
+                    order_kind.as_str()
+                );
+            }
+            Err(why) => {
+                self.metrics.orders_rejected.inc();
+                self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
+                log::error!("{name}: the venue refused the resting {} {id}: {why}", kind.as_str());
+            }
+        }
+        self.metrics.open_orders.set(self.executor.open_order_count() as i64);
+    }
+
     /// An order without levels that adds to a protected position carries the position's.
     #[inline]
     pub(super) fn with_position_stops(&mut self, mut order: OrderRequest) -> OrderRequest {
@@ -79,7 +256,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 self.symbols.get(symbol as usize).map_or("?", String::as_str),
                 LevelText(next.0),
                 LevelText(next.1),
-                if self.engine_stops { "mt5bot" } else { self.venue.name() },
+                self.stops_holder(),
             );
         }
     }
@@ -111,7 +288,9 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
         let qty = self.executor.position(symbol).qty;
         let side = if qty > 0.0 { Side::Sell } else { Side::Buy };
-        let left = qty.abs() - self.executor.pending(symbol, side);
+        // A resting order of this kind at the venue closes it there; one of the other kind does not.
+        let resting = self.executor.resting(symbol, kind).map_or(0.0, |o| o.remaining());
+        let left = qty.abs() - self.executor.pending_unprotected(symbol, side) - resting;
         if left < QTY_EPSILON {
             return;
         }
@@ -120,7 +299,8 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let (order_kind, through_bps) = self.exit_order;
         // A marketable limit: through the side it closes against by the configured margin.
         let price = match (order_kind, side) {
-            (OrderKind::Market, _) => 0.0,
+            // `protection.exit_order` is market or limit (a stop is never configured).
+            (OrderKind::Market | OrderKind::Stop, _) => 0.0,
             (OrderKind::Limit, Side::Sell) => tick.bid * (1.0 - through_bps * 1e-4),
             (OrderKind::Limit, Side::Buy) => tick.ask * (1.0 + through_bps * 1e-4),
         };
@@ -150,6 +330,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 Ok(()) => {
                     self.executor.mark_sent(order.key, now);
                     self.metrics.orders_sent.inc();
+                    self.mark_resting_dirty(symbol);
                     if let Some(c) = self.metrics.protective_exits.get(kind as usize) {
                         c.inc();
                     }

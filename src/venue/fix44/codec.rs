@@ -56,6 +56,7 @@ pub mod tag {
     pub const TIME_IN_FORCE: u32 = 59;
     pub const TRANSACT_TIME: u32 = 60;
     pub const ENCRYPT_METHOD: u32 = 98;
+    pub const STOP_PX: u32 = 99;
     pub const HEART_BT_INT: u32 = 108;
     pub const TEST_REQ_ID: u32 = 112;
     pub const ORIG_SENDING_TIME: u32 = 122;

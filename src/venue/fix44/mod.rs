@@ -104,6 +104,8 @@ pub struct FixVenue {
     unix_offset: Option<i128>,
     reset_on_logout: bool,
     reset_on_disconnect: bool,
+    /// `venue.fix44.native_stops`: stop-losses and take-profits rest at the venue.
+    native_stops: bool,
     /// Socket calls made, and (while measuring) the time spent in them.
     io: IoStats,
     measure_io: bool,
@@ -189,6 +191,7 @@ impl FixVenue {
             unix_offset: None,
             reset_on_logout: cfg.reset_on_logout,
             reset_on_disconnect: cfg.reset_on_disconnect,
+            native_stops: cfg.native_stops,
             io: IoStats::default(),
             measure_io: false,
         })
@@ -549,8 +552,17 @@ pub fn new_order_single(
             OrderKind::Limit => {
                 b.field(tag::ORD_TYPE, b"2").field_f64(tag::PRICE, req.price);
             }
+            OrderKind::Stop => {
+                b.field(tag::ORD_TYPE, b"3").field_f64(tag::STOP_PX, req.price);
+            }
         }
-        let tif = if req.immediate { TimeInForce::Ioc } else { tif };
+        let tif = if req.immediate {
+            TimeInForce::Ioc
+        } else if req.until_cancelled {
+            TimeInForce::Gtc
+        } else {
+            tif
+        };
         b.field(tag::TIME_IN_FORCE, tif.fix_value());
     })
 }
@@ -580,6 +592,10 @@ impl Venue for FixVenue {
 
     fn ready_for_orders(&self) -> bool {
         self.session.is_in_sync() && self.book.orders.len() < self.book.capacity
+    }
+
+    fn rests_stops(&self) -> bool {
+        self.native_stops
     }
 
     fn submit(&mut self, order: &OrderRequest, now: Nanos) -> Result<(), &'static str> {
@@ -847,6 +863,7 @@ mod tests {
                 sl: 0.0,
                 tp: 0.0,
                 immediate: false,
+                until_cancelled: false,
             },
             seq,
             created: 0,

@@ -1095,6 +1095,9 @@ impl Mt5Venue {
             (OrderKind::Market, Side::Sell) => ("deal", "sell", 0.0),
             (OrderKind::Limit, Side::Buy) => ("pending", "buy_limit", req.price),
             (OrderKind::Limit, Side::Sell) => ("pending", "sell_limit", req.price),
+            // Refused by `submit`: the terminal holds a position's levels itself (`sl`, `tp`).
+            (OrderKind::Stop, Side::Buy) => ("pending", "buy_stop", req.price),
+            (OrderKind::Stop, Side::Sell) => ("pending", "sell_stop", req.price),
         };
         let id = req.client_id.as_str();
         // On the symbol's tick grid where its specs are known (the server refuses others, 10015).
@@ -1207,6 +1210,9 @@ impl Venue for Mt5Venue {
         }
         if order.client_id.as_str().len() > MAX_COMMENT {
             return Err("the order id is longer than the 31 characters of an MT5 comment");
+        }
+        if order.kind == OrderKind::Stop {
+            return Err("the mt5 venue takes no stop orders (the terminal holds a position's sl and tp)");
         }
         if let Some(why) =
             self.specs.get(order.symbol as usize).copied().flatten().and_then(|s| s.volume_error(order.qty))
