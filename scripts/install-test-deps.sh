@@ -33,10 +33,12 @@ declare -A NEED=(
   [curl]=curl
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  [g++]=g++
 )
 
 # packages that ship no program on PATH (the executor example, the library it links and its headers
-# for the QuickFIX initiator the FIX bench runs beside mt5bot; rsyslog's TLS driver)
+# for the QuickFIX initiator the FIX bench runs beside mt5bot and the stop-holding broker of
+# tests/fix44_stops.rs; rsyslog's TLS driver)
 NEED_PACKAGES=(libquickfix-doc libquickfix17 libquickfix-dev rsyslog-gnutls systemd python3-selenium python3-pil)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
