@@ -61,7 +61,7 @@ static GLOBAL: Counting = Counting;
 
 /// Drives `ticks` ticks through feed and core on a fake clock; returns allocations seen.
 fn allocations_while_trading(cfg: &Config, warm_up: u64, ticks: u64) -> (u64, Metrics) {
-    allocations_while_trading_journaled(cfg, warm_up, ticks, None)
+    allocations_while_trading_journaled(cfg, warm_up, ticks, None, false)
 }
 
 /// [`allocations_while_trading`] with the order journal on, writing under `journal_dir`.
@@ -70,11 +70,12 @@ fn allocations_while_trading_journaled(
     warm_up: u64,
     ticks: u64,
     journal_dir: Option<&std::path::Path>,
+    resting_stops: bool,
 ) -> (u64, Metrics) {
     let metrics = Metrics::new();
     let paper = &cfg.venue.paper;
     let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
-    let venue = PaperVenue::new(paper, names.len(), cfg.risk.max_open_orders);
+    let venue = PaperVenue::new(paper, names.len(), cfg.risk.max_open_orders).with_resting_stops(resting_stops);
     let mut core = TradingCore::new(cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "A");
     if let Some(dir) = journal_dir {
         let keys =
@@ -185,6 +186,20 @@ fn stops_and_the_exits_they_send_allocate_nothing() {
 }
 
 #[test]
+fn stops_resting_at_the_venue_allocate_nothing() {
+    let mut cfg = busy_config(OrderKind::Market);
+    cfg.model.sl_bps = 1.0;
+    cfg.model.tp_bps = 1.0;
+    // Room for the pairs beside the model's orders.
+    cfg.risk.max_open_orders = 64;
+    let (allocs, m) = allocations_while_trading_journaled(&cfg, 20_000, 200_000, None, true);
+    let executed =
+        m.protective_exits.with_label_values(&["sl"]).get() + m.protective_exits.with_label_values(&["tp"]).get();
+    assert!(executed > 100, "resting stops were placed and executed: {executed}");
+    assert_eq!(allocs, 0, "heap allocations with the stops resting at the venue");
+}
+
+#[test]
 fn market_hours_allocate_nothing_between_changes_of_phase() {
     // The manual clock's wall time starts on a Thursday: fx is open for the whole run, the
     // calendar is read at start-up and not again, and the gauges are set once a second.
@@ -212,7 +227,8 @@ fn refusals_allocate_nothing() {
 fn the_order_journal_allocates_nothing_on_the_engine_thread() {
     let dir = std::env::temp_dir().join(format!("mt5bot-noalloc-journal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let (allocs, m) = allocations_while_trading_journaled(&busy_config(OrderKind::Market), 20_000, 100_000, Some(&dir));
+    let (allocs, m) =
+        allocations_while_trading_journaled(&busy_config(OrderKind::Market), 20_000, 100_000, Some(&dir), false);
     let _ = std::fs::remove_dir_all(&dir);
     // An unoptimised build seals batches slowly, so some signals are refused as journal_behind:
     // those are on the path too.
