@@ -1,7 +1,18 @@
 //! The persisted sequence numbers: one small file rewritten in place, so a restart (or a SIGKILL)
 //! logs on with the numbers the counterparty expects.
+//!
+//! The file is mapped into memory: saving the numbers before an order's bytes go out is a store
+//! of 63 bytes into the page cache, not a system call, so a NewOrderSingle costs the socket's
+//! write alone. The kernel owns those pages: what was stored survives the process, SIGKILL
+//! included, exactly as a `write(2)` would, and like it reaches the disk when the kernel writes
+//! it back (neither is synced per order). Where the file cannot be mapped, each save is a
+//! `pwrite`. Nothing else may shorten the file while mt5bot runs (a mapped page past its end
+//! would stop the process); the operator's way to change the numbers is to stop mt5bot first.
 
 use super::*;
+
+/// Bytes of the record: three 20-digit numbers, spaces, a newline.
+const RECORD: usize = 63;
 
 /// The persisted sequence numbers: one small file rewritten in place.
 #[derive(Debug)]
@@ -16,8 +27,10 @@ pub(super) struct SeqStore {
     /// unknown (no schedule, or a file from before schedules).
     pub(super) period: i64,
     saved_period: i64,
-    /// Writes of the file so far.
+    /// Write system calls on the file so far (none while it is mapped).
     pub(super) writes: u64,
+    /// The file's record, mapped; `None` where the file could not be mapped.
+    map: Option<memmap2::MmapMut>,
 }
 
 impl SeqStore {
@@ -53,10 +66,24 @@ impl SeqStore {
                 }
             }
         };
-        Ok((
-            SeqStore { file, path, saved: seqs, failed: false, saved_at: 0, period, saved_period: period, writes: 0 },
-            seqs,
-        ))
+        let mut store =
+            SeqStore { file, path, saved: seqs, failed: false, saved_at: 0, period, saved_period: period, writes: 0, map: None };
+        // The record at its full width (an empty file, or one from a version that wrote two
+        // numbers), written whole before the file is mapped: nothing shorter is ever on disk.
+        let len = store.file.metadata().map_err(|e| format!("cannot read {}: {e}", store.path.display()))?.len();
+        if len != RECORD as u64 {
+            store.write_record(&record(seqs, period));
+            store.file.set_len(RECORD as u64).map_err(|e| format!("cannot size {}: {e}", store.path.display()))?;
+        }
+        store.map = map(&store.file)
+            .map_err(|e| {
+                log::warn!(
+                    "cannot map {} into memory ({e}); each save of the sequence numbers is a write instead",
+                    store.path.display()
+                )
+            })
+            .ok();
+        Ok((store, seqs))
     }
 
     /// Writes `s` when it (or the period) changed. Fixed width, so the file never needs
@@ -70,23 +97,26 @@ impl SeqStore {
 
     /// Writes `s` and the period now.
     pub(super) fn save_now(&mut self, s: SeqNums) {
-        let mut buf = [b' '; 63];
-        let mut put = |at: usize, mut v: u64| {
-            for i in (at..at + 20).rev() {
-                buf[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
-        put(0, s.next_out);
-        put(21, s.next_in);
-        put(42, self.period.max(0) as u64);
-        buf[62] = b'\n';
+        let buf = record(s, self.period);
+        if let Some(map) = self.map.as_mut() {
+            map[..RECORD].copy_from_slice(&buf);
+            self.saved = s;
+            self.saved_period = self.period;
+            return;
+        }
+        if self.write_record(&buf) {
+            self.saved = s;
+            self.saved_period = self.period;
+        }
+    }
+
+    /// `pwrite`s the record at the start of the file; false (logged once) when it failed.
+    fn write_record(&mut self, buf: &[u8; RECORD]) -> bool {
         self.writes += 1;
-        match self.file.write_all_at(&buf, 0) {
+        match self.file.write_all_at(buf, 0) {
             Ok(()) => {
-                self.saved = s;
-                self.saved_period = self.period;
                 self.failed = false;
+                true
             }
             Err(e) => {
                 if !self.failed {
@@ -96,7 +126,35 @@ impl SeqStore {
                     );
                 }
                 self.failed = true;
+                false
             }
         }
     }
+}
+
+/// The file's text for `s` and `period`: fixed width, so it never needs truncating.
+fn record(s: SeqNums, period: i64) -> [u8; RECORD] {
+    let mut buf = [b' '; RECORD];
+    let mut put = |at: usize, mut v: u64| {
+        for i in (at..at + 20).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, s.next_out);
+    put(21, s.next_in);
+    put(42, period.max(0) as u64);
+    buf[RECORD - 1] = b'\n';
+    buf
+}
+
+/// The file's record, mapped shared: stores reach the page cache the file reads from.
+#[allow(unsafe_code)]
+fn map(file: &File) -> io::Result<memmap2::MmapMut> {
+    // SAFETY: the mapping is `RECORD` bytes of a file this process opened in its own state
+    // folder (0600) and sized to `RECORD` just before; mt5bot never shortens it, and the only
+    // access is `copy_from_slice` into the mapping from the engine thread, which owns the store.
+    // What the operator must not do while mt5bot runs (shorten the file) is in the module doc and
+    // README.
+    unsafe { memmap2::MmapOptions::new().len(RECORD).map_mut(file) }
 }
