@@ -66,8 +66,17 @@ impl SeqStore {
                 }
             }
         };
-        let mut store =
-            SeqStore { file, path, saved: seqs, failed: false, saved_at: 0, period, saved_period: period, writes: 0, map: None };
+        let mut store = SeqStore {
+            file,
+            path,
+            saved: seqs,
+            failed: false,
+            saved_at: 0,
+            period,
+            saved_period: period,
+            writes: 0,
+            map: None,
+        };
         // The record at its full width (an empty file, or one from a version that wrote two
         // numbers), written whole before the file is mapped: nothing shorter is ever on disk.
         let len = store.file.metadata().map_err(|e| format!("cannot read {}: {e}", store.path.display()))?.len();
@@ -157,4 +166,44 @@ fn map(file: &File) -> io::Result<memmap2::MmapMut> {
     // What the operator must not do while mt5bot runs (shorten the file) is in the module doc and
     // README.
     unsafe { memmap2::MmapOptions::new().len(RECORD).map_mut(file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::support::testdir::TestDir;
+
+    fn text(dir: &TestDir) -> String {
+        std::fs::read_to_string(dir.join("fix44-A-B.seqnums")).expect("seqnums")
+    }
+
+    #[test]
+    fn a_file_of_two_numbers_is_rewritten_whole_then_saves_are_stores_the_file_shows() {
+        let dir = TestDir::new("seqstore-upgrade");
+        std::fs::write(dir.join("fix44-A-B.seqnums"), "5 7\n").expect("write");
+        let (mut store, seqs) = SeqStore::open(dir.path(), "A", "B").expect("open");
+        assert_eq!(seqs, SeqNums { next_out: 5, next_in: 7 });
+        assert_eq!(text(&dir).len(), RECORD, "at its full width before anything else");
+        assert_eq!(
+            text(&dir).split_whitespace().collect::<Vec<_>>(),
+            ["00000000000000000005", "00000000000000000007", "00000000000000000000"]
+        );
+        let writes = store.writes;
+        store.save_now(SeqNums { next_out: 6, next_in: 9 });
+        assert!(store.map.is_some(), "mapped");
+        assert_eq!(store.writes, writes, "a store, no write call");
+        // What a restart (or any reader) sees is the stored record.
+        let (_, again) = SeqStore::open(dir.path(), "A", "B").expect("reopen");
+        assert_eq!(again, SeqNums { next_out: 6, next_in: 9 });
+        assert_eq!(text(&dir).len(), RECORD);
+    }
+
+    #[test]
+    fn a_file_that_is_not_one_is_refused_and_left_as_it_is() {
+        let dir = TestDir::new("seqstore-garbage");
+        std::fs::write(dir.join("fix44-A-B.seqnums"), "not numbers\n").expect("write");
+        let e = SeqStore::open(dir.path(), "A", "B").expect_err("refused");
+        assert!(e.contains("is not a sequence-number file"), "{e}");
+        assert_eq!(text(&dir), "not numbers\n");
+    }
 }
