@@ -94,6 +94,10 @@ fn a_backtest_prints_its_summary_and_writes_the_same_report_from_the_same_input(
     };
     assert_eq!(figure("net_pnl"), format!("{net:+.2}"));
     assert_eq!(figure("ticks"), "3000");
+    // One round trip, a win: no average loss to show.
+    let win = stats["average_win"].as_f64().expect("win");
+    assert_eq!((stats["wins"].as_u64(), stats["losses"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(figure("average_win_loss"), format!("{win:+.2} / -"));
     assert!(figure("exposure").starts_with(&format!("{:.1}%", s["exposure"].as_f64().expect("exposure") * 100.0)));
     assert!(
         s["max_drawdown_seconds"].as_f64().is_some_and(|d| d > 0.0) && s["monthly_returns"][0][0] == "2026-01",

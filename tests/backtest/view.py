@@ -45,6 +45,8 @@ expected = {
     "breaker_trips": str(summary["breaker_trips"]),
     "orders": "{} / {} / {}".format(summary["signals"], summary["orders_sent"], summary["fills"]),
     "commissions": "{:.2f}".format(summary["commissions"]),
+    "average_win_loss": " / ".join("{:+.2f}".format(stats[avg]) if stats[n] else "-"
+                                   for n, avg in (("wins", "average_win"), ("losses", "average_loss"))),
 }
 
 driver = chromium.start(DIR, 1200, 1000)

@@ -226,6 +226,12 @@ pub(super) fn html(r: &Report<'_>) -> String {
     rows += &row("sortino", "Sortino (daily, annualised)", ratio(s.sortino));
     rows += &row("exposure", "exposure", format!("{:.1}% of the time in a position", s.exposure * 100.0));
     rows += &row("expectancy", "expectancy", format!("{:+.2} per round trip", t.average_pnl));
+    let average = |n: u64, v: f64| if n == 0 { "-".to_owned() } else { format!("{v:+.2}") };
+    rows += &row(
+        "average_win_loss",
+        "average win / loss",
+        format!("{} / {}", average(t.wins, t.average_win), average(t.losses, t.average_loss)),
+    );
     rows += &row("round_trips", "round trips", trades_line(t));
     rows += &row("commissions", "commissions", format!("{:.2}", s.commissions));
     rows += &row("swaps", "swaps (positive a credit)", format!("{:+.2}", s.swaps));
