@@ -58,6 +58,9 @@ struct Terminal {
     resting: Vec<String>,
     /// Orders that ended without filling whole: id, state, volume filled.
     ended: Vec<(String, &'static str, f64)>,
+    /// A broker that rewrites comments: the snapshot carries its text as `comment` and the EA's
+    /// own id (from its ticket map) as `id`.
+    rewrites_comments: bool,
     executions: HashMap<String, usize>,
     next_ticket: u64,
 }
@@ -76,11 +79,24 @@ impl Terminal {
     }
 
     fn snapshot(&self) -> Value {
+        // (id, comment) as the EA sends them for an order of mt5bot's id `id`.
+        let named = |id: &str| match self.rewrites_comments {
+            true => (Value::from(id), Value::from(format!("broker #{}", id.len()))),
+            false => (Value::Null, Value::from(id)),
+        };
+        let entry = |mut v: Value, id: &str| {
+            let (i, c) = named(id);
+            v["comment"] = c;
+            if !i.is_null() {
+                v["id"] = i;
+            }
+            v
+        };
         json!({
             "type": "snapshot",
-            "deals": self.deals.iter().map(|d| json!({"deal": d.ticket, "comment": d.id, "volume": d.volume, "price": d.price, "symbol": "EURUSD", "type": d.side, "magic": MAGIC})).collect::<Vec<_>>(),
-            "orders": self.resting.iter().map(|id| json!({"order": 1, "comment": id, "symbol": "EURUSD"})).collect::<Vec<_>>(),
-            "history": self.ended.iter().map(|(id, state, filled)| json!({"order": 2, "comment": id, "state": state, "volume_filled": filled})).collect::<Vec<_>>(),
+            "deals": self.deals.iter().map(|d| entry(json!({"deal": d.ticket, "volume": d.volume, "price": d.price, "symbol": "EURUSD", "type": d.side, "magic": MAGIC}), &d.id)).collect::<Vec<_>>(),
+            "orders": self.resting.iter().map(|id| entry(json!({"order": 1, "symbol": "EURUSD"}), id)).collect::<Vec<_>>(),
+            "history": self.ended.iter().map(|(id, state, filled)| entry(json!({"order": 2, "state": state, "volume_filled": filled}), id)).collect::<Vec<_>>(),
             "positions": [],
         })
     }
@@ -1055,5 +1071,45 @@ fn an_order_that_ended_while_the_terminal_was_away_is_not_sent_again() {
     assert_eq!(metric(&d, "trade_count"), 1.0);
     assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 0.25).abs() < 1e-9);
     assert_eq!(metric(&d, "venue_orders_ended_total{state=\"expired\",venue=\"mt5\"}"), 1.0);
+    assert_eq!(term.executions.len(), 1);
+}
+
+/// A broker that rewrites order comments: the EA names each snapshot entry by mt5bot's id from its
+/// own ticket map (`id`) beside the server's comment, and mt5bot reconciles by that id: an
+/// executed order is booked, a resting one stays in flight, an ended one is settled, and none is
+/// taken for an order the terminal never saw and sent again.
+#[test]
+fn a_broker_that_rewrites_comments_is_reconciled_by_the_eas_ids() {
+    let dir = TempDir::new("mt5-rewritten");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut term = Terminal { rewrites_comments: true, ..Terminal::default() };
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    ea.send(&term.snapshot());
+    ea.tick(1.08);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    signal(&mut iw, &mut ir, "rw-done", "buy", 1.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "rw-done");
+    signal(&mut iw, &mut ir, "rw-rest", "buy", 1.0, "limit");
+    assert_eq!(ea.recv_skip_ping()["id"], "rw-rest");
+    signal(&mut iw, &mut ir, "rw-gone", "buy", 1.0, "limit");
+    assert_eq!(ea.recv_skip_ping()["id"], "rw-gone");
+    // The connection drops before any result: one executed, one resting, one expired.
+    term.execute("rw-done", 1.0, 1.0802);
+    term.resting.push("rw-rest".into());
+    term.ended.push(("rw-gone".into(), "expired", 0.0));
+    drop(ea);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 0.0);
+
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate(SECRET);
+    let snapshot = term.snapshot();
+    assert!(snapshot.to_string().contains("broker #"), "the comments are the broker's: {snapshot}");
+    ea.send(&snapshot);
+    wait_metric(&d, "trade_count", 1.0);
+    wait_metric(&d, "open_orders", 1.0);
+    ea.no_order_for(Duration::from_millis(600));
+    assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 1.0).abs() < 1e-9);
     assert_eq!(term.executions.len(), 1);
 }

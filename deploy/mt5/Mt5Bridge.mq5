@@ -32,6 +32,9 @@ long    last_msc[];
 string  executed[];                   // ids executed since start: never execute one twice
 string  results[];                    // the result line sent for each of them, sent again if asked
 ulong   tickets[];                    // the order ticket each got (ResultOrder): its deals' id
+ulong   map_tickets[];                // the same, kept across restarts in MQL5/Files (MapFile):
+string  map_ids[];                    // brokers may cut or rewrite comments
+#define MAP_KEEP 20000
 uint    backoff_ms = 500;
 ulong   next_try = 0;
 
@@ -137,12 +140,60 @@ void TryConnect()
    Print("mt5bot bridge: connected to ", Host, ":", Port);
   }
 
-// mt5bot's id of an order ticket: from the tickets the EA's own orders got, else the comment of
-// the order (active, then in history); "" when none.
+// The file of order tickets and mt5bot's ids, one "ticket,id" line each, under MQL5/Files.
+string MapFile() { return StringFormat("mt5bot-%I64d.map", Magic); }
+
+// Reads the ticket map kept by earlier runs (the newest MAP_KEEP lines).
+void LoadMap()
+  {
+   int h = FileOpen(MapFile(), FILE_READ | FILE_TXT | FILE_ANSI | FILE_SHARE_READ);
+   if(h == INVALID_HANDLE) return;
+   while(!FileIsEnding(h))
+     {
+      string line = FileReadString(h);
+      int comma = StringFind(line, ",");
+      if(comma <= 0) continue;
+      int n = ArraySize(map_ids);
+      ArrayResize(map_tickets, n + 1); ArrayResize(map_ids, n + 1);
+      map_tickets[n] = (ulong)StringToInteger(StringSubstr(line, 0, comma));
+      map_ids[n] = StringSubstr(line, comma + 1);
+     }
+   FileClose(h);
+   int extra = ArraySize(map_ids) - MAP_KEEP;
+   if(extra > 0) { ArrayRemove(map_tickets, 0, extra); ArrayRemove(map_ids, 0, extra); }
+  }
+
+// Keeps `ticket` -> `id` in memory and appends it to the file, before anything is reported.
+void Remember(const ulong ticket, const string id)
+  {
+   if(ticket == 0) return;
+   int n = ArraySize(map_ids);
+   ArrayResize(map_tickets, n + 1); ArrayResize(map_ids, n + 1);
+   map_tickets[n] = ticket; map_ids[n] = id;
+   int h = FileOpen(MapFile(), FILE_READ | FILE_WRITE | FILE_TXT | FILE_ANSI | FILE_SHARE_READ);
+   if(h == INVALID_HANDLE) { Print("mt5bot bridge: cannot write ", MapFile(), ": ", GetLastError()); return; }
+   FileSeek(h, 0, SEEK_END);
+   FileWriteString(h, StringFormat("%I64u,%s\r\n", ticket, id));
+   FileFlush(h);
+   FileClose(h);
+  }
+
+// The order's comment as the server keeps it (active, then in history).
+string CommentOfOrder(const ulong o)
+  {
+   if(OrderSelect(o)) return OrderGetString(ORDER_COMMENT);
+   if(HistoryOrderSelect(o)) return HistoryOrderGetString(o, ORDER_COMMENT);
+   return "";
+  }
+
+// mt5bot's id of an order ticket: from the tickets the EA's own orders got (this run, then the
+// map file), else the comment of the order (active, then in history); "" when none.
 string IdOfOrder(const ulong o)
   {
    for(int k = ArraySize(tickets) - 1; k >= 0; k--)
       if(tickets[k] == o && o != 0) return executed[k];
+   for(int k = ArraySize(map_tickets) - 1; k >= 0; k--)
+      if(map_tickets[k] == o && o != 0) return map_ids[k];
    if(OrderSelect(o)) return OrderGetString(ORDER_COMMENT);
    if(HistoryOrderSelect(o)) return HistoryOrderGetString(o, ORDER_COMMENT);
    return "";
@@ -161,8 +212,8 @@ string EndedState(const ulong o)
 string ClosedJson(const ulong o, const string state)
   {
    double filled = HistoryOrderGetDouble(o, ORDER_VOLUME_INITIAL) - HistoryOrderGetDouble(o, ORDER_VOLUME_CURRENT);
-   return StringFormat("{\"order\":%I64u,\"comment\":\"%s\",\"state\":\"%s\",\"volume_filled\":%s}",
-                       o, Esc(IdOfOrder(o)), state, Num(filled));
+   return StringFormat("{\"order\":%I64u,\"id\":\"%s\",\"comment\":\"%s\",\"state\":\"%s\",\"volume_filled\":%s}",
+                       o, Esc(IdOfOrder(o)), Esc(CommentOfOrder(o)), state, Num(filled));
   }
 
 // "sl" or "tp" for a deal a broker-held stop made, else "".
@@ -241,10 +292,11 @@ void SendSnapshot()
          for(int k = 0; k < ArraySize(ours) && !mine; k++) mine = ours[k] == HistoryDealGetInteger(t, DEAL_POSITION_ID);
       if(!mine) continue;
       ulong o = HistoryDealGetInteger(t, DEAL_ORDER);
-      string id = HistoryOrderSelect(o) ? HistoryOrderGetString(o, ORDER_COMMENT) : HistoryDealGetString(t, DEAL_COMMENT);
+      string comment = HistoryOrderSelect(o) ? HistoryOrderGetString(o, ORDER_COMMENT) : HistoryDealGetString(t, DEAL_COMMENT);
+      string id = stop == "" ? IdOfOrder(o) : "";
       string side = HistoryDealGetInteger(t, DEAL_TYPE) == DEAL_TYPE_BUY ? "buy" : "sell";
-      deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\",\"type\":\"%s\"%s}",
-               t, stop == "" ? Esc(id) : "", Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL), side,
+      deals += (deals == "" ? "" : ",") + StringFormat("{\"deal\":%I64u,\"id\":\"%s\",\"comment\":\"%s\",\"volume\":%s,\"price\":%s,\"symbol\":\"%s\",\"type\":\"%s\"%s}",
+               t, Esc(id), stop == "" ? Esc(comment) : "", Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)), HistoryDealGetString(t, DEAL_SYMBOL), side,
                stop == "" ? "" : ",\"reason\":\"" + stop + "\"");
       if(++in_page == PAGE_DEALS)
         {
@@ -274,8 +326,8 @@ void SendSnapshot()
      {
       ulong t = OrderGetTicket(i);
       if(OrderGetInteger(ORDER_MAGIC) != Magic) continue;
-      orders += (orders == "" ? "" : ",") + StringFormat("{\"order\":%I64u,\"comment\":\"%s\",\"symbol\":\"%s\"}",
-                t, OrderGetString(ORDER_COMMENT), OrderGetString(ORDER_SYMBOL));
+      orders += (orders == "" ? "" : ",") + StringFormat("{\"order\":%I64u,\"id\":\"%s\",\"comment\":\"%s\",\"symbol\":\"%s\"}",
+                t, Esc(IdOfOrder(t)), Esc(OrderGetString(ORDER_COMMENT)), OrderGetString(ORDER_SYMBOL));
      }
    for(int i = 0; i < PositionsTotal(); i++)
      {
@@ -363,6 +415,7 @@ void Execute(const string msg)
       return;
      }
    tickets[n] = trade.ResultOrder();
+   Remember(tickets[n], id);
    ENUM_ORDER_TYPE_FILLING used = trade.RequestTypeFilling();   // what went out, after CTrade's choice
    string filling = used == ORDER_FILLING_FOK ? "fok" : used == ORDER_FILLING_IOC ? "ioc" : "return";
    // DEAL_COMMISSION of the execution (negative for a charge), for mt5bot's balance.
@@ -419,6 +472,7 @@ int OnInit()
   {
    if(Secret == "") { Print("mt5bot bridge: set the Secret input (CONTROLLER_SHARED_SECRET)"); return INIT_PARAMETERS_INCORRECT; }
    trade.SetExpertMagicNumber(Magic);
+   LoadMap();
    // The finest timer the terminal takes: an order waits at most one tick of it before the EA
    // reads it (Windows timers run at about 10-16 ms whatever is asked).
    EventSetMillisecondTimer(1);
@@ -487,7 +541,7 @@ void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &re
       if(state != "")
         {
          string entry = ClosedJson(tx.order, state);
-         Send("{\"type\":\"order_closed\",\"id\":\"" + Esc(IdOfOrder(tx.order)) + "\"," + StringSubstr(entry, 1));
+         Send("{\"type\":\"order_closed\"," + StringSubstr(entry, 1));   // entry names the id
         }
       return;
      }

@@ -39,7 +39,7 @@ use crate::domain::venue::Venue;
 mod protocol;
 
 pub use self::protocol::{retcode, PROTOCOL_VERSION};
-use self::protocol::{Ended, Inbound, SnapshotClosed, SnapshotDeal, SnapshotOrder, SymbolSpec};
+use self::protocol::{Ended, Inbound, Keyed, SnapshotClosed, SnapshotDeal, SnapshotOrder, SymbolSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
@@ -625,7 +625,7 @@ impl Mt5Venue {
         for d in deals.iter().filter(|d| d.deal > last) {
             self.last_deal = self.last_deal.max(d.deal);
             // In flight here (settled below), or a queued signal booked just above.
-            if known.contains(d.comment.as_ref()) {
+            if known.contains(d.key()) {
                 continue;
             }
             let symbol = d.symbol.as_deref().and_then(|s| self.symbols.iter().position(|n| n == s));
@@ -634,12 +634,12 @@ impl Mt5Venue {
             if d.reason.is_some() {
                 continue;
             }
-            let Some(id) = crate::domain::types::SignalId::parse(&d.comment) else { continue };
+            let Some(id) = crate::domain::types::SignalId::parse(d.key()) else { continue };
             let (Some(symbol), Some(side)) = (symbol, side) else {
                 log::warn!(
                     "mt5: deal {} of order {} is not in flight here and the snapshot does not give its symbol and type; not booked (update the Expert Advisor)",
                     d.deal,
-                    d.comment
+                    d.key()
                 );
                 continue;
             };
@@ -950,7 +950,7 @@ impl Mt5Venue {
         // terminal executed for them is booked, and the engine refuses them as duplicates.
         let maybe_sent = std::mem::take(&mut self.maybe_sent);
         for &(id, symbol, side) in &maybe_sent {
-            for d in deals.iter().filter(|d| d.comment == id.as_str()) {
+            for d in deals.iter().filter(|d| d.key() == id.as_str()) {
                 if d.volume > 0.0 && d.price > 0.0 && d.price.is_finite() {
                     log::warn!(
                         "mt5: booking deal {} of {id} ({} at {}): queued before the restart and executed by the terminal, so not sent again",
@@ -968,7 +968,7 @@ impl Mt5Venue {
                     });
                 }
             }
-            if resting.iter().any(|r| r.comment == id.as_str()) {
+            if resting.iter().any(|r| r.key() == id.as_str()) {
                 log::warn!(
                     "mt5: order {id} rests at the terminal though it was still queued here before the restart; it is not sent again, and mt5bot does not follow it: manage it in the terminal"
                 );
@@ -998,7 +998,7 @@ impl Mt5Venue {
         while o < self.orders.len() {
             let id = self.orders[o].req.client_id;
             let key = self.orders[o].req.key;
-            let mine: Vec<&SnapshotDeal<'_>> = deals.iter().filter(|d| d.comment == id.as_str()).collect();
+            let mine: Vec<&SnapshotDeal<'_>> = deals.iter().filter(|d| d.key() == id.as_str()).collect();
             if self.orders[o].restored && self.orders[o].deal_count == 0 && !mine.is_empty() {
                 // Restored with what was filled at the checkpoint but not by which deals: book
                 // only what the terminal's deals add to that.
@@ -1023,11 +1023,11 @@ impl Mt5Venue {
             if self.finish_if_filled(o) {
                 continue;
             }
-            let rests = resting.iter().any(|r| r.comment == id.as_str());
+            let rests = resting.iter().any(|r| r.key() == id.as_str());
             if !rests {
                 // Ended at the terminal (cancelled, expired, rejected) while no session was up:
                 // settled as it ended there, never taken for an order the terminal did not see.
-                let ended = history.iter().find(|h| h.comment == id.as_str());
+                let ended = history.iter().find(|h| h.key() == id.as_str());
                 if let Some((h, state)) = ended.and_then(|h| Ended::parse(&h.state).map(|e| (h, e))) {
                     let filled = if h.volume_filled.is_finite() { h.volume_filled.max(0.0) } else { 0.0 };
                     self.orders[o].session = session;

@@ -180,6 +180,7 @@ impl SnapshotDeal<'_> {
     pub(super) fn into_owned(self) -> SnapshotDeal<'static> {
         SnapshotDeal {
             deal: self.deal,
+            id: self.id.map(owned),
             comment: owned(self.comment),
             volume: self.volume,
             price: self.price,
@@ -193,13 +194,18 @@ impl SnapshotDeal<'_> {
 
 impl SnapshotOrder<'_> {
     pub(super) fn into_owned(self) -> SnapshotOrder<'static> {
-        SnapshotOrder { comment: owned(self.comment) }
+        SnapshotOrder { id: self.id.map(owned), comment: owned(self.comment) }
     }
 }
 
 impl SnapshotClosed<'_> {
     pub(super) fn into_owned(self) -> SnapshotClosed<'static> {
-        SnapshotClosed { comment: owned(self.comment), state: owned(self.state), volume_filled: self.volume_filled }
+        SnapshotClosed {
+            id: self.id.map(owned),
+            comment: owned(self.comment),
+            state: owned(self.state),
+            volume_filled: self.volume_filled,
+        }
     }
 }
 
@@ -281,6 +287,10 @@ pub(super) type SessionWindow = (u8, u32, u32);
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct SnapshotDeal<'a> {
     pub(super) deal: u64,
+    /// mt5bot's id of the deal's order from the EA's own ticket map; the comment when absent.
+    #[serde(borrow, default)]
+    pub(super) id: Option<Cow<'a, str>>,
+    /// The order's comment as the server keeps it (brokers may cut or rewrite it).
     #[serde(borrow)]
     pub(super) comment: Cow<'a, str>,
     pub(super) volume: f64,
@@ -300,6 +310,9 @@ pub(super) struct SnapshotDeal<'a> {
 
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct SnapshotOrder<'a> {
+    /// As in [`SnapshotDeal`]: the EA's id, else the comment.
+    #[serde(borrow, default)]
+    pub(super) id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(super) comment: Cow<'a, str>,
 }
@@ -308,7 +321,9 @@ pub(super) struct SnapshotOrder<'a> {
 /// snapshot's `history` and, while a session is up, as an `order_closed` message.
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct SnapshotClosed<'a> {
-    /// The order's id (its comment, or the EA's own ticket-to-id map).
+    /// As in [`SnapshotDeal`]: the EA's id, else the comment.
+    #[serde(borrow, default)]
+    pub(super) id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(super) comment: Cow<'a, str>,
     #[serde(borrow)]
@@ -342,6 +357,23 @@ impl Ended {
         }
     }
 }
+
+/// mt5bot's id of a snapshot entry: the EA's own (`id`, from its ticket map) when it gives one,
+/// else the order's comment as the server keeps it.
+pub(super) trait Keyed {
+    fn key(&self) -> &str;
+}
+
+macro_rules! keyed {
+    ($($t:ident),*) => {$(
+        impl Keyed for $t<'_> {
+            fn key(&self) -> &str {
+                self.id.as_deref().filter(|i| !i.is_empty()).unwrap_or(&self.comment)
+            }
+        }
+    )*};
+}
+keyed!(SnapshotDeal, SnapshotOrder, SnapshotClosed);
 
 #[cfg(test)]
 mod tests {
