@@ -18,7 +18,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use mio::{Events, Poll, Token};
 use mt5bot::config::Config;
 use mt5bot::domain::types::{OrderKey, OrderRequest, Side, SignalId, VenueEvent};
 use mt5bot::domain::types::{OrderKind, TimeInForce};
@@ -28,8 +27,11 @@ use mt5bot::venue::fix44::{new_order_single, FixVenue};
 
 #[path = "common/fix.rs"]
 mod fix_common;
+#[path = "common/round_trip.rs"]
+mod round_trip;
 use fix_common::{active_session, peer_message, Quiet};
 use mt5bot::domain::venue::Venue;
+use round_trip::{median_min_max, pct, Driver};
 
 const EXECUTOR_GZ: &str = "/usr/share/doc/libquickfix-doc/examples/executor/C++/.libs/executor.gz";
 
@@ -212,25 +214,12 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
     let mut venue = FixVenue::new(&cfg, vec![addr], &symbols, 64, Duration::from_secs(5), (None, None), metrics.fix())
         .expect("venue");
-    let mut poll = Poll::new().expect("poll");
-    venue.attach(poll.registry(), Token(1), 1).expect("attach");
-    let mut events = Events::with_capacity(16);
+    let mut driver = Driver::attach(&mut venue, 1);
     let mut out = Vec::with_capacity(64);
-    let clock = Instant::now();
-    let now = || clock.elapsed().as_nanos() as u64;
-    let mut turn = |venue: &mut FixVenue, out: &mut Vec<VenueEvent>| -> u64 {
-        poll.poll(&mut events, Some(Duration::from_millis(10))).expect("poll");
-        for e in events.iter() {
-            venue.on_ready(e.token(), e.is_readable() || e.is_read_closed(), e.is_writable());
-        }
-        let t = Instant::now();
-        venue.poll(now(), out);
-        t.elapsed().as_nanos() as u64
-    };
     let start = Instant::now();
     while !venue.ready_for_orders() {
         assert!(start.elapsed() < Duration::from_secs(10), "no logon to the executor");
-        turn(&mut venue, &mut out);
+        driver.turn(&mut venue, &mut out);
     }
     let prefix = SignalId::parse(&format!("R{run}-")).expect("id");
     let n = orders as usize;
@@ -248,7 +237,7 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
         req.client_id = SignalId::with_counter(&prefix, n);
         let io_before = venue.io_stats();
         let t0 = Instant::now();
-        venue.submit(&req, now()).expect("submit");
+        venue.submit(&req, driver.now()).expect("submit");
         let submit_ns = t0.elapsed().as_nanos() as u64;
         let io_submit = venue.io_stats();
         rt.writes += (io_submit.writes - io_before.writes) + (io_submit.file_writes - io_before.file_writes);
@@ -257,7 +246,7 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
         loop {
             out.clear();
             let io = venue.io_stats();
-            let spent = turn(&mut venue, &mut out);
+            let spent = driver.turn(&mut venue, &mut out);
             if !out.is_empty() {
                 processing = spent;
                 processing_io = venue.io_stats().nanos - io.nanos;
@@ -306,17 +295,6 @@ fn tcp_round_trips(count: u64, size: usize) -> Vec<u64> {
     drop(c);
     let _ = echo.join();
     samples
-}
-
-fn pct(v: &mut [u64], p: f64) -> u64 {
-    v.sort_unstable();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn median_min_max(mut v: Vec<u64>) -> String {
-    v.sort_unstable();
-    let us = |n: u64| format!("{:.1} us", n as f64 / 1000.0);
-    format!("{} (min {}, max {})", us(v[v.len() / 2]), us(v[0]), us(v[v.len() - 1]))
 }
 
 fn round_trip_report(quick: bool) {

@@ -16,13 +16,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Token};
 use mt5bot::config::Config;
 use mt5bot::domain::types::{OrderKey, OrderKind, OrderRequest, Side, SignalId, VenueEvent};
 use mt5bot::domain::venue::Venue;
 use mt5bot::secrets::Secret;
 use mt5bot::telemetry::metrics::Metrics;
 use mt5bot::venue::mt5::Mt5Venue;
+
+#[path = "common/round_trip.rs"]
+mod round_trip;
+use round_trip::{median_min_max, pct, Driver};
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
@@ -92,26 +95,13 @@ fn round_trips(orders: u64, run: usize) -> RoundTrips {
     )
     .expect("bind");
     let addr = venue.local_addr().expect("addr");
-    let mut poll = Poll::new().expect("poll");
-    venue.attach(poll.registry(), Token(1), 64).expect("attach");
+    let mut driver = Driver::attach(&mut venue, 64);
     let ea = std::thread::spawn(move || expert_advisor(addr));
-    let mut events = Events::with_capacity(64);
     let mut out = Vec::with_capacity(64);
-    let clock = Instant::now();
-    let now = || clock.elapsed().as_nanos() as u64;
-    let mut turn = |venue: &mut Mt5Venue, out: &mut Vec<VenueEvent>| -> u64 {
-        poll.poll(&mut events, Some(Duration::from_millis(10))).expect("poll");
-        for e in events.iter() {
-            venue.on_ready(e.token(), e.is_readable() || e.is_read_closed(), e.is_writable());
-        }
-        let t = Instant::now();
-        venue.poll(now(), out);
-        t.elapsed().as_nanos() as u64
-    };
     let start = Instant::now();
     while !venue.ready_for_orders() {
         assert!(start.elapsed() < Duration::from_secs(10), "the simulated EA did not log on");
-        turn(&mut venue, &mut out);
+        driver.turn(&mut venue, &mut out);
     }
     let prefix = SignalId::parse(&format!("R{run}-")).expect("id");
     let n = orders as usize;
@@ -136,11 +126,11 @@ fn round_trips(orders: u64, run: usize) -> RoundTrips {
             until_cancelled: false,
         };
         let t0 = Instant::now();
-        venue.submit(&req, now()).expect("submit");
+        venue.submit(&req, driver.now()).expect("submit");
         let submit = t0.elapsed().as_nanos() as u64;
         let receive = loop {
             out.clear();
-            let spent = turn(&mut venue, &mut out);
+            let spent = driver.turn(&mut venue, &mut out);
             if out.iter().any(|e| matches!(e, VenueEvent::Fill { .. })) {
                 break spent;
             }
@@ -154,17 +144,6 @@ fn round_trips(orders: u64, run: usize) -> RoundTrips {
     drop(venue);
     let _ = ea.join();
     rt
-}
-
-fn pct(v: &mut [u64], p: f64) -> u64 {
-    v.sort_unstable();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn median_min_max(mut v: Vec<u64>) -> String {
-    v.sort_unstable();
-    let us = |n: u64| format!("{:.1} us", n as f64 / 1000.0);
-    format!("{} (min {}, max {})", us(v[v.len() / 2]), us(v[0]), us(v[v.len() - 1]))
 }
 
 fn main() {
