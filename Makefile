@@ -51,11 +51,13 @@ fuzz-quick:
 	mkdir -p fuzz/corpus/fix_codec
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run fix_codec corpus/fix_codec seeds/fix_codec -- -max_total_time=$(FUZZ_SECONDS)
 
-## lint: formatting, clippy with warnings as errors, docs with warnings as errors
+## lint: formatting, clippy with warnings as errors, docs with warnings as errors, and the fuzz
+## target (its own workspace, so nothing else compiles it) type-checked against the crate
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --locked
+	cd fuzz && $(CARGO) check --locked
 
 fmt:
 	$(CARGO) fmt --all

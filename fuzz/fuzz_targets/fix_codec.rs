@@ -25,6 +25,7 @@ impl Application for Sink {
         assert!(begin < end);
     }
     fn on_in_sync(&mut self, _now: u64) {}
+    fn on_reset(&mut self, _now: u64) {}
 }
 
 /// Every message the session wrote must frame and parse.
