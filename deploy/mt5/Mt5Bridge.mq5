@@ -345,18 +345,38 @@ void SendSnapshot()
 bool ReportExisting(const string id)
   {
    for(int i = 0; i < OrdersTotal(); i++)
-      if(OrderGetTicket(i) > 0 && OrderGetString(ORDER_COMMENT) == id)
-        { Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10008}", id)); return true; }
+     {
+      ulong t = OrderGetTicket(i);
+      if(t > 0 && OrderGetInteger(ORDER_MAGIC) == Magic && IdOfOrder(t) == id)
+        { Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10008,\"order\":%I64u}", Esc(id), t)); return true; }
+     }
    HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 60);
+   // Every deal of the order: the first as its result, the others as deals (mt5bot books each
+   // ticket once, so one it has already booked books nothing).
+   ulong order = 0;
    for(int i = 0; i < HistoryDealsTotal(); i++)
      {
       ulong t = HistoryDealGetTicket(i);
       ulong o = HistoryDealGetInteger(t, DEAL_ORDER);
-      if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic || !HistoryOrderSelect(o) || HistoryOrderGetString(o, ORDER_COMMENT) != id) continue;
-      Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10009,\"deal\":%I64u,\"volume\":%s,\"price\":%s}",
-           id, t, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE))));
-      return true;
+      if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic || IdOfOrder(o) != id) continue;
+      string vol = Num(HistoryDealGetDouble(t, DEAL_VOLUME)), px = Num(HistoryDealGetDouble(t, DEAL_PRICE));
+      if(order == 0)
+         Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10009,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s}",
+              Esc(id), t, o, vol, px));
+      else
+         Send(StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s}", Esc(id), t, vol, px));
+      order = o;
      }
+   // An order that ended at the server (cancelled, expired, rejected after placing), with or
+   // without deals: its end, so mt5bot stops counting the rest in flight.
+   for(int i = 0; i < HistoryOrdersTotal(); i++)
+     {
+      ulong o = HistoryOrderGetTicket(i);
+      if(HistoryOrderGetInteger(o, ORDER_MAGIC) != Magic || IdOfOrder(o) != id) continue;
+      string state = EndedState(o);
+      if(state != "") { Send("{\"type\":\"order_closed\"," + StringSubstr(ClosedJson(o, state), 1)); return true; }
+     }
+   if(order != 0) return true;
    // Executed since start but no trace at the server (a requote, a reject): the same result again,
    // so mt5bot settles the order instead of keeping it in flight.
    for(int i = 0; i < ArraySize(executed); i++)
