@@ -1113,3 +1113,25 @@ fn a_broker_that_rewrites_comments_is_reconciled_by_the_eas_ids() {
     assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 1.0).abs() < 1e-9);
     assert_eq!(term.executions.len(), 1);
 }
+
+/// Deals reported before their order's result (OnTradeTransaction may run before OrderSend
+/// returns): each deal ticket books once, the result repeating the first books nothing more, and
+/// the order leaves the books when filled.
+#[test]
+fn deals_before_their_result_book_once_each() {
+    let dir = TempDir::new("mt5-deals-first");
+    let (d, mut ea, ing) = synced(&dir);
+    let (mut iw, mut ir) = ingress(&ing);
+    signal(&mut iw, &mut ir, "db1", "buy", 1.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "db1");
+    ea.send(&json!({"type":"deal","id":"db1","deal":9201,"volume":0.4,"price":1.08}));
+    ea.send(&json!({"type":"deal","id":"db1","deal":9202,"volume":0.6,"price":1.0801}));
+    ea.send(&json!({"type":"result","id":"db1","retcode":10009,"deal":9201,"order":71,"volume":0.4,"price":1.08}));
+    ea.send(&json!({"type":"deal","id":"db1","deal":9202,"volume":0.6,"price":1.0801}));
+    wait_metric(&d, "trade_count", 2.0);
+    ea.tick(1.0802);
+    wait_metric(&d, "ticks_total", 2.0);
+    assert_eq!(metric(&d, "trade_count"), 2.0, "two deal tickets, two fills");
+    assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 1.0).abs() < 1e-9);
+    assert_eq!(metric(&d, "open_orders"), 0.0);
+}
