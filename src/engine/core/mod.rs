@@ -884,7 +884,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                     self.metrics.orders_rejected.inc();
                     self.journal_closed(client_id, symbol);
                     if let Some(kind) = protects {
-                        self.resting_refused(symbol, kind, client_id, now);
+                        self.resting_refused(symbol, kind, client_id, "the venue refused it", now);
                     }
                 }
                 Applied::Cancelled { symbol, client_id, protects } => {
@@ -1250,6 +1250,36 @@ mod tests {
         c.clock().set(2_000_000_000);
         c.poll_venue();
         assert_eq!(c.executor().open_order_count(), 0, "nothing rests for a flat position");
+    }
+
+    #[test]
+    fn a_resting_order_without_a_free_slot_is_tried_again_later_and_later() {
+        let mut cfg = Config::parse("model:\n  threshold_bps: 10000\n", "t.yaml").expect("config");
+        cfg.risk.max_position = 100.0;
+        cfg.risk.max_open_orders = 2;
+        let metrics = Metrics::new();
+        let venue = PaperVenue::new(&cfg.venue.paper, cfg.feed.symbols.len(), cfg.risk.max_open_orders)
+            .with_resting_stops(true);
+        let names: Vec<String> = cfg.feed.symbols.iter().map(|s| s.name.clone()).collect();
+        let mut c = TradingCore::new(&cfg, venue, ManualClock::default(), metrics.engine("paper", &names), "T");
+        c.on_tick(&Tick { symbol: 0, bid: 1.0, ask: 1.0002, recv_ns: 0 });
+        // A limit far under the market keeps one of the two slots.
+        c.offer(Signal { kind: OrderKind::Limit, price: 0.5, ..ext("far", Side::Buy, 1.0) }).expect("queued");
+        c.offer(protected("p1", Side::Buy, 2.0, Level::Price(0.99), Level::Price(1.01))).expect("queued");
+        c.drain();
+        for ms in [2, 4] {
+            c.clock().set(ms * 1_000_000);
+            c.poll_venue();
+        }
+        assert_eq!(c.executor().position(0).qty, 2.0);
+        assert_eq!(resting(&c), [(OrderKind::Stop, Side::Sell, 2.0, 0.99)], "the stop-loss took the last slot");
+        assert_eq!(c.rest_retry[0][StopKind::TakeProfit as usize].1, 1);
+        // Not before a second, then again after two more.
+        for (ms, tries) in [(900, 1), (1_010, 2), (2_900, 2), (3_020, 3)] {
+            c.clock().set(ms * 1_000_000);
+            c.poll_venue();
+            assert_eq!(c.rest_retry[0][StopKind::TakeProfit as usize].1, tries, "at {ms} ms");
+        }
     }
 
     #[test]

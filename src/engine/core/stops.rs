@@ -127,15 +127,16 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
     }
 
-    /// The venue refused `symbol`'s resting `kind`: it is placed again after 1 s, then 2, 4, ...
-    /// up to 30 s (mt5bot watches the level meanwhile, as it does without resting orders).
-    pub(super) fn resting_refused(&mut self, symbol: SymbolId, kind: StopKind, id: SignalId, now: Nanos) {
+    /// `symbol`'s resting `kind` was refused (by the venue, or for want of a free order slot,
+    /// `why`): it is placed again after 1 s, then 2, 4, ... up to 30 s (mt5bot watches the level
+    /// meanwhile, as it does without resting orders).
+    pub(super) fn resting_refused(&mut self, symbol: SymbolId, kind: StopKind, id: SignalId, why: &str, now: Nanos) {
         let Some(r) = self.rest_retry.get_mut(symbol as usize).map(|r| &mut r[kind as usize]) else { return };
         r.1 = r.1.saturating_add(1);
         let wait = EXIT_RETRY.saturating_mul(1 << (r.1 - 1).min(5)).min(EXIT_RETRY_MAX);
         r.0 = now.saturating_add(wait);
         log::error!(
-            "{}: the venue refused the resting {} {id} ({} in a row); mt5bot watches the level itself and tries \
+            "{}: the resting {} {id} was refused ({why}; {} in a row); mt5bot watches the level itself and tries \
              again in {} s",
             self.symbols.get(symbol as usize).map_or("?", String::as_str),
             kind.as_str(),
@@ -165,10 +166,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         let name = self.symbols.get(symbol as usize).map_or("?", String::as_str);
         let order = match self.executor.create_resting(&signal, kind, now) {
             Ok(order) => order,
-            Err(reason) => {
-                log::error!("{name}: cannot rest the {} at {level}: {}", kind.as_str(), reason.as_str());
-                return;
-            }
+            Err(reason) => return self.resting_refused(symbol, kind, id, reason.as_str(), now),
         };
         match self.venue.submit(&order, now) {
             Ok(()) => {
@@ -199,7 +197,7 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             Err(why) => {
                 self.metrics.orders_rejected.inc();
                 self.executor.apply(&VenueEvent::Rejected { key: order.key, reason: why }, now);
-                log::error!("{name}: the venue refused the resting {} {id}: {why}", kind.as_str());
+                self.resting_refused(symbol, kind, id, why, now);
             }
         }
         self.metrics.open_orders.set(self.executor.open_order_count() as i64);
