@@ -383,11 +383,7 @@ impl Executor {
         if sig.symbol as usize >= self.positions.len() {
             return Err(DropReason::NoQuote);
         }
-        let mut order = self.open_slot(sig, sig.price, now, Some(kind))?;
-        order.until_cancelled = true;
-        if let Some(o) = self.order_mut(order.key) {
-            o.request.until_cancelled = true;
-        }
+        let order = self.open_slot(sig, sig.price, now, Some(kind))?;
         let forgot = self.recent.insert_new(sig.id, self.now_s);
         self.note_forgotten(forgot);
         Ok(order)
@@ -437,7 +433,7 @@ impl Executor {
             sl,
             tp,
             immediate: sig.source == SignalSource::Protection && sig.kind == OrderKind::Limit && protects.is_none(),
-            until_cancelled: false,
+            until_cancelled: protects.is_some(),
         };
         if protects.is_none() {
             self.exposure[sym] += sig.side.sign() * sig.qty;
