@@ -1135,3 +1135,35 @@ fn deals_before_their_result_book_once_each() {
     assert!((metric(&d, "position{symbol=\"EURUSD\"}") - 1.0).abs() < 1e-9);
     assert_eq!(metric(&d, "open_orders"), 0.0);
 }
+
+/// The account's margin mode from the EA's `auth`: a hedging account, where an order against a
+/// position opens a second one, is shown (`venue_hedging_account` 1, an error in the log at every
+/// logon) until a netting account logs on.
+#[test]
+fn a_hedging_account_is_shown_and_logged_at_logon() {
+    let dir = TempDir::new("mt5-hedging");
+    let (d, bridge, _) = start(&dir, "");
+    let logon = |mode: &str| {
+        let mut ea = Ea::connect(&bridge);
+        let hello = ea.recv();
+        let challenge = hello["challenge"].as_str().expect("challenge").to_owned();
+        let mac = mt5bot::support::auth::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes());
+        let hmac = mt5bot::support::encoding::hex(&mac);
+        ea.send(&json!({"type": "auth", "hmac": hmac, "login": 1, "terminal": "sim", "margin_mode": mode}));
+        assert_eq!(ea.recv()["type"], "welcome");
+        ea.send(&Terminal::default().snapshot());
+        ea
+    };
+    assert_eq!(metric(&d, "venue_hedging_account{venue=\"mt5\"}"), 0.0);
+    let ea = logon("hedging");
+    wait_metric(&d, "venue_hedging_account{venue=\"mt5\"}", 1.0);
+    let log = wait_for("the hedging error in the log", Duration::from_secs(5), || {
+        let l = d.log_file();
+        l.contains("is a hedging account").then_some(l)
+    });
+    let line = log.lines().find(|l| l.contains("is a hedging account")).unwrap_or_default();
+    assert!(line.contains("\"level\":\"ERROR\""), "{line}");
+    drop(ea);
+    let _ea = logon("netting");
+    wait_metric(&d, "venue_hedging_account{venue=\"mt5\"}", 0.0);
+}

@@ -140,6 +140,13 @@ void TryConnect()
    Print("mt5bot bridge: connected to ", Host, ":", Port);
   }
 
+// The account's margin mode, as the protocol names it.
+string MarginMode()
+  {
+   long m = AccountInfoInteger(ACCOUNT_MARGIN_MODE);
+   return m == ACCOUNT_MARGIN_MODE_RETAIL_HEDGING ? "hedging" : m == ACCOUNT_MARGIN_MODE_EXCHANGE ? "exchange" : "netting";
+  }
+
 // The file of order tickets and mt5bot's ids, one "ticket,id" line each, under MQL5/Files.
 string MapFile() { return StringFormat("mt5bot-%I64d.map", Magic); }
 
@@ -450,7 +457,8 @@ void Handle(const string msg)
    string type = Field(msg, "type");
    if(type == "hello")
       Send("{\"type\":\"auth\",\"hmac\":\"" + HmacSha256Hex(Secret, Field(msg, "challenge")) + "\",\"login\":" +
-           IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + ",\"terminal\":\"" + Esc(AccountInfoString(ACCOUNT_SERVER)) + "\"}");
+           IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + ",\"terminal\":\"" + Esc(AccountInfoString(ACCOUNT_SERVER)) +
+           "\",\"margin_mode\":\"" + MarginMode() + "\"}");
    else if(type == "welcome")
      {
       // Orders and deals are told apart by magic: both sides must use the same.

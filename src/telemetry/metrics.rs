@@ -55,6 +55,7 @@ pub mod names {
     pub const BROKER_CONNECT_FAILURES: &str = "broker_connect_failures_total";
     pub const VENUE_REFUSALS: &str = "venue_refusals_total";
     pub const VENUE_ORDERS_ENDED: &str = "venue_orders_ended_total";
+    pub const VENUE_HEDGING_ACCOUNT: &str = "venue_hedging_account";
     pub const ORDERS_OUTCOME_UNKNOWN: &str = "orders_outcome_unknown_total";
     pub const VENUE_ACCOUNT: &str = "venue_account";
     pub const VENUE_TRADE_ALLOWED: &str = "venue_trade_allowed";
@@ -167,6 +168,7 @@ pub struct Metrics {
     pub broker_connect_failures: IntCounterVec,
     pub venue_refusals: IntCounterVec,
     pub venue_orders_ended: IntCounterVec,
+    pub venue_hedging_account: IntGaugeVec,
     pub orders_outcome_unknown: IntCounterVec,
     pub venue_account: GaugeVec,
     pub venue_trade_allowed: IntGaugeVec,
@@ -333,6 +335,7 @@ impl Metrics {
             venue_trade_allowed: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_TRADE_ALLOWED, "1 while the venue lets mt5bot trade (mt5: Algo Trading on in the terminal and the EA, and allowed for the account), 0 when every order would be refused."), &["venue"]))),
             venue_refusals: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_REFUSALS, "Orders the venue refused, by its reason (mt5: the trade server's retcode, e.g. no_money, autotrading_disabled_by_client, market_closed)."), &["venue", "reason"]))),
             venue_orders_ended: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_ORDERS_ENDED, "Orders the venue ended on its own after taking them, by how (mt5: canceled in the terminal or by the broker, expired, rejected after placement)."), &["venue", "state"]))),
+            venue_hedging_account: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_HEDGING_ACCOUNT, "1 while the venue's account is a hedging account (mt5: ACCOUNT_MARGIN_MODE_RETAIL_HEDGING), where an order against a position opens a second one instead of closing it: mt5bot's net books and the account part."), &["venue"]))),
             broker_connect_failures: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_CONNECT_FAILURES, "Connection attempts to the venue that ended before a session was established (refused, timed out, dropped before Logon)."), &["venue"]))),
             venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), bad_line, line_too_long."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
@@ -429,6 +432,7 @@ impl Metrics {
                 .map(|f| self.venue_account.with_label_values(&["mt5", f])),
             trade_allowed: self.venue_trade_allowed.with_label_values(&["mt5"]),
             ended: ["canceled", "expired", "rejected"].map(|s| self.venue_orders_ended.with_label_values(&["mt5", s])),
+            hedging: self.venue_hedging_account.with_label_values(&["mt5"]),
         }
     }
 
@@ -634,6 +638,8 @@ pub struct Mt5Metrics {
     pub trade_allowed: IntGauge,
     /// `venue_orders_ended_total{state}`: canceled, expired, rejected (in that order).
     pub ended: [IntCounter; 3],
+    /// `venue_hedging_account`: 1 while the terminal's account is a hedging one.
+    pub hedging: IntGauge,
 }
 
 #[cfg(test)]

@@ -502,6 +502,18 @@ impl Mt5Venue {
             conn.session, self.cfg.magic
         );
         log::info!("mt5: terminal at {} authenticated (session {}); waiting for its snapshot", conn.peer, conn.session);
+        let mode = msg.margin_mode.as_deref();
+        self.metrics.hedging.set(i64::from(mode == Some("hedging")));
+        match mode {
+            Some("hedging") => log::error!(
+                "mt5: the account is a hedging account (ACCOUNT_MARGIN_MODE_RETAIL_HEDGING): mt5bot keeps one net \
+                 position per symbol, but at the terminal an order against a position opens a second one instead of \
+                 closing it, so the account and mt5bot's books part (a flatten opens hedges). Trade this bot on a \
+                 netting account until the bridge closes positions by ticket"
+            ),
+            Some("netting") | Some("exchange") | None => {}
+            Some(other) => log::warn!("mt5: the terminal reports an unknown margin mode {other:?}"),
+        }
         // Pages of an earlier session's snapshot belong to it, not to this one.
         self.pages = None;
         if let Some(old) = self.active.replace(i) {

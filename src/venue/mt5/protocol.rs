@@ -156,6 +156,9 @@ pub(super) struct Inbound<'a> {
     /// `snapshot`: more pages follow this one; the last page leaves it out (or says false).
     #[serde(default)]
     pub(super) more: Option<bool>,
+    /// `auth`: the account's margin mode (ACCOUNT_MARGIN_MODE): `netting`, `exchange` or `hedging`.
+    #[serde(default, borrow)]
+    pub(super) margin_mode: Option<Cow<'a, str>>,
     /// `order_closed`: how the order ended at the terminal without being filled whole
     /// (ORDER_STATE_CANCELED, _EXPIRED, _REJECTED: `canceled`, `expired`, `rejected`).
     #[serde(default, borrow)]
