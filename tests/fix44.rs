@@ -639,6 +639,15 @@ fn signals_queued_while_the_venue_is_down_survive_a_sigkill_and_are_sent_once() 
 }
 
 /// UTC time of day `secs` from now, as QuickFIX's StartTime and EndTime write it.
+/// The process's CPU time so far (user + system), from `/proc/PID/stat`.
+fn cpu_seconds(d: &Daemon) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", d.child.id())).expect("stat");
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<f64>().ok()).sum();
+    ticks / 100.0
+}
+
 fn utc_in(secs: i64) -> String {
     let t = (mt5bot::support::timefmt::unix_nanos() / 1_000_000_000) as i64 + secs;
     let d = t.rem_euclid(86_400);
@@ -667,7 +676,11 @@ fn a_scheduled_session_ends_resets_and_the_next_one_takes_the_orders_queued_betw
     wait_metric(&first, "broker_connected{venue=\"fix44\"}", 0.0, Duration::from_secs(15));
     let connects = first.log_file().matches("FIX: connected to").count();
     assert_eq!(send_orders(&ingress, "gap", 0..10, Duration::ZERO).0, 10, "queued while out of session");
-    std::thread::sleep(Duration::from_secs(1));
+    // Out of session the engine waits for the next start: it neither reconnects nor spins.
+    let cpu_before = cpu_seconds(&first);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_cpu = cpu_seconds(&first) - cpu_before;
+    assert!(idle_cpu < 0.5, "{idle_cpu:.2} s of CPU in 2 s out of session: a busy loop");
     let log = first.log_file();
     assert!(log.contains("the session's scheduled end"), "{log}");
     assert_eq!(log.matches("FIX: connected to").count(), connects, "no connection outside the session\n{log}");

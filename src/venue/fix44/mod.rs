@@ -260,6 +260,14 @@ impl FixVenue {
                 if !matches!(self.conn, Conn::Down { .. }) {
                     log::info!("FIX: {why}; logging out until {}", iso(next));
                     self.session.logout("end of the session", now, &mut self.wbuf);
+                    if matches!(self.conn, Conn::Up { .. }) && self.session.logging_out() {
+                        // The connection stays until the Logout is answered (or its timeout), so a
+                        // report the counterparty sent just before its own end is still read and
+                        // booked rather than lost with the socket. Not reconnected until the next
+                        // session starts (`in_session`).
+                        self.flush();
+                        return;
+                    }
                     self.drop_connection(now, "the session's scheduled end");
                 } else {
                     let note = if schedule.is_closed(unix) { " (a closed date)" } else { "" };
@@ -299,6 +307,14 @@ impl FixVenue {
     }
 
     fn retry_later(&mut self, now: Nanos, why: &str) {
+        // Outside the schedule (a connection closed after the session's end): the next attempt is
+        // the next session's start, which the schedule check holds, not a back-off away.
+        if let (false, Some(offset)) = (self.in_session, self.unix_offset) {
+            let next = (self.schedule_check_at - offset).clamp(now as i128, Nanos::MAX as i128) as Nanos;
+            log::info!("FIX: {why}; not reconnecting before the next session");
+            self.conn = Conn::Down { retry_at: next };
+            return;
+        }
         let wait = self.backoff.next_wait().as_nanos() as Nanos;
         log::warn!("FIX: {why}; reconnecting in {} ms", wait / 1_000_000);
         self.conn = Conn::Down { retry_at: now + wait };

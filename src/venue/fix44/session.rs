@@ -185,6 +185,12 @@ impl Session {
         self.logged_out
     }
 
+    /// Our Logout is out and its answer awaited: what the counterparty sends meanwhile is still
+    /// read and applied.
+    pub fn logging_out(&self) -> bool {
+        matches!(self.state, State::LogoutSent { .. })
+    }
+
     pub fn is_active(&self) -> bool {
         self.state == State::Active
     }
