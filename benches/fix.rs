@@ -9,7 +9,9 @@
 //! sequence-number write, socket write) plus the time inside the `poll` that turned the bytes
 //! into the fill (socket read, parse, book). Beside it, a TCP echo of a message of the same size
 //! on a fresh loopback connection gives the floor. Five runs; medians with min and max.
-//! `-- --quick` shortens everything (CI).
+//! The comparison runs twice, pinned with `taskset`: all on one CPU, then with the executor (and
+//! the echo) on the other CPU. Unpinned, the scheduler moves the processes within a run and the
+//! figures mix the two (see `Placement`). `-- --quick` shortens everything (CI).
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -139,8 +141,33 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// Pins the bench's main thread (which drives the FIX venue) to `cpu`; the processes it starts
+/// afterwards inherit it unless started on a CPU of their own. False where `taskset` (util-linux)
+/// is missing or refuses.
+fn pin_self(cpu: usize) -> bool {
+    Command::new("taskset")
+        .args(["-p", "-c", &cpu.to_string(), &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `exe` as a command on `cpu` (through `taskset -c`), or as it is.
+fn on_cpu(exe: &std::path::Path, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu.to_string()]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
+
 impl Executor {
-    fn start() -> Executor {
+    /// The executor, on `cpu` when given.
+    fn start(cpu: Option<usize>) -> Executor {
         let gz = std::fs::read(EXECUTOR_GZ)
             .unwrap_or_else(|e| panic!("{EXECUTOR_GZ}: {e}; run scripts/install-test-deps.sh (libquickfix-doc)"));
         let mut bin = Vec::new();
@@ -166,7 +193,7 @@ impl Executor {
             ),
         )
         .expect("cfg");
-        let child = Command::new(&exe)
+        let child = on_cpu(&exe, cpu)
             .arg(dir.join("executor.cfg"))
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -267,11 +294,24 @@ fn fix_round_trips(port: u16, orders: u64, run: usize) -> RoundTrip {
     rt
 }
 
-/// Round trips of `size`-byte messages over one loopback connection to an echo thread.
-fn tcp_round_trips(count: u64, size: usize) -> Vec<u64> {
+/// Round trips of `size`-byte messages over one loopback connection to an echo thread (on `cpu`
+/// when given, as the executor is).
+fn tcp_round_trips(count: u64, size: usize, cpu: Option<usize>) -> Vec<u64> {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let echo = std::thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            // This thread's id, for taskset: /proc/thread-self links to <pid>/task/<tid>.
+            let tid = std::fs::read_link("/proc/thread-self").ok().and_then(|p| p.file_name().map(|t| t.to_owned()));
+            if let Some(tid) = tid {
+                let _ = Command::new("taskset")
+                    .args(["-p", "-c", &cpu.to_string()])
+                    .arg(tid)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let (mut s, _) = listener.accept().expect("accept");
         s.set_nodelay(true).expect("nodelay");
         let mut buf = vec![0u8; size];
@@ -297,16 +337,56 @@ fn tcp_round_trips(count: u64, size: usize) -> Vec<u64> {
     samples
 }
 
+/// Where the processes run: the bench's thread (mt5bot's FIX venue) and QuickFIX's initiator
+/// always on CPU 0, the executor on CPU 0 too ("one core") or on CPU 1 ("cross-core"). Pinned, a
+/// run measures one placement; unpinned, the scheduler moves the processes between the two within
+/// a run (on this 2-vCPU VM the first thousand orders or so on one core, the rest across), and
+/// the figures mix both.
+struct Placement {
+    /// Prefix of the report's labels ("" for the first placement, which `run.py` reads as the
+    /// headline).
+    label: &'static str,
+    what: &'static str,
+    executor_cpu: Option<usize>,
+}
+
+fn placements() -> Vec<Placement> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !pin_self(0) {
+        println!("\n(taskset is missing or refused: the processes are not pinned, the figures mix placements)");
+        return vec![Placement { label: "", what: "unpinned", executor_cpu: None }];
+    }
+    let mut all = vec![Placement {
+        label: "",
+        what: "one core: mt5bot or QuickFIX's initiator and the executor, all on CPU 0",
+        executor_cpu: Some(0),
+    }];
+    if cpus >= 2 {
+        all.push(Placement {
+            label: "cross-core ",
+            what: "cross-core: the initiator on CPU 0, the executor on CPU 1",
+            executor_cpu: Some(1),
+        });
+    }
+    all
+}
+
 fn round_trip_report(quick: bool) {
     let (runs, orders) = if quick { (5, 2_000) } else { (5, 10_000) };
-    let exec = Executor::start();
+    for place in placements() {
+        round_trips_placed(&place, runs, orders);
+    }
+}
+
+fn round_trips_placed(place: &Placement, runs: usize, orders: u64) {
+    let exec = Executor::start(place.executor_cpu);
     let peer = quickfix_initiator(&exec);
     let mut rows: Vec<[u64; 11]> = Vec::new();
     let mut writes = Vec::new();
     let mut peer_rows: Vec<(u64, u64)> = Vec::new();
     for run in 0..runs {
         let mut rt = fix_round_trips(exec.port, orders, run);
-        let mut tcp = tcp_round_trips(orders, 160);
+        let mut tcp = tcp_round_trips(orders, 160, place.executor_cpu);
         writes.push(rt.writes as f64 / orders as f64);
         rows.push([
             pct(&mut rt.total, 0.5),
@@ -326,42 +406,49 @@ fn round_trip_report(quick: bool) {
             peer_rows.push(p.run(orders, run));
         }
     }
+    let l = place.label;
     let col = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
-    println!("\nNewOrderSingle -> ExecutionReport against the QuickFIX executor, {runs} runs x {orders} orders:");
-    println!("  round trip p50      {}", median_min_max(col(0)));
-    println!("  round trip p99      {}", median_min_max(col(1)));
-    println!("  bare TCP echo p50   {}", median_min_max(col(2)));
-    println!("  bare TCP echo p99   {}", median_min_max(col(3)));
-    println!("  mt5bot's share p50  {}  (encode + seqnum write + send + read + parse + book)", median_min_max(col(4)));
-    println!("  mt5bot's share p99  {}", median_min_max(col(5)));
-    println!("    of which submit p50   {}  (encode + seqnum write + socket write)", median_min_max(col(6)));
-    println!("    of which receive p50  {}  (socket read + parse + book)", median_min_max(col(7)));
     println!(
-        "  user-space share p50  {}  (encode + seqnum write + parse + book; socket calls excluded)",
+        "\nNewOrderSingle -> ExecutionReport against the QuickFIX executor, {runs} runs x {orders} orders, {}:",
+        place.what
+    );
+    println!("  {l}round trip p50      {}", median_min_max(col(0)));
+    println!("  {l}round trip p99      {}", median_min_max(col(1)));
+    println!("  {l}bare TCP echo p50   {}", median_min_max(col(2)));
+    println!("  {l}bare TCP echo p99   {}", median_min_max(col(3)));
+    println!(
+        "  {l}mt5bot's share p50  {}  (encode + seqnum write + send + read + parse + book)",
+        median_min_max(col(4))
+    );
+    println!("  {l}mt5bot's share p99  {}", median_min_max(col(5)));
+    println!("    {l}of which submit p50   {}  (encode + seqnum write + socket write)", median_min_max(col(6)));
+    println!("    {l}of which receive p50  {}  (socket read + parse + book)", median_min_max(col(7)));
+    println!(
+        "  {l}user-space share p50  {}  (encode + seqnum write + parse + book; socket calls excluded)",
         median_min_max(col(8))
     );
-    println!("  user-space share p99  {}", median_min_max(col(9)));
+    println!("  {l}user-space share p99  {}", median_min_max(col(9)));
     writes.sort_by(f64::total_cmp);
     println!(
-        "  write syscalls per NewOrderSingle {:.3} (min {:.3}, max {:.3})  (socket + sequence-number file)",
+        "  {l}write syscalls per NewOrderSingle {:.3} (min {:.3}, max {:.3})  (socket + sequence-number file)",
         writes[writes.len() / 2],
         writes[0],
         writes[writes.len() - 1]
     );
     match peer {
-        None => println!("  QuickFIX C++ initiator: skipped (no g++ or no libquickfix-dev headers; scripts/install-test-deps.sh installs them)"),
+        None => println!("  {l}QuickFIX C++ initiator: skipped (no g++ or no libquickfix-dev headers; scripts/install-test-deps.sh installs them)"),
         Some(_) => {
             let p50: Vec<u64> = peer_rows.iter().map(|r| r.0).collect();
             let p99: Vec<u64> = peer_rows.iter().map(|r| r.1).collect();
-            println!("  QuickFIX C++ initiator round trip p50  {}", median_min_max(p50.clone()));
-            println!("  QuickFIX C++ initiator round trip p99  {}", median_min_max(p99.clone()));
+            println!("  {l}QuickFIX C++ initiator round trip p50  {}", median_min_max(p50.clone()));
+            println!("  {l}QuickFIX C++ initiator round trip p99  {}", median_min_max(p99.clone()));
             let ratio = |i: usize, peer: &[u64]| {
                 let mut r: Vec<f64> = rows.iter().zip(peer).map(|(m, q)| m[i] as f64 / *q as f64).collect();
                 r.sort_by(f64::total_cmp);
                 format!("{:.2}x (min {:.2}, max {:.2})", r[r.len() / 2], r[0], r[r.len() - 1])
             };
-            println!("  mt5bot / QuickFIX round trip p50  {}", ratio(0, &p50));
-            println!("  mt5bot / QuickFIX round trip p99  {}", ratio(1, &p99));
+            println!("  {l}mt5bot / QuickFIX round trip p50  {}", ratio(0, &p50));
+            println!("  {l}mt5bot / QuickFIX round trip p99  {}", ratio(1, &p99));
         }
     }
 }

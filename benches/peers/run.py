@@ -434,12 +434,22 @@ def bench_fix(quick, rows):
     # The target as restated: the user-space share <= 3 us p50 and one write per
     # NewOrderSingle; the kernel's part is reported beside it. And QuickFIX's own C++ initiator
     # against the same executor in the same run: mt5bot at most 0.6x its round trip.
+    # Two placements, pinned (benches/fix.rs, Placement): all on one CPU, and the executor on the
+    # other CPU ("cross-core").
     peer_p50 = grab(out, "QuickFIX C++ initiator round trip p50")
     peer_p99 = grab(out, "QuickFIX C++ initiator round trip p99")
-    for label, name, peer in [("round trip p50", "FIX NOS -> ExecutionReport vs QuickFIX, p50", peer_p50),
-                              ("round trip p99", "FIX NOS -> ExecutionReport vs QuickFIX, p99", peer_p99),
-                              ("bare TCP echo p50", "bare loopback TCP round trip, p50", ""),
-                              ("bare TCP echo p99", "bare loopback TCP round trip, p99", ""),
+    x_p50 = grab(out, "cross-core QuickFIX C++ initiator round trip p50")
+    x_p99 = grab(out, "cross-core QuickFIX C++ initiator round trip p99")
+    for label, name, peer in [("round trip p50", "FIX NOS -> ExecutionReport vs QuickFIX, one core, p50", peer_p50),
+                              ("round trip p99", "FIX NOS -> ExecutionReport vs QuickFIX, one core, p99", peer_p99),
+                              ("cross-core round trip p50", "FIX NOS -> ExecutionReport vs QuickFIX, cross-core, p50",
+                               x_p50),
+                              ("cross-core round trip p99", "FIX NOS -> ExecutionReport vs QuickFIX, cross-core, p99",
+                               x_p99),
+                              ("bare TCP echo p50", "bare loopback TCP round trip, one core, p50", ""),
+                              ("bare TCP echo p99", "bare loopback TCP round trip, one core, p99", ""),
+                              ("cross-core bare TCP echo p50", "bare loopback TCP round trip, cross-core, p50", ""),
+                              ("cross-core submit p50", "  cross-core: of which submit (encode, seqnum, write)", ""),
                               ("mt5bot's share p50", "mt5bot's own share (with the socket calls), p50", ""),
                               ("of which submit p50", "  of which submit (encode, seqnum, write)", ""),
                               ("of which receive p50", "  of which receive (read, parse, book)", ""),
@@ -448,8 +458,9 @@ def bench_fix(quick, rows):
         figure = grab(out, label)
         if label == "user-space share p50":
             rows.append((name, figure, "", "", "<= 3 us", status(first_number(figure), lambda v: v <= 3), cmd))
-        elif label.startswith("round trip"):
-            ratio = grab(out, "mt5bot / QuickFIX " + label)
+        elif "round trip" in label:
+            where, _, what = label.rpartition("round trip")
+            ratio = grab(out, where + "mt5bot / QuickFIX round trip" + what)
             rows.append((name, figure, peer + " (QuickFIX C++ initiator)", ratio, "<= 0.6x",
                          status(first_number(ratio), lambda v: v <= 0.6), cmd))
         else:
