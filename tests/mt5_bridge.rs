@@ -97,8 +97,19 @@ impl Terminal {
             "deals": self.deals.iter().map(|d| entry(json!({"deal": d.ticket, "volume": d.volume, "price": d.price, "symbol": "EURUSD", "type": d.side, "magic": MAGIC}), &d.id)).collect::<Vec<_>>(),
             "orders": self.resting.iter().map(|id| entry(json!({"order": 1, "symbol": "EURUSD"}), id)).collect::<Vec<_>>(),
             "history": self.ended.iter().map(|(id, state, filled)| entry(json!({"order": 2, "state": state, "volume_filled": filled}), id)).collect::<Vec<_>>(),
-            "positions": [],
+            "positions": self.positions(),
         })
+    }
+
+    /// The terminal's open position of mt5bot's (a netting account: one, the net of the deals).
+    fn positions(&self) -> Vec<Value> {
+        let net: f64 = self.deals.iter().map(|d| if d.side == "sell" { -d.volume } else { d.volume }).sum();
+        match net {
+            n if n.abs() < 1e-9 => vec![],
+            n => vec![
+                json!({"ticket": 1, "symbol": "EURUSD", "volume": n.abs(), "type": if n > 0.0 { "buy" } else { "sell" }}),
+            ],
+        }
     }
 }
 
@@ -139,15 +150,23 @@ impl Ea {
 
     /// Answers the challenge with `secret`; returns the welcome.
     fn authenticate(&mut self, secret: &str) -> Value {
+        self.authenticate_with(secret, json!({}))
+    }
+
+    /// As [`Ea::authenticate`], with `fields` added to the `auth` line (margin_mode, ...).
+    fn authenticate_with(&mut self, secret: &str, fields: Value) -> Value {
         let hello = self.recv();
         assert_eq!(hello["type"], "hello");
         assert_eq!(hello["version"], 1);
         let challenge = hello["challenge"].as_str().expect("challenge");
         assert_eq!(challenge.len(), 64);
         let mac = mt5bot::support::auth::hmac_sha256(secret.as_bytes(), challenge.as_bytes());
-        self.send(
-            &json!({"type": "auth", "hmac": mt5bot::support::encoding::hex(&mac), "login": 1234, "terminal": "sim"}),
-        );
+        let mut auth =
+            json!({"type": "auth", "hmac": mt5bot::support::encoding::hex(&mac), "login": 1234, "terminal": "sim"});
+        if let (Some(a), Some(f)) = (auth.as_object_mut(), fields.as_object()) {
+            a.extend(f.clone());
+        }
+        self.send(&auth);
         self.recv()
     }
 
@@ -1166,4 +1185,143 @@ fn a_hedging_account_is_shown_and_logged_at_logon() {
     drop(ea);
     let _ea = logon("netting");
     wait_metric(&d, "venue_hedging_account{venue=\"mt5\"}", 0.0);
+}
+
+/// A hedging account as docs/mt5-bridge.md ("Hedging accounts") has the Expert Advisor keep it:
+/// positions per ticket; a market order closes mt5bot's opposite positions, oldest first, each
+/// close a deal of the order reported at once, and opens only what is left.
+#[derive(Default)]
+struct HedgingAccount {
+    /// Open positions, oldest first: ticket, `buy` or `sell`, volume.
+    positions: Vec<(u64, &'static str, f64)>,
+    next: u64,
+}
+
+impl HedgingAccount {
+    /// Executes market order `id` as the shipped EA does; the lines it sends, the `result` last.
+    /// With `refuse_open` the trade server refuses a new position (10019, no money).
+    fn execute(&mut self, id: &str, side: &'static str, volume: f64, price: f64, refuse_open: bool) -> Vec<Value> {
+        let opposite = if side == "buy" { "sell" } else { "buy" };
+        let (mut out, mut left, mut last) = (Vec::new(), volume, None);
+        while left > 1e-9 {
+            let Some(i) = self.positions.iter().position(|p| p.1 == opposite) else { break };
+            let take = left.min(self.positions[i].2);
+            self.positions[i].2 -= take;
+            if self.positions[i].2 < 1e-9 {
+                self.positions.remove(i);
+            }
+            left -= take;
+            self.next += 1;
+            let deal = 70_000 + self.next;
+            out.push(json!({"type": "deal", "id": id, "deal": deal, "volume": take, "price": price}));
+            last = Some((deal, take));
+        }
+        let result = |code: u32, (deal, vol): (u64, f64), comment: &str| json!({"type": "result", "id": id, "retcode": code, "deal": deal, "order": deal, "volume": vol, "price": price, "comment": comment});
+        if left < 1e-9 {
+            out.push(result(10009, last.expect("a close"), "closed by ticket"));
+        } else if refuse_open {
+            out.push(match last {
+                Some(l) => result(10010, l, "opening the rest refused: 10019 No money"),
+                None => result(10019, (0, 0.0), "No money"),
+            });
+        } else {
+            self.next += 1;
+            let deal = 70_000 + self.next;
+            self.positions.push((deal, side, left));
+            out.push(result(10009, (deal, left), "Request executed"));
+        }
+        out
+    }
+
+    /// Buys less sells.
+    fn net(&self) -> f64 {
+        self.positions.iter().map(|p| if p.1 == "sell" { -p.2 } else { p.2 }).sum()
+    }
+
+    fn snapshot_positions(&self) -> Vec<Value> {
+        self.positions.iter().map(|p| json!({"ticket": p.0, "symbol": "EURUSD", "volume": p.2, "type": p.1})).collect()
+    }
+}
+
+/// On a hedging account whose EA closes positions by ticket (`closes_by_ticket`), an order
+/// against mt5bot's position closes it, oldest ticket first, however many deals that takes: each
+/// deal books once, the books follow the account's net, and the account never holds both sides.
+/// A close run cut short (no money to open the rest) books what closed and cancels the rest. The
+/// snapshot's positions are compared with the books at each logon: equal, nothing is said; apart,
+/// a warning and `venue_position`.
+#[test]
+fn a_hedging_account_is_kept_net_by_closing_positions_by_ticket() {
+    let dir = TempDir::new("mt5-hedging-net");
+    let (d, bridge, ing) = start(&dir, "");
+    let mut ea = Ea::connect(&bridge);
+    let welcome = ea.authenticate_with(SECRET, json!({"margin_mode": "hedging", "closes_by_ticket": true}));
+    assert_eq!(welcome["type"], "welcome");
+    ea.send(&Terminal::default().snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    assert_eq!(metric(&d, "venue_hedging_account{venue=\"mt5\"}"), 0.0, "a hedging account kept net is no alarm");
+    wait_for("the hedging line in the log", Duration::from_secs(5), || {
+        d.log_file().contains("closes mt5bot's positions by ticket").then_some(())
+    });
+    ea.tick(1.0800);
+    wait_metric(&d, "ticks_total", 1.0);
+
+    let mut account = HedgingAccount::default();
+    let (mut iw, mut ir) = ingress(&ing);
+    let mut trades = 0.0;
+    for (id, side, qty, refuse_open, deals) in [
+        ("h1", "buy", 0.3, false, 1.0),
+        ("h2", "buy", 0.2, false, 1.0),
+        // closes h1's 0.3 whole and 0.1 of h2's 0.2: two deals
+        ("h3", "sell", 0.4, false, 2.0),
+        // closes the last 0.1; opening a 0.4 short is refused
+        ("h4", "sell", 0.5, true, 1.0),
+        ("h5", "sell", 0.2, false, 1.0),
+        ("h6", "buy", 0.5, false, 2.0),
+    ] {
+        signal(&mut iw, &mut ir, id, side, qty, "market");
+        let order = ea.recv_skip_ping();
+        assert_eq!((order["id"].as_str(), order["type_order"].as_str()), (Some(id), Some(side)), "{order}");
+        assert!((order["volume"].as_f64().expect("volume") - qty).abs() < 1e-9, "{order}");
+        for line in account.execute(id, side, qty, 1.0801, refuse_open) {
+            ea.send(&line);
+        }
+        trades += deals;
+        wait_metric(&d, "trade_count", trades);
+        let sides: HashSet<&str> = account.positions.iter().map(|p| p.1).collect();
+        assert!(sides.len() <= 1, "the account holds both sides after {id}: {:?}", account.positions);
+        ea.tick(1.0800);
+        let books = wait_for("the books to follow the account", Duration::from_secs(5), || {
+            let p = metric(&d, "position{symbol=\"EURUSD\"}");
+            ((p - account.net()).abs() < 1e-9).then_some(p)
+        });
+        assert!((books - account.net()).abs() < 1e-9);
+        wait_metric(&d, "open_orders", 0.0);
+    }
+    assert_eq!(account.positions.len(), 1, "{:?}", account.positions);
+    assert!((account.net() - 0.3).abs() < 1e-9, "{:?}", account.positions);
+
+    // A new logon: the account's positions (per ticket) net to the books, nothing is said.
+    drop(ea);
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate_with(SECRET, json!({"margin_mode": "hedging", "closes_by_ticket": true}));
+    let mut snap = Terminal::default().snapshot();
+    snap["positions"] = Value::from(account.snapshot_positions());
+    ea.send(&snap);
+    wait_metric(&d, "venue_position{symbol=\"EURUSD\",venue=\"mt5\"}", 0.3);
+    assert!(!d.log_file().contains("settle the difference by hand"), "{}", d.log_file());
+    // Positions the books do not hold (opened in the terminal with mt5bot's magic): a warning.
+    drop(ea);
+    let mut ea = Ea::connect(&bridge);
+    ea.authenticate_with(SECRET, json!({"margin_mode": "hedging", "closes_by_ticket": true}));
+    snap["positions"] = json!([{"ticket": 1, "symbol": "EURUSD", "volume": 0.3, "type": "buy"},
+                               {"ticket": 2, "symbol": "EURUSD", "volume": 0.5, "type": "buy"}]);
+    ea.send(&snap);
+    wait_metric(&d, "venue_position{symbol=\"EURUSD\",venue=\"mt5\"}", 0.8);
+    let log = wait_for("the difference in the log", Duration::from_secs(5), || {
+        let l = d.log_file();
+        l.contains("settle the difference by hand").then_some(l)
+    });
+    let line = log.lines().find(|l| l.contains("settle the difference by hand")).unwrap_or_default();
+    assert!(line.contains("net position of 0.8") && line.contains("the books 0.3"), "{line}");
+    drop(ea);
 }

@@ -35,6 +35,8 @@ ulong   tickets[];                    // the order ticket each got (ResultOrder)
 ulong   map_tickets[];                // the same, kept across restarts in MQL5/Files (MapFile):
 string  map_ids[];                    // brokers may cut or rewrite comments
 #define MAP_KEEP 20000
+bool    hedging = false;              // ACCOUNT_MARGIN_MODE_RETAIL_HEDGING: positions closed by ticket
+ulong   net_after = 0;                // NetHedges waits until then after a refused close-by
 uint    backoff_ms = 500;
 ulong   next_try = 0;
 
@@ -83,7 +85,6 @@ string HmacSha256Hex(const string key, const string msg)
    return Hex(oh);
   }
 
-// The value of "key" in a flat JSON object: a string without escapes, or a number.
 // `s` as the inside of a JSON string: quotes, backslashes and control characters escaped (a
 // server's comment may hold any of them).
 string Esc(const string s)
@@ -100,19 +101,100 @@ string Esc(const string s)
    return out;
   }
 
+bool IsSpace(const ushort c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// The JSON string whose opening quote is at `p`, its escapes decoded (\uXXXX as the UTF-16 unit
+// it names, surrogate pairs as two units, as MQL5 strings hold them); `p` ends after the closing
+// quote.
+string JsonString(const string s, int &p)
+  {
+   string out = "";
+   int n = StringLen(s);
+   for(p++; p < n; p++)
+     {
+      ushort c = StringGetCharacter(s, p);
+      if(c == '"') { p++; return out; }
+      if(c != '\\') { out += ShortToString(c); continue; }
+      if(++p >= n) break;
+      c = StringGetCharacter(s, p);
+      if(c == 'u' && p + 4 < n)
+        {
+         ushort v = 0;
+         for(int k = 1; k <= 4; k++)
+           {
+            ushort h = StringGetCharacter(s, p + k);
+            v = (ushort)(v * 16 + (h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                   : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 0));
+           }
+         out += ShortToString(v);
+         p += 4;
+        }
+      else if(c == 'n') out += "\n";
+      else if(c == 't') out += "\t";
+      else if(c == 'r') out += "\r";
+      else if(c == 'b') out += ShortToString(8);
+      else if(c == 'f') out += ShortToString(12);
+      else out += ShortToString(c);   // \" \\ \/
+     }
+   return out;
+  }
+
+// Moves `p` past the JSON value at `p`: a string, a number or literal, an array or an object.
+void JsonSkip(const string s, int &p)
+  {
+   int n = StringLen(s), depth = 0;
+   while(p < n)
+     {
+      ushort c = StringGetCharacter(s, p);
+      if(c == '"') { JsonString(s, p); if(depth == 0) return; continue; }
+      if(c == '[' || c == '{') depth++;
+      else if(c == ']' || c == '}')
+        {
+         if(depth == 0) return;
+         if(--depth == 0) { p++; return; }
+        }
+      else if(depth == 0 && (c == ',' || IsSpace(c))) return;
+      p++;
+     }
+  }
+
+// The value of top-level `key` in the JSON object `json`: a string decoded, anything else (a
+// number, true, an array) as its text; "" when the key is missing. Any whitespace and key order
+// mt5bot or a proxy writes is read; a key's text inside a string value is never taken for a key.
 string Field(const string json, const string key)
   {
-   int p = StringFind(json, "\"" + key + "\":");
+   int n = StringLen(json), p = StringFind(json, "{");
    if(p < 0) return "";
-   p += StringLen(key) + 3;
-   if(StringGetCharacter(json, p) == '"')
+   for(p++; p < n; )
      {
-      int e = StringFind(json, "\"", p + 1);
-      return e < 0 ? "" : StringSubstr(json, p + 1, e - p - 1);
+      ushort c = StringGetCharacter(json, p);
+      if(IsSpace(c) || c == ',') { p++; continue; }
+      if(c != '"') return "";                        // the closing brace, or not an object
+      string k = JsonString(json, p);
+      while(p < n && StringGetCharacter(json, p) != ':') p++;
+      for(p++; p < n && IsSpace(StringGetCharacter(json, p)); p++) {}
+      int from = p;
+      bool str = p < n && StringGetCharacter(json, p) == '"';
+      string v = str ? JsonString(json, p) : "";
+      if(!str) JsonSkip(json, p);
+      if(k == key) return str ? v : StringSubstr(json, from, p - from);
      }
-   int e = p;
-   while(e < StringLen(json) && StringFind(",}]", ShortToString(StringGetCharacter(json, e))) < 0) e++;
-   return StringSubstr(json, p, e - p);
+   return "";
+  }
+
+// The strings of the array under top-level `key` (welcome's "symbols"); their count.
+int FieldStrings(const string json, const string key, string &out[])
+  {
+   ArrayResize(out, 0);
+   string raw = Field(json, key);
+   for(int p = 0; p < StringLen(raw); )
+     {
+      if(StringGetCharacter(raw, p) != '"') { p++; continue; }
+      int k = ArraySize(out);
+      ArrayResize(out, k + 1);
+      out[k] = JsonString(raw, p);
+     }
+   return ArraySize(out);
   }
 
 string Num(const double v) { return DoubleToString(v, 8); }
@@ -230,6 +312,45 @@ string StopReason(const ulong deal)
    return r == DEAL_REASON_SL ? "sl" : r == DEAL_REASON_TP ? "tp" : "";
   }
 
+string ResultJson(const string id, const uint rc, const ulong deal, const ulong order, const double volume,
+                  const double price, const double commission, const string filling, const string comment)
+  {
+   string mode = filling == "" ? "" : ",\"type_filling\":\"" + filling + "\"";   // which went out, when one did
+   return StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s%s,\"comment\":\"%s\"}",
+                       Esc(id), rc, deal, order, Num(volume), Num(price), Num(commission), mode, Esc(comment));
+  }
+
+// The `deal` line of deal `t` (in history) of mt5bot's order `id`.
+string DealJson(const string id, const ulong t)
+  {
+   return StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s}",
+                       Esc(id), t, Num(HistoryDealGetDouble(t, DEAL_VOLUME)), Num(HistoryDealGetDouble(t, DEAL_PRICE)),
+                       Num(HistoryDealGetDouble(t, DEAL_COMMISSION)));
+  }
+
+// A deal that closed two opposite positions against each other (Close By): it trades nothing at
+// market, so it is no fill of mt5bot's and is never reported.
+bool IsCloseBy(const ulong deal) { return HistoryDealGetInteger(deal, DEAL_ENTRY) == DEAL_ENTRY_OUT_BY; }
+
+// mt5bot's open positions on `sym` of `ptype` (POSITION_TYPE_BUY or _SELL), oldest first.
+int OurPositions(const string sym, const long ptype, ulong &out[])
+  {
+   ArrayResize(out, 0);
+   long at[];
+   for(int i = 0; i < PositionsTotal(); i++)
+     {
+      ulong t = PositionGetTicket(i);
+      if(t == 0 || PositionGetInteger(POSITION_MAGIC) != Magic || PositionGetString(POSITION_SYMBOL) != sym
+         || PositionGetInteger(POSITION_TYPE) != ptype) continue;
+      long when = PositionGetInteger(POSITION_TIME_MSC);
+      int k = ArraySize(out);
+      ArrayResize(out, k + 1); ArrayResize(at, k + 1);
+      for(; k > 0 && at[k - 1] > when; k--) { out[k] = out[k - 1]; at[k] = at[k - 1]; }
+      out[k] = t; at[k] = when;
+     }
+   return ArraySize(out);
+  }
+
 // The account's balance, for mt5bot's equity breakers.
 void SendAccount()
   {
@@ -293,6 +414,7 @@ void SendSnapshot()
    for(int i = 0; i < HistoryDealsTotal(); i++)
      {
       ulong t = HistoryDealGetTicket(i);
+      if(IsCloseBy(t)) continue;   // two of mt5bot's positions closed against each other: no fill
       string stop = StopReason(t);
       bool mine = HistoryDealGetInteger(t, DEAL_MAGIC) == Magic;
       if(!mine && stop != "")
@@ -348,8 +470,9 @@ void SendSnapshot()
   }
 
 //--- orders ---------------------------------------------------------
-// If the terminal already has an order with this id, answers with its outcome and returns true.
-bool ReportExisting(const string id)
+// If the terminal already has an order with this id (of `volume` lots), answers with its outcome
+// and returns true.
+bool ReportExisting(const string id, const double volume)
   {
    for(int i = 0; i < OrdersTotal(); i++)
      {
@@ -358,20 +481,25 @@ bool ReportExisting(const string id)
         { Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10008,\"order\":%I64u}", Esc(id), t)); return true; }
      }
    HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 60);
-   // Every deal of the order: the first as its result, the others as deals (mt5bot books each
-   // ticket once, so one it has already booked books nothing).
-   ulong order = 0;
+   // Every deal of the order (on a hedging account, of the closes it made too): the first as its
+   // result, the others as deals (mt5bot books each ticket once, so one it has already booked
+   // books nothing).
+   ulong order = 0, first = 0;
+   double got = 0, first_vol = 0, first_px = 0;
    for(int i = 0; i < HistoryDealsTotal(); i++)
      {
       ulong t = HistoryDealGetTicket(i);
       ulong o = HistoryDealGetInteger(t, DEAL_ORDER);
-      if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic || IdOfOrder(o) != id) continue;
-      string vol = Num(HistoryDealGetDouble(t, DEAL_VOLUME)), px = Num(HistoryDealGetDouble(t, DEAL_PRICE));
-      if(order == 0)
-         Send(StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10009,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s}",
-              Esc(id), t, o, vol, px));
+      if(HistoryDealGetInteger(t, DEAL_MAGIC) != Magic || IsCloseBy(t) || IdOfOrder(o) != id) continue;
+      double vol = HistoryDealGetDouble(t, DEAL_VOLUME), px = HistoryDealGetDouble(t, DEAL_PRICE);
+      got += vol;
+      if(first == 0)
+        {
+         first = t; first_vol = vol; first_px = px;
+         Send(ResultJson(id, TRADE_RETCODE_DONE, t, o, vol, px, HistoryDealGetDouble(t, DEAL_COMMISSION), "", "executed before"));
+        }
       else
-         Send(StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s}", Esc(id), t, vol, px));
+         Send(DealJson(id, t));
       order = o;
      }
    // An order that ended at the server (cancelled, expired, rejected after placing), with or
@@ -383,7 +511,15 @@ bool ReportExisting(const string id)
       string state = EndedState(o);
       if(state != "") { Send("{\"type\":\"order_closed\"," + StringSubstr(ClosedJson(o, state), 1)); return true; }
      }
-   if(order != 0) return true;
+   if(order != 0)
+     {
+      // Deals for less than the order, nothing working: it was cut short (a partial fill, or a
+      // run of closes on a hedging account that stopped), and the rest will not come: 10010, so
+      // mt5bot cancels it instead of waiting.
+      if(got < volume - 0.00000001)
+         Send(ResultJson(id, TRADE_RETCODE_DONE_PARTIAL, first, order, first_vol, first_px, 0, "", "the rest was not executed"));
+      return true;
+     }
    // Executed since start but no trace at the server (a requote, a reject): the same result again,
    // so mt5bot settles the order instead of keeping it in flight.
    for(int i = 0; i < ArraySize(executed); i++)
@@ -405,12 +541,19 @@ void Execute(const string msg)
    double vol = StringToDouble(Field(msg, "volume")), price = StringToDouble(Field(msg, "price"));
    // The position's stop-loss and take-profit (0: none); the broker holds them.
    double sl = StringToDouble(Field(msg, "sl")), tp = StringToDouble(Field(msg, "tp"));
-   if(ReportExisting(id)) return;   // never twice
+   if(ReportExisting(id, vol)) return;   // never twice
    int n = ArraySize(executed); ArrayResize(executed, n + 1); executed[n] = id;
    ArrayResize(results, n + 1);
    ArrayResize(tickets, n + 1);
    tickets[n] = 0;
-   results[n] = StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"comment\":\"no result was recorded\"}", id);
+   results[n] = ResultJson(id, 10013, 0, 0, 0, 0, 0, "", "no result was recorded");
+   bool market = type == "buy" || type == "sell";
+   if(!market && type != "buy_limit" && type != "sell_limit")
+     {
+      // Not an order type this bridge knows: refused (10013), never the previous order's result.
+      SendResult(n, ResultJson(id, 10013, 0, 0, 0, 0, 0, "", "unknown type_order"));
+      return;
+     }
    trade.SetDeviationInPoints((ulong)StringToInteger(Field(msg, "deviation")));
    // mt5bot's filling mode when the symbol allows it, else the symbol's own (an IOC on a FOK-only
    // symbol is refused with 10030); the result says which went out.
@@ -430,35 +573,113 @@ void Execute(const string msg)
       if(sl > 0) sl = NormalizeDouble(MathRound(sl / tick) * tick, digits);
       if(tp > 0) tp = NormalizeDouble(MathRound(tp / tick) * tick, digits);
      }
-   bool ok = false;
-   if(type == "buy")             ok = trade.Buy(vol, sym, 0, sl, tp, id);
-   else if(type == "sell")       ok = trade.Sell(vol, sym, 0, sl, tp, id);
-   else if(type == "buy_limit")  ok = trade.BuyLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
-   else if(type == "sell_limit") ok = trade.SellLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
-   else
+   // A hedging account opens a new position with every deal, so an order against mt5bot's
+   // positions closes them by ticket instead, oldest first (the FIFO rule some brokers enforce),
+   // and opens only what is left: the account stays net, as mt5bot's books are. Each close is a
+   // deal of this id, reported as a `deal` line at once; the `result` comes last.
+   ulong closed_deal = 0, closed_order = 0;
+   double closed_vol = 0, closed_px = 0;
+   if(hedging && market)
      {
-      // Not an order type this bridge knows: refused (10013), never the previous order's result.
-      SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":10013,\"deal\":0,\"order\":0,\"volume\":0,\"price\":0,\"commission\":0,\"comment\":\"unknown type_order\"}", id));
-      return;
+      double step = SymbolInfoDouble(sym, SYMBOL_VOLUME_STEP);
+      if(step <= 0) step = 0.00000001;
+      double left = vol;
+      uint stop_rc = 0;
+      string stopped = "";
+      ulong pos[];
+      OurPositions(sym, type == "buy" ? POSITION_TYPE_SELL : POSITION_TYPE_BUY, pos);
+      for(int k = 0; k < ArraySize(pos) && left >= step / 2; k++)
+        {
+         if(!PositionSelectByTicket(pos[k])) continue;
+         double have = PositionGetDouble(POSITION_VOLUME);
+         double take = MathMin(have, NormalizeDouble(MathRound(left / step) * step, 8));
+         bool ok = take >= have - step / 2 ? trade.PositionClose(pos[k]) : trade.PositionClosePartial(pos[k], take);
+         uint rc = trade.ResultRetcode();
+         if(!ok || (rc != TRADE_RETCODE_DONE && rc != TRADE_RETCODE_DONE_PARTIAL))
+           { stop_rc = rc; stopped = trade.ResultComment(); break; }
+         tickets[n] = trade.ResultOrder();
+         Remember(trade.ResultOrder(), id);
+         double done = trade.ResultVolume() > 0 ? trade.ResultVolume() : take;
+         left -= done;
+         closed_order = trade.ResultOrder();
+         if(trade.ResultDeal() > 0)
+           {
+            closed_deal = trade.ResultDeal(); closed_vol = done; closed_px = trade.ResultPrice();
+            if(HistoryDealSelect(closed_deal)) Send(DealJson(id, closed_deal));
+           }
+         if(rc == TRADE_RETCODE_DONE_PARTIAL) { stop_rc = rc; stopped = "a close filled in part"; break; }
+        }
+      if(left < step / 2)
+        { SendResult(n, ResultJson(id, TRADE_RETCODE_DONE, closed_deal, closed_order, closed_vol, closed_px, 0, "", "closed by ticket")); return; }
+      if(stop_rc != 0)
+        {
+         // Nothing closed: refused with the close's retcode. Some closed: what closed stands and
+         // the rest is not sent (10010: mt5bot cancels it).
+         if(closed_order == 0) SendResult(n, ResultJson(id, stop_rc, 0, 0, 0, 0, 0, "", stopped));
+         else SendResult(n, ResultJson(id, TRADE_RETCODE_DONE_PARTIAL, closed_deal, closed_order, closed_vol, closed_px, 0, "", "closing stopped: " + stopped));
+         return;
+        }
+      vol = NormalizeDouble(MathRound(left / step) * step, 8);
      }
-   tickets[n] = trade.ResultOrder();
-   Remember(tickets[n], id);
+   if(type == "buy")             trade.Buy(vol, sym, 0, sl, tp, id);
+   else if(type == "sell")       trade.Sell(vol, sym, 0, sl, tp, id);
+   else if(type == "buy_limit")  trade.BuyLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
+   else                          trade.SellLimit(vol, price, sym, sl, tp, ORDER_TIME_GTC, 0, id);
+   uint rc = trade.ResultRetcode();
+   if(trade.ResultOrder() > 0) tickets[n] = trade.ResultOrder();
+   Remember(trade.ResultOrder(), id);
    ENUM_ORDER_TYPE_FILLING used = trade.RequestTypeFilling();   // what went out, after CTrade's choice
    string filling = used == ORDER_FILLING_FOK ? "fok" : used == ORDER_FILLING_IOC ? "ioc" : "return";
+   if(closed_order != 0 && rc != TRADE_RETCODE_DONE && rc != TRADE_RETCODE_DONE_PARTIAL)
+     {
+      // Positions were closed for this order, opening the rest was refused: a partial execution.
+      SendResult(n, ResultJson(id, TRADE_RETCODE_DONE_PARTIAL, closed_deal, closed_order, closed_vol, closed_px, 0, filling,
+                               StringFormat("opening the rest refused: %u %s", rc, trade.ResultComment())));
+      return;
+     }
    // DEAL_COMMISSION of the execution (negative for a charge), for mt5bot's balance.
    double commission = trade.ResultDeal() > 0 && HistoryDealSelect(trade.ResultDeal()) ? HistoryDealGetDouble(trade.ResultDeal(), DEAL_COMMISSION) : 0;
-   SendResult(n, StringFormat("{\"type\":\"result\",\"id\":\"%s\",\"retcode\":%u,\"deal\":%I64u,\"order\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s,\"type_filling\":\"%s\",\"comment\":\"%s\"}",
-        id, trade.ResultRetcode(), trade.ResultDeal(), trade.ResultOrder(), Num(trade.ResultVolume()), Num(trade.ResultPrice()),
-        Num(commission), filling, Esc(trade.ResultComment())));
+   SendResult(n, ResultJson(id, rc, trade.ResultDeal(), trade.ResultOrder(), trade.ResultVolume(), trade.ResultPrice(),
+                            commission, filling, trade.ResultComment()));
+  }
+
+// On a hedging account a filled limit order of mt5bot's opens a position even against an opposite
+// one of mt5bot's. Such a pair is net, as mt5bot's books are, but holds margin and pays swaps
+// twice: close them against each other (Close By, the oldest of each side first). A close-by
+// trades nothing at market; its deals are never reported.
+void NetHedges()
+  {
+   if(GetTickCount64() < net_after) return;
+   for(int i = 0; i < ArraySize(streamed); i++)
+     {
+      if((SymbolInfoInteger(streamed[i], SYMBOL_ORDER_MODE) & SYMBOL_ORDER_CLOSEBY) == 0) continue;
+      ulong buys[], sells[];
+      for(int round = 0; round < 64; round++)
+        {
+         if(OurPositions(streamed[i], POSITION_TYPE_BUY, buys) == 0 || OurPositions(streamed[i], POSITION_TYPE_SELL, sells) == 0) break;
+         if(!trade.PositionCloseBy(buys[0], sells[0]))
+           {
+            PrintFormat("mt5bot bridge: cannot close position %I64u by %I64u: retcode %u %s; trying again in 10 s",
+                        buys[0], sells[0], trade.ResultRetcode(), trade.ResultComment());
+            net_after = GetTickCount64() + 10000;
+            return;
+           }
+        }
+     }
   }
 
 void Handle(const string msg)
   {
    string type = Field(msg, "type");
    if(type == "hello")
+     {
+      // On a hedging account this EA keeps mt5bot's positions net (see Execute and NetHedges)
+      // and says so: closes_by_ticket.
+      hedging = MarginMode() == "hedging";
       Send("{\"type\":\"auth\",\"hmac\":\"" + HmacSha256Hex(Secret, Field(msg, "challenge")) + "\",\"login\":" +
            IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + ",\"terminal\":\"" + Esc(AccountInfoString(ACCOUNT_SERVER)) +
-           "\",\"margin_mode\":\"" + MarginMode() + "\"}");
+           "\",\"margin_mode\":\"" + MarginMode() + "\",\"closes_by_ticket\":true}");
+     }
    else if(type == "welcome")
      {
       // Orders and deals are told apart by magic: both sides must use the same.
@@ -470,9 +691,12 @@ void Handle(const string msg)
         }
       authed = true;
       backoff_ms = 500;
-      string list = Symbols;
-      if(list == "") { list = StringSubstr(msg, StringFind(msg, "[") + 1); list = StringSubstr(list, 0, StringFind(list, "]")); StringReplace(list, "\"", ""); }
-      StringSplit(list, ',', streamed);
+      if(Symbols == "") FieldStrings(msg, "symbols", streamed);
+      else
+        {
+         StringSplit(Symbols, ',', streamed);
+         for(int i = 0; i < ArraySize(streamed); i++) { StringTrimLeft(streamed[i]); StringTrimRight(streamed[i]); }
+        }
       ArrayResize(last_msc, ArraySize(streamed)); ArrayInitialize(last_msc, 0);
       for(int i = 0; i < ArraySize(streamed); i++) SymbolSelect(streamed[i], true);
       SendSnapshot();
@@ -555,6 +779,7 @@ void OnTimer()
    if(last_recv > 0 && GetTickCount64() - last_recv > (ulong)Silence * 1000)
      { Disconnect(StringFormat("nothing from mt5bot for %u s", Silence)); return; }
    if(authed) StreamTicks();
+   if(authed && hedging) NetHedges();
   }
 
 void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &req, const MqlTradeResult &res)
@@ -574,6 +799,7 @@ void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &re
       return;
      }
    if(tx.type != TRADE_TRANSACTION_DEAL_ADD || !HistoryDealSelect(tx.deal)) return;
+   if(IsCloseBy(tx.deal)) { SendAccount(); return; }
    string stop = StopReason(tx.deal);
    if(stop != "")
      {
@@ -597,10 +823,7 @@ void OnTradeTransaction(const MqlTradeTransaction &tx, const MqlTradeRequest &re
    // result carried already books nothing more, and a limit order's deals are reported while the
    // order is still active (not yet in history).
    string id = IdOfOrder(HistoryDealGetInteger(tx.deal, DEAL_ORDER));
-   if(id != "")
-      Send(StringFormat("{\"type\":\"deal\",\"id\":\"%s\",\"deal\":%I64u,\"volume\":%s,\"price\":%s,\"commission\":%s}",
-           id, tx.deal, Num(HistoryDealGetDouble(tx.deal, DEAL_VOLUME)),
-           Num(HistoryDealGetDouble(tx.deal, DEAL_PRICE)), Num(HistoryDealGetDouble(tx.deal, DEAL_COMMISSION))));
+   if(id != "") Send(DealJson(id, tx.deal));
    // After the deal it follows (its result was sent when the order went out): the balance
    // includes it.
    SendAccount();

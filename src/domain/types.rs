@@ -579,6 +579,10 @@ pub enum VenueEvent {
     StopExecuted { stop: StopKind, ticket: u64, symbol: SymbolId, side: Side, qty: f64, price: f64 },
     /// The venue reported its own trading hours for the symbol ([`crate::domain::venue::Venue::trade_sessions`]).
     SessionTimes { symbol: SymbolId },
+    /// The venue's own net position of the symbol for this account (MT5: the snapshot's
+    /// positions of mt5bot's magic, buys less sells), as of the events before it: compared with
+    /// the books, where a difference is an account and books that have parted.
+    PositionReported { symbol: SymbolId, net: f64 },
 }
 
 /// Seconds in a week.

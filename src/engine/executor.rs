@@ -558,7 +558,8 @@ impl Executor {
             VenueEvent::Balance { .. }
             | VenueEvent::StopExecuted { .. }
             | VenueEvent::Commission { .. }
-            | VenueEvent::SessionTimes { .. } => Applied::Ignored,
+            | VenueEvent::SessionTimes { .. }
+            | VenueEvent::PositionReported { .. } => Applied::Ignored,
         }
     }
 

@@ -59,6 +59,7 @@ pub mod names {
     pub const ORDERS_OUTCOME_UNKNOWN: &str = "orders_outcome_unknown_total";
     pub const VENUE_ACCOUNT: &str = "venue_account";
     pub const VENUE_TRADE_ALLOWED: &str = "venue_trade_allowed";
+    pub const VENUE_POSITION: &str = "venue_position";
     pub const VENUE_PROTOCOL_ERRORS: &str = "venue_protocol_errors_total";
     pub const INGRESS_CONNECTIONS: &str = "ingress_connections";
     pub const INGRESS_ERRORS: &str = "ingress_errors_total";
@@ -172,6 +173,7 @@ pub struct Metrics {
     pub orders_outcome_unknown: IntCounterVec,
     pub venue_account: GaugeVec,
     pub venue_trade_allowed: IntGaugeVec,
+    pub venue_position: GaugeVec,
     pub venue_protocol_errors: IntCounterVec,
     pub ingress_connections: IntGauge,
     pub ingress_errors: IntCounterVec,
@@ -332,10 +334,11 @@ impl Metrics {
             orders_outcome_unknown: reg(&r, must(IntCounterVec::new(Opts::new(ORDERS_OUTCOME_UNKNOWN, "Orders given up as of unknown outcome: no report came and the venue can neither resend one nor be asked (fix44: sent before a sequence-number reset, at a venue that answers no OrderStatusRequest). Check them at the broker; a report that comes later is still booked."), &["venue"]))),
             broker_reconnects: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_RECONNECTS, "Venue sessions established after the first (fix44: Logon answered; mt5: the EA authenticated). The paper venue never reconnects."), &["venue"]))),
             venue_account: reg(&r, must(GaugeVec::new(Opts::new(VENUE_ACCOUNT, "The account as the venue reports it, in its currency: figure=balance, equity, margin, margin_free (mt5: the terminal's ACCOUNT_*)."), &["venue", "figure"]))),
+            venue_position: reg(&r, must(GaugeVec::new(Opts::new(VENUE_POSITION, "The venue's own net position per symbol at its last report (mt5: the positions of mt5bot's magic in the snapshot at each logon, buys less sells), beside mt5bot's position; only venues that report it have it."), &["venue", "symbol"]))),
             venue_trade_allowed: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_TRADE_ALLOWED, "1 while the venue lets mt5bot trade (mt5: Algo Trading on in the terminal and the EA, and allowed for the account), 0 when every order would be refused."), &["venue"]))),
             venue_refusals: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_REFUSALS, "Orders the venue refused, by its reason (mt5: the trade server's retcode, e.g. no_money, autotrading_disabled_by_client, market_closed)."), &["venue", "reason"]))),
             venue_orders_ended: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_ORDERS_ENDED, "Orders the venue ended on its own after taking them, by how (mt5: canceled in the terminal or by the broker, expired, rejected after placement)."), &["venue", "state"]))),
-            venue_hedging_account: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_HEDGING_ACCOUNT, "1 while the venue's account is a hedging account (mt5: ACCOUNT_MARGIN_MODE_RETAIL_HEDGING), where an order against a position opens a second one instead of closing it: mt5bot's net books and the account part."), &["venue"]))),
+            venue_hedging_account: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_HEDGING_ACCOUNT, "1 while the venue's account is a hedging account (mt5: ACCOUNT_MARGIN_MODE_RETAIL_HEDGING) whose bridge does not close positions by ticket, so an order against a position opens a second one instead of closing it: mt5bot's net books and the account part. 0 for netting accounts and for hedging accounts the bridge keeps net."), &["venue"]))),
             broker_connect_failures: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_CONNECT_FAILURES, "Connection attempts to the venue that ended before a session was established (refused, timed out, dropped before Logon)."), &["venue"]))),
             venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), bad_line, line_too_long."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
@@ -448,6 +451,7 @@ impl Metrics {
             orders_rejected: self.orders_rejected.clone(),
             open_orders: self.open_orders.clone(),
             position: symbols.iter().map(|s| self.position.with_label_values(&[s])).collect(),
+            venue_position: self.venue_position.clone(),
             realized_pnl: symbols.iter().map(|s| self.realized_pnl.with_label_values(&[s])).collect(),
             trading_paused: self.trading_paused.clone(),
             trading_state: TradingState::ALL.map(|s| self.trading_state.with_label_values(&[s.as_str()])),
@@ -512,6 +516,9 @@ pub struct EngineMetrics {
     pub orders_rejected: IntCounter,
     pub open_orders: IntGauge,
     pub position: Vec<Gauge>,
+    /// `venue_position{venue,symbol}`: children made when a venue first reports, so venues that
+    /// never do show none.
+    pub venue_position: GaugeVec,
     pub realized_pnl: Vec<Gauge>,
     pub trading_paused: IntGauge,
     pub trading_state: [IntGauge; TradingState::ALL.len()],
@@ -638,7 +645,8 @@ pub struct Mt5Metrics {
     pub trade_allowed: IntGauge,
     /// `venue_orders_ended_total{state}`: canceled, expired, rejected (in that order).
     pub ended: [IntCounter; 3],
-    /// `venue_hedging_account`: 1 while the terminal's account is a hedging one.
+    /// `venue_hedging_account`: 1 while the terminal's account is a hedging one its EA does not
+    /// keep net (no `closes_by_ticket`).
     pub hedging: IntGauge,
 }
 

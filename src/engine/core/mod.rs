@@ -758,6 +758,26 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
         }
     }
 
+    /// The venue's own net position of `symbol` against the books (after the events before it):
+    /// shown as `venue_position`, and a difference is logged, for the operator to settle by hand
+    /// (positions opened in the terminal with mt5bot's magic, a state directory lost, a bridge
+    /// that let a hedging account part from the books).
+    fn compare_venue_position(&mut self, symbol: SymbolId, net: f64) {
+        if !net.is_finite() {
+            return;
+        }
+        let name = self.symbols.get(symbol as usize).map_or("?", String::as_str);
+        let venue = self.venue.name();
+        self.metrics.venue_position.with_label_values(&[venue, name]).set(net);
+        let ours = self.executor.position(symbol).qty;
+        if (ours - net).abs() > 1e-6 {
+            log::warn!(
+                "{name}: the {venue} account holds a net position of {net} of mt5bot's, the books {ours}; settle the \
+                 difference by hand (flatten, or close it in the terminal), mt5bot does not trade it away"
+            );
+        }
+    }
+
     fn apply_events(&mut self, now: Nanos) {
         if self.events.is_empty() {
             return;
@@ -785,6 +805,10 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
                 }
                 VenueEvent::SessionTimes { symbol } => {
                     self.compare_venue_sessions(symbol);
+                    continue;
+                }
+                VenueEvent::PositionReported { symbol, net } => {
+                    self.compare_venue_position(symbol, net);
                     continue;
                 }
                 VenueEvent::StopExecuted { stop, ticket, symbol, side, qty, price } => {

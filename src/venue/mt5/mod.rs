@@ -503,13 +503,18 @@ impl Mt5Venue {
         );
         log::info!("mt5: terminal at {} authenticated (session {}); waiting for its snapshot", conn.peer, conn.session);
         let mode = msg.margin_mode.as_deref();
-        self.metrics.hedging.set(i64::from(mode == Some("hedging")));
+        let nets = msg.closes_by_ticket == Some(true);
+        self.metrics.hedging.set(i64::from(mode == Some("hedging") && !nets));
         match mode {
+            Some("hedging") if nets => log::info!(
+                "mt5: the account is a hedging account; the Expert Advisor closes mt5bot's positions by ticket, \
+                 oldest first, so the account stays net as mt5bot's books are"
+            ),
             Some("hedging") => log::error!(
-                "mt5: the account is a hedging account (ACCOUNT_MARGIN_MODE_RETAIL_HEDGING): mt5bot keeps one net \
-                 position per symbol, but at the terminal an order against a position opens a second one instead of \
-                 closing it, so the account and mt5bot's books part (a flatten opens hedges). Trade this bot on a \
-                 netting account until the bridge closes positions by ticket"
+                "mt5: the account is a hedging account (ACCOUNT_MARGIN_MODE_RETAIL_HEDGING) and this Expert Advisor \
+                 does not close positions by ticket (an older Mt5Bridge): an order against a position opens a second \
+                 one instead of closing it, so the account and mt5bot's books part (a flatten opens hedges). Install \
+                 the Mt5Bridge.mq5 of this release, or trade on a netting account"
             ),
             Some("netting") | Some("exchange") | None => {}
             Some(other) => log::warn!("mt5: the terminal reports an unknown margin mode {other:?}"),
@@ -942,9 +947,26 @@ impl Mt5Venue {
                 return;
             }
             let pages = self.pages.take().unwrap_or_default();
-            return self.settle_snapshot(i, &pages.deals, &pages.orders, &pages.history, now);
+            self.settle_snapshot(i, &pages.deals, &pages.orders, &pages.history, now);
+        } else {
+            self.settle_snapshot(i, page_deals, page_orders, page_history, now);
         }
-        self.settle_snapshot(i, page_deals, page_orders, page_history, now);
+        self.report_positions(m);
+    }
+
+    /// The last page's `positions`, netted per traded symbol (buys less sells; a hedging account
+    /// may hold several), for the engine to compare with its books once the snapshot's deals are
+    /// booked. None from an EA that leaves the key out.
+    fn report_positions(&mut self, m: &Inbound<'_>) {
+        let Some(positions) = m.positions.as_deref() else { return };
+        for (symbol, name) in self.symbols.iter().enumerate() {
+            let net: f64 = positions
+                .iter()
+                .filter(|p| p.symbol == name.as_str() && p.volume.is_finite())
+                .map(|p| if p.side == "sell" { -p.volume } else { p.volume })
+                .sum();
+            self.events.push(VenueEvent::PositionReported { symbol: symbol as SymbolId, net });
+        }
     }
 
     /// The whole snapshot: what the terminal executed and holds, reconciled with the orders in

@@ -159,6 +159,10 @@ pub(super) struct Inbound<'a> {
     /// `auth`: the account's margin mode (ACCOUNT_MARGIN_MODE): `netting`, `exchange` or `hedging`.
     #[serde(default, borrow)]
     pub(super) margin_mode: Option<Cow<'a, str>>,
+    /// `auth`: the EA closes mt5bot's positions by ticket on a hedging account (oldest first,
+    /// before opening what is left of an order), so the account stays net as mt5bot's books are.
+    #[serde(default)]
+    pub(super) closes_by_ticket: Option<bool>,
     /// `order_closed`: how the order ended at the terminal without being filled whole
     /// (ORDER_STATE_CANCELED, _EXPIRED, _REJECTED: `canceled`, `expired`, `rejected`).
     #[serde(default, borrow)]
@@ -172,6 +176,9 @@ pub(super) struct Inbound<'a> {
     /// never saw.
     #[serde(default, borrow)]
     pub(super) history: Option<Vec<SnapshotClosed<'a>>>,
+    /// `snapshot` (its last page): the open positions of mt5bot's magic.
+    #[serde(default, borrow)]
+    pub(super) positions: Option<Vec<SnapshotPosition<'a>>>,
 }
 
 fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
@@ -309,6 +316,18 @@ pub(super) struct SnapshotDeal<'a> {
     /// DEAL_COMMISSION (negative for a charge).
     #[serde(default)]
     pub(super) commission: Option<f64>,
+}
+
+/// An open position of mt5bot's magic at the terminal (on a hedging account one of several per
+/// symbol).
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct SnapshotPosition<'a> {
+    #[serde(borrow)]
+    pub(super) symbol: Cow<'a, str>,
+    pub(super) volume: f64,
+    /// `buy` or `sell` (POSITION_TYPE).
+    #[serde(rename = "type", borrow)]
+    pub(super) side: Cow<'a, str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
