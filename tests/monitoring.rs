@@ -342,12 +342,24 @@ fn the_dashboard_queries_only_metrics_mt5bot_exports_and_all_of_them_run() {
     );
 
     let dir = TempDir::new("dashboard");
-    // Every breaker on (at limits this run never reaches), so the protection panels have series.
+    // Every breaker on (at limits this run never reaches), so the protection panels have series;
+    // every symbol on a calendar open all week but for a holiday two days on, so the market-hours
+    // panels have a next change to show while the market is open now.
+    let holiday = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::Span::new().days(2))
+        .expect("a date");
+    let week: String =
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().map(|d| format!("{d}: [\"00:00-24:00\"], ")).collect();
     let (cfg, addr) = config_with(
         &dir,
-        "protection:\n  starting_balance: 1000000\n  max_daily_loss:\n    fraction: 0.9\n  max_drawdown:\n    fraction: 0.9\n\
-         \x20 max_consecutive_losses:\n    count: 1000000\n  max_position_loss:\n    amount: 1000000\n\
-         identity:\n  account: acct1\n  strategy: ewma\n",
+        &format!(
+            "protection:\n  starting_balance: 1000000\n  max_daily_loss:\n    fraction: 0.9\n  max_drawdown:\n    fraction: 0.9\n\
+             \x20 max_consecutive_losses:\n    count: 1000000\n  max_position_loss:\n    amount: 1000000\n\
+             identity:\n  account: acct1\n  strategy: ewma\n\
+             sessions:\n  default: open\n  calendars:\n    open: {{tz: UTC, {week}closed: [\"{holiday}\"]}}\n"
+        ),
     );
     let mut bot = Daemon::start(&dir, &cfg, &addr, &[]);
     bot.wait_metrics(Duration::from_secs(5));
