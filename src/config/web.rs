@@ -18,40 +18,13 @@
 //! has and mt5bot does not honour (`cipher_suites`, `http_server_config`, ...) are refused by name
 //! rather than ignored, so nobody believes a setting is in force that is not.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
 use super::{locate, ConfigError, MAX_CONFIG_BYTES};
 
-/// Whether and how clients present certificates (the toolkit's `client_auth_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// `NoClientCert`: none is asked for.
-    None,
-    /// `VerifyClientCertIfGiven`: one is asked for; if given, it must chain to `client_ca_file`.
-    VerifyIfGiven,
-    /// `RequireAndVerifyClientCert`: every client shows one that chains to `client_ca_file`.
-    RequireAndVerify,
-}
-
-/// TLS protocol versions a listener accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    Tls12,
-    Tls13,
-}
-
-/// `tls_server_config`, with paths made absolute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsServerConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    pub client_auth: ClientAuth,
-    pub client_ca_file: Option<PathBuf>,
-    pub min_version: TlsVersion,
-    pub max_version: TlsVersion,
-}
+pub use crate::support::tls::{ClientAuth, TlsServerConfig, TlsVersion};
 
 /// The whole web config.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

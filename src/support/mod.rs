@@ -3,7 +3,7 @@
 //! Encodings ([`encoding`]), message authentication ([`auth`]), atomic file replacement
 //! ([`files`]), `KEY=value` env files systemd and sh read alike ([`envfile`]), the host name ([`host`]), one retry backoff ([`backoff`]), one HTTP agent set-up
 //! ([`http`]), time formatting ([`timefmt`]), URL userinfo handling ([`urls`]), log throttling
-//! ([`throttle`]), systemd notification ([`sd_notify`]), build facts ([`build_info`]), terminal tables ([`columns`]), command output that survives a closed pipe ([`stdout`]), the
+//! ([`throttle`]), systemd notification ([`sd_notify`]), build facts ([`build_info`]), terminal tables ([`columns`]), TLS for listeners ([`tls`]), command output that survives a closed pipe ([`stdout`]), the
 //! Cargo.lock reader ([`lockfile`]) and the names of environment variables ([`names`]).
 //! Nothing here imports anything of the crate outside `support`.
 
@@ -24,4 +24,5 @@ pub mod stdout;
 pub(crate) mod testdir;
 pub mod throttle;
 pub mod timefmt;
+pub mod tls;
 pub mod urls;
