@@ -6,8 +6,10 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -18,12 +20,17 @@ const SECRET: &str = "bridge-test-secret-0123456789abcdef";
 const MAGIC: u64 = 5_550_001;
 
 fn start(dir: &TempDir, extra: &str) -> (Daemon, String, String) {
+    start_mt5(dir, "", extra)
+}
+
+/// As [`start`], with `mt5` added to `venue.mt5` (indented four spaces).
+fn start_mt5(dir: &TempDir, mt5: &str, extra: &str) -> (Daemon, String, String) {
     let bridge = format!("127.0.0.1:{}", free_port());
     let ingress = format!("127.0.0.1:{}", free_port());
     let (cfg, addr) = config_with(
         dir,
         &format!(
-            "venue:\n  kind: mt5\n  mt5:\n    listen: {bridge}\n    handshake_timeout: 500ms\n    max_line_bytes: 2048\n\
+            "venue:\n  kind: mt5\n  mt5:\n    listen: {bridge}\n    handshake_timeout: 500ms\n    max_line_bytes: 2048\n{mt5}\
              feed:\n  kind: venue\n\
              model:\n  threshold_bps: 10000\n\
              queue:\n  max_wait: 20s\n\
@@ -1324,4 +1331,123 @@ fn a_hedging_account_is_kept_net_by_closing_positions_by_ticket() {
     let line = log.lines().find(|l| l.contains("settle the difference by hand")).unwrap_or_default();
     assert!(line.contains("net position of 0.8") && line.contains("the books 0.3"), "{line}");
     drop(ea);
+}
+
+/// A terminal that speaks TLS: OpenSSL's `s_client` (another TLS stack than mt5bot's rustls, as
+/// the terminal's is), checking the chain to the test CA and the address; lines in and out
+/// through its stdin and stdout.
+struct TlsTerminal {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl TlsTerminal {
+    fn connect(addr: &str, ca: &std::path::Path) -> TlsTerminal {
+        let mut child = Command::new(require("openssl"))
+            .args([
+                "s_client",
+                "-quiet",
+                "-verify_return_error",
+                "-verify_ip",
+                "127.0.0.1",
+                "-connect",
+                addr,
+                "-CAfile",
+            ])
+            .arg(ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        TlsTerminal { child, lines }
+    }
+
+    fn recv(&self) -> Value {
+        let line = self.lines.recv_timeout(Duration::from_secs(10)).expect("a line from mt5bot over TLS");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+    }
+
+    fn recv_skip_ping(&mut self) -> Value {
+        loop {
+            let m = self.recv();
+            if m["type"] != "ping" {
+                return m;
+            }
+            self.send(&json!({"type": "pong"}));
+        }
+    }
+
+    fn send(&mut self, v: &Value) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(format!("{v}\n").as_bytes()).expect("to s_client");
+        stdin.flush().expect("flush");
+    }
+}
+
+impl Drop for TlsTerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `venue.mt5.tls`: a terminal speaking TLS logs on, gets its welcome and trades; the log gives
+/// the certificate's SHA-1 thumbprint as OpenSSL computes it (the Expert Advisor pins it); a
+/// plain TCP client on the TLS port is refused and counted, and the terminal keeps trading.
+#[test]
+fn the_bridge_speaks_tls_when_venue_mt5_tls_is_set() {
+    let dir = TempDir::new("mt5-tls");
+    let certs = Certs::make(&dir);
+    let tls = format!("    tls:\n      cert_file: {}\n      key_file: {}\n", certs.cert.display(), certs.key.display());
+    let (d, bridge, ing) = start_mt5(&dir, &tls, "");
+    let mut ea = TlsTerminal::connect(&bridge, &certs.ca);
+    let hello = ea.recv();
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let challenge = hello["challenge"].as_str().expect("challenge");
+    let mac =
+        mt5bot::support::encoding::hex(&mt5bot::support::auth::hmac_sha256(SECRET.as_bytes(), challenge.as_bytes()));
+    ea.send(&json!({"type": "auth", "hmac": mac, "login": 1, "terminal": "sim"}));
+    assert_eq!(ea.recv()["type"], "welcome");
+    ea.send(&Terminal::default().snapshot());
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+
+    // The thumbprint in the log is the certificate's SHA-1 as openssl has it.
+    let fp = Command::new(require("openssl"))
+        .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+        .arg(&certs.cert)
+        .output()
+        .expect("openssl x509");
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let want: String = fp.split('=').nth(1).expect("a fingerprint").trim().replace(':', "");
+    assert_eq!(want.len(), 40, "{fp}");
+    assert!(d.log_file().contains(&format!("thumbprint {want}")), "{want} not in\n{}", d.log_file());
+
+    // A client that does not speak TLS: refused, counted; the session stays up.
+    let mut plain = TcpStream::connect(&bridge).expect("connect");
+    plain.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let _ = plain.write_all(b"{\"type\":\"auth\",\"hmac\":\"00\"}\n");
+    let mut buf = [0u8; 256];
+    let n = plain.read(&mut buf).unwrap_or(0);
+    assert!(!String::from_utf8_lossy(&buf[..n]).contains("hello"), "no plain text from a TLS listener");
+    wait_metric(&d, "venue_protocol_errors_total{kind=\"tls_refused\",venue=\"mt5\"}", 1.0);
+    assert_eq!(metric(&d, "broker_connected{venue=\"mt5\"}"), 1.0);
+
+    ea.send(&json!({"type": "tick", "symbol": "EURUSD", "bid": 1.08, "ask": 1.0802, "time_msc": 1}));
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    signal(&mut iw, &mut ir, "t1", "buy", 1.0, "market");
+    let order = ea.recv_skip_ping();
+    assert_eq!(order["id"], "t1", "{order}");
+    ea.send(&json!({"type": "result", "id": "t1", "retcode": 10009, "deal": 5001, "order": 6001, "volume": 1.0, "price": 1.0802}));
+    wait_metric(&d, "trade_count", 1.0);
 }

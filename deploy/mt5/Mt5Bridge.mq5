@@ -16,6 +16,8 @@ input string Secret  = "";           // CONTROLLER_SHARED_SECRET
 input long   Magic   = 5550001;      // must equal venue.mt5.magic
 input string Symbols = "";           // comma-separated; empty: the symbols mt5bot names in welcome
 input uint   Silence = 60;           // seconds without a byte from mt5bot (it pings when idle) before reconnecting
+input bool   Tls = false;            // mt5bot's venue.mt5.tls is set: speak TLS
+input string TlsThumbprint = "";     // the SHA-1 thumbprint mt5bot logs at start; the EA refuses any other certificate
 
 CTrade  trade;
 int     sock = INVALID_HANDLE;
@@ -45,7 +47,7 @@ bool Send(const string line)
   {
    uchar buf[];
    int n = StringToCharArray(line + "\n", buf, 0, WHOLE_ARRAY, CP_UTF8) - 1;
-   bool ok = sock != INVALID_HANDLE && SocketSend(sock, buf, n) == n;
+   bool ok = sock != INVALID_HANDLE && (Tls ? SocketTlsSend(sock, buf, n) : SocketSend(sock, buf, n)) == n;
    // A failed send means a broken connection: the next timer reconnects (and the snapshot after
    // it tells mt5bot what happened meanwhile).
    if(!ok && sock != INVALID_HANDLE) send_failed = true;
@@ -212,12 +214,38 @@ void Disconnect(const string why)
    backoff_ms = MathMin(backoff_ms * 2, 30000);
   }
 
+// The certificate's thumbprint as compared: hex digits only, upper case.
+string Thumb(const string s)
+  {
+   string out = "";
+   for(int i = 0; i < StringLen(s); i++)
+     {
+      ushort c = StringGetCharacter(s, i);
+      if(c >= 'a' && c <= 'f') c = (ushort)(c - 32);
+      if((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')) out += ShortToString(c);
+     }
+   return out;
+  }
+
 void TryConnect()
   {
    if(GetTickCount64() < next_try) return;
    sock = SocketCreate();
    if(sock == INVALID_HANDLE || !SocketConnect(sock, Host, Port, 2000))
      { Disconnect("cannot connect, error " + IntegerToString(GetLastError())); return; }
+   if(Tls)
+     {
+      // The terminal may also check the certificate's chain; the thumbprint pins the one
+      // certificate mt5bot serves, whoever signed it.
+      if(!SocketTlsHandshake(sock, Host))
+        { Disconnect("TLS handshake failed, error " + IntegerToString(GetLastError())); return; }
+      string subject, issuer, serial, thumbprint;
+      datetime expiration;
+      if(!SocketTlsCertificate(sock, subject, issuer, serial, thumbprint, expiration))
+        { Disconnect("no TLS certificate, error " + IntegerToString(GetLastError())); return; }
+      if(TlsThumbprint != "" && Thumb(thumbprint) != Thumb(TlsThumbprint))
+        { Disconnect("the certificate's thumbprint " + thumbprint + " is not TlsThumbprint"); return; }
+     }
    last_recv = GetTickCount64();   // the silence clock starts at the connect
    Print("mt5bot bridge: connected to ", Host, ":", Port);
   }
@@ -741,11 +769,12 @@ void OnTimer()
    if(!SocketIsConnected(sock)) { Disconnect("connection lost"); return; }
    if(send_failed) { Disconnect("send failed"); return; }
    // Drain what is readable now, not one chunk per timer.
-   for(uint n = SocketIsReadable(sock); n > 0; n = SocketIsReadable(sock))
+   for(uint n = Tls ? 65536 : SocketIsReadable(sock); n > 0; n = Tls ? 65536 : SocketIsReadable(sock))
      {
       uchar buf[];
       ResetLastError();
-      int got = SocketRead(sock, buf, n, 100);
+      // TLS: what has been decrypted so far, 0 when nothing (never waits).
+      int got = Tls ? SocketTlsReadAvailable(sock, buf, n) : SocketRead(sock, buf, n, 100);
       if(got < 0)
         {
          // Readable may say so with nothing to read: a timeout is not a broken connection.

@@ -416,11 +416,38 @@ fn run_logged(
                     m.listen
                 ))
             })?
-            .expect_account_currency(cfg.protection.account_currency.as_deref());
+            .expect_account_currency(cfg.protection.account_currency.as_deref())
+            .with_tls(mt5_tls(m)?);
             log::info!("MT5 bridge: waiting for the Expert Advisor on {}", m.listen);
             run_venue(cfg, secrets, discard_checkpoint, venue, parts, clock)
         }
     }
+}
+
+/// `venue.mt5.tls`, its files read now (a bad file stops the start, naming the setting), with the
+/// certificate's thumbprint in the log for the Expert Advisor's `TlsThumbprint` input. Without TLS
+/// on an address other machines can reach, a warning: the stream would cross the network in the
+/// clear.
+fn mt5_tls(m: &crate::config::Mt5Config) -> Result<Option<crate::support::tls::TlsSource>, DaemonError> {
+    use crate::support::tls::{sha1_thumbprint, TlsSource};
+    let Some(files) = m.tls.clone() else {
+        if !m.listen.ip().is_loopback() {
+            log::warn!(
+                "MT5 bridge: venue.mt5.listen {} is not a loopback address and venue.mt5.tls is not set: the orders \
+                 and the handshake cross the network unencrypted; set venue.mt5.tls or use a VPN or SSH tunnel",
+                m.listen
+            );
+        }
+        return Ok(None);
+    };
+    let thumbprint = sha1_thumbprint(&files.cert_file, "venue.mt5.tls.cert_file").map_err(DaemonError::Input)?;
+    let source = TlsSource::new(files, "venue.mt5.tls", &[], "MT5 bridge").map_err(DaemonError::Input)?;
+    log::info!(
+        "MT5 bridge: TLS on ({}); certificate SHA-1 thumbprint {thumbprint}: set the Expert Advisor's TlsThumbprint \
+         input to it",
+        source.cert_file().display()
+    );
+    Ok(Some(source))
 }
 
 /// The metrics listener, bound at start-up so a port conflict is reported before anything trades.

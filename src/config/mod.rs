@@ -319,6 +319,9 @@ pub struct Mt5Config {
     /// Connections waiting to authenticate, beyond the live session; the oldest is closed to make
     /// room for a new one, so a reconnect loop cannot keep the Expert Advisor out.
     pub max_handshakes: usize,
+    /// `venue.mt5.tls`: the listener speaks TLS 1.2/1.3 with this certificate (and asks for a
+    /// client certificate when a client CA is given); `None`: plain TCP.
+    pub tls: Option<crate::support::tls::TlsServerConfig>,
 }
 
 impl VenueConfig {
@@ -748,6 +751,11 @@ impl Config {
                     max_line_bytes: m5.max_line_bytes,
                     max_snapshot_bytes: m5.max_snapshot_bytes,
                     max_handshakes: m5.max_handshakes,
+                    tls: m5.tls.as_ref().map_or_else(Default::default, |t| crate::config::raw::RawMt5Tls {
+                        cert_file: t.cert_file.display().to_string(),
+                        key_file: t.key_file.display().to_string(),
+                        client_ca_file: t.client_ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    }),
                 },
             },
             feed: RawFeed {
@@ -980,6 +988,30 @@ mod tests {
             Ok(_) => panic!("expected an error for:\n{text}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn mt5_tls_takes_both_files_or_neither() {
+        let e = err("venue:\n  mt5:\n    tls:\n      cert_file: server.pem\n");
+        assert_eq!(e.key, "venue.mt5.tls.key_file", "{e}");
+        let e = err("venue:\n  mt5:\n    tls:\n      key_file: server.key\n");
+        assert_eq!(e.key, "venue.mt5.tls.cert_file", "{e}");
+        let e = err("venue:\n  mt5:\n    tls:\n      client_ca_file: ca.pem\n");
+        assert_eq!(e.key, "venue.mt5.tls.client_ca_file", "{e}");
+        assert_eq!(Config::embedded().venue.mt5.tls, None, "plain TCP by default");
+        let c = Config::parse(
+            "venue:\n  mt5:\n    tls:\n      cert_file: s.pem\n      key_file: s.key\n      client_ca_file: ca.pem\n",
+            "test.yaml",
+        )
+        .expect("valid");
+        let t = c.venue.mt5.tls.as_ref().expect("tls");
+        assert_eq!(
+            (t.cert_file.to_str(), t.client_auth),
+            (Some("s.pem"), crate::support::tls::ClientAuth::RequireAndVerify)
+        );
+        // The round trip keeps it.
+        let again = Config::parse(&serde_yaml::to_string(&c.to_raw()).expect("yaml"), "again.yaml").expect("valid");
+        assert_eq!(again.venue.mt5.tls, c.venue.mt5.tls);
     }
 
     #[test]

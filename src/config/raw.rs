@@ -159,6 +159,17 @@ pub struct RawMt5 {
     pub max_line_bytes: usize,
     pub max_snapshot_bytes: usize,
     pub max_handshakes: usize,
+    pub tls: RawMt5Tls,
+}
+
+/// `venue.mt5.tls`: the bridge's listener speaks TLS when `cert_file` is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMt5Tls {
+    pub cert_file: String,
+    pub key_file: String,
+    /// Set: the terminal must show a client certificate this CA signed.
+    pub client_ca_file: String,
 }
 
 impl Default for RawMt5 {
@@ -173,6 +184,7 @@ impl Default for RawMt5 {
             max_line_bytes: 65_536,
             max_snapshot_bytes: 16 << 20,
             max_handshakes: 32,
+            tls: RawMt5Tls::default(),
         }
     }
 }

@@ -745,6 +745,7 @@ fn venue(v: &mut Validator<'_>, raw: &RawConfig) -> VenueConfig {
         max_line_bytes: v.range_usize("venue.mt5.max_line_bytes", rm.max_line_bytes, 1024, 16 << 20),
         max_snapshot_bytes: v.range_usize("venue.mt5.max_snapshot_bytes", rm.max_snapshot_bytes, 64 << 10, 256 << 20),
         max_handshakes: v.range_usize("venue.mt5.max_handshakes", rm.max_handshakes, 1, MAX_MT5_HANDSHAKES),
+        tls: mt5_tls(v, &rm.tls),
     };
     if rm.magic == 0 || rm.magic > i64::MAX as u64 {
         v.fail("venue.mt5.magic", format!("{} is out of range; accepted: 1 to {}", rm.magic, i64::MAX));
@@ -1365,4 +1366,34 @@ fn engine(v: &mut Validator<'_>, raw: &RawConfig) -> EngineConfig {
 pub fn valid_symbol(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'#'))
+}
+
+/// `venue.mt5.tls`: none while `cert_file` and `key_file` are empty, both or neither.
+fn mt5_tls(v: &mut Validator<'_>, t: &super::raw::RawMt5Tls) -> Option<crate::support::tls::TlsServerConfig> {
+    use crate::support::tls::{ClientAuth, TlsServerConfig, TlsVersion};
+    let (cert, key, ca) = (t.cert_file.trim(), t.key_file.trim(), t.client_ca_file.trim());
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => {
+            if !ca.is_empty() {
+                v.fail("venue.mt5.tls.client_ca_file", "is set without cert_file and key_file; set all or none".into());
+            }
+            None
+        }
+        (false, false) => Some(TlsServerConfig {
+            cert_file: PathBuf::from(cert),
+            key_file: PathBuf::from(key),
+            client_auth: if ca.is_empty() { ClientAuth::None } else { ClientAuth::RequireAndVerify },
+            client_ca_file: Some(ca).filter(|c| !c.is_empty()).map(PathBuf::from),
+            min_version: TlsVersion::Tls12,
+            max_version: TlsVersion::Tls13,
+        }),
+        (true, false) => {
+            v.fail("venue.mt5.tls.cert_file", "is empty while key_file is set; accepted: both (TLS) or neither".into());
+            None
+        }
+        (false, true) => {
+            v.fail("venue.mt5.tls.key_file", "is empty while cert_file is set; accepted: both (TLS) or neither".into());
+            None
+        }
+    }
 }

@@ -122,6 +122,14 @@ fn refuse_readable_by_others(path: &Path, setting: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The SHA-1 thumbprint of the first certificate in `cert_file`, in uppercase hex: what Windows
+/// and MQL5's `SocketTlsCertificate` show, for the Expert Advisor to pin.
+pub fn sha1_thumbprint(cert_file: &Path, setting: &str) -> Result<String, String> {
+    let certs = read_certs(cert_file, setting)?;
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, certs[0].as_ref());
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02X}")).collect())
+}
+
 /// Largest amount of TLS records held for one connection before writes wait for the socket.
 const TLS_BUFFER: usize = 64 * 1024;
 

@@ -340,7 +340,7 @@ impl Metrics {
             venue_orders_ended: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_ORDERS_ENDED, "Orders the venue ended on its own after taking them, by how (mt5: canceled in the terminal or by the broker, expired, rejected after placement)."), &["venue", "state"]))),
             venue_hedging_account: reg(&r, must(IntGaugeVec::new(Opts::new(VENUE_HEDGING_ACCOUNT, "1 while the venue's account is a hedging account (mt5: ACCOUNT_MARGIN_MODE_RETAIL_HEDGING) whose bridge does not close positions by ticket, so an order against a position opens a second one instead of closing it: mt5bot's net books and the account part. 0 for netting accounts and for hedging accounts the bridge keeps net."), &["venue"]))),
             broker_connect_failures: reg(&r, must(IntCounterVec::new(Opts::new(BROKER_CONNECT_FAILURES, "Connection attempts to the venue that ended before a session was established (refused, timed out, dropped before Logon)."), &["venue"]))),
-            venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), bad_line, line_too_long."), &["venue", "kind"]))),
+            venue_protocol_errors: reg(&r, must(IntCounterVec::new(Opts::new(VENUE_PROTOCOL_ERRORS, "Protocol trouble with the venue. fix44: garbled (bytes dropped), rejected (we refused a venue message), refused (the venue refused one of ours); mt5: auth_failed, handshake_timeout, handshake_evicted (an unauthenticated connection closed to make room), tls_refused (a failed TLS handshake on venue.mt5.tls), bad_line, line_too_long."), &["venue", "kind"]))),
             ingress_connections: reg(&r, must(IntGauge::new(INGRESS_CONNECTIONS, "Signal ingress clients connected."))),
             ingress_errors: reg(&r, must(IntCounterVec::new(Opts::new(INGRESS_ERRORS, "Bad input on the signal ingress, by reason."), &["reason"]))),
             log_records_dropped: reg(&r, must(IntCounter::new(LOG_RECORDS_DROPPED, "Log records dropped because the log writer fell behind (logging.channel_capacity)."))),
@@ -430,6 +430,7 @@ impl Metrics {
             bad_line: e("bad_line"),
             line_too_long: e("line_too_long"),
             handshake_evicted: e("handshake_evicted"),
+            tls_refused: e("tls_refused"),
             refusals: self.venue_refusals.clone(),
             account: ["balance", "equity", "margin", "margin_free"]
                 .map(|f| self.venue_account.with_label_values(&["mt5", f])),
@@ -638,6 +639,9 @@ pub struct Mt5Metrics {
     pub bad_line: IntCounter,
     pub line_too_long: IntCounter,
     pub handshake_evicted: IntCounter,
+    /// A connection to a TLS listener that failed the handshake (plain TCP, a client certificate
+    /// refused, garbage).
+    pub tls_refused: IntCounter,
     /// `venue_refusals_total`; the venue takes a counter per reason it knows.
     pub refusals: IntCounterVec,
     /// `venue_account{figure}`: balance, equity, margin, margin_free.

@@ -20,7 +20,7 @@
 
 use std::io::{self, Read, Write};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 
 use crate::config::Mt5Config;
@@ -32,6 +32,7 @@ use crate::support::auth::{constant_time_eq, hmac_sha256};
 use crate::support::encoding::hex;
 use crate::support::names::QTY_EPSILON;
 use crate::support::throttle::Throttle;
+use crate::support::tls::{TlsRefused, TlsSource, Transport};
 use crate::telemetry::metrics::Mt5Metrics;
 
 use crate::domain::venue::Venue;
@@ -54,7 +55,8 @@ enum ConnState {
 
 #[derive(Debug)]
 struct Conn {
-    stream: TcpStream,
+    /// Plain TCP, or TLS with `venue.mt5.tls`.
+    stream: Transport,
     peer: String,
     state: ConnState,
     challenge: String,
@@ -166,6 +168,8 @@ pub struct Mt5Venue {
     specs: Vec<Option<SymbolSpec>>,
     /// The pages of a snapshot so far, until its last (`more` left out).
     pages: Option<Pages>,
+    /// `venue.mt5.tls`: every connection speaks TLS with this certificate.
+    tls: Option<TlsSource>,
 }
 
 /// What the pages of a snapshot carried so far.
@@ -234,7 +238,15 @@ impl Mt5Venue {
             refusals,
             specs: vec![None; symbols.len()],
             pages: None,
+            tls: None,
         })
+    }
+
+    /// Every connection speaks TLS with `tls` (`venue.mt5.tls`), the handshake bounded by
+    /// `venue.mt5.handshake_timeout` like the challenge's answer.
+    pub fn with_tls(mut self, tls: Option<TlsSource>) -> Mt5Venue {
+        self.tls = tls;
+        self
     }
 
     /// The address the EA connects to.
@@ -301,7 +313,7 @@ impl Mt5Venue {
                 return;
             }
             budget -= 1;
-            let (mut stream, peer) = match self.listener.accept() {
+            let (stream, peer) = match self.listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.listener_ready = false;
@@ -321,16 +333,24 @@ impl Mt5Venue {
                 continue;
             }
             let Some(slot) = self.slots.iter().position(Option::is_none) else { continue };
+            let tls = self.tls.as_mut().map(|t| std::sync::Arc::clone(t.config(std::time::Instant::now())));
+            let mut stream = match Transport::new(stream, tls.as_ref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("mt5: cannot start TLS with {peer}: {e}");
+                    continue;
+                }
+            };
             let Some(registry) = &self.registry else { return };
             let token = Token(self.first_token + 1 + slot);
-            if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
+            if let Err(e) = registry.register(stream.socket(), token, Interest::READABLE) {
                 log::warn!("mt5: cannot watch the connection from {peer}: {e}");
                 continue;
             }
             let mut bytes = [0u8; 32];
             if rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes).is_err() {
                 log::error!("mt5: the OS random generator failed; refusing {peer}");
-                let _ = registry.deregister(&mut stream);
+                let _ = registry.deregister(stream.socket());
                 continue;
             }
             let challenge = hex(&bytes);
@@ -367,7 +387,7 @@ impl Mt5Venue {
         let Some(mut conn) = self.slots.get_mut(i).and_then(Option::take) else { return };
         flush(&mut conn);
         if let Some(r) = &self.registry {
-            let _ = r.deregister(&mut conn.stream);
+            let _ = r.deregister(conn.stream.socket());
         }
         if self.active == Some(i) {
             self.active = None;
@@ -404,6 +424,10 @@ impl Mt5Venue {
                     return None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.get_ref().is_some_and(|i| i.is::<TlsRefused>()) => {
+                    self.metrics.tls_refused.inc();
+                    return Some("TLS handshake failed (not TLS, or a client certificate venue.mt5.tls does not take)");
+                }
                 Err(_) => return Some("read failed"),
             }
             if let Some(why) = self.lines(i, now) {
@@ -1189,6 +1213,13 @@ impl Mt5Venue {
 }
 
 fn flush(conn: &mut Conn) {
+    // TLS records waiting for room (a handshake's answer) go before new data.
+    if let Err(e) = conn.stream.flush_records() {
+        if e.kind() != io::ErrorKind::WouldBlock {
+            conn.closing = Some("write failed");
+            return;
+        }
+    }
     let mut written = 0;
     while written < conn.wbuf.len() {
         match conn.stream.write(&conn.wbuf[written..]) {
@@ -1280,7 +1311,7 @@ impl Venue for Mt5Venue {
             let why = if c.readable { self.read(i, now) } else { None };
             let why = why.or_else(|| {
                 let c = self.slots[i].as_mut()?;
-                if !c.wbuf.is_empty() {
+                if !c.wbuf.is_empty() || c.stream.wants_write() {
                     flush(c);
                 }
                 c.closing
