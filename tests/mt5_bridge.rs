@@ -1451,3 +1451,83 @@ fn the_bridge_speaks_tls_when_venue_mt5_tls_is_set() {
     ea.send(&json!({"type": "result", "id": "t1", "retcode": 10009, "deal": 5001, "order": 6001, "volume": 1.0, "price": 1.0802}));
     wait_metric(&d, "trade_count", 1.0);
 }
+
+/// The symbol's trade mode from the snapshot's specs (SYMBOL_TRADE_MODE): under `close_only` a
+/// signal that would open or add is refused before an order is made, one that reduces goes out;
+/// under `disabled` nothing goes out; a filling mode the symbol does not take is a warning.
+#[test]
+fn signals_the_symbols_trade_mode_does_not_let_through_are_refused() {
+    let dir = TempDir::new("mt5-trade-mode");
+    let (d, bridge, ing) = start(&dir, "");
+    let spec = |mode: &str| json!({"EURUSD": {"digits": 5, "tick_size": 0.00001, "volume_min": 0.01, "volume_max": 50, "volume_step": 0.01, "trade_mode": mode, "filling": ["fok"]}});
+    let logon = |snap: Value| {
+        let mut ea = Ea::connect(&bridge);
+        assert_eq!(ea.authenticate(SECRET)["type"], "welcome");
+        ea.send(&snap);
+        ea
+    };
+    let mut term = Terminal::default();
+    let mut snap = term.snapshot();
+    snap["specs"] = spec("full");
+    let mut ea = logon(snap);
+    wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    ea.tick(1.0800);
+    wait_metric(&d, "ticks_total", 1.0);
+    let (mut iw, mut ir) = ingress(&ing);
+    signal(&mut iw, &mut ir, "m1", "buy", 1.0, "market");
+    assert_eq!(ea.recv_skip_ping()["id"], "m1");
+    let deal = term.execute("m1", 1.0, 1.0802);
+    ea.send(&json!({"type": "result", "id": "m1", "retcode": 10009, "deal": deal.ticket, "order": 1, "volume": 1.0, "price": 1.0802}));
+    wait_metric(&d, "position{symbol=\"EURUSD\"}", 1.0);
+    let log = wait_for("the filling warning", Duration::from_secs(5), || {
+        let l = d.log_file();
+        l.contains("does not take venue.mt5.type_filling ioc").then_some(l)
+    });
+    assert!(log.contains("(it takes fok)"), "{log}");
+
+    // The broker now lets the symbol only be closed.
+    drop(ea);
+    let mut snap = term.snapshot();
+    snap["specs"] = spec("close_only");
+    let mut ea = logon(snap);
+    wait_for("the trade mode in the log", Duration::from_secs(5), || {
+        d.log_file().contains("allows only closing positions in the symbol").then_some(())
+    });
+    ea.tick(1.0801);
+    signal(&mut iw, &mut ir, "m2", "buy", 0.5, "market");
+    let mut late = String::new();
+    ir.read_line(&mut late).expect("the refusal after queuing");
+    assert!(late.contains("\"m2\"") && late.contains("venue_rejected"), "{late}");
+    signal(&mut iw, &mut ir, "m3", "sell", 0.5, "market");
+    let o = ea.recv_skip_ping();
+    assert_eq!(
+        (o["id"].as_str(), o["type_order"].as_str()),
+        (Some("m3"), Some("sell")),
+        "a reducing order goes out: {o}"
+    );
+    let deal = term.execute_side("m3", 0.5, 1.0800, "sell");
+    ea.send(&json!({"type": "result", "id": "m3", "retcode": 10009, "deal": deal.ticket, "order": 2, "volume": 0.5, "price": 1.08}));
+    wait_metric(&d, "position{symbol=\"EURUSD\"}", 0.5);
+    // Selling through zero would open a short: refused.
+    signal(&mut iw, &mut ir, "m4", "sell", 1.0, "market");
+    let mut late = String::new();
+    ir.read_line(&mut late).expect("the refusal after queuing");
+    assert!(late.contains("\"m4\"") && late.contains("venue_rejected"), "{late}");
+
+    // Disabled: not even a reducing order.
+    drop(ea);
+    let mut snap = term.snapshot();
+    snap["specs"] = spec("disabled");
+    let mut ea = logon(snap);
+    wait_for("the disabled mode in the log", Duration::from_secs(5), || {
+        d.log_file().contains("has trading in the symbol disabled").then_some(())
+    });
+    ea.tick(1.0801);
+    signal(&mut iw, &mut ir, "m5", "sell", 0.5, "market");
+    let mut late = String::new();
+    ir.read_line(&mut late).expect("the refusal after queuing");
+    assert!(late.contains("\"m5\"") && late.contains("venue_rejected"), "{late}");
+    ea.no_order_for(Duration::from_millis(300));
+    assert_eq!(metric(&d, "orders_rejected_total"), 3.0);
+    assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), 0.5);
+}

@@ -411,16 +411,33 @@ string SessionsJson()
    return StringFormat("\"server_offset\":%I64d,\"sessions\":{%s}", (long)(TimeTradeServer() - TimeGMT()), out);
   }
 
-// The trading rules of the streamed symbols: mt5bot puts prices on the tick grid and checks
-// volumes against them before sending.
+// SYMBOL_TRADE_MODE as the protocol names it.
+string TradeModeName(const string sym)
+  {
+   long m = SymbolInfoInteger(sym, SYMBOL_TRADE_MODE);
+   return m == SYMBOL_TRADE_MODE_DISABLED ? "disabled" : m == SYMBOL_TRADE_MODE_LONGONLY ? "long_only"
+        : m == SYMBOL_TRADE_MODE_SHORTONLY ? "short_only" : m == SYMBOL_TRADE_MODE_CLOSEONLY ? "close_only" : "full";
+  }
+
+// SYMBOL_FILLING_MODE's flags as a JSON list of names.
+string FillingNames(const string sym)
+  {
+   long f = SymbolInfoInteger(sym, SYMBOL_FILLING_MODE);
+   string out = (f & SYMBOL_FILLING_FOK) != 0 ? "\"fok\"" : "";
+   if((f & SYMBOL_FILLING_IOC) != 0) out += (out == "" ? "" : ",") + "\"ioc\"";
+   return "[" + out + "]";
+  }
+
+// The trading rules of the streamed symbols: mt5bot puts prices on the tick grid, checks volumes
+// and refuses what the symbol's trade mode does not let through, before sending.
 string SpecsJson()
   {
    string out = "";
    for(int i = 0; i < ArraySize(streamed); i++)
-      out += (out == "" ? "" : ",") + StringFormat("\"%s\":{\"digits\":%d,\"tick_size\":%s,\"volume_min\":%s,\"volume_max\":%s,\"volume_step\":%s}",
-             streamed[i], (int)SymbolInfoInteger(streamed[i], SYMBOL_DIGITS), Num(SymbolInfoDouble(streamed[i], SYMBOL_TRADE_TICK_SIZE)),
+      out += (out == "" ? "" : ",") + StringFormat("\"%s\":{\"digits\":%d,\"tick_size\":%s,\"volume_min\":%s,\"volume_max\":%s,\"volume_step\":%s,\"trade_mode\":\"%s\",\"filling\":%s}",
+             Esc(streamed[i]), (int)SymbolInfoInteger(streamed[i], SYMBOL_DIGITS), Num(SymbolInfoDouble(streamed[i], SYMBOL_TRADE_TICK_SIZE)),
              Num(SymbolInfoDouble(streamed[i], SYMBOL_VOLUME_MIN)), Num(SymbolInfoDouble(streamed[i], SYMBOL_VOLUME_MAX)),
-             Num(SymbolInfoDouble(streamed[i], SYMBOL_VOLUME_STEP)));
+             Num(SymbolInfoDouble(streamed[i], SYMBOL_VOLUME_STEP)), TradeModeName(streamed[i]), FillingNames(streamed[i]));
    return "\"specs\":{" + out + "}";
   }
 

@@ -487,6 +487,51 @@ impl BreakerAction {
     }
 }
 
+/// What the venue lets be traded in a symbol (MT5: SYMBOL_TRADE_MODE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TradeMode {
+    /// Anything.
+    #[default]
+    Full,
+    /// No short position: a sell only while it reduces a long.
+    LongOnly,
+    /// No long position: a buy only while it reduces a short.
+    ShortOnly,
+    /// Only orders that reduce a position.
+    CloseOnly,
+    /// Nothing.
+    Disabled,
+}
+
+impl TradeMode {
+    /// Why a signal that the mode does not let through is refused.
+    pub fn refusal(self) -> &'static str {
+        match self {
+            TradeMode::Full => "",
+            TradeMode::LongOnly => "the broker allows only long positions in the symbol (SYMBOL_TRADE_MODE_LONGONLY)",
+            TradeMode::ShortOnly => {
+                "the broker allows only short positions in the symbol (SYMBOL_TRADE_MODE_SHORTONLY)"
+            }
+            TradeMode::CloseOnly => {
+                "the broker allows only closing positions in the symbol (SYMBOL_TRADE_MODE_CLOSEONLY)"
+            }
+            TradeMode::Disabled => "the broker has trading in the symbol disabled (SYMBOL_TRADE_MODE_DISABLED)",
+        }
+    }
+
+    /// Whether an order on `side` may go out, `reduces` saying whether it brings the position
+    /// (with the orders in flight) toward zero without crossing it.
+    pub fn allows(self, side: Side, reduces: bool) -> bool {
+        match self {
+            TradeMode::Full => true,
+            TradeMode::Disabled => false,
+            TradeMode::CloseOnly => reduces,
+            TradeMode::LongOnly => side == Side::Buy || reduces,
+            TradeMode::ShortOnly => side == Side::Sell || reduces,
+        }
+    }
+}
+
 /// What a market's calendar does in the `close_before` minutes before it closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -596,6 +641,24 @@ pub fn week_second_utc(unix_s: i64) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_trade_mode_lets_through_what_the_broker_allows() {
+        use Side::{Buy, Sell};
+        for (mode, want) in [
+            // (buy opening, sell opening, buy reducing, sell reducing)
+            (TradeMode::Full, [true, true, true, true]),
+            (TradeMode::LongOnly, [true, false, true, true]),
+            (TradeMode::ShortOnly, [false, true, true, true]),
+            (TradeMode::CloseOnly, [false, false, true, true]),
+            (TradeMode::Disabled, [false, false, false, false]),
+        ] {
+            let got =
+                [mode.allows(Buy, false), mode.allows(Sell, false), mode.allows(Buy, true), mode.allows(Sell, true)];
+            assert_eq!(got, want, "{mode:?}");
+            assert_eq!(mode.refusal().is_empty(), mode == TradeMode::Full, "{mode:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

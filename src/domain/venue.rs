@@ -95,6 +95,12 @@ pub trait Venue {
         super::types::SIGNAL_ID_MAX
     }
 
+    /// What the venue lets be traded in `symbol` (the MT5 terminal's SYMBOL_TRADE_MODE): signals it
+    /// does not let through are refused before an order is made.
+    fn trade_mode(&self, _symbol: SymbolId) -> crate::domain::types::TradeMode {
+        crate::domain::types::TradeMode::Full
+    }
+
     /// The venue's own trading hours for `symbol` when it reports them (the MT5 terminal's
     /// session times): windows of seconds from Sunday 00:00 UTC, `[from, to)`, within one week.
     fn trade_sessions(&self, _symbol: SymbolId) -> Option<&[(u32, u32)]> {

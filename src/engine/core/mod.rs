@@ -32,7 +32,7 @@ use super::queue::SignalQueue;
 use super::sessions::{MarketHours, PhaseChange};
 use crate::domain::types::{
     DropReason, LateRefusal, Level, Nanos, OrderRequest, ReplyTo, Side, Signal, SignalId, SignalSource, StopKind,
-    Stops, SymbolId, Tick, TradeRecord, TradingState, VenueEvent,
+    Stops, SymbolId, Tick, TradeMode, TradeRecord, TradingState, VenueEvent,
 };
 
 /// The trading state, who set it (`operator`, a breaker's name, `restore`) and why, since when.
@@ -629,6 +629,19 @@ impl<V: Venue, C: Clock> TradingCore<V, C> {
             // ... and so may the market: a closed one's signals do not wait for it to open.
             if !self.market_takes(&sig) {
                 self.refuse_late(&sig, DropReason::MarketClosed);
+                continue;
+            }
+            // ... and what the broker lets be traded in the symbol.
+            let mode = self.venue.trade_mode(sig.symbol);
+            if mode != TradeMode::Full && !mode.allows(sig.side, self.executor.reduces(sig.symbol, sig.side, sig.qty)) {
+                self.metrics.orders_rejected.inc();
+                log::warn!(
+                    "{}: order {} refused before it went out: {}",
+                    self.symbols.get(sig.symbol as usize).map_or("?", String::as_str),
+                    sig.id,
+                    mode.refusal()
+                );
+                self.refuse_late(&sig, DropReason::VenueRejected);
                 continue;
             }
             let order = match self.executor.create_claimed(&sig, now) {

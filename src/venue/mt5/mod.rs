@@ -25,8 +25,8 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::Mt5Config;
 
-use crate::domain::types::OrderKind;
 use crate::domain::types::{Nanos, OrderRequest, Side, StopKind, SymbolId, Tick, VenueEvent, WEEK_SECONDS};
+use crate::domain::types::{OrderKind, TradeMode};
 use crate::secrets::Secret;
 use crate::support::auth::{constant_time_eq, hmac_sha256};
 use crate::support::encoding::hex;
@@ -940,6 +940,32 @@ impl Mt5Venue {
         for (name, spec) in m.specs.iter().flatten() {
             let Some(symbol) = self.symbols.iter().position(|n| n == name.as_ref()) else { continue };
             if spec.is_sane() {
+                if self.specs[symbol].is_none_or(|old| old.trade_mode != spec.trade_mode) {
+                    match spec.trade_mode {
+                        TradeMode::Full => {}
+                        mode => {
+                            log::warn!("mt5: {name}: {}: signals it does not let through are refused", mode.refusal())
+                        }
+                    }
+                }
+                let wanted = match self.cfg.type_filling {
+                    crate::domain::types::Filling::Fok => 1,
+                    crate::domain::types::Filling::Ioc => 2,
+                    crate::domain::types::Filling::Return => 0,
+                };
+                if let Some(bits) = spec.filling.filter(|b| wanted != 0 && b & wanted == 0) {
+                    log::warn!(
+                        "mt5: {name}: the symbol does not take venue.mt5.type_filling {} (it takes {}); the Expert Advisor \
+                         sends the symbol's own mode instead",
+                        self.cfg.type_filling.as_str(),
+                        match bits {
+                            1 => "fok",
+                            2 => "ioc",
+                            3 => "fok and ioc",
+                            _ => "return only",
+                        }
+                    );
+                }
                 self.specs[symbol] = Some(*spec);
             } else {
                 log::warn!("mt5: {name}: the terminal's symbol specs {spec:?} make no sense; orders go out unchecked");
@@ -1372,6 +1398,10 @@ impl Venue for Mt5Venue {
     /// The id travels in the order's comment, which holds 31 characters.
     fn max_id_len(&self) -> usize {
         MAX_COMMENT
+    }
+
+    fn trade_mode(&self, symbol: SymbolId) -> TradeMode {
+        self.specs.get(symbol as usize).copied().flatten().map_or(TradeMode::Full, |s| s.trade_mode)
     }
 
     fn trade_sessions(&self, symbol: SymbolId) -> Option<&[(u32, u32)]> {

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::domain::types::TradeMode;
+
 /// Version of the bridge protocol in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -230,6 +232,35 @@ pub(super) struct SymbolSpec {
     pub(super) volume_min: f64,
     pub(super) volume_max: f64,
     pub(super) volume_step: f64,
+    /// SYMBOL_TRADE_MODE: `full`, `long_only`, `short_only`, `close_only`, `disabled`; full when
+    /// left out or unknown.
+    #[serde(default, deserialize_with = "trade_mode")]
+    pub(super) trade_mode: TradeMode,
+    /// SYMBOL_FILLING_MODE as names (`fok`, `ioc`), as bits: 1 fok, 2 ioc; `None` when left out.
+    #[serde(default, deserialize_with = "filling_modes")]
+    pub(super) filling: Option<u8>,
+}
+
+fn trade_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TradeMode, D::Error> {
+    let mode: Option<Cow<'de, str>> = Option::deserialize(d)?;
+    Ok(match mode.as_deref() {
+        Some("long_only") => TradeMode::LongOnly,
+        Some("short_only") => TradeMode::ShortOnly,
+        Some("close_only") => TradeMode::CloseOnly,
+        Some("disabled") => TradeMode::Disabled,
+        _ => TradeMode::Full,
+    })
+}
+
+fn filling_modes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let names: Option<Vec<Cow<'de, str>>> = Option::deserialize(d)?;
+    Ok(names.map(|n| {
+        n.iter().fold(0, |bits, m| match m.as_ref() {
+            "fok" => bits | 1,
+            "ioc" => bits | 2,
+            _ => bits,
+        })
+    }))
 }
 
 impl SymbolSpec {
@@ -402,7 +433,15 @@ mod tests {
     use super::*;
 
     fn eurusd() -> SymbolSpec {
-        SymbolSpec { digits: Some(5), tick_size: 0.00001, volume_min: 0.01, volume_max: 100.0, volume_step: 0.01 }
+        SymbolSpec {
+            digits: Some(5),
+            tick_size: 0.00001,
+            volume_min: 0.01,
+            volume_max: 100.0,
+            volume_step: 0.01,
+            trade_mode: TradeMode::Full,
+            filling: None,
+        }
     }
 
     #[test]
