@@ -376,6 +376,31 @@ fn round_trip_report(quick: bool) {
     for place in placements() {
         round_trips_placed(&place, runs, orders);
     }
+    machine_stalls();
+}
+
+/// What the machine takes from a thread that never sleeps: a loop reading the clock on the
+/// bench's CPU for a second, counting the gaps over 20 us (interrupts, the timer tick, the
+/// hypervisor). Every round trip above pays these at the rate its length gives, so they set the
+/// floor of the p99s, whatever the initiator.
+fn machine_stalls() {
+    let start = Instant::now();
+    let (mut prev, mut gaps, mut stalled, mut longest) = (start, 0u32, Duration::ZERO, Duration::ZERO);
+    while prev.duration_since(start) < Duration::from_secs(1) {
+        let t = Instant::now();
+        let gap = t.duration_since(prev);
+        if gap > Duration::from_micros(20) {
+            gaps += 1;
+            stalled += gap;
+            longest = longest.max(gap);
+        }
+        prev = t;
+    }
+    println!(
+        "\nmachine stalls (a busy loop on CPU 0 for 1 s): {gaps} gaps over 20 us, {:.2}% of the time, longest {:.0} us",
+        stalled.as_secs_f64() * 100.0,
+        longest.as_secs_f64() * 1e6
+    );
 }
 
 fn round_trips_placed(place: &Placement, runs: usize, orders: u64) {
