@@ -1410,6 +1410,10 @@ fn the_bridge_speaks_tls_when_venue_mt5_tls_is_set() {
     let certs = Certs::make(&dir);
     let tls = format!("    tls:\n      cert_file: {}\n      key_file: {}\n", certs.cert.display(), certs.key.display());
     let (d, bridge, ing) = start_mt5(&dir, &tls, "");
+    // Idle connections by the dozen, one stalled a few bytes into its ClientHello: evicted or
+    // timed out, never in the way of the terminal that comes after them.
+    let mut idle: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(&bridge).expect("idle")).collect();
+    idle[0].write_all(&[0x16, 0x03, 0x01, 0x02]).expect("a partial ClientHello");
     let mut ea = TlsTerminal::connect(&bridge, &certs.ca);
     let hello = ea.recv();
     assert_eq!(hello["type"], "hello", "{hello}");
@@ -1420,6 +1424,11 @@ fn the_bridge_speaks_tls_when_venue_mt5_tls_is_set() {
     assert_eq!(ea.recv()["type"], "welcome");
     ea.send(&Terminal::default().snapshot());
     wait_metric(&d, "broker_connected{venue=\"mt5\"}", 1.0);
+    wait_for("the idle connections closed", Duration::from_secs(10), || {
+        let kind = |k: &str| metric(&d, &format!("venue_protocol_errors_total{{kind=\"{k}\",venue=\"mt5\"}}"));
+        (kind("handshake_evicted") + kind("handshake_timeout") >= 40.0).then_some(())
+    });
+    drop(idle);
 
     // The thumbprint in the log is the certificate's SHA-1 as openssl has it.
     let fp = Command::new(require("openssl"))
