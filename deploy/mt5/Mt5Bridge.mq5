@@ -641,7 +641,12 @@ void Execute(const string msg)
          bool ok = take >= have - step / 2 ? trade.PositionClose(pos[k]) : trade.PositionClosePartial(pos[k], take);
          uint rc = trade.ResultRetcode();
          if(!ok || (rc != TRADE_RETCODE_DONE && rc != TRADE_RETCODE_DONE_PARTIAL))
-           { stop_rc = rc; stopped = trade.ResultComment(); break; }
+           {
+            // CTrade's own checks may refuse with no retcode: still a stop, never an open below.
+            stop_rc = rc != 0 ? rc : TRADE_RETCODE_ERROR;
+            stopped = trade.ResultComment() != "" ? trade.ResultComment() : "the close was refused before it went out";
+            break;
+           }
          tickets[n] = trade.ResultOrder();
          Remember(trade.ResultOrder(), id);
          double done = trade.ResultVolume() > 0 ? trade.ResultVolume() : take;
