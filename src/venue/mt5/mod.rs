@@ -1009,11 +1009,27 @@ impl Mt5Venue {
     /// booked. None from an EA that leaves the key out.
     fn report_positions(&mut self, m: &Inbound<'_>) {
         let Some(positions) = m.positions.as_deref() else { return };
+        let whole = |p: &&protocol::SnapshotPosition<'_>| {
+            p.symbol.is_some()
+                && p.volume.is_some_and(|v| v.is_finite() && v >= 0.0)
+                && matches!(p.side.as_deref(), Some("buy" | "sell"))
+        };
+        if let Some(bad) = positions.iter().find(|p| !whole(p)) {
+            log::warn!("mt5: a snapshot position lacks a symbol, volume or type ({bad:?}); positions not compared");
+            return;
+        }
         for (symbol, name) in self.symbols.iter().enumerate() {
             let net: f64 = positions
                 .iter()
-                .filter(|p| p.symbol == name.as_str() && p.volume.is_finite())
-                .map(|p| if p.side == "sell" { -p.volume } else { p.volume })
+                .filter(|p| p.symbol.as_deref() == Some(name.as_str()))
+                .map(|p| {
+                    let v = p.volume.unwrap_or(0.0);
+                    if p.side.as_deref() == Some("sell") {
+                        -v
+                    } else {
+                        v
+                    }
+                })
                 .sum();
             self.events.push(VenueEvent::PositionReported { symbol: symbol as SymbolId, net });
         }

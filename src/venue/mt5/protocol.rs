@@ -353,12 +353,14 @@ pub(super) struct SnapshotDeal<'a> {
 /// symbol).
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct SnapshotPosition<'a> {
-    #[serde(borrow)]
-    pub(super) symbol: Cow<'a, str>,
-    pub(super) volume: f64,
+    /// All optional: an entry an EA wrote otherwise spoils the comparison, not the snapshot.
+    #[serde(borrow, default)]
+    pub(super) symbol: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub(super) volume: Option<f64>,
     /// `buy` or `sell` (POSITION_TYPE).
-    #[serde(rename = "type", borrow)]
-    pub(super) side: Cow<'a, str>,
+    #[serde(rename = "type", borrow, default)]
+    pub(super) side: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
