@@ -245,6 +245,13 @@ fn signal(ingress: &mut TcpStream, r: &mut BufReader<TcpStream>, id: &str, side:
     assert!(answer.contains("\"queued\""), "{answer}");
 }
 
+/// The next line on an ingress connection: a refusal that came after `queued`.
+fn late_refusal(r: &mut BufReader<TcpStream>) -> String {
+    let mut late = String::new();
+    r.read_line(&mut late).expect("the refusal after queuing");
+    late
+}
+
 /// A daemon on the mt5 venue with a simulated terminal logged on, its empty snapshot sent and one
 /// EURUSD tick in (the quote orders need): the daemon, the terminal and the ingress address.
 fn synced(dir: &TempDir) -> (Daemon, Ea, String) {
@@ -1504,19 +1511,24 @@ fn signals_the_symbols_trade_mode_does_not_let_through_are_refused() {
     });
     assert!(log.contains("(it takes fok)"), "{log}");
 
+    // A new logon whose specs bring `mode`, once the log says so.
+    let relogon = |mut snap: Value, mode: &str, says: &str| {
+        snap["specs"] = spec(mode);
+        let mut ea = logon(snap);
+        wait_for("the trade mode in the log", Duration::from_secs(5), || d.log_file().contains(says).then_some(()));
+        ea.tick(1.0801);
+        ea
+    };
+    let refused = |iw: &mut TcpStream, ir: &mut BufReader<TcpStream>, id: &str, side: &str, qty: f64| {
+        signal(iw, ir, id, side, qty, "market");
+        let late = late_refusal(ir);
+        assert!(late.contains(&format!("\"{id}\"")) && late.contains("venue_rejected"), "{late}");
+    };
+
     // The broker now lets the symbol only be closed.
     drop(ea);
-    let mut snap = term.snapshot();
-    snap["specs"] = spec("close_only");
-    let mut ea = logon(snap);
-    wait_for("the trade mode in the log", Duration::from_secs(5), || {
-        d.log_file().contains("allows only closing positions in the symbol").then_some(())
-    });
-    ea.tick(1.0801);
-    signal(&mut iw, &mut ir, "m2", "buy", 0.5, "market");
-    let mut late = String::new();
-    ir.read_line(&mut late).expect("the refusal after queuing");
-    assert!(late.contains("\"m2\"") && late.contains("venue_rejected"), "{late}");
+    let mut ea = relogon(term.snapshot(), "close_only", "allows only closing positions in the symbol");
+    refused(&mut iw, &mut ir, "m2", "buy", 0.5);
     signal(&mut iw, &mut ir, "m3", "sell", 0.5, "market");
     let o = ea.recv_skip_ping();
     assert_eq!(
@@ -1528,24 +1540,12 @@ fn signals_the_symbols_trade_mode_does_not_let_through_are_refused() {
     ea.send(&json!({"type": "result", "id": "m3", "retcode": 10009, "deal": deal.ticket, "order": 2, "volume": 0.5, "price": 1.08}));
     wait_metric(&d, "position{symbol=\"EURUSD\"}", 0.5);
     // Selling through zero would open a short: refused.
-    signal(&mut iw, &mut ir, "m4", "sell", 1.0, "market");
-    let mut late = String::new();
-    ir.read_line(&mut late).expect("the refusal after queuing");
-    assert!(late.contains("\"m4\"") && late.contains("venue_rejected"), "{late}");
+    refused(&mut iw, &mut ir, "m4", "sell", 1.0);
 
     // Disabled: not even a reducing order.
     drop(ea);
-    let mut snap = term.snapshot();
-    snap["specs"] = spec("disabled");
-    let mut ea = logon(snap);
-    wait_for("the disabled mode in the log", Duration::from_secs(5), || {
-        d.log_file().contains("has trading in the symbol disabled").then_some(())
-    });
-    ea.tick(1.0801);
-    signal(&mut iw, &mut ir, "m5", "sell", 0.5, "market");
-    let mut late = String::new();
-    ir.read_line(&mut late).expect("the refusal after queuing");
-    assert!(late.contains("\"m5\"") && late.contains("venue_rejected"), "{late}");
+    let mut ea = relogon(term.snapshot(), "disabled", "has trading in the symbol disabled");
+    refused(&mut iw, &mut ir, "m5", "sell", 0.5);
     ea.no_order_for(Duration::from_millis(300));
     assert_eq!(metric(&d, "orders_rejected_total"), 3.0);
     assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), 0.5);
