@@ -33,7 +33,7 @@ mod fix_common;
 mod round_trip;
 use fix_common::{active_session, peer_message, Quiet};
 use mt5bot::domain::venue::Venue;
-use round_trip::{median_min_max, pct, Driver};
+use round_trip::{median_min_max, pct, pin_current_thread, Driver};
 
 const EXECUTOR_GZ: &str = "/usr/share/doc/libquickfix-doc/examples/executor/C++/.libs/executor.gz";
 
@@ -139,18 +139,6 @@ impl Drop for TempDir {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// Pins the bench's main thread (which drives the FIX venue) to `cpu`; the processes it starts
-/// afterwards inherit it unless started on a CPU of their own. False where `taskset` (util-linux)
-/// is missing or refuses.
-fn pin_self(cpu: usize) -> bool {
-    Command::new("taskset")
-        .args(["-p", "-c", &cpu.to_string(), &std::process::id().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// `exe` as a command on `cpu` (through `taskset -c`), or as it is.
@@ -301,16 +289,7 @@ fn tcp_round_trips(count: u64, size: usize, cpu: Option<usize>) -> Vec<u64> {
     let addr = listener.local_addr().expect("addr");
     let echo = std::thread::spawn(move || {
         if let Some(cpu) = cpu {
-            // This thread's id, for taskset: /proc/thread-self links to <pid>/task/<tid>.
-            let tid = std::fs::read_link("/proc/thread-self").ok().and_then(|p| p.file_name().map(|t| t.to_owned()));
-            if let Some(tid) = tid {
-                let _ = Command::new("taskset")
-                    .args(["-p", "-c", &cpu.to_string()])
-                    .arg(tid)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+            pin_current_thread(cpu);
         }
         let (mut s, _) = listener.accept().expect("accept");
         s.set_nodelay(true).expect("nodelay");
@@ -352,7 +331,8 @@ struct Placement {
 
 fn placements() -> Vec<Placement> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if !pin_self(0) {
+    // The bench's main thread drives the FIX venue.
+    if !pin_current_thread(0) {
         println!("\n(taskset is missing or refused: the processes are not pinned, the figures mix placements)");
         return vec![Placement { label: "", what: "unpinned", executor_cpu: None }];
     }

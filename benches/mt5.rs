@@ -25,7 +25,7 @@ use mt5bot::venue::mt5::Mt5Venue;
 
 #[path = "common/round_trip.rs"]
 mod round_trip;
-use round_trip::{median_min_max, pct, Driver};
+use round_trip::{median_min_max, pct, pin_current_thread, Driver};
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
@@ -80,7 +80,9 @@ struct RoundTrips {
     receive: Vec<u64>,
 }
 
-fn round_trips(orders: u64, run: usize) -> RoundTrips {
+/// `ea_cpu`: where the simulated EA's thread runs (the bench's own thread is on CPU 0), `None`
+/// where the threads are not pinned.
+fn round_trips(orders: u64, run: usize, ea_cpu: Option<usize>) -> RoundTrips {
     let mut cfg = Config::embedded().venue.mt5;
     cfg.listen = "127.0.0.1:0".parse().expect("addr");
     let metrics = Metrics::new();
@@ -96,7 +98,12 @@ fn round_trips(orders: u64, run: usize) -> RoundTrips {
     .expect("bind");
     let addr = venue.local_addr().expect("addr");
     let mut driver = Driver::attach(&mut venue, 64);
-    let ea = std::thread::spawn(move || expert_advisor(addr));
+    let ea = std::thread::spawn(move || {
+        if let Some(cpu) = ea_cpu {
+            pin_current_thread(cpu);
+        }
+        expert_advisor(addr)
+    });
     let mut out = Vec::with_capacity(64);
     let start = Instant::now();
     while !venue.ready_for_orders() {
@@ -149,24 +156,43 @@ fn round_trips(orders: u64, run: usize) -> RoundTrips {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (runs, orders) = if quick { (5, 2_000) } else { (5, 20_000) };
-    let mut rows: Vec<[u64; 6]> = Vec::new();
-    for run in 0..runs {
-        let mut rt = round_trips(orders, run);
-        rows.push([
-            pct(&mut rt.total, 0.5),
-            pct(&mut rt.total, 0.99),
-            pct(&mut rt.own, 0.5),
-            pct(&mut rt.own, 0.99),
-            pct(&mut rt.submit, 0.5),
-            pct(&mut rt.receive, 0.5),
-        ]);
+    // Pinned, as benches/fix.rs is: unpinned, the scheduler moves the two threads together and
+    // apart within a run and the figures mix both placements. The EA is another process (often
+    // another machine) in life, so the cross-core placement comes first.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let placements: Vec<(&str, &str, Option<usize>)> = if !pin_current_thread(0) {
+        println!("\n(taskset is missing or refused: the threads are not pinned, the figures mix placements)");
+        vec![("", "unpinned", None)]
+    } else if cpus >= 2 {
+        vec![
+            ("", "cross-core: mt5bot on CPU 0, the simulated EA on CPU 1", Some(1)),
+            ("one core ", "one core: both on CPU 0", Some(0)),
+        ]
+    } else {
+        vec![("", "one core: both on CPU 0", Some(0))]
+    };
+    for (l, what, ea_cpu) in placements {
+        let mut rows: Vec<[u64; 6]> = Vec::new();
+        for run in 0..runs {
+            let mut rt = round_trips(orders, run, ea_cpu);
+            rows.push([
+                pct(&mut rt.total, 0.5),
+                pct(&mut rt.total, 0.99),
+                pct(&mut rt.own, 0.5),
+                pct(&mut rt.own, 0.99),
+                pct(&mut rt.submit, 0.5),
+                pct(&mut rt.receive, 0.5),
+            ]);
+        }
+        let col = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
+        println!(
+            "\nMT5 order line -> result against a simulated Expert Advisor, {runs} runs x {orders} orders, {what}:"
+        );
+        println!("  {l}round trip p50        {}", median_min_max(col(0)));
+        println!("  {l}round trip p99        {}", median_min_max(col(1)));
+        println!("  {l}mt5bot's share p50    {}  (encode + write + read + parse + book)", median_min_max(col(2)));
+        println!("  {l}mt5bot's share p99    {}", median_min_max(col(3)));
+        println!("    {l}of which submit p50   {}  (JSON encode + socket write)", median_min_max(col(4)));
+        println!("    {l}of which receive p50  {}  (socket read + line + JSON parse + book)", median_min_max(col(5)));
     }
-    let col = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
-    println!("\nMT5 order line -> result against a simulated Expert Advisor, {runs} runs x {orders} orders:");
-    println!("  round trip p50        {}", median_min_max(col(0)));
-    println!("  round trip p99        {}", median_min_max(col(1)));
-    println!("  mt5bot's share p50    {}  (encode + write + read + parse + book)", median_min_max(col(2)));
-    println!("  mt5bot's share p99    {}", median_min_max(col(3)));
-    println!("    of which submit p50   {}  (JSON encode + socket write)", median_min_max(col(4)));
-    println!("    of which receive p50  {}  (socket read + line + JSON parse + book)", median_min_max(col(5)));
 }

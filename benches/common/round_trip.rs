@@ -1,6 +1,7 @@
 //! What the venue round-trip benches (`fix.rs`, `mt5.rs`) share: one turn of a venue under a mio
 //! poll, timed, and the figures of a run.
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
@@ -52,4 +53,21 @@ pub fn median_min_max(mut v: Vec<u64>) -> String {
     v.sort_unstable();
     let us = |n: u64| format!("{:.1} us", n as f64 / 1000.0);
     format!("{} (min {}, max {})", us(v[v.len() / 2]), us(v[0]), us(v[v.len() - 1]))
+}
+
+/// Pins the calling thread to `cpu` with `taskset` (util-linux), its id read from
+/// `/proc/thread-self`; threads and processes it starts afterwards inherit the CPU. False where
+/// `taskset` is missing or refuses.
+pub fn pin_current_thread(cpu: usize) -> bool {
+    let Some(tid) = std::fs::read_link("/proc/thread-self").ok().and_then(|p| p.file_name().map(|t| t.to_owned()))
+    else {
+        return false;
+    };
+    Command::new("taskset")
+        .args(["-p", "-c", &cpu.to_string()])
+        .arg(tid)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
