@@ -1550,3 +1550,43 @@ fn signals_the_symbols_trade_mode_does_not_let_through_are_refused() {
     assert_eq!(metric(&d, "orders_rejected_total"), 3.0);
     assert_eq!(metric(&d, "position{symbol=\"EURUSD\"}"), 0.5);
 }
+
+/// A bad `venue.mt5.tls` stops the start (exit 2) naming the setting, never showing a line of the
+/// key: a key others may read, a certificate file holding none, a key file that is no key, a
+/// missing file.
+#[test]
+fn a_bad_venue_mt5_tls_stops_the_start_and_never_shows_a_key() {
+    let dir = TempDir::new("mt5-tls-bad");
+    let certs = Certs::make(&dir);
+    let key_text = std::fs::read_to_string(&certs.key).expect("key");
+    let key_line = key_text.lines().nth(1).expect("a base64 line").to_owned();
+    let copy = |from: &std::path::Path, to: &str, mode: u32| {
+        std::fs::copy(from, dir.join(to)).expect("copy");
+        std::fs::set_permissions(dir.join(to), std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
+    };
+    copy(&certs.key, "loose.key", 0o644);
+    copy(&certs.ca, "not-a-key.pem", 0o600);
+    for (cert, key, says) in [
+        ("server.pem", "loose.key", "chmod 600"),
+        ("server.key", "server.key", "no certificate"),
+        ("server.pem", "not-a-key.pem", "no private key"),
+        ("server.pem", "missing.key", "No such file"),
+    ] {
+        let (cfg, addr) = config_with(
+            &dir,
+            &format!(
+                "venue:\n  kind: mt5\n  mt5:\n    listen: 127.0.0.1:{}\n    tls:\n      cert_file: {}\n      key_file: {}\n\
+                 feed:\n  kind: venue\n",
+                free_port(),
+                dir.join(cert).display(),
+                dir.join(key).display()
+            ),
+        );
+        let mut d = Daemon::start(&dir, &cfg, &addr, &[("CONTROLLER_SHARED_SECRET", SECRET)]);
+        let status = d.wait_exit(Duration::from_secs(10));
+        let err = d.stderr();
+        assert_eq!(status.code(), Some(2), "{cert} {key}: {err}");
+        assert!(err.contains(says) && err.contains("venue.mt5.tls"), "{cert} {key}: {err}");
+        assert!(!err.contains(&key_line), "{err}");
+    }
+}
