@@ -1588,5 +1588,10 @@ fn a_bad_venue_mt5_tls_stops_the_start_and_never_shows_a_key() {
         assert_eq!(status.code(), Some(2), "{cert} {key}: {err}");
         assert!(err.contains(says) && err.contains("venue.mt5.tls"), "{cert} {key}: {err}");
         assert!(!err.contains(&key_line), "{err}");
+        // `config check` reads the files as the start does.
+        let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&cfg).output().expect("config check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cert} {key}: {err}");
+        assert!(err.contains(says) && !err.contains(&key_line), "{err}");
     }
 }

@@ -21,6 +21,11 @@ pub fn config_check(path: Option<&Path>) -> Result<(), Error> {
         crate::telemetry::web::ListenerSecurity::new(&wc)
             .map_err(|e| Error::usage(format!("configuration error: {}: {e}", web.display())))?;
     }
+    if let (crate::config::VenueKind::Mt5, Some(tls)) = (cfg.venue.kind, &cfg.venue.mt5.tls) {
+        // The MT5 bridge's certificate and key, read as the daemon would at start.
+        crate::support::tls::server_config(tls, "venue.mt5.tls", &[])
+            .map_err(|e| Error::usage(format!("configuration error: {e}")))?;
+    }
     for w in cfg.warnings() {
         eprintln!("mt5bot: warning: {w}");
     }
